@@ -1,0 +1,156 @@
+"""The command line: run, list, validate and schema.
+
+Every user error is one sentence on stderr and exit status 2; a bug is one sentence and
+exit status 1 (set SWITCHBOARD_DEBUG=1 for the traceback). Never a traceback by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from sim import loading
+from sim.loading import ScenarioError
+from sim.scenario import Scenario
+
+USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A mistake of the user's, reported as one sentence."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own errors: one sentence, exit 2
+        self.exit(USER_ERROR, f"{self.prog}: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `python -m sim`."""
+    parser = _Parser(prog="python -m sim", description="Switchboard's simulator.")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    run = verbs.add_parser("run", help="run a scenario and save its trace")
+    run.add_argument("scenario", help="a scenario file, or the name of a built-in scenario")
+    run.add_argument("--seed", type=int, help="replace the scenario's seed")
+    run.add_argument("--out", help="directory to save the run in (default: runs/NAME-seedN)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field, e.g. --set agents.1.workers=8 (repeatable)",
+    )
+    run.add_argument("--quiet", action="store_true", help="print only where the run was saved")
+
+    verbs.add_parser("list", help="list the built-in scenarios")
+
+    validate = verbs.add_parser("validate", help="check scenario files and list every error")
+    validate.add_argument("files", nargs="+", help="scenario files or built-in names")
+
+    verbs.add_parser("schema", help="print the JSON Schema of the scenario format")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return VERBS[args.verb](args)
+    except ScenarioError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return USER_ERROR
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one sentence, the traceback on request
+        if os.environ.get("SWITCHBOARD_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"internal error: {exc.__class__.__name__}: {exc} (set SWITCHBOARD_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a scenario, save it, print its summary."""
+    from sim.report import describe
+    from sim.world import simulate
+
+    scenario = loading.load(args.scenario, args.overrides)
+    if args.seed is not None:
+        scenario = scenario.model_copy(update={"seed": args.seed})
+    out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-seed{scenario.seed}"
+    _check_writable(out)
+    run = simulate(scenario)
+    try:
+        run.save(out)
+    except OSError as exc:
+        raise UserError(f"cannot write the run to {out}: {exc.strerror or exc}") from None
+    if not args.quiet:
+        print(describe(run))
+    print(f"saved to {out}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the built-in scenarios with their first description line."""
+    names = loading.builtin_names()
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        try:
+            scenario = loading.load(name)
+            text = " ".join(scenario.description.split())
+        except ScenarioError:
+            text = "(invalid)"
+        print(f"{name:<{width}}  {text[:100]}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate files; list every error of every file; exit 2 if any is invalid."""
+    failed = False
+    for source in args.files:
+        try:
+            scenario = loading.load(source)
+        except ScenarioError as exc:
+            failed = True
+            for line in exc.lines:
+                print(line, file=sys.stderr)
+            continue
+        print(
+            f"{loading.resolve(source)}: valid ({len(scenario.agents)} agents, "
+            f"{len(scenario.workload)} workloads, {len(scenario.faults)} faults)"
+        )
+    return USER_ERROR if failed else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of scenario files."""
+    print(json.dumps(Scenario.model_json_schema(by_alias=True), indent=2))
+    return 0
+
+
+def _check_writable(out: Path) -> None:
+    # Checked before the run so that an unwritable --out does not waste the simulation.
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write the run to {out}: {exc.strerror or exc}") from None
+
+
+VERBS = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "schema": cmd_schema}

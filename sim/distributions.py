@@ -1,0 +1,173 @@
+"""Latency and service-time distributions: the scenario models and their samplers.
+
+Every distribution is a small pydantic model (so a scenario file names it with `dist:`)
+and knows how to turn itself into a sampler: a zero-argument function drawing from a
+seeded `random.Random`. Samplers are built once per component, not per draw, because the
+network draws one latency per message on the hot path.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Sampler = Callable[[], float]
+
+# z of the standard normal at 0.99: the lognormal is given by its mean and p99.
+Z99 = 2.3263478740408408
+
+
+class _Dist(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Constant(_Dist):
+    """Always the same value."""
+
+    dist: Literal["constant"] = "constant"
+    value: float = Field(ge=0)
+
+    def sampler(self, rng: random.Random) -> Sampler:
+        """A sampler that ignores `rng` and returns `value`."""
+        value = self.value
+        return lambda: value
+
+    def mean(self) -> float:
+        """The distribution's mean."""
+        return self.value
+
+
+class Uniform(_Dist):
+    """Uniform on [low, high]."""
+
+    dist: Literal["uniform"] = "uniform"
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError("high must be at least low")
+        return self
+
+    def sampler(self, rng: random.Random) -> Sampler:
+        """A sampler drawing uniformly between low and high."""
+        low, span, draw = self.low, self.high - self.low, rng.random
+        return lambda: low + span * draw()
+
+    def mean(self) -> float:
+        """The distribution's mean."""
+        return (self.low + self.high) / 2
+
+
+class Normal(_Dist):
+    """Normal with mean and sd, truncated at 0 (a latency is never negative)."""
+
+    dist: Literal["normal"] = "normal"
+    mean_: float = Field(alias="mean", ge=0)
+    sd: float = Field(ge=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def sampler(self, rng: random.Random) -> Sampler:
+        """A sampler drawing a normal value, negative draws clamped to 0."""
+        mu, sd, gauss = self.mean_, self.sd, rng.gauss
+
+        def draw() -> float:
+            x = gauss(mu, sd)
+            return x if x > 0.0 else 0.0
+
+        return draw
+
+    def mean(self) -> float:
+        """The mean before truncation (truncation at 0 matters only when sd ~ mean)."""
+        return self.mean_
+
+
+class Exponential(_Dist):
+    """Exponential with the given mean (memoryless service or inter-arrival times)."""
+
+    dist: Literal["exponential"] = "exponential"
+    mean_: float = Field(alias="mean", gt=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def sampler(self, rng: random.Random) -> Sampler:
+        """A sampler drawing exponential values."""
+        rate, expo = 1.0 / self.mean_, rng.expovariate
+        return lambda: expo(rate)
+
+    def mean(self) -> float:
+        """The distribution's mean."""
+        return self.mean_
+
+
+class Lognormal(_Dist):
+    """Lognormal given by its mean and its 99th percentile, as latency SLOs are stated."""
+
+    dist: Literal["lognormal"] = "lognormal"
+    mean_: float = Field(alias="mean", gt=0)
+    p99: float = Field(gt=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _solvable(self) -> Lognormal:
+        if self.p99 <= self.mean_:
+            raise ValueError("p99 must be greater than mean")
+        if math.log(self.p99 / self.mean_) > Z99 * Z99 / 2:
+            limit = math.exp(Z99 * Z99 / 2)
+            raise ValueError(f"p99 can be at most {limit:.2f} times the mean for a lognormal")
+        return self
+
+    def params(self) -> tuple[float, float]:
+        """(mu, sigma) of the underlying normal.
+
+        From mean = exp(mu + s^2/2) and p99 = exp(mu + z s): s^2/2 - z s + ln(p99/mean) = 0;
+        the smaller root is the one whose p99 lies above the mean.
+        """
+        gap = math.log(self.p99 / self.mean_)
+        sigma = Z99 - math.sqrt(Z99 * Z99 - 2 * gap)
+        mu = math.log(self.mean_) - sigma * sigma / 2
+        return mu, sigma
+
+    def sampler(self, rng: random.Random) -> Sampler:
+        """A sampler drawing lognormal values with the stated mean and p99."""
+        mu, sigma = self.params()
+        draw = rng.lognormvariate
+        return lambda: draw(mu, sigma)
+
+    def mean(self) -> float:
+        """The distribution's mean."""
+        return self.mean_
+
+
+class Pareto(_Dist):
+    """Pareto (type I) with minimum `scale` and tail index `alpha`: the heavy tail."""
+
+    dist: Literal["pareto"] = "pareto"
+    scale: float = Field(gt=0)
+    alpha: float = Field(gt=0)
+
+    def sampler(self, rng: random.Random) -> Sampler:
+        """A sampler drawing Pareto values (at least `scale`)."""
+        scale, alpha, draw = self.scale, self.alpha, rng.paretovariate
+        return lambda: scale * draw(alpha)
+
+    def mean(self) -> float:
+        """The distribution's mean (infinite when alpha <= 1)."""
+        if self.alpha <= 1:
+            return math.inf
+        return self.alpha * self.scale / (self.alpha - 1)
+
+
+Distribution = Annotated[
+    Constant | Uniform | Normal | Exponential | Lognormal | Pareto,
+    Field(discriminator="dist"),
+]
+
+ZERO = Constant(value=0.0)

@@ -1,0 +1,226 @@
+"""The faulty network: topology, per-link latency, loss, duplication and bandwidth.
+
+Every copy of a message is one row in the recorder's `messages` table and ends in exactly
+one outcome. Delivery is a SimPy timeout with a callback rather than a process, because a
+process per message costs several times more and the network is the hot path.
+
+Semantics, after Maelstrom's `net.clj`:
+- latency is drawn per copy and per hop, so random latency reorders messages;
+- a duplicate takes its own latency draw and may overtake the original;
+- a partition blackholes messages sent while it holds and drops in-flight messages at
+  delivery (the receiver checks, as Maelstrom's `recv!` does);
+- a message to a crashed agent is `unavailable` (the connection is refused), and the
+  sender hears of it one latency later;
+- with a bandwidth, serialisation delay is size / bandwidth, FIFO per link.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import networkx as nx
+import simpy
+
+from protocols.transport import Bounce, Message, Receiver
+from sim import scenario as sc
+from sim.distributions import Sampler
+from sim.faults import FaultState
+from sim.recorder import Recorder
+from sim.streams import Streams
+
+
+@dataclass(slots=True)
+class LinkState:
+    """One directed link: its latency sampler, loss, duplication and FIFO serialiser."""
+
+    src: str
+    dst: str
+    latency: Sampler
+    loss: float
+    duplicate: float
+    bandwidth: float | None
+    draw: Callable[[], float]
+    busy_until: float = 0.0
+
+
+def build_topology(agent_ids: list[str], spec: sc.Network) -> nx.DiGraph:
+    """The directed graph of links: complete by default, or only the listed links."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(agent_ids)
+    if spec.topology == "full":
+        graph.add_edges_from((a, b) for a in agent_ids for b in agent_ids if a != b)
+    for link in spec.links:
+        graph.add_edge(link.src, link.dst)
+        if link.symmetric:
+            graph.add_edge(link.dst, link.src)
+    return graph
+
+
+class Network:
+    """Carries messages between agents, subject to the links and the active faults."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: sc.Network,
+        agent_ids: list[str],
+        streams: Streams,
+        recorder: Recorder,
+        faults: FaultState,
+        is_up: Callable[[str], bool],
+    ) -> None:
+        self.env = env
+        self.graph = build_topology(agent_ids, spec)
+        self._spec = spec
+        self._streams = streams
+        self._rec = recorder
+        self._faults = faults
+        self._is_up = is_up
+        self._links: dict[tuple[str, str], LinkState] = {}
+        self._routes: dict[tuple[str, str], list[LinkState] | None] = {}
+        self._receivers: dict[str, Receiver] = {}
+        self._bounces: dict[str, Bounce] = {}
+        self._overrides = {}
+        for link in spec.links:
+            self._overrides[(link.src, link.dst)] = link
+            if link.symmetric:
+                self._overrides.setdefault((link.dst, link.src), link)
+
+    # -- the transport interface ------------------------------------------------------
+
+    def attach(self, agent: str, receive: Receiver, bounce: Bounce | None = None) -> None:
+        """Deliver messages addressed to `agent` to `receive`; refusals go to `bounce`."""
+        self._receivers[agent] = receive
+        if bounce is not None:
+            self._bounces[agent] = bounce
+
+    def send(self, msg: Message) -> int:
+        """Put a copy on the wire; returns its seq. Its fate is decided here or at delivery."""
+        env, rec = self.env, self._rec
+        now = env.now
+        seq = rec.message_sent(msg, now)
+        route = self._route(msg.src, msg.dst)
+        if route is None:
+            rec.message_ended(seq, "unavailable", now)
+            self._bounce(msg, "unavailable", 0.0)
+            return seq
+        faults = self._faults
+        active = faults.network_faults_active
+        if active and faults.partitioned(msg.src, msg.dst):
+            rec.message_ended(seq, "partitioned", now)
+            return seq
+        delay = 0.0
+        lost = False
+        duplicate = False
+        for link in route:
+            hop = link.latency()
+            if link.bandwidth is not None:
+                start = max(now + delay, link.busy_until)
+                link.busy_until = start + msg.size_bytes / link.bandwidth
+                hop += link.busy_until - (now + delay)
+            delay += hop
+            if link.loss and link.draw() < link.loss:
+                lost = True
+            if link.duplicate and link.draw() < link.duplicate:
+                duplicate = True
+        if active:
+            delay, lost, duplicate = self._apply_effects(msg, delay, lost, duplicate)
+        if lost:
+            # It dies on the way: the replay marks it where it would have arrived.
+            rec.message_ended(seq, "dropped", now + delay)
+        else:
+            env.timeout(delay).callbacks.append(lambda _e: self._arrive(seq, msg, delay))
+        if duplicate and not msg.duplicate:
+            self.send(msg.copy(duplicate=True))
+        return seq
+
+    # -- internals --------------------------------------------------------------------
+
+    def _apply_effects(
+        self, msg: Message, delay: float, lost: bool, duplicate: bool
+    ) -> tuple[float, bool, bool]:
+        for effect in self._faults.effects:
+            if not effect.scope.matches(msg.src, msg.dst):
+                continue
+            if effect.kind == "latency":
+                if effect.multiply is not None:
+                    delay *= effect.multiply
+                if effect.add is not None:
+                    delay += effect.add()
+            elif effect.kind == "loss":
+                lost = lost or self._fault_draw(msg) < effect.probability
+            elif effect.kind == "duplicate":
+                duplicate = duplicate or self._fault_draw(msg) < effect.probability
+        return delay, lost, duplicate
+
+    def _fault_draw(self, msg: Message) -> float:
+        return self._streams.get(f"faults:{msg.src}->{msg.dst}").random()
+
+    def _arrive(self, seq: int, msg: Message, delay: float) -> None:
+        now = self.env.now
+        if self._faults.partitions and self._faults.partitioned(msg.src, msg.dst):
+            self._rec.message_ended(seq, "partitioned", now)
+            return
+        if not self._is_up(msg.dst):
+            self._rec.message_ended(seq, "unavailable", now)
+            self._bounce(msg, "unavailable", delay)
+            return
+        self._rec.message_delivered(seq, now)
+        self._receivers[msg.dst](msg)
+
+    def _bounce(self, msg: Message, outcome: str, delay: float) -> None:
+        bounce = self._bounces.get(msg.src)
+        if bounce is None or msg.duplicate:
+            return
+        # The refusal travels back: the sender hears of it after the same latency again.
+        self.env.timeout(delay).callbacks.append(lambda _e: bounce(msg, outcome))
+
+    def _route(self, src: str, dst: str) -> list[LinkState] | None:
+        key = (src, dst)
+        if key in self._routes:
+            return self._routes[key]
+        route: list[LinkState] | None
+        if src == dst or self.graph.has_edge(src, dst):
+            route = [self._link(src, dst)]
+        else:
+            try:
+                path = nx.shortest_path(self.graph, src, dst)
+            except (nx.NetworkXNoPath, nx.NodeNotFound):
+                path = None
+            route = (
+                None if path is None else [self._link(a, b) for a, b in itertools.pairwise(path)]
+            )
+        self._routes[key] = route
+        return route
+
+    def _link(self, src: str, dst: str) -> LinkState:
+        key = (src, dst)
+        link = self._links.get(key)
+        if link is not None:
+            return link
+        props = self._spec.default
+        override = self._overrides.get(key)
+        latency = props.latency
+        loss, duplicate, bandwidth = props.loss, props.duplicate, props.bandwidth
+        if src == dst:
+            # Loopback: a process talking to itself never leaves the host.
+            latency, loss, duplicate, bandwidth = sc.Constant(value=0.0), 0.0, 0.0, None
+        elif override is not None:
+            latency = override.latency or latency
+            loss = override.loss if override.loss is not None else loss
+            duplicate = override.duplicate if override.duplicate is not None else duplicate
+            bandwidth = override.bandwidth if override.bandwidth is not None else bandwidth
+        rng = self._streams.get(f"link:{src}->{dst}")
+        link = LinkState(
+            src=src,
+            dst=dst,
+            latency=latency.sampler(rng),
+            loss=loss,
+            duplicate=duplicate,
+            bandwidth=bandwidth,
+            draw=rng.random,
+        )
+        self._links[key] = link
+        return link

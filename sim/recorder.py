@@ -1,0 +1,372 @@
+"""The journal of a run: every send, delivery, drop, span, queue sample and fault.
+
+Rows are kept as Python lists, one per column, because appending to a list is the
+cheapest thing the hot path can do; the pandas tables are built once, at the end
+(`tables()`). Spans and messages are addressed by their integer index while the run
+goes on, and get their string ids only when the tables are built.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from protocols.transport import Message
+
+NAN = math.nan
+
+MESSAGE_COLUMNS = [
+    "seq",
+    "msg_id",
+    "type",
+    "version",
+    "protocol",
+    "kind",
+    "src",
+    "dst",
+    "correlation_id",
+    "causation_id",
+    "span_id",
+    "attempt",
+    "sent_at",
+    "delivered_at",
+    "ended_at",
+    "outcome",
+    "size_bytes",
+    "duplicate",
+]
+SPAN_COLUMNS = [
+    "span_id",
+    "parent_id",
+    "correlation_id",
+    "name",
+    "kind",
+    "agent",
+    "peer",
+    "protocol",
+    "start",
+    "end",
+    "deadline",
+    "wait",
+    "outcome",
+    "attempts",
+    "error",
+    "status",
+]
+BREAKER_COLUMNS = [
+    "time",
+    "agent",
+    "target",
+    "from_state",
+    "to_state",
+    "reason",
+    "failure_rate",
+    "slow_rate",
+    "calls",
+]
+QUEUE_COLUMNS = [
+    "time",
+    "queue",
+    "depth",
+    "in_flight",
+    "dlq_depth",
+    "enqueued",
+    "acked",
+    "redelivered",
+    "dead_lettered",
+]
+FAULT_COLUMNS = ["fault_id", "kind", "start", "end", "targets", "params"]
+AGENT_COLUMNS = ["agent", "role", "version", "workers", "calls"]
+
+
+# Column types of every table: applied when tables are built and when they are loaded,
+# so an empty table and a reloaded one have the same dtypes as a full, fresh one.
+DTYPES: dict[str, dict[str, str]] = {
+    "messages": {
+        "seq": "int64", "msg_id": "str", "type": "str", "version": "int64", "protocol": "str",
+        "kind": "str", "src": "str", "dst": "str", "correlation_id": "str",
+        "causation_id": "str", "span_id": "str", "attempt": "int64", "sent_at": "float64",
+        "delivered_at": "float64", "ended_at": "float64", "outcome": "str",
+        "size_bytes": "int64", "duplicate": "bool",
+    },
+    "spans": {
+        "span_id": "str", "parent_id": "str", "correlation_id": "str", "name": "str",
+        "kind": "str", "agent": "str", "peer": "str", "protocol": "str", "start": "float64",
+        "end": "float64", "deadline": "float64", "wait": "float64", "outcome": "str",
+        "attempts": "int64", "error": "str", "status": "int64",
+    },
+    "breakers": {
+        "time": "float64", "agent": "str", "target": "str", "from_state": "str",
+        "to_state": "str", "reason": "str", "failure_rate": "float64", "slow_rate": "float64",
+        "calls": "int64",
+    },
+    "queues": {
+        "time": "float64", "queue": "str", "depth": "int64", "in_flight": "int64",
+        "dlq_depth": "int64", "enqueued": "int64", "acked": "int64", "redelivered": "int64",
+        "dead_lettered": "int64",
+    },
+    "faults": {
+        "fault_id": "str", "kind": "str", "start": "float64", "end": "float64",
+        "targets": "str", "params": "str",
+    },
+    "agents": {"agent": "str", "role": "str", "version": "int64", "workers": "int64", "calls": "str"},
+}  # fmt: skip
+
+
+def conform(name: str, table: pd.DataFrame) -> pd.DataFrame:
+    """Give a table its contract's dtypes (extra columns keep theirs)."""
+    types = {c: t for c, t in DTYPES[name].items() if c in table.columns}
+    return table.astype(types)
+
+
+def span_hex(index: int) -> str:
+    """The 16-hex-digit span id of span number `index` (W3C Trace Context width)."""
+    return f"{index + 1:016x}"
+
+
+class Recorder:
+    """Collects the rows of the six tables while a run goes on."""
+
+    def __init__(self) -> None:
+        # messages, column by column
+        self._m_id: list[str] = []
+        self._m_type: list[str] = []
+        self._m_version: list[int] = []
+        self._m_protocol: list[str] = []
+        self._m_kind: list[str] = []
+        self._m_src: list[str] = []
+        self._m_dst: list[str] = []
+        self._m_corr: list[str] = []
+        self._m_cause: list[str] = []
+        self._m_span: list[int] = []
+        self._m_attempt: list[int] = []
+        self._m_sent: list[float] = []
+        self._m_delivered: list[float] = []
+        self._m_ended: list[float] = []
+        self._m_outcome: list[str] = []
+        self._m_size: list[int] = []
+        self._m_dup: list[bool] = []
+        # spans
+        self._s_parent: list[int] = []
+        self._s_corr: list[str] = []
+        self._s_name: list[str] = []
+        self._s_kind: list[str] = []
+        self._s_agent: list[str] = []
+        self._s_peer: list[str] = []
+        self._s_protocol: list[str] = []
+        self._s_start: list[float] = []
+        self._s_end: list[float] = []
+        self._s_deadline: list[float] = []
+        self._s_wait: list[float] = []
+        self._s_outcome: list[str] = []
+        self._s_attempts: list[int] = []
+        self._s_error: list[str] = []
+        self._s_status: list[int] = []
+        self.breakers: list[dict[str, Any]] = []
+        self.queues: list[tuple[Any, ...]] = []
+        self.faults: list[dict[str, Any]] = []
+        self.agents: list[dict[str, Any]] = []
+
+    # -- messages ---------------------------------------------------------------------
+
+    def message_sent(self, msg: Message, now: float) -> int:
+        """Record a copy put on the wire, still in flight; returns its seq."""
+        self._m_id.append(msg.msg_id)
+        self._m_type.append(msg.type)
+        self._m_version.append(msg.version)
+        self._m_protocol.append(msg.protocol)
+        self._m_kind.append(msg.kind)
+        self._m_src.append(msg.src)
+        self._m_dst.append(msg.dst)
+        self._m_corr.append(msg.correlation_id)
+        self._m_cause.append(msg.causation_id)
+        self._m_span.append(msg.span)
+        self._m_attempt.append(msg.attempt)
+        self._m_sent.append(now)
+        self._m_delivered.append(NAN)
+        self._m_ended.append(NAN)
+        self._m_outcome.append("in_flight")
+        self._m_size.append(msg.size_bytes)
+        self._m_dup.append(msg.duplicate)
+        return len(self._m_id) - 1
+
+    def message_delivered(self, seq: int, now: float) -> None:
+        """The copy `seq` reached its destination."""
+        self._m_delivered[seq] = now
+        self._m_ended[seq] = now
+        self._m_outcome[seq] = "delivered"
+
+    def message_ended(self, seq: int, outcome: str, now: float) -> None:
+        """The copy `seq` died (`dropped`, `partitioned`, `unavailable`, ...) at `now`."""
+        self._m_ended[seq] = now
+        self._m_outcome[seq] = outcome
+
+    @property
+    def message_count(self) -> int:
+        """Copies put on the wire so far."""
+        return len(self._m_id)
+
+    # -- spans ------------------------------------------------------------------------
+
+    def span_start(
+        self,
+        name: str,
+        kind: str,
+        agent: str,
+        peer: str,
+        protocol: str,
+        start: float,
+        parent: int = -1,
+        correlation_id: str = "",
+        deadline: float = NAN,
+    ) -> int:
+        """Open a span; returns its index (its id is `span_hex(index)`)."""
+        self._s_parent.append(parent)
+        self._s_corr.append(correlation_id)
+        self._s_name.append(name)
+        self._s_kind.append(kind)
+        self._s_agent.append(agent)
+        self._s_peer.append(peer)
+        self._s_protocol.append(protocol)
+        self._s_start.append(start)
+        self._s_end.append(NAN)
+        self._s_deadline.append(deadline)
+        self._s_wait.append(0.0)
+        self._s_outcome.append("open")
+        self._s_attempts.append(1)
+        self._s_error.append("")
+        self._s_status.append(0)
+        return len(self._s_name) - 1
+
+    def span_end(
+        self,
+        span: int,
+        outcome: str,
+        end: float,
+        error: str = "",
+        wait: float | None = None,
+        attempts: int | None = None,
+        status: int | None = None,
+    ) -> None:
+        """Close a span with its outcome; a span is closed once, later calls are ignored."""
+        if self._s_outcome[span] != "open":
+            return
+        self._s_outcome[span] = outcome
+        self._s_end[span] = end
+        self._s_error[span] = error
+        if wait is not None:
+            self._s_wait[span] = wait
+        if attempts is not None:
+            self._s_attempts[span] = attempts
+        if status is not None:
+            self._s_status[span] = status
+
+    def span_is_open(self, span: int) -> bool:
+        """Whether the span has no outcome yet."""
+        return self._s_outcome[span] == "open"
+
+    # -- other tables -----------------------------------------------------------------
+
+    def queue_sample(
+        self,
+        time: float,
+        queue: str,
+        depth: int,
+        in_flight: int,
+        dlq_depth: int = 0,
+        enqueued: int = 0,
+        acked: int = 0,
+        redelivered: int = 0,
+        dead_lettered: int = 0,
+    ) -> None:
+        """Record one sample of a queue's state and its running totals."""
+        self.queues.append(
+            (time, queue, depth, in_flight, dlq_depth, enqueued, acked, redelivered, dead_lettered)
+        )
+
+    def breaker_transition(self, **row: Any) -> None:
+        """Record a circuit breaker's state change (columns: BREAKER_COLUMNS)."""
+        self.breakers.append(row)
+
+    def fault(self, **row: Any) -> None:
+        """Record a fault window (columns: FAULT_COLUMNS)."""
+        self.faults.append(row)
+
+    def agent(self, **row: Any) -> None:
+        """Record an agent (columns: AGENT_COLUMNS and any more)."""
+        self.agents.append(row)
+
+    # -- the tables -------------------------------------------------------------------
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The six tables of the trace contract (DESIGN.md section 3)."""
+        n = len(self._m_id)
+        m_span = pd.Series(self._m_span, dtype="int64")
+        messages = pd.DataFrame(
+            {
+                "seq": pd.RangeIndex(n),
+                "msg_id": self._m_id,
+                "type": self._m_type,
+                "version": pd.Series(self._m_version, dtype="int64"),
+                "protocol": self._m_protocol,
+                "kind": self._m_kind,
+                "src": self._m_src,
+                "dst": self._m_dst,
+                "correlation_id": self._m_corr,
+                "causation_id": self._m_cause,
+                "span_id": _hex_ids(m_span),
+                "attempt": pd.Series(self._m_attempt, dtype="int64"),
+                "sent_at": pd.Series(self._m_sent, dtype="float64"),
+                "delivered_at": pd.Series(self._m_delivered, dtype="float64"),
+                "ended_at": pd.Series(self._m_ended, dtype="float64"),
+                "outcome": self._m_outcome,
+                "size_bytes": pd.Series(self._m_size, dtype="int64"),
+                "duplicate": pd.Series(self._m_dup, dtype="bool"),
+            },
+            columns=MESSAGE_COLUMNS,
+        )
+        k = len(self._s_name)
+        spans = pd.DataFrame(
+            {
+                "span_id": _hex_ids(pd.Series(range(k), dtype="int64")),
+                "parent_id": _hex_ids(pd.Series(self._s_parent, dtype="int64")),
+                "correlation_id": self._s_corr,
+                "name": self._s_name,
+                "kind": self._s_kind,
+                "agent": self._s_agent,
+                "peer": self._s_peer,
+                "protocol": self._s_protocol,
+                "start": pd.Series(self._s_start, dtype="float64"),
+                "end": pd.Series(self._s_end, dtype="float64"),
+                "deadline": pd.Series(self._s_deadline, dtype="float64"),
+                "wait": pd.Series(self._s_wait, dtype="float64"),
+                "outcome": self._s_outcome,
+                "attempts": pd.Series(self._s_attempts, dtype="int64"),
+                "error": self._s_error,
+                "status": pd.Series(self._s_status, dtype="int64"),
+            },
+            columns=SPAN_COLUMNS,
+        )
+        tables = {
+            "messages": messages,
+            "spans": spans,
+            "breakers": pd.DataFrame(self.breakers, columns=BREAKER_COLUMNS),
+            "queues": pd.DataFrame(self.queues, columns=QUEUE_COLUMNS),
+            "faults": pd.DataFrame(self.faults, columns=FAULT_COLUMNS),
+            "agents": pd.DataFrame(self.agents, columns=_agent_columns(self.agents)),
+        }
+        return {name: conform(name, table) for name, table in tables.items()}
+
+
+def _hex_ids(index: pd.Series) -> pd.Series:
+    """Span ids from span indexes; -1 (no span) becomes the empty string."""
+    return pd.Series([span_hex(i) if i >= 0 else "" for i in index.tolist()], dtype="str")
+
+
+def _agent_columns(rows: list[dict[str, Any]]) -> list[str]:
+    columns = list(AGENT_COLUMNS)
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    return columns

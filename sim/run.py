@@ -1,0 +1,131 @@
+"""The Run: the trace of one simulation, as pandas tables plus a manifest.
+
+The tables are the only contract between the simulator and whatever reads it (the
+dashboard, notebooks, checks). On disk a run is a directory: `run.json` (scenario,
+seed, versions, wall time, summary) and one Parquet file per table.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sim.metrics import summarize
+from sim.recorder import conform
+from sim.scenario import Scenario
+
+TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents")
+FORMAT_VERSION = 1
+
+
+def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
+    """What is needed to reproduce a run: the scenario, its seed and the versions."""
+    import numpy
+    import simpy
+
+    import sim
+
+    return {
+        "format": FORMAT_VERSION,
+        "name": scenario.name,
+        "seed": scenario.seed,
+        "duration": scenario.duration,
+        "scenario": scenario.model_dump(mode="json", by_alias=True),
+        "versions": {
+            "switchboard": sim.__version__,
+            "python": platform.python_version(),
+            "simpy": simpy.__version__,
+            "numpy": numpy.__version__,
+            "pandas": pd.__version__,
+        },
+        "wall_seconds": round(wall_seconds, 3),
+    }
+
+
+class Run:
+    """A finished simulation: its six tables, its manifest and its summary."""
+
+    def __init__(self, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
+        missing = [name for name in TABLES if name not in tables]
+        if missing:
+            raise ValueError(f"a run needs the tables {', '.join(missing)}")
+        self.tables = tables
+        self.manifest = manifest
+
+    @property
+    def messages(self) -> pd.DataFrame:
+        """One row per copy of a message on the wire."""
+        return self.tables["messages"]
+
+    @property
+    def spans(self) -> pd.DataFrame:
+        """One row per operation: a call, a handler run, a stream, a queue job."""
+        return self.tables["spans"]
+
+    @property
+    def breakers(self) -> pd.DataFrame:
+        """One row per circuit-breaker state transition."""
+        return self.tables["breakers"]
+
+    @property
+    def queues(self) -> pd.DataFrame:
+        """One row per sample of a queue."""
+        return self.tables["queues"]
+
+    @property
+    def faults(self) -> pd.DataFrame:
+        """One row per fault window."""
+        return self.tables["faults"]
+
+    @property
+    def agents(self) -> pd.DataFrame:
+        """One row per agent."""
+        return self.tables["agents"]
+
+    @property
+    def name(self) -> str:
+        """The scenario's name."""
+        return str(self.manifest.get("name", "run"))
+
+    @property
+    def duration(self) -> float:
+        """The simulated length of the run, in seconds."""
+        return float(self.manifest.get("duration", 0.0))
+
+    @cached_property
+    def scenario(self) -> Scenario:
+        """The scenario that produced this run."""
+        return Scenario.model_validate(self.manifest["scenario"])
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers: outcomes, latency percentiles, goodput, amplification."""
+        return summarize(self.tables, self.duration)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write run.json and one Parquet file per table into `directory`."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for name in TABLES:
+            self.tables[name].to_parquet(path / f"{name}.parquet", index=False)
+        manifest = dict(self.manifest, summary=self.summary())
+        (path / "run.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Run:
+        """Read a run written by `save`; the tables equal the saved ones."""
+        path = Path(directory)
+        manifest = json.loads((path / "run.json").read_text())
+        tables = {name: conform(name, pd.read_parquet(path / f"{name}.parquet")) for name in TABLES}
+        return cls(tables, manifest)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to run.json")

@@ -1,0 +1,412 @@
+"""The scenario file: pydantic models of every section, and their cross-checks.
+
+A scenario names its agents, the channels between them, the network's links, the
+workload and the fault windows. Unknown fields are errors, so a typo never passes
+silently. Field-level problems come from pydantic; references between sections (a
+channel naming an unknown agent) are checked on the raw data so that every problem in a
+file is reported at once, not only the first.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sim.distributions import Constant, Distribution
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+NonNegative = Annotated[float, Field(ge=0)]
+AgentId = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class Model(BaseModel):
+    """Base of every scenario model: unknown fields are errors, aliases allowed."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --- agents and channels -------------------------------------------------------------
+
+
+class Agent(Model):
+    """One agent: a workload client or a service with a pool of workers."""
+
+    id: AgentId
+    role: Literal["client", "service"] = "service"
+    version: int = Field(1, ge=1, description="Message version this agent speaks.")
+    workers: int = Field(1, ge=1, description="Requests served at once.")
+    service_time: Distribution = Field(
+        default_factory=lambda: Constant(value=0.01),
+        description="Time a worker spends on one request, in seconds.",
+    )
+    queue_limit: int | None = Field(
+        None,
+        ge=0,
+        description="Requests that may wait for a worker; past it the service answers 503.",
+    )
+    calls: list[AgentId] = Field(
+        default_factory=list,
+        description="Downstream agents called, in order, while serving each request.",
+    )
+
+
+class Channel(Model):
+    """How one agent calls another: the protocol and its per-call settings."""
+
+    src: AgentId = Field(alias="from")
+    dst: AgentId = Field(alias="to")
+    protocol: Literal["http"] = "http"
+    timeout: float | None = Field(
+        5.0, gt=0, description="Seconds the caller waits for a response (httpx: 5 s)."
+    )
+
+
+# --- network ---------------------------------------------------------------------------
+
+
+class LinkProps(Model):
+    """What a link does to the messages it carries."""
+
+    latency: Distribution = Field(default_factory=lambda: Constant(value=0.001))
+    loss: Probability = 0.0
+    duplicate: Probability = Field(
+        0.0, description="Chance a message is delivered twice; the copy has its own latency."
+    )
+    bandwidth: float | None = Field(
+        None, gt=0, description="Bytes per second; messages serialise FIFO on the link."
+    )
+
+
+class Link(Model):
+    """A link of the topology, overriding the default link's properties."""
+
+    src: AgentId = Field(alias="from")
+    dst: AgentId = Field(alias="to")
+    symmetric: bool = Field(True, description="Also add the link from `to` back to `from`.")
+    latency: Distribution | None = None
+    loss: Probability | None = None
+    duplicate: Probability | None = None
+    bandwidth: float | None = Field(None, gt=0)
+
+
+class Network(Model):
+    """The topology and the links' properties."""
+
+    topology: Literal["full", "links"] = Field(
+        "full",
+        description="'full': every agent reaches every agent; 'links': only the listed links "
+        "exist, messages route over the fewest hops, and one with no route is unavailable.",
+    )
+    default: LinkProps = Field(default_factory=LinkProps)
+    links: list[Link] = Field(default_factory=list)
+
+
+# --- workload --------------------------------------------------------------------------
+
+
+class Poisson(Model):
+    """Poisson arrivals: exponential gaps with the given rate per second."""
+
+    kind: Literal["poisson"] = "poisson"
+    rate: float = Field(gt=0)
+
+
+class ConstantRate(Model):
+    """Evenly spaced arrivals."""
+
+    kind: Literal["constant"] = "constant"
+    rate: float = Field(gt=0)
+
+
+class Bursts(Model):
+    """`size` requests at once every `every` seconds, over an optional Poisson background."""
+
+    kind: Literal["bursts"] = "bursts"
+    size: int = Field(ge=1)
+    every: float = Field(gt=0)
+    rate: NonNegative = 0.0
+
+
+class Ramp(Model):
+    """Poisson arrivals whose rate moves linearly from start_rate to end_rate."""
+
+    kind: Literal["ramp"] = "ramp"
+    start_rate: NonNegative
+    end_rate: NonNegative
+
+    @model_validator(mode="after")
+    def _some_load(self) -> Ramp:
+        if self.start_rate == 0 and self.end_rate == 0:
+            raise ValueError("start_rate or end_rate must be positive")
+        return self
+
+
+class Spike(Model):
+    """Poisson arrivals at `rate`, and at `spike_rate` between spike_start and spike_end."""
+
+    kind: Literal["spike"] = "spike"
+    rate: float = Field(gt=0)
+    spike_rate: float = Field(gt=0)
+    spike_start: NonNegative
+    spike_end: NonNegative
+
+    @model_validator(mode="after")
+    def _window(self) -> Spike:
+        if self.spike_end < self.spike_start:
+            raise ValueError("spike_end must not be before spike_start")
+        return self
+
+
+Arrivals = Annotated[Poisson | ConstantRate | Bursts | Ramp | Spike, Field(discriminator="kind")]
+
+
+class Workload(Model):
+    """A stream of requests from a client agent to a service."""
+
+    src: AgentId = Field(alias="from")
+    dst: AgentId = Field(alias="to")
+    type: str = Field("task.run", min_length=1, description="Message type of each request.")
+    size_bytes: int = Field(256, ge=0, description="Payload size of each request.")
+    start: NonNegative = 0.0
+    end: NonNegative | None = Field(None, description="When arrivals stop (default: run end).")
+    arrivals: Arrivals
+
+    @model_validator(mode="after")
+    def _window(self) -> Workload:
+        if self.end is not None and self.end < self.start:
+            raise ValueError("end must not be before start")
+        return self
+
+
+# --- faults ----------------------------------------------------------------------------
+
+
+class _Fault(Model):
+    start: NonNegative
+    end: NonNegative | None = Field(None, description="When the fault ends (default: never).")
+
+    @model_validator(mode="after")
+    def _window(self) -> _Fault:
+        if self.end is not None and self.end < self.start:
+            raise ValueError("the fault window ends before it starts")
+        return self
+
+
+class _NetworkFault(_Fault):
+    targets: list[AgentId] = Field(
+        default_factory=list, description="Agents whose messages (sent or received) it affects."
+    )
+    groups: list[list[AgentId]] = Field(
+        default_factory=list,
+        description="Two groups: it affects messages between them (a link is [[A], [B]]).",
+    )
+    direction: Literal["both", "one-way"] = Field(
+        "both", description="'one-way': only messages from the first group to the second."
+    )
+
+    @model_validator(mode="after")
+    def _scope(self) -> _NetworkFault:
+        if self.groups and len(self.groups) != 2:
+            raise ValueError("groups must hold exactly two groups of agents")
+        return self
+
+
+class LatencyFault(_NetworkFault):
+    """Extra latency: `add` a draw to each message, or `multiply` its latency."""
+
+    kind: Literal["latency"] = "latency"
+    add: Distribution | None = None
+    multiply: NonNegative | None = None
+
+    @model_validator(mode="after")
+    def _one_effect(self) -> LatencyFault:
+        if self.add is None and self.multiply is None:
+            raise ValueError("a latency fault needs 'add' or 'multiply'")
+        return self
+
+
+class LossFault(_NetworkFault):
+    """Messages are lost with the given probability."""
+
+    kind: Literal["loss"] = "loss"
+    probability: Probability
+
+
+class DuplicateFault(_NetworkFault):
+    """Messages are delivered twice with the given probability."""
+
+    kind: Literal["duplicate"] = "duplicate"
+    probability: Probability
+
+
+class PartitionFault(_Fault):
+    """No message crosses between groups; in-flight ones are dropped at delivery.
+
+    With `targets` instead of groups, the targets are cut off from every other agent.
+    """
+
+    kind: Literal["partition"] = "partition"
+    groups: list[list[AgentId]] = Field(default_factory=list)
+    targets: list[AgentId] = Field(default_factory=list)
+    direction: Literal["both", "one-way"] = Field(
+        "both", description="'one-way': only messages from the first group are cut."
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> PartitionFault:
+        if not self.groups and not self.targets:
+            raise ValueError("a partition needs groups or targets")
+        if self.groups and len(self.groups) < 2:
+            raise ValueError("a partition needs at least two groups")
+        return self
+
+
+class CrashFault(_Fault):
+    """The targets are down from start until `end` (their restart); state is lost."""
+
+    kind: Literal["crash"] = "crash"
+    targets: list[AgentId] = Field(min_length=1)
+
+
+class PauseFault(_Fault):
+    """The targets stop processing (a GC stall); messages queue up and resume at `end`."""
+
+    kind: Literal["pause"] = "pause"
+    targets: list[AgentId] = Field(min_length=1)
+
+
+class ErrorFault(_Fault):
+    """The targets answer a fraction of requests, or the first N, with `status`."""
+
+    kind: Literal["error"] = "error"
+    targets: list[AgentId] = Field(min_length=1)
+    fraction: Probability | None = None
+    first: int | None = Field(None, ge=1)
+    status: Literal[500, 503] = 503
+
+    @model_validator(mode="after")
+    def _how_many(self) -> ErrorFault:
+        if (self.fraction is None) == (self.first is None):
+            raise ValueError("an error fault needs exactly one of 'fraction' or 'first'")
+        return self
+
+
+class OverloadFault(_Fault):
+    """The targets' service times are multiplied by `factor`."""
+
+    kind: Literal["overload"] = "overload"
+    targets: list[AgentId] = Field(min_length=1)
+    factor: float = Field(gt=0)
+
+
+class PoisonFault(_Fault):
+    """`count` poison messages sent from `from` to `to`; their handler fails every time.
+
+    They are spread evenly over the window (all at `start` when it has no end).
+    """
+
+    kind: Literal["poison"] = "poison"
+    src: AgentId = Field(alias="from")
+    dst: AgentId = Field(alias="to")
+    type: str = Field("poison", min_length=1)
+    count: int = Field(1, ge=1)
+
+
+Fault = Annotated[
+    LatencyFault
+    | LossFault
+    | DuplicateFault
+    | PartitionFault
+    | CrashFault
+    | PauseFault
+    | ErrorFault
+    | OverloadFault
+    | PoisonFault,
+    Field(discriminator="kind"),
+]
+
+
+# --- the scenario ----------------------------------------------------------------------
+
+
+class Scenario(Model):
+    """A whole scenario: what runs, for how long, over which network, under which faults."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    duration: float = Field(gt=0, description="Simulated seconds the run lasts.")
+    sample_interval: float = Field(
+        1.0, gt=0, description="Seconds between two samples of every queue."
+    )
+    agents: list[Agent] = Field(min_length=1)
+    channels: list[Channel] = Field(default_factory=list)
+    network: Network = Field(default_factory=Network)
+    workload: list[Workload] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list)
+
+    def agent(self, agent_id: str) -> Agent:
+        """The agent with this id."""
+        for agent in self.agents:
+            if agent.id == agent_id:
+                return agent
+        raise KeyError(agent_id)
+
+    def channel(self, src: str, dst: str) -> Channel:
+        """The channel from src to dst, or the default one when none is listed."""
+        for channel in self.channels:
+            if channel.src == src and channel.dst == dst:
+                return channel
+        return Channel.model_validate({"from": src, "to": dst})
+
+
+def reference_errors(data: Any) -> list[tuple[str, str]]:
+    """Cross-section problems in raw scenario data, as (field path, message) pairs.
+
+    Works on the raw mapping so that it runs even when pydantic found field errors
+    elsewhere: the user sees every problem of the file at once.
+    """
+    if not isinstance(data, dict):
+        return []
+    agents = data.get("agents")
+    known: list[str] = []
+    errors: list[tuple[str, str]] = []
+    if isinstance(agents, list):
+        for i, agent in enumerate(agents):
+            if isinstance(agent, dict) and isinstance(agent.get("id"), str):
+                if agent["id"] in known:
+                    errors.append((f"agents.{i}.id", f"duplicate agent id '{agent['id']}'"))
+                known.append(agent["id"])
+
+    def check(path: str, value: Any) -> None:
+        if isinstance(value, str) and known and value not in known:
+            errors.append((path, f"unknown agent '{value}'"))
+
+    for i, agent in enumerate(agents if isinstance(agents, list) else []):
+        if isinstance(agent, dict) and isinstance(agent.get("calls"), list):
+            for j, callee in enumerate(agent["calls"]):
+                check(f"agents.{i}.calls.{j}", callee)
+    for section in ("channels", "workload", "faults"):
+        items = data.get(section)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            if not isinstance(item, dict):
+                continue
+            for end in ("from", "to"):
+                check(f"{section}.{i}.{end}", item.get(end))
+            for j, target in enumerate(_list(item.get("targets"))):
+                check(f"{section}.{i}.targets.{j}", target)
+            for g, group in enumerate(_list(item.get("groups"))):
+                for j, member in enumerate(_list(group)):
+                    check(f"{section}.{i}.groups.{g}.{j}", member)
+    network = data.get("network")
+    links = network.get("links") if isinstance(network, dict) else None
+    for i, link in enumerate(links if isinstance(links, list) else []):
+        if isinstance(link, dict):
+            for end in ("from", "to"):
+                check(f"network.links.{i}.{end}", link.get(end))
+    return errors
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
