@@ -14,6 +14,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# Loading the submodule `sim.run` binds the package attribute `run` to that module,
+# which would shadow the function `run` below after its first call. Loading it here,
+# before the function is defined, lets the function keep the name.
+import sim.run as _run_module  # noqa: F401
+
 
 def run(scenario: Any, seed: int | None = None, progress: Any = None, **overrides: Any) -> Any:
     """Run a scenario (a Scenario, a path, a built-in name, or a dict) and return its Run.

@@ -20,18 +20,25 @@ def arrival_times(
     rng: random.Random,
     start: float,
     end: float,
+    since: float | None = None,
 ) -> Iterator[float]:
-    """Arrival times in [start, end) for one workload."""
+    """Arrival times in [start, end) for one workload.
+
+    With `since` (a client restarting mid-window) only times from `since` on are
+    yielded, but the process keeps the shape of the whole window: a ramp goes on from
+    the rate it had reached, constant arrivals and bursts keep their phase.
+    """
+    first = start if since is None else max(start, since)
     if isinstance(model, sc.Poisson):
-        yield from _poisson(lambda t: model.rate, model.rate, rng, start, end)
+        yield from _poisson(lambda t: model.rate, model.rate, rng, first, end)
     elif isinstance(model, sc.ConstantRate):
         gap = 1.0 / model.rate
-        n = 0
-        while (t := start + n * gap) < end:
-            yield t
-            n += 1
+        for n in range(_skip(start, first, gap), _ticks(start, end, gap)):
+            t = start + n / model.rate
+            if t >= first:
+                yield t
     elif isinstance(model, sc.Bursts):
-        yield from _merge(_bursts(model, start, end), _background(model, rng, start, end))
+        yield from _merge(_bursts(model, start, first, end), _background(model, rng, first, end))
     elif isinstance(model, sc.Ramp):
         span = end - start
 
@@ -40,7 +47,7 @@ def arrival_times(
             return model.start_rate + (model.end_rate - model.start_rate) * frac
 
         peak = max(model.start_rate, model.end_rate)
-        yield from _poisson(ramp, peak, rng, start, end)
+        yield from _poisson(ramp, peak, rng, first, end)
     elif isinstance(model, sc.Spike):
 
         def spike(t: float) -> float:
@@ -48,7 +55,7 @@ def arrival_times(
             return model.spike_rate if inside else model.rate
 
         peak = max(model.rate, model.spike_rate)
-        yield from _poisson(spike, peak, rng, start, end)
+        yield from _poisson(spike, peak, rng, first, end)
     else:  # pragma: no cover - the scenario model admits no other kind
         raise TypeError(f"unknown arrivals {model!r}")
 
@@ -68,12 +75,30 @@ def _poisson(
             yield t
 
 
-def _bursts(model: sc.Bursts, start: float, end: float) -> Iterator[float]:
-    n = 0
-    while (t := start + n * model.every) < end:
-        for _ in range(model.size):
-            yield t
-        n += 1
+def _ticks(start: float, end: float, gap: float) -> int:
+    """How many of start, start + gap, start + 2 gap, ... lie before `end`.
+
+    Counted from the window's length rather than by adding up gaps, whose rounding
+    errors let one tick too many in: 49 per second over 1 s must give 49, not 50.
+    """
+    span = (end - start) / gap
+    if span <= 0:
+        return 0
+    return math.ceil(span - 1e-9 * max(1.0, span))
+
+
+def _skip(start: float, first: float, gap: float) -> int:
+    # Ticks surely before `first`; the one at its edge is left to the caller's `t >= first`,
+    # so resuming yields exactly the whole schedule's times from `first` on.
+    return max(0, _ticks(start, first, gap) - 1)
+
+
+def _bursts(model: sc.Bursts, start: float, first: float, end: float) -> Iterator[float]:
+    for n in range(_skip(start, first, model.every), _ticks(start, end, model.every)):
+        t = start + n * model.every
+        if t >= first:
+            for _ in range(model.size):
+                yield t
 
 
 def _background(model: sc.Bursts, rng: random.Random, start: float, end: float) -> Iterator[float]:

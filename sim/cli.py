@@ -30,6 +30,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(USER_ERROR, f"{self.prog}: {message} (see --help)\n")
 
 
+def _seed(text: str) -> int:
+    # Checked here so that a bad --seed is blamed on the option, not on the file.
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got '{text}'")
+    return seed
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m sim`."""
     parser = _Parser(prog="python -m sim", description="Switchboard's simulator.")
@@ -37,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = verbs.add_parser("run", help="run a scenario and save its trace")
     run.add_argument("scenario", help="a scenario file, or the name of a built-in scenario")
-    run.add_argument("--seed", type=int, help="replace the scenario's seed")
+    run.add_argument("--seed", type=_seed, help="replace the scenario's seed")
     run.add_argument("--out", help="directory to save the run in (default: runs/NAME-seedN)")
     run.add_argument(
         "--set",
@@ -77,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SWITCHBOARD_DEBUG"):
             traceback.print_exc()
         print(
-            f"internal error: {exc.__class__.__name__}: {exc} (set SWITCHBOARD_DEBUG=1 for details)",
+            f"internal error: {exc.__class__.__name__}: {exc} "
+            "(set SWITCHBOARD_DEBUG=1 for details)",
             file=sys.stderr,
         )
         return 1
@@ -88,16 +100,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.report import describe
     from sim.world import simulate
 
-    scenario = loading.load(args.scenario, args.overrides)
-    if args.seed is not None:
-        scenario = scenario.model_copy(update={"seed": args.seed})
+    # The seed goes in as an override, so that it is validated like any other field.
+    seed = [] if args.seed is None else [f"seed={args.seed}"]
+    scenario = loading.load(args.scenario, [*args.overrides, *seed])
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-seed{scenario.seed}"
     _check_writable(out)
     run = simulate(scenario)
     try:
         run.save(out)
     except OSError as exc:
-        raise UserError(f"cannot write the run to {out}: {exc.strerror or exc}") from None
+        reason = (exc.strerror or str(exc)).lower()
+        raise UserError(f"cannot write the run to {out}: {reason}") from None
     if not args.quiet:
         print(describe(run))
     print(f"saved to {out}")
@@ -144,13 +157,21 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def _check_writable(out: Path) -> None:
     # Checked before the run so that an unwritable --out does not waste the simulation.
+    for place in (out, *out.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise UserError(
+                    f"cannot write the run to {out}: {place} is a file, not a directory"
+                )
+            break
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"cannot write the run to {out}: {exc.strerror or exc}") from None
+        reason = (exc.strerror or str(exc)).lower()
+        raise UserError(f"cannot write the run to {out}: {reason}") from None
 
 
 VERBS = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "schema": cmd_schema}

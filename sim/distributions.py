@@ -21,6 +21,18 @@ Sampler = Callable[[], float]
 Z99 = 2.3263478740408408
 
 
+class FieldError(ValueError):
+    """A whole-model check that fails because of one field: error reports name `field`.
+
+    Pydantic locates a model validator's error at the model; the loader appends `field`
+    so the user reads `agents.1.service_time.p99`, not just `agents.1.service_time`.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class _Dist(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -51,7 +63,7 @@ class Uniform(_Dist):
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
         if self.high < self.low:
-            raise ValueError("high must be at least low")
+            raise FieldError("high", f"must be at least low ({self.low:g}), got {self.high:g}")
         return self
 
     def sampler(self, rng: random.Random) -> Sampler:
@@ -118,10 +130,14 @@ class Lognormal(_Dist):
     @model_validator(mode="after")
     def _solvable(self) -> Lognormal:
         if self.p99 <= self.mean_:
-            raise ValueError("p99 must be greater than mean")
+            raise FieldError("p99", f"must be greater than mean ({self.mean_:g}), got {self.p99:g}")
         if math.log(self.p99 / self.mean_) > Z99 * Z99 / 2:
             limit = math.exp(Z99 * Z99 / 2)
-            raise ValueError(f"p99 can be at most {limit:.2f} times the mean for a lognormal")
+            raise FieldError(
+                "p99",
+                f"can be at most {limit:.2f} times the mean for a lognormal, got "
+                f"{self.p99 / self.mean_:.2f} times",
+            )
         return self
 
     def params(self) -> tuple[float, float]:

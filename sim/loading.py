@@ -7,6 +7,7 @@ as `FILE: field.path: what is wrong`, so the CLI and the app can print them as t
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,36 @@ _UNION_TAGS = {
 }
 
 
-# Whole-model checks raise without a field; this says which field each one is about.
-_MODEL_CHECK_FIELDS = {
-    "the fault window ends before it starts": "end",
-    "end must not be before start": "end",
-    "spike_end must not be before spike_start": "spike_end",
-    "p99 must be greater than mean": "p99",
-    "high must be at least low": "high",
+# Human wording of the patterns the scenario model uses.
+_PATTERNS = {
+    r"^[A-Za-z0-9_.-]+$": "must use only letters, digits, '_', '.' and '-'",
+    r"^[A-Za-z0-9_.:-]+$": "must use only letters, digits, '_', '.', ':' and '-'",
+}
+
+# What pydantic's type errors mean, said the way a scenario author thinks of the value.
+_TYPE_MESSAGES = {
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping of fields",
+    "model_type": "must be a mapping of fields",
+    "model_attributes_type": "must be a mapping of fields",
+}
+
+
+# The YAML mistakes people make most, and what to do about them.
+_YAML_HINTS = {
+    "'\\t'": "; indent with spaces, not tabs",
+    "mapping values are not allowed here": (
+        "; check the indentation, or quote a value that contains ': '"
+    ),
 }
 
 
@@ -72,8 +96,17 @@ def resolve(source: str | Path) -> Path:
         return path
     if isinstance(source, str) and builtin_path(source).is_file():
         return builtin_path(source)
+    if path.is_dir():
+        raise ScenarioError([f"{source}: is a directory, not a scenario file"])
+    if isinstance(source, Path) or "/" in source or path.suffix in (".yaml", ".yml", ".json"):
+        raise ScenarioError([f"{source}: no such file"])
+    hint = difflib.get_close_matches(source, builtin_names(), n=1)
+    guess = f"; did you mean '{hint[0]}'?" if hint else ""
     raise ScenarioError(
-        [f"no scenario file or built-in scenario named '{source}' (see 'python -m sim list')"]
+        [
+            f"no scenario file or built-in scenario named '{source}'{guess} "
+            "(see 'python -m sim list')"
+        ]
     )
 
 
@@ -85,7 +118,14 @@ def parse_text(text: str, label: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}: " if mark is not None else ""
         problem = exc.problem or exc.context or "unreadable"
-        raise ScenarioError([f"{label}: {line}invalid YAML: {problem}"]) from None
+        # The context says what was open when it went wrong, e.g. an unclosed `{`
+        # whose error is only noticed at the end of the file.
+        context = ""
+        opened = exc.context_mark
+        if exc.problem and exc.context and opened is not None and opened.line != mark.line:
+            context = f" ({exc.context} that starts on line {opened.line + 1})"
+        hint = next((h for key, h in _YAML_HINTS.items() if key in problem), "")
+        raise ScenarioError([f"{label}: {line}invalid YAML: {problem}{context}{hint}"]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError([f"{label}: invalid YAML: {exc}"]) from None
 
@@ -102,26 +142,53 @@ def read_data(path: Path) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ScenarioError([f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}"]) from None
+            msg = exc.msg[:1].lower() + exc.msg[1:]
+            raise ScenarioError([f"{path}: line {exc.lineno}: invalid JSON: {msg}"]) from None
     return parse_text(text, str(path))
 
 
 def validate(data: Any, label: str) -> Scenario:
     """A Scenario from raw data, or a ScenarioError listing every problem."""
+    if data is None:
+        raise ScenarioError(
+            [f"{label}: the scenario is empty; it needs at least name, duration and agents"]
+        )
     if not isinstance(data, dict):
-        raise ScenarioError([f"{label}: the scenario must be a mapping of sections"])
+        kind = "a list" if isinstance(data, list) else f"the single value {_show(data)}"
+        raise ScenarioError(
+            [
+                f"{label}: the scenario must be a mapping of sections "
+                f"(name, duration, agents, ...), not {kind}"
+            ]
+        )
     problems: list[tuple[str, str]] = []
     scenario = None
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_describe(err) for err in exc.errors())
+        problems.extend(_describe(err, data) for err in exc.errors())
     for problem in reference_errors(data):
         if problem not in problems:
             problems.append(problem)
     if problems or scenario is None:
+        problems.sort(key=_file_order(data))
         raise ScenarioError([f"{label}: {where}: {what}" for where, what in problems])
     return scenario
+
+
+def _file_order(data: dict[str, Any]) -> Any:
+    # Problems in the order of the file: sections as they appear in it (a missing
+    # section first), items in list order. The sort is stable, so the problems of one
+    # item keep pydantic's field order.
+    keys = [str(key) for key in data]
+
+    def key(problem: tuple[str, str]) -> tuple[int, int]:
+        head, _, rest = problem[0].partition(".")
+        section = keys.index(head) if head in keys else -1
+        index, _, _ = rest.partition(".")
+        return section, int(index) if index.isdigit() else -1
+
+    return key
 
 
 def load(source: str | Path, overrides: list[str] | None = None) -> Scenario:
@@ -140,11 +207,18 @@ def from_text(text: str, label: str = "scenario") -> Scenario:
 
 def apply_overrides(data: Any, overrides: list[str]) -> Any:
     """Set dotted paths (`agents.1.workers=8`) in raw data; values are YAML scalars."""
+    if not isinstance(data, dict):
+        return data  # validate() reports that the file is not a scenario
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ScenarioError([f"--set {item}: expected path=value"])
-        value = yaml.safe_load(raw) if raw else ""
+            raise ScenarioError([f"--set {item}: expected PATH=VALUE, e.g. agents.1.workers=8"])
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            raise ScenarioError(
+                [f"--set {item}: the value '{raw}' is not valid YAML (quote it to set a string)"]
+            ) from None
         set_path(data, key, value)
     return data
 
@@ -155,9 +229,17 @@ def set_path(data: Any, key: str, value: Any) -> None:
     node = data
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
+        where = ".".join(parts[:depth]) or "the scenario"
+        if not part:
+            raise ScenarioError([f"--set {key}: the path has an empty part"])
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError([f"--set {key}: '{part}' is not an index of that list"])
+                raise ScenarioError(
+                    [
+                        f"--set {key}: {where} is a list of {len(node)}, so '{part}' must be "
+                        f"an index from 0 to {len(node) - 1}"
+                    ]
+                )
             if last:
                 node[int(part)] = value
             else:
@@ -169,38 +251,92 @@ def set_path(data: Any, key: str, value: Any) -> None:
                 node = node.setdefault(part, {})
         else:
             raise ScenarioError(
-                [f"--set {key}: '{part}' goes inside a value that is not a section"]
+                [f"--set {key}: {where} is the value {_show(node)}, not a section with fields"]
             )
 
 
-def _describe(err: Any) -> tuple[str, str]:
+def _describe(err: Any, data: Any) -> tuple[str, str]:
+    """(field path, sentence) for one pydantic error on the raw `data`."""
     loc = _clean_loc(err["loc"])
     path = ".".join(str(p) for p in loc) or "(top level)"
     kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = f", got {_show(err.get('input'))}" if "input" in err else ""
     if kind == "extra_forbidden":
         parent, name = loc[:-1], str(loc[-1])
-        known = _fields_at(parent)
-        hint = difflib.get_close_matches(name, known, n=1)
+        hint = difflib.get_close_matches(name, _fields_at(parent, data), n=1)
         suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
         return path, f"unknown field '{name}'{suggestion}"
     if kind == "missing":
         return path, "required field is missing"
     if kind == "union_tag_invalid":
-        ctx = err.get("ctx", {})
-        return (
-            path,
-            f"unknown {ctx.get('discriminator', 'kind')} {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}",
-        )
+        key = str(ctx.get("discriminator", "kind")).strip("'")
+        return path, f"unknown {key} '{ctx.get('tag')}'; expected one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
-        return path, f"missing {err.get('ctx', {}).get('discriminator', 'kind')}"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-        # Whole-model checks name the field they are about.
-        field = _MODEL_CHECK_FIELDS.get(msg)
+        key = str(ctx.get("discriminator", "kind")).strip("'")
+        tags = _tags_at(loc, key)
+        expected = f"; expected one of {', '.join(repr(t) for t in tags)}" if tags else ""
+        return path, f"'{key}' is missing{expected}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return path, _bounds_message(loc, data, kind, ctx) + got
+    if kind == "literal_error":
+        return path, f"must be {ctx.get('expected')}{got}"
+    if kind in _TYPE_MESSAGES:
+        return path, _TYPE_MESSAGES[kind] + got
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern"))
+        return path, _PATTERNS.get(pattern, f"must match the pattern {pattern}") + got
+    if kind == "string_too_short":
+        return path, "must not be empty"
+    if kind == "too_short":
+        n = ctx.get("min_length", 1)
+        return path, f"must list at least {n} item{'s' if n != 1 else ''}"
+    if kind == "value_error":
+        error = ctx.get("error")
+        field = getattr(error, "field", None)
         if field:
-            path = f"{path}.{field}"
-    return path, msg[0].lower() + msg[1:] if msg else msg
+            path = f"{path}.{field}" if loc else field
+        return path, str(error) if error is not None else err["msg"]
+    msg = err["msg"]
+    return path, (msg[0].lower() + msg[1:] if msg else kind) + got
+
+
+def _show(value: Any) -> str:
+    """A value as it would appear in the scenario file, short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _bounds_message(loc: list[Any], data: Any, kind: str, ctx: dict[str, Any]) -> str:
+    # A field with both bounds (a probability) is clearer stated as a range.
+    low = high = None
+    for node in _schema_at(loc, data):
+        for branch in _leaves(node):
+            if "maximum" in branch and "minimum" in branch:
+                low, high = branch["minimum"], branch["maximum"]
+    if low is not None and high is not None:
+        return f"must be between {_num(low)} and {_num(high)}"
+    bound = next(iter(ctx.values()), "?")
+    words = {
+        "greater_than": "must be greater than",
+        "greater_than_equal": "must be at least",
+        "less_than": "must be less than",
+        "less_than_equal": "must be at most",
+    }
+    return f"{words[kind]} {_num(bound)}"
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> list[Any]:
@@ -221,36 +357,89 @@ def _clean_loc(loc: tuple[Any, ...]) -> list[Any]:
     return out
 
 
-def _fields_at(loc: list[Any]) -> list[str]:
-    """The field names allowed at a location, read off the JSON Schema."""
-    schema = Scenario.model_json_schema(by_alias=True)
-    defs = schema.get("$defs", {})
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return Scenario.model_json_schema(by_alias=True)
 
-    def deref(node: dict[str, Any]) -> dict[str, Any]:
-        while "$ref" in node:
-            node = defs[node["$ref"].split("/")[-1]]
-        return node
 
-    def branches(node: dict[str, Any]) -> list[dict[str, Any]]:
-        node = deref(node)
-        found = [node] if "properties" in node or "items" in node else []
-        for key in ("anyOf", "oneOf"):
-            for branch in node.get(key, []):
-                found.extend(branches(branch))
-        return found
+def _deref(node: dict[str, Any]) -> dict[str, Any]:
+    defs = _schema().get("$defs", {})
+    while "$ref" in node:
+        node = defs[node["$ref"].split("/")[-1]]
+    return node
 
-    nodes = [schema]
+
+def _leaves(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The alternatives of a schema node, with unions (anyOf, oneOf) flattened."""
+    node = _deref(node)
+    alternatives = node.get("anyOf", []) + node.get("oneOf", [])
+    if not alternatives:
+        return [node]
+    found: list[dict[str, Any]] = []
+    for branch in alternatives:
+        found.extend(_leaves(branch))
+    return found
+
+
+def _matching(branches: list[dict[str, Any]], raw: Any) -> list[dict[str, Any]]:
+    """The union branches whose tag (`kind`, `dist`) agrees with the raw data, if any."""
+    if not isinstance(raw, dict) or len(branches) < 2:
+        return branches
+    chosen = [
+        branch
+        for branch in branches
+        if all(
+            raw.get(name, spec["const"]) == spec["const"]
+            for name, spec in branch.get("properties", {}).items()
+            if "const" in spec
+        )
+    ]
+    return chosen or branches
+
+
+def _schema_at(loc: list[Any], data: Any = None) -> list[dict[str, Any]]:
+    """The schema nodes a location can be, narrowed by the tags found in `data`."""
+    nodes = [_schema()]
+    raw = data
     for part in loc:
         nxt: list[dict[str, Any]] = []
         for node in nodes:
-            for branch in branches(node):
+            for branch in _matching(_leaves(node), raw):
                 if isinstance(part, int) and "items" in branch:
                     nxt.append(branch["items"])
                 elif isinstance(part, str) and part in branch.get("properties", {}):
                     nxt.append(branch["properties"][part])
         nodes = nxt
+        raw = _child(raw, part)
+    return nodes
+
+
+def _child(raw: Any, part: Any) -> Any:
+    if isinstance(raw, dict):
+        return raw.get(part)
+    if isinstance(raw, list) and isinstance(part, int) and 0 <= part < len(raw):
+        return raw[part]
+    return None
+
+
+def _fields_at(loc: list[Any], data: Any = None) -> list[str]:
+    """The field names allowed at a location, read off the JSON Schema."""
+    raw = data
+    for part in loc:
+        raw = _child(raw, part)
     names: list[str] = []
-    for node in nodes:
-        for branch in branches(node):
+    for node in _schema_at(loc, data):
+        for branch in _matching(_leaves(node), raw):
             names.extend(n for n in branch.get("properties", {}) if n not in names)
     return names
+
+
+def _tags_at(loc: list[Any], key: str) -> list[str]:
+    """The values the tag `key` may take at a location (the kinds of a union)."""
+    tags: list[str] = []
+    for node in _schema_at(loc):
+        for branch in _leaves(node):
+            const = branch.get("properties", {}).get(key, {}).get("const")
+            if const is not None and const not in tags:
+                tags.append(const)
+    return tags

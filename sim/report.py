@@ -17,10 +17,11 @@ def describe(run: Run) -> str:
         f"{run.manifest.get('wall_seconds', 0):.2f} s wall)",
         f"  requests     {s['requests']}  ok {s['ok']} ({s['success_rate']:.1%})  "
         f"goodput {s['goodput']:.2f}/s",
+        # Each outcome line sits under the count it breaks down.
+        "  outcomes     " + _pairs(s["requests_by_outcome"]),
         f"  latency      p50 {_ms(s['p50'])}  p95 {_ms(s['p95'])}  p99 {_ms(s['p99'])}",
         f"  messages     {s['messages']}  amplification {s['amplification']:.2f} per request",
-        "  by outcome   " + _pairs(s["messages_by_outcome"]),
-        "  requests     " + _pairs(s["requests_by_outcome"]),
+        "  on the wire  " + _pairs(s["messages_by_outcome"]),
     ]
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sim.distributions import Constant, Distribution
+from sim.distributions import Constant, Distribution, FieldError
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -24,6 +24,11 @@ class Model(BaseModel):
     """Base of every scenario model: unknown fields are errors, aliases allowed."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def window_message(what: str, start: float, end: float) -> str:
+    """The sentence for a window that ends before it starts (one wording everywhere)."""
+    return f"{what} ends at {end:g}, before it starts at {start:g}"
 
 
 # --- agents and channels -------------------------------------------------------------
@@ -154,7 +159,9 @@ class Spike(Model):
     @model_validator(mode="after")
     def _window(self) -> Spike:
         if self.spike_end < self.spike_start:
-            raise ValueError("spike_end must not be before spike_start")
+            raise FieldError(
+                "spike_end", window_message("the spike", self.spike_start, self.spike_end)
+            )
         return self
 
 
@@ -175,7 +182,7 @@ class Workload(Model):
     @model_validator(mode="after")
     def _window(self) -> Workload:
         if self.end is not None and self.end < self.start:
-            raise ValueError("end must not be before start")
+            raise FieldError("end", window_message("the workload", self.start, self.end))
         return self
 
 
@@ -189,7 +196,7 @@ class _Fault(Model):
     @model_validator(mode="after")
     def _window(self) -> _Fault:
         if self.end is not None and self.end < self.start:
-            raise ValueError("the fault window ends before it starts")
+            raise FieldError("end", window_message("the fault window", self.start, self.end))
         return self
 
 
@@ -208,7 +215,9 @@ class _NetworkFault(_Fault):
     @model_validator(mode="after")
     def _scope(self) -> _NetworkFault:
         if self.groups and len(self.groups) != 2:
-            raise ValueError("groups must hold exactly two groups of agents")
+            raise FieldError(
+                "groups", f"must hold exactly two groups of agents, got {len(self.groups)}"
+            )
         return self
 
 
@@ -258,7 +267,7 @@ class PartitionFault(_Fault):
         if not self.groups and not self.targets:
             raise ValueError("a partition needs groups or targets")
         if self.groups and len(self.groups) < 2:
-            raise ValueError("a partition needs at least two groups")
+            raise FieldError("groups", "a partition needs at least two groups")
         return self
 
 
@@ -362,34 +371,36 @@ class Scenario(Model):
 
 
 def reference_errors(data: Any) -> list[tuple[str, str]]:
-    """Cross-section problems in raw scenario data, as (field path, message) pairs.
+    """Problems found on the raw scenario data, as (field path, message) pairs.
 
-    Works on the raw mapping so that it runs even when pydantic found field errors
-    elsewhere: the user sees every problem of the file at once.
+    References between sections (an unknown agent, a workload from an agent that is not
+    a client, two channels for one pair) and windows that end before they start. Works
+    on the raw mapping so that it runs even when pydantic found field errors elsewhere,
+    or in the same item (pydantic skips a model's own checks then): the user sees every
+    problem of the file at once.
     """
     if not isinstance(data, dict):
         return []
     agents = data.get("agents")
-    known: list[str] = []
+    roles: dict[str, Any] = {}
     errors: list[tuple[str, str]] = []
-    if isinstance(agents, list):
-        for i, agent in enumerate(agents):
-            if isinstance(agent, dict) and isinstance(agent.get("id"), str):
-                if agent["id"] in known:
-                    errors.append((f"agents.{i}.id", f"duplicate agent id '{agent['id']}'"))
-                known.append(agent["id"])
+    for i, agent in enumerate(_list(agents)):
+        if isinstance(agent, dict) and isinstance(agent.get("id"), str):
+            if agent["id"] in roles:
+                errors.append((f"agents.{i}.id", f"duplicate agent id '{agent['id']}'"))
+            else:
+                roles[agent["id"]] = agent.get("role", "service")
 
     def check(path: str, value: Any) -> None:
-        if isinstance(value, str) and known and value not in known:
+        if isinstance(value, str) and roles and value not in roles:
             errors.append((path, f"unknown agent '{value}'"))
 
-    for i, agent in enumerate(agents if isinstance(agents, list) else []):
-        if isinstance(agent, dict) and isinstance(agent.get("calls"), list):
-            for j, callee in enumerate(agent["calls"]):
+    for i, agent in enumerate(_list(agents)):
+        if isinstance(agent, dict):
+            for j, callee in enumerate(_list(agent.get("calls"))):
                 check(f"agents.{i}.calls.{j}", callee)
     for section in ("channels", "workload", "faults"):
-        items = data.get(section)
-        for i, item in enumerate(items if isinstance(items, list) else []):
+        for i, item in enumerate(_list(data.get(section))):
             if not isinstance(item, dict):
                 continue
             for end in ("from", "to"):
@@ -401,11 +412,65 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
                     check(f"{section}.{i}.groups.{g}.{j}", member)
     network = data.get("network")
     links = network.get("links") if isinstance(network, dict) else None
-    for i, link in enumerate(links if isinstance(links, list) else []):
+    for i, link in enumerate(_list(links)):
         if isinstance(link, dict):
             for end in ("from", "to"):
                 check(f"network.links.{i}.{end}", link.get(end))
+
+    seen: dict[tuple[Any, Any], int] = {}
+    for i, channel in enumerate(_list(data.get("channels"))):
+        if isinstance(channel, dict) and isinstance(channel.get("from"), str):
+            pair = (channel.get("from"), channel.get("to"))
+            if pair in seen:
+                errors.append(
+                    (
+                        f"channels.{i}",
+                        f"a second channel from '{pair[0]}' to '{pair[1]}' "
+                        f"(channels.{seen[pair]} already sets it)",
+                    )
+                )
+            else:
+                seen[pair] = i
+    for i, workload in enumerate(_list(data.get("workload"))):
+        if not isinstance(workload, dict):
+            continue
+        # Only clients generate load: a workload from a service would silently send
+        # nothing, and `role` defaults to service.
+        src = workload.get("from")
+        if isinstance(src, str) and roles.get(src) == "service":
+            errors.append(
+                (
+                    f"workload.{i}.from",
+                    f"agent '{src}' is a service, so it would send nothing; give it role: client",
+                )
+            )
+        _check_window(errors, f"workload.{i}", workload, "start", "end", "the workload")
+        arrivals = workload.get("arrivals")
+        if isinstance(arrivals, dict) and arrivals.get("kind") == "spike":
+            path = f"workload.{i}.arrivals"
+            _check_window(errors, path, arrivals, "spike_start", "spike_end", "the spike")
+    for i, fault in enumerate(_list(data.get("faults"))):
+        if isinstance(fault, dict):
+            _check_window(errors, f"faults.{i}", fault, "start", "end", "the fault window")
     return errors
+
+
+def _check_window(
+    errors: list[tuple[str, str]],
+    path: str,
+    item: dict[str, Any],
+    start_key: str,
+    end_key: str,
+    what: str,
+) -> None:
+    start = item.get(start_key, 0.0 if start_key == "start" else None)
+    end = item.get(end_key)
+    if _is_number(start) and _is_number(end) and end < start:
+        errors.append((f"{path}.{end_key}", window_message(what, start, end)))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _list(value: Any) -> list[Any]:
