@@ -39,7 +39,13 @@ class AgentProcess:
         self.spec = spec
         self.id = spec.id
         self.up = True
+        # Open crash and pause windows: overlapping windows keep the agent down (or
+        # paused) until the last of them ends.
+        self._crashes = 0
+        self._pauses = 0
         self._paused: simpy.Event | None = None
+        self._paused_since = 0.0
+        self._paused_total = 0.0
         self._backlog: list[Message] = []
         self._pending: dict[str, simpy.Event] = {}
         self._procs: dict[int, simpy.Process] = {}
@@ -68,6 +74,7 @@ class AgentProcess:
 
     def crash(self) -> None:
         """Go down: every process is interrupted and in-memory state is lost."""
+        self._crashes += 1
         if not self.up:
             return
         self.up = False
@@ -78,39 +85,76 @@ class AgentProcess:
         self._pending.clear()
         self._backlog.clear()
         if self._paused is not None:
-            self._paused.succeed()
-            self._paused = None
+            self._end_pause()
         self.reset()
 
     def reset(self) -> None:
         """Drop in-memory state after a crash (subclasses add theirs)."""
 
     def restart(self) -> None:
-        """Come back up with empty state."""
-        if self.up:
+        """Come back up with empty state, once every crash window on the agent has ended."""
+        if self._crashes == 0:
+            return
+        self._crashes -= 1
+        if self._crashes or self.up:
             return
         self.up = True
+        if self._pauses:
+            # A pause window that opened while the agent was down still holds.
+            self._begin_pause()
         self.start()
 
     def pause(self) -> None:
         """Stop processing until `resume`; arriving messages wait in a backlog."""
+        self._pauses += 1
         if self.up and self._paused is None:
-            self._paused = self.env.event()
+            self._begin_pause()
 
     def resume(self) -> None:
-        """Process the backlog, in arrival order, and go on."""
-        if self._paused is None:
+        """Once every pause window has ended: process the backlog, in arrival order."""
+        if self._pauses == 0:
             return
-        event, self._paused = self._paused, None
-        event.succeed()
+        self._pauses -= 1
+        if self._pauses or self._paused is None:
+            return
+        self._end_pause()
         backlog, self._backlog = self._backlog, []
         for msg in backlog:
             self.receive(msg)
+
+    def _begin_pause(self) -> None:
+        self._paused = self.env.event()
+        self._paused_since = self.env.now
+
+    def _end_pause(self) -> None:
+        event, self._paused = self._paused, None
+        assert event is not None
+        self._paused_total += self.env.now - self._paused_since
+        event.succeed()
+
+    def paused_time(self) -> float:
+        """Seconds this agent has spent paused since the run began."""
+        if self._paused is None:
+            return self._paused_total
+        return self._paused_total + self.env.now - self._paused_since
 
     def unpaused(self) -> Iterator[simpy.Event]:
         """Wait while the agent is paused (a no-op otherwise)."""
         while self._paused is not None:
             yield self._paused
+
+    def work(self, seconds: float) -> Iterator[simpy.Event]:
+        """Spend `seconds` of processing time; a pause freezes it, as a GC stall does.
+
+        The work that a pause interrupted is finished after the pause, so a pause of p
+        seconds delays the work in progress by p, not only until the pause ends.
+        """
+        env = self.env
+        while seconds > 0:
+            before = self.paused_time()
+            yield env.timeout(seconds)
+            seconds = self.paused_time() - before
+            yield from self.unpaused()
 
     # -- messages ---------------------------------------------------------------------
 
@@ -240,19 +284,40 @@ class Client(AgentProcess):
         super().__init__(ctx, spec)
         self.workloads = [w for w in ctx.scenario.workload if w.src == self.id]
         self._requests = itertools.count(1)
+        # One arrival schedule per workload for the whole run, as the users behind it
+        # do not restart with the client: arrivals that fall while it is down are lost,
+        # and after a restart a ramp keeps its slope and bursts keep their phase.
+        self._schedules = [self._schedule(i, w) for i, w in enumerate(self.workloads)]
+        self._upcoming: list[float | None] = [None] * len(self.workloads)
+
+    def _schedule(self, index: int, workload: sc.Workload) -> Iterator[float]:
+        rng = self.ctx.streams.get(f"workload:{self.id}:{index}")
+        end = workload.end if workload.end is not None else self.ctx.scenario.duration
+        return arrival_times(workload.arrivals, rng, workload.start, end)
 
     def start(self) -> None:
         """Start (or, after a restart, resume) every workload stream of this client."""
         for index, workload in enumerate(self.workloads):
-            self.spawn(self._generate(index, workload))
+            self.spawn(self._generate(index, workload, self.env.now))
 
-    def _generate(self, index: int, workload: sc.Workload) -> Iterator[simpy.Event]:
+    def _generate(self, index: int, workload: sc.Workload, since: float) -> Iterator[simpy.Event]:
         env = self.env
-        rng = self.ctx.streams.get(f"workload:{self.id}:{index}")
-        end = workload.end if workload.end is not None else self.ctx.scenario.duration
-        for t in arrival_times(workload.arrivals, rng, max(workload.start, env.now), end):
+        schedule, upcoming = self._schedules[index], self._upcoming
+        while True:
+            # The next arrival outlives a crash that interrupts the wait for it.
+            t = upcoming[index]
+            if t is None:
+                t = next(schedule, None)
+                if t is None:
+                    return
+                upcoming[index] = t
+            if t < since:
+                upcoming[index] = None  # it fell while the client was down
+                continue
             if t > env.now:
                 yield env.timeout(t - env.now)
+            upcoming[index] = None
+            # Arrivals during a pause are held and sent when it ends.
             yield from self.unpaused()
             correlation_id = f"{self.id}-{next(self._requests)}"
             self.spawn(
@@ -309,9 +374,12 @@ class Service(AgentProcess):
             self.respond(msg, 503, span)
             return
         self.enqueued += 1
-        self.spawn(self._serve(msg))
+        # The worker is asked for now, not when the serving process starts: requests
+        # taken in at one instant (the backlog after a pause) then see each other in the
+        # queue, and the queue limit holds for them too.
+        self.spawn(self._serve(msg, workers.request()))
 
-    def _serve(self, msg: Message) -> Iterator[Any]:
+    def _serve(self, msg: Message, request: simpy.resources.resource.Request) -> Iterator[Any]:
         env, rec, faults = self.env, self.ctx.recorder, self.ctx.faults
         arrived = env.now
         span = rec.span_start(
@@ -324,19 +392,20 @@ class Service(AgentProcess):
             msg.span,
             msg.correlation_id,
         )
-        workers = self.workers
-        request = workers.request()
+        workers = request.resource
         try:
             yield request
+            # A worker freed while the agent is paused starts nothing until it resumes.
+            yield from self.unpaused()
             wait = env.now - arrived
             status = faults.error_status(self.id) if faults.errors else 0
-            if not status:
-                work = self._service_time() * faults.service_factor(self.id)
-                if work > 0:
-                    yield env.timeout(work)
-                yield from self.unpaused()
-                status = 500 if msg.body == POISON else 200
-            error = "poison message: the handler failed" if msg.body == POISON else ""
+            if status:
+                error = f"HTTP {status} (injected)"
+            else:
+                yield from self.work(self._service_time() * faults.service_factor(self.id))
+                poisoned = msg.body == POISON
+                status = 500 if poisoned else 200
+                error = "poison message: the handler failed" if poisoned else ""
             if status == 200:
                 for callee in self.spec.calls:
                     outcome, _, why = yield from self.call(
@@ -346,8 +415,6 @@ class Service(AgentProcess):
                         status = 504 if outcome == "timeout" else 502
                         error = f"call to {callee} failed: {why}"
                         break
-            elif not error:
-                error = f"HTTP {status} (injected)"
         except simpy.Interrupt:
             rec.span_end(span, "error", env.now, error="crashed while serving")
             raise

@@ -128,8 +128,12 @@ class Network:
         if active:
             delay, lost, duplicate = self._apply_effects(msg, delay, lost, duplicate)
         if lost:
-            # It dies on the way: the replay marks it where it would have arrived.
-            rec.message_ended(seq, "dropped", now + delay)
+            # It dies on the way: the replay marks it where it would have arrived. Recorded
+            # then, not now, so a copy the run ends before is still `in_flight` and no row
+            # ends after the run.
+            env.timeout(delay).callbacks.append(
+                lambda _e: rec.message_ended(seq, "dropped", now + delay)
+            )
         else:
             env.timeout(delay).callbacks.append(lambda _e: self._arrive(seq, msg, delay))
         if duplicate and not msg.duplicate:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import simpy
 
@@ -100,16 +101,14 @@ class World:
 
     def _inject_poison(self, fault: sc.PoisonFault, fault_id: str, index: int) -> None:
         sender = self.agents[fault.src]
-        if not sender.up:
-            return
-        sender.spawn(
-            sender.call(
-                fault.dst,
-                fault.type,
-                f"{fault_id}-{index + 1}",
-                body=POISON,
-            )
-        )
+        if sender.up:
+            sender.spawn(_poison_call(sender, fault, f"{fault_id}-{index + 1}"))
+
+
+def _poison_call(sender: AgentProcess, fault: sc.PoisonFault, correlation_id: str) -> Iterator[Any]:
+    # A paused sender sends it when the pause ends, as it does its own requests.
+    yield from sender.unpaused()
+    return (yield from sender.call(fault.dst, fault.type, correlation_id, body=POISON))
 
 
 def simulate(scenario: sc.Scenario, progress: Progress | None = None) -> Run:
