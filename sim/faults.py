@@ -23,7 +23,7 @@ from sim.recorder import Recorder
 from sim.streams import Streams
 
 if TYPE_CHECKING:
-    from sim.agents import AgentProcess
+    from sim.agents import Agent
 
 
 @dataclass(slots=True)
@@ -176,7 +176,7 @@ class Injector:
         duration: float,
         streams: Streams,
         recorder: Recorder,
-        agents: dict[str, AgentProcess],
+        agents: dict[str, Agent],
         inject_poison: Callable[[sc.PoisonFault, str, int], None],
     ) -> None:
         self.env = env

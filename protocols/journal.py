@@ -1,0 +1,62 @@
+"""What protocols tell the trace: the journal interface they write to.
+
+Protocols know nothing of how the simulator stores its trace; they open and close spans
+and report queue samples through this interface, which `sim.recorder.Recorder`
+implements. Span handles are plain integers, so the hot path allocates nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+
+class Journal(Protocol):
+    """The sink of spans, queue samples and breaker transitions."""
+
+    def span_start(
+        self,
+        name: str,
+        kind: str,
+        agent: str,
+        peer: str,
+        protocol: str,
+        start: float,
+        parent: int = -1,
+        correlation_id: str = "",
+        deadline: float = math.nan,
+    ) -> int:
+        """Open a span; returns its handle."""
+        ...
+
+    def span_end(
+        self,
+        span: int,
+        outcome: str,
+        end: float,
+        error: str = "",
+        wait: float | None = None,
+        attempts: int | None = None,
+        status: int | None = None,
+    ) -> None:
+        """Close a span with its outcome (a second close is ignored)."""
+        ...
+
+    def queue_sample(
+        self,
+        time: float,
+        queue: str,
+        depth: int,
+        in_flight: int,
+        dlq_depth: int = 0,
+        enqueued: int = 0,
+        acked: int = 0,
+        redelivered: int = 0,
+        dead_lettered: int = 0,
+    ) -> None:
+        """Record one sample of a queue."""
+        ...
+
+    def breaker_transition(self, **row: Any) -> None:
+        """Record a circuit breaker's state change."""
+        ...

@@ -1,0 +1,261 @@
+"""A node: one agent's presence on the network, and its lifecycle.
+
+Every protocol endpoint of an agent lives on its node. The node routes what the
+transport delivers to the endpoint of the message's protocol, and it owns the agent's
+lifecycle, which every protocol must respect:
+
+- **crash**: the agent is down; processes are interrupted, scheduled callbacks go stale
+  (each carries the epoch it was scheduled in), endpoints drop their in-memory state;
+  on restart they start empty. Overlapping crash windows keep it down until the last
+  ends.
+- **pause** (a GC stall): nothing is processed; deliveries wait in a backlog, timers and
+  work are held, and work in progress resumes where it stopped.
+
+Callbacks rather than processes carry the common path (`after`, `after_work`), because a
+process per request costs several scheduler events more than a timeout with a callback.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, Protocol
+
+import simpy
+
+from protocols.journal import Journal
+from protocols.transport import Message, Transport
+
+
+class Endpoint(Protocol):
+    """What a protocol endpoint offers its node."""
+
+    def on_message(self, msg: Message) -> None:
+        """A message of this endpoint's protocol was delivered."""
+        ...
+
+    def on_bounce(self, msg: Message, outcome: str) -> None:
+        """A message this endpoint sent could not be delivered (`outcome` says why)."""
+        ...
+
+    def reset(self) -> None:
+        """The node crashed: drop every piece of in-memory state."""
+        ...
+
+
+class Node:
+    """An agent's clock, transport, journal, ids, random streams and lifecycle."""
+
+    def __init__(
+        self,
+        agent: str,
+        env: simpy.Environment,
+        transport: Transport,
+        journal: Journal,
+        new_id: Callable[[], str],
+        stream: Callable[[str], random.Random],
+        version: int = 1,
+    ) -> None:
+        self.id = agent
+        self.env = env
+        self.transport = transport
+        self.journal = journal
+        self.new_id = new_id
+        self.stream = stream
+        self.version = version
+        self.up = True
+        # Bumped by every crash: a callback scheduled before it sees a stale epoch.
+        self.epoch = 0
+        self._endpoints: dict[str, Endpoint] = {}
+        self._crashes = 0
+        self._pauses = 0
+        self._paused: simpy.Event | None = None
+        self._paused_since = 0.0
+        self._paused_total = 0.0
+        self._backlog: list[Message] = []
+        self._deferred: list[Callable[[], None]] = []
+        self._procs: dict[int, simpy.Process] = {}
+        self._proc_ids = itertools.count()
+        self.on_restart: list[Callable[[], None]] = []
+        self.on_resume: list[Callable[[float, float], None]] = []
+        transport.attach(agent, self.receive, self.bounce)
+
+    # -- endpoints and messages -------------------------------------------------------
+
+    def register(self, protocol: str, endpoint: Endpoint) -> None:
+        """Route delivered messages of `protocol` to `endpoint`."""
+        self._endpoints[protocol] = endpoint
+
+    def endpoint(self, protocol: str) -> Endpoint | None:
+        """The endpoint of `protocol` on this node, if any."""
+        return self._endpoints.get(protocol)
+
+    def send(self, msg: Message) -> int:
+        """Put a message on the wire."""
+        return self.transport.send(msg)
+
+    def receive(self, msg: Message) -> None:
+        """Entry point of every delivered message; held in a backlog during a pause."""
+        if self._paused is not None:
+            self._backlog.append(msg)
+            return
+        endpoint = self._endpoints.get(msg.protocol)
+        if endpoint is not None:
+            endpoint.on_message(msg)
+
+    def bounce(self, msg: Message, outcome: str) -> None:
+        """A message sent from here was refused; its endpoint hears of it when running."""
+        endpoint = self._endpoints.get(msg.protocol)
+        if endpoint is not None:
+            self.when_running(lambda: endpoint.on_bounce(msg, outcome))
+
+    # -- time -------------------------------------------------------------------------
+
+    def after(self, delay: float, action: Callable[[], None]) -> None:
+        """Do `action` after `delay`, unless the node crashes first; held by a pause."""
+        epoch = self.epoch
+
+        def fire(_event: simpy.Event) -> None:
+            if epoch == self.epoch:
+                self.when_running(action)
+
+        self.env.timeout(delay).callbacks.append(fire)
+
+    def after_work(self, seconds: float, action: Callable[[], None]) -> None:
+        """Spend `seconds` of processing, then do `action`; a pause freezes the work.
+
+        Work that a pause interrupted is finished after the pause: a pause of p seconds
+        delays the work in progress by p, as a GC stall does.
+        """
+        epoch = self.epoch
+
+        def step(owed: float) -> None:
+            before = self.paused_time()
+
+            def fire(_event: simpy.Event) -> None:
+                if epoch != self.epoch:
+                    return
+                more = self.paused_time() - before
+                self.when_running(lambda: step(more) if more > 0 else action())
+
+            self.env.timeout(owed).callbacks.append(fire)
+
+        step(max(seconds, 0.0))
+
+    def when_running(self, action: Callable[[], None]) -> None:
+        """Do `action` now, or when the pause ends."""
+        if self._paused is None:
+            action()
+        else:
+            self._deferred.append(action)
+
+    # -- processes --------------------------------------------------------------------
+
+    def spawn(self, work: Generator[Any, Any, Any]) -> simpy.Process:
+        """Run `work` as a process that a crash interrupts."""
+        key = next(self._proc_ids)
+        proc = self.env.process(self._tracked(key, work))
+        self._procs[key] = proc
+        return proc
+
+    def _tracked(self, key: int, work: Generator[Any, Any, Any]) -> Iterator[Any]:
+        try:
+            return (yield from work)
+        except simpy.Interrupt:
+            return None  # a crash: the endpoints already recorded what it lost
+        finally:
+            self._procs.pop(key, None)
+
+    def unpaused(self) -> Iterator[simpy.Event]:
+        """Wait while the node is paused (a no-op otherwise); for processes."""
+        while self._paused is not None:
+            yield self._paused
+
+    def work(self, seconds: float) -> Iterator[simpy.Event]:
+        """Spend `seconds` of processing time in a process; a pause freezes it."""
+        env = self.env
+        while seconds > 0:
+            before = self.paused_time()
+            yield env.timeout(seconds)
+            seconds = self.paused_time() - before
+            yield from self.unpaused()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """Whether the node is in a pause."""
+        return self._paused is not None
+
+    def paused_time(self) -> float:
+        """Seconds this node has spent paused since the run began."""
+        if self._paused is None:
+            return self._paused_total
+        return self._paused_total + self.env.now - self._paused_since
+
+    def crash(self) -> None:
+        """Go down: processes are interrupted, callbacks go stale, endpoints reset."""
+        self._crashes += 1
+        if not self.up:
+            return
+        self.up = False
+        self.epoch += 1
+        for proc in list(self._procs.values()):
+            if proc.is_alive:
+                proc.interrupt("crashed")
+        self._procs.clear()
+        self._backlog.clear()
+        self._deferred.clear()
+        if self._paused is not None:
+            self._end_pause()
+        for endpoint in self._endpoints.values():
+            endpoint.reset()
+
+    def restart(self) -> None:
+        """Come back up, empty, once every crash window on the node has ended."""
+        if self._crashes == 0:
+            return
+        self._crashes -= 1
+        if self._crashes or self.up:
+            return
+        self.up = True
+        if self._pauses:
+            # A pause window that opened while the node was down still holds.
+            self._begin_pause()
+        for action in self.on_restart:
+            action()
+
+    def pause(self) -> None:
+        """Stop processing until `resume`."""
+        self._pauses += 1
+        if self.up and self._paused is None:
+            self._begin_pause()
+
+    def resume(self) -> None:
+        """Once every pause window has ended: go on, then handle the backlog in order."""
+        if self._pauses == 0:
+            return
+        self._pauses -= 1
+        if self._pauses or self._paused is None:
+            return
+        paused_at = self._paused_since
+        self._end_pause()
+        for hook in self.on_resume:
+            hook(paused_at, self.env.now)
+        deferred, self._deferred = self._deferred, []
+        for action in deferred:
+            action()
+        backlog, self._backlog = self._backlog, []
+        for msg in backlog:
+            self.receive(msg)
+
+    def _begin_pause(self) -> None:
+        self._paused = self.env.event()
+        self._paused_since = self.env.now
+
+    def _end_pause(self) -> None:
+        event, self._paused = self._paused, None
+        assert event is not None
+        self._paused_total += self.env.now - self._paused_since
+        event.succeed()

@@ -1,0 +1,116 @@
+"""A pool of workers with a FIFO queue: how a server takes on work.
+
+The pool is protocol-agnostic: an HTTP server puts requests in it (its accept queue
+bounded by `queue_limit`), a queue consumer its deliveries, a stream server its streams.
+It counts what went in and out, so queue samples and utilisation come from it.
+
+    pool = WorkerPool(node, workers=4, queue_limit=100, begin=handler)
+    if not pool.submit(job):
+        ...  # the queue is full: answer 503
+    # handler(job) runs when a worker takes the job; it calls pool.done(job) at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from protocols.node import Node
+from protocols.transport import Message
+
+
+class Job:
+    """A piece of work: the message that asked for it, its span, and when it ran."""
+
+    __slots__ = ("arrived", "data", "msg", "span", "started")
+
+    def __init__(self, msg: Message, span: int, arrived: float, data: Any = None) -> None:
+        self.msg = msg
+        self.span = span
+        self.arrived = arrived
+        self.started = math.nan
+        self.data = data
+
+    @property
+    def wait(self) -> float:
+        """Time spent queued before a worker took it."""
+        return self.started - self.arrived
+
+
+class WorkerPool:
+    """N workers serving jobs in arrival order; `begin` is called as each one starts."""
+
+    def __init__(
+        self,
+        node: Node,
+        workers: int,
+        begin: Callable[[Job], None],
+        queue_limit: int | None = None,
+    ) -> None:
+        self.node = node
+        self.workers = workers
+        self.queue_limit = queue_limit
+        self._begin = begin
+        self.queue: deque[Job] = deque()
+        self.running: dict[int, Job] = {}
+        self.enqueued = 0
+        self.completed = 0
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting for a worker."""
+        return len(self.queue)
+
+    @property
+    def busy(self) -> int:
+        """Workers at work."""
+        return len(self.running)
+
+    def full(self) -> bool:
+        """Whether a new job would be refused (every worker busy, the queue at its limit)."""
+        return (
+            self.queue_limit is not None
+            and len(self.running) >= self.workers
+            and len(self.queue) >= self.queue_limit
+        )
+
+    def submit(self, job: Job) -> bool:
+        """Take a job: start it, or queue it; False (and nothing done) when full."""
+        if self.full():
+            return False
+        self.enqueued += 1
+        if len(self.running) < self.workers and not self.node.paused:
+            self._start(job)
+        else:
+            self.queue.append(job)
+        return True
+
+    def done(self, job: Job) -> None:
+        """A job finished: free its worker and start the next queued job."""
+        if self.running.pop(id(job), None) is None:
+            return
+        self.completed += 1
+        node = self.node
+        epoch = node.epoch
+        # The next job starts from the event loop, not from inside this one: a chain of
+        # instant jobs would otherwise recurse as deep as the queue.
+        if self.queue:
+            node.after(0.0, lambda: epoch == node.epoch and self._next())
+
+    def _next(self) -> None:
+        while self.queue and len(self.running) < self.workers:
+            self._start(self.queue.popleft())
+
+    def _start(self, job: Job) -> None:
+        job.started = self.node.env.now
+        self.running[id(job)] = job
+        self._begin(job)
+
+    def drain(self) -> list[Job]:
+        """Empty the pool (a crash): the jobs running and queued, for their owner to end."""
+        lost = list(self.running.values()) + list(self.queue)
+        self.running.clear()
+        self.queue.clear()
+        return lost
