@@ -12,83 +12,13 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import simpy
-
+from protocols.call import Call, CallResult, abort_all, status_result
 from protocols.node import Node
 from protocols.transport import Message
 from protocols.workers import Job, WorkerPool
 
 PROTOCOL = "http"
 RESPONSE_BYTES = 256
-
-# (outcome, status, error) of a finished call: outcome is a spans.outcome value.
-CallResult = tuple[str, int, str]
-
-
-class Call:
-    """One request in flight: its request message, its span and, once ended, its result."""
-
-    __slots__ = ("_event", "client", "epoch", "msg", "on_done", "result", "timeout")
-
-    def __init__(
-        self,
-        client: HttpClient,
-        msg: Message,
-        timeout: float | None,
-        on_done: Callable[[CallResult], None] | None,
-    ) -> None:
-        self.client = client
-        self.msg = msg
-        self.timeout = timeout
-        self.on_done = on_done
-        self.result: CallResult | None = None
-        self._event: simpy.Event | None = None
-        self.epoch = client.node.epoch
-
-    @property
-    def span(self) -> int:
-        """The client span of this call."""
-        return self.msg.span
-
-    def wait(self) -> simpy.Event:
-        """An event that fires with the CallResult, for code running in a process."""
-        if self._event is None:
-            self._event = self.client.node.env.event()
-            if self.result is not None:
-                self._event.succeed(self.result)
-        return self._event
-
-    def expire(self, _event: simpy.Event) -> None:
-        """The timeout fired: the call ends unless it already has (or the caller crashed).
-
-        A bound method rather than a closure: one timer per call is the hot path.
-        """
-        if self.result is None and self.epoch == self.client.node.epoch:
-            self.client.node.when_running(self._timed_out)
-
-    def _timed_out(self) -> None:
-        self.end(("timeout", 0, f"no response within {self.timeout:g} s"))
-
-    def end(self, result: CallResult) -> None:
-        """End the call once: close its span and tell whoever waits."""
-        if self.result is not None:
-            return
-        client = self.client
-        client.pending.pop(self.msg.msg_id, None)
-        self.result = result
-        node = client.node
-        node.journal.span_end(self.span, result[0], node.env.now, error=result[2], status=result[1])
-        if self.on_done is not None:
-            self.on_done(result)
-        if self._event is not None:
-            self._event.succeed(result)
-
-
-def response_result(status: int) -> CallResult:
-    """The result of a call answered with `status`."""
-    if 200 <= status < 300:
-        return "ok", status, ""
-    return "error", status, f"HTTP {status}"
 
 
 class HttpClient:
@@ -98,7 +28,7 @@ class HttpClient:
         self.node = node
         self.pending: dict[str, Call] = {}
 
-    def request(
+    def call(
         self,
         dst: str,
         type_: str,
@@ -134,10 +64,7 @@ class HttpClient:
             size_bytes=size_bytes,
             body=body,
         )
-        call = Call(self, msg, timeout, on_done)
-        self.pending[msg.msg_id] = call
-        if timeout is not None:
-            node.env.timeout(timeout).callbacks.append(call.expire)
+        call = Call(self, msg.msg_id, span, timeout, on_done)
         node.send(msg)
         return call
 
@@ -145,7 +72,7 @@ class HttpClient:
         """A response arrived: end the call it answers (a late or duplicate one is ignored)."""
         call = self.pending.get(msg.causation_id)
         if call is not None:
-            call.end(response_result(int(msg.body)))
+            call.end(status_result(int(msg.body)))
 
     def on_bounce(self, msg: Message, outcome: str) -> None:
         """A request was refused: its call fails now."""
@@ -156,12 +83,7 @@ class HttpClient:
 
     def reset(self) -> None:
         """The caller crashed: every call in flight ends in error, and nobody is told."""
-        now = self.node.env.now
-        for call in list(self.pending.values()):
-            if call.result is None:
-                call.result = ("error", 0, "caller crashed")
-                self.node.journal.span_end(call.span, "error", now, error="caller crashed")
-        self.pending.clear()
+        abort_all(self)
 
 
 def send_response(node: Node, request: Message, status: int, span: int) -> None:
@@ -188,7 +110,7 @@ def send_response(node: Node, request: Message, status: int, span: int) -> None:
 class HttpServer:
     """The serving side: a worker pool with a bounded accept queue.
 
-    `handler(job)` runs when a worker takes a request; it ends with `reply(job, status)`.
+    `handler(job)` runs when a worker takes a request; it ends with `job.reply(status)`.
     """
 
     def __init__(
@@ -208,9 +130,9 @@ class HttpServer:
         span = node.journal.span_start(
             msg.type, "server", node.id, msg.src, PROTOCOL, now, msg.span, msg.correlation_id
         )
-        if not self.pool.submit(Job(msg, span, now)):
+        if not self.pool.submit(Job(self, msg, span, now)):
             node.journal.span_end(span, "rejected", now, error="accept queue full", status=503)
-            self.respond(msg, 503, span)
+            send_response(node, msg, 503, span)
 
     def reply(self, job: Job, status: int, error: str = "") -> None:
         """Finish a job: close its span, answer the caller, free the worker."""
@@ -219,12 +141,8 @@ class HttpServer:
         if not error and outcome == "error":
             error = f"HTTP {status}"
         node.journal.span_end(job.span, outcome, node.env.now, error, wait=job.wait, status=status)
-        self.respond(job.msg, status, job.span)
+        send_response(node, job.msg, status, job.span)
         self.pool.done(job)
-
-    def respond(self, request: Message, status: int, span: int) -> None:
-        """Send the response to `request`."""
-        send_response(self.node, request, status, span)
 
     def reset(self) -> None:
         """The server crashed: the requests it held are lost, their spans end in error."""

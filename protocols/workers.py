@@ -15,23 +15,42 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from protocols.node import Node
 from protocols.transport import Message
 
 
+class JobOwner(Protocol):
+    """The protocol endpoint that took a job in and answers for it."""
+
+    def reply(self, job: Job, status: int, error: str = "") -> None:
+        """Finish the job with an HTTP-like status: answer its sender, free its worker."""
+        ...
+
+
 class Job:
-    """A piece of work: the message that asked for it, its span, and when it ran."""
+    """A piece of work: the message that asked for it, its span, and when it ran.
 
-    __slots__ = ("arrived", "data", "msg", "span", "started")
+    Whoever does the work ends it with `job.reply(status, error)`, whatever the
+    protocol that brought it.
+    """
 
-    def __init__(self, msg: Message, span: int, arrived: float, data: Any = None) -> None:
+    __slots__ = ("arrived", "data", "msg", "owner", "span", "started")
+
+    def __init__(
+        self, owner: JobOwner, msg: Message, span: int, arrived: float, data: Any = None
+    ) -> None:
+        self.owner = owner
         self.msg = msg
         self.span = span
         self.arrived = arrived
         self.started = math.nan
         self.data = data
+
+    def reply(self, status: int, error: str = "") -> None:
+        """Finish the job (see JobOwner.reply)."""
+        self.owner.reply(self, status, error)
 
     @property
     def wait(self) -> float:

@@ -14,7 +14,8 @@ from typing import Any
 
 import simpy
 
-from protocols.http import Call, CallResult, HttpEndpoint, HttpServer
+from protocols.call import Call, CallResult
+from protocols.http import HttpEndpoint, HttpServer
 from protocols.node import Node
 from protocols.workers import Job
 from sim import scenario as sc
@@ -74,7 +75,7 @@ class Agent:
         channel = self._channels.get(dst)
         if channel is None:
             channel = self._channels[dst] = self.ctx.scenario.channel(self.id, dst)
-        return self.http.client.request(
+        return self.http.client.call(
             dst,
             type_,
             correlation_id,
@@ -194,7 +195,7 @@ class Service(Agent):
         faults = self.ctx.faults
         status = faults.error_status(self.id) if faults.errors else 0
         if status:
-            self.server.reply(job, status, f"HTTP {status} (injected)")
+            job.reply(status, f"HTTP {status} (injected)")
             return
         work = self._service_time() * faults.service_factor(self.id)
         if self.spec.calls and job.msg.body != POISON:
@@ -204,9 +205,9 @@ class Service(Agent):
 
     def _handled(self, job: Job) -> None:
         if job.msg.body == POISON:
-            self.server.reply(job, 500, "poison message: the handler failed")
+            job.reply(500, "poison message: the handler failed")
         else:
-            self.server.reply(job, 200)
+            job.reply(200)
 
     def _serve_with_calls(self, job: Job, work: float) -> Iterator[Any]:
         node = self.node
@@ -222,7 +223,7 @@ class Service(Agent):
                 status = 504 if outcome == "timeout" else 502
                 error = f"call to {callee} failed: {why}"
                 break
-        self.server.reply(job, status, error)
+        job.reply(status, error)
 
 
 ROLES: dict[str, type[Agent]] = {"client": Client, "service": Service}

@@ -1,0 +1,105 @@
+"""A call in flight, for every protocol: it ends once, with one result.
+
+Whatever carries it (an HTTP request, a queue request-reply, an SSE stream, a message
+over a WebSocket), a call from the caller's side is the same thing: a span opened when
+it starts, a timeout, and exactly one end: the answer, the timeout, or a failure. The
+protocol that owns the call keeps it in its `pending` map until it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import simpy
+
+from protocols.node import Node
+
+# (outcome, status, error): outcome is a spans.outcome value ("ok", "error", "timeout",
+# "rejected", ...), status an HTTP-like code or 0, error a sentence or "".
+CallResult = tuple[str, int, str]
+
+
+class CallOwner(Protocol):
+    """The protocol endpoint a call belongs to."""
+
+    node: Node
+    pending: dict[str, Call]
+
+
+class Call:
+    """One call in flight: its key in its owner's `pending`, its span, its result."""
+
+    __slots__ = ("_event", "epoch", "key", "on_done", "owner", "result", "span", "timeout")
+
+    def __init__(
+        self,
+        owner: CallOwner,
+        key: str,
+        span: int,
+        timeout: float | None,
+        on_done: Callable[[CallResult], None] | None = None,
+    ) -> None:
+        self.owner = owner
+        self.key = key
+        self.span = span
+        self.timeout = timeout
+        self.on_done = on_done
+        self.result: CallResult | None = None
+        self._event: simpy.Event | None = None
+        self.epoch = owner.node.epoch
+        owner.pending[key] = self
+        if timeout is not None:
+            # A bound method rather than a closure: one timer per call is the hot path.
+            owner.node.env.timeout(timeout).callbacks.append(self.expire)
+
+    def wait(self) -> simpy.Event:
+        """An event that fires with the CallResult, for code running in a process."""
+        if self._event is None:
+            self._event = self.owner.node.env.event()
+            if self.result is not None:
+                self._event.succeed(self.result)
+        return self._event
+
+    def expire(self, _event: simpy.Event | None = None) -> None:
+        """The timeout fired: the call ends, unless it has already or the caller crashed."""
+        if self.result is None and self.epoch == self.owner.node.epoch:
+            self.owner.node.when_running(self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.end(("timeout", 0, f"no response within {self.timeout:g} s"))
+
+    def end(self, result: CallResult) -> None:
+        """End the call once: close its span, forget it, tell whoever waits."""
+        if self.result is not None:
+            return
+        owner = self.owner
+        owner.pending.pop(self.key, None)
+        self.result = result
+        node = owner.node
+        node.journal.span_end(self.span, result[0], node.env.now, error=result[2], status=result[1])
+        if self.on_done is not None:
+            self.on_done(result)
+        if self._event is not None:
+            self._event.succeed(result)
+
+    def abort(self, why: str) -> None:
+        """The caller crashed: the call ends in error and nobody is told."""
+        if self.result is None:
+            self.result = ("error", 0, why)
+            node = self.owner.node
+            node.journal.span_end(self.span, "error", node.env.now, error=why)
+
+
+def abort_all(owner: CallOwner, why: str = "caller crashed") -> None:
+    """End every call of `owner` in error (its node crashed)."""
+    for call in list(owner.pending.values()):
+        call.abort(why)
+    owner.pending.clear()
+
+
+def status_result(status: int) -> CallResult:
+    """The result of a call answered with an HTTP-like `status`."""
+    if 200 <= status < 300:
+        return "ok", status, ""
+    return "error", status, f"HTTP {status}"
