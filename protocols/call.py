@@ -30,7 +30,18 @@ class CallOwner(Protocol):
 class Call:
     """One call in flight: its key in its owner's `pending`, its span, its result."""
 
-    __slots__ = ("_event", "epoch", "key", "on_done", "owner", "result", "span", "timeout")
+    __slots__ = (
+        "_event",
+        "epoch",
+        "key",
+        "on_done",
+        "owner",
+        "queued",
+        "result",
+        "retry_after",
+        "span",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -46,6 +57,10 @@ class Call:
         self.timeout = timeout
         self.on_done = on_done
         self.result: CallResult | None = None
+        # Seconds the server asked the caller to wait (Retry-After), if it did.
+        self.retry_after = 0.0
+        # Seconds the call queued before it could be sent (a connection pool's wait).
+        self.queued: float | None = None
         self._event: simpy.Event | None = None
         self.epoch = owner.node.epoch
         owner.pending[key] = self
@@ -68,6 +83,10 @@ class Call:
 
     def _timed_out(self) -> None:
         self.end(("timeout", 0, f"no response within {self.timeout:g} s"))
+        # The owner may need to clean up (an HTTP client closes the connection).
+        on_timeout = getattr(self.owner, "on_timeout", None)
+        if on_timeout is not None:
+            on_timeout(self)
 
     def end(self, result: CallResult) -> None:
         """End the call once: close its span, forget it, tell whoever waits."""
@@ -77,7 +96,9 @@ class Call:
         owner.pending.pop(self.key, None)
         self.result = result
         node = owner.node
-        node.journal.span_end(self.span, result[0], node.env.now, error=result[2], status=result[1])
+        node.journal.span_end(
+            self.span, result[0], node.env.now, error=result[2], wait=self.queued, status=result[1]
+        )
         if self.on_done is not None:
             self.on_done(result)
         if self._event is not None:

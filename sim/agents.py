@@ -15,7 +15,7 @@ from typing import Any
 import simpy
 
 from protocols.call import Call, CallResult
-from protocols.http import HttpEndpoint, HttpServer
+from protocols.http import HttpClient, HttpEndpoint, HttpServer, payload_of
 from protocols.node import Node
 from protocols.workers import Job
 from sim import scenario as sc
@@ -45,7 +45,8 @@ class Agent:
             spec.version,
         )
         self._channels: dict[str, sc.Channel] = {}
-        self.http = HttpEndpoint(self.node, self.make_server())
+        client = HttpClient(self.node, lambda dst: self.channel(dst).http)
+        self.http = HttpEndpoint(self.node, self.make_server(), client)
         self.node.on_restart.append(self.start)
 
     def make_server(self) -> HttpServer | None:
@@ -72,9 +73,7 @@ class Agent:
         on_done: Callable[[CallResult], None] | None = None,
     ) -> Call:
         """Call `dst` over the channel the scenario sets for (this agent, dst)."""
-        channel = self._channels.get(dst)
-        if channel is None:
-            channel = self._channels[dst] = self.ctx.scenario.channel(self.id, dst)
+        channel = self.channel(dst)
         return self.http.client.call(
             dst,
             type_,
@@ -86,6 +85,13 @@ class Agent:
             causation_id=causation_id,
             on_done=on_done,
         )
+
+    def channel(self, dst: str) -> sc.Channel:
+        """The channel from this agent to `dst` (the default one when none is listed)."""
+        channel = self._channels.get(dst)
+        if channel is None:
+            channel = self._channels[dst] = self.ctx.scenario.channel(self.id, dst)
+        return channel
 
     # The fault injector drives the lifecycle through the agent.
     def crash(self) -> None:
@@ -168,7 +174,9 @@ class Service(Agent):
         self._service_time = self.spec.service_time.sampler(
             self.ctx.streams.get(f"service:{self.id}")
         )
-        self.server = HttpServer(self.node, self.spec.workers, self._handle, self.spec.queue_limit)
+        self.server = HttpServer(
+            self.node, self.spec.workers, self._handle, self.spec.queue_limit, self.spec.http
+        )
         return self.server
 
     @property
@@ -198,13 +206,13 @@ class Service(Agent):
             job.reply(status, f"HTTP {status} (injected)")
             return
         work = self._service_time() * faults.service_factor(self.id)
-        if self.spec.calls and job.msg.body != POISON:
+        if self.spec.calls and payload_of(job.msg.body) != POISON:
             self.node.spawn(self._serve_with_calls(job, work))
         else:
             self.node.after_work(work, lambda: self._handled(job))
 
     def _handled(self, job: Job) -> None:
-        if job.msg.body == POISON:
+        if payload_of(job.msg.body) == POISON:
             job.reply(500, "poison message: the handler failed")
         else:
             job.reply(200)

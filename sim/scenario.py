@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocols.http_settings import HttpClientSettings, HttpServerSettings
 from sim.distributions import Constant, Distribution, FieldError
 
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -54,6 +55,10 @@ class Agent(Model):
         default_factory=list,
         description="Downstream agents called, in order, while serving each request.",
     )
+    http: HttpServerSettings = Field(
+        default_factory=HttpServerSettings,
+        description="How the agent answers HTTP: rate limit, Retry-After, idempotency keys.",
+    )
 
 
 class Channel(Model):
@@ -64,6 +69,10 @@ class Channel(Model):
     protocol: Literal["http"] = "http"
     timeout: float | None = Field(
         5.0, gt=0, description="Seconds the caller waits for a response (httpx: 5 s)."
+    )
+    http: HttpClientSettings = Field(
+        default_factory=HttpClientSettings,
+        description="The HTTP client: pool, keep-alive, handshake, method, idempotency key.",
     )
 
 

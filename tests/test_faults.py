@@ -272,7 +272,7 @@ def test_duplicate_fault_delivers_copies_that_share_the_msg_id() -> None:
     assert overtook.sum() > 0
     # The service is not idempotent: it serves every copy of a request it receives.
     served = run.spans[(run.spans["kind"] == "server") & (run.spans["agent"] == "s1")]
-    received = m[(m["dst"] == "s1") & (m["outcome"] == "delivered")]
+    received = m[(m["dst"] == "s1") & (m["outcome"] == "delivered") & (m["kind"] == "request")]
     assert len(served) == len(received)
 
 
@@ -345,7 +345,8 @@ def test_crashed_agent_receives_nothing_until_it_restarts() -> None:
     # The sender hears of the refusal: its calls fail fast instead of timing out.
     refused = spans[(spans["kind"] == "client") & spans["start"].between(10, 19.9)]
     assert (refused["outcome"] == "error").all()
-    assert refused["error"].str.contains("refused").all()
+    # A new connection is refused; a request on one opened before the crash is reset.
+    assert refused["error"].str.contains("refused|reset").all()
     assert (refused["end"] - refused["start"] < 0.1).all()
     # Work in progress at the crash is lost: its spans end in error at 10 s.
     served = spans[(spans["kind"] == "server") & (spans["agent"] == "s")]
@@ -438,13 +439,13 @@ def test_restarted_client_resumes_its_workload_schedule() -> None:
             duration=40,
         )
     )
-    m = run.messages
-    requests = m[m["kind"] == "request"]
-    bursts = requests.loc[requests["src"] == "c", "sent_at"]
+    # When each call began (its request leaves after the connection's handshake).
+    calls = run.spans[(run.spans["kind"] == "client") & (run.spans["parent_id"] == "")]
+    bursts = calls.loc[calls["agent"] == "c", "start"]
     assert bursts.value_counts().sort_index().to_dict() == {0.0: 3, 10.0: 3, 20.0: 3, 30.0: 3}
     # The ramp's rate at 17-22 s is about 8.5-11 per second (a ramp restarted at 17 s
     # would send about 1.6 per second then): expect about 49 of them.
-    ramp = requests.loc[requests["src"] == "r", "sent_at"]
+    ramp = calls.loc[calls["agent"] == "r", "start"]
     assert not ramp.between(12, 17, inclusive="left").any()
     assert 25 <= ramp.between(17, 22).sum() <= 80
 
@@ -484,8 +485,8 @@ def test_paused_agent_serves_nothing_and_then_its_backlog() -> None:
     work = straddling["end"] - straddling["start"] - straddling["wait"]
     assert work.to_numpy() == pytest.approx(5.2)
     # Requests delivered during the pause are taken in when it ends, and all answered.
-    held = m[(m["dst"] == "s") & m["delivered_at"].between(10, 15)]
-    assert len(held) > 3
+    held = m[(m["dst"] == "s") & (m["kind"] == "request") & m["delivered_at"].between(10, 15)]
+    assert len(held) >= 2
     assert (served["start"] == 15).sum() == len(held)
     answers = m[(m["kind"] == "response") & m["causation_id"].isin(held["msg_id"])]
     assert len(answers) == len(held)
@@ -518,8 +519,12 @@ def test_queue_limit_holds_for_the_backlog_released_by_a_pause() -> None:
             channels=[{"from": "c", "to": "s", "timeout": 30}],
         )
     )
-    served = run.spans[run.spans["kind"] == "server"]
-    backlog = served[served["start"] == 10]
+    spans = run.spans
+    served = spans[spans["kind"] == "server"]
+    # The calls made during the pause: one took the open connection, the nine others
+    # opened connections the paused server answered only when it resumed.
+    during = spans[(spans["kind"] == "client") & spans["start"].between(5, 10, inclusive="left")]
+    backlog = served[served["parent_id"].isin(during["span_id"])]
     assert len(backlog) == 10
     # One takes the free worker, two wait, the other seven are turned away.
     assert (backlog["outcome"] == "ok").sum() == 3
@@ -644,9 +649,9 @@ def test_paused_sender_sends_its_poison_when_it_resumes() -> None:
             ],
         )
     )
-    m = run.messages
-    poison = m[(m["type"] == "poison") & (m["kind"] == "request")]
-    assert poison["sent_at"].tolist() == [8.0]
+    spans = run.spans
+    poison = spans[(spans["name"] == "poison") & (spans["kind"] == "client")]
+    assert poison["start"].tolist() == [8.0]
 
 
 # --- topology and bandwidth -------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from protocols.http import HttpEndpoint, HttpServer
 from protocols.workers import Job
 from tests.harness import Harness
@@ -26,8 +28,17 @@ def test_a_call_ends_with_the_servers_answer():
     h.run(10)
     assert results == [("ok", 200, "")]
     spans = h.spans.set_index("kind")
-    assert spans.loc["client", "end"] - spans.loc["client", "start"] == 0.52
-    assert list(h.messages.outcome) == ["delivered", "delivered"]
+    # A new connection: a TCP and a TLS round trip, then the request and its answer.
+    assert spans.loc["client", "end"] - spans.loc["client", "start"] == pytest.approx(0.56)
+    m = h.messages
+    assert list(m.type[m.kind == "control"]) == [
+        "tcp.syn",
+        "tcp.syn-ack",
+        "tls.client-hello",
+        "tls.server-finished",
+    ]
+    assert list(m.kind[m.kind != "control"]) == ["request", "response"]
+    assert (m.outcome == "delivered").all()
 
 
 def test_a_slow_server_makes_the_call_time_out_once():
@@ -64,6 +75,7 @@ def test_a_crashed_server_refuses_the_connection():
     h.env.process(_call_at(h, client, 1.0, results))
     h.run(10)
     assert results[0][0] == "error" and "refused" in results[0][2]
+    assert list(h.messages.type) == ["tcp.syn"]
     assert list(h.messages.outcome) == ["unavailable"]
 
 

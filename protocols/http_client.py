@@ -1,0 +1,379 @@
+"""The HTTP client: a connection pool per callee, handshakes, and calls that block.
+
+Semantics of httpx over HTTP/1.1:
+- one request per connection at a time, so concurrency per callee is the pool size;
+- a free keep-alive connection is reused; past `keepalive_expiry` idle it is closed;
+- with every connection busy, a call waits in FIFO order for one, up to `pool_timeout`
+  (then it is `rejected` without touching the wire);
+- a new connection costs a TCP round trip and, with TLS 1.3, one more; both are real
+  control messages, so loss, partitions and crashes hit them (a lost SYN is sent again
+  after 1 s, then 2 s..., as Linux does, until the connect timeout);
+- after a read timeout the connection is closed: the response may still come on it.
+A request that finds its connection gone on the server (the server restarted) is
+answered with a reset.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from protocols.call import Call, CallResult, abort_all, status_result
+from protocols.http_settings import HttpClientSettings
+from protocols.http_wire import (
+    CONTROL_BYTES,
+    PROTOCOL,
+    SYN,
+    SYN_ACK,
+    TLS_DONE,
+    TLS_HELLO,
+    HttpRequest,
+    HttpResponse,
+)
+from protocols.node import Node
+from protocols.transport import Message
+
+DEFAULTS = HttpClientSettings()
+
+
+class Exchange:
+    """A call and the request it sends, while it looks for a connection."""
+
+    __slots__ = ("call", "msg", "queued_at", "read_timeout", "settings", "waiting")
+
+    def __init__(
+        self, call: Call, msg: Message, settings: HttpClientSettings, read_timeout: float | None
+    ) -> None:
+        self.call = call
+        self.msg = msg
+        self.settings = settings
+        self.read_timeout = read_timeout
+        self.queued_at: float | None = None
+        self.waiting = False
+
+
+class Connection:
+    """One TCP (+TLS) connection from the client to a callee."""
+
+    __slots__ = ("exchange", "id", "idle_since", "pool", "rto", "state", "step")
+
+    def __init__(self, conn_id: int, pool: Pool) -> None:
+        self.id = conn_id
+        self.pool = pool
+        self.state = "connecting"  # connecting -> busy <-> idle -> closed
+        self.step = SYN
+        self.rto = pool.settings.syn_rto
+        self.idle_since = 0.0
+        self.exchange: Exchange | None = None
+
+
+class Pool:
+    """The connections from this client to one callee."""
+
+    def __init__(self, client: HttpClient, dst: str, settings: HttpClientSettings) -> None:
+        self.client = client
+        self.dst = dst
+        self.settings = settings
+        self.open = 0
+        self.idle: list[Connection] = []
+        self.waiting: deque[Exchange] = deque()
+
+    def acquire(self, ex: Exchange) -> None:
+        """Give the exchange a connection now, open one, or queue it for one."""
+        conn = self._fresh_idle()
+        if conn is not None:
+            self.client.send_on(conn, ex)
+        elif self.open < self.settings.max_connections:
+            self.client.connect(self, ex)
+        else:
+            node = self.client.node
+            ex.waiting = True
+            ex.queued_at = node.env.now
+            self.waiting.append(ex)
+            node.after(self.settings.pool_timeout, lambda: self._pool_timeout(ex))
+
+    def release(self, conn: Connection) -> None:
+        """A response came back: the connection serves the next waiter or goes idle."""
+        conn.exchange = None
+        while self.waiting:
+            ex = self.waiting.popleft()
+            ex.waiting = False
+            if ex.call.result is None:
+                self.client.send_on(conn, ex)
+                return
+        if len(self.idle) < self.settings.max_keepalive:
+            conn.state = "idle"
+            conn.idle_since = self.client.node.env.now
+            self.idle.append(conn)
+        else:
+            self.discard(conn)
+
+    def discard(self, conn: Connection) -> None:
+        """Close a connection; a waiting call may open a new one in its place."""
+        if conn.state == "closed":
+            return
+        if conn.state == "idle":
+            self.idle.remove(conn)
+        conn.state = "closed"
+        conn.exchange = None
+        self.open -= 1
+        self.client.connections.pop(conn.id, None)
+        while self.waiting and self.open < self.settings.max_connections:
+            ex = self.waiting.popleft()
+            ex.waiting = False
+            if ex.call.result is None:
+                self.client.connect(self, ex)
+
+    def _fresh_idle(self) -> Connection | None:
+        now = self.client.node.env.now
+        expiry = self.settings.keepalive_expiry
+        while self.idle:
+            conn = self.idle.pop()  # the most recently used: it is the least likely stale
+            if now - conn.idle_since <= expiry:
+                return conn
+            conn.state = "busy"  # so that discard does not look for it in `idle`
+            self.discard(conn)
+        return None
+
+    def _pool_timeout(self, ex: Exchange) -> None:
+        if not ex.waiting or ex.call.result is not None:
+            return
+        self.waiting.remove(ex)
+        ex.waiting = False
+        waited = self.client.node.env.now - (ex.queued_at or 0.0)
+        self.client.forget(ex)
+        ex.call.queued = waited
+        ex.call.end(("rejected", 0, f"no free connection within {waited:g} s (pool timeout)"))
+
+
+class HttpClient:
+    """The calling side: pools per callee, calls that end once."""
+
+    def __init__(self, node: Node, settings: Callable[[str], HttpClientSettings] | None = None):
+        self.node = node
+        self.pending: dict[str, Call] = {}
+        self.connections: dict[int, Connection] = {}
+        self._settings = settings or (lambda _dst: DEFAULTS)
+        self._pools: dict[str, Pool] = {}
+        self._conn_ids = itertools.count(1)
+        self._exchanges: dict[str, Exchange] = {}
+
+    def pool(self, dst: str) -> Pool:
+        """The pool of connections to `dst`."""
+        pool = self._pools.get(dst)
+        if pool is None:
+            pool = self._pools[dst] = Pool(self, dst, self._settings(dst))
+        return pool
+
+    def call(
+        self,
+        dst: str,
+        type_: str,
+        correlation_id: str,
+        timeout: float | None = 5.0,
+        parent: int = -1,
+        size_bytes: int = 256,
+        body: Any = None,
+        causation_id: str = "",
+        on_done: Callable[[CallResult], None] | None = None,
+        attempt: int = 1,
+        idempotency_key: str = "",
+        deadline: float | None = None,
+    ) -> Call:
+        """Make an HTTP call; it ends on the response, a timeout, a refusal or a reset.
+
+        `timeout` is the read timeout, counted from when the request is sent; the pool
+        and connect timeouts come from the callee's settings. `on_done` is told the
+        result; code in a process yields `call.wait()` instead.
+        """
+        node = self.node
+        now = node.env.now
+        pool = self.pool(dst)
+        settings = pool.settings
+        if deadline is None:
+            deadline = now + timeout if timeout is not None else float("nan")
+        span = node.journal.span_start(
+            type_, "client", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
+        )
+        msg_id = node.new_id()
+        if settings.idempotency_key and not idempotency_key:
+            idempotency_key = f"{node.id}:{correlation_id}:{type_}"
+        msg = Message(
+            msg_id=msg_id,
+            type=type_,
+            src=node.id,
+            dst=dst,
+            kind="request",
+            protocol=PROTOCOL,
+            version=node.version,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            span=span,
+            attempt=attempt,
+            size_bytes=size_bytes,
+            body=HttpRequest(0, settings.method, idempotency_key, body),
+        )
+        call = Call(self, msg_id, span, None, on_done)
+        ex = Exchange(call, msg, settings, timeout)
+        self._exchanges[msg_id] = ex
+        pool.acquire(ex)
+        return call
+
+    # -- connections ------------------------------------------------------------------
+
+    def connect(self, pool: Pool, ex: Exchange) -> None:
+        """Open a new connection to the pool's callee for `ex`."""
+        conn = Connection(next(self._conn_ids), pool)
+        conn.exchange = ex
+        pool.open += 1
+        self.connections[conn.id] = conn
+        self._handshake(conn)
+        node = self.node
+        node.after(pool.settings.connect_timeout, lambda: self._connect_timeout(conn))
+
+    def _handshake(self, conn: Connection, attempt: int = 1) -> None:
+        node = self.node
+        ex = conn.exchange
+        self.node.send(
+            Message(
+                msg_id=node.new_id(),
+                type=conn.step,
+                src=node.id,
+                dst=conn.pool.dst,
+                kind="control",
+                protocol=PROTOCOL,
+                version=node.version,
+                correlation_id=ex.msg.correlation_id if ex else "",
+                span=ex.call.span if ex else -1,
+                attempt=attempt,
+                size_bytes=CONTROL_BYTES,
+                body=conn.id,
+            )
+        )
+        step, rto = conn.step, conn.rto
+        conn.rto *= 2
+
+        def retransmit() -> None:
+            if conn.state == "connecting" and conn.step == step:
+                self._handshake(conn, attempt + 1)
+
+        node.after(rto, retransmit)
+
+    def _on_control(self, msg: Message) -> None:
+        conn = self.connections.get(msg.body)
+        if conn is None or conn.state != "connecting":
+            return
+        if msg.type == SYN_ACK and conn.step == SYN:
+            if conn.pool.settings.tls:
+                conn.step = TLS_HELLO
+                conn.rto = conn.pool.settings.syn_rto
+                self._handshake(conn)
+                return
+        elif not (msg.type == TLS_DONE and conn.step == TLS_HELLO):
+            return
+        ex = conn.exchange
+        conn.exchange = None
+        if ex is None or ex.call.result is not None:
+            conn.pool.release(conn)
+        else:
+            self.send_on(conn, ex)
+
+    def _connect_timeout(self, conn: Connection) -> None:
+        if conn.state != "connecting":
+            return
+        ex = conn.exchange
+        conn.pool.discard(conn)
+        if ex is not None:
+            self.forget(ex)
+            timeout = conn.pool.settings.connect_timeout
+            ex.call.end(("error", 0, f"could not connect to {conn.pool.dst} within {timeout:g} s"))
+
+    def send_on(self, conn: Connection, ex: Exchange) -> None:
+        """Send the exchange's request on an open connection; its read timer starts."""
+        conn.state = "busy"
+        conn.exchange = ex
+        msg = ex.msg
+        msg.body.conn = conn.id
+        call = ex.call
+        # Time spent waiting for a connection is the client span's `wait`.
+        call.queued = self.node.env.now - ex.queued_at if ex.queued_at is not None else 0.0
+        call.timeout = ex.read_timeout
+        if ex.read_timeout is not None:
+            self.node.env.timeout(ex.read_timeout).callbacks.append(call.expire)
+        self.node.send(msg)
+
+    def forget(self, ex: Exchange) -> None:
+        """Drop the bookkeeping of an exchange whose call has ended."""
+        self._exchanges.pop(ex.msg.msg_id, None)
+
+    # -- the transport's news ---------------------------------------------------------
+
+    def on_response(self, msg: Message) -> None:
+        """A response arrived: end the call it answers, give back its connection."""
+        ex = self._exchanges.pop(msg.causation_id, None)
+        if ex is None:
+            return  # a late or duplicate response: the call has ended
+        response: HttpResponse = msg.body
+        call = ex.call
+        conn = self.connections.get(ex.msg.body.conn)
+        if call.result is None:
+            call.retry_after = response.retry_after
+            call.end(status_result(response.status))
+        if conn is not None and conn.exchange is ex:
+            conn.pool.release(conn)
+
+    def on_reset(self, msg: Message) -> None:
+        """The server did not know the connection (it restarted): the call fails."""
+        conn = self.connections.get(msg.body)
+        if conn is None:
+            return
+        ex = conn.exchange
+        conn.pool.discard(conn)
+        if ex is not None and ex.call.result is None:
+            self._exchanges.pop(ex.msg.msg_id, None)
+            ex.call.end(("error", 0, f"{conn.pool.dst} reset the connection"))
+
+    def on_control(self, msg: Message) -> None:
+        """A handshake answer or a reset from a server."""
+        if msg.type in (SYN_ACK, TLS_DONE):
+            self._on_control(msg)
+        else:
+            self.on_reset(msg)
+
+    def on_bounce(self, msg: Message, outcome: str) -> None:
+        """The callee is down: a connecting or sending call fails with a refusal."""
+        if msg.kind == "control":
+            conn = self.connections.get(msg.body)
+            if conn is None or conn.state != "connecting":
+                return
+            ex = conn.exchange
+            conn.pool.discard(conn)
+            if ex is not None:
+                self._exchanges.pop(ex.msg.msg_id, None)
+                ex.call.end(("error", 0, f"{msg.dst} refused the connection ({outcome})"))
+        elif msg.kind == "request":
+            ex = self._exchanges.pop(msg.msg_id, None)
+            if ex is None:
+                return
+            conn = self.connections.get(msg.body.conn)
+            if conn is not None:
+                conn.pool.discard(conn)
+            ex.call.end(("error", 0, f"{msg.dst} reset the connection ({outcome})"))
+
+    def on_timeout(self, call: Call) -> None:
+        """A call's read timeout fired: httpx closes the connection it was on."""
+        ex = self._exchanges.pop(call.key, None)
+        if ex is None:
+            return
+        conn = self.connections.get(ex.msg.body.conn)
+        if conn is not None and conn.exchange is ex:
+            conn.pool.discard(conn)
+
+    def reset(self) -> None:
+        """The caller crashed: its calls end in error, its connections are gone."""
+        abort_all(self)
+        self.connections.clear()
+        self._pools.clear()
+        self._exchanges.clear()

@@ -1,0 +1,196 @@
+"""The HTTP server: connections, a worker pool with an accept queue, 429/503, and
+Idempotency-Key semantics.
+
+- A request comes on a connection the server accepted (the client's handshake); one on
+  a connection it does not know (it restarted since) is answered with a reset.
+- A full accept queue answers 503 with Retry-After; past the rate limit (a token
+  bucket) the answer is 429 with the Retry-After that the bucket needs to refill.
+- Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): the first request with a
+  key is processed; a retry while the original is in flight gets 409; a retry after it
+  completed gets the stored result replayed, without running the handler again. The
+  store lives in memory: a crash forgets it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from protocols.http_settings import HttpServerSettings
+from protocols.http_wire import (
+    CONTROL_BYTES,
+    PROTOCOL,
+    RESPONSE_BYTES,
+    RST,
+    SYN,
+    SYN_ACK,
+    TLS_DONE,
+    TLS_HELLO,
+    HttpRequest,
+    HttpResponse,
+)
+from protocols.node import Node
+from protocols.transport import Message
+from protocols.workers import Job, WorkerPool
+
+IN_FLIGHT = -1
+
+
+def send_response(
+    node: Node, request: Message, status: int, span: int, retry_after: float = 0.0
+) -> None:
+    """Send the response to `request` from `node`."""
+    node.send(
+        Message(
+            msg_id=node.new_id(),
+            type=request.type,
+            src=node.id,
+            dst=request.src,
+            kind="response",
+            protocol=PROTOCOL,
+            version=node.version,
+            correlation_id=request.correlation_id,
+            causation_id=request.msg_id,
+            span=span,
+            attempt=request.attempt,
+            size_bytes=RESPONSE_BYTES,
+            body=HttpResponse(status, retry_after),
+        )
+    )
+
+
+def send_control(node: Node, to: Message, type_: str) -> None:
+    """Answer a handshake step (or reset) on the connection `to` came on."""
+    node.send(
+        Message(
+            msg_id=node.new_id(),
+            type=type_,
+            src=node.id,
+            dst=to.src,
+            kind="control",
+            protocol=PROTOCOL,
+            version=node.version,
+            correlation_id=to.correlation_id,
+            causation_id=to.msg_id,
+            span=to.span,
+            size_bytes=CONTROL_BYTES,
+            body=to.body.conn if isinstance(to.body, HttpRequest) else to.body,
+        )
+    )
+
+
+class HttpServer:
+    """The serving side. `handler(job)` runs when a worker takes a request and ends with
+    `job.reply(status, error)`."""
+
+    def __init__(
+        self,
+        node: Node,
+        workers: int,
+        handler: Callable[[Job], None],
+        queue_limit: int | None = None,
+        settings: HttpServerSettings | None = None,
+    ) -> None:
+        self.node = node
+        self.settings = settings or HttpServerSettings()
+        self.pool = WorkerPool(node, workers, handler, queue_limit)
+        self.connections: dict[tuple[str, int], bool] = {}
+        # Idempotency key -> (status, or IN_FLIGHT; time the stored result expires).
+        self.results: dict[str, tuple[int, float]] = {}
+        self._tokens = float(self.settings.burst)
+        self._refilled = 0.0
+        # How many times each request was really handled (not replayed), by key.
+        self.effects: dict[str, int] = {}
+
+    # -- connections ------------------------------------------------------------------
+
+    def on_control(self, msg: Message) -> None:
+        """Answer the client's handshake steps."""
+        if msg.type == SYN:
+            self.connections[(msg.src, msg.body)] = True
+            send_control(self.node, msg, SYN_ACK)
+        elif msg.type == TLS_HELLO and (msg.src, msg.body) in self.connections:
+            send_control(self.node, msg, TLS_DONE)
+
+    # -- requests ---------------------------------------------------------------------
+
+    def on_request(self, msg: Message) -> None:
+        """Admit a request to the pool, or answer it at once (reset, 429, 409, replay, 503)."""
+        node = self.node
+        body: HttpRequest = msg.body
+        if (msg.src, body.conn) not in self.connections:
+            send_control(node, msg, RST)
+            return
+        now = node.env.now
+        span = node.journal.span_start(
+            msg.type, "server", node.id, msg.src, PROTOCOL, now, msg.span, msg.correlation_id
+        )
+        if self.settings.rate_limit is not None and not self._admit(now):
+            wait = (1.0 - self._tokens) / self.settings.rate_limit
+            self._refuse(msg, span, 429, "rate limited", wait)
+            return
+        key = body.idempotency_key
+        if key:
+            stored = self.results.get(key)
+            if stored is not None and stored[1] > now:
+                if stored[0] == IN_FLIGHT:
+                    self._refuse(msg, span, 409, "the original request is still in flight")
+                else:
+                    self._replay(msg, span, stored[0])
+                return
+        if not self.pool.submit(Job(self, msg, span, now)):
+            self._refuse(msg, span, 503, "accept queue full", self.settings.retry_after)
+            return
+        if key:
+            self.results[key] = (IN_FLIGHT, now + self.settings.idempotency_ttl)
+
+    def reply(self, job: Job, status: int, error: str = "") -> None:
+        """Finish a job: close its span, store its result, answer, free the worker."""
+        node = self.node
+        now = node.env.now
+        outcome = "ok" if 200 <= status < 300 else "error"
+        if not error and outcome == "error":
+            error = f"HTTP {status}"
+        node.journal.span_end(job.span, outcome, now, error, wait=job.wait, status=status)
+        key = job.msg.body.idempotency_key or job.msg.msg_id
+        self.effects[key] = self.effects.get(key, 0) + 1
+        if job.msg.body.idempotency_key:
+            self.results[job.msg.body.idempotency_key] = (
+                status,
+                now + self.settings.idempotency_ttl,
+            )
+        send_response(node, job.msg, status, job.span)
+        self.pool.done(job)
+
+    def _admit(self, now: float) -> bool:
+        rate, burst = self.settings.rate_limit or math.inf, self.settings.burst
+        self._tokens = min(burst, self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+    def _refuse(
+        self, msg: Message, span: int, status: int, why: str, retry_after: float = 0.0
+    ) -> None:
+        now = self.node.env.now
+        self.node.journal.span_end(span, "rejected", now, error=why, status=status)
+        send_response(self.node, msg, status, span, retry_after)
+
+    def _replay(self, msg: Message, span: int, status: int) -> None:
+        now = self.node.env.now
+        outcome = "ok" if 200 <= status < 300 else "error"
+        self.node.journal.span_end(span, outcome, now, error="replayed", status=status)
+        send_response(self.node, msg, status, span)
+
+    def reset(self) -> None:
+        """A crash: the requests held are lost, connections and stored results forgotten."""
+        node = self.node
+        now = node.env.now
+        for job in self.pool.drain():
+            why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
+            node.journal.span_end(job.span, "error", now, error=why)
+        self.connections.clear()
+        self.results.clear()
+        self._tokens = float(self.settings.burst)
