@@ -9,6 +9,7 @@ faulty one, as httpx's clients do over its mock transport.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -35,6 +36,11 @@ class Message:
     size_bytes: int = 0
     body: Any = None
     duplicate: bool = False
+    # Envelope fields carried on the wire (see protocols/envelope.py); the defaults mean
+    # "none": no trace context yet, no deadline, and the idempotency key is `msg_id`.
+    traceparent: str = ""
+    deadline: float = math.inf
+    idempotency_key: str = ""
 
     def copy(self, **changes: Any) -> Message:
         """A copy with some fields changed (the duplicate a network injects, say)."""

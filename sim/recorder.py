@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from protocols.transport import Message
@@ -303,7 +304,10 @@ class Recorder:
     def tables(self) -> dict[str, pd.DataFrame]:
         """The six tables of the trace contract (DESIGN.md section 3)."""
         n = len(self._m_id)
-        m_span = pd.Series(self._m_span, dtype="int64")
+        k = len(self._s_name)
+        # Every span id is formatted once; messages and parents index into them, and
+        # index -1 (no span) picks the empty string at the end.
+        ids = np.array([span_hex(i) for i in range(k)] + [""], dtype=object)
         messages = pd.DataFrame(
             {
                 "seq": pd.RangeIndex(n),
@@ -316,7 +320,7 @@ class Recorder:
                 "dst": self._m_dst,
                 "correlation_id": self._m_corr,
                 "causation_id": self._m_cause,
-                "span_id": _hex_ids(m_span),
+                "span_id": _ids(ids, self._m_span),
                 "attempt": pd.Series(self._m_attempt, dtype="int64"),
                 "sent_at": pd.Series(self._m_sent, dtype="float64"),
                 "delivered_at": pd.Series(self._m_delivered, dtype="float64"),
@@ -327,11 +331,10 @@ class Recorder:
             },
             columns=MESSAGE_COLUMNS,
         )
-        k = len(self._s_name)
         spans = pd.DataFrame(
             {
-                "span_id": _hex_ids(pd.Series(range(k), dtype="int64")),
-                "parent_id": _hex_ids(pd.Series(self._s_parent, dtype="int64")),
+                "span_id": pd.Series(ids[:k], dtype="str"),
+                "parent_id": _ids(ids, self._s_parent),
                 "correlation_id": self._s_corr,
                 "name": self._s_name,
                 "kind": self._s_kind,
@@ -360,9 +363,9 @@ class Recorder:
         return {name: conform(name, table) for name, table in tables.items()}
 
 
-def _hex_ids(index: pd.Series) -> pd.Series:
-    """Span ids from span indexes; -1 (no span) becomes the empty string."""
-    return pd.Series([span_hex(i) if i >= 0 else "" for i in index.tolist()], dtype="str")
+def _ids(ids: np.ndarray, index: list[int]) -> pd.Series:
+    """Span ids for a list of span indexes (-1, no span, gives the empty string)."""
+    return pd.Series(ids[np.asarray(index, dtype=np.int64)], dtype="str")
 
 
 def _agent_columns(rows: list[dict[str, Any]]) -> list[str]:
