@@ -16,6 +16,7 @@ answered with a reset.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -185,7 +186,8 @@ class HttpClient:
         """Make an HTTP call; it ends on the response, a timeout, a refusal or a reset.
 
         `timeout` is the read timeout, counted from when the request is sent; the pool
-        and connect timeouts come from the callee's settings. `on_done` is told the
+        and connect timeouts come from the callee's settings. `deadline` (absolute) travels
+        with the request so the server can drop work nobody waits for. `on_done` is told the
         result; code in a process yields `call.wait()` instead.
         """
         node = self.node
@@ -193,7 +195,7 @@ class HttpClient:
         pool = self.pool(dst)
         settings = pool.settings
         if deadline is None:
-            deadline = now + timeout if timeout is not None else float("nan")
+            deadline = now + timeout if timeout is not None else math.nan
         span = node.journal.span_start(
             type_, "client", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
         )
@@ -213,7 +215,9 @@ class HttpClient:
             span=span,
             attempt=attempt,
             size_bytes=size_bytes,
-            body=HttpRequest(0, settings.method, idempotency_key, body),
+            body=HttpRequest(0, settings.method, body),
+            deadline=deadline if deadline == deadline else math.inf,
+            idempotency_key=idempotency_key,
         )
         call = Call(self, msg_id, span, None, on_done)
         ex = Exchange(call, msg, settings, timeout)

@@ -93,14 +93,13 @@ class HttpServer:
     ) -> None:
         self.node = node
         self.settings = settings or HttpServerSettings()
-        self.pool = WorkerPool(node, workers, handler, queue_limit)
+        self._handler = handler
+        self.pool = WorkerPool(node, workers, self.begin, queue_limit)
         self.connections: dict[tuple[str, int], bool] = {}
         # Idempotency key -> (status, or IN_FLIGHT; time the stored result expires).
         self.results: dict[str, tuple[int, float]] = {}
         self._tokens = float(self.settings.burst)
         self._refilled = 0.0
-        # How many times each request was really handled (not replayed), by key.
-        self.effects: dict[str, int] = {}
 
     # -- connections ------------------------------------------------------------------
 
@@ -129,7 +128,7 @@ class HttpServer:
             wait = (1.0 - self._tokens) / self.settings.rate_limit
             self._refuse(msg, span, 429, "rate limited", wait)
             return
-        key = body.idempotency_key
+        key = msg.idempotency_key or (msg.msg_id if self.settings.dedupe else "")
         if key:
             stored = self.results.get(key)
             if stored is not None and stored[1] > now:
@@ -144,22 +143,35 @@ class HttpServer:
         if key:
             self.results[key] = (IN_FLIGHT, now + self.settings.idempotency_ttl)
 
+    def begin(self, job: Job) -> None:
+        """A worker took the job: drop it if its deadline passed (when set), else handle."""
+        if self.settings.drop_expired and job.msg.deadline <= self.node.env.now:
+            self.finish(job, 504, "deadline exceeded before work began", "deadline_exceeded")
+            return
+        self._handler(job)
+
     def reply(self, job: Job, status: int, error: str = "") -> None:
-        """Finish a job: close its span, store its result, answer, free the worker."""
+        """Finish a job the handler ran: record its effect, store its result, answer."""
+        node = self.node
+        msg = job.msg
+        key = msg.idempotency_key or msg.msg_id
+        node.journal.effect(node.env.now, node.id, key, msg.msg_id, msg.correlation_id)
+        self.finish(job, status, error)
+
+    def finish(self, job: Job, status: int, error: str = "", outcome: str = "") -> None:
+        """Close the job's span, store its result for its key, answer, free the worker."""
         node = self.node
         now = node.env.now
-        outcome = "ok" if 200 <= status < 300 else "error"
-        if not error and outcome == "error":
+        if not outcome:
+            outcome = "ok" if 200 <= status < 300 else "error"
+        if not error and outcome != "ok":
             error = f"HTTP {status}"
         node.journal.span_end(job.span, outcome, now, error, wait=job.wait, status=status)
-        key = job.msg.body.idempotency_key or job.msg.msg_id
-        self.effects[key] = self.effects.get(key, 0) + 1
-        if job.msg.body.idempotency_key:
-            self.results[job.msg.body.idempotency_key] = (
-                status,
-                now + self.settings.idempotency_ttl,
-            )
-        send_response(node, job.msg, status, job.span)
+        msg = job.msg
+        key = msg.idempotency_key or (msg.msg_id if self.settings.dedupe else "")
+        if key:
+            self.results[key] = (status, now + self.settings.idempotency_ttl)
+        send_response(node, msg, status, job.span)
         self.pool.done(job)
 
     def _admit(self, now: float) -> bool:

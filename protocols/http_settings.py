@@ -64,3 +64,13 @@ class HttpServerSettings(BaseModel):
     idempotency_ttl: float = Field(
         86400.0, gt=0, description="Seconds a stored result is replayed for its key."
     )
+    dedupe: bool = Field(
+        False,
+        description="An idempotent receiver: a request without an Idempotency-Key is keyed by "
+        "its message id, so a duplicate copy is answered from the store, not handled again.",
+    )
+    drop_expired: bool = Field(
+        False,
+        description="Answer 504 at once, without working, when a request's deadline has "
+        "passed by the time a worker takes it.",
+    )

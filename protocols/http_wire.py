@@ -16,14 +16,16 @@ RST = "tcp.rst"
 
 
 class HttpRequest:
-    """A request's head and payload, on connection `conn` of its caller."""
+    """A request's method and payload, on connection `conn` of its caller.
 
-    __slots__ = ("conn", "idempotency_key", "method", "payload")
+    Its Idempotency-Key and deadline travel in the message's envelope fields.
+    """
 
-    def __init__(self, conn: int, method: str, idempotency_key: str, payload: Any) -> None:
+    __slots__ = ("conn", "method", "payload")
+
+    def __init__(self, conn: int, method: str, payload: Any) -> None:
         self.conn = conn
         self.method = method
-        self.idempotency_key = idempotency_key
         self.payload = payload
 
 

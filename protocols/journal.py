@@ -60,3 +60,7 @@ class Journal(Protocol):
     def breaker_transition(self, **row: Any) -> None:
         """Record a circuit breaker's state change."""
         ...
+
+    def effect(self, time: float, agent: str, key: str, msg_id: str, correlation_id: str) -> None:
+        """Record an effect applied by a receiver whose handler really ran, for `key`."""
+        ...

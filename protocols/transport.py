@@ -41,6 +41,8 @@ class Message:
     traceparent: str = ""
     deadline: float = math.inf
     idempotency_key: str = ""
+    # This copy's row in the trace, set by the network when it is sent.
+    seq: int = -1
 
     def copy(self, **changes: Any) -> Message:
         """A copy with some fields changed (the duplicate a network injects, say)."""
@@ -65,6 +67,10 @@ class Transport(Protocol):
         """Put a message on the wire; returns its sequence number in the trace."""
         ...
 
+    def mark(self, msg: Message, outcome: str, reason: str = "") -> None:
+        """Change a delivered message's outcome (`rejected`, `dead_lettered`, ...)."""
+        ...
+
 
 class PerfectTransport:
     """A network that never fails: every message arrives after a fixed latency."""
@@ -73,6 +79,7 @@ class PerfectTransport:
         self.env = env
         self.latency = latency
         self.sent: list[Message] = []
+        self.marks: list[tuple[int, str, str]] = []
         self._receivers: dict[str, Receiver] = {}
 
     def attach(self, agent: str, receive: Receiver, bounce: Bounce | None = None) -> None:
@@ -82,6 +89,11 @@ class PerfectTransport:
     def send(self, msg: Message) -> int:
         """Deliver `msg` after the fixed latency; returns its index in `sent`."""
         self.sent.append(msg)
+        msg.seq = len(self.sent) - 1
         receive = self._receivers[msg.dst]
         self.env.timeout(self.latency).callbacks.append(lambda _event: receive(msg))
         return len(self.sent) - 1
+
+    def mark(self, msg: Message, outcome: str, reason: str = "") -> None:
+        """Remember the outcome a receiver gave a message (in `marks`)."""
+        self.marks.append((msg.seq, outcome, reason))

@@ -101,6 +101,7 @@ class Network:
         env, rec = self.env, self._rec
         now = env.now
         seq = rec.message_sent(msg, now)
+        msg.seq = seq
         route = self._route(msg.src, msg.dst)
         if route is None:
             rec.message_ended(seq, "unavailable", now)
@@ -139,6 +140,11 @@ class Network:
         if duplicate and not msg.duplicate:
             self.send(msg.copy(duplicate=True))
         return seq
+
+    def mark(self, msg: Message, outcome: str, reason: str = "") -> None:
+        """A receiver changed a delivered copy's outcome (`rejected`, `dead_lettered`...)."""
+        if msg.seq >= 0:
+            self._rec.message_ended(msg.seq, outcome, self.env.now, reason)
 
     # -- internals --------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ MESSAGE_COLUMNS = [
     "outcome",
     "size_bytes",
     "duplicate",
+    "reason",
 ]
 SPAN_COLUMNS = [
     "span_id",
@@ -80,6 +81,7 @@ QUEUE_COLUMNS = [
 ]
 FAULT_COLUMNS = ["fault_id", "kind", "start", "end", "targets", "params"]
 AGENT_COLUMNS = ["agent", "role", "version", "workers", "calls"]
+EFFECT_COLUMNS = ["time", "agent", "key", "msg_id", "correlation_id"]
 
 
 # Column types of every table: applied when tables are built and when they are loaded,
@@ -90,7 +92,7 @@ DTYPES: dict[str, dict[str, str]] = {
         "kind": "str", "src": "str", "dst": "str", "correlation_id": "str",
         "causation_id": "str", "span_id": "str", "attempt": "int64", "sent_at": "float64",
         "delivered_at": "float64", "ended_at": "float64", "outcome": "str",
-        "size_bytes": "int64", "duplicate": "bool",
+        "size_bytes": "int64", "duplicate": "bool", "reason": "str",
     },
     "spans": {
         "span_id": "str", "parent_id": "str", "correlation_id": "str", "name": "str",
@@ -113,6 +115,7 @@ DTYPES: dict[str, dict[str, str]] = {
         "targets": "str", "params": "str",
     },
     "agents": {"agent": "str", "role": "str", "version": "int64", "workers": "int64", "calls": "str"},
+    "effects": {"time": "float64", "agent": "str", "key": "str", "msg_id": "str", "correlation_id": "str"},
 }  # fmt: skip
 
 
@@ -149,6 +152,7 @@ class Recorder:
         self._m_outcome: list[str] = []
         self._m_size: list[int] = []
         self._m_dup: list[bool] = []
+        self._m_reason: dict[int, str] = {}
         # spans
         self._s_parent: list[int] = []
         self._s_corr: list[str] = []
@@ -169,6 +173,7 @@ class Recorder:
         self.queues: list[tuple[Any, ...]] = []
         self.faults: list[dict[str, Any]] = []
         self.agents: list[dict[str, Any]] = []
+        self.effects: list[tuple[float, str, str, str, str]] = []
 
     # -- messages ---------------------------------------------------------------------
 
@@ -199,10 +204,12 @@ class Recorder:
         self._m_ended[seq] = now
         self._m_outcome[seq] = "delivered"
 
-    def message_ended(self, seq: int, outcome: str, now: float) -> None:
-        """The copy `seq` died (`dropped`, `partitioned`, `unavailable`, ...) at `now`."""
+    def message_ended(self, seq: int, outcome: str, now: float, reason: str = "") -> None:
+        """The copy `seq` ended (`dropped`, `partitioned`, `rejected`, ...) at `now`."""
         self._m_ended[seq] = now
         self._m_outcome[seq] = outcome
+        if reason:
+            self._m_reason[seq] = reason
 
     @property
     def message_count(self) -> int:
@@ -291,6 +298,10 @@ class Recorder:
         """Record a circuit breaker's state change (columns: BREAKER_COLUMNS)."""
         self.breakers.append(row)
 
+    def effect(self, time: float, agent: str, key: str, msg_id: str, correlation_id: str) -> None:
+        """Record an effect applied by a receiver (a handler that really ran) for `key`."""
+        self.effects.append((time, agent, key, msg_id, correlation_id))
+
     def fault(self, **row: Any) -> None:
         """Record a fault window (columns: FAULT_COLUMNS)."""
         self.faults.append(row)
@@ -328,6 +339,7 @@ class Recorder:
                 "outcome": self._m_outcome,
                 "size_bytes": pd.Series(self._m_size, dtype="int64"),
                 "duplicate": pd.Series(self._m_dup, dtype="bool"),
+                "reason": _sparse(self._m_reason, n),
             },
             columns=MESSAGE_COLUMNS,
         )
@@ -359,6 +371,7 @@ class Recorder:
             "queues": pd.DataFrame(self.queues, columns=QUEUE_COLUMNS),
             "faults": pd.DataFrame(self.faults, columns=FAULT_COLUMNS),
             "agents": pd.DataFrame(self.agents, columns=_agent_columns(self.agents)),
+            "effects": pd.DataFrame(self.effects, columns=EFFECT_COLUMNS),
         }
         return {name: conform(name, table) for name, table in tables.items()}
 
@@ -366,6 +379,14 @@ class Recorder:
 def _ids(ids: np.ndarray, index: list[int]) -> pd.Series:
     """Span ids for a list of span indexes (-1, no span, gives the empty string)."""
     return pd.Series(ids[np.asarray(index, dtype=np.int64)], dtype="str")
+
+
+def _sparse(values: dict[int, str], n: int) -> pd.Series:
+    """A string column that is empty but for a few rows."""
+    column = np.full(n, "", dtype=object)
+    for index, value in values.items():
+        column[index] = value
+    return pd.Series(column, dtype="str")
 
 
 def _agent_columns(rows: list[dict[str, Any]]) -> list[str]:

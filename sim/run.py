@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 
 from sim.metrics import summarize
-from sim.recorder import conform
+from sim.recorder import DTYPES, conform
 from sim.scenario import Scenario
 
-TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents")
+TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents", "effects")
 FORMAT_VERSION = 1
 
 
@@ -47,14 +47,17 @@ def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
     }
 
 
+def empty_table(name: str) -> pd.DataFrame:
+    """A table of the trace contract with its columns and no rows."""
+    return conform(name, pd.DataFrame(columns=list(DTYPES[name])))
+
+
 class Run:
     """A finished simulation: its six tables, its manifest and its summary."""
 
     def __init__(self, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
-        missing = [name for name in TABLES if name not in tables]
-        if missing:
-            raise ValueError(f"a run needs the tables {', '.join(missing)}")
-        self.tables = tables
+        # A table a run does not have (an imported trace has no breakers) is empty.
+        self.tables = {name: tables.get(name, empty_table(name)) for name in TABLES}
         self.manifest = manifest
 
     @property
@@ -86,6 +89,11 @@ class Run:
     def agents(self) -> pd.DataFrame:
         """One row per agent."""
         return self.tables["agents"]
+
+    @property
+    def effects(self) -> pd.DataFrame:
+        """One row per effect a receiver applied (exactly-once checks count them)."""
+        return self.tables["effects"]
 
     @property
     def name(self) -> str:
@@ -121,7 +129,11 @@ class Run:
         """Read a run written by `save`; the tables equal the saved ones."""
         path = Path(directory)
         manifest = json.loads((path / "run.json").read_text())
-        tables = {name: conform(name, pd.read_parquet(path / f"{name}.parquet")) for name in TABLES}
+        tables = {
+            name: conform(name, pd.read_parquet(path / f"{name}.parquet"))
+            for name in TABLES
+            if (path / f"{name}.parquet").exists()
+        }
         return cls(tables, manifest)
 
 
