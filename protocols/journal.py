@@ -38,8 +38,10 @@ class Journal(Protocol):
         wait: float | None = None,
         attempts: int | None = None,
         status: int | None = None,
+        answered: int | None = None,
     ) -> None:
-        """Close a span with its outcome (a second close is ignored)."""
+        """Close a span with its outcome (a second close is ignored); `answered` is how
+        many of a fan-out's calls answered."""
         ...
 
     def queue_sample(

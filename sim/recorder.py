@@ -56,6 +56,7 @@ SPAN_COLUMNS = [
     "attempts",
     "error",
     "status",
+    "answered",
 ]
 BREAKER_COLUMNS = [
     "time",
@@ -99,6 +100,7 @@ DTYPES: dict[str, dict[str, str]] = {
         "kind": "str", "agent": "str", "peer": "str", "protocol": "str", "start": "float64",
         "end": "float64", "deadline": "float64", "wait": "float64", "outcome": "str",
         "attempts": "int64", "error": "str", "status": "int64",
+        "answered": "int64",
     },
     "breakers": {
         "time": "float64", "agent": "str", "target": "str", "from_state": "str",
@@ -169,6 +171,8 @@ class Recorder:
         self._s_attempts: list[int] = []
         self._s_error: list[str] = []
         self._s_status: list[int] = []
+        # How many of a fan-out's calls answered; other spans have none (-1).
+        self._s_answered: dict[int, int] = {}
         self.breakers: list[dict[str, Any]] = []
         self.queues: list[tuple[Any, ...]] = []
         self.faults: list[dict[str, Any]] = []
@@ -257,6 +261,7 @@ class Recorder:
         wait: float | None = None,
         attempts: int | None = None,
         status: int | None = None,
+        answered: int | None = None,
     ) -> None:
         """Close a span with its outcome; a span is closed once, later calls are ignored."""
         if self._s_outcome[span] != "open":
@@ -270,6 +275,8 @@ class Recorder:
             self._s_attempts[span] = attempts
         if status is not None:
             self._s_status[span] = status
+        if answered is not None:
+            self._s_answered[span] = answered
 
     def span_is_open(self, span: int) -> bool:
         """Whether the span has no outcome yet."""
@@ -361,6 +368,7 @@ class Recorder:
                 "attempts": pd.Series(self._s_attempts, dtype="int64"),
                 "error": self._s_error,
                 "status": pd.Series(self._s_status, dtype="int64"),
+                "answered": _sparse_int(self._s_answered, k),
             },
             columns=SPAN_COLUMNS,
         )
@@ -387,6 +395,14 @@ def _sparse(values: dict[int, str], n: int) -> pd.Series:
     for index, value in values.items():
         column[index] = value
     return pd.Series(column, dtype="str")
+
+
+def _sparse_int(values: dict[int, int], n: int) -> pd.Series:
+    """An int column that is -1 but for a few rows."""
+    column = np.full(n, -1, dtype=np.int64)
+    for index, value in values.items():
+        column[index] = value
+    return pd.Series(column, dtype="int64")
 
 
 def _agent_columns(rows: list[dict[str, Any]]) -> list[str]:
