@@ -30,6 +30,47 @@ def latency_by_channel(spans: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index()[columns]
 
 
+GAVE_UP = ("timeout", "deadline_exceeded", "cancelled")
+OPEN_STATES = ("OPEN", "FORCED_OPEN")
+
+
+def wasted_work(spans: pd.DataFrame) -> pd.DataFrame:
+    """Server work that went on after its caller gave up (a timeout, a deadline, a cancel).
+
+    One row per such server span, with `wasted`: the seconds it worked after the caller
+    stopped waiting (the whole span when it began after that).
+    """
+    columns = ["span_id", "agent", "correlation_id", "gave_up_at", "end", "wasted"]
+    servers = spans[(spans["kind"].isin(["server", "consumer"])) & spans["end"].notna()]
+    callers = spans[spans["outcome"].isin(GAVE_UP)][["span_id", "end"]]
+    if servers.empty or callers.empty:
+        return pd.DataFrame(columns=columns)
+    joined = servers.merge(
+        callers.rename(columns={"span_id": "parent_id", "end": "gave_up_at"}), on="parent_id"
+    )
+    joined = joined[joined["end"] > joined["gave_up_at"]]
+    began = joined["start"] + joined["wait"].fillna(0.0)
+    joined = joined.assign(
+        wasted=joined["end"] - began.where(began > joined["gave_up_at"], joined["gave_up_at"])
+    )
+    return joined[columns].reset_index(drop=True)
+
+
+def breaker_open_time(breakers: pd.DataFrame, duration: float) -> float:
+    """Seconds breakers spent OPEN or FORCED_OPEN, summed over every (caller, callee)."""
+    if breakers.empty:
+        return 0.0
+    total = 0.0
+    for _, rows in breakers.sort_values("time", kind="stable").groupby(
+        ["agent", "target"], sort=True
+    ):
+        times = [*rows["time"].tolist(), duration]
+        for i, state in enumerate(rows["to_state"].tolist()):
+            if state in OPEN_STATES:
+                total += max(0.0, times[i + 1] - times[i])
+    return total
+
+
 def counts(column: pd.Series) -> dict[str, int]:
     """Value counts as a plain dict, sorted by value name."""
     return {str(k): int(v) for k, v in sorted(column.value_counts().items())}
@@ -58,6 +99,9 @@ def summarize(tables: dict[str, pd.DataFrame], duration: float) -> dict[str, Any
         "requests_by_outcome": counts(roots["outcome"]),
         "errors_by_kind": counts(errors["outcome"]),
         "latency_by_channel": latency_by_channel(spans).to_dict(orient="records"),
+        "dead_lettered": int((messages["outcome"] == "dead_lettered").sum()),
+        "wasted_work": float(wasted_work(spans)["wasted"].sum()),
+        "breaker_open_time": breaker_open_time(tables["breakers"], duration),
     }
 
 
