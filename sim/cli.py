@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a field, e.g. --set agents.1.workers=8 (repeatable)",
     )
     run.add_argument("--quiet", action="store_true", help="print only where the run was saved")
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="check the run's invariants; print the first violation and exit 1 on one",
+    )
 
     verbs.add_parser("list", help="list the built-in scenarios")
 
@@ -114,7 +119,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(describe(run))
     print(f"saved to {out}")
+    if args.check:
+        return _report_checks(run)
     return 0
+
+
+def _report_checks(run: Any) -> int:
+    """Print the first violation with its message chain; 1 if any check failed."""
+    from sim.checks import CHECKS, describe_violation
+
+    failed = run.violations()
+    if not failed:
+        print(f"checks: all {len(CHECKS)} hold")
+        return 0
+    name, rows = next(iter(failed.items()))
+    print(describe_violation(run, name, rows), file=sys.stderr)
+    others = [n for n in failed if n != name]
+    if others:
+        print(f"also failed: {', '.join(others)}", file=sys.stderr)
+    return 1
 
 
 def cmd_list(args: argparse.Namespace) -> int:

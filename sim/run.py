@@ -114,6 +114,16 @@ class Run:
         """Headline numbers: outcomes, latency percentiles, goodput, amplification."""
         return summarize(self.tables, self.duration)
 
+    def check(self) -> dict[str, pd.DataFrame]:
+        """Every invariant's violations by check name (see sim.checks); empty when clean."""
+        from sim.checks import check_all
+
+        return check_all(self)
+
+    def violations(self) -> dict[str, pd.DataFrame]:
+        """Only the checks that failed."""
+        return {name: rows for name, rows in self.check().items() if not rows.empty}
+
     def save(self, directory: str | Path) -> Path:
         """Write run.json and one Parquet file per table into `directory`."""
         path = Path(directory)
