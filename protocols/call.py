@@ -32,6 +32,7 @@ class Call:
 
     __slots__ = (
         "_event",
+        "attempts",
         "epoch",
         "key",
         "on_done",
@@ -61,6 +62,8 @@ class Call:
         self.retry_after = 0.0
         # Seconds the call queued before it could be sent (a connection pool's wait).
         self.queued: float | None = None
+        # Attempts made, for a request that retries (its span counts them).
+        self.attempts: int | None = None
         self._event: simpy.Event | None = None
         self.epoch = owner.node.epoch
         owner.pending[key] = self
@@ -97,7 +100,13 @@ class Call:
         self.result = result
         node = owner.node
         node.journal.span_end(
-            self.span, result[0], node.env.now, error=result[2], wait=self.queued, status=result[1]
+            self.span,
+            result[0],
+            node.env.now,
+            error=result[2],
+            wait=self.queued,
+            attempts=self.attempts,
+            status=result[1],
         )
         if self.on_done is not None:
             self.on_done(result)

@@ -77,6 +77,7 @@ class Node:
         self._deferred: list[Callable[[], None]] = []
         self._procs: dict[int, simpy.Process] = {}
         self._proc_ids = itertools.count()
+        self.on_crash: list[Callable[[], None]] = []
         self.on_restart: list[Callable[[], None]] = []
         self.on_resume: list[Callable[[float, float], None]] = []
         transport.attach(agent, self.receive, self.bounce)
@@ -211,6 +212,8 @@ class Node:
             self._end_pause()
         for endpoint in self._endpoints.values():
             endpoint.reset()
+        for action in self.on_crash:
+            action()
 
     def restart(self) -> None:
         """Come back up, empty, once every crash window on the node has ended."""

@@ -9,6 +9,7 @@ behaviour a scenario describes: the workload a client sends, the work a service 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import simpy
 from protocols.call import Call, CallResult
 from protocols.http import HttpClient, HttpEndpoint, HttpServer, payload_of
 from protocols.node import Node
+from protocols.resilience import Policies, ResilientCaller
 from protocols.workers import Job
 from sim import scenario as sc
 from sim.arrivals import arrival_times
@@ -45,6 +47,7 @@ class Agent:
             spec.version,
         )
         self._channels: dict[str, sc.Channel] = {}
+        self._callers: dict[str, ResilientCaller] = {}
         client = HttpClient(self.node, lambda dst: self.channel(dst).http)
         self.http = HttpEndpoint(self.node, self.make_server(), client)
         self.node.on_restart.append(self.start)
@@ -71,20 +74,42 @@ class Agent:
         body: Any = None,
         causation_id: str = "",
         on_done: Callable[[CallResult], None] | None = None,
+        deadline: float = math.inf,
     ) -> Call:
-        """Call `dst` over the channel the scenario sets for (this agent, dst)."""
-        channel = self.channel(dst)
-        return self.http.client.call(
-            dst,
+        """Call `dst` through the channel the scenario sets for (this agent, dst).
+
+        `deadline` is the incoming request's (absolute); the channel's policies decide
+        whether it caps this call's timeout.
+        """
+        caller = self._callers.get(dst)
+        if caller is None:
+            caller = self._callers[dst] = self._caller(dst)
+        return caller.call(
             type_,
             correlation_id,
-            timeout=channel.timeout,
-            parent=parent,
-            size_bytes=size_bytes,
-            body=body,
-            causation_id=causation_id,
-            on_done=on_done,
+            self.channel(dst).timeout,
+            parent,
+            size_bytes,
+            body,
+            causation_id,
+            deadline,
+            on_done,
         )
+
+    def _caller(self, dst: str) -> ResilientCaller:
+        channel = self.channel(dst)
+        policies = Policies(
+            self.node,
+            dst,
+            self.ctx.streams.get(f"policy:{self.id}->{dst}"),
+            retry=channel.retry,
+            breaker=channel.breaker,
+            budget=channel.budget,
+            throttle=channel.throttle,
+            deadline=channel.deadline,
+            idempotent=channel.http.idempotent,
+        )
+        return ResilientCaller(self.node, policies, self.http.client.call, channel.protocol)
 
     def channel(self, dst: str) -> sc.Channel:
         """The channel from this agent to `dst` (the default one when none is listed)."""
@@ -223,12 +248,17 @@ class Service(Agent):
         status, error = 200, ""
         for callee in self.spec.calls:
             call = self.call(
-                callee, job.msg.type, job.msg.correlation_id, job.span, causation_id=job.msg.msg_id
+                callee,
+                job.msg.type,
+                job.msg.correlation_id,
+                job.span,
+                causation_id=job.msg.msg_id,
+                deadline=job.msg.deadline,
             )
             outcome, _, why = yield call.wait()
             yield from node.unpaused()
             if outcome != "ok":
-                status = 504 if outcome == "timeout" else 502
+                status = 504 if outcome in ("timeout", "deadline_exceeded") else 502
                 error = f"call to {callee} failed: {why}"
                 break
         job.reply(status, error)

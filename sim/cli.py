@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("files", nargs="+", help="scenario files or built-in names")
 
     verbs.add_parser("schema", help="print the JSON Schema of the scenario format")
+    _add_interop_verbs(verbs)
     return parser
 
 
@@ -198,3 +199,90 @@ def _check_writable(out: Path) -> None:
 
 
 VERBS = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "schema": cmd_schema}
+
+
+# -- OpenTelemetry and CSV: export and import-otlp --------------------------------------
+
+
+def _add_interop_verbs(verbs: Any) -> None:
+    export = verbs.add_parser("export", help="write a saved run as OTLP/JSON traces or CSV")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run saved by `run --out`")
+    export.add_argument("--format", required=True, choices=("otlp", "csv"), dest="fmt")
+    export.add_argument(
+        "--out",
+        help="file or directory to write; a .zip for csv gives an archive, - prints otlp "
+        "(default: RUN_DIR/trace.otlp.json or RUN_DIR/csv)",
+    )
+    imp = verbs.add_parser("import-otlp", help="read OTLP/JSON traces into a run")
+    imp.add_argument("file", metavar="FILE", help="an OTLP/JSON file (Collector or SDK export)")
+    imp.add_argument("--out", required=True, metavar="RUN_DIR", help="directory for the run")
+    imp.add_argument("--name", help="the run's name (default: the file's name)")
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a saved run as OTLP/JSON or as CSV tables."""
+    from sim import otlp
+
+    run = _load_run(Path(args.run_dir))
+    default = "trace.otlp.json" if args.fmt == "otlp" else "csv"
+    out = args.out or str(Path(args.run_dir) / default)
+    if out == "-":
+        if args.fmt != "otlp":
+            raise UserError("--out - (standard output) works only with --format otlp")
+        sys.stdout.write(otlp.otlp_json(run))
+        return 0
+    try:
+        if args.fmt == "otlp":
+            otlp.write_otlp(run, out)
+        else:
+            otlp.write_csv(run, out)
+    except otlp.OtlpError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise UserError(f"cannot write {out}: {reason}") from None
+    what = f"{len(run.spans)} spans" if args.fmt == "otlp" else f"{len(run.tables)} tables"
+    print(f"wrote {what} of {run.name} to {out}")
+    return 0
+
+
+def cmd_import_otlp(args: argparse.Namespace) -> int:
+    """Read OTLP/JSON traces into a run directory, whole or not at all."""
+    from sim import otlp
+
+    try:
+        run = otlp.import_otlp(args.file, name=args.name)
+        otlp.save_run(run, args.out)
+    except otlp.OtlpError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise UserError(f"cannot write the run to {args.out}: {reason}") from None
+    source = run.manifest["source"]
+    print(
+        f"imported {source['spans']} spans in {source['traces']} traces from "
+        f"{source['services']} services; inferred {len(run.messages)} messages"
+    )
+    unpaired = sum(run.manifest["unpaired_spans"].values())
+    if unpaired:
+        print(f"{unpaired} spans have no partner span in the file, so no messages")
+    print(f"saved to {args.out}")
+    return 0
+
+
+def _load_run(path: Path) -> Any:
+    from sim.run import Run
+
+    if not path.is_dir():
+        raise UserError(f"no run at {path}: there is no such directory")
+    if not (path / "run.json").is_file():
+        raise UserError(f"no run at {path}: it has no run.json (save one with run --out)")
+    try:
+        return Run.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UserError(f"cannot read the run in {path}: {reason.lower()}") from None
+
+
+VERBS["export"] = cmd_export
+VERBS["import-otlp"] = cmd_import_otlp

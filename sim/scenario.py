@@ -13,6 +13,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocols.backoff import RetrySettings
+from protocols.breaker import BreakerSettings
+from protocols.budget import AdaptiveThrottleSettings, RetryBudgetSettings
+from protocols.deadline import DeadlineSettings
 from protocols.http_settings import HttpClientSettings, HttpServerSettings
 from sim.distributions import Constant, Distribution, FieldError
 
@@ -73,6 +77,20 @@ class Channel(Model):
     http: HttpClientSettings = Field(
         default_factory=HttpClientSettings,
         description="The HTTP client: pool, keep-alive, handshake, method, idempotency key.",
+    )
+    retry: RetrySettings | None = Field(None, description="Retries with backoff and jitter.")
+    breaker: BreakerSettings | None = Field(
+        None, description="A circuit breaker for this caller and callee (Resilience4j)."
+    )
+    budget: RetryBudgetSettings | None = Field(
+        None, description="A retry budget: ratio (Finagle), token_bucket (AWS) or grpc."
+    )
+    throttle: AdaptiveThrottleSettings | None = Field(
+        None, description="Client-side adaptive throttling (Google SRE book)."
+    )
+    deadline: DeadlineSettings = Field(
+        default_factory=DeadlineSettings,
+        description="Whether the caller's deadline caps this hop's timeout.",
     )
 
 

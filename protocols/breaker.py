@@ -1,0 +1,541 @@
+"""Circuit breaker with Resilience4j's semantics and defaults, as a clock-driven state machine.
+
+Modelled on Resilience4j's `CircuitBreakerStateMachine.java`: each state is a small object
+that decides what a call does and where the machine goes next. Nothing here runs on its
+own: time is passed in (`now`), and a caller that wants OPEN to turn HALF_OPEN on a timer
+(`automatic_transition`) asks `next_transition_at()` and calls `tick(now)` then.
+
+States: CLOSED (calls pass, outcomes are judged over a sliding window), OPEN (calls are
+rejected until the wait has elapsed), HALF_OPEN (a few permitted calls probe the callee),
+FORCED_OPEN and DISABLED (set by hand: reject all, or pass all and judge nothing).
+
+Rate mode (Resilience4j): the window is the last `window` calls (count) or the calls of
+the last `window` seconds, aggregated per whole second (time). Once it holds
+`min_calls`, the breaker opens when the failure rate >= `failure_rate` or the slow-call
+rate >= `slow_rate` (a call is slow when it took longer than `slow_call` seconds). In
+HALF_OPEN a fresh count window of `half_open_calls` judges the probes with the same
+thresholds once `min(min_calls, half_open_calls)` of them have completed (all of them,
+with the defaults): above them, OPEN again; below, CLOSED. Consecutive mode:
+`consecutive_failures` failures in a row open it (slow calls are not judged); in
+HALF_OPEN `consecutive_successes` permitted calls must all succeed to close it, and any
+failure reopens it.
+
+Example::
+
+    breaker = CircuitBreaker(BreakerSettings(window=20, min_calls=10), on_transition=log)
+    if breaker.acquire(now):
+        ...  # send; when it ends:
+        breaker.record(end, end - start, failed=is_failure(outcome, status))
+    else:
+        ...  # the call is `rejected`: nothing goes on the wire
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class State(StrEnum):
+    """The states of a breaker (Resilience4j `CircuitBreaker.State`)."""
+
+    CLOSED = "CLOSED"
+    OPEN = "OPEN"
+    HALF_OPEN = "HALF_OPEN"
+    FORCED_OPEN = "FORCED_OPEN"
+    DISABLED = "DISABLED"
+
+
+# (now, from_state, to_state, reason, failure_rate, slow_rate, calls): one `breakers` row
+# less the agent and the target, which the caller knows.
+TransitionCallback = Callable[[float, str, str, str, float, float, int], None]
+
+
+class BreakerSettings(BaseModel):
+    """A breaker's settings; defaults are Resilience4j's `CircuitBreakerConfig`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["rate", "consecutive"] = Field(
+        "rate", description="Judge failure and slow-call rates, or count consecutive failures."
+    )
+    window_type: Literal["count", "time"] = Field(
+        "count", description="Window of the last N calls, or of the last N seconds."
+    )
+    window: int = Field(100, ge=1, description="Calls (count) or seconds (time) judged: 100.")
+    failure_rate: float = Field(
+        0.5, gt=0, le=1, description="Failure share that opens the breaker (50%)."
+    )
+    slow_rate: float = Field(1.0, gt=0, le=1, description="Slow-call share that opens it (100%).")
+    slow_call: float = Field(60.0, gt=0, description="Seconds past which a call is slow (60).")
+    min_calls: int = Field(100, ge=1, description="Calls in the window before it judges (100).")
+    open_for: float = Field(60.0, ge=0, description="Seconds in OPEN before HALF_OPEN (60).")
+    open_for_multiplier: float = Field(
+        1.0, ge=1, description="Growth of the OPEN wait each time HALF_OPEN fails (1: fixed)."
+    )
+    open_for_max: float = Field(
+        3600.0, ge=0, description="Longest OPEN wait when it grows, in seconds."
+    )
+    half_open_calls: int = Field(
+        10, ge=1, description="Calls permitted in HALF_OPEN, judged as a window (10)."
+    )
+    automatic_transition: bool = Field(
+        False, description="Go OPEN -> HALF_OPEN on a timer, not on the next call (false)."
+    )
+    max_half_open: float = Field(
+        0.0, ge=0, description="Seconds HALF_OPEN waits for a verdict; 0 waits for ever (0)."
+    )
+    after_half_open: Literal["OPEN", "CLOSED"] = Field(
+        "OPEN", description="Where HALF_OPEN goes when max_half_open runs out (OPEN)."
+    )
+    consecutive_failures: int = Field(
+        5, ge=1, description="Consecutive mode: failures in a row that open it (Envoy: 5)."
+    )
+    consecutive_successes: int = Field(
+        1, ge=1, description="Consecutive mode: successes in HALF_OPEN that close it (1)."
+    )
+
+
+def verdict(outcome: str, status: int = 0) -> Literal["failure", "success", "ignored"]:
+    """How a breaker counts a call that ended with `(outcome, status)`.
+
+    Failures are timeouts, 5xx and connection failures (an error with no status). A 4xx
+    (429 included) is the caller's business, not the callee's health: it counts as a
+    success, as Resilience4j records an exception it is not told to record. A call that
+    never reached the wire (rejected, deadline passed, cancelled) is ignored.
+    """
+    if outcome == "timeout":
+        return "failure"
+    if outcome == "error":
+        return "failure" if status == 0 or status >= 500 else "success"
+    if outcome in ("ok", "partial"):
+        return "success"
+    return "ignored"
+
+
+def is_failure(outcome: str, status: int = 0) -> bool:
+    """Whether a breaker records `(outcome, status)` as a failure (see `verdict`)."""
+    return verdict(outcome, status) == "failure"
+
+
+# --- sliding windows -------------------------------------------------------------------
+
+
+class Snapshot(NamedTuple):
+    """What a window holds now: its calls, failed and slow ones."""
+
+    calls: int
+    failed: int
+    slow: int
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed share of the calls (NaN when there are none)."""
+        return self.failed / self.calls if self.calls else math.nan
+
+    @property
+    def slow_rate(self) -> float:
+        """Slow share of the calls (NaN when there are none)."""
+        return self.slow / self.calls if self.calls else math.nan
+
+
+class CountWindow:
+    """The last `size` calls, totals kept by subtract-on-evict (FixedSizeSlidingWindow)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._calls: deque[tuple[bool, bool]] = deque()
+        self._failed = 0
+        self._slow = 0
+
+    def record(self, now: float, failed: bool, slow: bool) -> Snapshot:
+        """Add a call; the oldest falls out once the window is full."""
+        if len(self._calls) == self.size:
+            old_failed, old_slow = self._calls.popleft()
+            self._failed -= old_failed
+            self._slow -= old_slow
+        self._calls.append((failed, slow))
+        self._failed += failed
+        self._slow += slow
+        return self.snapshot(now)
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The window's totals."""
+        return Snapshot(len(self._calls), self._failed, self._slow)
+
+    def describe(self) -> str:
+        """The window's extent, for reasons."""
+        return f"the last {self.size} calls"
+
+
+class TimeWindow:
+    """Calls of the last `seconds` whole seconds, one bucket per second (SlidingTimeWindow).
+
+    As in Resilience4j, the bucket of second `s` covers `[s, s+1)`, and at time `now` the
+    window holds the buckets of seconds `floor(now) - seconds + 1` to `floor(now)`.
+    """
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+        # (second, calls, failed, slow), oldest first.
+        self._buckets: deque[list[int]] = deque()
+        self._calls = 0
+        self._failed = 0
+        self._slow = 0
+
+    def _evict(self, now: float) -> int:
+        """Drop the buckets that slid out of the window; returns the current second."""
+        second = math.floor(now)
+        while self._buckets and self._buckets[0][0] <= second - self.seconds:
+            _, calls, failed, slow = self._buckets.popleft()
+            self._calls -= calls
+            self._failed -= failed
+            self._slow -= slow
+        return second
+
+    def record(self, now: float, failed: bool, slow: bool) -> Snapshot:
+        """Add a call to the bucket of the current second."""
+        second = self._evict(now)
+        if not self._buckets or self._buckets[-1][0] != second:
+            self._buckets.append([second, 0, 0, 0])
+        bucket = self._buckets[-1]
+        bucket[1] += 1
+        bucket[2] += failed
+        bucket[3] += slow
+        self._calls += 1
+        self._failed += failed
+        self._slow += slow
+        return self.snapshot(now)
+
+    def snapshot(self, now: float) -> Snapshot:
+        """The window's totals at `now`."""
+        self._evict(now)
+        return Snapshot(self._calls, self._failed, self._slow)
+
+    def describe(self) -> str:
+        """The window's extent, for reasons."""
+        return f"the last {self.seconds} s"
+
+
+Window = CountWindow | TimeWindow
+
+# --- states ----------------------------------------------------------------------------
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.1f}%"
+
+
+def _threshold(rate: float) -> str:
+    return f"{rate * 100:g}%"
+
+
+class _StateBase:
+    """A state: decides whether a call may go, what its outcome does, where to go next."""
+
+    name: State
+
+    def __init__(self, machine: CircuitBreaker) -> None:
+        self.machine = machine
+        self.settings = machine.settings
+
+    def acquire(self, now: float) -> bool:
+        """Whether a call may start now."""
+        return True
+
+    def release(self, now: float) -> None:
+        """A permitted call ended without a verdict (it never reached the wire)."""
+
+    def record(self, now: float, duration: float, failed: bool) -> None:
+        """A permitted call ended after `duration` seconds, failed or not."""
+
+    def due(self) -> float | None:
+        """When this state leaves on its own (a timer), if it does."""
+        return None
+
+    def tick(self, now: float) -> None:
+        """A timer fired: leave if due."""
+
+    def metrics(self, now: float) -> tuple[float, float, int]:
+        """(failure_rate, slow_rate, calls) of this state's window, for transition rows."""
+        return math.nan, math.nan, 0
+
+
+class _Closed(_StateBase):
+    """CLOSED: every call passes; outcomes fill the window, which may open the breaker."""
+
+    name = State.CLOSED
+
+    def __init__(self, machine: CircuitBreaker) -> None:
+        super().__init__(machine)
+        s = self.settings
+        self.window: Window = (
+            CountWindow(s.window) if s.window_type == "count" else TimeWindow(s.window)
+        )
+        # Resilience4j clamps the minimum to a count window's size, not a time window's.
+        self.min_calls = min(s.min_calls, s.window) if s.window_type == "count" else s.min_calls
+        self.consecutive = 0
+
+    def record(self, now: float, duration: float, failed: bool) -> None:
+        s = self.settings
+        snap = self.window.record(now, failed, duration > s.slow_call)
+        if s.mode == "consecutive":
+            self.consecutive = self.consecutive + 1 if failed else 0
+            if self.consecutive >= s.consecutive_failures:
+                self.machine._open(now, f"{self.consecutive} consecutive failures")
+            return
+        exceeded = _exceeded(snap, s, self.min_calls)
+        if exceeded:
+            self.machine._open(now, f"{exceeded} over {self.window.describe()}")
+
+    def metrics(self, now: float) -> tuple[float, float, int]:
+        snap = self.window.snapshot(now)
+        return snap.failure_rate, snap.slow_rate, snap.calls
+
+
+class _Open(_StateBase):
+    """OPEN: calls are rejected until the wait has elapsed, then HALF_OPEN lets some by."""
+
+    name = State.OPEN
+
+    def __init__(self, machine: CircuitBreaker, now: float, window: Window | None) -> None:
+        super().__init__(machine)
+        s = self.settings
+        # The wait grows with each reopening from HALF_OPEN (Resilience4j's attempts).
+        wait = s.open_for * s.open_for_multiplier ** (machine.attempts - 1)
+        self.wait = min(wait, max(s.open_for_max, s.open_for))
+        self.until = now + self.wait
+        # Calls that were in flight when it opened still land in the window it kept.
+        self.window = window
+
+    def acquire(self, now: float) -> bool:
+        if now >= self.until:
+            self.machine._half_open(now, f"wait of {self.wait:g} s in OPEN elapsed")
+            return self.machine._state.acquire(now)
+        return False
+
+    def record(self, now: float, duration: float, failed: bool) -> None:
+        if self.window is not None:
+            self.window.record(now, failed, duration > self.settings.slow_call)
+
+    def due(self) -> float | None:
+        return self.until if self.settings.automatic_transition else None
+
+    def tick(self, now: float) -> None:
+        if self.settings.automatic_transition and now >= self.until:
+            self.machine._half_open(
+                now, f"wait of {self.wait:g} s in OPEN elapsed (automatic transition)"
+            )
+
+    def metrics(self, now: float) -> tuple[float, float, int]:
+        if self.window is None:
+            return math.nan, math.nan, 0
+        snap = self.window.snapshot(now)
+        return snap.failure_rate, snap.slow_rate, snap.calls
+
+
+class _HalfOpen(_StateBase):
+    """HALF_OPEN: a few permitted calls probe the callee; their verdict opens or closes."""
+
+    name = State.HALF_OPEN
+
+    def __init__(self, machine: CircuitBreaker, now: float) -> None:
+        super().__init__(machine)
+        s = self.settings
+        consecutive = s.mode == "consecutive"
+        self.permitted = s.consecutive_successes if consecutive else s.half_open_calls
+        self.permits = self.permitted
+        self.window = CountWindow(self.permitted)
+        self.min_calls = min(s.min_calls, self.permitted)
+        self.successes = 0
+        self.until = now + s.max_half_open if s.max_half_open > 0 else None
+
+    def acquire(self, now: float) -> bool:
+        if self.until is not None and now >= self.until:
+            self._expire(now)
+            return self.machine._state.acquire(now)
+        if self.permits > 0:
+            self.permits -= 1
+            return True
+        return False
+
+    def release(self, now: float) -> None:
+        self.permits = min(self.permitted, self.permits + 1)
+
+    def record(self, now: float, duration: float, failed: bool) -> None:
+        s = self.settings
+        snap = self.window.record(now, failed, duration > s.slow_call)
+        if s.mode == "consecutive":
+            if failed:
+                self.machine._open(now, "a permitted call failed in HALF_OPEN")
+                return
+            self.successes += 1
+            if self.successes >= self.permitted:
+                self.machine._close(now, f"{self.successes} consecutive successes in HALF_OPEN")
+            return
+        if snap.calls < self.min_calls:
+            return
+        of = f"{snap.failed} of {snap.calls} permitted calls failed"
+        exceeded = _exceeded(snap, s, self.min_calls)
+        if exceeded:
+            self.machine._open(now, f"{of}, {snap.slow} were slow: {exceeded}")
+        else:
+            self.machine._close(
+                now,
+                f"{of} ({_pct(snap.failure_rate)} < {_threshold(s.failure_rate)}) and "
+                f"{snap.slow} were slow ({_pct(snap.slow_rate)} < {_threshold(s.slow_rate)})",
+            )
+
+    def due(self) -> float | None:
+        return self.until
+
+    def tick(self, now: float) -> None:
+        if self.until is not None and now >= self.until:
+            self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        """No verdict within max_half_open: go where the settings say."""
+        snap = self.window.snapshot(now)
+        reason = (
+            f"no verdict within {self.settings.max_half_open:g} s in HALF_OPEN "
+            f"({snap.calls} of {self.permitted} permitted calls completed)"
+        )
+        if self.settings.after_half_open == "CLOSED":
+            self.machine._close(now, reason)
+        else:
+            self.machine._open(now, reason)
+
+    def metrics(self, now: float) -> tuple[float, float, int]:
+        snap = self.window.snapshot(now)
+        return snap.failure_rate, snap.slow_rate, snap.calls
+
+
+class _ForcedOpen(_StateBase):
+    """FORCED_OPEN: every call is rejected until someone changes the state."""
+
+    name = State.FORCED_OPEN
+
+    def acquire(self, now: float) -> bool:
+        return False
+
+
+class _Disabled(_StateBase):
+    """DISABLED: every call passes and nothing is judged."""
+
+    name = State.DISABLED
+
+
+def _exceeded(snap: Snapshot, s: BreakerSettings, min_calls: int) -> str:
+    """A sentence naming the thresholds `snap` reaches, or "" (also below the minimum)."""
+    if snap.calls < min_calls:
+        return ""
+    parts = []
+    # Both comparisons are >= in Resilience4j (CircuitBreakerMetrics).
+    if snap.failure_rate >= s.failure_rate:
+        parts.append(f"failure rate {_pct(snap.failure_rate)} >= {_threshold(s.failure_rate)}")
+    if snap.slow_rate >= s.slow_rate:
+        parts.append(
+            f"slow-call rate {_pct(snap.slow_rate)} >= {_threshold(s.slow_rate)} "
+            f"(calls over {s.slow_call:g} s)"
+        )
+    return " and ".join(parts)
+
+
+# --- the machine -----------------------------------------------------------------------
+
+
+class CircuitBreaker:
+    """One breaker, per (caller, callee): ask `acquire` before a call, `record` after it.
+
+    `on_transition(now, from_state, to_state, reason, failure_rate, slow_rate, calls)` is
+    told every state change; the rates are shares (0..1, NaN with no calls) of the window
+    of the state being left, and `calls` the calls in it. `rejected` counts the calls this
+    breaker refused.
+    """
+
+    def __init__(
+        self,
+        settings: BreakerSettings | None = None,
+        on_transition: TransitionCallback | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else BreakerSettings()
+        self.on_transition = on_transition
+        # Times OPEN was entered since the last CLOSED: grows the OPEN wait.
+        self.attempts = 0
+        self.rejected = 0
+        self._state: _StateBase = _Closed(self)
+
+    @property
+    def state(self) -> State:
+        """The current state (timers are not applied: see `tick`)."""
+        return self._state.name
+
+    def acquire(self, now: float) -> bool:
+        """Whether a call may start now. False: it is rejected and must not be sent."""
+        if self._state.acquire(now):
+            return True
+        self.rejected += 1
+        return False
+
+    def release(self, now: float) -> None:
+        """A permitted call ended without reaching the callee (its permit is given back)."""
+        self._state.release(now)
+
+    def record(self, now: float, duration: float, failed: bool) -> None:
+        """A permitted call ended at `now` after `duration` seconds; judge it."""
+        self._state.record(now, duration, failed)
+
+    def next_transition_at(self) -> float | None:
+        """When the breaker changes state on its own, for the caller to set a timer."""
+        return self._state.due()
+
+    def tick(self, now: float) -> None:
+        """Apply a timed transition that is due at `now` (the caller's timer fired)."""
+        self._state.tick(now)
+
+    def metrics(self, now: float) -> tuple[float, float, int]:
+        """(failure_rate, slow_rate, calls) of the current state's window."""
+        return self._state.metrics(now)
+
+    def force_open(self, now: float, reason: str = "forced open") -> None:
+        """Reject every call until `reset` or `disable`."""
+        self._go(now, _ForcedOpen(self), reason)
+
+    def disable(self, now: float, reason: str = "disabled") -> None:
+        """Let every call through and judge nothing, until `reset` or `force_open`."""
+        self._go(now, _Disabled(self), reason)
+
+    def reset(self, now: float, reason: str = "reset") -> None:
+        """Back to CLOSED with an empty window."""
+        self.attempts = 0
+        self._go(now, _Closed(self), reason)
+
+    # Transitions used by the states.
+
+    def _open(self, now: float, reason: str) -> None:
+        # Resilience4j's OPEN keeps the window of the state it left (CLOSED or HALF_OPEN).
+        window = getattr(self._state, "window", None)
+        self.attempts += 1
+        self._go(now, _Open(self, now, window), reason)
+
+    def _half_open(self, now: float, reason: str) -> None:
+        self._go(now, _HalfOpen(self, now), reason)
+
+    def _close(self, now: float, reason: str) -> None:
+        self.attempts = 0
+        self._go(now, _Closed(self), reason)
+
+    def _go(self, now: float, new: _StateBase, reason: str) -> None:
+        """Enter `new`; a change of state is reported, a same-state one is not."""
+        old = self._state
+        failure_rate, slow_rate, calls = old.metrics(now)
+        self._state = new
+        if old.name != new.name and self.on_transition is not None:
+            self.on_transition(
+                now, str(old.name), str(new.name), reason, failure_rate, slow_rate, calls
+            )

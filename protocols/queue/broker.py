@@ -1,0 +1,443 @@
+"""The broker: durable named queues with competing consumers, redelivery and DLQs.
+
+A broker is an agent on its own node, so it crashes, pauses and is partitioned like any
+other. What it models (one engine; the flavour only changes the knobs, see `settings`):
+
+- **Durable queues.** A crash loses the broker's connections (its subscriptions) and
+  nothing it has stored: ready messages, unacked deliveries with their visibility
+  deadlines, the DLQs and the counters survive. On restart the visibility timers run on
+  to their old deadlines (SQS, Redis), or, where connection loss requeues unacked
+  deliveries (RabbitMQ), every unacked delivery is requeued at once. A publish sent to a
+  down broker is refused by the network (`unavailable`) and the producer re-sends it.
+- **Competing consumers.** The consumers of a queue form its group: the broker pushes
+  `deliver` messages round-robin to those with credit (at most `prefetch` unacked each).
+  Fan-out to several groups is several queues, as SQS (behind SNS) and RabbitMQ
+  (exchanges) do it.
+- **At-least-once.** An unacked delivery is made ready again after the visibility
+  timeout with its delivery count + 1; a lost ack, a slow consumer or a crashed one all
+  end that way. Past `max_deliveries` the message moves to `<queue>.dlq` (or is dropped
+  when `dead_letter` is off), with a reason kept in `dead_letters`.
+- **Consumer liveness.** A consumer re-subscribes every heartbeat; one not heard from
+  in two heartbeats, or whose host refuses a delivery, has lost its connection: the
+  broker stops pushing to it (and with `requeue_on_disconnect` requeues its unacked
+  deliveries). A consumer that subscribes with a new session (it restarted) replaces
+  its old connection, and with `resume_pending` gets its own pending deliveries again.
+
+Totals are exact: for every queue, at every moment,
+`enqueued == acked + dead_lettered + depth + in_flight` (a message dropped past the
+limit without a DLQ counts as dead-lettered; a redrive counts as acked on the DLQ and
+enqueued again on its queue).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import simpy
+
+from protocols.node import Node
+from protocols.queue.settings import QueueSettings
+from protocols.queue.store import DLQ_SUFFIX, DeadLetter, Queue, Stored, Subscription
+from protocols.queue.wire import CONTROL_BYTES, PROTOCOL, Confirm, Delivery, Publish
+from protocols.transport import Message
+
+LIMIT_NAMES = {"sqs": "maxReceiveCount", "rabbitmq": "delivery_limit", "redis-streams": "max"}
+
+
+class Broker:
+    """The broker agent's queue endpoint (see the module docstring for the semantics).
+
+    `settings` apply to every queue unless `declare` gives a queue its own;
+    `on_dead_letter` is told of each dead letter (the simulator marks its trace rows).
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        settings: QueueSettings | None = None,
+        on_dead_letter: Callable[[DeadLetter], None] | None = None,
+    ) -> None:
+        self.node = node
+        self.settings = settings or QueueSettings()
+        self.on_dead_letter = on_dead_letter
+        self.queues: dict[str, Queue] = {}
+        self.subscriptions: dict[tuple[str, str], Subscription] = {}
+        # The last session seen per consumer: kept across drops and crashes, as a Redis
+        # group keeps its consumers, so only a consumer's restart counts as new.
+        self._sessions: dict[tuple[str, str], int] = {}
+        self.dead_letters: list[DeadLetter] = []
+        self._tags = itertools.count(1)
+        node.register(PROTOCOL, self)
+        node.on_restart.append(self._recover)
+        if self.settings.sample_interval is not None:
+            self._sample_every(self.settings.sample_interval)
+
+    # -- queues -----------------------------------------------------------------------
+
+    def declare(self, name: str, settings: QueueSettings | None = None) -> Queue:
+        """The queue `name`, created with `settings` (the broker's) if new."""
+        queue = self.queues.get(name)
+        if queue is None:
+            queue = self.queues[name] = Queue(name, settings or self.settings)
+        return queue
+
+    def _dlq_of(self, queue: Queue) -> Queue:
+        name = queue.name + DLQ_SUFFIX
+        dlq = self.queues.get(name)
+        if dlq is None:
+            # A DLQ keeps what it gets: no limit, no DLQ of its own.
+            settings = queue.settings.model_copy(update={"max_deliveries": None})
+            dlq = self.queues[name] = Queue(name, settings, is_dlq=True)
+        return dlq
+
+    # -- the endpoint -----------------------------------------------------------------
+
+    def on_message(self, msg: Message) -> None:
+        """Route a publish, an ack/nack or a subscription message."""
+        kind = msg.kind
+        if kind == "publish":
+            self._on_publish(msg)
+        elif kind == "ack" or kind == "nack":
+            self._on_settle(msg)
+        elif kind == "control":
+            self._on_subscribe(msg)
+
+    def on_bounce(self, msg: Message, outcome: str) -> None:
+        """A delivery whose host refused it: that consumer's connection is gone."""
+        if msg.kind != "deliver" or outcome != "unavailable":
+            return
+        sub = self.subscriptions.get((msg.body.queue, msg.dst))
+        # Only if the refused delivery went to this connection, not to a newer one.
+        if sub is not None and msg.body.tag in sub.unacked:
+            self._lost(sub)
+
+    def reset(self) -> None:
+        """The broker crashed: its connections are gone; its queues are durable."""
+        self.subscriptions.clear()
+        for queue in self.queues.values():
+            queue.consumers.clear()
+
+    def _recover(self) -> None:
+        # Timers died with the crash: re-arm each unacked delivery's visibility timer,
+        # or requeue them all where a lost connection requeues (every one was lost).
+        now = self.node.env.now
+        for queue in self.queues.values():
+            if queue.settings.requeue_on_disconnect:
+                stored = list(queue.in_flight.values())
+                queue.in_flight.clear()
+                for m in reversed(stored) if queue.settings.requeue_at_head else stored:
+                    self._requeue(queue, m, failed=False)
+            else:
+                for tag, m in queue.in_flight.items():
+                    self._arm(queue, tag, max(m.deadline - now, 0.0))
+
+    # -- publish ----------------------------------------------------------------------
+
+    def _on_publish(self, msg: Message) -> None:
+        node = self.node
+        now = node.env.now
+        body: Publish = msg.body
+        queue = self.declare(body.queue)
+        queue.enqueued += 1
+        queue.ready.append(
+            Stored(
+                msg.msg_id, msg.type, msg.version, msg.src, msg.correlation_id,
+                msg.causation_id, msg.span, msg.size_bytes, body.payload, body.reply_to,
+                now, now,
+            )
+        )  # fmt: skip
+        # Stored (durably, at once): confirm it.
+        node.send(
+            Message(
+                msg_id=node.new_id(),
+                type=msg.type,
+                src=node.id,
+                dst=msg.src,
+                kind="ack",
+                protocol=PROTOCOL,
+                version=node.version,
+                correlation_id=msg.correlation_id,
+                causation_id=msg.msg_id,
+                span=msg.span,
+                attempt=msg.attempt,
+                size_bytes=CONTROL_BYTES,
+                body=Confirm(body.queue),
+            )
+        )
+        self._dispatch(queue)
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def _dispatch(self, queue: Queue) -> None:
+        """Push ready messages to consumers with credit, round-robin."""
+        consumers = queue.consumers
+        ready = queue.ready
+        n = len(consumers)
+        while ready and n:
+            for _ in range(n):
+                sub = consumers[queue.next_consumer % n]
+                queue.next_consumer += 1
+                if sub.has_credit():
+                    break
+            else:
+                return  # every consumer is at its prefetch limit
+            self._deliver(queue, ready.popleft(), sub)
+
+    def _deliver(self, queue: Queue, m: Stored, sub: Subscription) -> None:
+        node = self.node
+        now = node.env.now
+        m.deliveries += 1
+        if m.deliveries > 1:
+            queue.redelivered += 1
+        tag = next(self._tags)
+        visibility = queue.settings.visibility_timeout
+        m.tag, m.consumer, m.deadline = tag, sub.consumer, now + visibility
+        queue.in_flight[tag] = m
+        sub.unacked[tag] = None
+        self._arm(queue, tag, visibility)
+        node.send(
+            Message(
+                msg_id=m.msg_id,
+                type=m.type,
+                src=node.id,
+                dst=sub.consumer,
+                kind="deliver",
+                protocol=PROTOCOL,
+                version=m.version,
+                correlation_id=m.correlation_id,
+                causation_id=m.causation_id,
+                span=m.span,
+                attempt=m.deliveries,
+                size_bytes=m.size_bytes,
+                body=Delivery(
+                    queue.name, tag, m.msg_id, m.type, m.version, m.producer,
+                    m.correlation_id, m.causation_id, m.span, m.size_bytes, m.payload,
+                    m.reply_to, m.deliveries, m.enqueued_at, m.ready_at,
+                ),
+            )
+        )  # fmt: skip
+
+    def _arm(self, queue: Queue, tag: int, delay: float) -> None:
+        self.node.after(delay, lambda: self._expire(queue, tag))
+
+    def _expire(self, queue: Queue, tag: int) -> None:
+        # The visibility timeout (consumer timeout, claim idle time) of delivery `tag`.
+        m = queue.in_flight.pop(tag, None)
+        if m is None:
+            return  # acked, or requeued already
+        self._release(queue, m, tag)
+        self._requeue(queue, m, failed=False)
+        self._dispatch(queue)
+
+    def _release(self, queue: Queue, m: Stored, tag: int) -> None:
+        sub = self.subscriptions.get((queue.name, m.consumer))
+        if sub is not None:
+            sub.unacked.pop(tag, None)
+
+    def _requeue(self, queue: Queue, m: Stored, failed: bool) -> None:
+        """Make `m` ready again, or dead-letter it past the delivery limit."""
+        settings = queue.settings
+        if failed:
+            m.failures += 1
+        limit = settings.max_deliveries
+        if limit is not None and settings.dead_letter_by == "broker" and not queue.is_dlq:
+            count = m.failures if settings.limit_counts == "failures" else m.deliveries
+            if count >= limit:
+                name = LIMIT_NAMES[settings.flavour]
+                self._dead_letter(
+                    queue, m, f"{name} {limit} reached ({count} {settings.limit_counts})"
+                )
+                return
+        m.ready_at = self.node.env.now
+        if settings.requeue_at_head:
+            queue.ready.appendleft(m)
+        else:
+            queue.ready.append(m)
+
+    def _dead_letter(self, queue: Queue, m: Stored, reason: str) -> None:
+        now = self.node.env.now
+        queue.dead_lettered += 1
+        deliveries = m.deliveries
+        dlq_name = ""
+        if queue.settings.dead_letter and not queue.is_dlq:
+            dlq = self._dlq_of(queue)
+            dlq_name = dlq.name
+            # In the DLQ its deliveries count afresh, as for any message stored there.
+            m.deliveries = m.failures = 0
+            m.ready_at = now
+            dlq.enqueued += 1
+            dlq.ready.append(m)
+            self._dispatch(dlq)
+        record = DeadLetter(
+            m.msg_id, queue.name, dlq_name, deliveries, reason, now, m.type, m.producer,
+            m.correlation_id,
+        )  # fmt: skip
+        self.dead_letters.append(record)
+        journal = self.node.journal
+        span = journal.span_start(
+            m.type, "dead_letter", self.node.id, m.producer, PROTOCOL, now, m.span,
+            m.correlation_id,
+        )  # fmt: skip
+        where = f"dead-lettered to {dlq_name}" if dlq_name else "dropped (no DLQ)"
+        journal.span_end(span, "error", now, error=f"{where}: {reason}", attempts=deliveries)
+        if self.on_dead_letter is not None:
+            self.on_dead_letter(record)
+
+    # -- acks -------------------------------------------------------------------------
+
+    def _on_settle(self, msg: Message) -> None:
+        body = msg.body
+        queue = self.queues.get(body.queue)
+        if queue is None:
+            return
+        sub = self.subscriptions.get((body.queue, msg.src))
+        if sub is not None:
+            sub.last_seen = self.node.env.now
+        m = queue.in_flight.pop(body.tag, None)
+        if m is None:
+            return  # a stale tag: already redelivered, requeued or acked
+        self._release(queue, m, body.tag)
+        if msg.kind == "ack":
+            queue.acked += 1
+        elif body.requeue:
+            self._requeue(queue, m, failed=body.failed)
+        else:
+            self._dead_letter(queue, m, body.reason or "rejected by the consumer")
+        self._dispatch(queue)
+
+    # -- consumers --------------------------------------------------------------------
+
+    def _on_subscribe(self, msg: Message) -> None:
+        body = msg.body
+        key = (body.queue, body.consumer)
+        queue = self.declare(body.queue)
+        sub = self.subscriptions.get(key)
+        if body.cancel:
+            if sub is not None:
+                self._drop(sub)
+            return
+        known = self._sessions.get(key, -1)
+        if body.session < known:
+            return  # a late heartbeat of a connection already replaced
+        restarted = body.session > known
+        self._sessions[key] = body.session
+        if sub is not None and restarted:
+            self._lost(sub)  # a new connection: the old one is dead
+            sub = None
+        now = self.node.env.now
+        if sub is None:
+            sub = Subscription(
+                body.queue, body.consumer, body.session, body.prefetch, body.heartbeat, now
+            )
+            self.subscriptions[key] = sub
+            queue.consumers.append(sub)
+            self._watch(sub)
+            if restarted and known >= 0 and queue.settings.resume_pending:
+                self._resume(queue, sub)
+        sub.prefetch = body.prefetch
+        sub.last_seen = now
+        self._dispatch(queue)
+
+    def _resume(self, queue: Queue, sub: Subscription) -> None:
+        # XREADGROUP ... 0: the consumer reads its own pending entries again, count + 1.
+        mine = [(tag, m) for tag, m in queue.in_flight.items() if m.consumer == sub.consumer]
+        for tag, m in mine:
+            del queue.in_flight[tag]
+            self._deliver(queue, m, sub)
+
+    def _watch(self, sub: Subscription) -> None:
+        # Two missed heartbeats and the connection is considered lost.
+        timeout = 2 * sub.heartbeat
+        key = (sub.queue, sub.consumer)
+
+        def check() -> None:
+            if self.subscriptions.get(key) is not sub:
+                return
+            left = sub.last_seen + timeout - self.node.env.now
+            # A tolerance, as a float remainder too small to move the clock would loop.
+            if left <= 1e-9:
+                self._lost(sub)
+            else:
+                self.node.after(left, check)
+
+        self.node.after(timeout, check)
+
+    def _drop(self, sub: Subscription) -> None:
+        key = (sub.queue, sub.consumer)
+        if self.subscriptions.get(key) is sub:
+            del self.subscriptions[key]
+        queue = self.queues[sub.queue]
+        if sub in queue.consumers:
+            queue.consumers.remove(sub)
+
+    def _lost(self, sub: Subscription) -> None:
+        """A consumer's connection is gone: stop pushing; maybe requeue its deliveries."""
+        self._drop(sub)
+        queue = self.queues[sub.queue]
+        tags = list(sub.unacked)
+        sub.unacked.clear()
+        settings = queue.settings
+        if not settings.requeue_on_disconnect:
+            return  # they stay in flight until their visibility timeout
+        for tag in reversed(tags) if settings.requeue_at_head else tags:
+            m = queue.in_flight.pop(tag, None)
+            if m is not None:
+                self._requeue(queue, m, failed=True)  # a lost connection is a failure
+        self._dispatch(queue)
+
+    # -- DLQ and samples --------------------------------------------------------------
+
+    def redrive(self, queue: str, max_messages: int | None = None) -> int:
+        """Move the ready messages of `<queue>.dlq` back to `queue`; returns how many.
+
+        Like SQS's redrive (StartMessageMoveTask): their delivery counts start afresh.
+        A down broker moves nothing.
+        """
+        dlq = self.queues.get(queue + DLQ_SUFFIX)
+        if dlq is None or not self.node.up:
+            return 0
+        target = self.declare(queue)
+        now = self.node.env.now
+        moved = 0
+        while dlq.ready and (max_messages is None or moved < max_messages):
+            m = dlq.ready.popleft()
+            dlq.acked += 1
+            m.deliveries = m.failures = 0
+            m.ready_at = now
+            target.enqueued += 1
+            target.ready.append(m)
+            moved += 1
+        self._dispatch(target)
+        return moved
+
+    def dlq_messages(self, queue: str) -> list[Stored]:
+        """The messages held in `<queue>.dlq` now (ready, then in flight)."""
+        dlq = self.queues.get(queue + DLQ_SUFFIX)
+        if dlq is None:
+            return []
+        return [*dlq.ready, *dlq.in_flight.values()]
+
+    def sample(self) -> None:
+        """Write one sample of every queue to the journal."""
+        now = self.node.env.now
+        journal = self.node.journal
+        queues = self.queues
+        for queue in list(queues.values()):
+            dlq = queues.get(queue.name + DLQ_SUFFIX)
+            journal.queue_sample(
+                now, queue.name, len(queue.ready), len(queue.in_flight),
+                dlq.held if dlq is not None else 0, queue.enqueued, queue.acked,
+                queue.redelivered, queue.dead_lettered,
+            )  # fmt: skip
+
+    def _sample_every(self, interval: float) -> None:
+        # The broker's monitor, not the broker: it samples the durable state even
+        # while the broker is down or paused, so it runs on the clock, not the node.
+        env = self.node.env
+
+        def tick(_event: simpy.Event | None = None) -> None:
+            self.sample()
+            env.timeout(interval).callbacks.append(tick)
+
+        tick()

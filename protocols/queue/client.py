@@ -1,0 +1,394 @@
+"""The agent's side of a queue: publishing with confirms, consuming, request-reply.
+
+`QueueEndpoint` is the queue protocol on one agent's node (one per node, so one broker
+per agent; the broker's own node has a `Broker` instead). It holds:
+
+- a `Publisher`: each publish waits for the broker's confirm; if none comes within the
+  confirm timeout (it was lost, or the broker refused or never got the publish), the
+  publish is sent again with the same msg_id, up to `publish_attempts` sends. A lost
+  confirm therefore leaves two copies in the broker: at-least-once, from the start.
+- `Consumer`s, one per queue it reads: a consumer subscribes with its prefetch and
+  re-subscribes every heartbeat (so a restarted broker learns of it again; after a
+  refusal it reconnects sooner, after `reconnect_delay`), and settles
+  each delivery with `ack`, `nack` (release, requeue) or `reject` (requeue, or to the DLQ).
+- a `QueueClient` for request-reply: `call(...)` publishes a request to
+  `<dst>.requests` with `reply_to` = this agent's response queue and returns at once; the
+  reply is matched to its call by the request's message id (the AMQP correlation id,
+  carried back as the reply's causation_id) and late or duplicate replies are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from protocols.call import Call, CallResult, abort_all, status_result
+from protocols.node import Node
+from protocols.queue.settings import QueueSettings
+from protocols.queue.wire import CONTROL_BYTES, PROTOCOL, Delivery, Publish, Settle, Subscribe
+from protocols.transport import Message
+
+if TYPE_CHECKING:
+    from protocols.queue.server import QueueServer
+
+# Told whether a publish was confirmed, and why not.
+Confirmed = Callable[[bool, str], None]
+
+
+class _Outgoing:
+    """A publish waiting for its confirm."""
+
+    __slots__ = ("msg", "on_confirm", "refused")
+
+    def __init__(self, msg: Message, on_confirm: Confirmed | None) -> None:
+        self.msg = msg
+        self.on_confirm = on_confirm
+        self.refused = ""
+
+
+class Publisher:
+    """Publishes with publisher confirms, re-sending after a confirm timeout."""
+
+    def __init__(self, endpoint: QueueEndpoint) -> None:
+        self.node = endpoint.node
+        self.settings = endpoint.settings
+        self.unconfirmed: dict[str, _Outgoing] = {}
+        self.republished = 0
+
+    def publish(
+        self,
+        queue: str,
+        type_: str,
+        body: Any = None,
+        *,
+        msg_id: str | None = None,
+        correlation_id: str = "",
+        causation_id: str = "",
+        span: int = -1,
+        size_bytes: int = 256,
+        reply_to: str = "",
+        on_confirm: Confirmed | None = None,
+    ) -> str:
+        """Publish `body` to `queue` on the broker; returns the message id.
+
+        `on_confirm(True, "")` once the broker confirms it, or `on_confirm(False, why)`
+        after `publish_attempts` sends without a confirm.
+        """
+        node = self.node
+        msg = Message(
+            msg_id=msg_id or node.new_id(),
+            type=type_,
+            src=node.id,
+            dst=self.settings.broker,
+            kind="publish",
+            protocol=PROTOCOL,
+            version=node.version,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            span=span,
+            size_bytes=size_bytes,
+            body=Publish(queue, reply_to, body),
+        )
+        out = _Outgoing(msg, on_confirm)
+        self.unconfirmed[msg.msg_id] = out
+        self._send(out)
+        return msg.msg_id
+
+    def _send(self, out: _Outgoing) -> None:
+        msg = out.msg
+        self.node.send(msg)
+        self.node.after(self.settings.confirm_timeout, lambda: self._no_confirm(out, msg))
+
+    def _no_confirm(self, out: _Outgoing, sent: Message) -> None:
+        if self.unconfirmed.get(sent.msg_id) is not out or out.msg is not sent:
+            return  # confirmed, or sent again since
+        if sent.attempt >= self.settings.publish_attempts:
+            del self.unconfirmed[sent.msg_id]
+            why = out.refused or "no confirm"
+            if out.on_confirm is not None:
+                out.on_confirm(False, f"publish failed after {sent.attempt} attempts: {why}")
+            return
+        # Same message id, next attempt: if only the confirm was lost, a duplicate.
+        self.republished += 1
+        out.msg = sent.copy(attempt=sent.attempt + 1)
+        self._send(out)
+
+    def on_confirm(self, msg: Message) -> None:
+        """The broker confirmed a publish (a second confirm of it is ignored)."""
+        out = self.unconfirmed.pop(msg.causation_id, None)
+        if out is not None and out.on_confirm is not None:
+            out.on_confirm(True, "")
+
+    def on_bounce(self, msg: Message, outcome: str) -> None:
+        """The broker refused a publish: the confirm timer sends it again."""
+        out = self.unconfirmed.get(msg.msg_id)
+        if out is not None:
+            out.refused = f"broker {msg.dst} {outcome}"
+
+    def reset(self) -> None:
+        """The producer crashed: what it had not seen confirmed is forgotten."""
+        self.unconfirmed.clear()
+
+
+class Consumer:
+    """A consumer of one queue on this node: subscribes, heartbeats, settles deliveries.
+
+    `on_delivery(delivery)` is called for each delivery; whoever handles it settles it
+    with `ack`, `nack` or `reject` (or not at all: it is redelivered after the
+    visibility timeout). A consumer resubscribes by itself after its node restarts.
+    """
+
+    def __init__(
+        self,
+        endpoint: QueueEndpoint,
+        queue: str,
+        on_delivery: Callable[[Delivery], None],
+        prefetch: int | None = None,
+        start: bool = True,
+    ) -> None:
+        self.endpoint = endpoint
+        self.node = endpoint.node
+        self.settings = endpoint.settings
+        self.queue = queue
+        self.on_delivery = on_delivery
+        self.prefetch = self.settings.prefetch if prefetch is None else prefetch
+        self.active = False
+        self.moved = 0  # deliveries this consumer moved to the DLQ itself
+        self._chain = 0  # the heartbeat chain that is current
+        self._retrying = -1  # the epoch in which a reconnect is pending (-1: none)
+        endpoint.consumers[queue] = self
+        self.node.on_restart.append(self._restarted)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Subscribe, and keep re-subscribing every heartbeat."""
+        self.active = True
+        self._chain += 1
+        self._beat(self._chain)
+
+    def stop(self) -> None:
+        """Cancel the subscription (unacked deliveries stay until settled or expired)."""
+        self.active = False
+        self._chain += 1
+        self._control(cancel=True)
+
+    def refused(self) -> None:
+        """The broker refused a message of ours (it is down): reconnect after a delay.
+
+        The heartbeat would do it too, but a client library reconnects sooner.
+        """
+        node = self.node
+        if not self.active or self._retrying == node.epoch:
+            return
+        self._retrying = node.epoch
+
+        def retry() -> None:
+            self._retrying = -1
+            if self.active:
+                self._control(cancel=False)
+
+        node.after(self.settings.reconnect_delay, retry)
+
+    def _restarted(self) -> None:
+        self._retrying = -1
+        if self.active:
+            self._chain += 1
+            self._beat(self._chain)
+
+    def _beat(self, chain: int) -> None:
+        if chain != self._chain or not self.active:
+            return
+        self._control(cancel=False)
+        self.node.after(self.settings.heartbeat, lambda: self._beat(chain))
+
+    def _control(self, cancel: bool) -> None:
+        node = self.node
+        node.send(
+            Message(
+                msg_id=node.new_id(),
+                type="queue.cancel" if cancel else "queue.subscribe",
+                src=node.id,
+                dst=self.settings.broker,
+                kind="control",
+                protocol=PROTOCOL,
+                version=node.version,
+                size_bytes=CONTROL_BYTES,
+                body=Subscribe(
+                    self.queue, node.id, node.epoch, self.prefetch, self.settings.heartbeat, cancel
+                ),
+            )
+        )
+
+    def on_deliver(self, msg: Message) -> None:
+        """A delivery arrived: hand it on, or move it (Redis: the consumer owns the DLQ)."""
+        delivery: Delivery = msg.body
+        if not self.active:
+            self.nack(delivery)
+            return
+        settings = self.settings
+        limit = settings.max_deliveries
+        if settings.dead_letter_by == "consumer" and limit is not None and delivery.count > limit:
+            # XPENDING says it was delivered `limit` times already: XADD it to the
+            # DLQ stream and XACK it, without handling it again.
+            self.moved += 1
+            self.reject(delivery, reason=f"delivered {delivery.count - 1} times (max {limit})")
+            return
+        self.on_delivery(delivery)
+
+    def ack(self, delivery: Delivery, span: int = -1) -> None:
+        """Done with it: the broker forgets it."""
+        self._settle(delivery, "ack", Settle(delivery.queue, delivery.tag), span)
+
+    def nack(self, delivery: Delivery, requeue: bool = True, span: int = -1) -> None:
+        """Give it back without failing it (basic.nack, XNACK SILENT-like): requeued."""
+        body = Settle(delivery.queue, delivery.tag, requeue=requeue, reason="nacked")
+        self._settle(delivery, "nack", body, span)
+
+    def reject(
+        self, delivery: Delivery, requeue: bool = False, reason: str = "", span: int = -1
+    ) -> None:
+        """It failed: requeue it (a failed delivery) or send it to the DLQ with `reason`."""
+        body = Settle(delivery.queue, delivery.tag, requeue, failed=True, reason=reason)
+        self._settle(delivery, "nack", body, span)
+
+    def _settle(self, delivery: Delivery, kind: str, body: Settle, span: int) -> None:
+        node = self.node
+        node.send(
+            Message(
+                msg_id=node.new_id(),
+                type=delivery.type,
+                src=node.id,
+                dst=self.settings.broker,
+                kind=kind,
+                protocol=PROTOCOL,
+                version=node.version,
+                correlation_id=delivery.correlation_id,
+                causation_id=delivery.msg_id,
+                span=span,
+                attempt=delivery.count,
+                size_bytes=CONTROL_BYTES,
+                body=body,
+            )
+        )
+
+
+class QueueClient:
+    """Request-reply over the broker: the caller never blocks on a call."""
+
+    def __init__(self, endpoint: QueueEndpoint) -> None:
+        self.endpoint = endpoint
+        self.node = endpoint.node
+        self.pending: dict[str, Call] = {}
+        self.reply_queue = endpoint.settings.replies_of(self.node.id)
+        self.replies: Consumer | None = None
+        self.late_replies = 0
+
+    def call(
+        self,
+        dst: str,
+        type_: str,
+        correlation_id: str,
+        timeout: float | None = 5.0,
+        parent: int = -1,
+        size_bytes: int = 256,
+        body: Any = None,
+        causation_id: str = "",
+        on_done: Callable[[CallResult], None] | None = None,
+    ) -> Call:
+        """Publish a request to `dst`'s request queue; the Call ends on its reply.
+
+        The Call ends on the reply matched to it (a status >= 400 is an error), its
+        timeout, or a publish that was never confirmed. `on_done` is told the result;
+        code in a process yields `call.wait()`.
+        """
+        node = self.node
+        if self.replies is None:
+            self.replies = Consumer(self.endpoint, self.reply_queue, self._on_reply, prefetch=0)
+        now = node.env.now
+        deadline = now + timeout if timeout is not None else math.nan
+        span = node.journal.span_start(
+            type_, "producer", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
+        )
+        msg_id = node.new_id()
+        call = Call(self, msg_id, span, timeout, on_done)
+        self.endpoint.publisher.publish(
+            self.endpoint.settings.requests_of(dst),
+            type_,
+            body,
+            msg_id=msg_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            span=span,
+            size_bytes=size_bytes,
+            reply_to=self.reply_queue,
+            on_confirm=lambda ok, why: ok or self._unsent(msg_id, why),
+        )
+        return call
+
+    def _unsent(self, msg_id: str, why: str) -> None:
+        call = self.pending.get(msg_id)
+        if call is not None:
+            call.end(("error", 0, why))
+
+    def _on_reply(self, delivery: Delivery) -> None:
+        call = self.pending.get(delivery.causation_id)
+        if call is not None:
+            # A queue server's reply carries its status; any other reply counts as a 200.
+            payload = delivery.payload
+            call.end(status_result(payload if isinstance(payload, int) else 200))
+        else:
+            self.late_replies += 1  # its call ended already (timeout, a duplicate reply)
+        assert self.replies is not None
+        self.replies.ack(delivery)
+
+    def reset(self) -> None:
+        """The caller crashed: its calls end in error, and nobody is told."""
+        abort_all(self)
+
+
+class QueueEndpoint:
+    """The queue protocol on one agent's node: publisher, consumers, client, server."""
+
+    def __init__(self, node: Node, settings: QueueSettings | None = None) -> None:
+        self.node = node
+        self.settings = settings or QueueSettings()
+        self.consumers: dict[str, Consumer] = {}
+        self.publisher = Publisher(self)
+        self.client = QueueClient(self)
+        self.server: QueueServer | None = None
+        node.register(PROTOCOL, self)
+
+    def consume(
+        self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int | None = None
+    ) -> Consumer:
+        """Start consuming `queue`; `on_delivery` settles each delivery."""
+        return Consumer(self, queue, on_delivery, prefetch)
+
+    def on_message(self, msg: Message) -> None:
+        """Route a delivery to its consumer and a confirm to the publisher."""
+        kind = msg.kind
+        if kind == "deliver":
+            consumer = self.consumers.get(msg.body.queue)
+            if consumer is not None:
+                consumer.on_deliver(msg)
+        elif kind == "ack":
+            self.publisher.on_confirm(msg)
+
+    def on_bounce(self, msg: Message, outcome: str) -> None:
+        """A publish was refused (re-sent), or a consumer's ack or heartbeat (reconnect)."""
+        if msg.kind == "publish":
+            self.publisher.on_bounce(msg, outcome)
+        elif msg.kind != "deliver":
+            # A refused ack is lost for good: the broker redelivers that message.
+            consumer = self.consumers.get(msg.body.queue)
+            if consumer is not None:
+                consumer.refused()
+
+    def reset(self) -> None:
+        """The node crashed: unconfirmed publishes, calls and work in hand are lost."""
+        self.publisher.reset()
+        self.client.reset()
+        if self.server is not None:
+            self.server.reset()

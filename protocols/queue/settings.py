@@ -1,0 +1,177 @@
+"""Queue settings: one engine, three broker flavours, each with its real defaults.
+
+The engine (`protocols.queue.broker`) is the same for every flavour; a flavour is only a
+set of defaults for its knobs. A knob given explicitly wins over the flavour's default:
+
+    QueueSettings(flavour="rabbitmq")                     # delivery limit 20, no DLX
+    QueueSettings(flavour="sqs", max_deliveries=5)        # a redrive policy, DLQ after 5
+
+Sources (see /work/shared/research/protocol-semantics.md, section 2):
+- sqs: VisibilityTimeout 30 s; no RedrivePolicy unless set (maxReceiveCount 1..1000,
+  moved when the receive count would exceed it); ReceiveMessage returns up to 10
+  messages; long polls wait at most 20 s.
+- rabbitmq: quorum queue delivery-limit 20 since 4.0, and since 4.3 only failed
+  deliveries (reject, crash, lost connection) count toward it; over the limit the message
+  is dropped unless a dead-letter exchange is set; basic.qos prefetch 0 = unlimited;
+  consumer_timeout 30 min; unacked deliveries are requeued (near the head) when the
+  consumer's connection closes, which heartbeats detect (60 s timeout, a frame every 30 s).
+- redis-streams: consumer groups with a pending entries list (PEL); an entry idle longer
+  than a min-idle-time is claimed (XAUTOCLAIM) with its delivery counter + 1; no built-in
+  DLQ: the application moves an entry after N deliveries (XADD to a DLQ stream, XACK); a
+  restarted consumer re-reads its own pending entries (XREADGROUP ... 0).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Flavour = Literal["sqs", "rabbitmq", "redis-streams"]
+
+# The defaults of each flavour; keys are QueueSettings fields.
+FLAVOURS: dict[str, dict[str, Any]] = {
+    "sqs": {
+        "visibility_timeout": 30.0,  # VisibilityTimeout default
+        "max_deliveries": None,  # no RedrivePolicy by default
+        "limit_counts": "deliveries",  # ApproximateReceiveCount counts every receive
+        "dead_letter": True,  # a redrive policy always names a DLQ
+        "dead_letter_by": "broker",
+        "on_error": "wait",  # no DeleteMessage: visible again after the timeout
+        "prefetch": 10,  # ReceiveMessage MaxNumberOfMessages, at most 10
+        "requeue_on_disconnect": False,  # no connections: only the visibility timer
+        "resume_pending": False,
+        "requeue_at_head": False,  # standard queues: best-effort order
+        "heartbeat": 20.0,  # a long poll waits at most 20 s, then polls again
+    },
+    "rabbitmq": {
+        "visibility_timeout": 1800.0,  # consumer_timeout 30 min
+        "max_deliveries": 20,  # quorum queue delivery-limit (4.0+)
+        "limit_counts": "failures",  # 4.3: only failed deliveries count
+        "dead_letter": False,  # no dead-letter exchange by default: dropped
+        "dead_letter_by": "broker",
+        "on_error": "requeue",  # basic.reject(requeue=true)
+        "prefetch": 0,  # basic.qos default: unlimited
+        "requeue_on_disconnect": True,  # unacked deliveries requeued on connection loss
+        "resume_pending": False,
+        "requeue_at_head": True,  # requeued at (or near) its original position
+        "heartbeat": 30.0,  # 60 s heartbeat timeout, a frame every 30 s
+    },
+    "redis-streams": {
+        "visibility_timeout": 60.0,  # XAUTOCLAIM min-idle-time: no server default
+        "max_deliveries": None,  # no built-in limit: the application sets one
+        "limit_counts": "deliveries",  # XPENDING times-delivered
+        "dead_letter": True,  # the application's DLQ stream
+        "dead_letter_by": "consumer",  # the consumer moves it (XADD + XACK)
+        "on_error": "wait",  # no XACK: it stays pending until claimed
+        "prefetch": 0,  # XREADGROUP without COUNT returns every new entry
+        "requeue_on_disconnect": False,  # the PEL keeps it for its owner
+        "resume_pending": True,  # a restarted consumer re-reads its PEL (id 0)
+        "requeue_at_head": True,  # idle pending entries are claimed before new ones
+        "heartbeat": 20.0,  # a blocking XREADGROUP re-issued every 20 s (our choice)
+    },
+}
+
+
+class QueueSettings(BaseModel):
+    """Broker, producer and consumer knobs of a queue channel (defaults by flavour)."""
+
+    # Field defaults are the sqs flavour's; the schema lists every flavour's defaults.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_extra={"x-flavour-defaults": FLAVOURS}
+    )
+
+    flavour: Flavour = Field("sqs", description="Which broker's semantics and defaults.")
+    broker: str = Field("broker", min_length=1, description="The agent that runs the broker.")
+    visibility_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds an unacked delivery stays invisible before it is redelivered "
+        "(SQS visibility timeout, RabbitMQ consumer_timeout, Redis claim min-idle-time).",
+    )
+    max_deliveries: int | None = Field(
+        None,
+        ge=1,
+        description="Deliveries (or failed ones, see limit_counts) after which a message "
+        "is dead-lettered; None: redelivered for ever.",
+    )
+    limit_counts: Literal["deliveries", "failures"] = Field(
+        "deliveries",
+        description="What counts toward max_deliveries: every delivery, or only failed "
+        "ones (reject, consumer crash or lost connection; not nack or a timeout).",
+    )
+    dead_letter: bool = Field(
+        True, description="Past the limit or on reject: to '<queue>.dlq' (True) or dropped."
+    )
+    dead_letter_by: Literal["broker", "consumer"] = Field(
+        "broker",
+        description="Who moves a message past the limit: the broker, or the consumer that "
+        "receives it once more (Redis Streams has no built-in DLQ).",
+    )
+    on_error: Literal["wait", "requeue", "dead_letter", "reply"] = Field(
+        "wait",
+        description="What a queue server does when its handler answers >= 500: leave it "
+        "unacked (redelivered after the visibility timeout), reject it with requeue, "
+        "reject it to the DLQ, or ack it and send the error back as the reply.",
+    )
+    prefetch: int = Field(10, ge=0, description="Unacked deliveries per consumer; 0 = unlimited.")
+    requeue_on_disconnect: bool = Field(
+        False,
+        description="When the broker loses a consumer's connection (it crashed, or missed "
+        "two heartbeats), requeue its unacked deliveries at once (RabbitMQ).",
+    )
+    resume_pending: bool = Field(
+        False,
+        description="A consumer that comes back (new session) gets its own pending "
+        "deliveries again at once (Redis XREADGROUP with id 0).",
+    )
+    requeue_at_head: bool = Field(False, description="Requeued messages go to the head.")
+    heartbeat: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds between a consumer's heartbeats (re-polls); the broker drops "
+        "a consumer it has not heard from in two of them.",
+    )
+    reconnect_delay: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a consumer waits to reconnect after the broker refused it "
+        "(the RabbitMQ Java client's network recovery interval).",
+    )
+    confirm_timeout: float = Field(
+        5.0, gt=0, description="Seconds a producer waits for a publisher confirm, then re-sends."
+    )
+    publish_attempts: int = Field(
+        3, ge=1, description="Sends of one publish before the producer gives up (AWS SDK: 3)."
+    )
+    idempotent: bool = Field(
+        False, description="Queue servers dedupe deliveries by message id (a Deduper)."
+    )
+    dedupe_ttl: float = Field(
+        300.0, gt=0, description="Seconds a dedupe key is kept (SQS FIFO's 5-minute window)."
+    )
+    sample_interval: float | None = Field(
+        1.0, gt=0, description="Seconds between queue samples; None: the caller samples."
+    )
+    request_queue: str = Field("{dst}.requests", description="Queue of the requests to {dst}.")
+    reply_queue: str = Field("{agent}.replies", description="Response queue of {agent}.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flavour_defaults(cls, data: Any) -> Any:
+        # A knob left out takes the flavour's default, not the field's.
+        if not isinstance(data, dict):
+            return data
+        flavour = data.get("flavour", "sqs")
+        defaults = FLAVOURS.get(flavour)
+        if defaults is None:
+            return data  # the Literal check names the bad flavour
+        return {**defaults, **data}
+
+    def requests_of(self, dst: str) -> str:
+        """The queue that carries requests to `dst`."""
+        return self.request_queue.format(dst=dst)
+
+    def replies_of(self, agent: str) -> str:
+        """The response queue of `agent`."""
+        return self.reply_queue.format(agent=agent)

@@ -1,0 +1,89 @@
+"""What queue messages carry on the wire.
+
+Every queue message is a `protocols.transport.Message` with `protocol="queue"` and one
+of these kinds; its `body` is one of the small records below:
+
+| kind      | from -> to          | body        | what                                    |
+|-----------|---------------------|-------------|-----------------------------------------|
+| `publish` | producer -> broker  | `Publish`   | a message for a queue; msg_id = its id  |
+| `ack`     | broker -> producer  | `Confirm`   | publisher confirm                       |
+| `deliver` | broker -> consumer  | `Delivery`  | msg_id = the message's id, attempt = its delivery count |
+| `ack`     | consumer -> broker  | `Settle`    | done with it                            |
+| `nack`    | consumer -> broker  | `Settle`    | nack / reject, with or without requeue  |
+| `control` | consumer -> broker  | `Subscribe` | subscribe, heartbeat (the same), cancel |
+
+A publish that is re-sent after a lost confirm keeps its msg_id with `attempt` + 1; a
+delivery keeps the message's msg_id, so the redeliveries of one message are the
+`deliver` rows of its msg_id with `attempt` > 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PROTOCOL = "queue"
+# Size of acks, confirms and control frames: a header and a few ids.
+CONTROL_BYTES = 64
+# Size of a reply (a status and a few ids), as an HTTP response's.
+REPLY_BYTES = 256
+
+
+@dataclass(slots=True, frozen=True)
+class Publish:
+    """A message for `queue`; `reply_to` names the response queue of a request."""
+
+    queue: str
+    reply_to: str = ""
+    payload: Any = None
+
+
+@dataclass(slots=True, frozen=True)
+class Confirm:
+    """The broker has stored the publish (the confirm's causation_id is its msg_id)."""
+
+    queue: str
+
+
+@dataclass(slots=True, frozen=True)
+class Delivery:
+    """One delivery of a stored message to one consumer, under a delivery tag."""
+
+    queue: str
+    tag: int
+    msg_id: str
+    type: str
+    version: int
+    producer: str
+    correlation_id: str
+    causation_id: str
+    span: int  # the producer's span, so a consumer span can name it as its parent
+    size_bytes: int
+    payload: Any
+    reply_to: str
+    count: int  # delivery count: 1 on the first delivery
+    enqueued_at: float  # first stored
+    ready_at: float  # last made ready (stored, requeued, redriven)
+
+
+@dataclass(slots=True, frozen=True)
+class Settle:
+    """A consumer is done with delivery `tag`: ack, or nack/reject (see `Consumer`)."""
+
+    queue: str
+    tag: int
+    requeue: bool = False
+    failed: bool = False  # a reject (counts toward a failures-only delivery limit)
+    reason: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class Subscribe:
+    """Subscribe (again: a heartbeat) or cancel a consumer of `queue`."""
+
+    queue: str
+    consumer: str
+    session: int  # the consumer's incarnation: a new one means the old connection died
+    prefetch: int
+    heartbeat: float
+    cancel: bool = False

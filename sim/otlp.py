@@ -1,0 +1,147 @@
+"""OpenTelemetry traces out and in: a Run as OTLP/JSON (or CSV), and OTLP/JSON as a Run.
+
+    from sim import otlp
+    otlp.write_otlp(run, "trace.otlp.json")      # Run -> OTLP/JSON file
+    doc = otlp.to_otlp(run)                       # Run -> ExportTraceServiceRequest dict
+    otlp.write_csv(run, "tables.zip")             # each table as CSV, in a dir or a zip
+    otlp.otlp_json(run), otlp.csv_zip(run)        # the same in memory, for downloads
+    imported = otlp.import_otlp("collector.json") # OTLP/JSON -> Run (messages inferred)
+    otlp.save_run(imported, "runs/prod")          # saved whole or not at all
+
+An imported run is a normal Run (every table present, dtypes conformed) whose manifest
+says what a trace cannot carry: `imported` is true, `has_scenario`, `has_breakers`,
+`has_faults` (and `has_effects`) are false, and `messages_inferred` / `queues_inferred` say that those tables
+were derived from span pairs (see `sim.otlp_infer`). Pages check these flags.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from sim.otlp_common import EPOCH_UNIX_NANO, OtlpError, write_atomically
+from sim.otlp_export import (
+    csv_files,
+    csv_zip,
+    otlp_json,
+    protobuf_json,
+    to_otlp,
+    write_csv,
+    write_otlp,
+)
+from sim.otlp_import import Parsed, parse_file, resolve, spans_table, versions
+from sim.otlp_infer import agents_table, fill_peers_and_protocols, find_pairs, infer_messages
+from sim.recorder import DTYPES, conform
+from sim.run import FORMAT_VERSION, TABLES, Run
+
+__all__ = [
+    "EPOCH_UNIX_NANO",
+    "OtlpError",
+    "csv_files",
+    "csv_zip",
+    "from_parsed",
+    "import_otlp",
+    "is_imported",
+    "otlp_json",
+    "protobuf_json",
+    "save_run",
+    "to_otlp",
+    "write_csv",
+    "write_otlp",
+]
+
+
+def import_otlp(path: str | Path, name: str | None = None) -> Run:
+    """Read an OTLP/JSON file into a Run; raises OtlpError naming what is wrong and where."""
+    from sim.world import sparse_gc
+
+    source = Path(path)
+    with sparse_gc():  # as for a run: many small objects, few cycles
+        return from_parsed(parse_file(source), name or _stem(source), source.name)
+
+
+def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
+    """The Run of spans already read: times, outcomes, then the inferred tables."""
+    import pandas as pd
+
+    origin, how = resolve(parsed)
+    records = sorted(parsed.spans, key=lambda s: (s.start, s.order))
+    pairs = find_pairs(records)
+    fill_peers_and_protocols(records, pairs)
+    inferred = infer_messages(records, pairs)
+    spans = spans_table(records)
+    tables = {
+        "messages": inferred.messages,
+        "spans": spans,
+        "queues": inferred.queues,
+        "agents": agents_table(parsed.resources, records, inferred.brokers, pairs),
+    }
+    # What a trace cannot carry (breakers, faults, effects, ...): empty, typed tables.
+    lacking = [name for name in TABLES if name not in tables]
+    for name in lacking:
+        tables[name] = conform(name, pd.DataFrame(columns=list(DTYPES[name])))
+    scope = parsed.scope_attrs
+    ends = [s.end for s in records if not math.isnan(s.end)] + [s.start for s in records]
+    duration = scope.get("switchboard.run.duration")
+    if not isinstance(duration, float) or how != "switchboard epoch":
+        duration = max(ends)
+    manifest: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "name": str(scope.get("switchboard.run.name") or name) if parsed.switchboard else name,
+        "seed": scope.get("switchboard.run.seed"),
+        "duration": float(duration),
+        "imported": True,
+        "source": {
+            "format": "otlp/json",
+            "file": file_name,
+            "requests": parsed.requests,
+            "spans": len(records),
+            "traces": len({s.trace_id for s in records}),
+            "services": int((~tables["agents"]["inferred"]).sum()),
+            "switchboard_export": parsed.switchboard,
+        },
+        "time_origin": how,
+        "time_origin_unix_nano": origin,
+        "has_scenario": False,
+        **{f"has_{name}": False for name in lacking},
+        "has_messages": not inferred.messages.empty,
+        "has_queues": not inferred.queues.empty,
+        "has_deadlines": bool(spans["deadline"].notna().any()),
+        "messages_inferred": True,
+        "queues_inferred": True,
+        "unpaired_spans": pairs.unpaired,
+        "missing_parents": pairs.missing_parents,
+        "duplicate_spans": parsed.duplicates,
+        "clock_skew_adjusted": inferred.clock_skew_adjusted,
+        "versions": versions(),
+    }
+    return Run(tables, manifest)
+
+
+def is_imported(run: Run) -> bool:
+    """Whether `run` came from a trace rather than a simulation (it has no scenario)."""
+    return bool(run.manifest.get("imported"))
+
+
+def save_run(run: Run, out: str | Path) -> Path:
+    """Save `run` to the directory `out` whole or not at all (a temp dir, then a rename).
+
+    Refuses to replace a directory that holds anything but a run, so that a mistyped
+    `--out` cannot wipe unrelated files.
+    """
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise OtlpError(f"cannot write the run to {target}: it is a file, not a directory")
+    if target.is_dir() and any(target.iterdir()) and not (target / "run.json").is_file():
+        raise OtlpError(
+            f"cannot write the run to {target}: the directory holds files and is not a run"
+        )
+    return write_atomically(target, run.save)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".jsonl", ".json", ".otlp"):
+        name = name.removesuffix(suffix)
+    return name or "imported"

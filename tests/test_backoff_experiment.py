@@ -1,0 +1,63 @@
+"""The AWS blog's experiment: N clients contend for one row, each retrying until it wins.
+
+"Exponential Backoff And Jitter" (AWS Architecture Blog, 2015) found that exponential
+backoff without jitter still clusters retries, so its clients make nearly as many calls
+as clients that do not back off at all, and that jittered backoff roughly halves the work
+and finishes sooner. `protocols.contention` is the blog's model as a SimPy simulation.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols.contention import STRATEGIES, mean_calls, run_contention
+
+RUNS = 20  # runs averaged per point, as the blog averages 100
+
+
+@pytest.fixture(scope="module")
+def calls() -> dict[int, dict[str, float]]:
+    """Mean calls per run for every strategy at 50 and 100 clients."""
+    return {n: {s: mean_calls(n, s, RUNS, seed=1) for s in STRATEGIES} for n in (50, 100)}
+
+
+@pytest.mark.parametrize("clients", [50, 100])
+def test_no_backoff_makes_the_most_calls_and_exponential_without_jitter_is_next(calls, clients):
+    c = calls[clients]
+    jittered = max(c["full"], c["decorrelated"], c["equal"])
+    assert c["none"] > 1.05 * c["exponential"], c
+    assert c["exponential"] > 1.6 * jittered, c
+
+
+@pytest.mark.parametrize("clients", [50, 100])
+def test_full_and_decorrelated_jitter_need_far_fewer_calls(calls, clients):
+    c = calls[clients]
+    # Every client succeeds once, so the calls are at least the clients; jitter keeps the
+    # waste to a few calls per client while the unjittered strategies waste O(N) each.
+    for strategy in ("full", "decorrelated"):
+        assert clients <= c[strategy] < 10 * clients, c
+    assert c["none"] > 12 * clients, c
+
+
+def test_the_work_grows_faster_than_the_clients_without_jitter(calls):
+    # Doubling the clients roughly quadruples the calls without jitter, not with it.
+    assert calls[100]["none"] > 3.2 * calls[50]["none"]
+    assert calls[100]["exponential"] > 2.6 * calls[50]["exponential"]
+    assert calls[100]["full"] < 2.7 * calls[50]["full"]
+
+
+def test_exponential_without_jitter_also_takes_far_longer():
+    def finished(strategy: str) -> float:
+        runs = [run_contention(50, STRATEGIES[strategy], seed) for seed in range(5)]
+        return sum(r.finished_at for r in runs) / len(runs)
+
+    assert finished("exponential") > 5 * finished("full")
+    assert finished("exponential") > 5 * finished("decorrelated")
+
+
+def test_a_run_is_deterministic_and_every_client_succeeds_once():
+    a = run_contention(30, STRATEGIES["full"], seed=4)
+    b = run_contention(30, STRATEGIES["full"], seed=4)
+    assert a == b
+    assert a.calls - a.failures == 30
+    assert run_contention(30, STRATEGIES["full"], seed=5) != a

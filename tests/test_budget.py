@@ -1,0 +1,258 @@
+"""Retry budgets (Finagle ratio, AWS token bucket, gRPC throttle) and adaptive throttling."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from protocols.budget import (
+    AdaptiveThrottle,
+    AdaptiveThrottleSettings,
+    GrpcThrottle,
+    GrpcThrottleSettings,
+    RatioBudget,
+    RatioBudgetSettings,
+    RetryBudgetSettings,
+    TokenBucket,
+    TokenBucketSettings,
+    backend_accepted,
+    make_budget,
+)
+
+
+def all_failing(budget, requests: int, rate: float, retries_each: int = 2) -> int:
+    """`requests` at `rate` per second, every attempt failing; returns the retries allowed."""
+    allowed = 0
+    for i in range(requests):
+        now = i / rate
+        budget.on_request(now)
+        for _ in range(retries_each):
+            budget.on_failure(now)
+            if not budget.try_retry(now).allowed:
+                break
+            allowed += 1
+    budget.on_failure(now)
+    return allowed
+
+
+# --- Finagle's ratio budget ------------------------------------------------------------
+
+
+def test_ratio_budget_defaults_are_finagles():
+    s = RatioBudgetSettings()
+    assert (s.ratio, s.min_retries_per_second, s.ttl) == (0.2, 10, 10)
+    with pytest.raises(ValidationError):
+        RatioBudgetSettings(ttl=61)
+    with pytest.raises(ValidationError):
+        RatioBudgetSettings(percent=0.1)
+
+
+def test_ratio_caps_retries_at_a_share_of_requests_plus_the_floor():
+    # 1000 requests within 5 s, all failing: 10% of them plus 10/s over the 10 s ttl.
+    budget = RatioBudget(RatioBudgetSettings(ratio=0.1, min_retries_per_second=10, ttl=10))
+    assert all_failing(budget, 1000, rate=200) == 100 + 100
+    # Without the floor, exactly the share.
+    no_floor = RatioBudget(RatioBudgetSettings(ratio=0.1, min_retries_per_second=0))
+    assert all_failing(no_floor, 1000, rate=200) == 100
+
+
+def test_ratio_budget_over_a_long_run_allows_the_share_plus_the_floor_per_ttl():
+    # 100 s at 100 requests per second: 10% of 10,000 plus 10/s for 100 s.
+    budget = RatioBudget(RatioBudgetSettings(ratio=0.1, min_retries_per_second=10, ttl=10))
+    assert all_failing(budget, 10_000, rate=100) == pytest.approx(1000 + 1000, rel=0.02)
+
+
+def test_ratio_budget_refusal_says_why_and_costs_nothing():
+    budget = RatioBudget(RatioBudgetSettings(ratio=0.5, min_retries_per_second=0, ttl=10))
+    for _ in range(4):
+        budget.on_request(0.0)
+    assert budget.balance(0.0) == 2
+    assert budget.try_retry(0.0).allowed and budget.try_retry(0.0).allowed
+    grant = budget.try_retry(0.0)
+    assert not grant.allowed
+    assert grant.reason == (
+        "retry budget spent: retries are limited to 50% of requests plus 0 per second over 10 s"
+    )
+    assert budget.balance(0.0) == 0
+
+
+def test_ratio_budget_deposits_expire_after_the_ttl():
+    budget = RatioBudget(RatioBudgetSettings(ratio=0.5, min_retries_per_second=0, ttl=10))
+    for _ in range(100):
+        budget.on_request(0.5)
+    assert budget.balance(9.99) == 50
+    assert budget.balance(10.0) == 0  # the slice of second 0 aged out
+    assert not budget.try_retry(10.0).allowed
+
+
+def test_ratio_budget_floor_alone_gives_retries_per_second():
+    budget = RatioBudget(RatioBudgetSettings(ratio=0, min_retries_per_second=2, ttl=5))
+    assert budget.balance(0) == 10
+    assert sum(budget.try_retry(0).allowed for _ in range(15)) == 10
+    # The withdrawals expire with the window, so the floor comes back.
+    assert budget.balance(5.0) == 10
+    empty = RatioBudget(RatioBudgetSettings(ratio=0, min_retries_per_second=0))
+    empty.on_request(0)
+    assert not empty.try_retry(0).allowed
+
+
+# --- the AWS SDKs' retry quota ---------------------------------------------------------
+
+
+def test_token_bucket_defaults_are_the_aws_sdks():
+    s = TokenBucketSettings()
+    assert (s.capacity, s.retry_cost, s.timeout_cost, s.success_refund) == (500, 5, 10, 1)
+
+
+def test_500_tokens_pay_for_100_retries_after_errors_or_50_after_timeouts():
+    errors = TokenBucket()
+    assert sum(errors.try_retry(0).allowed for _ in range(150)) == 100
+    assert errors.tokens == 0
+    timeouts = TokenBucket()
+    assert sum(timeouts.try_retry(0, after_timeout=True).allowed for _ in range(150)) == 50
+    grant = timeouts.try_retry(0, after_timeout=True)
+    assert grant == (
+        False,
+        0,
+        "retry quota spent: 0 of 500 tokens left, a retry after a timeout costs 10",
+    )
+
+
+def test_token_bucket_refunds():
+    bucket = TokenBucket()
+    bucket.on_success(0)  # a first-try success on a full bucket: nothing to refund
+    assert bucket.tokens == 500
+    grant = bucket.try_retry(0)
+    assert grant.allowed and grant.cost == 5 and bucket.tokens == 495
+    bucket.on_success(1, last_cost=grant.cost)  # the retry succeeded: its cost comes back
+    assert bucket.tokens == 500
+    timeout_grant = bucket.try_retry(2, after_timeout=True)
+    assert bucket.tokens == 490
+    bucket.on_success(3)  # another request's first-try success: 1 token
+    assert bucket.tokens == 491
+    bucket.on_success(4, last_cost=timeout_grant.cost)
+    assert bucket.tokens == 500  # refunds never overfill the bucket
+
+
+def test_an_empty_bucket_refills_one_token_per_first_try_success():
+    bucket = TokenBucket()
+    while bucket.try_retry(0).allowed:
+        pass
+    for _ in range(4):
+        bucket.on_success(1)
+    assert not bucket.try_retry(1).allowed  # 4 tokens: a retry costs 5
+    bucket.on_success(1)
+    assert bucket.try_retry(1).allowed
+    assert bucket.tokens == 0
+
+
+# --- gRPC retry throttling -------------------------------------------------------------
+
+
+def test_grpc_throttle_stops_retries_at_half_the_tokens():
+    throttle = GrpcThrottle(GrpcThrottleSettings(max_tokens=10, token_ratio=0.1))
+    for _ in range(4):
+        throttle.on_failure(0)
+    assert throttle.tokens == 6 and throttle.try_retry(0).allowed
+    throttle.on_failure(0)
+    assert throttle.tokens == 5
+    grant = throttle.try_retry(0)
+    assert not grant.allowed
+    assert grant.reason == "retries throttled: 5 of 10 tokens left, at most half"
+    throttle.on_success(0)  # +0.1, exactly (thousandths, no float drift)
+    assert throttle.tokens == 5.1 and throttle.try_retry(0).allowed
+    for _ in range(100):
+        throttle.on_success(0)
+    assert throttle.tokens == 10
+
+
+# --- the SRE book's adaptive throttling ------------------------------------------------
+
+
+def test_adaptive_throttle_defaults():
+    s = AdaptiveThrottleSettings()
+    assert (s.k, s.window) == (2.0, 120.0)
+
+
+def test_adaptive_rejection_probability_is_the_sre_formula():
+    throttle = AdaptiveThrottle()
+    rng = random.Random(0)
+    for i in range(100):
+        throttle.admit(i * 0.1, rng)
+        throttle.on_response(i * 0.1, accepted=i < 30)
+    assert throttle.counts(10) == (100, 30)
+    assert throttle.probability(10) == pytest.approx((100 - 2 * 30) / (100 + 1))
+    # While accepts keep up with requests / K, nothing is rejected.
+    healthy = AdaptiveThrottle()
+    for i in range(100):
+        assert healthy.admit(i, rng).allowed
+        healthy.on_response(i, accepted=i % 2 == 0)
+    assert healthy.probability(100) == 0.0
+
+
+def test_adaptive_throttle_rejects_with_that_probability():
+    throttle = AdaptiveThrottle(AdaptiveThrottleSettings(k=1.5))
+    rng, ref = random.Random(7), random.Random(7)
+    rejected = 0
+    for i in range(2000):
+        now = i * 0.05
+        p = throttle.probability(now)
+        requests, accepts = throttle.counts(now)
+        assert p == max(0.0, (requests - 1.5 * accepts) / (requests + 1))
+        expect_reject = p > 0 and ref.random() < p
+        grant = throttle.admit(now, rng)
+        assert grant.allowed is not expect_reject
+        rejected += not grant.allowed
+        if grant.allowed:
+            # A backend that accepts one attempt in four it receives.
+            throttle.on_response(now, accepted=i % 4 == 0)
+    assert rejected > 100
+
+
+def test_adaptive_throttle_forgets_after_the_window():
+    throttle = AdaptiveThrottle()
+    rng = random.Random(1)
+    for i in range(50):
+        throttle.admit(i, rng)  # never accepted
+    assert throttle.probability(50) == pytest.approx(50 / 51)
+    # The request made at 49 s is remembered for 120 s, in one-second slices.
+    assert throttle.counts(168.9) == (1, 0)
+    assert throttle.probability(169.0) == 0.0
+
+
+def test_a_throttled_request_says_why():
+    throttle = AdaptiveThrottle()
+    for _ in range(50):
+        throttle.admit(0, random.Random(1))
+    # p = 50/51 now; Random(0)'s first draw is 0.84, below it.
+    grant = throttle.admit(1, random.Random(0))
+    assert grant == (
+        False,
+        0,
+        "throttled locally with probability 98.0% (50 requests, 0 accepted in the last "
+        "120 s, K = 2)",
+    )
+
+
+def test_backend_accepted():
+    assert backend_accepted("ok", 200)
+    assert backend_accepted("error", 500)
+    assert backend_accepted("error", 404)
+    assert not backend_accepted("error", 503)
+    assert not backend_accepted("error", 429)
+    assert not backend_accepted("error", 0)
+    assert not backend_accepted("timeout", 0)
+
+
+def test_budget_settings_choose_the_budget_by_kind():
+    adapter = TypeAdapter(RetryBudgetSettings)
+    assert isinstance(make_budget(adapter.validate_python({"kind": "ratio"})), RatioBudget)
+    bucket = make_budget(adapter.validate_python({"kind": "token_bucket", "capacity": 50}))
+    assert isinstance(bucket, TokenBucket) and bucket.tokens == 50
+    assert isinstance(make_budget(adapter.validate_python({"kind": "grpc"})), GrpcThrottle)
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"kind": "leaky"})
+    with pytest.raises(ValidationError):
+        adapter.validate_python({"kind": "token_bucket", "cost": 5})
