@@ -1,0 +1,283 @@
+"""The TCP under a WebSocket: an ordered, reliable stream with a window in messages.
+
+The simulator's network loses, duplicates and reorders messages; TCP hides that from
+the WebSocket, at the price of latency. So every frame after the opening handshake is
+numbered (`Frame.seq`); the receiver delivers in order, keeps early frames aside, drops
+duplicates, and acknowledges the last frame it has in order: piggybacked on any frame it
+sends, or in an `ack` message after the delayed-ACK time (200 ms, Linux). Frames not
+acknowledged within the retransmission timeout (RFC 6298: 1 s at first and at least,
+then from the measured round trip; doubling on each expiry, up to 120 s) are sent again
+(go-back-N). A WebSocket message is delivered once and in order, or the connection
+breaks.
+
+The window: acknowledgements also carry how many data messages the receiving
+application has consumed. The sender keeps at most the peer's `max_queue` data messages
+unconsumed (in flight or queued at the receiver); further sends wait in the outbox. When
+the receiver's queue reaches `max_queue` it stops reading (its consumed count is frozen)
+until the application drains it to the low-water mark, then opens the window at once:
+what websockets does by pausing and resuming the transport. Control frames (ping, pong,
+close) are numbered and retransmitted too, but never wait for the window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from protocols.transport import Message
+from protocols.websocket_channel import CALL, CLOSED, CONNECTING, OPEN, Channel
+from protocols.websocket_settings import ACK, PROTOCOL, SIZES, Frame
+
+if TYPE_CHECKING:
+    from protocols.websocket import WebSocketEndpoint
+    from protocols.websocket_session import WsSession
+
+INF = math.inf
+
+
+# `Message.copy` is `dataclasses.replace`, the largest single cost of a WebSocket run
+# (each frame is a copy of the application's message). Reading every field at once and
+# passing them positionally is five times cheaper, and follows the dataclass's fields.
+_FIELDS = dataclasses.fields(Message)
+_VALUES = operator.attrgetter(*(f.name for f in _FIELDS))
+_POSITIONAL = all(f.init and not f.kw_only for f in _FIELDS)
+
+
+def rebody(m: Message, body: Any, attempt: int) -> Message:
+    """A copy of `m` with another body and attempt (as `m.copy(body=..., attempt=...)`)."""
+    if not _POSITIONAL:
+        return m.copy(body=body, attempt=attempt)
+    new = Message(*_VALUES(m))
+    new.body = body
+    new.attempt = attempt
+    return new
+
+
+class Stream(Channel):
+    """One TCP connection's stream, from one side; `WsConn` adds the WebSocket on top."""
+
+    def __init__(self, endpoint: WebSocketEndpoint, peer: str, conn_id: str, span: int) -> None:
+        super().__init__(endpoint, peer)
+        self.id = conn_id
+        self._span = span
+        self.session: WsSession | None = None
+        self.state = CONNECTING
+        s = self.settings
+        # numbering, acknowledgement, in-order delivery
+        self.snd_seq = 0
+        self.snd_acked = 0
+        self.unacked: deque[Message] = deque()
+        self.rcv_next = 1
+        self.early: dict[int, Message] = {}
+        self.rep_ack = 0
+        self.rep_consumed = 0
+        self._ack_timer = False
+        # retransmission timeout (RFC 6298), one lazy timer
+        self.srtt = math.nan
+        self.rttvar = 0.0
+        self.rto = s.rto_initial
+        self.rto_deadline = INF
+        self._timer = False
+        # the window, in data messages
+        self.sent_data = 0
+        self.peer_consumed = 0
+        self.peer_window = s.max_queue
+        self.received = 0
+        self.consumed = 0
+        self.advertised = 0
+        self.reading_paused = False
+
+    # -- what the WebSocket layer provides --------------------------------------------
+
+    def _deliver(self, msg: Message) -> None:
+        """A frame arrived in order."""
+        raise NotImplementedError
+
+    def _all_acked(self) -> None:
+        """Every frame sent has been acknowledged."""
+
+    def _retransmit_handshake(self) -> bool:
+        """The RTO expired while opening: send the handshake step again (False: nothing)."""
+        return False
+
+    # -- sending ----------------------------------------------------------------------
+
+    def _wire(self, type_: str, kind: str, frame: Frame, causation_id: str = "") -> Message:
+        node = self.node
+        return Message(
+            msg_id=node.new_id(),
+            type=type_,
+            src=node.id,
+            dst=self.peer,
+            kind=kind,
+            protocol=PROTOCOL,
+            version=node.version,
+            correlation_id=self.id,
+            causation_id=causation_id,
+            span=self._span,
+            size_bytes=SIZES[type_],
+            body=frame,
+        )
+
+    def pump(self) -> None:
+        """Put queued data messages on the wire while the peer's window allows."""
+        outbox = self.outbox
+        if self.state is not OPEN or not outbox:
+            return
+        limit = self.peer_consumed + self.peer_window
+        pending = self.ep.pending
+        session = self.session
+        while outbox and self.sent_data < limit:
+            app, waiter = outbox.popleft()
+            if waiter is CALL:
+                if app.msg_id not in pending:
+                    continue  # the call ended while its request waited: do not send it
+                if session is not None:
+                    session.inflight[app.msg_id] = app
+            self.sent_data += 1
+            self._send_seq(app.type, app.kind, app.body, app=app)
+            if waiter is not None and waiter is not CALL:
+                waiter.succeed(True)
+
+    def _send_seq(
+        self, type_: str, kind: str, payload: Any = None, code: int = 0, app: Message | None = None
+    ) -> None:
+        self.snd_seq += 1
+        frame = Frame(self.id, self.snd_seq, self.rcv_next - 1, self.advertised, payload, code)
+        msg = self._wire(type_, kind, frame) if app is None else rebody(app, frame, app.attempt)
+        self.rep_ack, self.rep_consumed = frame.ack, frame.consumed
+        self.unacked.append(msg)
+        if self.rto_deadline == INF:
+            self._arm(self.node.env.now + self.rto)
+        self.node.send(msg)
+
+    def _send_ack(self) -> None:
+        frame = Frame(self.id, 0, self.rcv_next - 1, self.advertised)
+        self.rep_ack, self.rep_consumed = frame.ack, frame.consumed
+        self.node.send(self._wire(ACK, "ack", frame))
+
+    def _owe_ack(self) -> None:
+        if not self._ack_timer:
+            self._ack_timer = True
+            self.node.after(self.settings.ack_delay, self._ack_due)
+
+    def _ack_due(self) -> None:
+        self._ack_timer = False
+        if self.state is not CLOSED and (
+            self.rcv_next - 1 > self.rep_ack or self.advertised > self.rep_consumed
+        ):
+            self._send_ack()
+
+    # -- retransmission ---------------------------------------------------------------
+
+    def _base_rto(self) -> float:
+        s = self.settings
+        if math.isnan(self.srtt):
+            return s.rto_initial
+        return min(max(s.rto_min, self.srtt + 4 * self.rttvar), s.rto_max)
+
+    def _sample_rtt(self, rtt: float) -> None:
+        if math.isnan(self.srtt):
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+
+    def _arm(self, at: float) -> None:
+        # One lazy timer per connection: moving the deadline later costs nothing; the
+        # timer re-arms itself when it fires early.
+        self.rto_deadline = at
+        if not self._timer:
+            self._timer = True
+            self.node.after(at - self.node.env.now, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = False
+        if self.state is CLOSED or self.rto_deadline == INF:
+            return
+        now = self.node.env.now
+        if now < self.rto_deadline - 1e-9:
+            self._arm(self.rto_deadline)
+            return
+        self.rto = min(self.rto * 2, self.settings.rto_max)
+        if self.state is CONNECTING:
+            if not self._retransmit_handshake():
+                self.rto_deadline = INF
+                return
+        elif self.unacked:
+            ack, consumed = self.rcv_next - 1, self.advertised
+            unacked = self.unacked
+            for i, old in enumerate(unacked):
+                f = old.body
+                frame = Frame(f.conn, f.seq, ack, consumed, f.payload, f.code)
+                unacked[i] = rebody(old, frame, old.attempt + 1)
+                self.node.send(unacked[i])
+            self.rep_ack, self.rep_consumed = ack, consumed
+        else:
+            self.rto_deadline = INF
+            return
+        self._arm(now + self.rto)
+
+    # -- receiving --------------------------------------------------------------------
+
+    def receive(self, msg: Message) -> None:
+        """A numbered frame or an acknowledgement of this connection arrived."""
+        frame: Frame = msg.body
+        self._take_ack(frame)
+        seq = frame.seq
+        if seq == 0 or self.state is CLOSED:
+            return
+        if seq != self.rcv_next:
+            if seq > self.rcv_next:
+                self.early[seq] = msg
+            self._owe_ack()
+            return
+        self.rcv_next += 1
+        self._deliver(msg)
+        early = self.early
+        while early and self.state is not CLOSED:
+            nxt = early.pop(self.rcv_next, None)
+            if nxt is None:
+                break
+            self.rcv_next += 1
+            self._deliver(nxt)
+        if self.state is not CLOSED:
+            self._owe_ack()
+
+    def _take_ack(self, frame: Frame) -> None:
+        if frame.ack > self.snd_acked:
+            self.snd_acked = frame.ack
+            unacked = self.unacked
+            while unacked and unacked[0].body.seq <= frame.ack:
+                unacked.popleft()
+            self.rto = self._base_rto()
+            if unacked:
+                self._arm(self.node.env.now + self.rto)
+            else:
+                self.rto_deadline = INF
+                self._all_acked()
+                if self.state is CLOSED:
+                    return
+        if frame.consumed > self.peer_consumed:
+            self.peer_consumed = frame.consumed
+            self.pump()
+
+    def consumed_one(self) -> None:
+        """The application took one data message of this connection."""
+        self.consumed += 1
+        if self.state is CLOSED:
+            return
+        if self.reading_paused:
+            if self.received - self.consumed <= self.settings.low_water:
+                self.reading_paused = False
+                self.advertised = self.consumed
+                self._send_ack()  # reading resumes: open the window now
+            return
+        self.advertised = self.consumed
+        if self.advertised - self.rep_consumed >= max(1, self.settings.max_queue // 2):
+            self._send_ack()  # half the window freed: tell the sender before it stalls
+        else:
+            self._owe_ack()
