@@ -16,13 +16,15 @@ from typing import Any
 import simpy
 
 from protocols.call import Call, CallResult
-from protocols.http import HttpClient, HttpEndpoint, HttpServer, payload_of
+from protocols.http import payload_of
 from protocols.node import Node
+from protocols.queue import Broker, DeadLetter, QueueSettings
 from protocols.resilience import Policies, ResilientCaller
-from protocols.workers import Job
+from protocols.workers import Job, WorkerPool
 from sim import scenario as sc
 from sim.arrivals import arrival_times
 from sim.context import Context
+from sim.endpoints import Endpoints, served_protocols
 
 POISON = "poison"
 
@@ -48,13 +50,8 @@ class Agent:
         )
         self._channels: dict[str, sc.Channel] = {}
         self._callers: dict[str, ResilientCaller] = {}
-        client = HttpClient(self.node, lambda dst: self.channel(dst).http)
-        self.http = HttpEndpoint(self.node, self.make_server(), client)
+        self.endpoints = Endpoints(self.node, ctx.scenario, self.channel, spec)
         self.node.on_restart.append(self.start)
-
-    def make_server(self) -> HttpServer | None:
-        """The HTTP server of this agent, if it serves (clients do not)."""
-        return None
 
     def start(self) -> None:
         """Start the agent's own processes (a client's workload); again after a restart."""
@@ -109,7 +106,8 @@ class Agent:
             deadline=channel.deadline,
             idempotent=channel.http.idempotent,
         )
-        return ResilientCaller(self.node, policies, self.http.client.call, channel.protocol)
+        attempt = self.endpoints.attempt(channel.protocol)
+        return ResilientCaller(self.node, policies, attempt, channel.protocol)
 
     def channel(self, dst: str) -> sc.Channel:
         """The channel from this agent to `dst` (the default one when none is listed)."""
@@ -194,35 +192,15 @@ class Service(Agent):
 
     role = "service"
 
-    def make_server(self) -> HttpServer:
-        """Workers and an accept queue of `queue_limit` (503 past it)."""
-        self._service_time = self.spec.service_time.sampler(
-            self.ctx.streams.get(f"service:{self.id}")
-        )
-        self.server = HttpServer(
-            self.node, self.spec.workers, self._handle, self.spec.queue_limit, self.spec.http
-        )
-        return self.server
+    def __init__(self, ctx: Context, spec: sc.Agent) -> None:
+        super().__init__(ctx, spec)
+        self._service_time = spec.service_time.sampler(ctx.streams.get(f"service:{self.id}"))
+        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
 
     @property
-    def depth(self) -> int:
-        """Requests waiting for a worker."""
-        return self.server.pool.depth
-
-    @property
-    def busy(self) -> int:
-        """Workers at work."""
-        return self.server.pool.busy
-
-    @property
-    def enqueued(self) -> int:
-        """Requests taken in so far."""
-        return self.server.pool.enqueued
-
-    @property
-    def completed(self) -> int:
-        """Requests answered so far."""
-        return self.server.pool.completed
+    def pools(self) -> dict[str, WorkerPool]:
+        """The worker pool of each protocol it serves, by protocol."""
+        return self.endpoints.pools
 
     def _handle(self, job: Job) -> None:
         faults = self.ctx.faults
@@ -264,4 +242,18 @@ class Service(Agent):
         job.reply(status, error)
 
 
-ROLES: dict[str, type[Agent]] = {"client": Client, "service": Service}
+class BrokerAgent(Agent):
+    """A message broker: named queues, consumer groups, visibility timers, DLQs."""
+
+    role = "broker"
+
+    def __init__(self, ctx: Context, spec: sc.Agent) -> None:
+        super().__init__(ctx, spec)
+        self.broker = Broker(self.node, spec.queue or QueueSettings(), self._dead_lettered)
+
+    def _dead_lettered(self, letter: DeadLetter) -> None:
+        # The message's last copy on the wire ends as dead-lettered, with the reason.
+        self.ctx.recorder.mark_last(letter.msg_id, "dead_lettered", self.ctx.env.now, letter.reason)
+
+
+ROLES: dict[str, type[Agent]] = {"client": Client, "service": Service, "broker": BrokerAgent}

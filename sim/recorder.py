@@ -215,6 +215,17 @@ class Recorder:
         if reason:
             self._m_reason[seq] = reason
 
+    def mark_last(self, msg_id: str, outcome: str, now: float, reason: str = "") -> None:
+        """End the last copy of `msg_id` on the wire with `outcome` (a dead letter, say).
+
+        It scans back from the end: it is for rare events, not the hot path.
+        """
+        ids = self._m_id
+        for seq in range(len(ids) - 1, -1, -1):
+            if ids[seq] == msg_id:
+                self.message_ended(seq, outcome, now, reason)
+                return
+
     @property
     def message_count(self) -> int:
         """Copies put on the wire so far."""

@@ -18,6 +18,9 @@ from protocols.breaker import BreakerSettings
 from protocols.budget import AdaptiveThrottleSettings, RetryBudgetSettings
 from protocols.deadline import DeadlineSettings
 from protocols.http_settings import HttpClientSettings, HttpServerSettings
+from protocols.queue import QueueSettings
+from protocols.sse import SseSettings
+from protocols.websocket_settings import WebSocketSettings
 from sim.distributions import Constant, Distribution, FieldError
 
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -43,7 +46,7 @@ class Agent(Model):
     """One agent: a workload client or a service with a pool of workers."""
 
     id: AgentId
-    role: Literal["client", "service"] = "service"
+    role: Literal["client", "service", "broker"] = "service"
     version: int = Field(1, ge=1, description="Message version this agent speaks.")
     workers: int = Field(1, ge=1, description="Requests served at once.")
     service_time: Distribution = Field(
@@ -63,6 +66,9 @@ class Agent(Model):
         default_factory=HttpServerSettings,
         description="How the agent answers HTTP: rate limit, Retry-After, idempotency keys.",
     )
+    queue: QueueSettings | None = Field(
+        None, description="A broker's flavour and defaults for its queues (role: broker)."
+    )
 
 
 class Channel(Model):
@@ -70,13 +76,25 @@ class Channel(Model):
 
     src: AgentId = Field(alias="from")
     dst: AgentId = Field(alias="to")
-    protocol: Literal["http"] = "http"
+    protocol: Literal["http", "queue", "sse", "websocket"] = "http"
     timeout: float | None = Field(
         5.0, gt=0, description="Seconds the caller waits for a response (httpx: 5 s)."
     )
     http: HttpClientSettings = Field(
         default_factory=HttpClientSettings,
         description="The HTTP client: pool, keep-alive, handshake, method, idempotency key.",
+    )
+    queue: QueueSettings = Field(
+        default_factory=QueueSettings,
+        description="Queue request-reply: the broker, its flavour, visibility timeout, DLQ.",
+    )
+    sse: SseSettings = Field(
+        default_factory=SseSettings,
+        description="Server-Sent Events: retry delay, keep-alive, replay buffer, progress.",
+    )
+    websocket: WebSocketSettings = Field(
+        default_factory=WebSocketSettings,
+        description="WebSocket: handshake, keepalive pings, reconnect backoff, receive queue.",
     )
     retry: RetrySettings | None = Field(None, description="Retries with backoff and jitter.")
     breaker: BreakerSettings | None = Field(
@@ -437,6 +455,20 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
             for g, group in enumerate(_list(item.get("groups"))):
                 for j, member in enumerate(_list(group)):
                     check(f"{section}.{i}.groups.{g}.{j}", member)
+    brokers = [
+        a.get("id")
+        for a in (agents if isinstance(agents, list) else [])
+        if isinstance(a, dict) and a.get("role") == "broker"
+    ]
+    channels = data.get("channels")
+    for i, channel in enumerate(channels if isinstance(channels, list) else []):
+        if isinstance(channel, dict) and channel.get("protocol") == "queue":
+            queue = channel.get("queue")
+            broker = queue.get("broker", "broker") if isinstance(queue, dict) else "broker"
+            if broker not in brokers:
+                errors.append(
+                    (f"channels.{i}.queue.broker", f"no broker agent '{broker}' (role: broker)")
+                )
     network = data.get("network")
     links = network.get("links") if isinstance(network, dict) else None
     for i, link in enumerate(_list(links)):

@@ -89,14 +89,17 @@ class World:
         while True:
             now = self.env.now
             for service in self._services:
-                rec.queue_sample(
-                    now,
-                    f"{service.id}.workers",
-                    service.depth,
-                    service.busy,
-                    enqueued=service.enqueued,
-                    acked=service.completed,
-                )
+                for protocol, pool in service.pools.items():
+                    # The HTTP pool keeps the plain name; others say which protocol.
+                    suffix = "workers" if protocol == "http" else f"{protocol}.workers"
+                    rec.queue_sample(
+                        now,
+                        f"{service.id}.{suffix}",
+                        pool.depth,
+                        pool.busy,
+                        enqueued=pool.enqueued,
+                        acked=pool.completed,
+                    )
             yield self.env.timeout(interval)
 
     def _inject_poison(self, fault: sc.PoisonFault, fault_id: str, index: int) -> None:

@@ -161,6 +161,7 @@ class QueueServer:
             self.duplicates += 1  # a copy handled at the same time got there first
         elif status < 400:
             self.effects[d.msg_id] = self.effects.get(d.msg_id, 0) + 1
+            journal.effect(now, node.id, d.msg_id, d.msg_id, d.correlation_id)
         outcome = "ok" if status < 400 else "error"
         if outcome == "error" and not error:
             error = f"status {status}"
