@@ -24,6 +24,7 @@ from typing import Any
 from protocols.call import Call, CallResult, abort_all, status_result
 from protocols.http_settings import HttpClientSettings
 from protocols.http_wire import (
+    CANCEL,
     CONTROL_BYTES,
     PROTOCOL,
     SYN,
@@ -43,6 +44,8 @@ class Exchange:
     """A call and the request it sends, while it looks for a connection."""
 
     __slots__ = ("call", "msg", "queued_at", "read_timeout", "settings", "waiting")
+
+    # The absolute deadline travels on the request message (msg.deadline).
 
     def __init__(
         self, call: Call, msg: Message, settings: HttpClientSettings, read_timeout: float | None
@@ -303,9 +306,16 @@ class HttpClient:
         call = ex.call
         # Time spent waiting for a connection is the client span's `wait`.
         call.queued = self.node.env.now - ex.queued_at if ex.queued_at is not None else 0.0
-        call.timeout = ex.read_timeout
-        if ex.read_timeout is not None:
-            self.node.env.timeout(ex.read_timeout).callbacks.append(call.expire)
+        # The read timeout runs from the send, but never past the request's deadline: the
+        # handshake and the pool wait have used some of it.
+        read = ex.read_timeout
+        if msg.deadline != math.inf:
+            left = max(0.0, msg.deadline - self.node.env.now)
+            read = left if read is None else min(read, left)
+        # The message names the configured timeout; the timer may fire a little earlier.
+        call.timeout = ex.read_timeout if ex.read_timeout is not None else read
+        if read is not None:
+            self.node.env.timeout(read).callbacks.append(call.expire)
         self.node.send(msg)
 
     def forget(self, ex: Exchange) -> None:
@@ -374,6 +384,25 @@ class HttpClient:
         conn = self.connections.get(ex.msg.body.conn)
         if conn is not None and conn.exchange is ex:
             conn.pool.discard(conn)
+
+    def cancel(self, dst: str, request_id: str, correlation_id: str = "", span: int = -1) -> None:
+        """Tell `dst` to stop working on request `request_id` (the caller gave up)."""
+        node = self.node
+        node.send(
+            Message(
+                msg_id=node.new_id(),
+                type=CANCEL,
+                src=node.id,
+                dst=dst,
+                kind="control",
+                protocol=PROTOCOL,
+                version=node.version,
+                correlation_id=correlation_id,
+                causation_id=request_id,
+                span=span,
+                size_bytes=CONTROL_BYTES,
+            )
+        )
 
     def reset(self) -> None:
         """The caller crashed: its calls end in error, its connections are gone."""

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from protocols.http_settings import HttpServerSettings
 from protocols.http_wire import (
+    CANCEL,
     CONTROL_BYTES,
     PROTOCOL,
     RESPONSE_BYTES,
@@ -96,6 +97,8 @@ class HttpServer:
         self._handler = handler
         self.pool = WorkerPool(node, workers, self.begin, queue_limit)
         self.connections: dict[tuple[str, int], bool] = {}
+        # Requests taken in and not yet answered, by message id (to cancel them).
+        self.jobs: dict[str, Job] = {}
         # Idempotency key -> (status, or IN_FLIGHT; time the stored result expires).
         self.results: dict[str, tuple[int, float]] = {}
         self._tokens = float(self.settings.burst)
@@ -110,6 +113,29 @@ class HttpServer:
             send_control(self.node, msg, SYN_ACK)
         elif msg.type == TLS_HELLO and (msg.src, msg.body) in self.connections:
             send_control(self.node, msg, TLS_DONE)
+        elif msg.type == CANCEL:
+            self.cancel(msg.causation_id, f"{msg.src} cancelled it")
+
+    def cancel(self, msg_id: str, why: str) -> None:
+        """Stop work on a request: out of the queue, or its worker freed; no answer."""
+        job = self.jobs.pop(msg_id, None)
+        if job is None or job.cancelled:
+            return
+        job.cancelled = True
+        node = self.node
+        node.journal.span_end(
+            job.span,
+            "cancelled",
+            node.env.now,
+            why,
+            wait=job.wait if job.started == job.started else None,
+        )
+        self.pool.withdraw(job)
+        key = job.msg.idempotency_key
+        if key:
+            self.results.pop(key, None)
+        if job.on_cancel is not None:
+            job.on_cancel()
 
     # -- requests ---------------------------------------------------------------------
 
@@ -137,21 +163,27 @@ class HttpServer:
                 else:
                     self._replay(msg, span, stored[0])
                 return
-        if not self.pool.submit(Job(self, msg, span, now)):
+        job = Job(self, msg, span, now)
+        if not self.pool.submit(job):
             self._refuse(msg, span, 503, "accept queue full", self.settings.retry_after)
             return
+        if not job.cancelled:
+            self.jobs[msg.msg_id] = job
         if key:
             self.results[key] = (IN_FLIGHT, now + self.settings.idempotency_ttl)
 
     def begin(self, job: Job) -> None:
         """A worker took the job: drop it if its deadline passed (when set), else handle."""
-        if self.settings.drop_expired and job.msg.deadline <= self.node.env.now:
+        settings = self.settings
+        if settings.drop_expired and job.msg.deadline <= self.node.env.now + settings.drop_margin:
             self.finish(job, 504, "deadline exceeded before work began", "deadline_exceeded")
             return
         self._handler(job)
 
     def reply(self, job: Job, status: int, error: str = "") -> None:
         """Finish a job the handler ran: record its effect, store its result, answer."""
+        if job.cancelled:
+            return  # the caller cancelled it: nobody waits for the answer
         node = self.node
         msg = job.msg
         key = msg.idempotency_key or msg.msg_id
@@ -168,6 +200,7 @@ class HttpServer:
             error = f"HTTP {status}"
         node.journal.span_end(job.span, outcome, now, error, wait=job.wait, status=status)
         msg = job.msg
+        self.jobs.pop(msg.msg_id, None)
         key = msg.idempotency_key or (msg.msg_id if self.settings.dedupe else "")
         if key:
             self.results[key] = (status, now + self.settings.idempotency_ttl)
@@ -205,4 +238,5 @@ class HttpServer:
             node.journal.span_end(job.span, "error", now, error=why)
         self.connections.clear()
         self.results.clear()
+        self.jobs.clear()
         self._tokens = float(self.settings.burst)

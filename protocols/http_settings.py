@@ -72,5 +72,10 @@ class HttpServerSettings(BaseModel):
     drop_expired: bool = Field(
         False,
         description="Answer 504 at once, without working, when a request's deadline has "
-        "passed by the time a worker takes it.",
+        "passed by the time a worker takes it (or is closer than `drop_margin`).",
+    )
+    drop_margin: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds of work a request must still have time for to be worth starting.",
     )

@@ -13,6 +13,8 @@ CONTROL_BYTES = 64
 SYN, SYN_ACK = "tcp.syn", "tcp.syn-ack"
 TLS_HELLO, TLS_DONE = "tls.client-hello", "tls.server-finished"
 RST = "tcp.rst"
+# The caller gave up on a request (its causation id) and asks the server to stop.
+CANCEL = "http.cancel"
 
 
 class HttpRequest:

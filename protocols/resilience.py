@@ -59,6 +59,10 @@ class Attempt(Protocol):
         ...
 
 
+# Tell the callee to stop work on a request: (dst, request key, correlation id, span).
+Cancel = Callable[[str, str, str, int], None]
+
+
 class Policies:
     """A channel's policies, built once per (caller, callee)."""
 
@@ -143,11 +147,21 @@ class Request:
 class ResilientCaller:
     """Calls one callee through its channel's policies, over one protocol."""
 
-    def __init__(self, node: Node, policies: Policies, attempt: Attempt, protocol: str) -> None:
+    def __init__(
+        self,
+        node: Node,
+        policies: Policies,
+        attempt: Attempt,
+        protocol: str,
+        cancel: Cancel | None = None,
+    ) -> None:
         self.node = node
         self.policies = policies
         self.attempt_fn = attempt
         self.protocol = protocol
+        self.cancel_fn = cancel
+        # The attempt in flight of each request that retries, by the request's key.
+        self._current: dict[str, Call] = {}
         self.pending: dict[str, Call] = {}
         self._keys = 0
         node.on_crash.append(self.reset)
@@ -180,13 +194,16 @@ class ResilientCaller:
 
             def done(result: CallResult) -> None:
                 self._learn(result, node.env.now - started)
+                if result[0] == "timeout":
+                    self._cancel_downstream(single)
                 if on_done is not None:
                     on_done(result)
 
-            return self.attempt_fn(
+            single = self.attempt_fn(
                 p.dst, type_, correlation_id, hop.timeout, parent, size_bytes, body,
                 causation_id, done, 1, "", hop.deadline,
             )  # fmt: skip
+            return single
         request = Request()
         request.type, request.correlation_id, request.parent = type_, correlation_id, parent
         request.size_bytes, request.body, request.causation_id = size_bytes, body, causation_id
@@ -232,6 +249,9 @@ class ResilientCaller:
         started = now
 
         def done(result: CallResult) -> None:
+            self._current.pop(call.key, None)
+            if result[0] == "timeout":
+                self._cancel_downstream(attempt_call)
             self._attempt_done(request, attempt_call, result, node.env.now - started)
 
         attempt_call = self.attempt_fn(
@@ -239,6 +259,8 @@ class ResilientCaller:
             request.size_bytes, request.body, request.causation_id, done, request.attempt,
             "", hop.deadline,
         )  # fmt: skip
+        if attempt_call.result is None:
+            self._current[call.key] = attempt_call
 
     def _attempt_done(
         self, request: Request, attempt: Call, result: CallResult, duration: float
@@ -274,6 +296,29 @@ class ResilientCaller:
             self._end(request, ("deadline_exceeded", status, f"{error}; no time left to retry"))
             return
         node.after(wait, lambda: self._try(request))
+
+    def cancel(self, call: Call, why: str = "the caller cancelled it") -> None:
+        """Give up on a request: it ends `cancelled`, and the callee is told to stop."""
+        if call.result is not None:
+            return
+        attempt = self._current.pop(call.key, None)
+        if attempt is not None and attempt.result is None:
+            attempt.end(("cancelled", 0, why))
+            self._send_cancel(attempt)
+        elif attempt is None and call.owner is not self:
+            # A request without retries: the call is the protocol's own.
+            call.end(("cancelled", 0, why))
+            self._send_cancel(call)
+            return
+        call.end(("cancelled", 0, why))
+
+    def _cancel_downstream(self, attempt: Call) -> None:
+        if self.policies.deadline.cancel_on_timeout:
+            self._send_cancel(attempt)
+
+    def _send_cancel(self, attempt: Call) -> None:
+        if self.cancel_fn is not None:
+            self.cancel_fn(self.policies.dst, attempt.key, "", attempt.span)
 
     def _learn(self, result: CallResult, duration: float) -> None:
         """Feed an attempt's result to the breaker and the throttle."""

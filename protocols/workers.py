@@ -36,7 +36,7 @@ class Job:
     protocol that brought it.
     """
 
-    __slots__ = ("arrived", "data", "msg", "owner", "span", "started")
+    __slots__ = ("arrived", "cancelled", "data", "msg", "on_cancel", "owner", "span", "started")
 
     def __init__(
         self, owner: JobOwner, msg: Message, span: int, arrived: float, data: Any = None
@@ -47,6 +47,10 @@ class Job:
         self.arrived = arrived
         self.started = math.nan
         self.data = data
+        self.cancelled = False
+        # Told when the caller cancels the job, so the work can stop (and cancel its own
+        # downstream calls).
+        self.on_cancel: Callable[[], None] | None = None
 
     def reply(self, status: int, error: str = "") -> None:
         """Finish the job (see JobOwner.reply)."""
@@ -126,6 +130,21 @@ class WorkerPool:
         job.started = self.node.env.now
         self.running[id(job)] = job
         self._begin(job)
+
+    def withdraw(self, job: Job) -> None:
+        """Take a job out of the pool, queued or running (its caller cancelled it)."""
+        if self.running.pop(id(job), None) is not None:
+            self.completed += 1
+            node = self.node
+            epoch = node.epoch
+            if self.queue:
+                node.after(0.0, lambda: epoch == node.epoch and self._next())
+        else:
+            try:
+                self.queue.remove(job)
+            except ValueError:
+                return
+            self.completed += 1
 
     def drain(self) -> list[Job]:
         """Empty the pool (a crash): the jobs running and queued, for their owner to end."""

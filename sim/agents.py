@@ -107,7 +107,14 @@ class Agent:
             idempotent=channel.http.idempotent,
         )
         attempt = self.endpoints.attempt(channel.protocol)
-        return ResilientCaller(self.node, policies, attempt, channel.protocol)
+        cancel = self.endpoints.cancel(channel.protocol)
+        return ResilientCaller(self.node, policies, attempt, channel.protocol, cancel)
+
+    def cancel(self, dst: str, call: Call) -> None:
+        """Give up on a call to `dst`: it ends cancelled and `dst` is told to stop."""
+        caller = self._callers.get(dst)
+        if caller is not None:
+            caller.cancel(call)
 
     def channel(self, dst: str) -> sc.Channel:
         """The channel from this agent to `dst` (the default one when none is listed)."""
@@ -210,7 +217,9 @@ class Service(Agent):
             return
         work = self._service_time() * faults.service_factor(self.id)
         if self.spec.calls and payload_of(job.msg.body) != POISON:
-            self.node.spawn(self._serve_with_calls(job, work))
+            proc = self.node.spawn(self._serve_with_calls(job, work))
+            # A cancelled job stops, and cancels the downstream call it waits on.
+            job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
         else:
             self.node.after_work(work, lambda: self._handled(job))
 
@@ -222,23 +231,31 @@ class Service(Agent):
 
     def _serve_with_calls(self, job: Job, work: float) -> Iterator[Any]:
         node = self.node
-        yield from node.work(work)
         status, error = 200, ""
-        for callee in self.spec.calls:
-            call = self.call(
-                callee,
-                job.msg.type,
-                job.msg.correlation_id,
-                job.span,
-                causation_id=job.msg.msg_id,
-                deadline=job.msg.deadline,
-            )
-            outcome, _, why = yield call.wait()
-            yield from node.unpaused()
-            if outcome != "ok":
-                status = 504 if outcome in ("timeout", "deadline_exceeded") else 502
-                error = f"call to {callee} failed: {why}"
-                break
+        current: tuple[str, Call] | None = None
+        try:
+            yield from node.work(work)
+            for callee in self.spec.calls:
+                call = self.call(
+                    callee,
+                    job.msg.type,
+                    job.msg.correlation_id,
+                    job.span,
+                    causation_id=job.msg.msg_id,
+                    deadline=job.msg.deadline,
+                )
+                current = (callee, call)
+                outcome, _, why = yield call.wait()
+                current = None
+                yield from node.unpaused()
+                if outcome != "ok":
+                    status = 504 if outcome in ("timeout", "deadline_exceeded") else 502
+                    error = f"call to {callee} failed: {why}"
+                    break
+        except simpy.Interrupt as interrupt:
+            if interrupt.cause == "cancelled" and current is not None:
+                self.cancel(*current)
+            raise
         job.reply(status, error)
 
 

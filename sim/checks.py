@@ -111,11 +111,17 @@ def no_retries_beyond_budget(run: Run) -> pd.DataFrame:
 
 
 def no_traffic_through_open_breakers(run: Run) -> pd.DataFrame:
-    """Requests put on the wire from a caller to a callee while their breaker was OPEN."""
-    columns = ["correlation_id", "msg_id", "src", "dst", "sent_at", "state"]
+    """Requests put on the wire by calls that began while their breaker was OPEN.
+
+    A call the breaker let through before it opened may still be sending (its connection
+    was being opened); what must not happen is a call starting, and sending, while OPEN.
+    """
+    columns = ["correlation_id", "msg_id", "src", "dst", "sent_at", "began", "state"]
     breakers, messages = run.breakers, run.messages
     if breakers.empty:
         return pd.DataFrame(columns=columns)
+    began = messages["span_id"].map(run.spans.set_index("span_id")["start"])
+    messages = messages.assign(began=began.fillna(messages["sent_at"]))
     found = []
     for (agent, target), rows in breakers.sort_values("time", kind="stable").groupby(
         ["agent", "target"], sort=True
@@ -129,7 +135,7 @@ def no_traffic_through_open_breakers(run: Run) -> pd.DataFrame:
         for i, state in enumerate(rows["to_state"].tolist()):
             if state not in OPEN_STATES:
                 continue
-            inside = sent[(sent["sent_at"] > times[i] + SLACK) & (sent["sent_at"] < times[i + 1])]
+            inside = sent[(sent["began"] > times[i] + SLACK) & (sent["began"] < times[i + 1])]
             if not inside.empty:
                 found.append(inside.assign(state=state))
     if not found:

@@ -130,8 +130,12 @@ def _report_checks(run: Any) -> int:
     from sim.checks import CHECKS, describe_violation
 
     failed = run.violations()
+    expected = sorted(set(run.violations(include_expected=True)) - set(failed))
+    if expected:
+        print(f"checks: {', '.join(expected)} failed, as this scenario expects")
     if not failed:
-        print(f"checks: all {len(CHECKS)} hold")
+        held = len(CHECKS) - len(expected)
+        print(f"checks: {'all ' if not expected else ''}{held} hold")
         return 0
     name, rows = next(iter(failed.items()))
     print(describe_violation(run, name, rows), file=sys.stderr)

@@ -15,7 +15,7 @@ from protocols.call import Call, CallResult
 from protocols.http import HttpClient, HttpEndpoint, HttpServer
 from protocols.node import Node
 from protocols.queue import QueueEndpoint, QueueServer, QueueSettings
-from protocols.resilience import Attempt
+from protocols.resilience import Attempt, Cancel
 from protocols.sse import SseClient, SseEndpoint, SseServer, SseSettings
 from protocols.websocket import WebSocketEndpoint, WebSocketServer
 from protocols.workers import Job, WorkerPool
@@ -96,6 +96,12 @@ class Endpoints:
         for channel in self._scenario.channels:
             if channel.protocol == "sse" and channel.dst == self.spec.id:
                 return channel.sse
+        return None
+
+    def cancel(self, protocol: str) -> Cancel | None:
+        """How to tell a callee over `protocol` to stop work (HTTP only, so far)."""
+        if protocol == "http":
+            return self.http.client.cancel
         return None
 
     def attempt(self, protocol: str) -> Attempt:

@@ -120,9 +120,18 @@ class Run:
 
         return check_all(self)
 
-    def violations(self) -> dict[str, pd.DataFrame]:
-        """Only the checks that failed."""
-        return {name: rows for name, rows in self.check().items() if not rows.empty}
+    def violations(self, include_expected: bool = False) -> dict[str, pd.DataFrame]:
+        """The checks that failed, less those the scenario expects to fail."""
+        expected = set() if include_expected else set(self._expected_violations())
+        return {
+            name: rows
+            for name, rows in self.check().items()
+            if not rows.empty and name not in expected
+        }
+
+    def _expected_violations(self) -> list[str]:
+        scenario = self.manifest.get("scenario") or {}
+        return list(scenario.get("expected_violations", []))
 
     def save(self, directory: str | Path) -> Path:
         """Write run.json and one Parquet file per table into `directory`."""

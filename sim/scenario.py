@@ -394,6 +394,11 @@ class Scenario(Model):
     sample_interval: float = Field(
         1.0, gt=0, description="Seconds between two samples of every queue."
     )
+    expected_violations: list[str] = Field(
+        default_factory=list,
+        description="Invariant checks this scenario breaks on purpose (a broken twin shows "
+        "what goes wrong); `run --check` reports them without failing.",
+    )
     agents: list[Agent] = Field(min_length=1)
     channels: list[Channel] = Field(default_factory=list)
     network: Network = Field(default_factory=Network)
