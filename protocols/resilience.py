@@ -208,9 +208,11 @@ class ResilientCaller:
         request.type, request.correlation_id, request.parent = type_, correlation_id, parent
         request.size_bytes, request.body, request.causation_id = size_bytes, body, causation_id
         request.timeout, request.incoming = timeout, deadline
+        # The request's own deadline is its caller's: each attempt has its own timeout.
+        overall = deadline if deadline != math.inf else math.nan
         span = node.journal.span_start(
             type_, "client", node.id, p.dst, self.protocol, now, parent, correlation_id,
-            hop.deadline,
+            overall,
         )  # fmt: skip
         self._keys += 1
         request.call = Call(self, f"r{self._keys}", span, None, on_done)

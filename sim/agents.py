@@ -274,3 +274,6 @@ class BrokerAgent(Agent):
 
 
 ROLES: dict[str, type[Agent]] = {"client": Client, "service": Service, "broker": BrokerAgent}
+
+# The collaboration roles (orchestrator, worker, registry) add themselves to ROLES.
+import sim.collaboration  # noqa: E402, F401

@@ -58,9 +58,12 @@ def exactly_once(run: Run) -> pd.DataFrame:
 
 def idempotent_agents(run: Run) -> list[str]:
     """Agents whose receivers deduplicate (HTTP `dedupe`, or an idempotent consumer)."""
+    # A queue channel with `idempotent: true` makes the agent it reaches dedupe its
+    # deliveries (a queue server, or an orchestrator reading its response queue).
+    queued = {c.dst for c in run.scenario.channels if c.protocol == "queue" and c.queue.idempotent}
     found = []
     for agent in run.scenario.agents:
-        if agent.http.dedupe or getattr(agent, "idempotent", False):
+        if agent.http.dedupe or getattr(agent, "idempotent", False) or agent.id in queued:
             found.append(agent.id)
     return found
 
@@ -100,7 +103,9 @@ def no_retries_beyond_budget(run: Run) -> pd.DataFrame:
     rows = []
     for (agent, peer), budget in budgets.items():
         mine = parents[(parents["agent"] == agent) & (parents["peer"] == peer)]
-        mine = mine[mine["name"].str.startswith("retry ")]
+        # A retrying call's span holds its attempts as child spans of the same caller and
+        # callee: count the requests, not the attempts under them.
+        mine = mine[~mine["parent_id"].isin(mine["span_id"])]
         if mine.empty:
             continue
         retries = int((mine["attempts"] - 1).clip(lower=0).sum())

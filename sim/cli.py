@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a scenario, save it, print its summary."""
-    from sim.report import describe
+    from sim.report import describe, timeline
     from sim.world import simulate
 
     # The seed goes in as an override, so that it is validated like any other field.
@@ -119,6 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"cannot write the run to {out}: {reason}") from None
     if not args.quiet:
         print(describe(run))
+        steps = timeline(run)  # "" unless an orchestrator completed a task
+        if steps:
+            print(steps)
     print(f"saved to {out}")
     if args.check:
         return _report_checks(run)

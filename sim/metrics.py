@@ -9,9 +9,14 @@ import pandas as pd
 PERCENTILES = (0.5, 0.95, 0.99)
 
 
+# Root client spans that are not requests: a WebSocket connection's lifetime.
+NOT_REQUESTS = ("ws.connection",)
+
+
 def requests(spans: pd.DataFrame) -> pd.DataFrame:
     """The workload's requests: client spans with no parent (the roots of the traces)."""
-    return spans[(spans["kind"] == "client") & (spans["parent_id"] == "")]
+    roots = (spans["kind"] == "client") & (spans["parent_id"] == "")
+    return spans[roots & ~spans["name"].isin(NOT_REQUESTS)]
 
 
 def latency_by_channel(spans: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from protocols.backoff import RetrySettings
 from protocols.breaker import BreakerSettings
 from protocols.budget import AdaptiveThrottleSettings, RetryBudgetSettings
 from protocols.deadline import DeadlineSettings
+from protocols.fanout import FanOutSettings
 from protocols.http_settings import HttpClientSettings, HttpServerSettings
 from protocols.queue import QueueSettings
 from protocols.sse import SseSettings
@@ -42,11 +43,24 @@ def window_message(what: str, start: float, end: float) -> str:
 # --- agents and channels -------------------------------------------------------------
 
 
+class NegotiationStance(Model):
+    """A worker's side of a draft negotiation over WebSocket (see protocols.negotiation)."""
+
+    position: float = Field(description="The value it opens with (a draft's length, a score).")
+    limit: float = Field(description="How far it will concede, at most.")
+    think: float = Field(0.3, ge=0, description="Seconds it thinks before each counter-bid.")
+    deadline: float = Field(
+        5.0, gt=0, description="Seconds a negotiation it starts may last (the writer's)."
+    )
+    threshold: float = Field(2.0, ge=0, description="A gap this small is an agreement.")
+
+
 class Agent(Model):
-    """One agent: a workload client or a service with a pool of workers."""
+    """One agent: a workload client, a service with a pool of workers, or a collaboration
+    role (an orchestrator, its workers and the registry that lists them)."""
 
     id: AgentId
-    role: Literal["client", "service", "broker"] = "service"
+    role: Literal["client", "service", "broker", "orchestrator", "worker", "registry"] = "service"
     version: int = Field(1, ge=1, description="Message version this agent speaks.")
     workers: int = Field(1, ge=1, description="Requests served at once.")
     service_time: Distribution = Field(
@@ -68,6 +82,36 @@ class Agent(Model):
     )
     queue: QueueSettings | None = Field(
         None, description="A broker's flavour and defaults for its queues (role: broker)."
+    )
+    # -- collaboration roles (sim.collaboration) --
+    fanout: FanOutSettings = Field(
+        default_factory=FanOutSettings,
+        description="An orchestrator's fan-out policy over its sub-task streams.",
+    )
+    workers_per_task: int = Field(
+        2, ge=1, description="Workers an orchestrator assigns each task to (round-robin)."
+    )
+    result_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds an orchestrator waits, after its fan-out ends, for the queued "
+        "results of the workers that finished.",
+    )
+    pairs_with: AgentId | None = Field(
+        None,
+        description="A worker's critic: after its work it negotiates the draft with this "
+        "agent over a WebSocket (a channel from the worker to it sets the protocol).",
+    )
+    negotiation: NegotiationStance | None = Field(
+        None,
+        description="A worker's stance in draft negotiations (default: a writer opens at 80 "
+        "and concedes to 60, a critic opens at 40 and concedes to 65).",
+    )
+    upgrade_at: float | None = Field(
+        None,
+        ge=0,
+        description="Simulated time at which the agent moves to `version` + 1 of its "
+        "messages (a rolling upgrade).",
     )
 
 
@@ -449,6 +493,9 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
         if isinstance(agent, dict):
             for j, callee in enumerate(_list(agent.get("calls"))):
                 check(f"agents.{i}.calls.{j}", callee)
+            check(f"agents.{i}.pairs_with", agent.get("pairs_with"))
+            if agent.get("pairs_with") is not None and agent.get("pairs_with") == agent.get("id"):
+                errors.append((f"agents.{i}.pairs_with", "a worker cannot pair with itself"))
     for section in ("channels", "workload", "faults"):
         for i, item in enumerate(_list(data.get(section))):
             if not isinstance(item, dict):

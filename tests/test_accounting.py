@@ -54,7 +54,8 @@ def check_accounting(run: Any) -> None:
     assert messages["seq"].tolist() == list(range(len(messages)))
 
     delivered = messages[messages["outcome"] == "delivered"]
-    others = messages[messages["outcome"] != "delivered"]
+    # A dead-lettered copy was delivered before the broker parked it (protocols.queue).
+    others = messages[~messages["outcome"].isin(["delivered", "dead_lettered"])]
     assert (delivered["delivered_at"] >= delivered["sent_at"]).all()
     assert others["delivered_at"].isna().all()
     # A copy ends once, when it is delivered or dies; only copies still on the wire
@@ -118,8 +119,12 @@ def check_accounting(run: Any) -> None:
         (spans["kind"] == "client")
         & (spans["status"] > 0)
         & ~spans["span_id"].isin(attempt_parents)
+        # A WebSocket connection's status is its close code, not an answer to a request.
+        & (spans["name"] != "ws.connection")
     ]
-    asked = requests.merge(
+    # A stream that reconnected sent several requests under its span: the last one is answered.
+    last_requests = requests.drop_duplicates("span_id", keep="last")
+    asked = last_requests.merge(
         answered_calls[["span_id", "end"]], on="span_id", how="inner", validate="one_to_one"
     )
     assert len(asked) == len(answered_calls)
@@ -140,8 +145,10 @@ def check_accounting(run: Any) -> None:
     assert set(per_agent.index) <= set(reached["dst"])
 
     # A duplicate shares its msg_id with an original copy of the same message.
-    originals = messages[~messages["duplicate"]]
-    assert originals["msg_id"].is_unique
+    # (A queue delivery keeps the msg_id of the message it delivers, and a re-sent publish
+    # its own with attempt + 1: protocols.queue.wire.)
+    originals = messages[~messages["duplicate"] & (messages["kind"] != "deliver")]
+    assert not originals.duplicated(["msg_id", "attempt"]).any()
     duplicates = messages[messages["duplicate"]]
     assert duplicates["msg_id"].isin(originals["msg_id"]).all()
     first = originals.set_index("msg_id")

@@ -1,0 +1,333 @@
+"""The agent collaboration: an orchestrator, its workers, and the registry that lists them.
+
+One task runs as nine steps, each a span with its protocol (sim.report.STEPS):
+
+0. a client sends the task to the orchestrator over HTTP;
+1-2. the orchestrator discovers workers: HTTP to the registry, which serves agent cards
+   (A2A's `/.well-known/agent-card.json`);
+3-4. it assigns sub-tasks to several workers at once: a FanOut of SSE streams (A2A's
+   SendStreamingMessage is a POST answered with an event stream);
+5. each worker streams its progress back on its stream;
+6-7. a writer negotiates its draft with its critic, peer to peer over a WebSocket;
+8-9. each worker publishes its `task.result` to the orchestrator's response queue on the
+   broker; the orchestrator matches results by correlation id, reads them through the
+   schema registry (converting other versions), and answers the client.
+
+The orchestrator's fan-out policy decides what a task returns: `ok` when every worker the
+policy waited for sent its result, `partial` with a subset, an error with none.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from protocols.fanout import FanOut
+from protocols.negotiation import Negotiator, Outcome, Stance
+from protocols.queue import Consumer, Deduper, Delivery
+from protocols.schemas import TASK_RESULT, default_registry
+from protocols.workers import Job
+from sim import scenario as sc
+from sim.agents import POISON, ROLES, Agent, Service
+from sim.context import Context
+from sim.report import ASSIGN, COMPLETE, DISCOVER, PROGRESS, RESULT, REVIEW, SUBTASK
+
+# Progress events a worker emits over its stream while it works (one per part of its work).
+PROGRESS_PARTS = 3
+RESULT_BYTES = 2048
+# The stances when a worker's scenario sets none: a writer defends a long draft, a critic
+# wants it shorter; their limits overlap, so they agree unless the deadline comes first.
+WRITER = sc.NegotiationStance(position=80, limit=60)
+CRITIC = sc.NegotiationStance(position=40, limit=65)
+POISONED = "poison message: the result handler failed"
+
+
+class Registry(Service):
+    """Serves agent cards over HTTP (`agent.card`): the workers' discovery endpoint."""
+
+    role = "registry"
+
+
+class Worker(Service):
+    """Takes sub-tasks on SSE streams, negotiates drafts over WebSocket, queues results."""
+
+    role = "worker"
+
+    def __init__(self, ctx: Context, spec: sc.Agent) -> None:
+        super().__init__(ctx, spec)
+        self.stance = spec.negotiation or (WRITER if spec.pairs_with else CRITIC)
+        self.negotiator: Negotiator | None = None
+        if self.endpoints.websocket is not None:
+            s = self.stance
+            self.negotiator = Negotiator(
+                self.endpoints.websocket, Stance(s.position, s.limit, think=s.think)
+            )
+        if spec.upgrade_at is not None:
+            # A timer of the world, not of the node: an upgrade outlives a crash.
+            ctx.env.timeout(spec.upgrade_at).callbacks.append(self._upgrade)
+
+    def _upgrade(self, _event: simpy.Event) -> None:
+        self.node.version = self.spec.version + 1
+
+    def _handle(self, job: Job) -> None:
+        if job.msg.protocol != "sse":
+            super()._handle(job)  # HTTP or WebSocket requests: a plain service's work
+            return
+        faults = self.ctx.faults
+        status = faults.error_status(self.id) if faults.errors else 0
+        if status:
+            job.reply(status, f"HTTP {status} (injected)")
+            return
+        proc = self.node.spawn(self._subtask(job))
+        job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
+
+    def _subtask(self, job: Job) -> Iterator[Any]:
+        node, env, msg = self.node, self.ctx.env, job.msg
+        journal, cid = node.journal, msg.correlation_id
+        sse = self.endpoints.sse
+        assert sse is not None and sse.server is not None
+        # Step 5: the work, in parts, each followed by a progress event on the stream.
+        work = self._service_time() * self.ctx.faults.service_factor(self.id)
+        span = journal.span_start(PROGRESS, "internal", self.id, msg.src, "sse", env.now,
+                                  job.span, cid)  # fmt: skip
+        events = 0
+        for part in range(1, PROGRESS_PARTS + 1):
+            yield from node.work(work / PROGRESS_PARTS)
+            events += bool(sse.server.emit(job, "progress", {"done": part / PROGRESS_PARTS}))
+        journal.span_end(span, "ok", env.now, attempts=events)
+        # Steps 6-7: a writer agrees its draft with its critic before it reports.
+        outcome: Outcome | None = None
+        if self.negotiator is not None and self.spec.pairs_with:
+            outcome = yield from self._review(job)
+        # Step 8: the result goes to the orchestrator's response queue; the stream ends.
+        self._publish(job, outcome)
+        job.reply(200)
+
+    def _review(self, job: Job) -> Iterator[Any]:
+        assert self.negotiator is not None and self.spec.pairs_with
+        node, now, msg = self.node, self.ctx.env.now, job.msg
+        peer = self.spec.pairs_with
+        # The negotiation's own spans carry its id; this one ties it to the task.
+        span = node.journal.span_start(
+            REVIEW, "internal", self.id, peer, "websocket", now, job.span, msg.correlation_id
+        )
+        deadline = self.stance.deadline
+        if math.isfinite(msg.deadline):
+            deadline = min(deadline, msg.deadline - now)  # never past the stream's deadline
+        if deadline <= 0:
+            node.journal.span_end(span, "deadline_exceeded", now, "no time left to negotiate")
+            return None
+        talk = self.negotiator.start(peer, deadline, self.stance.threshold, parent=span)
+        outcome: Outcome = yield talk.done
+        agreed = outcome.outcome == "agreed"
+        node.journal.span_end(
+            span,
+            "ok" if agreed else "error",
+            self.ctx.env.now,
+            "" if agreed else f"no agreement with {peer} ({outcome.outcome})",
+            attempts=outcome.rounds,
+        )
+        return outcome
+
+    def _publish(self, job: Job, outcome: Outcome | None) -> None:
+        queue = self.endpoints.queue
+        if queue is None:
+            return  # no queue channel to the orchestrator: its wait for the result times out
+        node, msg = self.node, job.msg
+        orchestrator, cid = msg.src, msg.correlation_id
+        span = node.journal.span_start(
+            RESULT, "producer", self.id, orchestrator, "queue", node.env.now, job.span, cid
+        )
+
+        def confirmed(ok: bool, why: str) -> None:
+            node.journal.span_end(span, "ok" if ok else "error", node.env.now, why)
+
+        queue.publisher.publish(
+            queue.settings.requests_of(orchestrator),
+            TASK_RESULT,
+            result_body(cid, self.id, node.version, outcome),
+            correlation_id=cid,
+            causation_id=msg.msg_id,
+            span=span,
+            size_bytes=RESULT_BYTES,
+            on_confirm=confirmed,
+        )
+
+
+def result_body(cid: str, worker: str, version: int, outcome: Outcome | None) -> dict[str, Any]:
+    """A worker's `task.result` data, in the message version it speaks.
+
+    v2 states a confidence: the agreed draft score, or NaN when the writer and its critic
+    did not agree, which v2's schema refuses (such a result cannot be read or converted).
+    """
+    if outcome is None:
+        text, confidence = f"{worker}: part done", 1.0
+    elif outcome.outcome == "agreed" and outcome.value is not None:
+        text, confidence = f"{worker}: draft agreed at {outcome.value:.1f}", outcome.value / 100
+    else:
+        text, confidence = f"{worker}: draft not agreed", math.nan
+    if version >= 2:
+        return {"task_id": cid, "state": "completed", "parts": [{"text": text}],
+                "confidence": confidence}  # fmt: skip
+    return {"task_id": cid, "status": "completed", "output": text}
+
+
+@dataclass
+class Task:
+    """A task the orchestrator works on: its workers and the results matched so far."""
+
+    correlation_id: str
+    workers: list[str]
+    expect: set[str] = field(default_factory=set)
+    results: dict[str, str] = field(default_factory=dict)  # worker -> result msg_id
+    arrived: simpy.Event | None = None
+
+
+class Orchestrator(Agent):
+    """Receives tasks over HTTP and runs each through the nine steps (see the module)."""
+
+    role = "orchestrator"
+
+    def __init__(self, ctx: Context, spec: sc.Agent) -> None:
+        super().__init__(ctx, spec)
+        agents = ctx.scenario.agents
+        self.registry = next((a.id for a in agents if a.role == "registry"), None)
+        self.workers = [a.id for a in agents if a.role == "worker"]
+        self.schemas = default_registry()
+        self.tasks: dict[str, Task] = {}
+        self._assigned = itertools.count()
+        self.late = 0  # results that came after their task completed
+        self.rejected = 0  # results that could not be read (to the DLQ, with the reason)
+        self.endpoints.serve(["http"], self._handle)
+        queue = self.endpoints.queue
+        self.dedupe: Deduper | None = None
+        self.consumer: Consumer | None = None
+        if queue is not None:
+            if queue.settings.idempotent:
+                self.dedupe = Deduper(ctx.env, queue.settings.dedupe_ttl)
+            results = queue.settings.requests_of(self.id)
+            self.consumer = queue.consume(results, self._on_result)
+        self.node.on_restart.append(self._forget)
+
+    def _forget(self) -> None:
+        # A crash loses the tasks in progress (their processes died with the node).
+        self.tasks.clear()
+        if self.dedupe is not None:
+            self.dedupe = Deduper(self.ctx.env, self.dedupe.ttl)
+
+    def _handle(self, job: Job) -> None:
+        proc = self.node.spawn(self._task(job))
+        job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
+
+    def _pick(self) -> list[str]:
+        """The next `workers_per_task` workers, round-robin (writers sit next to critics)."""
+        workers = self.workers
+        if not workers:
+            return []
+        n = min(self.spec.workers_per_task, len(workers))
+        first = next(self._assigned) * n
+        return [workers[(first + i) % len(workers)] for i in range(n)]
+
+    def _task(self, job: Job) -> Iterator[Any]:
+        env, msg = self.ctx.env, job.msg
+        cid, deadline = msg.correlation_id, msg.deadline
+        # Steps 1-2: who can do it (the registry's agent cards).
+        if self.registry is not None:
+            call = self.call(self.registry, DISCOVER, cid, job.span, 512, None, msg.msg_id,
+                             deadline=deadline)  # fmt: skip
+            outcome, _, why = yield call.wait()
+            if outcome != "ok":
+                self._complete(job, "error", 502, f"discovery failed: {why}", 0)
+                return
+        chosen = self._pick()
+        if not chosen:
+            self._complete(job, "error", 503, "no workers to assign the task to", 0)
+            return
+        task = self.tasks[cid] = Task(cid, chosen)
+
+        def start(i: int, parent: int) -> Any:
+            return self.call(chosen[i], SUBTASK, cid, parent, body={"part": i},
+                             causation_id=msg.msg_id, deadline=deadline)  # fmt: skip
+
+        # Steps 3-5: the sub-tasks, in parallel, each on its own progress stream.
+        fan = FanOut(self.node, ASSIGN, cid, len(chosen), start, self.spec.fanout, job.span)
+        fan_outcome, _, fan_error = yield fan.wait()
+        # Steps 8-9: the workers whose streams ended OK published their results; wait for
+        # those that have not arrived yet, as long as the task's deadline allows.
+        calls = getattr(fan, "calls", [])
+        task.expect = {w for w, c in zip(chosen, calls, strict=False) if _ok(c.result)}
+        wait = self.spec.result_timeout
+        if math.isfinite(deadline):
+            wait = min(wait, deadline - env.now)
+        if not task.expect <= task.results.keys() and wait > 0:
+            task.arrived = env.event()
+            yield task.arrived | env.timeout(wait)
+        self.tasks.pop(cid, None)
+        got = [w for w in chosen if w in task.results]
+        if got and fan_outcome == "ok" and task.expect <= task.results.keys():
+            self._complete(job, "ok", 200, "", len(got))
+        elif got:
+            why = f"{len(got)} of {len(chosen)} results; fan-out {fan_outcome}: {fan_error}"
+            self._complete(job, "partial", 200, why, len(got))
+        else:
+            status = 504 if fan_outcome in ("timeout", "partial") else 502
+            self._complete(job, "error", status, f"no result: {fan_error or 'none arrived'}", 0)
+
+    def _complete(self, job: Job, outcome: str, status: int, error: str, results: int) -> None:
+        """Step 9: the task's answer, as a span the timeline shows, then the reply."""
+        journal, now = self.node.journal, self.ctx.env.now
+        span = journal.span_start(COMPLETE, "internal", self.id, job.msg.src, "http", now,
+                                  job.span, job.msg.correlation_id)  # fmt: skip
+        journal.span_end(span, outcome, now, error, attempts=results)
+        job.reply(status, error if status >= 400 else "")
+
+    def _on_result(self, d: Delivery) -> None:
+        """A result from the response queue: read it, match it to its task, ack it."""
+        assert self.consumer is not None
+        journal, now, cid = self.node.journal, self.ctx.env.now, d.correlation_id
+        span = journal.span_start(RESULT, "consumer", self.id, d.producer, "queue", now,
+                                  d.span, cid)  # fmt: skip
+        if d.payload == POISON:
+            # The handler fails on it every time: requeued until the broker's delivery
+            # limit moves it to the dead-letter queue.
+            journal.span_end(span, "error", now, POISONED, attempts=d.count)
+            self.consumer.reject(d, requeue=True, reason=POISONED, span=span)
+            return
+        read = self.schemas.accept(TASK_RESULT, d.version, d.payload, reads=[self.spec.version])
+        if not read:
+            self.rejected += 1
+            journal.span_end(span, "rejected", now, read.reason, attempts=d.count)
+            self.consumer.reject(d, requeue=False, reason=read.reason, span=span)
+            return
+        note = f"converted v{d.version} to v{read.version}" if read.converted else ""
+        if self.dedupe is not None and not self.dedupe.record(d.msg_id):
+            note = "duplicate: acked, not applied again"
+        else:
+            journal.effect(now, self.id, d.msg_id, d.msg_id, cid)
+            task = self.tasks.get(cid)
+            if task is None:
+                self.late += 1
+                note = "late: its task has completed"
+            else:
+                task.results[d.producer] = d.msg_id
+                arrived = task.arrived
+                if (
+                    arrived is not None
+                    and not arrived.triggered
+                    and task.expect <= task.results.keys()
+                ):
+                    arrived.succeed()
+        journal.span_end(span, "ok", now, note, attempts=d.count)
+        self.consumer.ack(d, span)
+
+
+def _ok(result: Any) -> bool:
+    return result is not None and result[0] == "ok"
+
+
+ROLES.update({"orchestrator": Orchestrator, "worker": Worker, "registry": Registry})
