@@ -11,5 +11,11 @@ st.set_page_config(page_title="Switchboard", layout="wide")
 st.navigation(
     [
         st.Page("ui/pages/run.py", title="Run", icon=":material/play_arrow:", default=True),
+        st.Page("ui/pages/replay.py", title="Replay", icon=":material/timeline:"),
+        st.Page("ui/pages/cascades.py", title="Cascades", icon=":material/waterfall_chart:"),
+        st.Page("ui/pages/breakers.py", title="Breakers", icon=":material/electrical_services:"),
+        st.Page("ui/pages/queues.py", title="Queues", icon=":material/stacked_bar_chart:"),
+        st.Page("ui/pages/topology.py", title="Topology", icon=":material/hub:"),
+        st.Page("ui/pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
     ]
 ).run()

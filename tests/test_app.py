@@ -1,4 +1,4 @@
-"""The dashboard under Streamlit's AppTest: what a user sees on the Run page.
+"""The dashboard under Streamlit's AppTest: what a user sees on every page.
 
 Most tests point the built-in scenario folder at a temporary copy holding `basic` plus a
 faulty and a broken scenario, so they do not depend on which scenarios the repo ships.
@@ -6,14 +6,20 @@ faulty and a broken scenario, so they do not depend on which scenarios the repo 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import sim
 from sim import loading
+from sim.recorder import conform
+from sim.run import Run
+from ui import figures, state
 
 APP = "../app.py"  # AppTest resolves it against this file's folder
 TIMEOUT = 60
@@ -93,11 +99,15 @@ def test_opens_on_the_default_scenario_with_its_summary() -> None:
     shown = metrics(at)
     assert list(shown) == [
         "Requests",
-        "Goodput",
+        "Goodput (/s)",
         "Success rate",
         "p99 latency",
         "Amplification",
         "Wire messages",
+        "Errors",
+        "Dead-lettered",
+        "Breaker open",
+        "Wasted work",
     ]
     assert shown["Requests"] == f"{expected['requests']:,}"
     assert shown["Wire messages"] == f"{expected['messages']:,}"
@@ -153,7 +163,7 @@ def test_a_run_where_nothing_succeeds_shows_no_latency(scenarios: Path) -> None:
     assert not at.exception and not at.error
     shown = metrics(at)
     assert shown["Success rate"] == "0.0%"
-    assert shown["Goodput"] == "0.00 /s"
+    assert shown["Goodput (/s)"] == "0.00"
     assert shown["p99 latency"] == "—"
     assert at.dataframe[3].value.empty  # latency by channel: no successful call
     assert table(at, "outcome", "Messages by outcome").get("partitioned", 0) > 0
@@ -226,3 +236,491 @@ def test_a_failing_run_shows_a_sentence_not_a_traceback(
     assert "basic" in message and "the event queue ran dry" in message
     assert "second line" not in message and "Traceback" not in message
     assert metrics(at) == before
+
+
+# --- the Run page: editor, knobs, uploads, saved runs, downloads -----------------------
+
+
+def heading(at: AppTest) -> str:
+    """The summary's heading: `scenario · seed N`."""
+    return at.subheader[0].value
+
+
+def button(at: AppTest, label: str) -> Any:
+    """The button with this label."""
+    return next(b for b in at.button if b.label == label)
+
+
+def test_invalid_yaml_lists_its_errors_and_keeps_the_previous_run(scenarios: Path) -> None:
+    at = start()
+    before = metrics(at)
+
+    at.text_area(key="scenario_text").input("name: basic\nagents: [unclosed\n").run()
+
+    assert not at.exception
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "basic.yaml (edited)" in message and "invalid YAML" in message and "line" in message
+    at.button[0].click().run()  # Run: nothing runs, the same single error
+    assert not at.exception and len(at.error) == 1
+    assert at.error[0].value.startswith("Not run:")
+    assert metrics(at) == before and heading(at) == "basic · seed 1"
+
+
+def test_an_invalid_scenario_lists_every_problem_next_to_the_editor(scenarios: Path) -> None:
+    at = start()
+    text = at.text_area(key="scenario_text").value
+    broken = text.replace("workers: 4", "workers: -1").replace("timeout: 5", "timeout: 0")
+    at.text_area(key="scenario_text").input(broken).run()
+
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "2 problem(s)" in message
+    assert "agents.1.workers" in message and "channels.0.timeout" in message
+    assert heading(at) == "basic · seed 1"
+    # Fixing the text clears the errors.
+    at.text_area(key="scenario_text").input(text).run()
+    assert not at.error and at.success[0].value == "basic.yaml: valid."
+
+
+def test_an_edited_scenario_runs_as_edited(scenarios: Path) -> None:
+    at = start()
+    text = at.text_area(key="scenario_text").value.replace("rate: 20", "rate: 5")
+    at.text_area(key="scenario_text").input(text).run()
+    at.button[0].click().run()
+
+    assert not at.exception and not at.error
+    expected = sim.run("basic", workload__0__arrivals__rate=5).summary()
+    assert metrics(at)["Requests"] == f"{expected['requests']:,}"
+
+
+def test_the_knobs_override_the_scenario(scenarios: Path) -> None:
+    at = start()
+    workers = next(n for n in at.number_input if n.label == "api")
+    workers.set_value(1).run()
+    caption = [c.value for c in at.code]
+    assert caption and "--set agents.1.workers=1" in caption[0]
+    at.button[0].click().run()
+
+    assert not at.exception and not at.error
+    expected = sim.run("basic", agents__1__workers=1).summary()
+    assert metrics(at)["Requests"] == f"{expected['requests']:,}"
+    assert metrics(at)["p99 latency"] != metrics(start())["p99 latency"]
+
+
+def test_a_fault_window_can_be_moved_or_switched_off(scenarios: Path) -> None:
+    at = start()
+    at.selectbox(key="scenario").select("faulty").run()
+    off = next(c for c in at.checkbox if c.label == "1: partition")
+    off.uncheck().run()
+    start_box = next(n for n in at.number_input if n.label == "0: loss start (s)")
+    start_box.set_value(20.0).run()
+    at.button[0].click().run()
+
+    assert not at.exception and not at.error
+    data = loading.read_data(loading.builtin_path("faulty"))
+    data["faults"] = [dict(data["faults"][0], start=20.0)]
+    expected = sim.run(data).summary()
+    assert metrics(at)["Requests"] == f"{expected['requests']:,}"
+    assert "partitioned" not in table(at, "outcome", "Messages by outcome")
+    assert at.dataframe[-1].value["start"].tolist() == [20.0]
+
+
+def test_an_uploaded_file_goes_into_the_editor(scenarios: Path) -> None:
+    at = start()
+    at.file_uploader[0].set_value(("mine.yaml", FAULTY.encode(), "application/x-yaml")).run()
+
+    assert at.text_area(key="scenario_text").value == FAULTY
+    assert at.number_input(key="seed").value == 7
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert heading(at) == "faulty · seed 7"
+
+
+def test_an_upload_over_5_mb_is_refused(scenarios: Path) -> None:
+    at = start()
+    text = at.text_area(key="scenario_text").value
+    big = b"# padding\n" * (530 * 1024)
+    at.file_uploader[0].set_value(("huge.yaml", big, "application/x-yaml")).run()
+
+    assert not at.exception
+    assert any("over 5 MB are refused" in w.value for w in at.warning)
+    assert at.text_area(key="scenario_text").value == text
+    assert heading(at) == "basic · seed 1"
+
+
+def test_a_saved_run_opens_and_downloads_are_offered(scenarios: Path, tmp_path: Path) -> None:
+    saved = sim.run("faulty").save(tmp_path / "faulty-run")
+    at = start()
+    assert len(at.get("download_button")) == 2
+
+    at.text_input(key="open_path").input(str(saved)).run()
+    button(at, "Open run").click().run()
+    assert not at.exception and not at.error
+    assert heading(at) == "faulty · seed 7"
+
+    at.text_input(key="open_path").input(str(tmp_path / "nothing")).run()
+    button(at, "Open run").click().run()
+    assert len(at.error) == 1 and "no run.json" in at.error[0].value
+    assert heading(at) == "faulty · seed 7"
+
+
+# --- the other pages ---------------------------------------------------------------------
+
+PAGES = {
+    "replay": "ui/pages/replay.py",
+    "cascades": "ui/pages/cascades.py",
+    "breakers": "ui/pages/breakers.py",
+    "queues": "ui/pages/queues.py",
+    "topology": "ui/pages/topology.py",
+    "compare": "ui/pages/compare.py",
+}
+
+
+def open_page(page: str, run: Run | None = None) -> AppTest:
+    """The app on `page`, with `run` on screen when given (else the default run)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if run is not None:
+        at.session_state["run"] = run
+    at.run()
+    at.switch_page(PAGES[page]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest) -> list[dict[str, Any]]:
+    """Every plotly chart on the page, as its JSON spec."""
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def arrows(spec: dict[str, Any]) -> list[int]:
+    """The seqs of the message arrows of a space-time diagram's spec."""
+    seqs = []
+    for trace in spec["data"]:
+        if trace.get("name") in ("lifelines", "selected") or "customdata" not in trace:
+            continue
+        seqs += [int(v) for v in trace["customdata"][1::3]]
+    return seqs
+
+
+def cursor(spec: dict[str, Any]) -> float:
+    """The x of the time cursor on a space-time diagram's spec."""
+    return next(s["x0"] for s in spec["layout"]["shapes"] if s.get("name") == "cursor")
+
+
+@pytest.fixture(scope="module")
+def chain() -> Run:
+    """timeout-chain: a cascade of timeouts while C is slow (30 s to 60 s)."""
+    return sim.run("timeout-chain")
+
+
+def test_every_page_opens_on_the_default_run() -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    default = sim.run(state.default_scenario(loading.builtin_names()))
+    expected_charts = {
+        "replay": 1,
+        "cascades": 1,
+        "breakers": 0 if default.breakers.empty else 1,
+        "queues": 1,
+        "topology": 1,
+        "compare": 0,  # until a run B is made
+    }
+    for page, count in expected_charts.items():
+        at.switch_page(PAGES[page]).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+        assert not at.error, (page, [e.value for e in at.error])
+        assert len(at.get("plotly_chart")) == count, page
+        assert at.title[0].value == page.capitalize()
+
+
+def test_replay_filters_change_the_diagram(chain: Run) -> None:
+    at = open_page("replay", chain)
+    before = arrows(charts(at)[0])
+    assert before
+
+    at.multiselect(key="replay_kinds").set_value(["request"]).run()
+
+    after = arrows(charts(at)[0])
+    kinds = chain.messages.set_index("seq").loc[after, "kind"]
+    assert set(kinds) == {"request"} and 0 < len(after) < len(before)
+    at.multiselect(key="replay_agents").set_value(["C"]).run()
+    rows = chain.messages.set_index("seq").loc[arrows(charts(at)[0])]
+    assert ((rows["src"] == "C") | (rows["dst"] == "C")).all()
+
+
+def test_replay_switches_to_logical_time(chain: Run) -> None:
+    at = open_page("replay", chain)
+    physical = charts(at)[0]
+    at.button_group(key="replay_time").set_value("logical").run()
+
+    logical = charts(at)[0]
+    assert logical["layout"]["xaxis"]["title"]["text"].startswith("event order")
+    assert physical["layout"]["xaxis"]["title"]["text"] == "simulated time (s)"
+    xs = [x for t in logical["data"] if t.get("name") == "http" for x in t["x"] if x is not None]
+    assert all(float(x).is_integer() for x in xs)
+
+
+def test_replay_play_moves_the_cursor_and_pages_the_window(chain: Run) -> None:
+    at = open_page("replay", chain)
+    start, end = at.slider(key="replay_window").value
+    assert cursor(charts(at)[0]) == end  # the whole window shown
+
+    at.button(key="replay_play").click().run()  # from the window's end: start it again
+    first = cursor(charts(at)[0])
+    assert start < first < end
+    at.run()  # one more tick (run_every never ticks under AppTest: each run is one)
+    second = cursor(charts(at)[0])
+    assert second > first
+    assert at.button(key="replay_play").label == "Pause"
+    for _ in range(25):  # past the window's end: the next window comes up
+        at.run()
+    new_start, new_end = at.slider(key="replay_window").value
+    assert new_start >= end and new_end - new_start == pytest.approx(end - start)
+
+    at.button(key="replay_play").click().run()
+    paused = cursor(charts(at)[0])
+    at.run()
+    assert cursor(charts(at)[0]) == paused
+
+
+def test_replay_scrubbing_the_window_redraws_and_thins(chain: Run) -> None:
+    at = open_page("replay", chain)
+    at.slider(key="replay_window").set_value((30.0, 45.0)).run()
+    spec = charts(at)[0]
+    assert spec["layout"]["xaxis"]["range"] == [30.0, 45.0]
+    assert all(chain.messages.set_index("seq").loc[s, "sent_at"] <= 45.0 for s in arrows(spec))
+    at.slider(key="replay_window").set_value((0.0, 120.0)).run()
+    at.selectbox(key="replay_limit").select(500).run()
+    assert len(arrows(charts(at)[0])) <= 500
+    assert any("Showing" in i.value for i in at.info)
+
+
+def test_selecting_a_message_shows_its_envelope(chain: Run) -> None:
+    at = open_page("replay", chain)
+    options = at.selectbox(key="replay_message").options
+    assert len(options) > 1
+    seq = arrows(charts(at)[0])[3]
+    at.selectbox(key="replay_message").set_value(seq).run()
+
+    detail = at.dataframe[0].value.set_index("field")["value"]
+    row = chain.messages.set_index("seq").loc[seq]
+    assert detail["msg_id"] == row["msg_id"] and detail["correlation_id"] == row["correlation_id"]
+    selected = [t for t in charts(at)[0]["data"] if t.get("name") == "selected"]
+    assert [int(v) for v in selected[0]["customdata"][1::3]] == [seq]
+
+
+def test_the_trace_chosen_on_replay_is_shown_on_cascades(chain: Run) -> None:
+    roots = chain.spans[(chain.spans["parent_id"] == "") & (chain.spans["outcome"] == "timeout")]
+    trace, sent = str(roots["correlation_id"].iloc[0]), float(roots["start"].iloc[0])
+    at = open_page("replay", chain)
+    # The trace filter offers the traces of the window on screen: scrub to this one first.
+    at.slider(key="replay_window").set_value((sent - 1.0, sent + 1.0)).run()
+    assert trace in at.selectbox(key="replay_trace").options
+    at.selectbox(key="replay_trace").set_value(trace).run()
+
+    seqs = arrows(charts(at)[0])
+    assert set(chain.messages.set_index("seq").loc[seqs, "correlation_id"]) == {trace}
+    assert len(seqs) == (chain.messages["correlation_id"] == trace).sum()
+
+    at.switch_page(PAGES["cascades"]).run()
+    assert not at.exception
+    assert at.selectbox(key="cascades_trace").value == trace
+    spans = {
+        span
+        for t in charts(at)[0]["data"]
+        if t["type"] == "bar" and "customdata" in t
+        for span in t["customdata"]
+    }
+    assert spans == set(chain.spans.loc[chain.spans["correlation_id"] == trace, "span_id"])
+
+
+def test_cascades_offers_timed_out_traces_and_draws_the_one_picked(chain: Run) -> None:
+    at = open_page("cascades", chain)
+    options = at.selectbox(key="cascades_trace").options
+    index = figures.trace_index(chain.spans).set_index("correlation_id")
+    assert all(index.loc[o.split(" · ")[0], "timeouts"] > 0 for o in options)
+    first = charts(at)[0]
+
+    second = at.selectbox(key="cascades_trace").options[1].split(" · ")[0]
+    at.selectbox(key="cascades_trace").set_value(second).run()
+    assert charts(at)[0]["data"] != first["data"]
+    assert charts(at)[0]["layout"]["title"]["text"] == f"trace {second}"
+    at.switch_page(PAGES["replay"]).run()  # and the choice carries back to Replay
+    assert at.selectbox(key="replay_trace").value == second
+
+
+def synthetic_breakers() -> pd.DataFrame:
+    """B -> C opens while C is slow and closes after it recovers."""
+    rows = [
+        (32.0, "B", "C", "CLOSED", "OPEN", "slow-call rate 100% >= 100%", 0.0, 1.0, 10),
+        (37.0, "B", "C", "OPEN", "HALF_OPEN", "waited 5 s in OPEN", 0.0, 1.0, 10),
+        (62.0, "B", "C", "HALF_OPEN", "CLOSED", "3 permitted calls ok", 0.0, 0.0, 3),
+        (40.0, "A", "B", "CLOSED", "OPEN", "failure rate 60% >= 50%", 0.6, 0.2, 20),
+        (45.0, "A", "B", "OPEN", "HALF_OPEN", "waited 5 s in OPEN", 0.6, 0.2, 20),
+        (46.0, "A", "B", "HALF_OPEN", "CLOSED", "3 permitted calls ok", 0.0, 0.0, 3),
+    ]
+    columns = ["time", "agent", "target", "from_state", "to_state", "reason"]
+    columns += ["failure_rate", "slow_rate", "calls"]
+    return conform("breakers", pd.DataFrame(rows, columns=columns))
+
+
+def test_breakers_draws_bands_and_filters_by_breaker(chain: Run) -> None:
+    run = Run(dict(chain.tables, breakers=synthetic_breakers()), chain.manifest)
+    at = open_page("breakers", run)
+    spec = charts(at)[0]
+    edges = {y for t in spec["data"] if t["type"] == "bar" for y in t["y"]}
+    assert edges == {"A → B", "B → C"}
+    opened = next(t for t in spec["data"] if t.get("name") == "OPEN")
+    assert sorted(zip(opened["y"], opened["base"], opened["x"], strict=True)) == [
+        ("A → B", 40.0, 5.0),
+        ("B → C", 32.0, 5.0),
+    ]
+
+    at.multiselect(key="breakers_edges").set_value(["B → C"]).run()
+    spec = charts(at)[0]
+    assert {y for t in spec["data"] if t["type"] == "bar" for y in t["y"]} == {"B → C"}
+    transitions = at.dataframe[-1].value
+    assert set(transitions["breaker"]) == {"B → C"} and len(transitions) == 3
+
+
+def test_breakers_says_so_when_no_breaker_changed_state(chain: Run) -> None:
+    at = open_page("breakers", chain)
+    assert not at.get("plotly_chart") and not at.error
+    assert "No circuit breaker changed state" in at.info[0].value
+
+
+def test_queues_draws_each_queue_and_lists_dead_letters(chain: Run) -> None:
+    messages = chain.messages.copy()
+    parked = messages.index[messages["kind"] == "request"][:2]
+    messages.loc[parked, "outcome"] = "dead_lettered"
+    messages.loc[parked, "attempt"] = 5
+    messages["reason"] = ""
+    messages.loc[parked, "reason"] = "handler failed 5 times"
+    run = Run(dict(chain.tables, messages=messages), chain.manifest)
+    at = open_page("queues", run)
+
+    names = {t["name"] for t in charts(at)[0]["data"] if not t["name"].startswith("fault")}
+    assert names == {"B.workers", "C.workers"}
+    at.multiselect(key="queues_names").set_value(["C.workers"]).run()
+    names = {t["name"] for t in charts(at)[0]["data"] if not t["name"].startswith("fault")}
+    assert names == {"C.workers"}
+    letters = at.dataframe[-1].value
+    assert letters["attempt"].tolist() == [5, 5]
+    assert letters["reason"].tolist() == ["handler failed 5 times"] * 2
+
+
+def test_topology_follows_the_time_slider() -> None:
+    run = sim.run("fault-partition")
+    at = open_page("topology", run)
+    at.slider(key="topology_time").set_value(5.0).run()
+    assert "partitioned" not in [t["name"] for t in charts(at)[0]["data"]]
+
+    at.slider(key="topology_time").set_value(25.0).run()
+    assert "partitioned" in [t["name"] for t in charts(at)[0]["data"]]
+    assert "partition" in at.caption[-1].value
+    edges = at.dataframe[0].value
+    assert set(zip(edges["caller"], edges["callee"], strict=True)) == {
+        ("client", "api"),
+        ("api", "store"),
+    }
+
+
+def test_topology_starts_at_the_replay_cursor(chain: Run) -> None:
+    at = open_page("replay", chain)
+    at.slider(key="replay_cursor").set_value(42.0).run()
+    at.switch_page(PAGES["topology"]).run()
+    assert at.slider(key="topology_time").value == 42.0
+
+
+def test_compare_runs_a_second_scenario_beside_the_first(scenarios: Path) -> None:
+    at = open_page("compare")
+    assert "No run B yet" in at.info[0].value
+    at.selectbox(key="compare_scenario").select("faulty").run()
+    at.number_input(key="compare_seed").set_value(7).run()
+    button(at, "Run B").click().run()
+
+    assert not at.exception and not at.error
+    specs = charts(at)
+    assert len(specs) == 3
+    assert specs[0]["layout"]["xaxis"]["range"] == specs[1]["layout"]["xaxis"]["range"]
+    assert specs[0]["layout"]["yaxis"]["range"] == specs[1]["layout"]["yaxis"]["range"]
+    diff = at.dataframe[0].value.set_index("metric")
+    a, b = sim.run("basic").summary(), sim.run(loading.load("faulty")).summary()
+    assert diff.loc["Requests", "a"] == a["requests"] and diff.loc["Requests", "b"] == b["requests"]
+
+    before = specs[2]["data"][0]["x"]
+    at.select_slider(key="compare_bucket").set_value(5.0).run()
+    assert charts(at)[2]["data"][0]["x"] != before
+
+
+def test_compare_loads_a_saved_run(chain: Run, tmp_path: Path) -> None:
+    saved = chain.save(tmp_path / "chain")
+    at = open_page("compare")
+    at.button_group(key="compare_source").set_value("saved run").run()
+    at.text_input(key="compare_path").input(str(saved)).run()
+    button(at, "Load B").click().run()
+
+    assert not at.exception and not at.error
+    assert len(charts(at)) == 3
+    assert "timeout-chain" in charts(at)[1]["layout"]["title"]["text"]
+
+
+def test_cascades_offering_another_list_shows_its_first_trace(chain: Run) -> None:
+    at = open_page("cascades", chain)
+    at.button_group(key="cascades_show").set_value("slowest").run()
+
+    slowest = figures.trace_index(chain.spans).sort_values("duration", ascending=False)
+    expected = str(slowest["correlation_id"].iloc[0])
+    assert at.selectbox(key="cascades_trace").value == expected
+    names = {t.get("name") for t in charts(at)[0]["data"]}
+    assert "after the caller gave up" in names
+
+
+def test_pages_keep_their_state_across_page_switches(chain: Run) -> None:
+    at = open_page("replay", chain)
+    at.slider(key="replay_window").set_value((30.0, 45.0)).run()
+    at.multiselect(key="replay_kinds").set_value(["request"]).run()
+    at.switch_page(PAGES["topology"]).run()
+    at.switch_page(PAGES["replay"]).run()
+
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.slider(key="replay_window").value == (30.0, 45.0)
+    assert at.multiselect(key="replay_kinds").value == ["request"]
+    assert charts(at)[0]["layout"]["xaxis"]["range"] == [30.0, 45.0]
+
+
+def builtin(name: str) -> Run:
+    """A built-in scenario's run; skips when this checkout does not ship it."""
+    if name not in loading.builtin_names():
+        pytest.skip(f"no built-in scenario {name}")
+    return sim.run(name)
+
+
+def test_the_poison_run_lists_its_dead_letters_with_their_reasons() -> None:
+    run = builtin("collaboration-poison")
+    at = open_page("queues", run)
+
+    parked = run.messages[run.messages["outcome"] == "dead_lettered"]
+    assert len(parked) > 0
+    letters = at.dataframe[-1].value
+    assert letters["seq"].tolist() == parked["seq"].tolist()
+    assert letters["attempt"].tolist() == parked["attempt"].tolist()
+    assert all(letters["reason"].str.len() > 0)
+    names = {t["name"] for t in charts(at)[0]["data"]}
+    if any(q.endswith(".dlq") for q in run.queues["queue"].unique()):
+        assert any(n.endswith(".dlq") for n in names)  # the DLQ is among the busiest
+
+
+def test_the_overload_run_shows_its_breakers() -> None:
+    run = builtin("collaboration-overload")
+    if run.breakers.empty:
+        pytest.skip("collaboration-overload records no breaker transition")
+    at = open_page("breakers", run)
+
+    spec = charts(at)[0]
+    edges = {y for t in spec["data"] if t["type"] == "bar" for y in t["y"]}
+    expected = {
+        f"{a} → {t}" for a, t in zip(run.breakers["agent"], run.breakers["target"], strict=True)
+    }
+    assert edges == expected
+    assert len(at.dataframe[-1].value) == len(run.breakers)

@@ -59,17 +59,22 @@ def format_ms(seconds: float | None) -> str:
     return f"{ms:,.0f} ms"
 
 
+def format_count(n: int) -> str:
+    """A count for a card: `12,345`, or `123.5k` from 100,000 on (a card is narrow)."""
+    return f"{n:,}" if n < 100_000 else f"{n / 1000:,.1f}k"
+
+
 def cards(summary: Mapping[str, Any]) -> list[Card]:
     """The six headline cards of a run, from `Run.summary()`."""
     return [
         Card(
             "Requests",
-            f"{summary['requests']:,}",
-            "Requests the workload started (root client spans).",
+            format_count(summary["requests"]),
+            f"Requests the workload started (root client spans): {summary['requests']:,}.",
         ),
         Card(
-            "Goodput",
-            f"{summary['goodput']:,.2f} /s",
+            "Goodput (/s)",
+            f"{summary['goodput']:,.2f}",
             "Requests that ended ok, per simulated second.",
         ),
         Card(
@@ -89,8 +94,48 @@ def cards(summary: Mapping[str, Any]) -> list[Card]:
         ),
         Card(
             "Wire messages",
-            f"{summary['messages']:,}",
-            "Copies of messages on the wire, duplicates and redeliveries included.",
+            format_count(summary["messages"]),
+            "Copies of messages on the wire, duplicates and redeliveries included: "
+            f"{summary['messages']:,}.",
+        ),
+    ]
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A duration in seconds for a card: `12.3 s`; an em dash when there is none."""
+    if seconds is None or pd.isna(seconds):
+        return "—"
+    return f"{seconds:,.1f} s" if seconds < 1000 else f"{seconds:,.0f} s"
+
+
+def more_cards(summary: Mapping[str, Any]) -> list[Card]:
+    """The second row of cards: errors, dead letters, breaker-open time, wasted work.
+
+    Entries the simulator does not report yet show an em dash.
+    """
+    errors = summary.get("errors_by_kind") or {}
+    by_kind = ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items())) or "none"
+    dead = summary.get("dead_lettered")
+    return [
+        Card(
+            "Errors",
+            f"{sum(errors.values()):,}",
+            f"Requests that did not end ok, by kind: {by_kind}.",
+        ),
+        Card(
+            "Dead-lettered",
+            "—" if dead is None else f"{int(dead):,}",
+            "Messages parked in a dead-letter queue (the DLQ's size at the end).",
+        ),
+        Card(
+            "Breaker open",
+            format_seconds(summary.get("breaker_open_time")),
+            "Seconds circuit breakers spent OPEN or FORCED_OPEN, summed over every breaker.",
+        ),
+        Card(
+            "Wasted work",
+            format_seconds(summary.get("wasted_work")),
+            "Seconds services kept working on calls whose caller had already given up.",
         ),
     ]
 

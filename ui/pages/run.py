@@ -1,36 +1,37 @@
-"""Run page: pick a built-in scenario and a seed, run it, read its summary.
+"""Run page: pick, upload or edit a scenario, turn its main knobs, run it, read its summary.
 
-The finished Run is kept in `st.session_state["run"]`, so a rerun (any widget change) keeps
-it and the dashboard's other pages can read the same Run. A failed load or run leaves the
-previous Run on screen and says what went wrong in one `st.error`.
+The editor's YAML text is the scenario; the knobs are overrides on top of it (as the
+CLI's `--set`). The finished Run is kept in `st.session_state["run"]` for every page. A
+scenario with errors lists them next to the editor and nothing runs; a run that fails
+says so in one `st.error`. Either way the previous Run stays on screen.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
 import sim
 from sim import loading
 from sim.scenario import Scenario
+from ui import export, knobs, state
 from ui import summary as views
 
 log = logging.getLogger(__name__)
 
-# Session-state keys. RUN and RUN_SOURCE are what other pages read.
-RUN = "run"  # the Run on screen
-RUN_SOURCE = "run_source"  # {"scenario": built-in name, "seed": int} of that Run
-ERROR = "run_error"  # what the last failed load or run said, until the next success
+# Session-state keys of this page (RUN, RUN_SOURCE and ERROR live in ui.state).
 SCENARIO = "scenario"  # the selectbox's value
 SEED = "seed"  # the number input's value
-
-
-def default_scenario(names: list[str]) -> str:
-    """The scenario the page opens on: 'collaboration' once it exists, else 'basic'."""
-    default = "collaboration" if "collaboration" in names else "basic"
-    # A checkout without 'basic' (renamed, or a trimmed scenarios/ folder) still opens.
-    return default if default in names or not names else names[0]
+TEXT = "scenario_text"  # the editor's text
+ORIGIN = "scenario_origin"  # {"label": file name, "text": its text as loaded}
+UPLOAD = "upload"  # the file uploader
+UPLOAD_ERROR = "upload_error"  # why the last upload was refused
+OPEN_PATH = "open_path"  # a saved run directory to open
 
 
 def peek(name: str) -> Scenario | None:
@@ -51,57 +52,222 @@ def scenario_seed(name: str) -> int:
     return int(scenario.seed) if scenario is not None else 0
 
 
-def on_scenario_change() -> None:
-    """A newly picked scenario starts from its own seed, which reproduces its usual run."""
-    st.session_state[SEED] = scenario_seed(st.session_state[SCENARIO])
-
-
-def execute(name: str, seed: int) -> None:
-    """Run a built-in scenario with a seed, feeding a progress bar with simulated time.
-
-    On success the Run replaces the one on screen; on failure the previous Run stays and
-    ERROR holds the sentence to show.
-    """
-    bar = st.progress(0.0, text=f"Simulating {name} (seed {seed})")
+def builtin_text(name: str) -> str:
+    """A built-in scenario's file as text ('' when unreadable)."""
     try:
-        scenario = loading.load(name)
-        total = scenario.duration
+        return loading.builtin_path(name).read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
-        def report(fraction: float) -> None:
-            fraction = min(max(float(fraction), 0.0), 1.0)
-            bar.progress(fraction, text=f"Simulated {fraction * total:,.0f} of {total:,.0f} s")
 
-        run = sim.run(scenario, seed=seed, progress=report)
+def load_builtin(name: str) -> None:
+    """Put a built-in scenario in the editor, with its own seed."""
+    text = builtin_text(name)
+    st.session_state[TEXT] = text
+    st.session_state[ORIGIN] = {"label": f"{name}.yaml", "text": text, "builtin": name}
+    st.session_state[SEED] = scenario_seed(name)
+
+
+def on_scenario_change() -> None:
+    """A newly picked scenario replaces the editor's text and starts from its own seed."""
+    load_builtin(st.session_state[SCENARIO])
+    st.session_state.pop(UPLOAD_ERROR, None)
+
+
+def on_upload() -> None:
+    """An uploaded file goes into the editor (data only: YAML safe loading, later)."""
+    uploaded = st.session_state.get(UPLOAD)
+    st.session_state.pop(UPLOAD_ERROR, None)
+    if uploaded is None:
+        return
+    try:
+        text = export.upload_text(uploaded.name, uploaded.getvalue())
+    except export.UploadError as exc:
+        st.session_state[UPLOAD_ERROR] = str(exc)
+        return
+    st.session_state[TEXT] = text
+    st.session_state[ORIGIN] = {"label": uploaded.name, "text": text, "builtin": None}
+    with contextlib.suppress(Exception):  # the editor lists the file's errors
+        st.session_state[SEED] = int(loading.from_text(text, uploaded.name).seed)
+
+
+def editor_label() -> str:
+    """How errors name the editor's text: the file it came from, '(edited)' once changed."""
+    origin = st.session_state.get(ORIGIN, {})
+    label = origin.get("label", "scenario")
+    return label if st.session_state.get(TEXT) == origin.get("text") else f"{label} (edited)"
+
+
+def parse(text: str, label: str) -> tuple[dict[str, Any] | None, Scenario | None, list[str]]:
+    """(raw data, scenario, errors) of the editor's text; errors are sentences."""
+    try:
+        data = loading.parse_text(text, label)
+        scenario = loading.validate(data, label)
     except loading.ScenarioError as exc:
-        st.session_state[ERROR] = views.error_text(exc, name)
+        return None, None, list(exc.lines)
+    return data, scenario, []
+
+
+def knob_widget(knob: knobs.Knob, key: str) -> Any:
+    """One knob as the widget that fits its kind; returns the widget's value."""
+    if knob.kind == "enabled":
+        return st.checkbox(knob.label, value=bool(knob.value), key=key, persist_state="session")
+    if knob.kind == "choice":
+        return st.selectbox(
+            knob.label,
+            knob.options,
+            index=knob.options.index(knob.value),
+            key=key,
+            persist_state="session",
+        )
+    if knob.kind == "count":
+        return int(
+            st.number_input(
+                knob.label,
+                min_value=1,
+                value=int(knob.value),
+                step=1,
+                key=key,
+                persist_state="session",
+                help=knob.help,
+            )
+        )
+    if knob.kind == "share":
+        return st.number_input(
+            knob.label,
+            min_value=0.01,
+            max_value=1.0,
+            value=float(knob.value),
+            step=0.05,
+            format="%g",
+            key=key,
+            persist_state="session",
+            help=knob.help,
+        )
+    optional = knob.kind == "optional_seconds"
+    return st.number_input(
+        knob.label,
+        min_value=0.0,
+        value=None if knob.value is None else float(knob.value),
+        step=0.5 if knob.kind != "rate" else 1.0,
+        format="%g",
+        key=key,
+        persist_state="session",
+        help=knob.help,
+        placeholder="none" if optional else None,
+    )
+
+
+def knob_widgets(scenario: Scenario, digest: str) -> dict[str, Any]:
+    """The knobs as widgets: a column per group, then one row per fault window;
+    returns {path: value}.
+
+    Widget keys carry a digest of the editor's text, so editing the text (or picking
+    another scenario) starts the knobs again from the text's values.
+    """
+    values: dict[str, Any] = {}
+    groups: dict[str, list[knobs.Knob]] = {}
+    for knob in knobs.knobs(scenario):
+        groups.setdefault(knob.group, []).append(knob)
+    if not groups:
+        st.caption("This scenario has no knobs to turn.")
+        return values
+    faults = groups.pop("Faults", [])
+    per_row = 4  # narrower columns wrap every label
+    listed = list(groups.items())
+    for first in range(0, len(listed), per_row):
+        row = listed[first : first + per_row]
+        for column, (group, items) in zip(st.columns(per_row), row, strict=False):
+            with column:
+                st.markdown(f"###### {group}")
+                for knob in items:
+                    values[knob.path] = knob_widget(knob, f"knob:{digest}:{knob.path}")
+    if faults:
+        # A fault is three knobs (on, start, end): one row each, aligned like a table.
+        st.markdown("###### Fault windows")
+        for first in range(0, len(faults), 3):
+            cells = st.columns([2, 1, 1, 4], vertical_alignment="bottom")
+            for column, knob in zip(cells, faults[first : first + 3], strict=False):
+                with column:
+                    values[knob.path] = knob_widget(knob, f"knob:{digest}:{knob.path}")
+    return values
+
+
+def run_scenario(scenario: Scenario, seed: int, label: str, builtin: str | None) -> None:
+    """Run the scenario with the page's seed; on failure keep the previous Run."""
+    scenario = scenario.model_copy(update={"seed": seed})
+    name = scenario.name
+    try:
+        run = state.simulate(scenario, f"{name} (seed {seed})")
+    except loading.ScenarioError as exc:
+        st.session_state[state.ERROR] = views.error_text(exc, label)
     except Exception as exc:
         # The user gets one sentence; whoever runs the server still needs the traceback.
         log.exception("run of %s with seed %s failed", name, seed)
-        st.session_state[ERROR] = views.error_text(exc, f"The run of {name} with seed {seed}")
+        st.session_state[state.ERROR] = views.error_text(
+            exc, f"The run of {builtin or name} with seed {seed}"
+        )
     else:
-        st.session_state[RUN] = run
-        st.session_state[RUN_SOURCE] = {"scenario": name, "seed": seed}
-        st.session_state.pop(ERROR, None)
-    finally:
-        bar.empty()
+        state.store(run, {"scenario": name, "seed": seed, "label": label})
+
+
+def open_saved(path: str) -> None:
+    """Put a saved run directory (`--out`, `Run.save`) on screen, read once."""
+    folder = Path(path).expanduser()
+    try:
+        if not (folder / "run.json").is_file():
+            raise FileNotFoundError(f"{folder} holds no run.json, so it is not a saved run")
+        run = sim.load(folder)
+    except Exception as exc:
+        st.session_state[state.ERROR] = views.error_text(exc, f"Opening {folder}")
+    else:
+        seed = run.manifest.get("seed", 0)
+        state.store(run, {"scenario": run.name, "seed": seed, "label": folder.name})
+
+
+def show_downloads(run: Any) -> None:
+    """The run as a zip of its directory, and its trace as CSV files; built on click."""
+    source = st.session_state.get(state.RUN_SOURCE, {})
+    stem = f"{source.get('scenario', run.name)}-seed{source.get('seed', 0)}"
+    left, right, _ = st.columns([1, 1, 3])
+    left.download_button(
+        "Run (zip)",
+        data=lambda: export.run_zip(run, stem),
+        file_name=f"{stem}.zip",
+        mime="application/zip",
+        icon=":material/download:",
+        on_click="ignore",
+        help="The run directory: run.json and one Parquet file per table (sim.load reads it).",
+    )
+    right.download_button(
+        "Trace (CSV)",
+        data=lambda: export.trace_csv_zip(run),
+        file_name=f"{stem}-csv.zip",
+        mime="application/zip",
+        icon=":material/table:",
+        on_click="ignore",
+        help="One CSV file per table: messages, spans, breakers, queues, faults, agents.",
+    )
 
 
 def show_summary() -> None:
     """The Run on screen: headline cards, then tables of outcomes, latency and faults."""
-    run = st.session_state.get(RUN)
+    run = st.session_state.get(state.RUN)
     if run is None:
         st.info("No run yet: pick a scenario and press Run.", icon=":material/info:")
         return
     summary = run.summary()
-    source = st.session_state.get(RUN_SOURCE, {})
-    seed = source.get("seed", run.manifest.get("seed"))
-    st.subheader(f"{source.get('scenario', run.name)} · seed {seed}", anchor=False)
+    st.subheader(state.heading(run), anchor=False)
     wall = run.manifest.get("wall_seconds")
     timing = f" in {wall:.2f} s of wall time" if isinstance(wall, int | float) else ""
     st.caption(f"{run.duration:,.0f} s simulated{timing}.")
 
     for column, card in zip(st.columns(6), views.cards(summary), strict=True):
         column.metric(card.label, card.value, help=card.help, border=True)
+    more = views.more_cards(summary)
+    for column, card in zip(st.columns(6), more, strict=False):
+        column.metric(card.label, card.value, help=card.help, border=True)
+    show_downloads(run)
 
     share = st.column_config.NumberColumn(format="percent")
     count = st.column_config.NumberColumn(format="localized")
@@ -167,8 +333,10 @@ if not names:
 # Defaults are written into session state before the widgets exist, so the widgets never
 # get a second, conflicting default through `value=`/`index=`.
 if st.session_state.get(SCENARIO) not in names:
-    st.session_state[SCENARIO] = default_scenario(names)
-    st.session_state[SEED] = scenario_seed(st.session_state[SCENARIO])
+    st.session_state[SCENARIO] = state.default_scenario(names)
+    load_builtin(st.session_state[SCENARIO])
+if TEXT not in st.session_state or ORIGIN not in st.session_state:
+    load_builtin(st.session_state[SCENARIO])
 if SEED not in st.session_state:
     st.session_state[SEED] = scenario_seed(st.session_state[SCENARIO])
 
@@ -179,7 +347,7 @@ name = pick.selectbox(
     key=SCENARIO,
     on_change=on_scenario_change,
     persist_state="session",
-    help="Built-in scenarios, from the scenarios folder.",
+    help="Built-in scenarios, from the scenarios folder. Picking one loads it into the editor.",
 )
 seed = seed_box.number_input(
     "Seed",
@@ -188,19 +356,93 @@ seed = seed_box.number_input(
     format="%d",
     key=SEED,
     persist_state="session",
-    help="The same scenario and seed always give the same run.",
+    help="The same scenario and seed always give the same run. Overrides the file's seed.",
 )
 clicked = button.button("Run", type="primary", icon=":material/play_arrow:", width="stretch")
-picked = peek(name)
-if picked is not None and picked.description.strip():
-    st.caption(" ".join(picked.description.split()))
+
+text = st.session_state[TEXT]
+label = editor_label()
+data, scenario, problems = parse(text, label)
+if scenario is not None and scenario.description.strip():
+    st.caption(" ".join(scenario.description.split()))
+
+with st.expander("Knobs", expanded=True, icon=":material/tune:"):
+    knob_values: dict[str, Any] = {}
+    if scenario is None:
+        st.caption("Fix the scenario's errors to use the knobs.")
+    else:
+        digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+        knob_values = knob_widgets(scenario, digest)
+overrides = knobs.changed(knobs.knobs(scenario), knob_values) if scenario is not None else {}
+
+editor_open = bool(problems) or label.endswith("(edited)") or UPLOAD_ERROR in st.session_state
+with st.expander("Scenario file", expanded=editor_open, icon=":material/edit_note:"):
+    left, right = st.columns([3, 2])
+    with left:
+        st.text_area(
+            "Scenario (YAML or JSON)",
+            key=TEXT,
+            height=340,
+            persist_state="session",
+            help="Edit and press Run. The knobs above start from these values.",
+        )
+    with right:
+        st.file_uploader(
+            "Upload a scenario file",
+            type=["yaml", "yml", "json"],
+            key=UPLOAD,
+            on_change=on_upload,
+            max_upload_size=export.MAX_UPLOAD_BYTES // (1024 * 1024),
+            help="YAML or JSON, at most 5 MB; read as data only (YAML safe loading).",
+        )
+        if UPLOAD_ERROR in st.session_state:
+            st.warning(st.session_state[UPLOAD_ERROR], icon=":material/block:")
+        if problems:
+            intro = "Not run: " if clicked else ""
+            st.error(
+                f"{intro}{len(problems)} problem(s) in the scenario:\n\n" + "\n\n".join(problems),
+                icon=":material/error:",
+            )
+        else:
+            st.success(f"{label}: valid.", icon=":material/check_circle:")
+
+with st.expander("Open a saved run", icon=":material/folder_open:"):
+    where, go = st.columns([4, 1], vertical_alignment="bottom")
+    path = where.text_input(
+        "Run directory",
+        key=OPEN_PATH,
+        persist_state="session",
+        placeholder="runs/my-run",
+        help="A directory written by `python -m sim run --out DIR` or `Run.save(DIR)`, "
+        "on the machine that serves this page.",
+    )
+    if go.button("Open run", icon=":material/folder_open:", width="stretch") and path:
+        open_saved(path)
+
+if overrides:
+    origin = st.session_state.get(ORIGIN, {})
+    removed = [p for p, v in overrides.items() if p.endswith(".enabled") and not v]
+    if origin.get("builtin") and not label.endswith("(edited)"):
+        st.caption("The same run from the command line:")
+        st.code(knobs.command_line(origin["builtin"], int(seed), overrides), language="bash")
+    else:
+        st.caption("Overrides: " + ", ".join(f"{p}={v}" for p, v in overrides.items()))
+    if removed:
+        st.caption(f"{len(removed)} fault(s) switched off, so removed from the run.")
 
 # The first visit runs the default once, so the page never opens empty; a failure is not
 # retried on every rerun (ERROR is set), the user sees it and can press Run.
-if clicked or (RUN not in st.session_state and ERROR not in st.session_state):
-    execute(name, int(seed))
+first_visit = state.RUN not in st.session_state and state.ERROR not in st.session_state
+if (clicked or first_visit) and scenario is not None and data is not None:
+    try:
+        final = loading.validate(knobs.apply(data, overrides), label) if overrides else scenario
+    except loading.ScenarioError as exc:
+        problems = list(exc.lines)
+        st.error("The knobs made the scenario invalid:\n\n" + "\n\n".join(problems))
+    else:
+        run_scenario(final, int(seed), label, st.session_state.get(ORIGIN, {}).get("builtin"))
 
-if ERROR in st.session_state:
-    st.error(st.session_state[ERROR], icon=":material/error:")
+if state.ERROR in st.session_state and not problems:
+    st.error(st.session_state[state.ERROR], icon=":material/error:")
 
 show_summary()

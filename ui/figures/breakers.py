@@ -1,0 +1,188 @@
+"""Circuit breakers over a whole run: state bands per (caller, callee) and their rates.
+
+The Hystrix dashboard shows one breaker's state now and two minutes of history, and
+hides HALF_OPEN (users asked for both, Netflix/Hystrix#1597, #1195); here every state of
+every breaker is a band over the whole run, with the reason of each transition on hover
+and the failure-rate and slow-call-rate lines under it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ui.figures.common import (
+    BREAKER_COLORS,
+    BREAKER_STATES,
+    EXTRA_COLORS,
+    add_fault_bands,
+    base_layout,
+    color_for,
+    empty_figure,
+    finite,
+    time_axis_title,
+)
+
+BAND_COLUMNS = ["edge", "agent", "target", "state", "start", "end", "reason", "calls"]
+
+
+def edge_label(agent: str, target: str) -> str:
+    """How a (caller, callee) breaker is named on axes: `caller → callee`."""
+    return f"{agent} → {target}"
+
+
+def bands(breakers: pd.DataFrame, duration: float) -> pd.DataFrame:
+    """The breakers' state intervals: one row per (edge, state) stretch.
+
+    Each breaker is in its first row's `from_state` from 0 until its first transition,
+    then in each `to_state` until the next transition or `duration`. Columns: `edge,
+    agent, target, state, start, end, reason` (of the transition that began the stretch,
+    empty for the first) and `calls`.
+    """
+    if breakers.empty:
+        return pd.DataFrame(columns=BAND_COLUMNS)
+    rows = []
+    ordered = breakers.sort_values("time", kind="stable")
+    for (agent, target), group in ordered.groupby(["agent", "target"], sort=True):
+        times = group["time"].astype(float).tolist()
+        states = group["to_state"].astype(str).tolist()
+        reasons = group["reason"].astype(str).tolist()
+        calls = group["calls"].tolist() if "calls" in group.columns else [0] * len(times)
+        edge = edge_label(str(agent), str(target))
+        first = str(group["from_state"].iloc[0])
+        if times[0] > 0:
+            rows.append([edge, agent, target, first, 0.0, times[0], "", 0])
+        for i, state in enumerate(states):
+            stop = times[i + 1] if i + 1 < len(times) else duration
+            rows.append(
+                [edge, agent, target, state, times[i], max(stop, times[i]), reasons[i], calls[i]]
+            )
+    return pd.DataFrame(rows, columns=BAND_COLUMNS)
+
+
+def state_at(breakers: pd.DataFrame, time: float) -> dict[tuple[str, str], str]:
+    """Each breaker's state at `time`: {(caller, callee): state}. A breaker whose first
+    transition is later than `time` is in that transition's `from_state`."""
+    if breakers.empty:
+        return {}
+    out: dict[tuple[str, str], str] = {}
+    for (agent, target), group in breakers.sort_values("time", kind="stable").groupby(
+        ["agent", "target"], sort=True
+    ):
+        before = group[group["time"] <= time]
+        state = before["to_state"].iloc[-1] if len(before) else group["from_state"].iloc[0]
+        out[(str(agent), str(target))] = str(state)
+    return out
+
+
+def breakers_figure(
+    breakers: pd.DataFrame,
+    duration: float,
+    faults: pd.DataFrame | None = None,
+    *,
+    edges: list[str] | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """State bands per breaker (top) and failure-rate / slow-call-rate lines (bottom).
+
+    Bands are horizontal bars (`base=start`, `x=end-start`), one trace per state so the
+    legend reads as a key; each transition's reason, rates and call count are on hover.
+    The rates are recorded at each transition, so they are drawn as steps between them.
+    `edges` limits the figure to some `caller → callee` labels. Fault windows shaded.
+    """
+    table = bands(breakers, duration)
+    if edges:
+        table = table[table["edge"].isin(edges)]
+    if table.empty:
+        return empty_figure("No breaker changed state in this run.")
+    order = list(dict.fromkeys(table["edge"]))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.55, 0.45],
+        vertical_spacing=0.1,
+    )
+    states = [s for s in BREAKER_STATES if s in set(table["state"])]
+    states += sorted(set(table["state"]) - set(states))
+    for k, state in enumerate(states):
+        part = table[table["state"] == state]
+        fig.add_trace(
+            go.Bar(
+                orientation="h",
+                y=part["edge"].tolist(),
+                base=part["start"].tolist(),
+                x=(part["end"] - part["start"]).tolist(),
+                marker={"color": color_for(state, BREAKER_COLORS, k), "line": {"width": 0}},
+                name=state,
+                legendgroup=state,
+                hovertext=[
+                    f"<b>{r.edge}</b>: {state} {r.start:.2f}–{r.end:.2f} s"
+                    + (f"<br>{r.reason}" if r.reason else "")
+                    + (f"<br>{r.calls} calls in the window" if r.calls else "")
+                    for r in part.itertuples(index=False)
+                ],
+                hoverinfo="text",
+                width=0.7,
+            ),
+            row=1,
+            col=1,
+        )
+    selected = breakers.copy()
+    selected["edge"] = [
+        edge_label(str(a), str(t))
+        for a, t in zip(selected["agent"], selected["target"], strict=True)
+    ]
+    selected = selected[selected["edge"].isin(order)].sort_values("time", kind="stable")
+    for k, edge in enumerate(order):
+        rows = selected[selected["edge"] == edge]
+        color = EXTRA_COLORS[k % len(EXTRA_COLORS)] if len(order) > 1 else "#1f77b4"
+        for column, dash, label in (
+            ("failure_rate", "solid", "failure rate"),
+            ("slow_rate", "dot", "slow-call rate"),
+        ):
+            if column not in rows.columns or not rows[column].map(finite).any():
+                continue
+            # Known at transitions only: a step from each one to the next, held to the
+            # end of the run; nothing is drawn before the first.
+            x = [*rows["time"].tolist(), duration]
+            y = [*rows[column].tolist(), rows[column].iloc[-1]]
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=[None if v is None or not finite(v) else float(v) for v in y],
+                    mode="lines+markers",
+                    line={"shape": "hv", "color": color, "dash": dash, "width": 1.6},
+                    marker={"size": [*([6] * len(rows)), 0]},
+                    name=f"{edge} {label}",
+                    legendgroup=edge,
+                    hovertemplate=f"{edge} {label}: %{{y:.0%}} at %{{x:.2f}} s<extra></extra>",
+                ),
+                row=2,
+                col=1,
+            )
+    add_fault_bands(fig, faults, duration)
+    base_layout(fig, height=max(460, 330 + 50 * len(order)), title=title)
+    fig.update_layout(barmode="overlay", hovermode="closest")
+    fig.update_yaxes(
+        categoryorder="array", categoryarray=order[::-1], fixedrange=True, row=1, col=1
+    )
+    fig.update_yaxes(title="rate at transition", tickformat=".0%", range=[0, 1.05], row=2, col=1)
+    fig.update_xaxes(range=[0, duration])
+    fig.update_xaxes(title=time_axis_title(), row=2, col=1)
+    return fig
+
+
+def transitions_table(breakers: pd.DataFrame) -> pd.DataFrame:
+    """The transitions for display: `time, breaker, from, to, reason, failure rate,
+    slow rate, calls`, in time order."""
+    columns = ["time", "breaker", "from", "to", "reason", "failure_rate", "slow_rate", "calls"]
+    if breakers.empty:
+        return pd.DataFrame(columns=columns)
+    out = breakers.sort_values("time", kind="stable").copy()
+    out["breaker"] = [
+        edge_label(str(a), str(t)) for a, t in zip(out["agent"], out["target"], strict=True)
+    ]
+    out = out.rename(columns={"from_state": "from", "to_state": "to"})
+    return out[[c for c in columns if c in out.columns]].reset_index(drop=True)

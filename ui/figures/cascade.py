@@ -1,0 +1,255 @@
+"""The waterfall of one trace's spans: where a timeout cascaded and what ran on after.
+
+As in Jaeger's trace timeline: one row per span in call-tree order (children under
+their parent, by start time), a bar from start to end on the trace's time axis. On top:
+the time spent queued before work began (`wait`), each hop's deadline, the moment a
+timeout fired, and the work that went on after a caller up the chain had given up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ui.figures.common import (
+    SPAN_COLORS,
+    add_fault_bands,
+    base_layout,
+    color_for,
+    finite,
+    time_axis_title,
+)
+
+GAVE_UP = ("timeout", "deadline_exceeded", "cancelled")
+FAILED = ("error", "timeout", "deadline_exceeded", "rejected", "cancelled", "partial")
+
+
+def trace_index(spans: pd.DataFrame) -> pd.DataFrame:
+    """One row per trace (correlation ID): `correlation_id, start, end, duration, spans,
+    outcome` (of its root span), `timeouts` (spans that timed out) and `failed` (spans
+    that did not end ok), sorted by start."""
+    columns = ["correlation_id", "start", "end", "duration", "spans", "outcome", "timeouts"]
+    if spans.empty:
+        return pd.DataFrame(columns=[*columns, "failed"])
+    grouped = spans.groupby("correlation_id", sort=False)
+    table = pd.DataFrame(
+        {
+            "start": grouped["start"].min(),
+            "end": grouped["end"].max(),
+            "spans": grouped.size(),
+            "timeouts": spans["outcome"].isin(GAVE_UP).groupby(spans["correlation_id"]).sum(),
+            "failed": spans["outcome"].isin(FAILED).groupby(spans["correlation_id"]).sum(),
+        }
+    )
+    roots = spans[spans["parent_id"] == ""].drop_duplicates("correlation_id")
+    table["outcome"] = roots.set_index("correlation_id")["outcome"].reindex(table.index)
+    table["outcome"] = table["outcome"].fillna("")
+    table["duration"] = table["end"] - table["start"]
+    table = table.rename_axis("correlation_id").reset_index()
+    return table.sort_values(["start", "correlation_id"], kind="stable")[
+        [*columns, "failed"]
+    ].reset_index(drop=True)
+
+
+def tree_order(spans: pd.DataFrame) -> pd.DataFrame:
+    """The spans of one trace in call-tree order, with a `depth` column (0 for roots).
+
+    Children follow their parent, ordered by start; a span whose parent is not in the
+    table is treated as a root.
+    """
+    if spans.empty:
+        return spans.assign(depth=pd.Series(dtype="int64"))
+    ordered = spans.sort_values(["start", "span_id"], kind="stable")
+    ids = set(ordered["span_id"])
+    children: dict[str, list[int]] = {}
+    roots: list[int] = []
+    for i, (span_id, parent) in enumerate(
+        zip(ordered["span_id"], ordered["parent_id"], strict=True)
+    ):
+        del span_id
+        if parent and parent in ids:
+            children.setdefault(parent, []).append(i)
+        else:
+            roots.append(i)
+    span_ids = ordered["span_id"].tolist()
+    order: list[tuple[int, int]] = []
+    stack = [(i, 0) for i in reversed(roots)]
+    while stack:
+        i, depth = stack.pop()
+        order.append((i, depth))
+        for child in reversed(children.get(span_ids[i], [])):
+            stack.append((child, depth + 1))
+    positions = [i for i, _ in order]
+    out = ordered.iloc[positions].copy()
+    out["depth"] = [d for _, d in order]
+    return out.reset_index(drop=True)
+
+
+def gave_up_at(tree: pd.DataFrame) -> pd.Series:
+    """For each span (in `tree_order`), the earliest time a caller above it stopped
+    waiting (timeout, deadline, cancel), or NaN: work after it is wasted."""
+    by_id = dict(zip(tree["span_id"], range(len(tree)), strict=True))
+    parents = tree["parent_id"].tolist()
+    ends = tree["end"].tolist()
+    outcomes = tree["outcome"].tolist()
+    result = []
+    for i in range(len(tree)):
+        earliest = np.nan
+        j = by_id.get(parents[i])
+        while j is not None:
+            if outcomes[j] in GAVE_UP and finite(ends[j]):
+                earliest = ends[j] if np.isnan(earliest) else min(earliest, ends[j])
+            j = by_id.get(parents[j])
+        result.append(earliest)
+    return pd.Series(result, index=tree.index, dtype="float64")
+
+
+def _row_label(row: pd.Series) -> str:
+    # Tick labels are right-aligned, so an indent would not show: one chevron per level
+    # of the call tree says how deep a span sits.
+    depth = "›" * int(row["depth"])
+    return f"{depth} {row['agent']} → {row['peer']} · {row['name']} ({row['kind']})".strip()
+
+
+def waterfall(
+    spans: pd.DataFrame,
+    faults: pd.DataFrame | None = None,
+    duration: float | None = None,
+    *,
+    title: str | None = None,
+) -> go.Figure:
+    """The waterfall of one trace's spans (rows of `spans` sharing a correlation ID).
+
+    One horizontal bar per span (`base=start`, `x=end-start`), one trace per outcome;
+    a hatched bar for the time queued (`wait`); a `|` marker at each deadline; an `x`
+    where a timeout fired; a red hatched bar over the work done after a caller gave up.
+    Spans still open at the end of the run stop at `duration`. Fault windows are shaded.
+    """
+    tree = tree_order(spans)
+    end_of_run = duration if duration is not None else float(spans["end"].max() or 0.0)
+    fig = go.Figure()
+    if tree.empty:
+        return base_layout(fig, height=200, title=title)
+    ends = tree["end"].fillna(end_of_run).to_numpy(dtype=float)
+    starts = tree["start"].to_numpy(dtype=float)
+    rows = np.arange(len(tree))
+    labels = [_row_label(r) for _, r in tree.iterrows()]
+
+    def hover(i: int) -> str:
+        r = tree.iloc[i]
+        deadline = f"<br>deadline {r['deadline']:.3f} s" if finite(r["deadline"]) else ""
+        wait = f"<br>queued {r['wait']:.3f} s" if finite(r["wait"]) and r["wait"] > 0 else ""
+        error = f"<br>{r['error']}" if r.get("error") else ""
+        return (
+            f"<b>{r['agent']} → {r['peer']}</b> {r['name']} ({r['kind']}, {r['protocol']})<br>"
+            f"{starts[i]:.3f}–{ends[i]:.3f} s ({ends[i] - starts[i]:.3f} s): "
+            f"<b>{r['outcome']}</b>{error}{deadline}{wait}<br>span {r['span_id']}"
+        )
+
+    texts = [hover(i) for i in rows]
+    for k, outcome in enumerate(dict.fromkeys(tree["outcome"].tolist())):
+        idx = np.flatnonzero(tree["outcome"].to_numpy() == outcome)
+        fig.add_trace(
+            go.Bar(
+                orientation="h",
+                y=idx.tolist(),
+                base=starts[idx].tolist(),
+                x=(ends[idx] - starts[idx]).tolist(),
+                marker={"color": color_for(outcome, SPAN_COLORS, k)},
+                name=outcome,
+                customdata=tree["span_id"].iloc[idx].tolist(),
+                hovertext=[texts[i] for i in idx],
+                hoverinfo="text",
+                width=0.6,
+            )
+        )
+    wait = tree["wait"].fillna(0.0).to_numpy(dtype=float)
+    queued = np.flatnonzero(wait > 0)
+    if len(queued):
+        fig.add_trace(
+            go.Bar(
+                orientation="h",
+                y=queued.tolist(),
+                base=starts[queued].tolist(),
+                x=wait[queued].tolist(),
+                marker={
+                    "color": "rgba(255,255,255,0.55)",
+                    "pattern": {"shape": "/", "fgcolor": "#555", "size": 6},
+                    "line": {"width": 0},
+                },
+                name="queued (wait)",
+                hovertext=[f"queued {wait[i]:.3f} s before work began" for i in queued],
+                hoverinfo="text",
+                width=0.6,
+            )
+        )
+    given_up = gave_up_at(tree).to_numpy(dtype=float)
+    wasted = np.flatnonzero(np.isfinite(given_up) & (ends > given_up))
+    if len(wasted):
+        from_ = np.maximum(starts[wasted], given_up[wasted])
+        fig.add_trace(
+            go.Bar(
+                orientation="h",
+                y=wasted.tolist(),
+                base=from_.tolist(),
+                x=(ends[wasted] - from_).tolist(),
+                marker={
+                    "color": "rgba(214,39,40,0.25)",
+                    "pattern": {"shape": "x", "fgcolor": "#d62728", "size": 6},
+                    "line": {"color": "#d62728", "width": 1},
+                },
+                name="after the caller gave up",
+                hovertext=[
+                    f"{ends[i] - f:.3f} s of work after the caller gave up at {given_up[i]:.3f} s"
+                    for i, f in zip(wasted, from_, strict=True)
+                ],
+                hoverinfo="text",
+                width=0.6,
+            )
+        )
+    deadlines = tree["deadline"].to_numpy(dtype=float)
+    has_deadline = np.flatnonzero(np.isfinite(deadlines))
+    if len(has_deadline):
+        fig.add_trace(
+            go.Scatter(
+                x=deadlines[has_deadline].tolist(),
+                y=has_deadline.tolist(),
+                mode="markers",
+                marker={"symbol": "line-ns", "size": 22, "line": {"width": 3, "color": "#222"}},
+                name="deadline",
+                hovertext=[f"deadline {deadlines[i]:.3f} s" for i in has_deadline],
+                hoverinfo="text",
+            )
+        )
+    fired = np.flatnonzero(tree["outcome"].isin(GAVE_UP).to_numpy())
+    if len(fired):
+        fig.add_trace(
+            go.Scatter(
+                x=ends[fired].tolist(),
+                y=fired.tolist(),
+                mode="markers",
+                marker={"symbol": "x", "size": 13, "color": "#d62728", "line": {"width": 1}},
+                name="timeout fired",
+                hovertext=[
+                    f"{tree['outcome'].iloc[i]} at {ends[i]:.3f} s: {tree['error'].iloc[i]}"
+                    for i in fired
+                ],
+                hoverinfo="text",
+            )
+        )
+    lo = float(starts.min())
+    hi = float(np.nanmax(np.concatenate([ends, deadlines[has_deadline]])))
+    pad = max((hi - lo) * 0.03, 1e-3)
+    add_fault_bands(fig, faults, end_of_run)
+    base_layout(fig, height=max(260, 120 + 34 * len(tree)), title=title)
+    fig.update_layout(barmode="overlay", bargap=0.3, hovermode="closest")
+    fig.update_yaxes(
+        tickvals=rows.tolist(),
+        ticktext=labels,
+        range=[len(tree) - 0.5, -0.5],
+        showgrid=False,
+        fixedrange=True,
+    )
+    fig.update_xaxes(title=time_axis_title(), range=[lo - pad, hi + pad])
+    return fig

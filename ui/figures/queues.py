@@ -1,0 +1,171 @@
+"""Queues over time: depth, in flight and dead-letter depth per queue, and the DLQ's
+messages.
+
+`queues` holds periodic samples of every queue: a service's worker queue
+(`<agent>.workers`) and a broker's queues (`<queue>`, its dead-letter queue
+`<queue>.dlq`). A `.dlq` queue's own depth is drawn with the dead-letter depths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ui.figures.common import (
+    EXTRA_COLORS,
+    add_fault_bands,
+    base_layout,
+    empty_figure,
+    scatter_class,
+    time_axis_title,
+)
+
+PANELS = (  # (column, y-axis title): axis titles, not subplot titles, which would
+    # collide with the fault bands' labels above the plot
+    ("depth", "waiting"),
+    ("in_flight", "in flight"),
+    ("dlq_depth", "in the DLQ"),
+)
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    *EXTRA_COLORS,
+)
+
+DLQ_COLUMNS = [
+    "seq",
+    "msg_id",
+    "type",
+    "src",
+    "dst",
+    "correlation_id",
+    "attempt",
+    "sent_at",
+    "ended_at",
+    "reason",
+]
+
+
+def is_dlq(name: str) -> bool:
+    """True for a dead-letter queue's own samples (`<queue>.dlq`)."""
+    return name.endswith(".dlq")
+
+
+def queues_figure(
+    queues: pd.DataFrame,
+    duration: float,
+    faults: pd.DataFrame | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Stacked panels sharing the time axis: depth, in flight, and DLQ depth when any
+    queue has dead letters.
+
+    One line per queue with the same colour in every panel (one legend entry). A
+    `.dlq` queue's depth goes in the DLQ panel. `names` limits the queues drawn.
+    WebGL past 10k points. Fault windows shaded.
+    """
+    table = queues if not names else queues[queues["queue"].isin(list(names))]
+    if table.empty:
+        return empty_figure("No queue samples in this run.")
+    ordered = table.sort_values(["queue", "time"], kind="stable")
+    queue_names = list(dict.fromkeys(ordered["queue"]))
+    trace_type = scatter_class(3 * len(ordered))
+    # The DLQ panel only when some queue has dead letters: an empty third panel reads
+    # as a broken chart.
+    has_dlq = any(is_dlq(n) for n in queue_names) or bool(
+        "dlq_depth" in ordered.columns and ordered["dlq_depth"].any()
+    )
+    panels = PANELS if has_dlq else PANELS[:2]
+    fig = make_subplots(
+        rows=len(panels),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+    )
+    for k, name in enumerate(queue_names):
+        rows = ordered[ordered["queue"] == name]
+        color = PALETTE[k % len(PALETTE)]
+        shown = False
+        for row, (column, _) in enumerate(panels, start=1):
+            if is_dlq(name):
+                if column != "dlq_depth":
+                    continue
+                values = rows["depth"]
+            else:
+                values = rows[column] if column in rows.columns else None
+                if values is None or (column == "dlq_depth" and not values.any()):
+                    continue
+            fig.add_trace(
+                trace_type(
+                    x=rows["time"].to_numpy(dtype=float),
+                    y=values.to_numpy(dtype=float),
+                    mode="lines",
+                    line={"color": color, "width": 1.5, "shape": "hv"},
+                    name=name,
+                    legendgroup=name,
+                    showlegend=not shown,
+                    hovertemplate=f"{name}: %{{y}} at %{{x:.1f}} s<extra>{column}</extra>",
+                ),
+                row=row,
+                col=1,
+            )
+            shown = True
+    add_fault_bands(fig, faults, duration)
+    base_layout(fig, height=220 + 180 * len(panels), title=title)
+    fig.update_xaxes(range=[0, duration])
+    fig.update_xaxes(title=time_axis_title(), row=len(panels), col=1)
+    fig.update_yaxes(rangemode="tozero")
+    for row, (_, label) in enumerate(panels, start=1):
+        fig.update_yaxes(title=label, row=row, col=1)
+    return fig
+
+
+def busiest(queues: pd.DataFrame, n: int = 6) -> list[str]:
+    """The `n` queues that held the most: by deepest backlog, then most in flight, then
+    most enqueued (dead-letter queues first when they hold anything)."""
+    if queues.empty:
+        return []
+    grouped = queues.groupby("queue", sort=True)
+    rank = pd.DataFrame(
+        {
+            "dlq": [is_dlq(str(q)) for q in grouped.groups],
+            "depth": grouped["depth"].max(),
+            "in_flight": grouped["in_flight"].max() if "in_flight" in queues else 0,
+            "enqueued": grouped["enqueued"].max() if "enqueued" in queues else 0,
+        }
+    )
+    rank["dlq"] = rank["dlq"] & (rank["depth"] > 0)
+    rank = rank.sort_values(
+        ["dlq", "depth", "in_flight", "enqueued"], ascending=False, kind="stable"
+    )
+    return [str(q) for q in rank.index[:n]]
+
+
+def dead_letters(messages: pd.DataFrame) -> pd.DataFrame:
+    """The messages parked in a dead-letter queue: rows of `messages` with outcome
+    `dead_lettered`; `attempt` is the delivery count. A `reason` column is kept when
+    the run records one."""
+    rows = messages[messages["outcome"] == "dead_lettered"]
+    return rows[[c for c in DLQ_COLUMNS if c in rows.columns]].reset_index(drop=True)
+
+
+def queue_totals(queues: pd.DataFrame) -> pd.DataFrame:
+    """Each queue's last sample: `queue, depth, in_flight, dlq_depth, enqueued, acked,
+    redelivered, dead_lettered`, plus `max_depth` over the run."""
+    if queues.empty:
+        return pd.DataFrame(columns=["queue", "max_depth"])
+    last = queues.sort_values("time", kind="stable").groupby("queue", sort=True).tail(1)
+    last = last.set_index("queue").drop(columns=["time"])
+    last.insert(0, "max_depth", queues.groupby("queue")["depth"].max())
+    return last.reset_index()

@@ -1,0 +1,393 @@
+"""The space-time (Lamport) diagram of messages, and the data steps that feed it.
+
+One horizontal lifeline per agent, time flowing left to right; one arrow per copy of a
+message, from (sent_at, sender) to (delivered_at, receiver). Messages that were not
+delivered stop where they died (half-way for the network's losses, at the receiver's
+door when it was down or refused them) and end in a marker for their outcome. As in
+Maelstrom's `messages.svg`, time can be physical (seconds) or logical (the index of each
+send and receive event in the run's total order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ui.figures.common import (
+    OUTCOME_COLORS,
+    OUTCOME_SYMBOLS,
+    PROTOCOL_COLORS,
+    add_fault_bands,
+    base_layout,
+    color_for,
+    scatter_class,
+    time_axis_title,
+)
+
+# More arrows than this on screen is unreadable, and slow to draw: thin beyond it.
+MAX_ARROWS = 2000
+
+# How far along the sender -> receiver line an undelivered message died (0..1).
+DIED_AT = {"unavailable": 1.0, "rejected": 1.0, "dead_lettered": 1.0}
+DIED_HALFWAY = 0.5
+
+CURSOR = "cursor"
+CURTAIN = "curtain"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which messages the diagram shows; empty means no filter on that column."""
+
+    correlation_id: str = ""
+    agents: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+
+
+@dataclass
+class Window:
+    """The messages of one time window after filtering and thinning."""
+
+    rows: pd.DataFrame  # the arrows to draw
+    total: int  # messages in the window before thinning
+    start: float
+    end: float
+    step: int = 1  # every `step`-th delivered message is drawn when thinned
+    failures_kept: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def thinned(self) -> bool:
+        """True when fewer arrows are drawn than there are messages in the window."""
+        return len(self.rows) < self.total
+
+    def note(self) -> str:
+        """The sentence that says the diagram was thinned ('' when it was not)."""
+        if not self.thinned:
+            return ""
+        delivered = (
+            "every delivered one"
+            if self.step == 1
+            else (f"every {_ordinal(self.step)} delivered one")
+        )
+        return (
+            f"Showing {len(self.rows):,} of {self.total:,} messages in this window: "
+            f"{self.failures_kept:,} that were not delivered and {delivered}. "
+            "Narrow the window or filter to see them all."
+        )
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def end_times(messages: pd.DataFrame, duration: float) -> pd.Series:
+    """When each message stopped: delivered_at, else ended_at, else the run's end."""
+    ended = messages["delivered_at"]
+    if "ended_at" in messages.columns:
+        ended = ended.fillna(messages["ended_at"])
+    return ended.fillna(duration)
+
+
+def filter_messages(messages: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """The messages matching every filter that is set."""
+    mask = pd.Series(True, index=messages.index)
+    if filters.correlation_id:
+        mask &= messages["correlation_id"] == filters.correlation_id
+    if filters.agents:
+        wanted = list(filters.agents)
+        mask &= messages["src"].isin(wanted) | messages["dst"].isin(wanted)
+    if filters.protocols:
+        mask &= messages["protocol"].isin(list(filters.protocols))
+    if filters.kinds:
+        mask &= messages["kind"].isin(list(filters.kinds))
+    if filters.types:
+        mask &= messages["type"].isin(list(filters.types))
+    return messages[mask] if not bool(mask.all()) else messages
+
+
+def window(
+    messages: pd.DataFrame,
+    start: float,
+    end: float,
+    duration: float,
+    limit: int = MAX_ARROWS,
+) -> Window:
+    """The messages on the wire at some point in [start, end], at most `limit` of them.
+
+    Past the limit every undelivered message is kept (they are what a reader looks for)
+    up to half the limit, and the delivered ones are sampled evenly: every k-th in
+    sequence order, so the sample is the same on every rerun.
+    """
+    stop = end_times(messages, duration)
+    inside = messages[(messages["sent_at"] <= end) & (stop >= start)]
+    total = len(inside)
+    if total <= limit:
+        return Window(inside, total, start, end)
+    failed = inside[inside["outcome"] != "delivered"]
+    if len(failed) > limit // 2:
+        failed = failed.iloc[:: -(-len(failed) // (limit // 2))]
+    delivered = inside[inside["outcome"] == "delivered"]
+    room = max(limit - len(failed), 1)
+    step = max(-(-len(delivered) // room), 1)
+    rows = pd.concat([delivered.iloc[::step], failed]).sort_values("seq", kind="stable")
+    return Window(rows, total, start, end, step=step, failures_kept=len(failed))
+
+
+def event_times(messages: pd.DataFrame, duration: float) -> np.ndarray:
+    """Every send and every end (delivery or death) of the run, sorted: the total order
+    of events that logical time counts in."""
+    times = np.concatenate(
+        [messages["sent_at"].to_numpy(dtype=float), end_times(messages, duration).to_numpy()]
+    )
+    times = times[np.isfinite(times)]
+    times.sort(kind="stable")
+    return times
+
+
+def to_logical(times: Sequence[float] | np.ndarray, events: np.ndarray) -> np.ndarray:
+    """Seconds as event order: how many events of the run happened strictly before."""
+    return np.searchsorted(events, np.asarray(times, dtype=float), side="left").astype(float)
+
+
+def _hover(rows: pd.DataFrame, stop: np.ndarray) -> list[str]:
+    reason = rows["reason"] if "reason" in rows.columns else None
+    texts = []
+    for i, row in enumerate(rows.itertuples(index=False)):
+        why = f" ({reason.iloc[i]})" if reason is not None and reason.iloc[i] else ""
+        dup = " · duplicate" if getattr(row, "duplicate", False) else ""
+        texts.append(
+            f"<b>{row.type}</b> {row.kind} {row.protocol}{dup}<br>{row.src} → {row.dst} "
+            f"{row.sent_at:.4f}–{stop[i]:.4f} s {row.outcome}{why}<br>"
+            f"#{row.seq} {row.correlation_id} attempt {row.attempt}"
+        )
+    return texts
+
+
+def spacetime(
+    rows: pd.DataFrame,
+    lanes: Sequence[str],
+    duration: float,
+    faults: pd.DataFrame | None = None,
+    *,
+    x_range: tuple[float, float] | None = None,
+    events: np.ndarray | None = None,
+    selected: int | None = None,
+    height: int | None = None,
+) -> go.Figure:
+    """The space-time diagram of `rows` (a slice of `messages`), one lifeline per lane.
+
+    One trace per category keeps the figure light: delivered messages by protocol (TCP
+    and TLS handshakes, `kind == control`, in a separate, fainter trace), undelivered
+    ones by outcome, each a run of segments separated by `None`. Every point carries the
+    message's `seq` as customdata, so a selection names the message. `events` (from
+    `event_times`) switches the x axis to logical time. `selected` (a `seq`) is drawn
+    thick on top. Fault windows are shaded over `x_range` (seconds).
+    """
+    lane_index = {name: i for i, name in enumerate(lanes)}
+    extra = sorted(set(rows["src"]).union(rows["dst"]) - set(lane_index)) if len(rows) else []
+    for name in extra:  # an agent missing from the agents table still gets a lane
+        lane_index[name] = len(lane_index)
+    names = list(lane_index)
+
+    def x_of(times: np.ndarray) -> np.ndarray:
+        return to_logical(times, events) if events is not None else np.asarray(times, float)
+
+    stop = end_times(rows, duration).to_numpy(dtype=float)
+    x0 = x_of(rows["sent_at"].to_numpy(dtype=float))
+    x1 = x_of(stop)
+    y0 = rows["src"].map(lane_index).to_numpy(dtype=float)
+    y_dst = rows["dst"].map(lane_index).to_numpy(dtype=float)
+    outcome = rows["outcome"].to_numpy(dtype=object)
+    along = np.array(
+        [1.0 if o == "delivered" else DIED_AT.get(o, DIED_HALFWAY) for o in outcome]
+    ).reshape(-1)
+    y1 = y0 + (y_dst - y0) * along
+    seq = rows["seq"].to_numpy()
+    hover = np.array(_hover(rows, stop), dtype=object)
+
+    points = 3 * len(rows)
+    trace_type = scatter_class(points)
+    webgl = trace_type is not go.Scatter
+    fig = go.Figure()
+
+    span = x_range or (0.0, duration)
+    lo, hi = (x_of(np.array(span, dtype=float))) if len(span) else (0.0, duration)
+    fig.add_trace(
+        go.Scatter(
+            x=[v for _ in names for v in (lo, hi, None)],
+            y=[v for i in range(len(names)) for v in (i, i, None)],
+            mode="lines",
+            line={"color": "#bbbbbb", "width": 1},
+            hoverinfo="skip",
+            showlegend=False,
+            name="lifelines",
+        )
+    )
+
+    def add(mask: np.ndarray, name: str, color: str, *, width: float, symbol: str, dash: str):
+        idx = np.flatnonzero(mask)
+        if not len(idx):
+            return
+        n = len(idx)
+        xs = np.empty(3 * n, dtype=object)
+        ys = np.empty(3 * n, dtype=object)
+        xs[0::3], xs[1::3], xs[2::3] = x0[idx], x1[idx], None
+        ys[0::3], ys[1::3], ys[2::3] = y0[idx], y1[idx], None
+        # Hover text on the arrival point only: half the bytes, and one label per arrow.
+        text = np.full(3 * n, None, dtype=object)
+        text[1::3] = hover[idx]
+        hoverinfo = np.full(3 * n, "skip", dtype=object)
+        hoverinfo[1::3] = "text"
+        custom = np.empty(3 * n, dtype=object)
+        custom[0::3], custom[1::3], custom[2::3] = seq[idx], seq[idx], None
+        sizes = np.zeros(3 * n)
+        sizes[1::3] = 9 if symbol != "arrow" else 8
+        marker: dict = {"size": sizes.tolist(), "color": color}
+        if webgl:
+            marker["symbol"] = "circle" if symbol == "arrow" else symbol
+            marker["size"] = (sizes / 2).tolist() if symbol == "arrow" else sizes.tolist()
+        else:
+            marker["symbol"] = symbol
+            if symbol == "arrow":
+                marker["angleref"] = "previous"  # arrowheads point along each segment
+        fig.add_trace(
+            trace_type(
+                x=xs.tolist(),
+                y=ys.tolist(),
+                mode="lines+markers",
+                line={"color": color, "width": width, "dash": dash},
+                marker=marker,
+                text=text.tolist(),
+                hoverinfo=hoverinfo.tolist(),
+                customdata=custom.tolist(),
+                name=name,
+                legendgroup=name,
+            )
+        )
+
+    delivered = outcome == "delivered"
+    control = rows["kind"].to_numpy(dtype=object) == "control"
+    protocols = rows["protocol"].to_numpy(dtype=object)
+    for i, protocol in enumerate(sorted(set(protocols[delivered]))):
+        color = color_for(protocol, PROTOCOL_COLORS, i)
+        base = delivered & (protocols == protocol)
+        add(base & ~control, protocol, color, width=1.2, symbol="arrow", dash="solid")
+        add(base & control, f"{protocol} handshakes", color, width=0.8, symbol="arrow", dash="dot")
+    for i, name in enumerate(sorted(set(outcome[~delivered]))):
+        color = color_for(name, OUTCOME_COLORS, i)
+        symbol = OUTCOME_SYMBOLS.get(name, "x")
+        add(outcome == name, name, color, width=1.2, symbol=symbol, dash="dash")
+    if selected is not None:
+        chosen = seq == selected
+        if chosen.any():
+            add(chosen, "selected", "#000000", width=3.5, symbol="arrow", dash="solid")
+
+    add_fault_bands(fig, faults, duration, to_x=(lambda t: float(x_of(np.array([t]))[0])))
+    base_layout(fig, height=height or max(340, 130 + 75 * len(names)))
+    fig.update_yaxes(
+        tickvals=list(range(len(names))),
+        ticktext=names,
+        range=[len(names) - 0.5, -0.5],
+        showgrid=False,
+        zeroline=False,
+        fixedrange=True,
+    )
+    fig.update_xaxes(title=time_axis_title(events is not None), range=[lo, hi])
+    fig.update_layout(hovermode="closest", dragmode="pan", clickmode="event+select")
+    return fig
+
+
+def with_cursor(
+    fig: go.Figure, cursor: float, events: np.ndarray | None = None, copy: bool = True
+) -> go.Figure:
+    """`fig` with a time cursor: a line at `cursor` (seconds) and a translucent curtain
+    over what has not happened yet, up to the right edge of the x axis.
+
+    Returns a copy unless `copy` is False, so a cached base figure is never changed.
+    """
+    out = go.Figure(fig) if copy else fig
+    x = float(to_logical([cursor], events)[0]) if events is not None else float(cursor)
+    right = out.layout.xaxis.range[1] if out.layout.xaxis.range else x
+    out.add_shape(
+        type="rect",
+        name=CURTAIN,
+        xref="x",
+        yref="y domain",
+        x0=x,
+        x1=max(float(right), x),
+        y0=0,
+        y1=1,
+        fillcolor="white",
+        opacity=0.7,
+        line_width=0,
+        layer="above",
+    )
+    out.add_shape(
+        type="line",
+        name=CURSOR,
+        xref="x",
+        yref="y domain",
+        x0=x,
+        x1=x,
+        y0=0,
+        y1=1,
+        line={"color": "#111111", "width": 2},
+        layer="above",
+    )
+    return out
+
+
+def cursor_of(fig: go.Figure | dict) -> float | None:
+    """The x of the cursor line drawn by `with_cursor`, or None."""
+    shapes = fig["layout"].get("shapes", []) if isinstance(fig, dict) else fig.layout.shapes
+    for shape in shapes:
+        name = shape.get("name") if isinstance(shape, dict) else shape.name
+        if name == CURSOR:
+            return float(shape["x0"] if isinstance(shape, dict) else shape.x0)
+    return None
+
+
+def message_detail(messages: pd.DataFrame, spans: pd.DataFrame, seq: int) -> pd.DataFrame:
+    """One message's envelope fields as a two-column table `field, value`, followed by
+    the span it belongs to (name, agent, outcome, error)."""
+    row = messages[messages["seq"] == seq]
+    if row.empty:
+        return pd.DataFrame(columns=["field", "value"])
+    record = row.iloc[0].to_dict()
+    items = [(k, _show(v)) for k, v in record.items()]
+    span_id = str(record.get("span_id", ""))
+    if span_id and not spans.empty:
+        span = spans[spans["span_id"] == span_id]
+        if not span.empty:
+            s = span.iloc[0]
+            items.append(
+                (
+                    "span",
+                    f"{s['name']} {s['kind']} {s['agent']} → {s['peer']}: {s['outcome']}"
+                    + (f" ({s['error']})" if s.get("error") else ""),
+                )
+            )
+    return pd.DataFrame(items, columns=["field", "value"])
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.6f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def message_label(row: pd.Series | object) -> str:
+    """A message as one line: `seq · type kind src → dst @ sent s (outcome)`."""
+    get = row.__getitem__ if isinstance(row, pd.Series) else row.__getattribute__
+    return (
+        f"#{get('seq')} · {get('type')} {get('kind')} {get('src')} → {get('dst')} "
+        f"@ {get('sent_at'):.3f} s ({get('outcome')})"
+    )

@@ -1,0 +1,363 @@
+"""The agent graph: who calls whom, over which protocol, in which breaker state at a
+moment of the run, with the links a partition cuts and the agents that are down.
+
+The layout is networkx's: layered left to right (clients first) when the call graph has
+no cycle, else a spring layout with a fixed seed, so the picture never moves between
+reruns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ui.figures.breakers import state_at
+from ui.figures.common import (
+    BREAKER_COLORS,
+    PROTOCOL_COLORS,
+    base_layout,
+    color_for,
+    fault_windows,
+)
+
+LAYOUT_SEED = 7
+NODE_SIZE = 34  # pixels
+ROLE_COLORS = {"client": "#4c78a8", "service": "#72b7b2", "broker": "#f2cf5b"}
+# Message kinds that go from the initiator of an exchange to its target; responses,
+# acks and pongs go back and would draw every edge twice.
+FORWARD_KINDS = ("request", "publish", "deliver", "event", "ping")
+
+
+@dataclass
+class Moment:
+    """What is broken at one time: down agents and cut links."""
+
+    down: dict[str, str] = field(default_factory=dict)  # agent -> "crashed" / "paused"
+    cut: list[tuple[set[str], set[str], str]] = field(default_factory=list)
+
+    def is_cut(self, a: str, b: str) -> bool:
+        """True when a partition stops messages from `a` to `b` at this moment."""
+        for left, right, direction in self.cut:
+            if (a in left and b in right) or (direction == "both" and b in left and a in right):
+                return True
+        return False
+
+
+def graph(
+    agents: pd.DataFrame,
+    messages: pd.DataFrame,
+    spans: pd.DataFrame | None = None,
+    channels: Iterable[tuple[str, str, str]] = (),
+) -> nx.DiGraph:
+    """The call graph: a node per agent (`role`), an edge per (initiator, target) with
+    its `protocol` and `messages` (copies of messages in both directions).
+
+    Edges come from client/producer spans, forward messages and declared `channels`
+    (caller, callee, protocol), so a channel that carried nothing still shows.
+    """
+    g = nx.DiGraph()
+    for row in agents.itertuples(index=False):
+        g.add_node(str(row.agent), role=str(getattr(row, "role", "service")))
+    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def edge(a: str, b: str, protocol: str) -> dict[str, Any]:
+        return pairs.setdefault((a, b), {"protocol": protocol, "messages": 0})
+
+    for a, b, protocol in channels:
+        edge(str(a), str(b), str(protocol))
+    if spans is not None and not spans.empty:
+        calls = spans[spans["kind"].isin(["client", "producer"]) & (spans["peer"] != "")]
+        for (a, b), protocol in (
+            calls.groupby(["agent", "peer"], sort=True)["protocol"].agg(_mode).items()
+        ):
+            edge(str(a), str(b), str(protocol))["protocol"] = str(protocol)
+    if not messages.empty:
+        forward = messages[messages["kind"].isin(FORWARD_KINDS)]
+        for (a, b), protocol in (
+            forward.groupby(["src", "dst"], sort=True)["protocol"].agg(_mode).items()
+        ):
+            if (b, a) not in pairs:
+                edge(str(a), str(b), str(protocol))
+        counts = messages.groupby(["src", "dst"], sort=True).size()
+        for (a, b), n in counts.items():
+            key = (str(a), str(b)) if (str(a), str(b)) in pairs else (str(b), str(a))
+            if key in pairs:
+                pairs[key]["messages"] += int(n)
+    for (a, b), data in pairs.items():
+        for node in (a, b):
+            if node not in g:
+                g.add_node(node, role="service")
+        g.add_edge(a, b, **data)
+    return g
+
+
+def _mode(values: pd.Series) -> str:
+    return str(values.value_counts().idxmax()) if len(values) else ""
+
+
+def layout(g: nx.DiGraph) -> dict[str, tuple[float, float]]:
+    """Node positions in columns by call depth: clients first, then every agent at its
+    shortest call distance from a client, in the agents table's order within a column.
+
+    Agents no client reaches go in a last column. A graph with no client and no agent
+    that nobody calls (a pure cycle) gets a spring layout with a fixed seed.
+    """
+    if g.number_of_nodes() == 0:
+        return {}
+    sources = [n for n in g.nodes if g.nodes[n].get("role") == "client"]
+    sources = sources or [n for n in g.nodes if g.in_degree(n) == 0]
+    if not sources:
+        pos = nx.spring_layout(g, seed=LAYOUT_SEED)
+        return {str(k): (float(v[0]), float(v[1])) for k, v in pos.items()}
+    depth = nx.multi_source_dijkstra_path_length(g, sources)
+    last = max(depth.values(), default=0) + 1
+    layered = nx.DiGraph()
+    for node in g.nodes:  # insertion order: the agents table's
+        layered.add_node(node, layer=int(depth.get(node, last)))
+    pos = nx.multipartite_layout(layered, subset_key="layer", align="vertical")
+    # multipartite_layout stacks a column bottom-up; flip it so the table's order reads
+    # top-down.
+    return {str(k): (float(v[0]), -float(v[1])) for k, v in pos.items()}
+
+
+def curve(
+    a: tuple[float, float], b: tuple[float, float], bend: float = 0.18, points: int = 17
+) -> tuple[np.ndarray, np.ndarray]:
+    """A quadratic arc from `a` to `b`, bulging to the left of the direction of travel
+    by `bend` times its length: A -> B and B -> A arc apart instead of overlapping, and
+    an edge between two agents of one column clears the agents between them."""
+    (x0, y0), (x1, y1) = a, b
+    dx, dy = x1 - x0, y1 - y0
+    cx, cy = (x0 + x1) / 2 - dy * bend, (y0 + y1) / 2 + dx * bend
+    t = np.linspace(0.0, 1.0, points)
+    xs = (1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t**2 * x1
+    ys = (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t**2 * y1
+    return xs, ys
+
+
+def moment(
+    faults: pd.DataFrame | None, scenario_faults: list[Any], time: float, end: float
+) -> Moment:
+    """Crashed/paused agents and partitioned groups at `time`.
+
+    `scenario_faults` (the scenario's fault models, in the faults table's order) give a
+    partition's groups; without them a partition cuts its targets from everyone else.
+    """
+    out = Moment()
+    for i, window in enumerate(fault_windows(faults, end)):
+        if not window["start"] <= time < max(window["end"], window["start"] + 1e-9):
+            continue
+        targets = [t for t in window["targets"].split(",") if t]
+        spec = scenario_faults[i] if i < len(scenario_faults) else None
+        if window["kind"] in ("crash", "pause"):
+            for agent in targets:
+                out.down[agent] = "crashed" if window["kind"] == "crash" else "paused"
+        elif window["kind"] == "partition":
+            groups = [set(g) for g in (getattr(spec, "groups", None) or [])]
+            direction = str(getattr(spec, "direction", "both"))
+            if len(groups) >= 2:
+                for j in range(1, len(groups)):
+                    out.cut.append((groups[0], groups[j], direction))
+            else:
+                spec_targets = set(getattr(spec, "targets", None) or targets)
+                out.cut.append((spec_targets, {"*"}, "both"))
+    return out
+
+
+def topology(
+    g: nx.DiGraph,
+    breakers: pd.DataFrame | None = None,
+    at: Moment | None = None,
+    *,
+    time: float | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """The call graph drawn at `time`: edges coloured by protocol (one trace each) with
+    an arrowhead at the callee, a marker mid-edge coloured by its breaker's state at
+    `time`, cut links dashed red, and down agents crossed out."""
+    pos = layout(g)
+    fig = go.Figure()
+    at = at or Moment()
+    states = state_at(breakers, time) if breakers is not None and time is not None else {}
+    by_protocol: dict[str, list[tuple[str, str]]] = {}
+    for a, b, data in g.edges(data=True):
+        by_protocol.setdefault(str(data.get("protocol", "")), []).append((a, b))
+    biggest = max((d.get("messages", 0) for _, _, d in g.edges(data=True)), default=1) or 1
+    arcs = {(a, b): curve(pos[a], pos[b]) for a, b in g.edges}
+    for k, (protocol, edges) in enumerate(sorted(by_protocol.items())):
+        color = color_for(protocol, PROTOCOL_COLORS, k)
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for edge in edges:  # one trace per protocol, arcs separated by None
+            xs += [*arcs[edge][0].tolist(), None]
+            ys += [*arcs[edge][1].tolist(), None]
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"color": color, "width": 2.5},
+                name=protocol or "unknown",
+                hoverinfo="skip",
+            )
+        )
+        for a, b in edges:
+            ax_, ay_ = arcs[a, b][0][-3], arcs[a, b][1][-3]
+            width = 1 + 3 * math.log1p(g.edges[a, b].get("messages", 0)) / math.log1p(biggest)
+            # The head stops short of the callee's marker, whose radius (standoff, in
+            # pixels) would otherwise hide it; it points along the arc's last stretch.
+            fig.add_annotation(
+                x=pos[b][0],
+                y=pos[b][1],
+                ax=float(ax_),
+                ay=float(ay_),
+                xref="x",
+                yref="y",
+                axref="x",
+                ayref="y",
+                showarrow=True,
+                text="",
+                arrowhead=2,
+                arrowsize=1.0,
+                arrowwidth=width,
+                arrowcolor=color,
+                standoff=NODE_SIZE / 2 + 2,
+            )
+    mid_x: list[float] = []
+    mid_y: list[float] = []
+    mid_color: list[str] = []
+    mid_text: list[str] = []
+    mid_symbol: list[str] = []
+    mid_size: list[int] = []
+    mid_line: list[str] = []
+    cut_x: list[float | None] = []
+    cut_y: list[float | None] = []
+    for a, b, data in g.edges(data=True):
+        arc_x, arc_y = arcs[a, b]
+        state = states.get((a, b), "")
+        cut = at.is_cut(a, b) or at.is_cut(b, a) or _cut_from_all(at, a, b)
+        if cut:
+            cut_x += [*arc_x.tolist(), None]
+            cut_y += [*arc_y.tolist(), None]
+        mid_x.append(float(arc_x[len(arc_x) // 2]))
+        mid_y.append(float(arc_y[len(arc_y) // 2]))
+        # Only a breaker or a cut gets a visible marker; the others keep an invisible one
+        # so hovering any edge still tells its traffic.
+        mid_color.append(BREAKER_COLORS.get(state, "rgba(0,0,0,0)"))
+        mid_symbol.append("x" if cut else "circle")
+        mid_size.append(16 if (state or cut) else 14)
+        mid_line.append("#333" if (state or cut) else "rgba(0,0,0,0)")
+        mid_text.append(
+            f"<b>{a} → {b}</b> ({data.get('protocol', '')})<br>"
+            f"{data.get('messages', 0):,} messages in the run"
+            + (f"<br>breaker {state}" if state else "<br>no breaker transitions")
+            + ("<br><b>partitioned</b>" if cut else "")
+        )
+    if cut_x:
+        fig.add_trace(
+            go.Scatter(
+                x=cut_x,
+                y=cut_y,
+                mode="lines",
+                name="partitioned",
+                line={"color": "#d62728", "width": 4, "dash": "dash"},
+                hoverinfo="skip",
+            )
+        )
+    if mid_x:
+        fig.add_trace(
+            go.Scatter(
+                x=mid_x,
+                y=mid_y,
+                mode="markers",
+                name="breaker state",
+                marker={
+                    "size": mid_size,
+                    "color": mid_color,
+                    "symbol": mid_symbol,
+                    "line": {"width": 1.5, "color": mid_line},
+                },
+                hovertext=mid_text,
+                hoverinfo="text",
+                showlegend=False,
+            )
+        )
+    nodes = list(g.nodes)
+    roles = [str(g.nodes[n].get("role", "service")) for n in nodes]
+    fig.add_trace(
+        go.Scatter(
+            x=[pos[n][0] for n in nodes],
+            y=[pos[n][1] for n in nodes],
+            mode="markers+text",
+            text=nodes,
+            textposition="top center",
+            marker={
+                "size": NODE_SIZE,
+                "color": [
+                    "#dddddd" if n in at.down else ROLE_COLORS.get(r, "#72b7b2")
+                    for n, r in zip(nodes, roles, strict=True)
+                ],
+                "line": {"width": 2, "color": "#333"},
+            },
+            hovertext=[
+                f"<b>{n}</b> ({r})" + (f"<br><b>{at.down[n]}</b>" if n in at.down else "")
+                for n, r in zip(nodes, roles, strict=True)
+            ],
+            hoverinfo="text",
+            name="agents",
+            showlegend=False,
+        )
+    )
+    down = [n for n in nodes if n in at.down]
+    if down:
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[n][0] for n in down],
+                y=[pos[n][1] for n in down],
+                mode="markers",
+                marker={"symbol": "x-thin", "size": 30, "line": {"width": 4, "color": "#d62728"}},
+                name="down (crashed or paused)",
+                hovertext=[f"{n}: {at.down[n]}" for n in down],
+                hoverinfo="text",
+            )
+        )
+    for state in sorted(set(states.values())):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=f"breaker {state}",
+                marker={
+                    "size": 12,
+                    "color": BREAKER_COLORS.get(state, "#fff"),
+                    "line": {"width": 1.5, "color": "#333"},
+                },
+            )
+        )
+    xs_all = np.array([p[0] for p in pos.values()] or [0.0])
+    ys_all = np.array([p[1] for p in pos.values()] or [0.0])
+    pad_x = max(float(np.ptp(xs_all)) * 0.15, 0.3)
+    pad_y = max(float(np.ptp(ys_all)) * 0.2, 0.3)
+    widest = max((sum(1 for p in pos.values() if p[0] == x) for x, _ in pos.values()), default=1)
+    base_layout(fig, height=max(340, 140 + 75 * widest), title=title)
+    fig.update_xaxes(
+        visible=False, range=[xs_all.min() - pad_x, xs_all.max() + pad_x], fixedrange=True
+    )
+    fig.update_yaxes(
+        visible=False, range=[ys_all.min() - pad_y, ys_all.max() + pad_y], fixedrange=True
+    )
+    fig.update_layout(hovermode="closest")
+    return fig
+
+
+def _cut_from_all(at: Moment, a: str, b: str) -> bool:
+    # A partition given by targets only cuts them off from every other agent.
+    return any(right == {"*"} and (a in left) != (b in left) for left, right, _ in at.cut)

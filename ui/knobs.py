@@ -1,0 +1,204 @@
+"""The Run page's knobs: the few scenario fields people change most, as widgets.
+
+Pure functions: `knobs()` lists what a scenario offers (channel timeouts and protocols,
+service workers, workload rates, fault windows), `apply()` writes the widgets' values
+back into the scenario's raw data as overrides, like `python -m sim run --set`. The
+editor's text stays the source; the knobs are overrides on top of it.
+"""
+
+from __future__ import annotations
+
+import copy
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sim.scenario import Channel, Scenario
+
+# Workload rate fields, per arrival kind, in the order they are shown.
+RATE_FIELDS = ("rate", "spike_rate", "start_rate", "end_rate")
+# Breaker thresholds offered as knobs: (field, unit shown, widget kind).
+BREAKER_FIELDS = (
+    ("failure_rate", " (0-1)", "share"),
+    ("slow_call", " (s)", "seconds"),
+    ("min_calls", "", "count"),
+    ("open_for", " (s)", "seconds"),
+)
+ENABLED = "enabled"  # pseudo field of a fault: False removes the fault from the run
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One widget: the dotted path it overrides, where it is shown and its start value."""
+
+    path: str
+    group: str  # "Timeouts", "Protocols", "Breakers", "Retries", "Workers", ...
+    label: str
+    value: Any
+    kind: str  # "seconds", "optional_seconds", "count", "rate", "share", "enabled", "choice"
+    options: tuple[str, ...] = ()
+    help: str = ""
+
+
+def protocol_choices() -> tuple[str, ...]:
+    """The protocols a channel may name (from the scenario model's `protocol` field)."""
+    annotation = Channel.model_fields["protocol"].annotation
+    return tuple(str(a) for a in typing.get_args(annotation)) or ("http",)
+
+
+def knobs(scenario: Scenario) -> list[Knob]:
+    """The knobs a scenario offers, starting from its own values."""
+    out: list[Knob] = []
+    protocols = protocol_choices()
+    for i, ch in enumerate(scenario.channels):
+        out.append(
+            Knob(
+                f"channels.{i}.timeout",
+                "Timeouts",
+                f"{ch.src} → {ch.dst} (s)",
+                ch.timeout,
+                "optional_seconds",
+                help="Seconds the caller waits for a response; empty: no timeout.",
+            )
+        )
+        if len(protocols) > 1:  # a choice only once the model offers more than one
+            out.append(
+                Knob(
+                    f"channels.{i}.protocol",
+                    "Protocols",
+                    f"{ch.src} → {ch.dst}",
+                    ch.protocol,
+                    "choice",
+                    options=protocols,
+                )
+            )
+        # Resilience settings exist only where the scenario sets them (a channel without
+        # a breaker has none to tune); read with getattr, as older scenario models lack
+        # the fields.
+        breaker = getattr(ch, "breaker", None)
+        if breaker is not None:
+            for name, unit, kind in BREAKER_FIELDS:
+                if hasattr(breaker, name):
+                    out.append(
+                        Knob(
+                            f"channels.{i}.breaker.{name}",
+                            "Breakers",
+                            f"{ch.src} → {ch.dst} {name.replace('_', ' ')}{unit}",
+                            getattr(breaker, name),
+                            kind,
+                        )
+                    )
+        retry = getattr(ch, "retry", None)
+        if retry is not None and hasattr(retry, "max_attempts"):
+            out.append(
+                Knob(
+                    f"channels.{i}.retry.max_attempts",
+                    "Retries",
+                    f"{ch.src} → {ch.dst} attempts",
+                    retry.max_attempts,
+                    "count",
+                    help="Attempts at most, the first included.",
+                )
+            )
+    for i, agent in enumerate(scenario.agents):
+        if agent.role == "service":
+            out.append(
+                Knob(
+                    f"agents.{i}.workers",
+                    "Workers",
+                    agent.id,
+                    agent.workers,
+                    "count",
+                    help="Requests the service works on at once.",
+                )
+            )
+    for i, load in enumerate(scenario.workload):
+        arrivals = load.arrivals
+        for name in RATE_FIELDS:
+            if hasattr(arrivals, name):
+                suffix = "" if name == "rate" else f" {name.replace('_', ' ')}"
+                out.append(
+                    Knob(
+                        f"workload.{i}.arrivals.{name}",
+                        "Offered load",
+                        f"{load.src} → {load.dst}{suffix} (/s)",
+                        float(getattr(arrivals, name)),
+                        "rate",
+                        help=f"Requests per second ({arrivals.kind} arrivals).",
+                    )
+                )
+    for i, fault in enumerate(scenario.faults):
+        name = f"{i}: {fault.kind}"
+        out.append(Knob(f"faults.{i}.{ENABLED}", "Faults", name, True, "enabled"))
+        out.append(Knob(f"faults.{i}.start", "Faults", f"{name} start (s)", fault.start, "seconds"))
+        out.append(
+            Knob(
+                f"faults.{i}.end",
+                "Faults",
+                f"{name} end (s)",
+                fault.end,
+                "optional_seconds",
+                help="Empty: the fault lasts to the end of the run.",
+            )
+        )
+    return out
+
+
+def changed(knob_list: list[Knob], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The knobs whose value differs from the scenario's: {path: new value}."""
+    out = {}
+    for knob in knob_list:
+        if knob.path not in values:
+            continue
+        new = values[knob.path]
+        if new != knob.value and not (
+            _is_number(new) and _is_number(knob.value) and float(new) == float(knob.value)
+        ):
+            out[knob.path] = new
+    return out
+
+
+def apply(data: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the raw scenario `data` with `overrides` ({path: value}) set.
+
+    A fault whose `enabled` override is False is removed (after every other override,
+    so the indices in the paths still name the file's faults).
+    """
+    out = copy.deepcopy(data)
+    removed: list[int] = []
+    for path, value in overrides.items():
+        parts = path.split(".")
+        if parts[-1] == ENABLED:
+            if not value and parts[0] == "faults":
+                removed.append(int(parts[1]))
+            continue
+        node: Any = out
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        key = parts[-1]
+        if isinstance(node, list):
+            node[int(key)] = value
+        else:
+            node[key] = value
+    if removed and isinstance(out.get("faults"), list):
+        out["faults"] = [f for i, f in enumerate(out["faults"]) if i not in set(removed)]
+    return out
+
+
+def command_line(name: str, seed: int, overrides: Mapping[str, Any]) -> str:
+    """The CLI command that reproduces a built-in scenario with these overrides.
+
+    Removed faults have no `--set` form; they are left out (the page says so).
+    """
+    parts = [f".venv/bin/python -m sim run {name} --seed {seed}"]
+    for path, value in overrides.items():
+        if path.endswith("." + ENABLED):
+            continue
+        shown = "null" if value is None else value
+        parts.append(f"--set {path}={shown}")
+    return " ".join(parts)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,139 @@
+"""Breakers page: every circuit breaker's state over the whole run, with its rates,
+the reason for each transition, and its settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from ui import figures, state
+
+EDGES = "breakers_edges"
+# The settings shown beside a breaker: what decides when it opens and for how long,
+# and the channel's timeout (a slow call is often a timed-out one).
+BREAKER_SHOWN = (
+    "mode",
+    "window_type",
+    "window",
+    "failure_rate",
+    "slow_rate",
+    "slow_call",
+    "min_calls",
+    "open_for",
+    "half_open_calls",
+)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def chart(_run: Any, key: str, edges: tuple[str, ...]) -> Any:
+    """The bands-and-rates figure (shared: never mutated)."""
+    return figures.breakers_figure(
+        _run.breakers, _run.duration, _run.faults, edges=list(edges) or None
+    )
+
+
+def settings(run: Any, agent: str, target: str) -> pd.DataFrame:
+    """What the scenario sets on the (agent, target) channel that bears on its breaker,
+    flattened to `setting, value` rows (`breaker.failure_rate`, `timeout`...)."""
+    scenario = state.scenario_of(run)
+    rows: list[tuple[str, str]] = []
+    for channel in getattr(scenario, "channels", []) or []:
+        if channel.src == agent and channel.dst == target:
+            dumped = channel.model_dump(mode="json", by_alias=True)
+            breaker = dumped.get("breaker")
+            if isinstance(breaker, dict):
+                rows += [(k, _show(breaker[k])) for k in BREAKER_SHOWN if k in breaker]
+            else:
+                rows.append(("breaker", "none in the scenario"))
+            retry = dumped.get("retry")
+            if isinstance(retry, dict) and "max_attempts" in retry:
+                rows.append(("retry attempts", _show(retry["max_attempts"])))
+            rows.append(("timeout (s)", _show(dumped.get("timeout"))))
+            rows.append(("protocol", _show(dumped.get("protocol"))))
+    return pd.DataFrame(rows, columns=["setting", "value"])
+
+
+def _show(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def time_in_state(bands: pd.DataFrame) -> pd.DataFrame:
+    """Seconds each breaker spent in each state: one row per breaker, one column per
+    state."""
+    spent = bands.assign(seconds=bands["end"] - bands["start"])
+    table = spent.pivot_table(
+        index="edge", columns="state", values="seconds", aggfunc="sum", fill_value=0.0
+    )
+    order = [s for s in figures.BREAKER_COLORS if s in table.columns]
+    table = table[order + [c for c in table.columns if c not in order]]
+    table.columns.name = None
+    return table.rename_axis("breaker").reset_index()
+
+
+run = state.current_run()
+key = state.run_key(run)
+st.title("Breakers", anchor=False)
+st.caption(
+    f"{state.heading(run)}: one band per (caller → callee) breaker over the whole run, "
+    "coloured by state; hover a band for the reason it began."
+)
+
+if run.breakers.empty:
+    st.info(
+        "No circuit breaker changed state in this run: no channel has a breaker, or none "
+        "ever left CLOSED.",
+        icon=":material/info:",
+    )
+    st.stop()
+
+bands = figures.bands(run.breakers, run.duration)
+edges = list(dict.fromkeys(bands["edge"]))
+chosen = st.multiselect(
+    "Breakers",
+    edges,
+    key=EDGES,
+    persist_state="session",
+    placeholder="all",
+    help="Leave empty to show every breaker.",
+)
+left, right = st.columns([2.6, 1.2])
+with left:
+    st.plotly_chart(
+        chart(run, key, tuple(chosen)), key="breakers_chart", config={"displaylogo": False}
+    )
+with right:
+    st.markdown("**Settings**")
+    for edge in chosen or edges:
+        agent, target = (s.strip() for s in edge.split("→", 1))
+        found = settings(run, agent, target)
+        with st.expander(edge, expanded=len(chosen or edges) <= 3):
+            if found.empty:
+                st.caption("The scenario lists no channel for this pair.")
+            else:
+                # A static table: a narrow column has no room for a scrolling grid.
+                st.table(found.set_index("setting"))
+
+st.markdown("**Time in each state (s)**")
+spent = time_in_state(bands[bands["edge"].isin(chosen or edges)])
+st.dataframe(
+    spent,
+    hide_index=True,
+    column_config={
+        c: st.column_config.NumberColumn(format="%.1f") for c in spent.columns if c != "breaker"
+    },
+)
+st.markdown("**Transitions**")
+transitions = figures.transitions_table(run.breakers)
+if chosen:
+    transitions = transitions[transitions["breaker"].isin(chosen)]
+st.dataframe(
+    transitions,
+    hide_index=True,
+    column_config={
+        "time": st.column_config.NumberColumn("time (s)", format="%.3f"),
+        "failure_rate": st.column_config.NumberColumn("failure rate", format="percent"),
+        "slow_rate": st.column_config.NumberColumn("slow rate", format="percent"),
+    },
+)

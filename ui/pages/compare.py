@@ -1,0 +1,192 @@
+"""Compare page: the run on screen (A) beside another (B): a scenario run here, or a
+saved run directory. Same figures on aligned axes, and a table of the differences."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import sim
+from sim import loading
+from ui import figures, state
+from ui import summary as views
+
+log = logging.getLogger(__name__)
+
+OTHER = "compare_run"  # the second run
+OTHER_LABEL = "compare_label"
+OTHER_ERROR = "compare_error"
+OTHER_KEY = "compare_key"  # run_key of run B, computed once
+SOURCE = "compare_source"
+SCENARIO = "compare_scenario"
+SEED = "compare_seed"
+PATH = "compare_path"
+BUCKET = "compare_bucket"
+
+
+def run_other(name: str, seed: int) -> None:
+    """Run a built-in scenario as run B."""
+    try:
+        scenario = loading.load(name).model_copy(update={"seed": seed})
+        other = state.simulate(scenario, f"{name} (seed {seed})")
+    except loading.ScenarioError as exc:
+        st.session_state[OTHER_ERROR] = views.error_text(exc, name)
+    except Exception as exc:
+        log.exception("compare run of %s failed", name)
+        st.session_state[OTHER_ERROR] = views.error_text(exc, f"The run of {name}")
+    else:
+        st.session_state[OTHER] = other
+        st.session_state[OTHER_KEY] = state.digest(other)
+        st.session_state[OTHER_LABEL] = f"{name} · seed {seed}"
+        st.session_state.pop(OTHER_ERROR, None)
+
+
+def load_other(path: str) -> None:
+    """Load a saved run directory (run.json + Parquet files) as run B, once."""
+    folder = Path(path).expanduser()
+    try:
+        if not (folder / "run.json").is_file():
+            raise FileNotFoundError(f"{folder} holds no run.json: not a saved run directory")
+        other = sim.load(folder)
+    except Exception as exc:
+        st.session_state[OTHER_ERROR] = views.error_text(exc, f"Loading {folder}")
+    else:
+        st.session_state[OTHER] = other
+        st.session_state[OTHER_KEY] = state.digest(other)
+        st.session_state[OTHER_LABEL] = (
+            f"{other.name} · seed {other.manifest.get('seed')} ({folder.name})"
+        )
+        st.session_state.pop(OTHER_ERROR, None)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def summary_of(_run: Any, key: str) -> dict[str, Any]:
+    """A run's summary, computed once per run."""
+    return _run.summary()
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def requests_chart(
+    _run: Any, key: str, x_range: tuple[float, float], y_range: tuple[float, float], title: str
+) -> Any:
+    """One run's requests over time on the shared axes (shared: never mutated)."""
+    return figures.requests_figure(
+        _run.spans, _run.duration, _run.faults, x_range=x_range, y_range=y_range, title=title
+    )
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def both_chart(
+    _a: Any, key_a: str, _b: Any, key_b: str, labels: tuple[str, str], bucket: float
+) -> Any:
+    """Goodput and p99 of both runs on one time axis (shared: never mutated)."""
+    return figures.comparison_figure(
+        [
+            (labels[0], _a.spans, _a.duration, _a.faults),
+            (labels[1], _b.spans, _b.duration, _b.faults),
+        ],
+        bucket=bucket,
+    )
+
+
+def latency_range(*runs: Any) -> tuple[float, float]:
+    """A log10 latency range that holds every request of every run."""
+    values = np.concatenate(
+        [figures.requests(r.spans)["latency"].dropna().to_numpy(dtype=float) for r in runs]
+    )
+    values = values[values > 0]
+    if not len(values):
+        return (-3.0, 1.0)
+    return (float(np.log10(values.min())) - 0.1, float(np.log10(values.max())) + 0.1)
+
+
+run = state.current_run()
+key = state.run_key(run)
+st.title("Compare", anchor=False)
+label_a = state.heading(run)
+st.caption(f"A is the run on screen ({label_a}). Pick B: run a scenario here, or load a saved run.")
+
+names = loading.builtin_names()
+if SCENARIO not in st.session_state or st.session_state[SCENARIO] not in names:
+    # By default B is A's scenario with the next seed: how much of a difference is noise.
+    st.session_state[SCENARIO] = run.name if run.name in names else (names[0] if names else "")
+if SEED not in st.session_state:
+    st.session_state[SEED] = int(run.manifest.get("seed", 0)) + 1
+source = st.segmented_control(
+    "Run B", ("scenario", "saved run"), key=SOURCE, persist_state="session", default="scenario"
+)
+cols = st.columns([3, 1, 1], vertical_alignment="bottom")
+if source == "saved run":
+    path = cols[0].text_input(
+        "Run directory",
+        key=PATH,
+        persist_state="session",
+        placeholder="runs/my-run",
+        help="A directory written by `python -m sim run --out` or Run.save().",
+    )
+    if cols[2].button("Load B", icon=":material/folder_open:", width="stretch") and path:
+        load_other(path)
+else:
+    name = cols[0].selectbox("Scenario for B", names, key=SCENARIO, persist_state="session")
+    seed = cols[1].number_input(
+        "Seed for B", min_value=0, step=1, format="%d", key=SEED, persist_state="session"
+    )
+    if cols[2].button("Run B", type="primary", icon=":material/play_arrow:", width="stretch"):
+        run_other(name, int(seed))
+
+if OTHER_ERROR in st.session_state:
+    st.error(st.session_state[OTHER_ERROR], icon=":material/error:")
+other = st.session_state.get(OTHER)
+if other is None:
+    st.info("No run B yet.", icon=":material/info:")
+    st.stop()
+key_b = st.session_state.get(OTHER_KEY) or state.digest(other)
+st.session_state[OTHER_KEY] = key_b
+label_b = st.session_state.get(OTHER_LABEL, other.name)
+
+longest = float(max(run.duration, other.duration))
+y_range = latency_range(run, other)
+left, right = st.columns(2)
+with left:
+    st.plotly_chart(
+        requests_chart(run, key, (0.0, longest), y_range, f"A: {label_a}"),
+        key="compare_a",
+        config={"displaylogo": False},
+    )
+with right:
+    st.plotly_chart(
+        requests_chart(other, key_b, (0.0, longest), y_range, f"B: {label_b}"),
+        key="compare_b",
+        config={"displaylogo": False},
+    )
+bucket = st.select_slider(
+    "Bucket (s)",
+    (0.5, 1.0, 2.0, 5.0, 10.0),
+    value=1.0,
+    key=BUCKET,
+    persist_state="session",
+    help="Goodput and p99 are computed per bucket of request start times.",
+)
+st.plotly_chart(
+    both_chart(run, key, other, key_b, ("A", "B"), float(bucket)),
+    key="compare_both",
+    config={"displaylogo": False},
+)
+st.markdown("**Summary: A against B**")
+diff = figures.summary_diff(summary_of(run, key), summary_of(other, key_b))
+st.dataframe(
+    diff,
+    hide_index=True,
+    height=38 + 35 * len(diff),  # every row: the table is short, scrolling hides the end
+    column_config={
+        "a": st.column_config.NumberColumn("A", format="%.4g"),
+        "b": st.column_config.NumberColumn("B", format="%.4g"),
+        "change": st.column_config.NumberColumn("B − A", format="%.4g"),
+        "relative": st.column_config.NumberColumn("relative", format="percent"),
+        "better": st.column_config.TextColumn("better", help="Which run did better."),
+    },
+)

@@ -1,0 +1,397 @@
+"""Replay page: the space-time diagram of a run's messages, with a time cursor that plays.
+
+Scrub a window of time; the diagram draws at most a few thousand arrows of it and says
+when it thinned them. Play moves the cursor (a `run_every` fragment: only the diagram
+reruns); what has not happened yet sits behind a translucent curtain. Filters: trace
+(correlation ID, shared with Cascades), agents, protocols, kinds, message types.
+Selecting a message (click an arrow's head, or pick it below) shows its envelope.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import streamlit as st
+
+from ui import figures, state
+
+TICK_S = 1.0  # wall seconds between two frames while playing
+READABLE = 250  # messages in the first window shown: enough to see a pattern, few to read
+STEPS_PER_WINDOW = 20  # a window plays in this many ticks at 1x
+NICE = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+
+FOR = "replay_for"  # the run key the widgets below were set up for
+WINDOW = "replay_window"
+CURSOR = "replay_cursor"
+PLAYING = "replay_playing"
+SPEED = "replay_speed"
+TIME = "replay_time"
+LIMIT = "replay_limit"
+TRACE_PICK = "replay_trace"
+AGENTS = "replay_agents"
+PROTOCOLS = "replay_protocols"
+KINDS = "replay_kinds"
+TYPES = "replay_types"
+MESSAGE = "replay_message"
+SELECTION = "replay_selection_seen"  # the chart selection last applied
+CHART = "replay_chart"
+
+
+def default_width(messages: int, duration: float, limit: int) -> float:
+    """A window short enough to hold about `limit` messages (at the run's mean rate),
+    rounded down to a nice value."""
+    if messages <= limit or duration <= 0:
+        return duration
+    raw = duration * limit / messages
+    fitting = [n for n in NICE if n <= raw]
+    return float(fitting[-1]) if fitting else raw
+
+
+def slider_step(duration: float) -> float:
+    """The sliders' resolution: about a thousandth of the run, a round number."""
+    raw = max(duration / 1000.0, 0.001)
+    return float(10 ** math.floor(math.log10(raw)))
+
+
+def setup(run: Any, key: str) -> None:
+    """Initial widget values for a newly shown run (and only then)."""
+    if st.session_state.get(FOR) == key:
+        return
+    width = default_width(len(run.messages), run.duration, READABLE)
+    st.session_state[FOR] = key
+    st.session_state[WINDOW] = (0.0, float(width))
+    st.session_state[CURSOR] = float(width)
+    st.session_state[PLAYING] = False
+    st.session_state.pop(MESSAGE, None)
+    st.session_state.pop(SELECTION, None)
+
+
+def toggle_play() -> None:
+    """Play or pause; playing from the window's end starts the window again."""
+    playing = not st.session_state.get(PLAYING, False)
+    st.session_state[PLAYING] = playing
+    start, end = st.session_state[WINDOW]
+    if playing and st.session_state[CURSOR] >= end - 1e-9:
+        st.session_state[CURSOR] = float(start)
+
+
+def advance(duration: float) -> bool:
+    """Move the cursor one step; page the window on when it passes the window's end.
+
+    Returns False (and stops playing) at the end of the run.
+    """
+    start, end = st.session_state[WINDOW]
+    width = max(end - start, slider_step(duration))
+    speed = float(st.session_state.get(SPEED, 1.0))
+    cursor = st.session_state[CURSOR] + width / STEPS_PER_WINDOW * speed
+    if cursor > duration:
+        st.session_state[CURSOR] = float(duration)
+        st.session_state[PLAYING] = False
+        return False
+    if cursor > end:
+        start = end
+        st.session_state[WINDOW] = (float(start), float(min(start + width, duration)))
+    st.session_state[CURSOR] = float(cursor)
+    return True
+
+
+def on_window() -> None:
+    """Scrubbing the window brings the cursor along when it falls outside."""
+    start, end = st.session_state[WINDOW]
+    if not start <= st.session_state[CURSOR] <= end:
+        st.session_state[CURSOR] = float(end)
+
+
+def on_cursor(duration: float) -> None:
+    """A cursor moved outside the window takes the window with it."""
+    start, end = st.session_state[WINDOW]
+    cursor = st.session_state[CURSOR]
+    if not start <= cursor <= end:
+        width = end - start
+        new_start = max(0.0, min(cursor - width / 2, duration - width))
+        st.session_state[WINDOW] = (float(new_start), float(new_start + width))
+
+
+def on_trace() -> None:
+    """The trace filter is the dashboard's chosen trace (Cascades shows the same)."""
+    st.session_state[state.TRACE] = st.session_state.get(TRACE_PICK) or ""
+    st.session_state.pop(MESSAGE, None)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def view(
+    _run: Any, key: str, start: float, end: float, flt: figures.Filters, limit: int
+) -> figures.Window:
+    """The filtered, thinned messages of a window (shared: never mutated)."""
+    rows = figures.filter_messages(_run.messages, flt)
+    return figures.window(rows, start, end, _run.duration, limit)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def diagram(
+    _run: Any,
+    key: str,
+    start: float,
+    end: float,
+    flt: figures.Filters,
+    limit: int,
+    logical: bool,
+    selected: int | None,
+) -> Any:
+    """The space-time figure of a window, without cursor (shared: never mutated)."""
+    win = view(_run, key, start, end, flt, limit)
+    events = state.event_times(_run, key) if logical else None
+    return figures.spacetime(
+        win.rows,
+        _run.agents["agent"].tolist(),
+        _run.duration,
+        _run.faults,
+        x_range=(start, end),
+        events=events,
+        selected=selected,
+    )
+
+
+def trace_extent(run: Any, key: str, trace: str) -> tuple[float, float] | None:
+    """The time span of a trace's messages, padded by 5%, or None when it has none."""
+    index = state.trace_index(run, key)
+    row = index[index["correlation_id"] == trace]
+    rows = run.messages[run.messages["correlation_id"] == trace]
+    if rows.empty and row.empty:
+        return None
+    lo = float(rows["sent_at"].min()) if len(rows) else float(row["start"].iloc[0])
+    ends = figures.end_times(rows, run.duration) if len(rows) else row["end"]
+    hi = float(max(ends.max(), row["end"].max() if len(row) else lo))
+    pad = max((hi - lo) * 0.05, 0.01)
+    return max(0.0, lo - pad), min(run.duration, hi + pad)
+
+
+def stage(run: Any, key: str) -> None:
+    """The part that reruns on every tick: sliders, diagram, selection."""
+    duration = float(run.duration)
+    if st.session_state.get(PLAYING) and not advance(duration):
+        st.rerun()  # the end of the run: rerun the page so the timer stops
+    step = slider_step(duration)
+
+    controls = st.columns([1.4, 1, 1, 1, 1, 1])
+    trace = st.session_state.get(state.TRACE, "")
+    start, end = st.session_state[WINDOW]
+    fitted = trace_extent(run, key, trace) if trace else None
+    lo, hi = fitted if fitted else (start, end)
+
+    # The trace filter offers the traces of the window on screen (a run may hold tens of
+    # thousands), plus the one chosen now.
+    messages = run.messages
+    sent = messages["sent_at"]
+    in_view = messages.loc[(sent >= lo) & (sent <= hi), "correlation_id"].unique()[:300]
+    options = ["", *(str(v) for v in in_view if v)]
+    if trace and trace not in options:
+        options.insert(1, trace)
+    st.session_state[TRACE_PICK] = trace
+    controls[0].selectbox(
+        "Trace (correlation ID)",
+        options,
+        key=TRACE_PICK,
+        persist_state="session",
+        on_change=on_trace,
+        format_func=lambda v: v or "all traces",
+        help="Only this trace's messages, the window fitted to it. Cascades shows the same trace.",
+    )
+    agents = controls[1].multiselect(
+        "Agents",
+        run.agents["agent"].tolist(),
+        key=AGENTS,
+        persist_state="session",
+        placeholder="all",
+    )
+    protocols = controls[2].multiselect(
+        "Protocols",
+        state.column_values(run, key, "messages", "protocol"),
+        key=PROTOCOLS,
+        persist_state="session",
+        placeholder="all",
+    )
+    kinds = controls[3].multiselect(
+        "Kinds",
+        state.column_values(run, key, "messages", "kind"),
+        key=KINDS,
+        persist_state="session",
+        placeholder="all",
+    )
+    types = controls[4].multiselect(
+        "Message types",
+        state.column_values(run, key, "messages", "type"),
+        key=TYPES,
+        persist_state="session",
+        placeholder="all",
+    )
+    limit = controls[5].selectbox(
+        "Arrows at most",
+        (500, 1000, 2000, 4000),
+        index=2,
+        key=LIMIT,
+        persist_state="session",
+        help="Past this many messages in the window the diagram draws a regular sample.",
+    )
+    flt = figures.Filters(trace, tuple(agents), tuple(protocols), tuple(kinds), tuple(types))
+
+    left, right = st.columns(2)
+    left.slider(
+        "Window (s)",
+        0.0,
+        duration,
+        key=WINDOW,
+        persist_state="session",
+        step=step,
+        on_change=on_window,
+        disabled=bool(fitted),
+        help="The stretch of the run the diagram shows. Drag either end, or the band.",
+    )
+    right.slider(
+        "Cursor (s)",
+        0.0,
+        duration,
+        key=CURSOR,
+        persist_state="session",
+        step=step,
+        on_change=on_cursor,
+        args=(duration,),
+        help="Time on the diagram; what happens after it is behind the curtain.",
+    )
+    if fitted:
+        st.caption(f"Window fitted to trace {trace}: {lo:.3f}–{hi:.3f} s.")
+
+    logical = st.session_state.get(TIME, "physical") == "logical"
+    win = view(run, key, lo, hi, flt, int(limit))
+    shown_seqs = set(win.rows["seq"].tolist())
+    # A click on the diagram reruns the page with the chart's selection already in
+    # session state: apply it before drawing, so the clicked arrow is highlighted now.
+    picked = _picked(st.session_state.get(CHART))
+    if picked is not None and picked != st.session_state.get(SELECTION):
+        st.session_state[SELECTION] = picked
+        if picked in shown_seqs:
+            st.session_state[MESSAGE] = picked
+    selected = st.session_state.get(MESSAGE)
+    if selected is not None and selected not in shown_seqs:
+        selected = None
+    base = diagram(run, key, lo, hi, flt, int(limit), logical, selected)
+    events = state.event_times(run, key) if logical else None
+    cursor = min(max(float(st.session_state[CURSOR]), lo), hi)
+    fig = figures.with_cursor(base, cursor, events)
+    st.plotly_chart(
+        fig,
+        key=CHART,
+        on_select="rerun",
+        selection_mode="points",
+        config={"displaylogo": False, "scrollZoom": True},
+    )
+    if win.thinned:
+        st.info(win.note(), icon=":material/filter_alt:")
+    else:
+        st.caption(f"{win.total:,} messages in this window.")
+
+    # Topology opens at this time; written on every tick, as ticks rerun only this part.
+    st.session_state[state.CURSOR] = float(st.session_state[CURSOR])
+    detail(run, key, win, cursor)
+
+
+def _picked(event: Any) -> int | None:
+    """The `seq` of the first point of a chart selection, or None."""
+    try:
+        points = event["selection"]["points"] if event is not None else []
+    except (KeyError, TypeError):
+        return None
+    for point in points or []:
+        # Points are read-only attribute dictionaries (not dict subclasses): use `get`.
+        value = point.get("customdata") if hasattr(point, "get") else None
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value is not None:
+            return int(value)
+    return None
+
+
+def detail(run: Any, key: str, win: figures.Window, cursor: float) -> None:
+    """Pick one of the messages near the cursor and read its envelope."""
+    rows = win.rows
+    if rows.empty:
+        st.caption("No message in this window.")
+        return
+    near = rows.assign(gap=(rows["sent_at"] - cursor).abs()).nsmallest(300, "gap")
+    chosen = st.session_state.get(MESSAGE)
+    seqs = sorted(near["seq"].tolist())
+    if chosen is not None and chosen not in seqs and chosen in set(rows["seq"]):
+        seqs = sorted([*seqs, chosen])
+    if chosen not in seqs:
+        st.session_state.pop(MESSAGE, None)
+    labels = {
+        int(r.seq): figures.message_label(r) for r in rows[rows["seq"].isin(seqs)].itertuples()
+    }
+    left, right = st.columns([2, 3])
+    with left:
+        seq = st.selectbox(
+            "Message",
+            [None, *seqs],
+            key=MESSAGE,
+            persist_state="session",
+            format_func=lambda s: "pick a message near the cursor" if s is None else labels[s],
+            help="The 300 messages of the window sent closest to the cursor; or click an "
+            "arrow's head on the diagram.",
+        )
+        if seq is not None:
+            corr = str(rows.loc[rows["seq"] == seq, "correlation_id"].iloc[0])
+            if corr and st.button(f"Follow trace {corr}", icon=":material/filter_alt:"):
+                st.session_state[state.TRACE] = corr
+                st.rerun()
+            if corr and st.button(f"Open {corr} on Cascades", icon=":material/waterfall_chart:"):
+                st.session_state[state.TRACE] = corr
+                st.switch_page(state.PAGES["cascades"])
+    with right:
+        if seq is not None:
+            st.dataframe(
+                figures.message_detail(run.messages, run.spans, int(seq)),
+                hide_index=True,
+                width="stretch",
+                height=min(38 + 35 * 21, 600),
+            )
+
+
+run = state.current_run()
+key = state.run_key(run)
+setup(run, key)
+
+st.title("Replay", anchor=False)
+st.caption(
+    f"{state.heading(run)}: one lifeline per agent, one arrow per message copy from send to "
+    "delivery, coloured by protocol; messages that were not delivered end where they died."
+)
+playing = bool(st.session_state.get(PLAYING))
+top = st.columns([1, 1, 2, 4], vertical_alignment="bottom")
+top[0].button(
+    "Pause" if playing else "Play",
+    icon=":material/pause:" if playing else ":material/play_arrow:",
+    on_click=toggle_play,
+    type="primary",
+    width="stretch",
+    key="replay_play",
+)
+top[1].selectbox(
+    "Speed",
+    (0.5, 1.0, 2.0, 4.0),
+    index=1,
+    key=SPEED,
+    persist_state="session",
+    format_func=lambda s: f"{s:g}x",
+)
+top[2].segmented_control(
+    "Time",
+    ("physical", "logical"),
+    key=TIME,
+    persist_state="session",
+    default="physical",
+    help="Physical: simulated seconds. Logical: the order of send and receive events "
+    "(as Maelstrom draws it), which spreads out bursts.",
+)
+
+st.fragment(stage, run_every=TICK_S if playing else None)(run, key)

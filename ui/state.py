@@ -1,0 +1,194 @@
+"""What the pages share through `st.session_state`, and the caches they read through.
+
+Session keys: RUN (the Run on screen), RUN_SOURCE (how it was made), TRACE (the trace
+chosen on Replay or Cascades, shown on both), CURSOR (Replay's time cursor, Topology's
+starting time). Derived tables are cached with `st.cache_data` and figures with
+`st.cache_resource`, keyed by `run_key(run)`, so a run's tables are read once per session
+and a figure is built once per view, however many reruns ask for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from sim import loading
+from sim.run import TABLES
+from ui import summary as views
+
+log = logging.getLogger(__name__)
+
+RUN = "run"
+RUN_SOURCE = "run_source"
+RUN_KEY = "run_key"
+ERROR = "run_error"
+TRACE = "trace"
+CURSOR = "cursor"
+
+PAGES = {
+    "run": "ui/pages/run.py",
+    "replay": "ui/pages/replay.py",
+    "cascades": "ui/pages/cascades.py",
+    "breakers": "ui/pages/breakers.py",
+    "queues": "ui/pages/queues.py",
+    "topology": "ui/pages/topology.py",
+    "compare": "ui/pages/compare.py",
+}
+
+
+def default_scenario(names: list[str]) -> str:
+    """The scenario the app opens on: 'collaboration' once it exists, else 'basic'."""
+    default = "collaboration" if "collaboration" in names else "basic"
+    # A checkout without 'basic' (renamed, or a trimmed scenarios/ folder) still opens.
+    return default if default in names or not names else names[0]
+
+
+def run_key(run: Any) -> str:
+    """A digest naming a Run's content: its scenario, seed, versions and every table.
+
+    Two equal runs share cached figures; a run edited in a test (say, a synthetic
+    breakers table) does not. Computed once per Run object per session.
+    """
+    cached = st.session_state.get(RUN_KEY)
+    if cached and cached[0] == id(run) and st.session_state.get(RUN) is run:
+        return cached[1]
+    key = digest(run)
+    if st.session_state.get(RUN) is run:
+        st.session_state[RUN_KEY] = (id(run), key)
+    return key
+
+
+def digest(run: Any) -> str:
+    """The content digest behind `run_key` (no session state)."""
+    h = hashlib.sha256()
+    manifest = {k: v for k, v in run.manifest.items() if k not in ("wall_seconds", "summary")}
+    h.update(json.dumps(manifest, sort_keys=True, default=str).encode())
+    for name in TABLES:
+        table = run.tables[name]
+        h.update(f"{name}:{len(table)}:{','.join(map(str, table.columns))}".encode())
+        if len(table):
+            h.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def simulate(scenario: Any, label: str) -> Any:
+    """Run a validated Scenario with a progress bar fed by simulated time."""
+    from sim import world  # looked up at call time: tests replace world.simulate
+
+    bar = st.progress(0.0, text=f"Simulating {label}")
+    total = float(scenario.duration)
+
+    def report(fraction: float) -> None:
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        bar.progress(fraction, text=f"Simulated {fraction * total:,.0f} of {total:,.0f} s")
+
+    try:
+        return world.simulate(scenario, report)
+    finally:
+        bar.empty()
+
+
+def store(run: Any, source: dict[str, Any]) -> None:
+    """Put a finished Run on screen for every page; forget the previous error."""
+    st.session_state[RUN] = run
+    st.session_state[RUN_SOURCE] = source
+    st.session_state[RUN_KEY] = (id(run), digest(run))
+    st.session_state.pop(ERROR, None)
+
+
+def run_default() -> None:
+    """Run the default built-in scenario once, so no page ever opens empty."""
+    names = loading.builtin_names()
+    if not names:
+        st.session_state[ERROR] = "No built-in scenarios were found in the scenarios folder."
+        return
+    name = default_scenario(names)
+    try:
+        scenario = loading.load(name)
+        run = simulate(scenario, f"{name} (seed {scenario.seed})")
+    except loading.ScenarioError as exc:
+        st.session_state[ERROR] = views.error_text(exc, name)
+    except Exception as exc:
+        log.exception("run of %s failed", name)
+        st.session_state[ERROR] = views.error_text(exc, f"The run of {name}")
+    else:
+        store(run, {"scenario": name, "seed": int(scenario.seed), "label": f"{name}.yaml"})
+
+
+def current_run() -> Any:
+    """The Run on screen; runs the default scenario on a session's first visit. When
+    there is none (the default failed), says so and stops the page."""
+    if RUN not in st.session_state and ERROR not in st.session_state:
+        run_default()
+    run = st.session_state.get(RUN)
+    if run is None:
+        if ERROR in st.session_state:
+            st.error(st.session_state[ERROR], icon=":material/error:")
+        st.info("No run yet: run a scenario on the Run page.", icon=":material/info:")
+        st.page_link(PAGES["run"], label="Go to the Run page", icon=":material/play_arrow:")
+        st.stop()
+    return run
+
+
+def heading(run: Any) -> str:
+    """`scenario · seed N` for the Run on screen."""
+    source = st.session_state.get(RUN_SOURCE, {})
+    seed = source.get("seed", run.manifest.get("seed"))
+    return f"{source.get('scenario', run.name)} · seed {seed}"
+
+
+# --- caches --------------------------------------------------------------------------
+# `_run` is left out of the cache key (leading underscore); `key` (run_key) names it.
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def event_times(_run: Any, key: str) -> Any:
+    """The run's send/end times in total order (logical time), computed once per run."""
+    from ui import figures
+
+    return figures.event_times(_run.messages, _run.duration)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def trace_index(_run: Any, key: str) -> pd.DataFrame:
+    """One row per trace of the run (see `figures.trace_index`)."""
+    from ui import figures
+
+    return figures.trace_index(_run.spans)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def column_values(_run: Any, key: str, table: str, column: str) -> list[str]:
+    """The distinct values of a table's column, sorted (filter options)."""
+    frame = _run.tables[table]
+    if column not in frame.columns or frame.empty:
+        return []
+    return sorted(str(v) for v in frame[column].dropna().unique())
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def graph(_run: Any, key: str) -> Any:
+    """The run's call graph (see `figures.graph`); shared, never mutated."""
+    from ui import figures
+
+    channels = [(c.src, c.dst, c.protocol) for c in _scenario(_run).channels]
+    return figures.graph(_run.agents, _run.messages, _run.spans, channels)
+
+
+def _scenario(run: Any) -> Any:
+    try:
+        return run.scenario
+    except Exception:  # a run saved by another version may not validate any more
+        from sim.scenario import Scenario
+
+        return Scenario.model_construct(channels=[], faults=[])
+
+
+def scenario_of(run: Any) -> Any:
+    """The run's scenario model, or an empty one when its manifest no longer validates."""
+    return _scenario(run)
