@@ -128,7 +128,7 @@ class HttpServer:
             "cancelled",
             node.env.now,
             why,
-            wait=job.wait if job.started == job.started else None,
+            wait=None if math.isnan(job.started) else job.wait,
         )
         self.pool.withdraw(job)
         key = job.msg.idempotency_key
