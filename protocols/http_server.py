@@ -41,23 +41,7 @@ def send_response(
     node: Node, request: Message, status: int, span: int, retry_after: float = 0.0
 ) -> None:
     """Send the response to `request` from `node`."""
-    node.send(
-        Message(
-            msg_id=node.new_id(),
-            type=request.type,
-            src=node.id,
-            dst=request.src,
-            kind="response",
-            protocol=PROTOCOL,
-            version=node.version,
-            correlation_id=request.correlation_id,
-            causation_id=request.msg_id,
-            span=span,
-            attempt=request.attempt,
-            size_bytes=RESPONSE_BYTES,
-            body=HttpResponse(status, retry_after),
-        )
-    )
+    node.send(node.answer(request, HttpResponse(status, retry_after), RESPONSE_BYTES, span))
 
 
 def send_control(node: Node, to: Message, type_: str) -> None:

@@ -96,6 +96,33 @@ class Node:
         """Put a message on the wire."""
         return self.transport.send(msg)
 
+    def answer(
+        self,
+        request: Message,
+        body: Any,
+        size_bytes: int,
+        span: int,
+        kind: str = "response",
+        type_: str | None = None,
+    ) -> Message:
+        """The message answering `request` from this node: back to its sender, in its
+        protocol, with its correlation id and attempt, caused by it (not yet sent)."""
+        return Message(
+            msg_id=self.new_id(),
+            type=request.type if type_ is None else type_,
+            src=self.id,
+            dst=request.src,
+            kind=kind,
+            protocol=request.protocol,
+            version=self.version,
+            correlation_id=request.correlation_id,
+            causation_id=request.msg_id,
+            span=span,
+            attempt=request.attempt,
+            size_bytes=size_bytes,
+            body=body,
+        )
+
     def receive(self, msg: Message) -> None:
         """Entry point of every delivered message; held in a backlog during a pause."""
         if self._paused is not None:

@@ -302,20 +302,5 @@ class SseServer:
 
 def refuse(node: Node, msg: Message, status: int, error: str, size: int, span: int = -1) -> None:
     """Answer a GET with a status other than 200 (which fails the stream for good)."""
-    node.send(
-        Message(
-            msg_id=node.new_id(),
-            type=msg.type,
-            src=node.id,
-            dst=msg.src,
-            kind="response",
-            protocol=PROTOCOL,
-            version=node.version,
-            correlation_id=msg.correlation_id,
-            causation_id=msg.msg_id,
-            span=span,
-            attempt=msg.attempt,
-            size_bytes=size,
-            body=Frame(msg.body.stream, 0, OPEN, status=status, error=error),
-        )
-    )
+    frame = Frame(msg.body.stream, 0, OPEN, status=status, error=error)
+    node.send(node.answer(msg, frame, size, span))

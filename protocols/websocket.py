@@ -58,22 +58,7 @@ __all__ = [
 
 def respond(conn: WsConn, request: Message, status: int, span: int) -> None:
     """Answer `request` on `conn` with an HTTP-like status."""
-    node = conn.node
-    reply = Message(
-        msg_id=node.new_id(),
-        type=request.type,
-        src=node.id,
-        dst=request.src,
-        kind="response",
-        protocol=PROTOCOL,
-        version=node.version,
-        correlation_id=request.correlation_id,
-        causation_id=request.msg_id,
-        span=span,
-        attempt=request.attempt,
-        size_bytes=RESPONSE_BYTES,
-        body=status,
-    )
+    reply = conn.node.answer(request, status, RESPONSE_BYTES, span)
     conn.enqueue(reply, None)
 
 
