@@ -108,8 +108,11 @@ class Call:
             attempts=self.attempts,
             status=result[1],
         )
-        if self.on_done is not None:
-            self.on_done(result)
+        # Dropped once told: a callback that refers back to this call (most do) would
+        # otherwise keep both alive in a reference cycle.
+        on_done, self.on_done = self.on_done, None
+        if on_done is not None:
+            on_done(result)
         if self._event is not None:
             self._event.succeed(result)
 

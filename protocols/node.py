@@ -156,20 +156,7 @@ class Node:
         Work that a pause interrupted is finished after the pause: a pause of p seconds
         delays the work in progress by p, as a GC stall does.
         """
-        epoch = self.epoch
-
-        def step(owed: float) -> None:
-            before = self.paused_time()
-
-            def fire(_event: simpy.Event) -> None:
-                if epoch != self.epoch:
-                    return
-                more = self.paused_time() - before
-                self.when_running(lambda: step(more) if more > 0 else action())
-
-            self.env.timeout(owed).callbacks.append(fire)
-
-        step(max(seconds, 0.0))
+        _Work(self, action).start(max(seconds, 0.0))
 
     def when_running(self, action: Callable[[], None]) -> None:
         """Do `action` now, or when the pause ends."""
@@ -289,3 +276,35 @@ class Node:
         assert event is not None
         self._paused_total += self.env.now - self._paused_since
         event.succeed()
+
+
+class _Work:
+    """Work in progress on a node: it fires when done, and owes what a pause froze.
+
+    A small object with a bound method rather than a self-referring closure, so that
+    finished work leaves no reference cycle behind.
+    """
+
+    __slots__ = ("action", "before", "epoch", "node")
+
+    def __init__(self, node: Node, action: Callable[[], None]) -> None:
+        self.node = node
+        self.action = action
+        self.epoch = node.epoch
+        self.before = 0.0
+
+    def start(self, seconds: float) -> None:
+        """Spend `seconds` of processing from now."""
+        self.before = self.node.paused_time()
+        self.node.env.timeout(seconds).callbacks.append(self.fire)
+
+    def fire(self, _event: simpy.Event) -> None:
+        """The time is up: finish, or work on for the time a pause took meanwhile."""
+        node = self.node
+        if self.epoch != node.epoch:
+            return  # the node crashed since
+        more = node.paused_time() - self.before
+        if more > 0:
+            node.when_running(lambda: self.start(more))
+        else:
+            node.when_running(self.action)
