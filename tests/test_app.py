@@ -352,7 +352,7 @@ def test_an_upload_over_5_mb_is_refused(scenarios: Path) -> None:
 def test_a_saved_run_opens_and_downloads_are_offered(scenarios: Path, tmp_path: Path) -> None:
     saved = sim.run("faulty").save(tmp_path / "faulty-run")
     at = start()
-    assert len(at.get("download_button")) == 2
+    assert len(at.get("download_button")) == 3  # the run, the trace as CSV and as OTLP
 
     at.text_input(key="open_path").input(str(saved)).run()
     button(at, "Open run").click().run()

@@ -18,6 +18,7 @@ import streamlit as st
 
 import sim
 from sim import loading
+from sim.otlp_export import otlp_json
 from sim.scenario import Scenario
 from ui import export, knobs, state
 from ui import summary as views
@@ -229,7 +230,7 @@ def show_downloads(run: Any) -> None:
     """The run as a zip of its directory, and its trace as CSV files; built on click."""
     source = st.session_state.get(state.RUN_SOURCE, {})
     stem = f"{source.get('scenario', run.name)}-seed{source.get('seed', 0)}"
-    left, right, _ = st.columns([1, 1, 3])
+    left, right, otlp, _ = st.columns([1, 1, 1, 2])
     left.download_button(
         "Run (zip)",
         data=lambda: export.run_zip(run, stem),
@@ -247,6 +248,15 @@ def show_downloads(run: Any) -> None:
         icon=":material/table:",
         on_click="ignore",
         help="One CSV file per table: messages, spans, breakers, queues, faults, agents.",
+    )
+    otlp.download_button(
+        "Trace (OTLP)",
+        data=lambda: otlp_json(run).encode(),
+        file_name=f"{stem}.otlp.json",
+        mime="application/json",
+        icon=":material/account_tree:",
+        on_click="ignore",
+        help="OpenTelemetry OTLP/JSON: one resource per agent, for Jaeger or any OTLP tool.",
     )
 
 
