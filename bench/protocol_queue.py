@@ -22,11 +22,8 @@ from bench.kernel import bare_simpy
 from protocols.node import Node
 from protocols.queue import Broker, QueueEndpoint, QueueServer, QueueSettings
 from protocols.workers import Job
-from sim import scenario as sc
-from sim.faults import FaultState
-from sim.network import Network
+from sim.nodes import BENCH_NETWORK, NodeWorld
 from sim.recorder import Recorder
-from sim.streams import Streams
 from sim.world import sparse_gc
 
 RATE = 2.0  # calls per second per producer
@@ -36,22 +33,11 @@ WORKERS = 4
 
 def build(agents: int, seed: int = 1) -> tuple[simpy.Environment, Recorder, Broker]:
     """The world: a broker, half the rest producers, the others servers of `svc`."""
-    env = simpy.Environment()
-    recorder = Recorder()
-    streams = Streams(seed)
     producers = agents // 2
     servers = agents - producers - 1
     names = ["broker"] + [f"p{i}" for i in range(producers)] + [f"w{i}" for i in range(servers)]
-    spec = sc.Network.model_validate(
-        {"default": {"latency": {"dist": "normal", "mean": 0.005, "sd": 0.001}}}
-    )
-    nodes: dict[str, Node] = {}
-    network = Network(
-        env, spec, names, streams, recorder, FaultState(), is_up=lambda a: nodes[a].up
-    )
-    ids = iter(range(1, 1 << 62))
-    for name in names:
-        nodes[name] = Node(name, env, network, recorder, lambda: f"m{next(ids)}", streams.get)
+    world = NodeWorld(names, BENCH_NETWORK, seed)
+    env, recorder, streams, nodes = world.env, world.recorder, world.streams, world.nodes
     settings = QueueSettings(flavour="sqs", sample_interval=10.0)
     broker = Broker(nodes["broker"], settings)
     for i in range(servers):

@@ -21,11 +21,8 @@ from bench.kernel import bare_simpy
 from protocols.node import Node
 from protocols.sse import SseEndpoint, SseServer
 from protocols.workers import Job
-from sim import scenario as sc
-from sim.faults import FaultState
-from sim.network import Network
+from sim.nodes import BENCH_NETWORK, NodeWorld
 from sim.recorder import Recorder
-from sim.streams import Streams
 from sim.world import sparse_gc
 
 WORK_MEAN = 10.0
@@ -34,21 +31,10 @@ THINK_MEAN = 1.0
 
 def build(agents: int, seed: int = 1) -> tuple[simpy.Environment, Recorder, list[Any]]:
     """The world: `agents // 2` client/server pairs on a 5 ms (sd 1 ms) network."""
-    env = simpy.Environment()
-    recorder = Recorder()
-    streams = Streams(seed)
     pairs = agents // 2
     names = [f"c{i}" for i in range(pairs)] + [f"s{i}" for i in range(pairs)]
-    spec = sc.Network.model_validate(
-        {"default": {"latency": {"dist": "normal", "mean": 0.005, "sd": 0.001}}}
-    )
-    nodes: dict[str, Node] = {}
-    network = Network(
-        env, spec, names, streams, recorder, FaultState(), is_up=lambda a: nodes[a].up
-    )
-    ids = iter(range(1, 1 << 62))
-    for name in names:
-        nodes[name] = Node(name, env, network, recorder, lambda: f"m{next(ids)}", streams.get)
+    world = NodeWorld(names, BENCH_NETWORK, seed)
+    env, recorder, streams, nodes = world.env, world.recorder, world.streams, world.nodes
     clients = []
     for i in range(pairs):
         server_node = nodes[f"s{i}"]

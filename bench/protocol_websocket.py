@@ -19,13 +19,9 @@ from typing import Any
 import simpy
 
 from bench.kernel import bare_simpy
-from protocols.node import Node
 from protocols.websocket import Channel, WebSocketEndpoint
-from sim import scenario as sc
-from sim.faults import FaultState
-from sim.network import Network
+from sim.nodes import BENCH_NETWORK, NodeWorld
 from sim.recorder import Recorder
-from sim.streams import Streams
 from sim.world import sparse_gc
 
 RATE = 2.0  # messages per second, each way, per pair
@@ -33,21 +29,10 @@ RATE = 2.0  # messages per second, each way, per pair
 
 def build(agents: int, seed: int = 1) -> tuple[simpy.Environment, Recorder]:
     """The world: `agents // 2` client/server pairs on a 5 ms (sd 1 ms) network."""
-    env = simpy.Environment()
-    recorder = Recorder()
-    streams = Streams(seed)
     pairs = agents // 2
     names = [f"c{i}" for i in range(pairs)] + [f"s{i}" for i in range(pairs)]
-    spec = sc.Network.model_validate(
-        {"default": {"latency": {"dist": "normal", "mean": 0.005, "sd": 0.001}}}
-    )
-    nodes: dict[str, Node] = {}
-    network = Network(
-        env, spec, names, streams, recorder, FaultState(), is_up=lambda a: nodes[a].up
-    )
-    ids = iter(range(1, 1 << 62))
-    for name in names:
-        nodes[name] = Node(name, env, network, recorder, lambda: f"m{next(ids)}", streams.get)
+    world = NodeWorld(names, BENCH_NETWORK, seed)
+    env, recorder, streams, nodes = world.env, world.recorder, world.streams, world.nodes
     for i in range(pairs):
         server = WebSocketEndpoint(nodes[f"s{i}"])
         client = WebSocketEndpoint(nodes[f"c{i}"])

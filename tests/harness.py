@@ -18,15 +18,12 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import simpy
 from pydantic import TypeAdapter
 
 from protocols.node import Node
 from sim import scenario as sc
-from sim.faults import FaultState, Injector
-from sim.network import Network
-from sim.recorder import Recorder
-from sim.streams import Streams
+from sim.faults import Injector
+from sim.nodes import NodeWorld
 
 _FAULT = TypeAdapter(sc.Fault)
 
@@ -41,33 +38,17 @@ class Harness:
         seed: int = 1,
         network: dict[str, Any] | None = None,
     ) -> None:
-        self.env = simpy.Environment()
-        self.recorder = Recorder()
-        self.streams = Streams(seed)
-        self.state = FaultState()
-        spec = sc.Network.model_validate(
-            network or {"default": {"latency": {"dist": "constant", "value": latency}}}
-        )
-        self.nodes: dict[str, Node] = {}
-        self.network = Network(
-            self.env,
-            spec,
+        world = NodeWorld(
             agents,
-            self.streams,
-            self.recorder,
-            self.state,
-            is_up=lambda agent: self.nodes[agent].up,
+            network or {"default": {"latency": {"dist": "constant", "value": latency}}},
+            seed,
         )
-        ids = iter(range(1, 1 << 62))
-        for agent in agents:
-            self.nodes[agent] = Node(
-                agent,
-                self.env,
-                self.network,
-                self.recorder,
-                lambda: f"m{next(ids)}",
-                self.streams.get,
-            )
+        self.env = world.env
+        self.recorder = world.recorder
+        self.streams = world.streams
+        self.state = world.state
+        self.network = world.network
+        self.nodes = world.nodes
         self._faults: list[sc.Fault] = []
 
     def node(self, agent: str) -> Node:
