@@ -26,7 +26,10 @@ test: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	git ls-files -z '*.ipynb' | xargs -0 -r $(VENV)/bin/nbstripout --verify
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 -m "not browser"
+	# The browser tests run alone: they wait on a real page, which CPU-heavy tests beside
+	# them can slow past their timeouts.
+	$(PY) -m pytest -m browser
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
