@@ -1,4 +1,4 @@
-"""The command line: run, list, validate and schema.
+"""The command line: run, list, validate, schema, export, import-otlp, sweep, advise.
 
 Every user error is one sentence on stderr and exit status 2; a bug is one sentence and
 exit status 1 (set SWITCHBOARD_DEBUG=1 for the traceback). Never a traceback by default.
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("schema", help="print the JSON Schema of the scenario format")
     _add_interop_verbs(verbs)
+    cli_sweep.add_sweep_verbs(verbs)
     return parser
 
 
@@ -293,3 +294,10 @@ def _load_run(path: Path) -> Any:
 
 VERBS["export"] = cmd_export
 VERBS["import-otlp"] = cmd_import_otlp
+
+
+# -- sweeps and the advisor (sim/cli_sweep.py); imported last, as it uses UserError ----
+from sim import cli_sweep  # noqa: E402
+
+VERBS["sweep"] = cli_sweep.cmd_sweep
+VERBS["advise"] = cli_sweep.cmd_advise

@@ -13,15 +13,19 @@ PERCENTILES = (0.5, 0.95, 0.99)
 NOT_REQUESTS = ("ws.connection",)
 
 
+# Span kinds of a caller: a request-response call, or a request published on a queue.
+CALLERS = ("client", "producer")
+
+
 def requests(spans: pd.DataFrame) -> pd.DataFrame:
-    """The workload's requests: client spans with no parent (the roots of the traces)."""
-    roots = (spans["kind"] == "client") & (spans["parent_id"] == "")
+    """The workload's requests: caller spans with no parent (the roots of the traces)."""
+    roots = spans["kind"].isin(CALLERS) & (spans["parent_id"] == "")
     return spans[roots & ~spans["name"].isin(NOT_REQUESTS)]
 
 
 def latency_by_channel(spans: pd.DataFrame) -> pd.DataFrame:
     """p50/p95/p99 latency of successful calls per (caller, callee), in seconds."""
-    calls = spans[(spans["kind"] == "client") & (spans["outcome"] == "ok")]
+    calls = spans[spans["kind"].isin(CALLERS) & (spans["outcome"] == "ok")]
     columns = ["agent", "peer", "calls", "p50", "p95", "p99"]
     if calls.empty:
         return pd.DataFrame(columns=columns)
@@ -76,6 +80,48 @@ def breaker_open_time(breakers: pd.DataFrame, duration: float) -> float:
     return total
 
 
+SERVERS = ("server", "consumer")
+
+
+def delivery(messages: pd.DataFrame, spans: pd.DataFrame) -> dict[str, int]:
+    """What became of the workload's requests on the serving side.
+
+    `served`: requests whose callee finished the work at least once; `redone`: extra
+    times it was done (a duplicate or a redelivery served again); `held`: requests not
+    served but accepted by a broker, which keeps them until a consumer takes them; `lost`:
+    requests that ended (not still open) neither served nor held, so nobody will ever do
+    the work unless the caller sends it again.
+    """
+    roots = requests(spans)
+    done = spans[
+        spans["kind"].isin(SERVERS)
+        & (spans["outcome"] == "ok")
+        & spans["parent_id"].isin(roots["span_id"])
+    ]
+    per_root = done.groupby("parent_id", sort=False).size()
+    served = roots["span_id"].isin(per_root.index)
+    # A request a broker confirmed and never dead-lettered will still be delivered.
+    published = messages[(messages["kind"] == "publish") & (messages["outcome"] == "delivered")]
+    dead = set(messages.loc[messages["outcome"] == "dead_lettered", "correlation_id"])
+    accepted = set(zip(published["src"], published["correlation_id"], strict=True))
+    held = pd.Series(
+        [
+            (agent, cid) in accepted and cid not in dead
+            for agent, cid in zip(roots["agent"], roots["correlation_id"], strict=True)
+        ],
+        index=roots.index,
+        dtype=bool,
+    )
+    held &= ~served
+    lost = ~served & ~held & (roots["outcome"] != "open")
+    return {
+        "served": int(served.sum()),
+        "redone": int((per_root - 1).sum()),
+        "held": int(held.sum()),
+        "lost": int(lost.sum()),
+    }
+
+
 def counts(column: pd.Series) -> dict[str, int]:
     """Value counts as a plain dict, sorted by value name."""
     return {str(k): int(v) for k, v in sorted(column.value_counts().items())}
@@ -104,6 +150,7 @@ def summarize(tables: dict[str, pd.DataFrame], duration: float) -> dict[str, Any
         "requests_by_outcome": counts(roots["outcome"]),
         "errors_by_kind": counts(errors["outcome"]),
         "latency_by_channel": latency_by_channel(spans).to_dict(orient="records"),
+        **delivery(messages, spans),
         "dead_lettered": int((messages["outcome"] == "dead_lettered").sum()),
         "wasted_work": float(wasted_work(spans)["wasted"].sum()),
         "breaker_open_time": breaker_open_time(tables["breakers"], duration),

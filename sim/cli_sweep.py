@@ -1,0 +1,199 @@
+"""The sweep and advise verbs of `python -m sim`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from sim.cli import UserError
+
+ADVISOR_SWEEP = "protocols-under-load"
+ADVISOR_CACHE = Path("runs") / "sweeps" / ADVISOR_SWEEP
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got '{text}'")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    # "250ms", "0.25s" or "0.25" (seconds): people say latency targets in milliseconds.
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a duration like 250ms or 0.25s, got '{text}'")
+    value = float(match.group(1))
+    return value / 1000 if match.group(2) == "ms" else value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a load like 0.75 or 75%, got '{text}'")
+    return value
+
+
+def add_sweep_verbs(verbs: Any) -> None:
+    """Add `sweep` and `advise` to the CLI's subparsers."""
+    sweep = verbs.add_parser("sweep", help="run a scenario over a grid of overrides")
+    sweep.add_argument("sweep", help="a sweep file, or the name of a built-in sweep")
+    sweep.add_argument("--workers", type=_workers, help="local processes (default: all cores)")
+    sweep.add_argument(
+        "--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://10.0.0.5:8786"
+    )
+    sweep.add_argument("--replications", type=_workers, help="replace the file's replications")
+    sweep.add_argument("--out", help="directory for the results (default: runs/sweeps/NAME)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+
+    advise = verbs.add_parser("advise", help="recommend a protocol stack for a workload")
+    advise.add_argument("--p99", type=_seconds, help="p99 latency target, e.g. 500ms")
+    advise.add_argument(
+        "--no-loss", action="store_true", help="a request must never be lost (loss not tolerable)"
+    )
+    advise.add_argument("--streaming", action="store_true", help="partial results must stream")
+    advise.add_argument("--bidirectional", action="store_true", help="both sides talk")
+    advise.add_argument(
+        "--load", type=_fraction, default=0.75, help="offered load, fraction of capacity (0.75)"
+    )
+    advise.add_argument(
+        "--sweep",
+        dest="sweep_dir",
+        metavar="DIR",
+        help=f"a saved sweep to judge on (default: the built-in {ADVISOR_SWEEP}, "
+        f"run once and kept in {ADVISOR_CACHE})",
+    )
+    advise.add_argument("--workers", type=_workers, help="local processes if the sweep must run")
+
+
+def _progress_bar(total: int, quiet: bool) -> Any:
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="run", file=sys.stderr, leave=False)
+
+    def tick(done: int, _total: int, row: dict[str, Any]) -> None:
+        bar.update(1)
+        if row.get("error"):
+            bar.write(f"run {row['index']} failed: {row['error']}", file=sys.stderr)
+        if done == _total:
+            bar.close()
+
+    return tick
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run a sweep, save it, print each cell's means."""
+    from sim import sweep as sw
+    from sim.sweep_spec import expand, load_spec
+
+    spec = load_spec(args.sweep)
+    if args.replications:
+        spec = spec.model_copy(update={"replications": args.replications})
+    out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
+    _check_dir(out)
+    total = len(expand(spec))
+    rows = sw.sweep(
+        spec,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=_progress_bar(total, args.quiet),
+    )
+    try:
+        sw.save(rows, out)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise UserError(f"cannot write the sweep to {out}: {reason}") from None
+    failed = int((rows["error"] != "").sum())
+    if not args.quiet:
+        print(format_means(sw.means(rows)))
+    print(f"{len(rows)} runs ({failed} failed) saved to {out}")
+    return 0
+
+
+def format_means(table: Any) -> str:
+    """Each cell's headline means as a plain text table."""
+    from sim.sweep import axis_columns
+
+    axes = axis_columns(table)
+    shown = table[[*axes, "runs", "p50", "p99", "goodput", "success_rate", "lost_rate"]].copy()
+    shown["p99 ±"] = table["p99_ci"]
+    for col in ("p50", "p99", "p99 ±"):
+        shown[col] = (shown[col] * 1000).round(0)
+    shown = shown.rename(columns={"p50": "p50 ms", "p99": "p99 ms", "p99 ±": "± ms"})
+    for col in ("success_rate", "lost_rate"):
+        shown[col] = (shown[col] * 100).round(1)
+    shown = shown.rename(columns={"success_rate": "ok %", "lost_rate": "lost %"})
+    shown["goodput"] = shown["goodput"].round(1)
+    return shown.to_string(index=False, na_rep="-")
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    """Recommend a protocol stack from a sweep's evidence."""
+    from sim import sweep as sw
+    from sim.advisor import Needs, advise
+
+    needs = Needs(
+        p99=args.p99,
+        loss_tolerable=not args.no_loss,
+        streaming=args.streaming,
+        bidirectional=args.bidirectional,
+        load=args.load,
+    )
+    if args.sweep_dir:
+        rows = sw.load(args.sweep_dir)
+    else:
+        from sim.sweep_spec import expand, load_spec
+
+        spec = load_spec(ADVISOR_SWEEP)
+        bar = _progress_bar(len(expand(spec)), quiet=False)
+        rows = sw.cached(spec, ADVISOR_CACHE, workers=args.workers, progress=bar)
+    try:
+        advice = advise(rows, needs)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(advice.headline)
+    for line in [*advice.reasons, *advice.notes]:
+        print(f"  - {line}")
+    print()
+    print(f"evidence at load {advice.load:g} (means over replications, clean network):")
+    print(format_verdicts(advice.verdicts))
+    print(f"\n{len(advice.evidence)} sweep rows behind the recommendation")
+    return 0
+
+
+def format_verdicts(v: Any) -> str:
+    """The advisor's per-protocol table as plain text."""
+    shown = v[["protocol", "p99", "goodput", "lost_rate", "amplification"]].copy()
+    shown["p99"] = (shown["p99"] * 1000).round(0)
+    shown["lost_rate"] = (shown["lost_rate"] * 100).round(2)
+    shown["goodput"] = shown["goodput"].round(1)
+    shown["amplification"] = shown["amplification"].round(2)
+    shown["meets"] = [
+        ", ".join(n for n, ok in (("p99", a), ("loss", b), ("features", c)) if ok) or "-"
+        for a, b, c in zip(v["meets_p99"], v["meets_loss"], v["meets_features"], strict=True)
+    ]
+    shown = shown.rename(
+        columns={"p99": "p99 ms", "lost_rate": "lost % (faults)", "amplification": "msgs/req"}
+    )
+    return shown.to_string(index=False, na_rep="-")
+
+
+def _check_dir(out: Path) -> None:
+    for place in (out, *out.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise UserError(f"cannot write the sweep to {out}: {place} is a file")
+            break
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise UserError(f"cannot write the sweep to {out}: {reason}") from None
