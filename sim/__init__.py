@@ -4,6 +4,8 @@
 >>> run = sim.run("basic")
 >>> run.summary()["requests"] > 0
 True
+>>> rows = sim.sweep("protocols-under-load", replications=1)  # doctest: +SKIP
+>>> sim.sweep.means(rows)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ __version__ = "0.1.0"
 # which would shadow the function `run` below after its first call. Loading it here,
 # before the function is defined, lets the function keep the name.
 import sim.run as _run_module  # noqa: F401
+
+# `sim.sweep` is the sweep module made callable: `sim.sweep("protocols-under-load")` runs
+# a sweep, and `sim.sweep.means(rows)` reaches the module's other functions.
+import sim.sweep as _sweep_module  # noqa: F401
 
 
 def run(scenario: Any, seed: int | None = None, progress: Any = None, **overrides: Any) -> Any:

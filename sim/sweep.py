@@ -17,7 +17,9 @@ import json
 import math
 import multiprocessing
 import os
+import sys
 import time
+import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -330,5 +332,15 @@ def cached(
         save(rows, where)
     return rows
 
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: `sim.sweep(...)` runs a sweep (the public API DESIGN.md
+    names) while `sim.sweep.means`, `sim.sweep.save` and friends stay reachable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["METRICS", "cached", "load", "means", "run_task", "save", "sweep"]
