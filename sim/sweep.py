@@ -136,13 +136,21 @@ def iter_rows(
     if client is not None or scheduler is not None:
         yield from _dask_rows(tasks, client, scheduler)
         return
-    n = min(workers or os.cpu_count() or 1, len(tasks)) if tasks else 1
+    n = min(workers or usable_cores(), len(tasks)) if tasks else 1
     if n <= 1:
         for task in tasks:
             yield run_task(task)
         return
     with _pool(n) as pool:
         yield from _pool_rows(pool, tasks)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _pool(workers: int) -> Executor:
