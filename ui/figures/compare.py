@@ -11,6 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from sim import metrics
 from ui.figures.common import (
     SPAN_COLORS,
     add_fault_bands,
@@ -24,9 +25,9 @@ RUN_COLORS = ("#1f77b4", "#d62728")
 
 
 def requests(spans: pd.DataFrame) -> pd.DataFrame:
-    """The workload's requests (root client spans) with a `latency` column (seconds;
-    NaN while still open)."""
-    roots = spans[(spans["kind"] == "client") & (spans["parent_id"] == "")]
+    """The workload's requests (root caller spans: a call, or a request published on a
+    queue) with a `latency` column (seconds; NaN while still open)."""
+    roots = metrics.requests(spans)
     return roots.assign(latency=roots["end"] - roots["start"])
 
 
