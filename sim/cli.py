@@ -14,15 +14,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from sim import loading
+from sim import cli_sweep, loading
+from sim.cli_errors import USER_ERROR, UserError
 from sim.loading import ScenarioError
 from sim.scenario import Scenario
-
-USER_ERROR = 2
-
-
-class UserError(Exception):
-    """A mistake of the user's, reported as one sentence."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -294,10 +289,6 @@ def _load_run(path: Path) -> Any:
 
 VERBS["export"] = cmd_export
 VERBS["import-otlp"] = cmd_import_otlp
-
-
-# -- sweeps and the advisor (sim/cli_sweep.py); imported last, as it uses UserError ----
-from sim import cli_sweep  # noqa: E402
 
 VERBS["sweep"] = cli_sweep.cmd_sweep
 VERBS["advise"] = cli_sweep.cmd_advise

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sim.cli import UserError
+from sim.cli_errors import UserError
 
 ADVISOR_SWEEP = "protocols-under-load"
 ADVISOR_CACHE = Path("runs") / "sweeps" / ADVISOR_SWEEP
@@ -72,9 +74,13 @@ def add_sweep_verbs(verbs: Any) -> None:
     advise.add_argument("--workers", type=_workers, help="local processes if the sweep must run")
 
 
-def _progress_bar(total: int, quiet: bool) -> Any:
+@contextlib.contextmanager
+def _progress_bar(total: int, quiet: bool) -> Iterator[Any]:
+    """A `progress` callback drawing a bar on stderr, closed however the sweep ends (a
+    bar left open when the scheduler cannot be reached would smear the error line)."""
     if quiet:
-        return None
+        yield None
+        return
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="run", file=sys.stderr, leave=False)
@@ -83,10 +89,11 @@ def _progress_bar(total: int, quiet: bool) -> Any:
         bar.update(1)
         if row.get("error"):
             bar.write(f"run {row['index']} failed: {row['error']}", file=sys.stderr)
-        if done == _total:
-            bar.close()
 
-    return tick
+    try:
+        yield tick
+    finally:
+        bar.close()
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -100,12 +107,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
     _check_dir(out)
     total = len(expand(spec))
-    rows = sw.sweep(
-        spec,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        progress=_progress_bar(total, args.quiet),
-    )
+    with _progress_bar(total, args.quiet) as tick:
+        rows = sw.sweep(spec, workers=args.workers, scheduler=args.scheduler, progress=tick)
     try:
         sw.save(rows, out)
     except OSError as exc:
@@ -124,7 +127,8 @@ def format_means(table: Any) -> str:
 
     axes = axis_columns(table)
     shown = table[[*axes, "runs", "p50", "p99", "goodput", "success_rate", "lost_rate"]].copy()
-    shown["p99 ±"] = table["p99_ci"]
+    # The p99's confidence half-width beside the p99 it qualifies.
+    shown.insert(shown.columns.get_loc("p99") + 1, "p99 ±", table["p99_ci"])
     for col in ("p50", "p99", "p99 ±"):
         shown[col] = (shown[col] * 1000).round(0)
     shown = shown.rename(columns={"p50": "p50 ms", "p99": "p99 ms", "p99 ±": "± ms"})
@@ -153,8 +157,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
         from sim.sweep_spec import expand, load_spec
 
         spec = load_spec(ADVISOR_SWEEP)
-        bar = _progress_bar(len(expand(spec)), quiet=False)
-        rows = sw.cached(spec, ADVISOR_CACHE, workers=args.workers, progress=bar)
+        with _progress_bar(len(expand(spec)), quiet=False) as tick:
+            rows = sw.cached(spec, ADVISOR_CACHE, workers=args.workers, progress=tick)
     try:
         advice = advise(rows, needs)
     except ValueError as exc:

@@ -184,9 +184,24 @@ def _dask_rows(
     if own:
         try:
             client = distributed.Client(scheduler, timeout=10)
-        except (OSError, TimeoutError) as exc:
+        except ValueError as exc:  # "missing port number in address 'foo'": the user's typo
             raise ScenarioError(
-                [f"cannot reach the Dask scheduler at {scheduler}: {exc.__class__.__name__}"]
+                [
+                    f"'{scheduler}' is not a Dask scheduler address ({exc}); expected e.g. "
+                    "tcp://10.0.0.5:8786"
+                ]
+            ) from None
+        except (OSError, TimeoutError) as exc:  # refused, unreachable, timed out
+            reason = str(exc) or exc.__class__.__name__
+            reason = reason[:1].lower() + reason[1:]
+            raise ScenarioError(
+                [f"cannot reach the Dask scheduler at {scheduler}: {reason}"]
+            ) from None
+        except Exception as exc:
+            # Something that is not a Dask scheduler answered; Dask misreads its reply as
+            # anything (a MemoryError for a frame of exabytes, say), so name no details.
+            raise ScenarioError(
+                [f"what answers at {scheduler} is not a Dask scheduler ({exc.__class__.__name__})"]
             ) from None
     try:
         futures = client.map(run_task, tasks, pure=False)

@@ -68,6 +68,16 @@ class Axis(BaseModel):
             isinstance(v, bool) or not isinstance(v, int | float) for v in self.values or []
         ):
             raise ValueError("scale applies to numeric values only")
+        # expand() sets every run's seed after the overrides, so an axis over the seed
+        # would be silently ignored; replications are how a sweep varies it.
+        paths = [self.path] if isinstance(self.path, str) else list(self.path or [])
+        for case in (self.cases or {}).values():
+            paths.extend(case)
+        if "seed" in paths:
+            raise ValueError(
+                "an axis may not set seed: replication r of every cell runs with the "
+                "sweep's seed + r"
+            )
         return self
 
     def entries(self) -> list[tuple[Scalar, dict[str, Any]]]:
@@ -172,21 +182,36 @@ def load_spec(source: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "the sweep"
             what = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                # Pydantic's "extra inputs are not permitted" does not say what is.
+                what = _unknown_field(err["loc"])
             lines.append(f"{label}: {where}: {what[:1].lower()}{what[1:]}")
         raise ScenarioError(lines) from None
-    scenario_path(spec)  # an unknown base scenario is the sweep file's error, not each row's
+    scenario_path(spec, label)  # an unknown base scenario is the file's error, not each row's
     return spec
 
 
-def scenario_path(spec: SweepSpec) -> Path:
-    """The base scenario's file: relative to the sweep file, else a built-in name."""
+def _unknown_field(loc: tuple[Any, ...]) -> str:
+    """The sentence for a field a sweep file or one of its axes does not have."""
+    model: type[BaseModel] = Axis if loc[0] == "axes" and len(loc) == 3 else SweepSpec
+    what = "an axis" if model is Axis else "a sweep"
+    known = [name for name in model.model_fields if name != "base_dir"]
+    return f"unknown field '{loc[-1]}' ({what} has {', '.join(known)})"
+
+
+def scenario_path(spec: SweepSpec, label: str | None = None) -> Path:
+    """The base scenario's file: relative to the sweep file, else a built-in name.
+
+    An unknown one is blamed on `label` (the sweep file), else on the sweep's name.
+    """
     beside = Path(spec.base_dir or ".") / spec.scenario
     if beside.is_file():
         return beside
     try:
         return loading.resolve(spec.scenario)
     except ScenarioError as exc:
-        raise ScenarioError([f"sweep '{spec.name}': scenario: {exc.lines[0]}"]) from None
+        where = label or f"sweep '{spec.name}'"
+        raise ScenarioError([f"{where}: scenario: {exc.lines[0]}"]) from None
 
 
 def fingerprint(spec: SweepSpec) -> str:

@@ -49,6 +49,15 @@ from ui.figures.replay import (
     window,
     with_cursor,
 )
+from ui.figures.sweep import (
+    advice_figure,
+    amplification_vs_load,
+    dead_letters_vs_load,
+    goodput_vs_load,
+    latency_vs_load,
+    lost_vs_load,
+    metric_vs_load,
+)
 from ui.figures.topology import Moment, curve, graph, layout, moment, topology
 
 __all__ = [
@@ -61,6 +70,8 @@ __all__ = [
     "Moment",
     "Window",
     "add_fault_bands",
+    "advice_figure",
+    "amplification_vs_load",
     "bands",
     "breakers_figure",
     "busiest",
@@ -68,6 +79,7 @@ __all__ = [
     "cursor_of",
     "curve",
     "dead_letters",
+    "dead_letters_vs_load",
     "edge_label",
     "empty_figure",
     "end_times",
@@ -76,10 +88,14 @@ __all__ = [
     "fault_windows",
     "filter_messages",
     "gave_up_at",
+    "goodput_vs_load",
     "graph",
+    "latency_vs_load",
     "layout",
+    "lost_vs_load",
     "message_detail",
     "message_label",
+    "metric_vs_load",
     "moment",
     "per_bucket",
     "queue_totals",

@@ -1,5 +1,7 @@
-"""Compare page: the run on screen (A) beside another (B): a scenario run here, or a
-saved run directory. Same figures on aligned axes, and a table of the differences."""
+"""Compare page, two views. Two runs: the run on screen (A) beside another (B), a
+scenario run here or a saved run directory, with the same figures on aligned axes and a
+table of the differences. Sweeps: a saved or built-in sweep's metrics against offered
+load per protocol (ui/sweeps.py), and the protocol advisor (ui/advisor.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import streamlit as st
 
 import sim
 from sim import loading
-from ui import figures, state
+from ui import advisor, figures, state, sweeps
 from ui import summary as views
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,7 @@ SCENARIO = "compare_scenario"
 SEED = "compare_seed"
 PATH = "compare_path"
 BUCKET = "compare_bucket"
+VIEW = "compare_view"  # two runs, or sweeps
 
 
 def run_other(name: str, seed: int) -> None:
@@ -104,9 +107,23 @@ def latency_range(*runs: Any) -> tuple[float, float]:
     return (float(np.log10(values.min())) - 0.1, float(np.log10(values.max())) + 0.1)
 
 
+st.title("Compare", anchor=False)
+view = st.segmented_control(
+    "Compare",
+    ("two runs", "sweeps"),
+    key=VIEW,
+    required=True,
+    default="two runs",
+    persist_state="session",
+    label_visibility="collapsed",
+)
+if view == "sweeps":
+    # Sweeps need no run on screen: they never wait for the default run.
+    advisor.render(*sweeps.render())
+    st.stop()
+
 run = state.current_run()
 key = state.run_key(run)
-st.title("Compare", anchor=False)
 label_a = state.heading(run)
 st.caption(f"A is the run on screen ({label_a}). Pick B: run a scenario here, or load a saved run.")
 
