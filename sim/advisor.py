@@ -131,6 +131,7 @@ def _verdicts(
             "success_rate": _value(c, "success_rate"),
             "lost_rate": lost,
             "lost_rate_faults": lost_faulty,
+            "success_rate_faults": float(f["success_rate"].min()) if not f.empty else math.nan,
             "amplification": _value(c, "amplification"),
             "streams": protocol in STREAMS,
             "bidirectional": protocol in BIDIRECTIONAL,
@@ -219,6 +220,14 @@ def _explain(
             f"{stack[0]} lost {_pct(first['lost_rate'])} of requests "
             f"(at most {_pct(needs.max_loss)} allowed)."
         )
+        answered = first["success_rate_faults"]
+        if not math.isnan(answered) and answered < 0.9:
+            # Not lost is not on time: say what durability costs the caller.
+            reasons.append(
+                f"But under faults {stack[0]} answered only {_pct(answered)} within the "
+                "caller's timeout: the rest were served late or are still queued, so the "
+                "caller must wait longer or collect results later."
+            )
     else:
         reasons.append(
             f"Loss is tolerable: {stack[0]} lost {_pct(first['lost_rate'])} under faults, "
