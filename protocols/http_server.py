@@ -41,7 +41,9 @@ def send_response(
     node: Node, request: Message, status: int, span: int, retry_after: float = 0.0
 ) -> None:
     """Send the response to `request` from `node`."""
-    node.send(node.answer(request, HttpResponse(status, retry_after), RESPONSE_BYTES, span))
+    node.transport.send(
+        node.answer(request, HttpResponse(status, retry_after), RESPONSE_BYTES, span)
+    )
 
 
 def send_control(node: Node, to: Message, type_: str) -> None:

@@ -182,8 +182,24 @@ class ResilientCaller:
         p = self.policies
         node = self.node
         now = node.env.now
-        hop = hop_budget(now, timeout, deadline, p.deadline)
         retrying = p.retry is not None and p.retry.settings.max_attempts > 1
+        if (
+            not retrying
+            and deadline == math.inf
+            and p.breaker is None
+            and p.throttle is None
+            and not p.deadline.cancel_on_timeout
+        ):
+            # Nothing to cap, refuse, learn or cancel: the attempt is the request, and
+            # its result goes straight to `on_done` (the common case of a plain channel,
+            # worth sparing the steps below that would all do nothing).
+            if p.budget is not None:
+                p.budget.on_request(now)
+            return self.attempt_fn(
+                p.dst, type_, correlation_id, timeout, parent, size_bytes, body,
+                causation_id, on_done, 1, "", now + timeout if timeout is not None else math.inf,
+            )  # fmt: skip
+        hop = hop_budget(now, timeout, deadline, p.deadline)
         if not retrying:
             refusal = self._refusal(hop)
             if refusal is not None:

@@ -101,10 +101,15 @@ class WorkerPool:
 
     def submit(self, job: Job) -> bool:
         """Take a job: start it, or queue it; False (and nothing done) when full."""
-        if self.full():
-            return False
+        running = self.running
+        if (
+            self.queue_limit is not None
+            and len(running) >= self.workers
+            and len(self.queue) >= self.queue_limit
+        ):
+            return False  # full()
         self.enqueued += 1
-        if len(self.running) < self.workers and not self.node.paused:
+        if len(running) < self.workers and not self.node.paused:
             self._start(job)
         else:
             self.queue.append(job)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import simpy
@@ -81,10 +82,11 @@ class Agent:
         caller = self._callers.get(dst)
         if caller is None:
             caller = self._callers[dst] = self._caller(dst)
+        # Making the caller looked the channel up: it is in `_channels` from then on.
         return caller.call(
             type_,
             correlation_id,
-            self.channel(dst).timeout,
+            self._channels[dst].timeout,
             parent,
             size_bytes,
             body,
@@ -180,8 +182,9 @@ class Client(Agent):
             if t < since:
                 upcoming[index] = None  # it fell while the client was down
                 continue
-            if t > env.now:
-                yield env.timeout(t - env.now)
+            now = env.now
+            if t > now:
+                yield env.timeout(t - now)
             upcoming[index] = None
             if node.paused:
                 # Arrivals during a pause are held and sent when it ends.
@@ -215,13 +218,15 @@ class Service(Agent):
         if status:
             job.reply(status, f"HTTP {status} (injected)")
             return
-        work = self._service_time() * faults.service_factor(self.id)
+        work = self._service_time()
+        if faults.overload:
+            work *= faults.service_factor(self.id)
         if self.spec.calls and payload_of(job.msg.body) != POISON:
             proc = self.node.spawn(self._serve_with_calls(job, work))
             # A cancelled job stops, and cancels the downstream call it waits on.
             job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
         else:
-            self.node.after_work(work, lambda: self._handled(job))
+            self.node.after_work(work, partial(self._handled, job))
 
     def _handled(self, job: Job) -> None:
         if payload_of(job.msg.body) == POISON:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import networkx as nx
 import simpy
@@ -102,13 +103,17 @@ class Network:
         now = env.now
         seq = rec.message_sent(msg, now)
         msg.seq = seq
-        route = self._route(msg.src, msg.dst)
+        try:
+            route = self._routes[(msg.src, msg.dst)]
+        except KeyError:  # the first message between the two
+            route = self._route(msg.src, msg.dst)
         if route is None:
             rec.message_ended(seq, "unavailable", now)
             self._bounce(msg, "unavailable", 0.0)
             return seq
         faults = self._faults
-        active = faults.network_faults_active
+        # FaultState.network_faults_active, without a property call per message.
+        active = bool(faults.effects or faults.partitions)
         if active and faults.partitioned(msg.src, msg.dst):
             rec.message_ended(seq, "partitioned", now)
             return seq
@@ -136,7 +141,8 @@ class Network:
                 lambda _e: rec.message_ended(seq, "dropped", now + delay)
             )
         else:
-            env.timeout(delay).callbacks.append(lambda _e: self._arrive(seq, msg, delay))
+            # A partial, not a lambda: SimPy calls it straight into _arrive, one frame less.
+            env.timeout(delay).callbacks.append(partial(self._arrive, seq, msg, delay))
         if duplicate and not msg.duplicate:
             self.send(msg.copy(duplicate=True))
         return seq
@@ -168,7 +174,7 @@ class Network:
     def _fault_draw(self, msg: Message) -> float:
         return self._streams.get(f"faults:{msg.src}->{msg.dst}").random()
 
-    def _arrive(self, seq: int, msg: Message, delay: float) -> None:
+    def _arrive(self, seq: int, msg: Message, delay: float, _event: object = None) -> None:
         now = self.env.now
         if self._faults.partitions and self._faults.partitioned(msg.src, msg.dst):
             self._rec.message_ended(seq, "partitioned", now)

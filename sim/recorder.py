@@ -1,18 +1,25 @@
 """The journal of a run: every send, delivery, drop, span, queue sample and fault.
 
-Rows are kept as Python lists, one per column, because appending to a list is the
-cheapest thing the hot path can do; the pandas tables are built once, at the end
-(`tables()`). Spans and messages are addressed by their integer index while the run
+Rows are kept column by column, because appending to a list is the cheapest thing the
+hot path can do: times and span indexes in arrays of machine numbers (unboxed as they
+come), strings in lists that are turned into Arrow arrays a chunk at a time while the run
+goes on (`Recorder._freeze`). The pandas tables are built once, at the end (`tables()`),
+from those arrays. Spans and messages are addressed by their integer index while the run
 goes on, and get their string ids only when the tables are built.
 """
 
 from __future__ import annotations
 
+import gc
+import itertools
 import math
+from array import array
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pandas.arrays import ArrowStringArray
 
 from protocols.transport import Message
 
@@ -146,27 +153,28 @@ class Recorder:
         self._m_dst: list[str] = []
         self._m_corr: list[str] = []
         self._m_cause: list[str] = []
-        self._m_span: list[int] = []
+        # Span indexes, unboxed as they come (their int objects would be scattered).
+        self._m_span = array("q")
         self._m_attempt: list[int] = []
-        self._m_sent: list[float] = []
-        self._m_delivered: list[float] = []
-        self._m_ended: list[float] = []
+        self._m_sent = array("d")
+        self._m_delivered = array("d")
+        self._m_ended = array("d")
         self._m_outcome: list[str] = []
         self._m_size: list[int] = []
         self._m_dup: list[bool] = []
         self._m_reason: dict[int, str] = {}
         # spans
-        self._s_parent: list[int] = []
+        self._s_parent = array("q")
         self._s_corr: list[str] = []
         self._s_name: list[str] = []
         self._s_kind: list[str] = []
         self._s_agent: list[str] = []
         self._s_peer: list[str] = []
         self._s_protocol: list[str] = []
-        self._s_start: list[float] = []
-        self._s_end: list[float] = []
-        self._s_deadline: list[float] = []
-        self._s_wait: list[float] = []
+        self._s_start = array("d")
+        self._s_end = array("d")
+        self._s_deadline = array("d")
+        self._s_wait = array("d")
         self._s_outcome: list[str] = []
         self._s_attempts: list[int] = []
         self._s_error: list[str] = []
@@ -177,7 +185,18 @@ class Recorder:
         self.queues: list[tuple[Any, ...]] = []
         self.faults: list[dict[str, Any]] = []
         self.agents: list[dict[str, Any]] = []
-        self.effects: list[tuple[float, str, str, str, str]] = []
+        # effects, column by column (a run has one per request handled)
+        self._e_time = array("d")
+        self._e_agent: list[str] = []
+        self._e_key: list[str] = []
+        self._e_msg: list[str] = []
+        self._e_corr: list[str] = []
+        # The string columns that never change once written are turned into Arrow
+        # arrays every CHUNK_ROWS messages, and their lists emptied: converted while
+        # their strings are fresh in the CPU's cache, at the end they would be fetched
+        # from all over memory (and they would hold it until then).
+        self._chunks: dict[str, list[pa.Array]] = {name: [] for name in _CHUNKED}
+        self._chunk_rows = CHUNK_ROWS if _ARROW_STR else math.inf
 
     # -- messages ---------------------------------------------------------------------
 
@@ -200,7 +219,9 @@ class Recorder:
         self._m_outcome.append("in_flight")
         self._m_size.append(msg.size_bytes)
         self._m_dup.append(msg.duplicate)
-        return len(self._m_id) - 1
+        if len(self._m_id) >= self._chunk_rows:
+            self._freeze()
+        return len(self._m_outcome) - 1
 
     def message_delivered(self, seq: int, now: float) -> None:
         """The copy `seq` reached its destination."""
@@ -220,16 +241,30 @@ class Recorder:
 
         It scans back from the end: it is for rare events, not the hot path.
         """
-        ids = self._m_id
-        for seq in range(len(ids) - 1, -1, -1):
-            if ids[seq] == msg_id:
-                self.message_ended(seq, outcome, now, reason)
-                return
+        # The ids not yet frozen, then each frozen chunk, newest first.
+        parts = itertools.chain(
+            [self._m_id], (chunk.to_pylist() for chunk in reversed(self._chunks["_m_id"]))
+        )
+        end = len(self._m_outcome)
+        for ids in parts:
+            start = end - len(ids)
+            for index in range(len(ids) - 1, -1, -1):
+                if ids[index] == msg_id:
+                    self.message_ended(start + index, outcome, now, reason)
+                    return
+            end = start
 
     @property
     def message_count(self) -> int:
         """Copies put on the wire so far."""
-        return len(self._m_id)
+        return len(self._m_outcome)
+
+    def _freeze(self) -> None:
+        """Turn the rows of the unchanging string columns so far into Arrow chunks."""
+        for name, chunks in self._chunks.items():
+            values = getattr(self, name)
+            chunks.append(_arrow(values))
+            values.clear()
 
     # -- spans ------------------------------------------------------------------------
 
@@ -261,7 +296,7 @@ class Recorder:
         self._s_attempts.append(1)
         self._s_error.append("")
         self._s_status.append(0)
-        return len(self._s_name) - 1
+        return len(self._s_outcome) - 1
 
     def span_end(
         self,
@@ -318,7 +353,11 @@ class Recorder:
 
     def effect(self, time: float, agent: str, key: str, msg_id: str, correlation_id: str) -> None:
         """Record an effect applied by a receiver (a handler that really ran) for `key`."""
-        self.effects.append((time, agent, key, msg_id, correlation_id))
+        self._e_time.append(time)
+        self._e_agent.append(agent)
+        self._e_key.append(key)
+        self._e_msg.append(msg_id)
+        self._e_corr.append(correlation_id)
 
     def fault(self, **row: Any) -> None:
         """Record a fault window (columns: FAULT_COLUMNS)."""
@@ -332,56 +371,83 @@ class Recorder:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The six tables of the trace contract (DESIGN.md section 3)."""
-        n = len(self._m_id)
-        k = len(self._s_name)
+        # Building the columns allocates objects that all survive, after a run that left
+        # many behind: the cyclic collector would only rescan them, again and again.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._tables()
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _tables(self) -> dict[str, pd.DataFrame]:
+        n = len(self._m_outcome)
+        k = len(self._s_outcome)
+        frozen = self._frozen
         # Every span id is formatted once; messages and parents index into them, and
         # index -1 (no span) picks the empty string at the end.
-        ids = np.array([span_hex(i) for i in range(k)] + [""], dtype=object)
+        ids = _span_ids(k)
+        # Every column is a new array of its own: the frames take them as they are
+        # (copy=False), without copying the numbers into one block per dtype.
         messages = pd.DataFrame(
             {
                 "seq": pd.RangeIndex(n),
-                "msg_id": self._m_id,
-                "type": self._m_type,
-                "version": pd.Series(self._m_version, dtype="int64"),
-                "protocol": self._m_protocol,
-                "kind": self._m_kind,
-                "src": self._m_src,
-                "dst": self._m_dst,
-                "correlation_id": self._m_corr,
-                "causation_id": self._m_cause,
+                "msg_id": frozen("_m_id"),
+                "type": frozen("_m_type"),
+                "version": _numbers(self._m_version, np.int64),
+                "protocol": frozen("_m_protocol"),
+                "kind": frozen("_m_kind"),
+                "src": frozen("_m_src"),
+                "dst": frozen("_m_dst"),
+                "correlation_id": frozen("_m_corr"),
+                "causation_id": frozen("_m_cause"),
                 "span_id": _ids(ids, self._m_span),
-                "attempt": pd.Series(self._m_attempt, dtype="int64"),
-                "sent_at": pd.Series(self._m_sent, dtype="float64"),
-                "delivered_at": pd.Series(self._m_delivered, dtype="float64"),
-                "ended_at": pd.Series(self._m_ended, dtype="float64"),
-                "outcome": self._m_outcome,
-                "size_bytes": pd.Series(self._m_size, dtype="int64"),
-                "duplicate": pd.Series(self._m_dup, dtype="bool"),
+                "attempt": _numbers(self._m_attempt, np.int64),
+                "sent_at": _floats(self._m_sent),
+                "delivered_at": _floats(self._m_delivered),
+                "ended_at": _floats(self._m_ended),
+                "outcome": _strings(self._m_outcome),
+                "size_bytes": _numbers(self._m_size, np.int64),
+                "duplicate": _numbers(self._m_dup, np.bool_),
                 "reason": _sparse(self._m_reason, n),
             },
             columns=MESSAGE_COLUMNS,
+            copy=False,
         )
         spans = pd.DataFrame(
             {
-                "span_id": pd.Series(ids[:k], dtype="str"),
+                "span_id": _id_range(ids, k),
                 "parent_id": _ids(ids, self._s_parent),
-                "correlation_id": self._s_corr,
-                "name": self._s_name,
-                "kind": self._s_kind,
-                "agent": self._s_agent,
-                "peer": self._s_peer,
-                "protocol": self._s_protocol,
-                "start": pd.Series(self._s_start, dtype="float64"),
-                "end": pd.Series(self._s_end, dtype="float64"),
-                "deadline": pd.Series(self._s_deadline, dtype="float64"),
-                "wait": pd.Series(self._s_wait, dtype="float64"),
-                "outcome": self._s_outcome,
-                "attempts": pd.Series(self._s_attempts, dtype="int64"),
-                "error": self._s_error,
-                "status": pd.Series(self._s_status, dtype="int64"),
+                "correlation_id": frozen("_s_corr"),
+                "name": frozen("_s_name"),
+                "kind": frozen("_s_kind"),
+                "agent": frozen("_s_agent"),
+                "peer": frozen("_s_peer"),
+                "protocol": frozen("_s_protocol"),
+                "start": _floats(self._s_start),
+                "end": _floats(self._s_end),
+                "deadline": _floats(self._s_deadline),
+                "wait": _floats(self._s_wait),
+                "outcome": _strings(self._s_outcome),
+                "attempts": _numbers(self._s_attempts, np.int64),
+                "error": _strings(self._s_error),
+                "status": _numbers(self._s_status, np.int64),
                 "answered": _sparse_int(self._s_answered, k),
             },
             columns=SPAN_COLUMNS,
+            copy=False,
+        )
+        effects = pd.DataFrame(
+            {
+                "time": _floats(self._e_time),
+                "agent": frozen("_e_agent"),
+                "key": frozen("_e_key"),
+                "msg_id": frozen("_e_msg"),
+                "correlation_id": frozen("_e_corr"),
+            },
+            columns=EFFECT_COLUMNS,
+            copy=False,
         )
         tables = {
             "messages": messages,
@@ -390,22 +456,115 @@ class Recorder:
             "queues": pd.DataFrame(self.queues, columns=QUEUE_COLUMNS),
             "faults": pd.DataFrame(self.faults, columns=FAULT_COLUMNS),
             "agents": pd.DataFrame(self.agents, columns=_agent_columns(self.agents)),
-            "effects": pd.DataFrame(self.effects, columns=EFFECT_COLUMNS),
+            "effects": effects,
         }
         return {name: conform(name, table) for name, table in tables.items()}
 
+    def _frozen(self, name: str) -> pd.Series:
+        """A column of unchanging strings: its frozen chunks and the rows since."""
+        chunks = self._chunks[name]
+        if not chunks:
+            return _strings(getattr(self, name))
+        # Left in chunks: joining them is a copy of the column into new memory, which
+        # costs more than all the rest of its making.
+        arrays = [*chunks, _arrow(getattr(self, name))]
+        return _arrow_strings(pa.chunked_array(arrays, type=pa.large_string()))
 
-def _ids(ids: np.ndarray, index: list[int]) -> pd.Series:
-    """Span ids for a list of span indexes (-1, no span, gives the empty string)."""
-    return pd.Series(ids[np.asarray(index, dtype=np.int64)], dtype="str")
+
+# Messages between two freezes of the unchanging string columns (see Recorder._freeze).
+CHUNK_ROWS = 16384
+_CHUNKED = (
+    "_m_id", "_m_type", "_m_protocol", "_m_kind", "_m_src", "_m_dst", "_m_corr", "_m_cause",
+    "_s_corr", "_s_name", "_s_kind", "_s_agent", "_s_peer", "_s_protocol",
+    "_e_agent", "_e_key", "_e_msg", "_e_corr",
+)  # fmt: skip
+
+# The dtype "str" columns get: Arrow-backed strings on pandas 3, where a column can be
+# built from an Arrow array directly instead of through pandas' per-element checks.
+_STR = pd.api.types.pandas_dtype("str")
+_ARROW_STR = isinstance(_STR, pd.StringDtype) and _STR.storage == "pyarrow"
+
+
+def _strings(values: list[str]) -> pd.Series:
+    """A "str" column from a list of strings (what pandas would make of it, faster)."""
+    if _ARROW_STR:
+        try:
+            arrow = pa.array(values, type=pa.large_string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass  # not all strings: pandas converts them as it always has
+        else:
+            return _arrow_strings(arrow)
+    return pd.Series(values, dtype="str")
+
+
+def _arrow(values: list[str]) -> pa.Array:
+    """The Arrow array of the "str" column of `values` (only on Arrow-backed pandas)."""
+    try:
+        return pa.array(values, type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Not all strings: what pandas makes of them, as the column would have had.
+        arrow = pa.array(pd.array(values, dtype=_STR))
+        return arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+
+
+def _arrow_strings(arrow: pa.Array | pa.ChunkedArray) -> pd.Series:
+    return pd.Series(ArrowStringArray(arrow, dtype=_STR), copy=False)
+
+
+def _floats(values: array) -> pd.Series:
+    """A float column from an array of doubles."""
+    return pd.Series(np.frombuffer(values, dtype=np.float64).copy(), copy=False)
+
+
+def _numbers(values: list[Any], dtype: type) -> pd.Series:
+    """A numeric or bool column from a list of Python numbers."""
+    return pd.Series(np.array(values, dtype=dtype), copy=False)
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _span_ids(k: int) -> pa.Array | np.ndarray:
+    """`span_hex(i)` for i in range(k), then "" (index -1, no span).
+
+    Written as Arrow buffers (16 hex digits per id), without a Python string per span.
+    """
+    if not _ARROW_STR:
+        return np.array([span_hex(i) for i in range(k)] + [""], dtype=object)
+    number = np.arange(1, k + 1, dtype=np.uint64)
+    digits = np.empty((k, 16), dtype=np.uint8)
+    for place in range(16):
+        digits[:, place] = _HEX[(number >> np.uint64(4 * (15 - place))) & np.uint64(15)]
+    offsets = np.arange(0, 16 * (k + 1), 16, dtype=np.int64)
+    offsets = np.append(offsets, 16 * k)
+    return pa.LargeStringArray.from_buffers(
+        k + 1, pa.py_buffer(offsets), pa.py_buffer(digits.reshape(-1))
+    )
+
+
+def _id_range(ids: pa.Array | np.ndarray, k: int) -> pd.Series:
+    """The ids of spans 0..k-1."""
+    if isinstance(ids, np.ndarray):
+        return pd.Series(ids[:k], dtype="str")
+    return _arrow_strings(ids.slice(0, k))
+
+
+def _ids(ids: pa.Array | np.ndarray, index: array) -> pd.Series:
+    """Span ids for an array of span indexes (-1, no span, gives the empty string)."""
+    positions = np.frombuffer(index, dtype=np.int64)
+    if isinstance(ids, np.ndarray):
+        return pd.Series(ids[positions], dtype="str")
+    # Arrow's take has no negative indexes: count them from the end, as numpy does.
+    positions = np.where(positions < 0, positions + len(ids), positions)
+    return _arrow_strings(ids.take(pa.array(positions)))
 
 
 def _sparse(values: dict[int, str], n: int) -> pd.Series:
     """A string column that is empty but for a few rows."""
-    column = np.full(n, "", dtype=object)
+    column = [""] * n
     for index, value in values.items():
         column[index] = value
-    return pd.Series(column, dtype="str")
+    return _strings(column)
 
 
 def _sparse_int(values: dict[int, int], n: int) -> pd.Series:

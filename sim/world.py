@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import simpy
 
+from protocols.node import Node
 from protocols.transport import Message
 from sim import scenario as sc
 from sim.agents import POISON, ROLES, Agent, Service
@@ -37,6 +38,8 @@ class World:
             faults=FaultState(),
         )
         self.agents: dict[str, Agent] = {}
+        # Asked for every delivery: a dict of nodes is one lookup less than the agents.
+        nodes: dict[str, Node] = {}
         self.network = Network(
             self.env,
             scenario.network,
@@ -44,11 +47,12 @@ class World:
             self.ctx.streams,
             self.recorder,
             self.ctx.faults,
-            is_up=lambda agent: self.agents[agent].node.up,
+            is_up=lambda agent: nodes[agent].up,
         )
         self.ctx.network = self.network
         for spec in scenario.agents:
             self.agents[spec.id] = ROLES[spec.role](self.ctx, spec)
+            nodes[spec.id] = self.agents[spec.id].node
             self.recorder.agent(
                 agent=spec.id,
                 role=spec.role,
