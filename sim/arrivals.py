@@ -30,7 +30,14 @@ def arrival_times(
     """
     first = start if since is None else max(start, since)
     if isinstance(model, sc.Poisson):
-        yield from _poisson(lambda t: model.rate, model.rate, rng, first, end)
+        # `_poisson` at a constant rate, written out: the workload's hot loop, and the
+        # same draws (a constant rate never thins).
+        rate, t, gap = model.rate, first, rng.expovariate
+        while True:
+            t += gap(rate)
+            if t >= end:
+                return
+            yield t
     elif isinstance(model, sc.ConstantRate):
         gap = 1.0 / model.rate
         for n in range(_skip(start, first, gap), _ticks(start, end, gap)):

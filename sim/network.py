@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import networkx as nx
@@ -44,6 +44,11 @@ class LinkState:
     bandwidth: float | None
     draw: Callable[[], float]
     busy_until: float = 0.0
+    plain: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Latency only: what `Network.send` can take without its per-link checks.
+        self.plain = self.bandwidth is None and not self.loss and not self.duplicate
 
 
 def build_topology(agent_ids: list[str], spec: sc.Network) -> nx.DiGraph:
@@ -120,6 +125,10 @@ class Network:
         delay = 0.0
         lost = False
         duplicate = False
+        if len(route) == 1 and route[0].plain:
+            # One link with latency only (the common case): no loop, no draws to skip.
+            delay = route[0].latency()
+            route = ()
         for link in route:
             hop = link.latency()
             if link.bandwidth is not None:

@@ -143,7 +143,9 @@ class Recorder:
     """Collects the rows of the six tables while a run goes on."""
 
     def __init__(self) -> None:
-        # messages, column by column
+        # messages, column by column (after `_flush_messages`: the sent messages wait
+        # in `_m_msgs` until then)
+        self._m_msgs: list[Message] = []
         self._m_id: list[str] = []
         self._m_type: list[str] = []
         self._m_version: list[int] = []
@@ -163,7 +165,8 @@ class Recorder:
         self._m_size: list[int] = []
         self._m_dup: list[bool] = []
         self._m_reason: dict[int, str] = {}
-        # spans
+        # spans: parent .. deadline wait in `_s_fixed` until a flush (see span_start)
+        self._s_fixed: list[tuple[Any, ...]] = []
         self._s_parent = array("q")
         self._s_corr: list[str] = []
         self._s_name: list[str] = []
@@ -202,26 +205,57 @@ class Recorder:
 
     def message_sent(self, msg: Message, now: float) -> int:
         """Record a copy put on the wire, still in flight; returns its seq."""
-        self._m_id.append(msg.msg_id)
-        self._m_type.append(msg.type)
-        self._m_version.append(msg.version)
-        self._m_protocol.append(msg.protocol)
-        self._m_kind.append(msg.kind)
-        self._m_src.append(msg.src)
-        self._m_dst.append(msg.dst)
-        self._m_corr.append(msg.correlation_id)
-        self._m_cause.append(msg.causation_id)
-        self._m_span.append(msg.span)
-        self._m_attempt.append(msg.attempt)
+        # The message itself is kept (its fields never change once it is sent) and split
+        # into columns every CHUNK_ROWS copies: one append here instead of thirteen.
+        pending = self._m_msgs
+        pending.append(msg)
         self._m_sent.append(now)
         self._m_delivered.append(NAN)
         self._m_ended.append(NAN)
-        self._m_outcome.append("in_flight")
-        self._m_size.append(msg.size_bytes)
-        self._m_dup.append(msg.duplicate)
-        if len(self._m_id) >= self._chunk_rows:
-            self._freeze()
-        return len(self._m_outcome) - 1
+        outcomes = self._m_outcome
+        outcomes.append("in_flight")
+        if len(pending) >= CHUNK_ROWS:
+            self._flush_messages()
+            if self._chunk_rows <= CHUNK_ROWS:
+                self._freeze()
+        return len(outcomes) - 1
+
+    def _flush_messages(self) -> None:
+        """Split the messages (and spans) kept since the last flush into their columns."""
+        self._flush_spans()
+        msgs = self._m_msgs
+        if not msgs:
+            return
+        self._m_id.extend([m.msg_id for m in msgs])
+        self._m_type.extend([m.type for m in msgs])
+        self._m_version.extend([m.version for m in msgs])
+        self._m_protocol.extend([m.protocol for m in msgs])
+        self._m_kind.extend([m.kind for m in msgs])
+        self._m_src.extend([m.src for m in msgs])
+        self._m_dst.extend([m.dst for m in msgs])
+        self._m_corr.extend([m.correlation_id for m in msgs])
+        self._m_cause.extend([m.causation_id for m in msgs])
+        self._m_span.extend([m.span for m in msgs])
+        self._m_attempt.extend([m.attempt for m in msgs])
+        self._m_size.extend([m.size_bytes for m in msgs])
+        self._m_dup.extend([m.duplicate for m in msgs])
+        msgs.clear()
+
+    def _flush_spans(self) -> None:
+        """Split the fixed fields of the spans opened since the last flush into columns."""
+        fixed = self._s_fixed
+        if not fixed:
+            return
+        self._s_parent.extend([f[0] for f in fixed])
+        self._s_corr.extend([f[1] for f in fixed])
+        self._s_name.extend([f[2] for f in fixed])
+        self._s_kind.extend([f[3] for f in fixed])
+        self._s_agent.extend([f[4] for f in fixed])
+        self._s_peer.extend([f[5] for f in fixed])
+        self._s_protocol.extend([f[6] for f in fixed])
+        self._s_start.extend([f[7] for f in fixed])
+        self._s_deadline.extend([f[8] for f in fixed])
+        fixed.clear()
 
     def message_delivered(self, seq: int, now: float) -> None:
         """The copy `seq` reached its destination."""
@@ -241,6 +275,7 @@ class Recorder:
 
         It scans back from the end: it is for rare events, not the hot path.
         """
+        self._flush_messages()
         # The ids not yet frozen, then each frozen chunk, newest first.
         parts = itertools.chain(
             [self._m_id], (chunk.to_pylist() for chunk in reversed(self._chunks["_m_id"]))
@@ -281,16 +316,11 @@ class Recorder:
         deadline: float = NAN,
     ) -> int:
         """Open a span; returns its index (its id is `span_hex(index)`)."""
-        self._s_parent.append(parent)
-        self._s_corr.append(correlation_id)
-        self._s_name.append(name)
-        self._s_kind.append(kind)
-        self._s_agent.append(agent)
-        self._s_peer.append(peer)
-        self._s_protocol.append(protocol)
-        self._s_start.append(start)
+        # What never changes goes in as one tuple, split into columns with the messages.
+        self._s_fixed.append(
+            (parent, correlation_id, name, kind, agent, peer, protocol, start, deadline)
+        )
         self._s_end.append(NAN)
-        self._s_deadline.append(deadline)
         self._s_wait.append(0.0)
         self._s_outcome.append("open")
         self._s_attempts.append(1)
@@ -382,6 +412,7 @@ class Recorder:
                 gc.enable()
 
     def _tables(self) -> dict[str, pd.DataFrame]:
+        self._flush_messages()
         n = len(self._m_outcome)
         k = len(self._s_outcome)
         frozen = self._frozen
