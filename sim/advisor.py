@@ -59,6 +59,7 @@ class Advice:
     evidence: pd.DataFrame  # the sweep rows (every replication) of the cells used
     met: bool = True  # False when no stack meets every need
     notes: list[str] = field(default_factory=list)
+    needs: Needs | None = None  # what it was asked
 
     @property
     def protocol(self) -> str:
@@ -93,7 +94,7 @@ def advise(rows: pd.DataFrame, needs: Needs) -> Advice:
     stack, met = _choose(verdicts, needs)
     evidence = at_load[at_load["protocol"].isin(stack)].reset_index(drop=True)
     headline, reasons, notes = _explain(verdicts, stack, met, needs, load)
-    return Advice(stack, headline, reasons, load, verdicts, evidence, met, notes)
+    return Advice(stack, headline, reasons, load, verdicts, evidence, met, notes, needs)
 
 
 def _pick_load(loads: list[float], wanted: float) -> float:

@@ -421,11 +421,14 @@ def advice_figure(advice: Any, needs: Any = None) -> go.Figure:
     p99 on a clean network (ms, with its confidence interval) and the share of requests
     lost under faults. Protocols that meet every need are drawn solid, the others faded;
     the recommended stack is outlined and labelled (the carrier "recommended", a
-    protocol added for a feature "+ progress stream" or "+ two-way talk"). With `needs`
-    (a `Needs`), the p99 target and the loss allowed are drawn as lines.
+    protocol added for a feature "+ progress stream" or "+ two-way talk"). The needs
+    (`needs`, else those the advice was made for) draw the p99 target and the loss
+    allowed as lines.
 
     Each bar trace's `meta` holds `protocol`, `recommended`, `meets` and `misses`.
     """
+    if needs is None:
+        needs = getattr(advice, "needs", None)
     verdicts: pd.DataFrame = advice.verdicts
     if verdicts is None or verdicts.empty:
         raise ValueError("The advice has no protocols to show.")
