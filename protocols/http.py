@@ -36,8 +36,27 @@ class HttpEndpoint:
     ) -> None:
         self.node = node
         self.client = client or HttpClient(node)
-        self.server = server
+        self._server: HttpServer | None = None
         node.register(PROTOCOL, self)
+        # Responses and requests, nearly every message, go straight to their handler.
+        node.route(PROTOCOL, "response", self.client.on_response)
+        self.server = server
+
+    @property
+    def server(self) -> HttpServer | None:
+        """The server on this node, if it serves (it may be set after construction)."""
+        return self._server
+
+    @server.setter
+    def server(self, server: HttpServer | None) -> None:
+        self._server = server
+        self.node.route(
+            PROTOCOL, "request", server.on_request if server is not None else self._not_found
+        )
+
+    def _not_found(self, msg: Message) -> None:
+        # Nothing listens here: the host answers 404 on the connection.
+        send_response(self.node, msg, 404, -1)
 
     def on_message(self, msg: Message) -> None:
         """Route a delivered HTTP message."""
@@ -48,8 +67,7 @@ class HttpEndpoint:
             if self.server is not None:
                 self.server.on_request(msg)
             else:
-                # Nothing listens here: the host answers 404 on the connection.
-                send_response(self.node, msg, 404, -1)
+                self._not_found(msg)
         elif kind == "control":
             if isinstance(msg.body, int) and msg.causation_id:
                 self.client.on_control(msg)

@@ -217,7 +217,12 @@ class HttpClient:
         call = Call(self, msg_id, span, None, on_done)
         ex = Exchange(call, msg, settings, timeout)
         self._exchanges[msg_id] = ex
-        pool.acquire(ex)
+        # Pool.acquire's first step, inline: a kept-alive connection is the common case.
+        conn = pool._fresh_idle() if pool.idle else None
+        if conn is not None:
+            self.send_on(conn, ex)
+        else:
+            pool.acquire(ex)  # no fresh idle one left: it opens one or queues the call
         return call
 
     # -- connections ------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import simpy
 
 from protocols.journal import Journal
+from protocols.timers import Later, scheduler
 from protocols.transport import Message, Transport
 
 
@@ -68,6 +69,8 @@ class Node:
         # Bumped by every crash: a callback scheduled before it sees a stale epoch.
         self.epoch = 0
         self._endpoints: dict[str, Endpoint] = {}
+        # Handlers an endpoint set for a kind of its messages, by protocol then kind.
+        self._routes: dict[str, dict[str, Callable[[Message], None]]] = {}
         self._crashes = 0
         self._pauses = 0
         self._paused: simpy.Event | None = None
@@ -80,6 +83,8 @@ class Node:
         self.on_crash: list[Callable[[], None]] = []
         self.on_restart: list[Callable[[], None]] = []
         self.on_resume: list[Callable[[float, float], None]] = []
+        # call_later(delay, callback): a SimPy timeout with a callback, for less.
+        self.call_later: Later = scheduler(env)
         transport.attach(agent, self.receive, self.bounce)
 
     # -- endpoints and messages -------------------------------------------------------
@@ -87,6 +92,11 @@ class Node:
     def register(self, protocol: str, endpoint: Endpoint) -> None:
         """Route delivered messages of `protocol` to `endpoint`."""
         self._endpoints[protocol] = endpoint
+
+    def route(self, protocol: str, kind: str, handler: Callable[[Message], None]) -> None:
+        """Deliver messages of `protocol` and `kind` to `handler`, not to the endpoint's
+        `on_message`: what that would do with them, a call less per message."""
+        self._routes.setdefault(protocol, {})[kind] = handler
 
     def endpoint(self, protocol: str) -> Endpoint | None:
         """The endpoint of `protocol` on this node, if any."""
@@ -119,6 +129,12 @@ class Node:
         if self._paused is not None:
             self._backlog.append(msg)
             return
+        routes = self._routes.get(msg.protocol)
+        if routes is not None:
+            handler = routes.get(msg.kind)
+            if handler is not None:
+                handler(msg)
+                return
         endpoint = self._endpoints.get(msg.protocol)
         if endpoint is not None:
             endpoint.on_message(msg)
@@ -139,7 +155,7 @@ class Node:
             if epoch == self.epoch:
                 self.when_running(action)
 
-        self.env.timeout(delay).callbacks.append(fire)
+        self.call_later(delay, fire)
 
     def after_work(self, seconds: float, action: Callable[[], None]) -> None:
         """Spend `seconds` of processing, then do `action`; a pause freezes the work.
@@ -177,6 +193,12 @@ class Node:
         """Wait while the node is paused (a no-op otherwise); for processes."""
         while self._paused is not None:
             yield self._paused
+
+    def on_unpause(self, callback: Callable[[simpy.Event], None]) -> None:
+        """Call `callback` when the current pause ends, from the pause's event: in the
+        order, and at the moment, a process waiting in `unpaused` would resume."""
+        assert self._paused is not None
+        self._paused.callbacks.append(callback)
 
     def work(self, seconds: float) -> Iterator[simpy.Event]:
         """Spend `seconds` of processing time in a process; a pause freezes it."""
@@ -282,15 +304,16 @@ class _Work:
         self.node = node
         self.action = action
         self.epoch = node.epoch
-        self.before = 0.0
-        self.start(seconds)
+        # start(seconds), inline: this runs once per piece of work.
+        self.before = node._paused_total if node._paused is None else node.paused_time()
+        node.call_later(seconds, self.fire)
 
     def start(self, seconds: float) -> None:
         """Spend `seconds` of processing from now."""
         node = self.node
         # Node.paused_time(), inline: this runs once per piece of work.
         self.before = node._paused_total if node._paused is None else node.paused_time()
-        node.env.timeout(seconds).callbacks.append(self.fire)
+        node.call_later(seconds, self.fire)
 
     def fire(self, _event: simpy.Event) -> None:
         """The time is up: finish, or work on for the time a pause took meanwhile."""

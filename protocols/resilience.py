@@ -165,6 +165,17 @@ class ResilientCaller:
         self.pending: dict[str, Call] = {}
         self._keys = 0
         node.on_crash.append(self.reset)
+        # With no policy that acts on a call, a call without an incoming deadline is its
+        # one attempt: callers may make it straight through `direct` (see `call`).
+        p = policies
+        plain = (
+            (p.retry is None or p.retry.settings.max_attempts <= 1)
+            and p.breaker is None
+            and p.throttle is None
+            and p.budget is None
+            and not p.deadline.cancel_on_timeout
+        )
+        self.direct: Attempt | None = attempt if plain else None
 
     def call(
         self,

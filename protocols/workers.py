@@ -110,7 +110,10 @@ class WorkerPool:
             return False  # full()
         self.enqueued += 1
         if len(running) < self.workers and not self.node.paused:
-            self._start(job)
+            # _start(job), inline: once per request.
+            job.started = self.node.env.now
+            running[id(job)] = job
+            self._begin(job)
         else:
             self.queue.append(job)
         return True

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 import simpy
+from simpy.core import URGENT
 
 from protocols.call import Call, CallResult
 from protocols.http import payload_of
@@ -83,17 +84,20 @@ class Agent:
         if caller is None:
             caller = self._callers[dst] = self._caller(dst)
         # Making the caller looked the channel up: it is in `_channels` from then on.
+        timeout = self._channels[dst].timeout
+        direct = caller.direct
+        if direct is not None and deadline == math.inf:
+            # What ResilientCaller.call does for a plain channel, one call frame less: the
+            # attempt is the request, and its deadline is its own timeout from now
+            # (None lets the protocol count it from its own clock reading).
+            return direct(
+                dst, type_, correlation_id, timeout, parent, size_bytes, body, causation_id,
+                on_done, 1, "", None if timeout is not None else math.inf,
+            )  # fmt: skip
         return caller.call(
-            type_,
-            correlation_id,
-            self._channels[dst].timeout,
-            parent,
-            size_bytes,
-            body,
-            causation_id,
-            deadline,
+            type_, correlation_id, timeout, parent, size_bytes, body, causation_id, deadline,
             on_done,
-        )
+        )  # fmt: skip
 
     def _caller(self, dst: str) -> ResilientCaller:
         channel = self.channel(dst)
@@ -166,35 +170,105 @@ class Client(Agent):
     def start(self) -> None:
         """Start (or, after a restart, resume) every workload stream of this client."""
         for index, workload in enumerate(self.workloads):
-            self.node.spawn(self._generate(index, workload, self.ctx.env.now))
+            _Arrivals(self, index, workload, self.ctx.env.now)
 
-    def _generate(self, index: int, workload: sc.Workload, since: float) -> Iterator[simpy.Event]:
-        env, node = self.ctx.env, self.node
-        schedule, upcoming = self._schedules[index], self._upcoming
+
+class _Arrivals:
+    """One workload stream of a client, from its (re)start until a crash or its end.
+
+    Timeouts with callbacks rather than a process: a process resumes through two
+    generator frames per request. It does what the process it replaces did, step for
+    step and event for event: its first step runs from an urgent event, as a process's
+    does, whatever happens before; a crash stops it at its next step (the epoch it began
+    in has passed), as the interrupt did a process; a pause holds an arrival on the
+    pause's event, where the process waited.
+    """
+
+    __slots__ = ("client", "env", "epoch", "index", "node", "since", "workload")
+
+    def __init__(self, client: Client, index: int, workload: sc.Workload, since: float) -> None:
+        self.client = client
+        self.index = index
+        self.workload = workload
+        self.since = since
+        self.node = client.node
+        self.env = env = client.ctx.env
+        self.epoch = self.node.epoch
+        begin = simpy.Event(env)
+        # Triggered and urgent, as SimPy's own Initialize event of a process.
+        begin._ok = True
+        begin._value = None
+        begin.callbacks.append(self._begin)
+        env.schedule(begin, URGENT)
+
+    def _begin(self, _event: simpy.Event) -> None:
+        # A process takes its first step even if its node crashed since it was spawned:
+        # the interrupt only lands after it.
+        self._next()
+
+    def _next(self) -> None:
+        """Send the arrivals that are due, until one is in the future: wait for it."""
+        env, node = self.env, self.node
+        client, index = self.client, self.index
+        upcoming = client._upcoming
         while True:
-            # The next arrival outlives a crash that interrupts the wait for it.
+            # The next arrival outlives a crash that stops the wait for it.
             t = upcoming[index]
             if t is None:
-                t = next(schedule, None)
+                t = next(client._schedules[index], None)
                 if t is None:
                     return
                 upcoming[index] = t
-            if t < since:
+            if t < self.since:
                 upcoming[index] = None  # it fell while the client was down
                 continue
             now = env.now
             if t > now:
-                yield env.timeout(t - now)
+                node.call_later(t - now, self._due)
+                return
             upcoming[index] = None
             if node.paused:
-                # Arrivals during a pause are held and sent when it ends.
-                yield from node.unpaused()
-            self.call(
-                workload.dst,
-                workload.type,
-                f"{self.id}-{next(self._requests)}",
-                size_bytes=workload.size_bytes,
-            )
+                node.on_unpause(self._unpaused)
+                return
+            self._send()
+
+    def _due(self, _event: simpy.Event) -> None:
+        node = self.node
+        if self.epoch != node.epoch:
+            return  # the client crashed while it waited
+        self.client._upcoming[self.index] = None
+        if node.paused:
+            # Arrivals during a pause are held and sent when it ends.
+            node.on_unpause(self._unpaused)
+            return
+        client, workload = self.client, self.workload
+        # _send(), inline: once per request.
+        client.call(
+            workload.dst,
+            workload.type,
+            f"{client.id}-{next(client._requests)}",
+            size_bytes=workload.size_bytes,
+        )
+        self._next()
+
+    def _unpaused(self, _event: simpy.Event) -> None:
+        node = self.node
+        if self.epoch != node.epoch:
+            return
+        if node.paused:
+            node.on_unpause(self._unpaused)  # another pause began meanwhile
+            return
+        self._send()
+        self._next()
+
+    def _send(self) -> None:
+        client, workload = self.client, self.workload
+        client.call(
+            workload.dst,
+            workload.type,
+            f"{client.id}-{next(client._requests)}",
+            size_bytes=workload.size_bytes,
+        )
 
 
 class Service(Agent):
@@ -229,10 +303,11 @@ class Service(Agent):
             self.node.after_work(work, partial(self._handled, job))
 
     def _handled(self, job: Job) -> None:
+        # The owner's reply, not Job.reply: a call less per request.
         if payload_of(job.msg.body) == POISON:
-            job.reply(500, "poison message: the handler failed")
+            job.owner.reply(job, 500, "poison message: the handler failed")
         else:
-            job.reply(200)
+            job.owner.reply(job, 200)
 
     def _serve_with_calls(self, job: Job, work: float) -> Iterator[Any]:
         node = self.node

@@ -17,13 +17,15 @@ Semantics, after Maelstrom's `net.clj`:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import networkx as nx
 import simpy
 
+from protocols.timers import scheduler
 from protocols.transport import Bounce, Message, Receiver
 from sim import scenario as sc
 from sim.distributions import Sampler
@@ -84,8 +86,14 @@ class Network:
         self._rec = recorder
         self._faults = faults
         self._is_up = is_up
+        # A timeout with a callback, for less: the network's one event per copy.
+        self._later = scheduler(env)
         self._links: dict[tuple[str, str], LinkState] = {}
         self._routes: dict[tuple[str, str], list[LinkState] | None] = {}
+        # The latency of each route that is one link with latency only (see `send`).
+        self._plain: dict[tuple[str, str], Sampler] = {}
+        # The agents' nodes, when the network is told them: asked for `up` directly.
+        self._nodes: Mapping[str, Any] | None = None
         self._receivers: dict[str, Receiver] = {}
         self._bounces: dict[str, Bounce] = {}
         self._overrides = {}
@@ -104,10 +112,23 @@ class Network:
 
     def send(self, msg: Message) -> int:
         """Put a copy on the wire; returns its seq. Its fate is decided here or at delivery."""
-        env, rec = self.env, self._rec
-        now = env.now
-        seq = rec.message_sent(msg, now)
+        now = self.env.now
+        seq = self._rec.message_sent(msg, now)
         msg.seq = seq
+        faults = self._faults
+        if not (faults.effects or faults.partitions):
+            # No fault active (FaultState.network_faults_active, without a property call),
+            # and a route of one link with latency only: the common case, which is the
+            # path below without the steps that would do nothing.
+            latency = self._plain.get((msg.src, msg.dst))
+            if latency is not None:
+                delay = latency()
+                self._later(delay, partial(self._arrive, seq, msg, delay))
+                return seq
+        return self._send(msg, seq, now)
+
+    def _send(self, msg: Message, seq: int, now: float) -> int:
+        env, rec = self.env, self._rec
         try:
             route = self._routes[(msg.src, msg.dst)]
         except KeyError:  # the first message between the two
@@ -151,10 +172,18 @@ class Network:
             )
         else:
             # A partial, not a lambda: SimPy calls it straight into _arrive, one frame less.
-            env.timeout(delay).callbacks.append(partial(self._arrive, seq, msg, delay))
+            self._later(delay, partial(self._arrive, seq, msg, delay))
         if duplicate and not msg.duplicate:
             self.send(msg.copy(duplicate=True))
         return seq
+
+    def use_nodes(self, nodes: Mapping[str, Any]) -> None:
+        """Ask `nodes[agent].up` whether an agent is up, rather than `is_up(agent)`.
+
+        The same answer, a call less per delivery; `nodes` may fill in later (the world
+        makes the agents after the network), but before the first delivery.
+        """
+        self._nodes = nodes
 
     def mark(self, msg: Message, outcome: str, reason: str = "") -> None:
         """A receiver changed a delivered copy's outcome (`rejected`, `dead_lettered`...)."""
@@ -188,7 +217,8 @@ class Network:
         if self._faults.partitions and self._faults.partitioned(msg.src, msg.dst):
             self._rec.message_ended(seq, "partitioned", now)
             return
-        if not self._is_up(msg.dst):
+        nodes = self._nodes
+        if not (nodes[msg.dst].up if nodes is not None else self._is_up(msg.dst)):
             self._rec.message_ended(seq, "unavailable", now)
             self._bounce(msg, "unavailable", delay)
             return
@@ -218,6 +248,8 @@ class Network:
                 None if path is None else [self._link(a, b) for a, b in itertools.pairwise(path)]
             )
         self._routes[key] = route
+        if route is not None and len(route) == 1 and route[0].plain:
+            self._plain[key] = route[0].latency
         return route
 
     def _link(self, src: str, dst: str) -> LinkState:

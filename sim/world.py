@@ -49,6 +49,7 @@ class World:
             self.ctx.faults,
             is_up=lambda agent: nodes[agent].up,
         )
+        self.network.use_nodes(nodes)
         self.ctx.network = self.network
         for spec in scenario.agents:
             self.agents[spec.id] = ROLES[spec.role](self.ctx, spec)
