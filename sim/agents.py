@@ -349,8 +349,11 @@ class BrokerAgent(Agent):
         self.broker = Broker(self.node, spec.queue or QueueSettings(), self._dead_lettered)
 
     def _dead_lettered(self, letter: DeadLetter) -> None:
-        # The message's last copy on the wire ends as dead-lettered, with the reason.
-        self.ctx.recorder.mark_last(letter.msg_id, "dead_lettered", self.ctx.env.now, letter.reason)
+        # The message's last copy on the wire ends as dead-lettered, with the reason. Where
+        # no DLQ takes it (RabbitMQ without a dead-letter exchange) the broker drops it,
+        # and the reason says so: nobody can inspect or redrive it.
+        reason = letter.reason if letter.dlq else f"{letter.reason}; dropped: no dead-letter queue"
+        self.ctx.recorder.mark_last(letter.msg_id, "dead_lettered", self.ctx.env.now, reason)
 
 
 ROLES: dict[str, type[Agent]] = {"client": Client, "service": Service, "broker": BrokerAgent}
