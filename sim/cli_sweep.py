@@ -99,15 +99,14 @@ def _progress_bar(total: int, quiet: bool) -> Iterator[Any]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep, save it, print each cell's means."""
     from sim import sweep as sw
-    from sim.sweep_spec import expand, load_spec
+    from sim.sweep_spec import load_spec
 
     spec = load_spec(args.sweep)
     if args.replications:
         spec = spec.model_copy(update={"replications": args.replications})
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
     _check_dir(out)
-    total = len(expand(spec))
-    with _progress_bar(total, args.quiet) as tick:
+    with _progress_bar(spec.cells * spec.replications, args.quiet) as tick:
         rows = sw.sweep(spec, workers=args.workers, scheduler=args.scheduler, progress=tick)
     try:
         sw.save(rows, out)
@@ -154,10 +153,10 @@ def cmd_advise(args: argparse.Namespace) -> int:
     if args.sweep_dir:
         rows = sw.load(args.sweep_dir)
     else:
-        from sim.sweep_spec import expand, load_spec
+        from sim.sweep_spec import load_spec
 
         spec = load_spec(ADVISOR_SWEEP)
-        with _progress_bar(len(expand(spec)), quiet=False) as tick:
+        with _progress_bar(spec.cells * spec.replications, quiet=False) as tick:
             rows = sw.cached(spec, ADVISOR_CACHE, workers=args.workers, progress=tick)
     try:
         advice = advise(rows, needs)

@@ -83,16 +83,19 @@ def breaker_open_time(breakers: pd.DataFrame, duration: float) -> float:
 SERVERS = ("server", "consumer")
 
 
-def delivery(messages: pd.DataFrame, spans: pd.DataFrame) -> dict[str, int]:
+def delivery(
+    messages: pd.DataFrame, spans: pd.DataFrame, roots: pd.DataFrame | None = None
+) -> dict[str, int]:
     """What became of the workload's requests on the serving side.
 
     `served`: requests whose callee finished the work at least once; `redone`: extra
     times it was done (a duplicate or a redelivery served again); `held`: requests not
     served but accepted by a broker, which keeps them until a consumer takes them; `lost`:
     requests that ended (not still open) neither served nor held, so nobody will ever do
-    the work unless the caller sends it again.
+    the work unless the caller sends it again. `roots` are `requests(spans)` if known.
     """
-    roots = requests(spans)
+    if roots is None:
+        roots = requests(spans)
     done = spans[
         spans["kind"].isin(SERVERS)
         & (spans["outcome"] == "ok")
@@ -150,7 +153,7 @@ def summarize(tables: dict[str, pd.DataFrame], duration: float) -> dict[str, Any
         "requests_by_outcome": counts(roots["outcome"]),
         "errors_by_kind": counts(errors["outcome"]),
         "latency_by_channel": latency_by_channel(spans).to_dict(orient="records"),
-        **delivery(messages, spans),
+        **delivery(messages, spans, roots),
         "dead_lettered": int((messages["outcome"] == "dead_lettered").sum()),
         "wasted_work": float(wasted_work(spans)["wasted"].sum()),
         "breaker_open_time": breaker_open_time(tables["breakers"], duration),
