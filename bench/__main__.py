@@ -6,7 +6,7 @@
 import sys
 
 from bench import kernel, policies, protocol_queue, protocol_sse, protocol_websocket, sweep
-from bench.kernel import _rate
+from bench.kernel import bare_run
 
 argv = sys.argv[1:]
 small = "--small" in argv
@@ -14,7 +14,7 @@ kernel.main(argv)
 policies.main(argv)
 
 # One bare SimPy figure for the protocol ratios, measured here, beside them.
-_, bare = _rate(500, 10.0, 10.0 if small else 60.0, floor=False)
+_, bare = bare_run(500, 10.0, 10.0 if small else 60.0, floor=False)
 print(f"protocols: 100-agent loads, wire messages per wall second (bare SimPy {bare:,.0f})")
 for name, module, duration in (
     ("http", None, 0),

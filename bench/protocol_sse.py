@@ -17,7 +17,7 @@ from typing import Any
 
 import simpy
 
-from bench.kernel import bare_simpy
+from bench.kernel import print_against_bare
 from protocols.node import Node
 from protocols.sse import SseEndpoint, SseServer
 from protocols.workers import Job
@@ -82,13 +82,8 @@ def main(argv: list[str]) -> None:
     """Print the SSE benchmark and its ratio to bare SimPy (`--small`: a tenth of it)."""
     duration = 360.0 if "--small" in argv else 3600.0
     r = measure(100, duration)
-    started = time.perf_counter()
-    bare = bare_simpy(50, 10.0, 100.0)
-    bare_rate = bare / (time.perf_counter() - started)
     print(f"sse: 100 agents, {duration:g} s, {r['streams']:,} streams, {r['messages']:,} messages")
-    print(f"  switchboard, with trace  {r['rate']:>10,.0f} msg/s ({r['seconds']:.2f} s wall)")
-    print(f"  bare SimPy (docs' Cable) {bare_rate:>10,.0f} msg/s")
-    print(f"  ratio                    {r['rate'] / bare_rate:>10.2f}")
+    print_against_bare(r)
 
 
 if __name__ == "__main__":

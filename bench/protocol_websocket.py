@@ -18,7 +18,7 @@ from typing import Any
 
 import simpy
 
-from bench.kernel import bare_simpy
+from bench.kernel import print_against_bare
 from protocols.websocket import Channel, WebSocketEndpoint
 from sim.nodes import BENCH_NETWORK, NodeWorld
 from sim.recorder import Recorder
@@ -83,16 +83,11 @@ def main(argv: list[str]) -> None:
     """Print the WebSocket benchmark and its ratio to bare SimPy (`--small`: a tenth)."""
     duration = 60.0 if "--small" in argv else 600.0
     r = measure(100, duration)
-    started = time.perf_counter()
-    bare = bare_simpy(50, 10.0, 100.0)
-    bare_rate = bare / (time.perf_counter() - started)
     print(
         f"websocket: 100 agents, {duration:g} s, {r['messages']:,} messages "
         f"({r['data']:,} data, {r['acks']:,} acks)"
     )
-    print(f"  switchboard, with trace  {r['rate']:>10,.0f} msg/s ({r['seconds']:.2f} s wall)")
-    print(f"  bare SimPy (docs' Cable) {bare_rate:>10,.0f} msg/s")
-    print(f"  ratio                    {r['rate'] / bare_rate:>10.2f}")
+    print_against_bare(r)
 
 
 if __name__ == "__main__":
