@@ -198,33 +198,20 @@ def stage(run: Any, key: str) -> None:
         format_func=lambda v: v or "all traces",
         help="Only this trace's messages, the window fitted to it. Cascades shows the same trace.",
     )
-    agents = controls[1].multiselect(
-        "Agents",
-        run.agents["agent"].tolist(),
-        key=AGENTS,
-        persist_state="session",
-        placeholder="all",
+
+    # Each filter: a multiselect over the values the run has, empty meaning all.
+    def seen(column: str) -> list[str]:
+        return state.column_values(run, key, "messages", column)
+
+    filters = (
+        ("Agents", run.agents["agent"].tolist(), AGENTS),
+        ("Protocols", seen("protocol"), PROTOCOLS),
+        ("Kinds", seen("kind"), KINDS),
+        ("Message types", seen("type"), TYPES),
     )
-    protocols = controls[2].multiselect(
-        "Protocols",
-        state.column_values(run, key, "messages", "protocol"),
-        key=PROTOCOLS,
-        persist_state="session",
-        placeholder="all",
-    )
-    kinds = controls[3].multiselect(
-        "Kinds",
-        state.column_values(run, key, "messages", "kind"),
-        key=KINDS,
-        persist_state="session",
-        placeholder="all",
-    )
-    types = controls[4].multiselect(
-        "Message types",
-        state.column_values(run, key, "messages", "type"),
-        key=TYPES,
-        persist_state="session",
-        placeholder="all",
+    agents, protocols, kinds, types = (
+        column.multiselect(label, options, key=widget, persist_state="session", placeholder="all")
+        for column, (label, options, widget) in zip(controls[1:5], filters, strict=True)
     )
     limit = controls[5].selectbox(
         "Arrows at most",
