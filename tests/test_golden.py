@@ -1,0 +1,41 @@
+"""Golden traces: every built-in scenario, at its own seed, gives the tables it gave when
+its digests were recorded, byte for byte.
+
+A refactor or a speed-up must leave these digests alone. A deliberate change of
+behaviour updates them in the same commit, with the reason in its message:
+
+    SWITCHBOARD_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import sim
+from sim.digest import run_digests
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
+UPDATE = os.environ.get("SWITCHBOARD_UPDATE_GOLDEN") == "1"
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_builtin_scenario_matches_its_golden_digests(path: Path) -> None:
+    digests = run_digests(sim.run(path))
+    golden = GOLDEN / f"{path.stem}.json"
+    if UPDATE:
+        golden.write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n")
+    recorded = json.loads(golden.read_text())
+    changed = sorted(name for name in recorded if recorded[name] != digests.get(name))
+    assert not changed, f"{path.stem}: tables changed: {', '.join(changed)}"
+    assert sorted(digests) == sorted(recorded), "the trace contract's tables changed"
+
+
+def test_every_builtin_scenario_has_golden_digests() -> None:
+    recorded = sorted(p.stem for p in GOLDEN.glob("*.json"))
+    assert recorded == sorted(p.stem for p in SCENARIOS)
