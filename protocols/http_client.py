@@ -34,8 +34,8 @@ from protocols.http_wire import (
     HttpRequest,
     HttpResponse,
 )
+from protocols.kernel import Timers
 from protocols.node import Node
-from protocols.timers import Timers
 from protocols.transport import Message
 
 DEFAULTS = HttpClientSettings()

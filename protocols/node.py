@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import simpy
 
 from protocols.journal import Journal
-from protocols.timers import Later, scheduler
+from protocols.kernel import Later, scheduler
 from protocols.transport import Message, Transport
 
 

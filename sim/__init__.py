@@ -26,11 +26,18 @@ import sim.run as _run_module  # noqa: F401
 import sim.sweep as _sweep_module  # noqa: F401
 
 
-def run(scenario: Any, seed: int | None = None, progress: Any = None, **overrides: Any) -> Any:
+def run(
+    scenario: Any,
+    seed: int | None = None,
+    progress: Any = None,
+    plain_simpy: bool | None = None,
+    **overrides: Any,
+) -> Any:
     """Run a scenario (a Scenario, a path, a built-in name, or a dict) and return its Run.
 
     `overrides` are dotted paths with `__` for dots, e.g. `agents__1__workers=8`, applied
-    before validation; `seed` replaces the scenario's seed.
+    before validation; `seed` replaces the scenario's seed. `plain_simpy=True` runs on
+    SimPy's public API only, without the kernel's shortcuts (same trace, slower).
     """
     from sim import loading
     from sim.scenario import Scenario
@@ -49,7 +56,7 @@ def run(scenario: Any, seed: int | None = None, progress: Any = None, **override
         data["seed"] = seed
     for key, value in overrides.items():
         loading.set_path(data, key.replace("__", "."), value)
-    return simulate(loading.validate(data, label), progress)
+    return simulate(loading.validate(data, label), progress, plain_simpy)
 
 
 def load(directory: str | Path) -> Any:

@@ -15,10 +15,10 @@ from functools import partial
 from typing import Any
 
 import simpy
-from simpy.core import URGENT
 
 from protocols.call import Call, CallResult
 from protocols.http import payload_of
+from protocols.kernel import start_soon
 from protocols.node import Node
 from protocols.queue import Broker, DeadLetter, QueueSettings
 from protocols.resilience import Policies, ResilientCaller
@@ -194,12 +194,7 @@ class _Arrivals:
         self.node = client.node
         self.env = env = client.ctx.env
         self.epoch = self.node.epoch
-        begin = simpy.Event(env)
-        # Triggered and urgent, as SimPy's own Initialize event of a process.
-        begin._ok = True
-        begin._value = None
-        begin.callbacks.append(self._begin)
-        env.schedule(begin, URGENT)
+        start_soon(env, self._begin)
 
     def _begin(self, _event: simpy.Event) -> None:
         # A process takes its first step even if its node crashed since it was spawned:

@@ -25,7 +25,7 @@ from typing import Any
 import networkx as nx
 import simpy
 
-from protocols.timers import scheduler
+from protocols.kernel import scheduler
 from protocols.transport import Bounce, Message, Receiver
 from sim import scenario as sc
 from sim.distributions import Sampler

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import simpy
-
+from protocols import kernel
 from protocols.node import Node
 from sim import scenario as sc
 from sim.faults import FaultState
@@ -26,7 +25,7 @@ class NodeWorld:
     """Nodes named `agents` on a network built from `network` (a scenario's section)."""
 
     def __init__(self, agents: list[str], network: dict[str, Any], seed: int = 1) -> None:
-        self.env = simpy.Environment()
+        self.env = kernel.environment()
         self.recorder = Recorder()
         self.streams = Streams(seed)
         self.state = FaultState()

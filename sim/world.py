@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 import simpy
 
+from protocols import kernel
 from protocols.node import Node
 from protocols.transport import Message
 from sim import scenario as sc
@@ -26,9 +27,11 @@ Progress = Callable[[float], None]
 class World:
     """Everything a run owns: clock, streams, journal, network, agents and faults."""
 
-    def __init__(self, scenario: sc.Scenario) -> None:
+    def __init__(self, scenario: sc.Scenario, plain: bool | None = None) -> None:
+        """`plain` forces SimPy's public API only (see protocols.kernel); the trace is
+        the same either way."""
         self.scenario = scenario
-        self.env = simpy.Environment()
+        self.env = kernel.environment(plain)
         self.recorder = Recorder()
         self.ctx = Context(
             env=self.env,
@@ -86,7 +89,9 @@ class World:
                 if progress is not None:
                     progress(step / steps)
         wall = time.perf_counter() - started
-        return Run(self.recorder.tables(), manifest_for(self.scenario, wall))
+        manifest = manifest_for(self.scenario, wall)
+        manifest["kernel"] = "fast" if kernel.fast(self.env) else "plain"
+        return Run(self.recorder.tables(), manifest)
 
     def _sample_queues(self) -> Iterator[simpy.Event]:
         interval = self.scenario.sample_interval
@@ -134,9 +139,11 @@ def sparse_gc() -> Iterator[None]:
             gc.enable()
 
 
-def simulate(scenario: sc.Scenario, progress: Progress | None = None) -> Run:
-    """Run a validated scenario and return its trace."""
-    return World(scenario).run(progress)
+def simulate(
+    scenario: sc.Scenario, progress: Progress | None = None, plain: bool | None = None
+) -> Run:
+    """Run a validated scenario and return its trace (`plain`: see `World`)."""
+    return World(scenario, plain).run(progress)
 
 
 __all__ = ["Message", "World", "simulate"]

@@ -26,7 +26,9 @@ UPDATE = os.environ.get("SWITCHBOARD_UPDATE_GOLDEN") == "1"
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_builtin_scenario_matches_its_golden_digests(path: Path) -> None:
-    digests = run_digests(sim.run(path))
+    run = sim.run(path)
+    assert run.manifest["kernel"] == "fast"
+    digests = run_digests(run)
     golden = GOLDEN / f"{path.stem}.json"
     if UPDATE:
         golden.write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n")
@@ -34,6 +36,17 @@ def test_builtin_scenario_matches_its_golden_digests(path: Path) -> None:
     changed = sorted(name for name in recorded if recorded[name] != digests.get(name))
     assert not changed, f"{path.stem}: tables changed: {', '.join(changed)}"
     assert sorted(digests) == sorted(recorded), "the trace contract's tables changed"
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_plain_simpy_path_gives_identical_tables(path: Path) -> None:
+    """The kernel's shortcuts into SimPy's internals change speed, never the trace."""
+    plain = sim.run(path, plain_simpy=True)
+    assert plain.manifest["kernel"] == "plain"
+    recorded = json.loads((GOLDEN / f"{path.stem}.json").read_text())
+    digests = run_digests(plain)
+    changed = sorted(name for name in recorded if recorded[name] != digests.get(name))
+    assert not changed, f"{path.stem}: the plain SimPy path changed {', '.join(changed)}"
 
 
 def test_every_builtin_scenario_has_golden_digests() -> None:

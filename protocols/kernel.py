@@ -1,31 +1,65 @@
-"""Timers that seldom fire: a SimPy event for the earliest one only, not one per timer.
+"""The only module that touches SimPy's internals, and the switch that turns them off.
 
-A caller's read timeout is set on every call and almost never fires: the answer comes
-first. A SimPy timeout per call is an event that goes on the heap, comes off it and runs
-a callback that finds the call ended, for every call. `Timers` keeps the timers in a
-heap of its own and puts on SimPy's heap only the earliest one still pending.
+SimPy's public API costs a few Python calls per event that the hot paths of a run (a
+read timeout per call, a delay per delivery, the first step of a workload stream) do
+not need. The shortcuts here put events on SimPy's heap directly, with the time,
+priority and id that the public call would have given them, so the order of every event
+is the same and so is every trace.
 
-The order of events is exactly the one a timeout per timer would give. SimPy orders its
-events by (time, priority, event id), and the id is a counter taken when the event is
-made; a timer takes its id from that counter when it is set, as its timeout would have,
-and its event goes on SimPy's heap, with that id, before its time comes. The ids of all
-other events stay what they were, so nothing else moves either.
+They read `Environment._now`, `_eid` and `_queue`, the heap's `(time, priority, id,
+event)` layout, and an event's `_ok`, `_value` and `callbacks`. SimPy can change any of
+these in a minor release (requirements.txt pins the range these were tested on). An
+environment made with `environment(plain=True)`, or any environment when
+`SWITCHBOARD_KERNEL=plain` is set, takes the plain public path instead; the tests run
+every built-in scenario both ways and compare the tables.
+
+Timers that seldom fire (`Timers`): a caller's read timeout is set on every call and
+almost never fires. A SimPy timeout per call is an event that goes on the heap, comes off
+it and runs a callback that finds the call ended, for every call. `Timers` keeps them in
+a heap of its own and puts on SimPy's heap only the earliest one still pending. A timer
+takes its id from SimPy's counter when it is set, as its timeout would have, and its
+event goes on SimPy's heap, with that id, before its time comes, so nothing moves.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Generator
 from functools import partial
 from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.core import NORMAL
+from simpy.core import NORMAL, URGENT
 
 # (when, SimPy event id, target): the target's `result` is not None once the timer is moot.
 Entry = tuple[float, int, Any]
 # Schedules `callback(event)` after a delay (see `scheduler`).
 Later = Callable[[float, Callable[[Any], None]], None]
+
+# The private names the fast path reads; a SimPy without them gets the plain path.
+_INTERNALS = ("_now", "_eid", "_queue")
+# Set on an environment that must take the public path only.
+_PLAIN = "_switchboard_plain"
+
+
+def plain_by_default() -> bool:
+    """Whether the environment variable asks every new environment to be plain."""
+    return os.environ.get("SWITCHBOARD_KERNEL", "").lower() == "plain"
+
+
+def environment(plain: bool | None = None) -> simpy.Environment:
+    """A new SimPy environment; `plain` (default: `SWITCHBOARD_KERNEL=plain`) forbids the
+    shortcuts on it."""
+    env = simpy.Environment()
+    if plain if plain is not None else plain_by_default():
+        setattr(env, _PLAIN, True)
+    return env
+
+
+def fast(env: simpy.Environment) -> bool:
+    """Whether the shortcuts may be used on `env`."""
+    return not getattr(env, _PLAIN, False) and all(hasattr(env, n) for n in _INTERNALS)
 
 
 class Due:
@@ -47,25 +81,46 @@ def scheduler(env: simpy.Environment) -> Later:
 
     The event goes on SimPy's heap with the time, priority and id that the timeout would
     have (its id taken from the same counter at the same moment), so the order of every
-    event is the same; only the object on the heap is smaller. A SimPy without the
-    internals this needs gets the timeout.
+    event is the same; only the object on the heap is smaller.
     """
-    if not all(hasattr(env, name) for name in ("_now", "_eid", "_queue")):
+    if not fast(env):
 
         def timeout(delay: float, callback: Callable[[Any], None]) -> None:
             env.timeout(delay).callbacks.append(callback)
 
         return timeout
-    queue, eid = env._queue, env._eid
+    queue, eid = env._queue, env._eid  # type: ignore[attr-defined]
 
     def later(delay: float, callback: Callable[[Any], None]) -> None:
         if delay < 0:
             raise ValueError(f"Negative delay {delay}")
         event = Due()
         event.callbacks = [callback]
-        heappush(queue, (env._now + delay, NORMAL, next(eid), event))
+        heappush(queue, (env._now + delay, NORMAL, next(eid), event))  # type: ignore[attr-defined]
 
     return later
+
+
+def start_soon(env: simpy.Environment, callback: Callable[[Any], None]) -> None:
+    """Call `callback(event)` at the current time before anything already due, as the
+    first step of a new SimPy process is taken (an urgent event)."""
+    if not fast(env):
+        # A process's Initialize event takes the same id at the same moment; the event
+        # of the process ending takes one more, which moves no other event's order.
+        env.process(_first_step(callback))
+        return
+    begin = simpy.Event(env)
+    # Triggered and urgent, as SimPy's own Initialize event of a process.
+    begin._ok = True
+    begin._value = None
+    begin.callbacks.append(callback)
+    env.schedule(begin, URGENT)
+
+
+def _first_step(callback: Callable[[Any], None]) -> Generator[simpy.Event, Any, None]:
+    callback(None)
+    return
+    yield  # a generator, for env.process
 
 
 class Timers:
@@ -81,8 +136,8 @@ class Timers:
         self._heap: list[Entry] = []
         # Event ids of the entries with an event on SimPy's heap that has not fired yet.
         self._armed: set[int] = set()
-        # A SimPy without these internals gets a plain timeout per timer.
-        self._lazy = all(hasattr(env, name) for name in ("_now", "_eid", "_queue"))
+        # A plain environment gets a SimPy timeout per timer.
+        self._lazy = fast(env)
 
     def add(self, delay: float, target: Any) -> None:
         """Set a timer `delay` seconds from now for `target`."""
