@@ -24,6 +24,10 @@ import sim.run as _run_module  # noqa: F401
 # `sim.sweep` is the sweep module made callable: `sim.sweep("protocols-under-load")` runs
 # a sweep, and `sim.sweep.means(rows)` reaches the module's other functions.
 import sim.sweep as _sweep_module  # noqa: F401
+from sim.run import Run
+from sim.scenario import Scenario
+
+__all__ = ["Run", "Scenario", "__version__", "load", "run"]
 
 
 def run(
