@@ -77,7 +77,11 @@ class Uniform(_Dist):
 
 
 class Normal(_Dist):
-    """Normal with mean and sd, truncated at 0 (a latency is never negative)."""
+    """Normal with mean and sd, truncated at 0: a latency is never negative.
+
+    Truncated, not clamped: a negative draw is drawn again, so no probability mass
+    piles up at exactly 0 (clamping made a zero-latency spike of up to half the draws).
+    """
 
     dist: Literal["normal"] = "normal"
     mean_: float = Field(alias="mean", ge=0)
@@ -86,18 +90,27 @@ class Normal(_Dist):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     def sampler(self, rng: random.Random) -> Sampler:
-        """A sampler drawing a normal value, negative draws clamped to 0."""
+        """A sampler drawing from the normal truncated to [0, inf) (by rejection)."""
         mu, sd, gauss = self.mean_, self.sd, rng.gauss
 
         def draw() -> float:
+            # mean >= 0, so at least half the draws are accepted.
             x = gauss(mu, sd)
-            return x if x > 0.0 else 0.0
+            while x < 0.0:
+                x = gauss(mu, sd)
+            return x
 
         return draw
 
     def mean(self) -> float:
-        """The mean before truncation (truncation at 0 matters only when sd ~ mean)."""
-        return self.mean_
+        """The mean of the truncated distribution: mu + sd * phi(a) / (1 - Phi(a)),
+        a = -mu / sd."""
+        if self.sd == 0:
+            return self.mean_
+        a = -self.mean_ / self.sd
+        phi = math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+        tail = 0.5 * math.erfc(a / math.sqrt(2))
+        return self.mean_ + self.sd * phi / tail
 
 
 class Exponential(_Dist):
