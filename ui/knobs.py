@@ -226,4 +226,5 @@ def command_line(name: str, seed: int, overrides: Mapping[str, Any]) -> str:
 
 
 def _is_number(value: Any) -> bool:
+    """True for an int or float that is not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)

@@ -186,6 +186,7 @@ def graph(_run: Run, key: str) -> nx.DiGraph:
 
 
 def _scenario(run: Run) -> Scenario:
+    """The run's scenario, or an empty one when its manifest no longer validates."""
     try:
         return run.scenario
     except Exception:  # a run saved by another version may not validate any more

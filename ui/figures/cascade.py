@@ -106,6 +106,7 @@ def gave_up_at(tree: pd.DataFrame) -> pd.Series:
 
 
 def _row_label(row: pd.Series) -> str:
+    """A span's tick label: caller → callee, name and kind, one chevron per level."""
     # Tick labels are right-aligned, so an indent would not show: one chevron per level
     # of the call tree says how deep a span sits.
     depth = "›" * int(row["depth"])

@@ -84,6 +84,7 @@ class Window:
 
 
 def _ordinal(n: int) -> str:
+    """`n` as an English ordinal: 1st, 2nd, 3rd, 4th, 11th..."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
@@ -158,6 +159,7 @@ def to_logical(times: Sequence[float] | np.ndarray, events: np.ndarray) -> np.nd
 
 
 def _hover(rows: pd.DataFrame, stop: np.ndarray) -> list[str]:
+    """Each message's hover text: type, route, times, outcome (and why), trace."""
     reason = rows["reason"] if "reason" in rows.columns else None
     texts = []
     for i, row in enumerate(rows.itertuples(index=False)):
@@ -355,8 +357,8 @@ def _arrow_trace(
 
 
 def _arrow_marker(sizes: np.ndarray, style: _Style, *, webgl: bool) -> dict[str, object]:
-    """The arrival markers: arrowheads along each segment in SVG; WebGL has no
-    arrowheads, so a small circle stands in."""
+    """The arrival markers: arrowheads along each segment in SVG, a small circle in
+    their place in WebGL."""
     marker: dict[str, object] = {"size": sizes.tolist(), "color": style.color}
     if webgl:
         marker["symbol"] = "circle" if style.symbol == "arrow" else style.symbol
@@ -442,6 +444,7 @@ def message_detail(messages: pd.DataFrame, spans: pd.DataFrame, seq: int) -> pd.
 
 
 def _show(value: object) -> str:
+    """An envelope field as shown: floats without trailing zeros, NaN as ''."""
     if isinstance(value, float):
         return "" if np.isnan(value) else f"{value:.6f}".rstrip("0").rstrip(".")
     return str(value)

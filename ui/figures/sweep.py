@@ -257,6 +257,8 @@ def _lines(
     color: str,
     facet: str | None,
 ) -> go.Figure:
+    """The figure behind every `*_vs_load` builder: `metrics` against x, one line per
+    series, one panel per facet value (see `plan`)."""
     p = plan(means, x=x, color=color, faults=faults, facet=facet)
     _check_metrics(p.frame, metrics)
     panels = list(dict.fromkeys(p.frame[p.facet])) if p.facet else [None]
@@ -407,17 +409,20 @@ def log_ticks(values: Any) -> list[float]:
 
 
 def _series_key(row: pd.Series, keys: Sequence[str]) -> str:
+    """The line a row belongs to: its values of `keys`, joined."""
     # A string, not a tuple: pandas compares a Series to a tuple element by element.
     return "\x1f".join(str(row[k]) for k in keys)
 
 
 def _series_label(row: pd.Series, color: str | None, rest: Sequence[str]) -> str:
+    """A line's legend label: its colour axis's value, then the other axes'."""
     parts = [str(row[color])] if color else []
     parts += [f"{axis}={row[axis]}" for axis in rest]
     return " · ".join(parts) or "all runs"
 
 
 def _colors(frame: pd.DataFrame, axis: str | None) -> dict[Any, str]:
+    """A colour per value of `axis`: a protocol's own, else the next series colour."""
     if axis is None:
         return {}
     out: dict[Any, str] = {}
@@ -432,6 +437,7 @@ def _colors(frame: pd.DataFrame, axis: str | None) -> dict[Any, str]:
 
 
 def _symbols(frame: pd.DataFrame, rest: Sequence[str]) -> dict[str, str]:
+    """A marker symbol per combination of the other varying axes (`rest`)."""
     if not rest:
         return {}
     combos = dict.fromkeys(_series_key(row, list(rest)) for _, row in frame.iterrows())
@@ -439,6 +445,7 @@ def _symbols(frame: pd.DataFrame, rest: Sequence[str]) -> dict[str, str]:
 
 
 def _error_bars(ci: Any) -> dict[str, Any]:
+    """Plotly's `error_y` for half-widths `ci`; hidden when none is finite."""
     if ci is None or not any(finite(v) for v in ci):
         return {"visible": False}
     # One replication gives no interval (NaN): that point simply has no bar.
@@ -446,6 +453,7 @@ def _error_bars(ci: Any) -> dict[str, Any]:
 
 
 def _hover(p: Plan, metric: str, name: str, panel: Any) -> str:
+    """A trace's hover template: the series, its value in its unit, the x and panel."""
     x = "%{x:.0%}" if p.x == "load" else "%{x}"
     style = style_of(metric)
     y = f"%{{y:{style.tickformat}}}" if style.tickformat else "%{y:.4g}"
@@ -580,6 +588,7 @@ def _add_need_lines(fig: go.Figure, needs: Needs | None) -> None:
 
 
 def _num(value: Any) -> float:
+    """`value` as a float; NaN when it is missing or not a number."""
     try:
         return float(value) if value is not None else math.nan
     except (TypeError, ValueError):

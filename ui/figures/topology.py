@@ -104,6 +104,7 @@ def graph(
 
 
 def _mode(values: pd.Series) -> str:
+    """The most frequent value, or '' when there is none."""
     return str(values.value_counts().idxmax()) if len(values) else ""
 
 
@@ -441,5 +442,6 @@ def _frame(fig: go.Figure, pos: Positions, title: str | None) -> go.Figure:
 
 
 def _cut_from_all(at: Moment, a: str, b: str) -> bool:
-    # A partition given by targets only cuts them off from every other agent.
+    """True when a partition given by targets only (cut off from every other agent)
+    separates `a` from `b`."""
     return any(right == {"*"} and (a in left) != (b in left) for left, right, _ in at.cut)

@@ -56,6 +56,7 @@ def settings(run: Run, agent: str, target: str) -> pd.DataFrame:
 
 
 def _show(value: object) -> str:
+    """A setting's value as shown: 'none', a float in short form, else as text."""
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
