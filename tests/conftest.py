@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
 import yaml
-from streamlit.testing.v1 import AppTest
 
 import sim
 from sim import loading
 from sim import sweep as sw
 from sim.run import Run
-from ui import state
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
+
+    Boot = Callable[..., AppTest]
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT = 60  # seconds per script run: a cold first run imports pandas and pyarrow
@@ -101,13 +104,16 @@ def tiny_rows(tiny_spec: dict[str, Any]) -> pd.DataFrame:
 
 # --- the dashboard under AppTest -----------------------------------------------------
 
-Boot = Callable[..., AppTest]
-
 
 def boot_app(page: str | None = None, run: Run | None = None, **session: object) -> AppTest:
     """The app after its first run, on `page` (a key of `ui.state.PAGES`) when given,
     with `run` on screen (else the default run) and `session` in session state before
     the first run; asserts that no script raised."""
+    # Imported here: the simulator's tests, which share this file, never load Streamlit.
+    from streamlit.testing.v1 import AppTest
+
+    from ui import state
+
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     for name, value in session.items():
         at.session_state[name] = value
