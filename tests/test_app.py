@@ -2,6 +2,8 @@
 
 Most tests point the built-in scenario folder at a temporary copy holding `basic` plus a
 faulty and a broken scenario, so they do not depend on which scenarios the repo ships.
+The app is booted by the `boot` fixture, and `chain` and `partition` are runs, all of
+tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
@@ -21,8 +23,8 @@ from sim.recorder import conform
 from sim.run import Run
 from ui import figures, state
 
-APP = "../app.py"  # AppTest resolves it against this file's folder
-TIMEOUT = 60
+if TYPE_CHECKING:
+    from tests.conftest import Boot
 
 FAULTY = """\
 name: faulty
@@ -66,13 +68,6 @@ def scenarios(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def start() -> AppTest:
-    """The app after its first run, with no uncaught exception."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert not at.exception
-    return at
-
-
 def metrics(at: AppTest) -> dict[str, str]:
     """The summary cards as label -> shown value."""
     return {m.label: m.value for m in at.metric}
@@ -86,12 +81,12 @@ def table(at: AppTest, first_column: str, title: str) -> dict[str, int]:
     return dict(zip(frame[first_column], frame["count"], strict=True))
 
 
-def test_opens_on_the_default_scenario_with_its_summary() -> None:
+def test_opens_on_the_default_scenario_with_its_summary(boot: Boot) -> None:
     names = loading.builtin_names()
     default = "collaboration" if "collaboration" in names else "basic"
     expected = sim.run(default).summary()
 
-    at = start()
+    at = boot()
 
     assert not at.error
     assert at.selectbox(key="scenario").value == default
@@ -116,10 +111,10 @@ def test_opens_on_the_default_scenario_with_its_summary() -> None:
     assert table(at, "outcome", "Requests by outcome") == expected["requests_by_outcome"]
 
 
-def test_basic_shows_spans_by_kind_and_latency_by_channel(scenarios: Path) -> None:
+def test_basic_shows_spans_by_kind_and_latency_by_channel(scenarios: Path, boot: Boot) -> None:
     expected = sim.run("basic").summary()
 
-    at = start()
+    at = boot()
 
     titles = [m.value for m in at.markdown]
     assert "**Faults**" not in titles  # basic has none, so no empty table
@@ -131,8 +126,8 @@ def test_basic_shows_spans_by_kind_and_latency_by_channel(scenarios: Path) -> No
     assert latency["p99_ms"].iloc[0] == pytest.approx(expected["p99"] * 1000)
 
 
-def test_running_another_scenario_changes_the_summary(scenarios: Path) -> None:
-    at = start()
+def test_running_another_scenario_changes_the_summary(scenarios: Path, boot: Boot) -> None:
+    at = boot()
     before = metrics(at)
     assert at.subheader[0].value == "basic · seed 1"
 
@@ -154,8 +149,8 @@ def test_running_another_scenario_changes_the_summary(scenarios: Path) -> None:
     assert faults["kind"].tolist() == ["loss", "partition"]
 
 
-def test_a_run_where_nothing_succeeds_shows_no_latency(scenarios: Path) -> None:
-    at = start()
+def test_a_run_where_nothing_succeeds_shows_no_latency(scenarios: Path, boot: Boot) -> None:
+    at = boot()
 
     at.selectbox(key="scenario").select("cut").run()
     at.button[0].click().run()
@@ -169,8 +164,8 @@ def test_a_run_where_nothing_succeeds_shows_no_latency(scenarios: Path) -> None:
     assert table(at, "outcome", "Messages by outcome").get("partitioned", 0) > 0
 
 
-def test_another_seed_gives_another_run(scenarios: Path) -> None:
-    at = start()
+def test_another_seed_gives_another_run(scenarios: Path, boot: Boot) -> None:
+    at = boot()
     before = metrics(at)
 
     at.number_input(key="seed").set_value(2).run()
@@ -183,8 +178,8 @@ def test_another_seed_gives_another_run(scenarios: Path) -> None:
     assert at.subheader[0].value == "basic · seed 2"
 
 
-def test_the_run_survives_reruns(scenarios: Path) -> None:
-    at = start()
+def test_the_run_survives_reruns(scenarios: Path, boot: Boot) -> None:
+    at = boot()
     at.selectbox(key="scenario").select("faulty").run()
     at.button[0].click().run()
     faulty = metrics(at)
@@ -196,8 +191,10 @@ def test_the_run_survives_reruns(scenarios: Path) -> None:
     assert at.subheader[0].value == "faulty · seed 7"
 
 
-def test_a_broken_scenario_shows_one_error_and_keeps_the_summary(scenarios: Path) -> None:
-    at = start()
+def test_a_broken_scenario_shows_one_error_and_keeps_the_summary(
+    scenarios: Path, boot: Boot
+) -> None:
+    at = boot()
     before = metrics(at)
 
     at.selectbox(key="scenario").select("broken").run()
@@ -219,9 +216,9 @@ def test_a_broken_scenario_shows_one_error_and_keeps_the_summary(scenarios: Path
 
 
 def test_a_failing_run_shows_a_sentence_not_a_traceback(
-    scenarios: Path, monkeypatch: pytest.MonkeyPatch
+    scenarios: Path, monkeypatch: pytest.MonkeyPatch, boot: Boot
 ) -> None:
-    at = start()
+    at = boot()
     before = metrics(at)
 
     def explode(*args: object, **kwargs: object) -> None:
@@ -251,8 +248,10 @@ def button(at: AppTest, label: str) -> Any:
     return next(b for b in at.button if b.label == label)
 
 
-def test_invalid_yaml_lists_its_errors_and_keeps_the_previous_run(scenarios: Path) -> None:
-    at = start()
+def test_invalid_yaml_lists_its_errors_and_keeps_the_previous_run(
+    scenarios: Path, boot: Boot
+) -> None:
+    at = boot()
     before = metrics(at)
 
     at.text_area(key="scenario_text").input("name: basic\nagents: [unclosed\n").run()
@@ -267,8 +266,10 @@ def test_invalid_yaml_lists_its_errors_and_keeps_the_previous_run(scenarios: Pat
     assert metrics(at) == before and heading(at) == "basic · seed 1"
 
 
-def test_an_invalid_scenario_lists_every_problem_next_to_the_editor(scenarios: Path) -> None:
-    at = start()
+def test_an_invalid_scenario_lists_every_problem_next_to_the_editor(
+    scenarios: Path, boot: Boot
+) -> None:
+    at = boot()
     text = at.text_area(key="scenario_text").value
     broken = text.replace("workers: 4", "workers: -1").replace("timeout: 5", "timeout: 0")
     at.text_area(key="scenario_text").input(broken).run()
@@ -283,8 +284,8 @@ def test_an_invalid_scenario_lists_every_problem_next_to_the_editor(scenarios: P
     assert not at.error and at.success[0].value == "basic.yaml: valid."
 
 
-def test_an_edited_scenario_runs_as_edited(scenarios: Path) -> None:
-    at = start()
+def test_an_edited_scenario_runs_as_edited(scenarios: Path, boot: Boot) -> None:
+    at = boot()
     text = at.text_area(key="scenario_text").value.replace("rate: 20", "rate: 5")
     at.text_area(key="scenario_text").input(text).run()
     at.button[0].click().run()
@@ -294,8 +295,8 @@ def test_an_edited_scenario_runs_as_edited(scenarios: Path) -> None:
     assert metrics(at)["Requests"] == f"{expected['requests']:,}"
 
 
-def test_the_knobs_override_the_scenario(scenarios: Path) -> None:
-    at = start()
+def test_the_knobs_override_the_scenario(scenarios: Path, boot: Boot) -> None:
+    at = boot()
     workers = next(n for n in at.number_input if n.label == "api")
     workers.set_value(1).run()
     caption = [c.value for c in at.code]
@@ -305,11 +306,11 @@ def test_the_knobs_override_the_scenario(scenarios: Path) -> None:
     assert not at.exception and not at.error
     expected = sim.run("basic", agents__1__workers=1).summary()
     assert metrics(at)["Requests"] == f"{expected['requests']:,}"
-    assert metrics(at)["p99 latency"] != metrics(start())["p99 latency"]
+    assert metrics(at)["p99 latency"] != metrics(boot())["p99 latency"]
 
 
-def test_a_fault_window_can_be_moved_or_switched_off(scenarios: Path) -> None:
-    at = start()
+def test_a_fault_window_can_be_moved_or_switched_off(scenarios: Path, boot: Boot) -> None:
+    at = boot()
     at.selectbox(key="scenario").select("faulty").run()
     off = next(c for c in at.checkbox if c.label == "1: partition")
     off.uncheck().run()
@@ -326,8 +327,8 @@ def test_a_fault_window_can_be_moved_or_switched_off(scenarios: Path) -> None:
     assert at.dataframe[-1].value["start"].tolist() == [20.0]
 
 
-def test_an_uploaded_file_goes_into_the_editor(scenarios: Path) -> None:
-    at = start()
+def test_an_uploaded_file_goes_into_the_editor(scenarios: Path, boot: Boot) -> None:
+    at = boot()
     at.file_uploader[0].set_value(("mine.yaml", FAULTY.encode(), "application/x-yaml")).run()
 
     assert at.text_area(key="scenario_text").value == FAULTY
@@ -337,8 +338,8 @@ def test_an_uploaded_file_goes_into_the_editor(scenarios: Path) -> None:
     assert heading(at) == "faulty · seed 7"
 
 
-def test_an_upload_over_5_mb_is_refused(scenarios: Path) -> None:
-    at = start()
+def test_an_upload_over_5_mb_is_refused(scenarios: Path, boot: Boot) -> None:
+    at = boot()
     text = at.text_area(key="scenario_text").value
     big = b"# padding\n" * (530 * 1024)
     at.file_uploader[0].set_value(("huge.yaml", big, "application/x-yaml")).run()
@@ -349,9 +350,11 @@ def test_an_upload_over_5_mb_is_refused(scenarios: Path) -> None:
     assert heading(at) == "basic · seed 1"
 
 
-def test_a_saved_run_opens_and_downloads_are_offered(scenarios: Path, tmp_path: Path) -> None:
+def test_a_saved_run_opens_and_downloads_are_offered(
+    scenarios: Path, tmp_path: Path, boot: Boot
+) -> None:
     saved = sim.run("faulty").save(tmp_path / "faulty-run")
-    at = start()
+    at = boot()
     assert len(at.get("download_button")) == 3  # the run, the trace as CSV and as OTLP
 
     at.text_input(key="open_path").input(str(saved)).run()
@@ -366,26 +369,6 @@ def test_a_saved_run_opens_and_downloads_are_offered(scenarios: Path, tmp_path: 
 
 
 # --- the other pages ---------------------------------------------------------------------
-
-PAGES = {
-    "replay": "ui/pages/replay.py",
-    "cascades": "ui/pages/cascades.py",
-    "breakers": "ui/pages/breakers.py",
-    "queues": "ui/pages/queues.py",
-    "topology": "ui/pages/topology.py",
-    "compare": "ui/pages/compare.py",
-}
-
-
-def open_page(page: str, run: Run | None = None) -> AppTest:
-    """The app on `page`, with `run` on screen when given (else the default run)."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    if run is not None:
-        at.session_state["run"] = run
-    at.run()
-    at.switch_page(PAGES[page]).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def charts(at: AppTest) -> list[dict[str, Any]]:
@@ -408,14 +391,8 @@ def cursor(spec: dict[str, Any]) -> float:
     return next(s["x0"] for s in spec["layout"]["shapes"] if s.get("name") == "cursor")
 
 
-@pytest.fixture(scope="module")
-def chain() -> Run:
-    """timeout-chain: a cascade of timeouts while C is slow (30 s to 60 s)."""
-    return sim.run("timeout-chain")
-
-
-def test_every_page_opens_on_the_default_run() -> None:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+def test_every_page_opens_on_the_default_run(boot: Boot) -> None:
+    at = boot()
     default = sim.run(state.default_scenario(loading.builtin_names()))
     expected_charts = {
         "replay": 1,
@@ -426,15 +403,15 @@ def test_every_page_opens_on_the_default_run() -> None:
         "compare": 0,  # until a run B is made
     }
     for page, count in expected_charts.items():
-        at.switch_page(PAGES[page]).run()
+        at.switch_page(state.PAGES[page]).run()
         assert not at.exception, (page, [e.value for e in at.exception])
         assert not at.error, (page, [e.value for e in at.error])
         assert len(at.get("plotly_chart")) == count, page
         assert at.title[0].value == page.capitalize()
 
 
-def test_replay_filters_change_the_diagram(chain: Run) -> None:
-    at = open_page("replay", chain)
+def test_replay_filters_change_the_diagram(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
     before = arrows(charts(at)[0])
     assert before
 
@@ -448,8 +425,8 @@ def test_replay_filters_change_the_diagram(chain: Run) -> None:
     assert ((rows["src"] == "C") | (rows["dst"] == "C")).all()
 
 
-def test_replay_switches_to_logical_time(chain: Run) -> None:
-    at = open_page("replay", chain)
+def test_replay_switches_to_logical_time(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
     physical = charts(at)[0]
     at.button_group(key="replay_time").set_value("logical").run()
 
@@ -460,8 +437,8 @@ def test_replay_switches_to_logical_time(chain: Run) -> None:
     assert all(float(x).is_integer() for x in xs)
 
 
-def test_replay_play_moves_the_cursor_and_pages_the_window(chain: Run) -> None:
-    at = open_page("replay", chain)
+def test_replay_play_moves_the_cursor_and_pages_the_window(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
     start, end = at.slider(key="replay_window").value
     assert cursor(charts(at)[0]) == end  # the whole window shown
 
@@ -483,8 +460,8 @@ def test_replay_play_moves_the_cursor_and_pages_the_window(chain: Run) -> None:
     assert cursor(charts(at)[0]) == paused
 
 
-def test_replay_scrubbing_the_window_redraws_and_thins(chain: Run) -> None:
-    at = open_page("replay", chain)
+def test_replay_scrubbing_the_window_redraws_and_thins(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
     at.slider(key="replay_window").set_value((30.0, 45.0)).run()
     spec = charts(at)[0]
     assert spec["layout"]["xaxis"]["range"] == [30.0, 45.0]
@@ -495,8 +472,8 @@ def test_replay_scrubbing_the_window_redraws_and_thins(chain: Run) -> None:
     assert any("Showing" in i.value for i in at.info)
 
 
-def test_selecting_a_message_shows_its_envelope(chain: Run) -> None:
-    at = open_page("replay", chain)
+def test_selecting_a_message_shows_its_envelope(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
     options = at.selectbox(key="replay_message").options
     assert len(options) > 1
     seq = arrows(charts(at)[0])[3]
@@ -509,10 +486,10 @@ def test_selecting_a_message_shows_its_envelope(chain: Run) -> None:
     assert [int(v) for v in selected[0]["customdata"][1::3]] == [seq]
 
 
-def test_the_trace_chosen_on_replay_is_shown_on_cascades(chain: Run) -> None:
+def test_the_trace_chosen_on_replay_is_shown_on_cascades(chain: Run, boot: Boot) -> None:
     roots = chain.spans[(chain.spans["parent_id"] == "") & (chain.spans["outcome"] == "timeout")]
     trace, sent = str(roots["correlation_id"].iloc[0]), float(roots["start"].iloc[0])
-    at = open_page("replay", chain)
+    at = boot("replay", chain)
     # The trace filter offers the traces of the window on screen: scrub to this one first.
     at.slider(key="replay_window").set_value((sent - 1.0, sent + 1.0)).run()
     assert trace in at.selectbox(key="replay_trace").options
@@ -522,7 +499,7 @@ def test_the_trace_chosen_on_replay_is_shown_on_cascades(chain: Run) -> None:
     assert set(chain.messages.set_index("seq").loc[seqs, "correlation_id"]) == {trace}
     assert len(seqs) == (chain.messages["correlation_id"] == trace).sum()
 
-    at.switch_page(PAGES["cascades"]).run()
+    at.switch_page(state.PAGES["cascades"]).run()
     assert not at.exception
     assert at.selectbox(key="cascades_trace").value == trace
     spans = {
@@ -534,8 +511,8 @@ def test_the_trace_chosen_on_replay_is_shown_on_cascades(chain: Run) -> None:
     assert spans == set(chain.spans.loc[chain.spans["correlation_id"] == trace, "span_id"])
 
 
-def test_cascades_offers_timed_out_traces_and_draws_the_one_picked(chain: Run) -> None:
-    at = open_page("cascades", chain)
+def test_cascades_offers_timed_out_traces_and_draws_the_one_picked(chain: Run, boot: Boot) -> None:
+    at = boot("cascades", chain)
     options = at.selectbox(key="cascades_trace").options
     index = figures.trace_index(chain.spans).set_index("correlation_id")
     assert all(index.loc[o.split(" · ")[0], "timeouts"] > 0 for o in options)
@@ -545,7 +522,7 @@ def test_cascades_offers_timed_out_traces_and_draws_the_one_picked(chain: Run) -
     at.selectbox(key="cascades_trace").set_value(second).run()
     assert charts(at)[0]["data"] != first["data"]
     assert charts(at)[0]["layout"]["title"]["text"] == f"trace {second}"
-    at.switch_page(PAGES["replay"]).run()  # and the choice carries back to Replay
+    at.switch_page(state.PAGES["replay"]).run()  # and the choice carries back to Replay
     assert at.selectbox(key="replay_trace").value == second
 
 
@@ -564,9 +541,9 @@ def synthetic_breakers() -> pd.DataFrame:
     return conform("breakers", pd.DataFrame(rows, columns=columns))
 
 
-def test_breakers_draws_bands_and_filters_by_breaker(chain: Run) -> None:
+def test_breakers_draws_bands_and_filters_by_breaker(chain: Run, boot: Boot) -> None:
     run = Run(dict(chain.tables, breakers=synthetic_breakers()), chain.manifest)
-    at = open_page("breakers", run)
+    at = boot("breakers", run)
     spec = charts(at)[0]
     edges = {y for t in spec["data"] if t["type"] == "bar" for y in t["y"]}
     assert edges == {"A → B", "B → C"}
@@ -583,13 +560,13 @@ def test_breakers_draws_bands_and_filters_by_breaker(chain: Run) -> None:
     assert set(transitions["breaker"]) == {"B → C"} and len(transitions) == 3
 
 
-def test_breakers_says_so_when_no_breaker_changed_state(chain: Run) -> None:
-    at = open_page("breakers", chain)
+def test_breakers_says_so_when_no_breaker_changed_state(chain: Run, boot: Boot) -> None:
+    at = boot("breakers", chain)
     assert not at.get("plotly_chart") and not at.error
     assert "No circuit breaker changed state" in at.info[0].value
 
 
-def test_queues_draws_each_queue_and_lists_dead_letters(chain: Run) -> None:
+def test_queues_draws_each_queue_and_lists_dead_letters(chain: Run, boot: Boot) -> None:
     messages = chain.messages.copy()
     parked = messages.index[messages["kind"] == "request"][:2]
     messages.loc[parked, "outcome"] = "dead_lettered"
@@ -597,7 +574,7 @@ def test_queues_draws_each_queue_and_lists_dead_letters(chain: Run) -> None:
     messages["reason"] = ""
     messages.loc[parked, "reason"] = "handler failed 5 times"
     run = Run(dict(chain.tables, messages=messages), chain.manifest)
-    at = open_page("queues", run)
+    at = boot("queues", run)
 
     names = {t["name"] for t in charts(at)[0]["data"] if not t["name"].startswith("fault")}
     assert names == {"B.workers", "C.workers"}
@@ -609,9 +586,8 @@ def test_queues_draws_each_queue_and_lists_dead_letters(chain: Run) -> None:
     assert letters["reason"].tolist() == ["handler failed 5 times"] * 2
 
 
-def test_topology_follows_the_time_slider() -> None:
-    run = sim.run("fault-partition")
-    at = open_page("topology", run)
+def test_topology_follows_the_time_slider(partition: Run, boot: Boot) -> None:
+    at = boot("topology", partition)
     at.slider(key="topology_time").set_value(5.0).run()
     assert "partitioned" not in [t["name"] for t in charts(at)[0]["data"]]
 
@@ -625,15 +601,15 @@ def test_topology_follows_the_time_slider() -> None:
     }
 
 
-def test_topology_starts_at_the_replay_cursor(chain: Run) -> None:
-    at = open_page("replay", chain)
+def test_topology_starts_at_the_replay_cursor(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
     at.slider(key="replay_cursor").set_value(42.0).run()
-    at.switch_page(PAGES["topology"]).run()
+    at.switch_page(state.PAGES["topology"]).run()
     assert at.slider(key="topology_time").value == 42.0
 
 
-def test_compare_runs_a_second_scenario_beside_the_first(scenarios: Path) -> None:
-    at = open_page("compare")
+def test_compare_runs_a_second_scenario_beside_the_first(scenarios: Path, boot: Boot) -> None:
+    at = boot("compare")
     assert "No run B yet" in at.info[0].value
     at.selectbox(key="compare_scenario").select("faulty").run()
     at.number_input(key="compare_seed").set_value(7).run()
@@ -653,9 +629,9 @@ def test_compare_runs_a_second_scenario_beside_the_first(scenarios: Path) -> Non
     assert charts(at)[2]["data"][0]["x"] != before
 
 
-def test_compare_loads_a_saved_run(chain: Run, tmp_path: Path) -> None:
+def test_compare_loads_a_saved_run(chain: Run, tmp_path: Path, boot: Boot) -> None:
     saved = chain.save(tmp_path / "chain")
-    at = open_page("compare")
+    at = boot("compare")
     at.button_group(key="compare_source").set_value("saved run").run()
     at.text_input(key="compare_path").input(str(saved)).run()
     button(at, "Load B").click().run()
@@ -665,8 +641,8 @@ def test_compare_loads_a_saved_run(chain: Run, tmp_path: Path) -> None:
     assert "timeout-chain" in charts(at)[1]["layout"]["title"]["text"]
 
 
-def test_cascades_offering_another_list_shows_its_first_trace(chain: Run) -> None:
-    at = open_page("cascades", chain)
+def test_cascades_offering_another_list_shows_its_first_trace(chain: Run, boot: Boot) -> None:
+    at = boot("cascades", chain)
     at.button_group(key="cascades_show").set_value("slowest").run()
 
     slowest = figures.trace_index(chain.spans).sort_values("duration", ascending=False)
@@ -676,12 +652,12 @@ def test_cascades_offering_another_list_shows_its_first_trace(chain: Run) -> Non
     assert "after the caller gave up" in names
 
 
-def test_pages_keep_their_state_across_page_switches(chain: Run) -> None:
-    at = open_page("replay", chain)
+def test_pages_keep_their_state_across_page_switches(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
     at.slider(key="replay_window").set_value((30.0, 45.0)).run()
     at.multiselect(key="replay_kinds").set_value(["request"]).run()
-    at.switch_page(PAGES["topology"]).run()
-    at.switch_page(PAGES["replay"]).run()
+    at.switch_page(state.PAGES["topology"]).run()
+    at.switch_page(state.PAGES["replay"]).run()
 
     assert not at.exception, [e.value for e in at.exception]
     assert at.slider(key="replay_window").value == (30.0, 45.0)
@@ -696,9 +672,9 @@ def builtin(name: str) -> Run:
     return sim.run(name)
 
 
-def test_the_poison_run_lists_its_dead_letters_with_their_reasons() -> None:
+def test_the_poison_run_lists_its_dead_letters_with_their_reasons(boot: Boot) -> None:
     run = builtin("collaboration-poison")
-    at = open_page("queues", run)
+    at = boot("queues", run)
 
     parked = run.messages[run.messages["outcome"] == "dead_lettered"]
     assert len(parked) > 0
@@ -711,11 +687,11 @@ def test_the_poison_run_lists_its_dead_letters_with_their_reasons() -> None:
         assert any(n.endswith(".dlq") for n in names)  # the DLQ is among the busiest
 
 
-def test_the_overload_run_shows_its_breakers() -> None:
+def test_the_overload_run_shows_its_breakers(boot: Boot) -> None:
     run = builtin("collaboration-overload")
     if run.breakers.empty:
         pytest.skip("collaboration-overload records no breaker transition")
-    at = open_page("breakers", run)
+    at = boot("breakers", run)
 
     spec = charts(at)[0]
     edges = {y for t in spec["data"] if t["type"] == "bar" for y in t["y"]}

@@ -1,14 +1,14 @@
 """The Compare page's sweeps and advisor under Streamlit's AppTest: what a user sees.
 
 Saved sweeps, the advisor's cache and the built-in sweeps folder are pointed at
-temporary folders, so the tests never read or write the checkout's runs/.
+temporary folders, so the tests never read or write the checkout's runs/. The tiny
+sweep (`tiny_spec`, `tiny_rows`) and the `boot` fixture are tests/conftest.py's.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,23 +18,13 @@ from streamlit.testing.v1 import AppTest
 
 from sim import cli_sweep, sweep_spec
 from sim import sweep as sw
-from tests.test_figures_sweep import tiny_sweep_spec
+from tests.test_app import button, charts
 from ui import sweeps
 
-APP = "../app.py"  # AppTest resolves it against this file's folder
-TIMEOUT = 60
+if TYPE_CHECKING:
+    from tests.conftest import Boot
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The tiny sweep's spec (its scenario file in a temporary folder)."""
-    return tiny_sweep_spec(tmp_path_factory.mktemp("scenario"))
-
-
-@pytest.fixture(scope="module")
-def rows(tiny: dict[str, Any]) -> pd.DataFrame:
-    """The tiny sweep's rows: http and queue x 2 loads x 2 fault cases x 2 replications."""
-    return sw.sweep(tiny, workers=1)
+SWEEPS = {"compare_view": "sweeps"}  # session state that opens Compare on its sweeps view
 
 
 @pytest.fixture
@@ -45,31 +35,11 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def open_sweeps() -> AppTest:
-    """The app on the Compare page's sweeps view."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["compare_view"] = "sweeps"
-    at.run()
-    at.switch_page("ui/pages/compare.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def button(at: AppTest, label: str) -> Any:
-    """The button with this label."""
-    return next(b for b in at.button if b.label == label)
-
-
 def open_dir(at: AppTest, folder: Path | str) -> AppTest:
     """Open a sweep directory through the text input."""
     at.button_group(key="sweep_source").set_value("saved sweep").run()
     at.text_input(key="sweep_path").input(str(folder)).run()
     return button(at, "Open sweep").click().run()
-
-
-def charts(at: AppTest) -> list[dict[str, Any]]:
-    """Every plotly chart on the page, as its JSON spec."""
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
 def sweep_chart(at: AppTest) -> dict[str, Any]:
@@ -84,10 +54,10 @@ def headline(at: AppTest) -> str:
 
 
 def test_a_saved_sweep_opens_from_the_list_with_its_views_and_means(
-    rows: pd.DataFrame, places: Path
+    tiny_rows: pd.DataFrame, places: Path, boot: Boot
 ) -> None:
-    sw.save(rows, places / "sweeps" / "tiny")
-    at = open_sweeps()
+    sw.save(tiny_rows, places / "sweeps" / "tiny")
+    at = boot("compare", **SWEEPS)
     at.button_group(key="sweep_source").set_value("saved sweep").run()
     at.selectbox(key="sweep_saved").select(str(places / "sweeps" / "tiny")).run()
 
@@ -97,7 +67,7 @@ def test_a_saved_sweep_opens_from_the_list_with_its_views_and_means(
     assert {t["meta"]["series"] for t in latency["data"]} == {"http", "queue"}
     assert {t["meta"]["facet"] for t in latency["data"]} == {"none", "partition"}
     assert {t["meta"]["metric"] for t in latency["data"]} == {"p50", "p95", "p99"}
-    means = sw.means(rows)
+    means = sw.means(tiny_rows)
     table = at.dataframe[0].value
     assert len(table) == len(means) == 8 and (table["runs"] == 2).all()
     np.testing.assert_allclose(table["p99 ms"], means["p99"] * 1000)
@@ -120,10 +90,10 @@ def test_a_saved_sweep_opens_from_the_list_with_its_views_and_means(
 
 
 def test_a_directory_that_is_not_a_sweep_says_so_and_the_sweep_stays(
-    rows: pd.DataFrame, places: Path
+    tiny_rows: pd.DataFrame, places: Path, boot: Boot
 ) -> None:
-    saved = sw.save(rows, places / "mine")
-    at = open_dir(open_sweeps(), saved)
+    saved = sw.save(tiny_rows, places / "mine")
+    at = open_dir(boot("compare", **SWEEPS), saved)
     assert at.subheader[0].value.startswith("tiny · 16 runs")
     before = sweep_chart(at)
 
@@ -140,13 +110,15 @@ def test_a_directory_that_is_not_a_sweep_says_so_and_the_sweep_stays(
     assert len(at.error) == 1 and "is not a directory" in at.error[0].value
 
 
-def test_failed_runs_are_counted_with_their_errors(rows: pd.DataFrame, places: Path) -> None:
-    broken = rows.copy()
-    broken.attrs = dict(rows.attrs)
+def test_failed_runs_are_counted_with_their_errors(
+    tiny_rows: pd.DataFrame, places: Path, boot: Boot
+) -> None:
+    broken = tiny_rows.copy()
+    broken.attrs = dict(tiny_rows.attrs)
     broken.loc[3, "error"] = "ValueError: the broker fell over"
-    broken.loc[3, sw.metric_columns(rows)] = np.nan
+    broken.loc[3, sw.metric_columns(tiny_rows)] = np.nan
 
-    at = open_dir(open_sweeps(), sw.save(broken, places / "broken"))
+    at = open_dir(boot("compare", **SWEEPS), sw.save(broken, places / "broken"))
 
     assert not at.exception and not at.error
     assert any(w.value == "1 of 16 runs failed." for w in at.warning)
@@ -158,9 +130,9 @@ def test_failed_runs_are_counted_with_their_errors(rows: pd.DataFrame, places: P
 
 
 def test_the_advisor_switches_to_a_queue_when_loss_is_not_tolerable(
-    rows: pd.DataFrame, places: Path
+    tiny_rows: pd.DataFrame, places: Path, boot: Boot
 ) -> None:
-    at = open_dir(open_sweeps(), sw.save(rows, places / "tiny"))
+    at = open_dir(boot("compare", **SWEEPS), sw.save(tiny_rows, places / "tiny"))
     at.slider(key="advisor_load").set_value(90).run()
 
     assert headline(at).startswith("Use HTTP")
@@ -187,12 +159,12 @@ def test_the_advisor_switches_to_a_queue_when_loss_is_not_tolerable(
 
 
 def test_with_no_sweep_the_advisor_runs_its_sweep_into_the_shared_cache(
-    tiny: dict[str, Any], places: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_spec: dict[str, Any], places: Path, monkeypatch: pytest.MonkeyPatch, boot: Boot
 ) -> None:
     spec_file = places / "advisor-sweep.yaml"
-    spec_file.write_text(yaml.safe_dump(tiny), encoding="utf-8")
+    spec_file.write_text(yaml.safe_dump(tiny_spec), encoding="utf-8")
     monkeypatch.setattr(cli_sweep, "ADVISOR_SWEEP", str(spec_file))
-    at = open_sweeps()
+    at = boot("compare", **SWEEPS)
     assert any("No sweep is open" in i.value for i in at.info)
 
     button(at, f"Open or run {spec_file}").click().run()
@@ -208,17 +180,17 @@ def test_with_no_sweep_the_advisor_runs_its_sweep_into_the_shared_cache(
         raise AssertionError("the cached sweep ran again")
 
     monkeypatch.setattr(sw, "sweep", no_sweep)
-    again = open_sweeps()
+    again = boot("compare", **SWEEPS)
     button(again, f"Open or run {spec_file}").click().run()
     assert not again.exception and not again.error
     assert headline(again).startswith("Use HTTP")
 
 
 def test_an_advisor_sweep_that_cannot_run_says_so_in_one_sentence(
-    places: Path, monkeypatch: pytest.MonkeyPatch
+    places: Path, monkeypatch: pytest.MonkeyPatch, boot: Boot
 ) -> None:
     monkeypatch.setattr(cli_sweep, "ADVISOR_SWEEP", "no-such-sweep")
-    at = open_sweeps()
+    at = boot("compare", **SWEEPS)
 
     button(at, "Open or run no-such-sweep").click().run()
 
@@ -229,15 +201,15 @@ def test_an_advisor_sweep_that_cannot_run_says_so_in_one_sentence(
 
 
 def test_a_builtin_sweep_runs_from_the_page_and_is_saved(
-    tiny: dict[str, Any], places: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_spec: dict[str, Any], places: Path, monkeypatch: pytest.MonkeyPatch, boot: Boot
 ) -> None:
     builtin = places / "builtin-sweeps"
     builtin.mkdir()
-    (builtin / "tiny.yaml").write_text(yaml.safe_dump(tiny), encoding="utf-8")
-    broken = {**tiny, "name": "broken", "replications": "many"}
+    (builtin / "tiny.yaml").write_text(yaml.safe_dump(tiny_spec), encoding="utf-8")
+    broken = {**tiny_spec, "name": "broken", "replications": "many"}
     (builtin / "broken.yaml").write_text(yaml.safe_dump(broken), encoding="utf-8")
     monkeypatch.setattr(sweep_spec, "SWEEP_DIR", builtin)
-    at = open_sweeps()
+    at = boot("compare", **SWEEPS)
     assert at.button_group(key="sweep_source").value == "built-in sweep"  # none saved yet
 
     at.selectbox(key="sweep_builtin").select("tiny").run()
@@ -264,9 +236,8 @@ def test_a_builtin_sweep_runs_from_the_page_and_is_saved(
     assert str(places / "sweeps" / "tiny") in at.selectbox(key="sweep_saved").options
 
 
-def test_the_two_runs_view_is_still_the_default() -> None:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("ui/pages/compare.py").run()
+def test_the_two_runs_view_is_still_the_default(boot: Boot) -> None:
+    at = boot("compare")
 
     assert not at.exception
     assert at.button_group(key="compare_view").value == "two runs"

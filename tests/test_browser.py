@@ -407,12 +407,12 @@ BREAKERS = {  # per channel of timeout-chain: small windows, so the cascade trip
 }
 
 
-def breaker_run(folder: Path) -> Path:
+def breaker_run(folder: Path, plain: Run) -> Path:
     """timeout-chain with a circuit breaker on both hops, saved to `folder`.
 
     When the simulator cannot run breakers from a scenario yet (no `breaker` field, or
-    no transition recorded), the plain run is saved with hand-written transitions of
-    the same shape, so the Breakers page still has something to show.
+    no transition recorded), `plain` (timeout-chain's run) is saved with hand-written
+    transitions of the same shape, so the Breakers page still has something to show.
     """
     data = loading.read_data(loading.builtin_path("timeout-chain"))
     for index, settings in BREAKERS.items():
@@ -423,7 +423,6 @@ def breaker_run(folder: Path) -> Path:
         run = None
     if run is not None and not run.breakers.empty:
         return run.save(folder)
-    run = sim.run("timeout-chain")
     rows = [
         (
             31.2,
@@ -447,14 +446,14 @@ def breaker_run(folder: Path) -> Path:
     columns = ["time", "agent", "target", "from_state", "to_state", "reason"]
     columns += ["failure_rate", "slow_rate", "calls"]
     breakers = conform("breakers", pd.DataFrame(rows, columns=columns))
-    return Run(dict(run.tables, breakers=breakers), run.manifest).save(folder)
+    return Run(dict(plain.tables, breakers=breakers), plain.manifest).save(folder)
 
 
-def test_screenshots_for_the_readme(page: Page, tmp_path: Path) -> None:
+def test_screenshots_for_the_readme(page: Page, tmp_path: Path, chain: Run) -> None:
     """Replay, Cascades and Breakers on the timeout cascade: the README's pictures."""
     page.wait_for_selector("[data-testid='stMetricValue']")
     wait_idle(page)
-    open_saved(page, sim.run("timeout-chain").save(tmp_path / "timeout-chain"))
+    open_saved(page, chain.save(tmp_path / "timeout-chain"))
     assert metric(page, "Breaker open") == "0.0 s"
 
     go_to(page, "replay")
@@ -488,7 +487,7 @@ def test_screenshots_for_the_readme(page: Page, tmp_path: Path) -> None:
     shoot(page, "readme-cascades")
 
     go_to(page, "run")
-    open_saved(page, breaker_run(tmp_path / "with-breakers"))
+    open_saved(page, breaker_run(tmp_path / "with-breakers", chain))
     page.wait_for_function(
         """() => Array.from(document.querySelectorAll("[data-testid='stMetric']"))
             .some(m => m.innerText.includes('Breaker open') && !m.innerText.includes('0.0 s'))"""

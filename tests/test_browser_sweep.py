@@ -1,10 +1,12 @@
 """The Compare page's sweep views in a real headless Chromium (see tests/test_browser.py
-for the recipe: Debian's chromium through Playwright, a real `streamlit run`)."""
+for the recipe: Debian's chromium through Playwright, a real `streamlit run`); the tiny
+sweep's rows are tests/conftest.py's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from playwright.sync_api import Page
 
@@ -23,13 +25,16 @@ from tests.test_browser import (  # noqa: F401  (fixtures are used by name)
     shoot,
     wait_idle,
 )
-from tests.test_figures_sweep import tiny_sweep_spec
 
 pytestmark = pytest.mark.browser
 
 
-def test_the_compare_page_draws_a_saved_sweep(page: Page, tmp_path: Path) -> None:  # noqa: F811
-    saved = sw.save(sw.sweep(tiny_sweep_spec(tmp_path / "scenario"), workers=1), tmp_path / "tiny")
+def test_the_compare_page_draws_a_saved_sweep(
+    page: Page,  # noqa: F811
+    tmp_path: Path,
+    tiny_rows: pd.DataFrame,
+) -> None:
+    saved = sw.save(tiny_rows, tmp_path / "tiny")
     page.wait_for_selector("[data-testid='stMetricValue']")
     wait_idle(page)
     go_to(page, "compare")

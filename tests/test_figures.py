@@ -20,25 +20,7 @@ from sim.run import Run
 from ui import export, figures, knobs
 from ui.figures import cascade
 
-# --- shared runs (each simulates in well under a second) -------------------------------
-
-
-@pytest.fixture(scope="module")
-def chain() -> Run:
-    """A calls B calls C; C slows down from 30 s to 60 s: timeouts cascade."""
-    return sim.run("timeout-chain")
-
-
-@pytest.fixture(scope="module")
-def partition() -> Run:
-    """The API is cut off from its store from 20 s to 35 s."""
-    return sim.run("fault-partition")
-
-
-@pytest.fixture(scope="module")
-def loss() -> Run:
-    """10% of client <-> API messages lost from 15 s to 45 s."""
-    return sim.run("fault-loss")
+# The runs (`chain`, `partition`, `loss`) are fixtures of tests/conftest.py.
 
 
 def synthetic_breakers() -> pd.DataFrame:
@@ -481,9 +463,8 @@ def test_topology_marks_partitioned_links_and_breaker_states(partition: Run) -> 
     assert colors[("client", "api")] == figures.BREAKER_COLORS["CLOSED"]
 
 
-def test_topology_lays_agents_out_in_columns_by_call_depth() -> None:
-    run = sim.run("timeout-chain")
-    g = figures.graph(run.agents, run.messages, run.spans)
+def test_topology_lays_agents_out_in_columns_by_call_depth(chain: Run) -> None:
+    g = figures.graph(chain.agents, chain.messages, chain.spans)
     g.add_edge("C", "B", protocol="http", messages=1)  # a cycle: still columns
     pos = figures.layout(g)
     assert pos["A"][0] < pos["B"][0] < pos["C"][0]

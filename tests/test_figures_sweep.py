@@ -3,63 +3,28 @@ traces' data (x = loads, y = means, error bars = confidence intervals), never on
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from sim import loading
 from sim import sweep as sw
 from sim.advisor import Needs, advise
 from ui.figures import sweep as views
 from ui.figures.common import PROTOCOL_COLORS
 
-LOADS = [0.5, 0.9]
 
-
-def tiny_sweep_spec(folder: Path, name: str = "tiny", duration: float = 30) -> dict[str, Any]:
-    """A sweep of request-response cut to `duration` seconds: http and queue at 50% and
-    90% of capacity, on a clean network and with a 10 s partition, 2 replications (16
-    runs, a couple of seconds in one process). The scenario file is written to `folder`."""
-    data = loading.read_data(loading.builtin_path("request-response"))
-    data["duration"] = duration
-    folder.mkdir(parents=True, exist_ok=True)
-    scenario = folder / "request-response-short.yaml"
-    scenario.write_text(yaml.safe_dump(data), encoding="utf-8")
-    partition = {"kind": "partition", "groups": [["api"], ["client", "broker"]]}
-    return {
-        "name": name,
-        "description": "request-response, short: http and queue, with and without a partition.",
-        "scenario": str(scenario),
-        "seed": 1,
-        "replications": 2,
-        "axes": [
-            {"name": "protocol", "path": "channels.0.protocol", "values": ["http", "queue"]},
-            {"name": "load", "path": "workload.0.arrivals.rate", "values": LOADS, "scale": 40},
-            {
-                "name": "faults",
-                "cases": {
-                    "none": {},
-                    "partition": {"faults": [{**partition, "start": 10, "end": 20}]},
-                },
-            },
-        ],
-    }
+@pytest.fixture(scope="module")
+def loads(tiny_spec: dict[str, Any]) -> list[float]:
+    """The tiny sweep's offered loads (`tiny_spec` and `tiny_rows` are tests/conftest.py's)."""
+    return next(axis["values"] for axis in tiny_spec["axes"] if axis["name"] == "load")
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
-    """The tiny sweep's rows, run once for the module."""
-    return sw.sweep(tiny_sweep_spec(tmp_path_factory.mktemp("tiny")), workers=1)
-
-
-@pytest.fixture(scope="module")
-def means(rows: pd.DataFrame) -> pd.DataFrame:
+def means(tiny_rows: pd.DataFrame) -> pd.DataFrame:
     """Its per-cell means and confidence intervals."""
-    return sw.means(rows)
+    return sw.means(tiny_rows)
 
 
 def values(array: Any) -> np.ndarray:
@@ -102,7 +67,7 @@ def test_latency_has_three_percentiles_per_protocol_in_one_panel_per_fault_case(
 
 
 def test_latency_points_are_the_means_in_ms_with_their_confidence_intervals(
-    means: pd.DataFrame,
+    means: pd.DataFrame, loads: list[float]
 ) -> None:
     fig = views.latency_vs_load(means)
 
@@ -111,7 +76,7 @@ def test_latency_points_are_the_means_in_ms_with_their_confidence_intervals(
             expected = cell(means, protocol, faults)
             for metric in ("p50", "p95", "p99"):
                 (trace,) = traces(fig, series=protocol, facet=faults, metric=metric)
-                assert values(trace.x).tolist() == LOADS
+                assert values(trace.x).tolist() == loads
                 np.testing.assert_allclose(values(trace.y), expected[metric] * 1000)
                 np.testing.assert_allclose(
                     values(trace.error_y.array), expected[f"{metric}_ci"] * 1000
@@ -138,7 +103,7 @@ def test_one_fault_case_draws_one_panel(means: pd.DataFrame) -> None:
     ],
 )
 def test_each_view_draws_its_metric_per_protocol_and_fault_case(
-    means: pd.DataFrame, builder: Any, metric: str
+    means: pd.DataFrame, loads: list[float], builder: Any, metric: str
 ) -> None:
     fig = builder(means)
 
@@ -146,7 +111,7 @@ def test_each_view_draws_its_metric_per_protocol_and_fault_case(
     assert len(fig.data) == 4  # 2 protocols x 2 fault cases
     for trace in fig.data:
         expected = cell(means, trace.meta["series"], trace.meta["facet"])
-        assert values(trace.x).tolist() == LOADS
+        assert values(trace.x).tolist() == loads
         np.testing.assert_allclose(values(trace.y), expected[metric])
     assert fig.layout.title.text and fig.layout.yaxis.title.text
 
@@ -159,8 +124,8 @@ def test_the_queue_loses_nothing_to_the_partition_and_http_does(means: pd.DataFr
     assert fig.layout.yaxis.tickformat.endswith("%")
 
 
-def test_rows_are_averaged_into_means_first(rows: pd.DataFrame, means: pd.DataFrame) -> None:
-    from_rows = views.metric_vs_load(rows, "goodput")
+def test_rows_are_averaged_into_means_first(tiny_rows: pd.DataFrame, means: pd.DataFrame) -> None:
+    from_rows = views.metric_vs_load(tiny_rows, "goodput")
     from_means = views.metric_vs_load(means, "goodput")
 
     for a, b in zip(from_rows.data, from_means.data, strict=True):
@@ -200,8 +165,8 @@ def test_a_sweep_over_other_axes_falls_back_to_its_numeric_and_other_axis() -> N
     assert {t.meta["series"] for t in swapped.data} == {"2", "4", "8"}
 
 
-def test_a_single_replication_has_no_error_bars(rows: pd.DataFrame) -> None:
-    first = sw.means(rows[rows["replication"] == 0])
+def test_a_single_replication_has_no_error_bars(tiny_rows: pd.DataFrame) -> None:
+    first = sw.means(tiny_rows[tiny_rows["replication"] == 0])
 
     fig = views.goodput_vs_load(first)
 
@@ -231,9 +196,9 @@ def test_a_sweep_whose_runs_all_failed_says_so(means: pd.DataFrame) -> None:
         views.latency_vs_load(means, faults="flood")
 
 
-def test_the_advice_figure_highlights_the_recommended_stack(rows: pd.DataFrame) -> None:
+def test_the_advice_figure_highlights_the_recommended_stack(tiny_rows: pd.DataFrame) -> None:
     needs = Needs(loss_tolerable=False, p99=2.0, load=0.9)
-    advice = advise(rows, needs)
+    advice = advise(tiny_rows, needs)
     assert advice.stack == ["queue"]
 
     fig = views.advice_figure(advice, needs)
@@ -254,8 +219,8 @@ def test_the_advice_figure_highlights_the_recommended_stack(rows: pd.DataFrame) 
     assert sorted(s.y0 for s in lines) == [needs.max_loss, needs.p99 * 1000]
 
 
-def test_with_loss_tolerable_plain_http_is_recommended(rows: pd.DataFrame) -> None:
-    advice = advise(rows, Needs(load=0.5))
+def test_with_loss_tolerable_plain_http_is_recommended(tiny_rows: pd.DataFrame) -> None:
+    advice = advise(tiny_rows, Needs(load=0.5))
 
     fig = views.advice_figure(advice)
 

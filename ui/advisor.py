@@ -8,9 +8,8 @@ load; otherwise it offers the built-in protocols-under-load sweep from the cache
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from sim import cli_sweep
@@ -32,7 +31,7 @@ def advice_of(_rows: pd.DataFrame, key: str, needs: str) -> Advice:
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def advice_chart(_advice: Advice, key: str, needs: str) -> Any:
+def advice_chart(_advice: Advice, key: str, needs: str) -> go.Figure:
     """The advice's evidence figure (shared: never mutated)."""
     return charts.advice_figure(_advice, Needs.model_validate_json(needs))
 

@@ -10,14 +10,17 @@ import io
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+
+from sim import Run
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # scenario files over 5 MB are refused
 
+# The tables the CSV download holds: six of the trace's seven (`sim.run.TABLES`), all but
+# `effects`.
 TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents")
 
 
-def run_zip(run: Any, folder: str = "run") -> bytes:
+def run_zip(run: Run, folder: str = "run") -> bytes:
     """The run saved as a directory (`run.json` + one Parquet file per table), zipped
     under `folder/`; `sim.load` reads the unzipped folder back."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -29,8 +32,9 @@ def run_zip(run: Any, folder: str = "run") -> bytes:
     return buffer.getvalue()
 
 
-def trace_csv_zip(run: Any) -> bytes:
-    """Every table of the run as `<table>.csv` in one zip."""
+def trace_csv_zip(run: Run) -> bytes:
+    """The run's tables named in TABLES (not `effects`), each as `<table>.csv`, in one
+    zip."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in TABLES:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sim.scenario import Channel, Scenario
+from sim.scenario import Agent, Channel, Fault, Scenario, Workload
 
 # Workload rate fields, per arrival kind, in the order they are shown.
 RATE_FIELDS = ("rate", "spike_rate", "start_rate", "end_rate")
@@ -49,100 +49,125 @@ def protocol_choices() -> tuple[str, ...]:
 
 def knobs(scenario: Scenario) -> list[Knob]:
     """The knobs a scenario offers, starting from its own values."""
-    out: list[Knob] = []
     protocols = protocol_choices()
+    out: list[Knob] = []
     for i, ch in enumerate(scenario.channels):
+        out += _channel_knobs(i, ch, protocols)
+    for i, agent in enumerate(scenario.agents):
+        out += _worker_knobs(i, agent)
+    for i, load in enumerate(scenario.workload):
+        out += _rate_knobs(i, load)
+    for i, fault in enumerate(scenario.faults):
+        out += _fault_knobs(i, fault)
+    return out
+
+
+def _channel_knobs(i: int, ch: Channel, protocols: tuple[str, ...]) -> list[Knob]:
+    """Channel `i`'s timeout, protocol, breaker thresholds and retry attempts."""
+    name = f"{ch.src} → {ch.dst}"
+    out = [
+        Knob(
+            f"channels.{i}.timeout",
+            "Timeouts",
+            f"{name} (s)",
+            ch.timeout,
+            "optional_seconds",
+            help="Seconds the caller waits for a response; empty: no timeout.",
+        )
+    ]
+    if len(protocols) > 1:  # a choice only once the model offers more than one
         out.append(
             Knob(
-                f"channels.{i}.timeout",
-                "Timeouts",
-                f"{ch.src} → {ch.dst} (s)",
-                ch.timeout,
-                "optional_seconds",
-                help="Seconds the caller waits for a response; empty: no timeout.",
+                f"channels.{i}.protocol",
+                "Protocols",
+                name,
+                ch.protocol,
+                "choice",
+                options=protocols,
             )
         )
-        if len(protocols) > 1:  # a choice only once the model offers more than one
-            out.append(
-                Knob(
-                    f"channels.{i}.protocol",
-                    "Protocols",
-                    f"{ch.src} → {ch.dst}",
-                    ch.protocol,
-                    "choice",
-                    options=protocols,
-                )
+    # Resilience settings exist only where the scenario sets them (a channel without a
+    # breaker has none to tune); read with getattr, as older scenario models lack the
+    # fields.
+    breaker = getattr(ch, "breaker", None)
+    if breaker is not None:
+        out += [
+            Knob(
+                f"channels.{i}.breaker.{field}",
+                "Breakers",
+                f"{name} {field.replace('_', ' ')}{unit}",
+                getattr(breaker, field),
+                kind,
             )
-        # Resilience settings exist only where the scenario sets them (a channel without
-        # a breaker has none to tune); read with getattr, as older scenario models lack
-        # the fields.
-        breaker = getattr(ch, "breaker", None)
-        if breaker is not None:
-            for name, unit, kind in BREAKER_FIELDS:
-                if hasattr(breaker, name):
-                    out.append(
-                        Knob(
-                            f"channels.{i}.breaker.{name}",
-                            "Breakers",
-                            f"{ch.src} → {ch.dst} {name.replace('_', ' ')}{unit}",
-                            getattr(breaker, name),
-                            kind,
-                        )
-                    )
-        retry = getattr(ch, "retry", None)
-        if retry is not None and hasattr(retry, "max_attempts"):
-            out.append(
-                Knob(
-                    f"channels.{i}.retry.max_attempts",
-                    "Retries",
-                    f"{ch.src} → {ch.dst} attempts",
-                    retry.max_attempts,
-                    "count",
-                    help="Attempts at most, the first included.",
-                )
-            )
-    for i, agent in enumerate(scenario.agents):
-        if agent.role == "service":
-            out.append(
-                Knob(
-                    f"agents.{i}.workers",
-                    "Workers",
-                    agent.id,
-                    agent.workers,
-                    "count",
-                    help="Requests the service works on at once.",
-                )
-            )
-    for i, load in enumerate(scenario.workload):
-        arrivals = load.arrivals
-        for name in RATE_FIELDS:
-            if hasattr(arrivals, name):
-                suffix = "" if name == "rate" else f" {name.replace('_', ' ')}"
-                out.append(
-                    Knob(
-                        f"workload.{i}.arrivals.{name}",
-                        "Offered load",
-                        f"{load.src} → {load.dst}{suffix} (/s)",
-                        float(getattr(arrivals, name)),
-                        "rate",
-                        help=f"Requests per second ({arrivals.kind} arrivals).",
-                    )
-                )
-    for i, fault in enumerate(scenario.faults):
-        name = f"{i}: {fault.kind}"
-        out.append(Knob(f"faults.{i}.{ENABLED}", "Faults", name, True, "enabled"))
-        out.append(Knob(f"faults.{i}.start", "Faults", f"{name} start (s)", fault.start, "seconds"))
+            for field, unit, kind in BREAKER_FIELDS
+            if hasattr(breaker, field)
+        ]
+    retry = getattr(ch, "retry", None)
+    if retry is not None and hasattr(retry, "max_attempts"):
         out.append(
             Knob(
-                f"faults.{i}.end",
-                "Faults",
-                f"{name} end (s)",
-                fault.end,
-                "optional_seconds",
-                help="Empty: the fault lasts to the end of the run.",
+                f"channels.{i}.retry.max_attempts",
+                "Retries",
+                f"{name} attempts",
+                retry.max_attempts,
+                "count",
+                help="Attempts at most, the first included.",
             )
         )
     return out
+
+
+def _worker_knobs(i: int, agent: Agent) -> list[Knob]:
+    """Agent `i`'s worker count, when it is a service."""
+    if agent.role != "service":
+        return []
+    return [
+        Knob(
+            f"agents.{i}.workers",
+            "Workers",
+            agent.id,
+            agent.workers,
+            "count",
+            help="Requests the service works on at once.",
+        )
+    ]
+
+
+def _rate_knobs(i: int, load: Workload) -> list[Knob]:
+    """Workload `i`'s arrival rates (one, or several for spikes and ramps)."""
+    arrivals = load.arrivals
+    out = []
+    for name in RATE_FIELDS:
+        if hasattr(arrivals, name):
+            suffix = "" if name == "rate" else f" {name.replace('_', ' ')}"
+            out.append(
+                Knob(
+                    f"workload.{i}.arrivals.{name}",
+                    "Offered load",
+                    f"{load.src} → {load.dst}{suffix} (/s)",
+                    float(getattr(arrivals, name)),
+                    "rate",
+                    help=f"Requests per second ({arrivals.kind} arrivals).",
+                )
+            )
+    return out
+
+
+def _fault_knobs(i: int, fault: Fault) -> list[Knob]:
+    """Fault `i` switched on or off, and its window's start and end."""
+    name = f"{i}: {fault.kind}"
+    return [
+        Knob(f"faults.{i}.{ENABLED}", "Faults", name, True, "enabled"),
+        Knob(f"faults.{i}.start", "Faults", f"{name} start (s)", fault.start, "seconds"),
+        Knob(
+            f"faults.{i}.end",
+            "Faults",
+            f"{name} end (s)",
+            fault.end,
+            "optional_seconds",
+            help="Empty: the fault lasts to the end of the run.",
+        ),
+    ]
 
 
 def changed(knob_list: list[Knob], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,4 +226,5 @@ def command_line(name: str, seed: int, overrides: Mapping[str, Any]) -> str:
 
 
 def _is_number(value: Any) -> bool:
+    """True for an int or float that is not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)

@@ -12,14 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sim import loading
+from sim import Run, loading
 from sim.run import TABLES
+from sim.scenario import Scenario
 from ui import summary as views
+
+if TYPE_CHECKING:  # annotations only: the Run page, which imports this, never needs networkx
+    import networkx as nx
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ def default_scenario(names: list[str]) -> str:
     return default if default in names or not names else names[0]
 
 
-def run_key(run: Any) -> str:
+def run_key(run: Run) -> str:
     """A digest naming a Run's content: its scenario, seed, versions and every table.
 
     Two equal runs share cached figures; a run edited in a test (say, a synthetic
@@ -63,7 +68,7 @@ def run_key(run: Any) -> str:
     return key
 
 
-def digest(run: Any) -> str:
+def digest(run: Run) -> str:
     """The content digest behind `run_key` (no session state)."""
     h = hashlib.sha256()
     manifest = {k: v for k, v in run.manifest.items() if k not in ("wall_seconds", "summary")}
@@ -76,7 +81,7 @@ def digest(run: Any) -> str:
     return h.hexdigest()[:20]
 
 
-def simulate(scenario: Any, label: str) -> Any:
+def simulate(scenario: Scenario, label: str) -> Run:
     """Run a validated Scenario with a progress bar fed by simulated time."""
     from sim import world  # looked up at call time: tests replace world.simulate
 
@@ -93,7 +98,7 @@ def simulate(scenario: Any, label: str) -> Any:
         bar.empty()
 
 
-def store(run: Any, source: dict[str, Any]) -> None:
+def store(run: Run, source: dict[str, Any]) -> None:
     """Put a finished Run on screen for every page; forget the previous error."""
     st.session_state[RUN] = run
     st.session_state[RUN_SOURCE] = source
@@ -120,7 +125,7 @@ def run_default() -> None:
         store(run, {"scenario": name, "seed": int(scenario.seed), "label": f"{name}.yaml"})
 
 
-def current_run() -> Any:
+def current_run() -> Run:
     """The Run on screen; runs the default scenario on a session's first visit. When
     there is none (the default failed), says so and stops the page."""
     if RUN not in st.session_state and ERROR not in st.session_state:
@@ -135,7 +140,7 @@ def current_run() -> Any:
     return run
 
 
-def heading(run: Any) -> str:
+def heading(run: Run) -> str:
     """`scenario · seed N` for the Run on screen."""
     source = st.session_state.get(RUN_SOURCE, {})
     seed = source.get("seed", run.manifest.get("seed"))
@@ -147,7 +152,7 @@ def heading(run: Any) -> str:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def event_times(_run: Any, key: str) -> Any:
+def event_times(_run: Run, key: str) -> np.ndarray:
     """The run's send/end times in total order (logical time), computed once per run."""
     from ui import figures
 
@@ -155,7 +160,7 @@ def event_times(_run: Any, key: str) -> Any:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def trace_index(_run: Any, key: str) -> pd.DataFrame:
+def trace_index(_run: Run, key: str) -> pd.DataFrame:
     """One row per trace of the run (see `figures.trace_index`)."""
     from ui import figures
 
@@ -163,7 +168,7 @@ def trace_index(_run: Any, key: str) -> pd.DataFrame:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def column_values(_run: Any, key: str, table: str, column: str) -> list[str]:
+def column_values(_run: Run, key: str, table: str, column: str) -> list[str]:
     """The distinct values of a table's column, sorted (filter options)."""
     frame = _run.tables[table]
     if column not in frame.columns or frame.empty:
@@ -172,7 +177,7 @@ def column_values(_run: Any, key: str, table: str, column: str) -> list[str]:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def graph(_run: Any, key: str) -> Any:
+def graph(_run: Run, key: str) -> nx.DiGraph:
     """The run's call graph (see `figures.graph`); shared, never mutated."""
     from ui import figures
 
@@ -180,15 +185,14 @@ def graph(_run: Any, key: str) -> Any:
     return figures.graph(_run.agents, _run.messages, _run.spans, channels)
 
 
-def _scenario(run: Any) -> Any:
+def _scenario(run: Run) -> Scenario:
+    """The run's scenario, or an empty one when its manifest no longer validates."""
     try:
         return run.scenario
     except Exception:  # a run saved by another version may not validate any more
-        from sim.scenario import Scenario
-
         return Scenario.model_construct(channels=[], faults=[])
 
 
-def scenario_of(run: Any) -> Any:
+def scenario_of(run: Run) -> Scenario:
     """The run's scenario model, or an empty one when its manifest no longer validates."""
     return _scenario(run)

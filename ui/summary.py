@@ -141,6 +141,7 @@ def more_cards(summary: Mapping[str, Any]) -> list[Card]:
 
 
 def _ordered(outcomes: Sequence[str], known: Sequence[str]) -> list[str]:
+    """`outcomes` in the order of `known`, then the unknown ones sorted."""
     first = [o for o in known if o in outcomes]
     return first + sorted(o for o in outcomes if o not in known)
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from sim import cli_sweep
 from sim import sweep as sw
@@ -115,7 +117,9 @@ def on_saved() -> None:
         open_sweep(chosen)
 
 
-def progress_bar(total: int, label: str) -> tuple[Any, Callable[[int, int, dict[str, Any]], None]]:
+def progress_bar(
+    total: int, label: str
+) -> tuple[DeltaGenerator, Callable[[int, int, dict[str, Any]], None]]:
     """A progress bar and the `progress(done, total, row)` callback that feeds it."""
     bar = st.progress(0.0, text=f"{label}: 0 of {total} runs")
     failed = 0
@@ -195,7 +199,7 @@ def means_of(_rows: pd.DataFrame, key: str) -> pd.DataFrame:
 @st.cache_resource(max_entries=32, show_spinner=False)
 def chart(
     _rows: pd.DataFrame, key: str, view: str, metric: str | None, percentiles: tuple[str, ...]
-) -> Any:
+) -> go.Figure:
     """One sweep view (shared: never mutated); `percentiles` for the latency view.
     Raises ValueError when there is nothing to draw."""
     table = means_of(_rows, key)
@@ -263,28 +267,38 @@ def source_picker() -> None:
         persist_state="session",
     )
     if source == "saved sweep":
-        pick, where, go = st.columns([2, 3, 1], vertical_alignment="bottom")
-        pick.selectbox(
-            "Saved sweeps",
-            saved,
-            index=None,
-            key=SAVED,
-            on_change=on_saved,
-            placeholder=f"in {SWEEPS_DIR}" if saved else f"none in {SWEEPS_DIR} yet",
-            disabled=not saved,
-            help="Sweeps saved by `python -m sim sweep` or run on this page. Picking one opens it.",
-        )
-        path = where.text_input(
-            "Sweep directory",
-            key=PATH,
-            persist_state="session",
-            placeholder="runs/sweeps/my-sweep",
-            help="Any directory written by `python -m sim sweep --out DIR` or "
-            "`sim.sweep.save(rows, DIR)`: sweep.json and rows.parquet.",
-        )
-        if go.button("Open sweep", icon=":material/folder_open:", width="stretch") and path:
-            open_sweep(path)
-        return
+        saved_picker(saved)
+    else:
+        builtin_picker()
+
+
+def saved_picker(saved: list[str]) -> None:
+    """Open a saved sweep: picked from those under SWEEPS_DIR, or any directory typed in."""
+    pick, where, go = st.columns([2, 3, 1], vertical_alignment="bottom")
+    pick.selectbox(
+        "Saved sweeps",
+        saved,
+        index=None,
+        key=SAVED,
+        on_change=on_saved,
+        placeholder=f"in {SWEEPS_DIR}" if saved else f"none in {SWEEPS_DIR} yet",
+        disabled=not saved,
+        help="Sweeps saved by `python -m sim sweep` or run on this page. Picking one opens it.",
+    )
+    path = where.text_input(
+        "Sweep directory",
+        key=PATH,
+        persist_state="session",
+        placeholder="runs/sweeps/my-sweep",
+        help="Any directory written by `python -m sim sweep --out DIR` or "
+        "`sim.sweep.save(rows, DIR)`: sweep.json and rows.parquet.",
+    )
+    if go.button("Open sweep", icon=":material/folder_open:", width="stretch") and path:
+        open_sweep(path)
+
+
+def builtin_picker() -> None:
+    """Run a built-in sweep here, with the replications asked for."""
     names = builtin_sweeps()
     if not names:
         st.info("There is no built-in sweep in scenarios/sweeps.", icon=":material/info:")
@@ -353,43 +367,8 @@ def show_sweep(rows: pd.DataFrame, key: str) -> None:
         st.caption(st.session_state[ORIGIN])
     if spec.get("description"):
         st.caption(" ".join(str(spec["description"]).split()))
-    failed = failures(rows)
-    if len(failed):
-        st.warning(f"{len(failed)} of {len(rows)} runs failed.", icon=":material/warning:")
-        with st.expander(f"Failed runs ({len(failed)})", expanded=len(failed) <= 5):
-            st.dataframe(failed, hide_index=True)
-    view = st.segmented_control(
-        "View",
-        (*VIEWS, OTHER),
-        key=VIEW,
-        required=True,
-        default="latency",
-        persist_state="session",
-    )
-    metric = None
-    percentiles: tuple[str, ...] = charts.PERCENTILES
-    if view == "latency":
-        # Twelve lines per panel with four protocols: p99 alone reads best under faults.
-        chosen = st.pills(
-            "Percentiles",
-            charts.PERCENTILES,
-            selection_mode="multi",
-            default=list(charts.PERCENTILES),
-            key=PERCENTS,
-            persist_state="session",
-        )
-        percentiles = tuple(p for p in charts.PERCENTILES if p in (chosen or []))
-    if view == OTHER:
-        metrics = sw.metric_columns(rows)
-        if st.session_state.get(METRIC) not in metrics:
-            st.session_state[METRIC] = "success_rate" if "success_rate" in metrics else metrics[0]
-        metric = st.selectbox("Metric", metrics, key=METRIC)
-    try:
-        figure = chart(rows, key, view, metric, percentiles)
-    except ValueError as exc:
-        st.info(str(exc), icon=":material/info:")
-    else:
-        st.plotly_chart(figure, key="sweep_chart", config=CHART_CONFIG)
+    show_failures(rows)
+    show_view(rows, key)
     st.caption(
         "Means over replications; error bars are 95% confidence intervals "
         "(none with a single replication)."
@@ -406,6 +385,56 @@ def show_sweep(rows: pd.DataFrame, key: str) -> None:
         on_click="ignore",
         help="One row per run: its axes, seed, every metric and its error ('' when it ran).",
     )
+
+
+def show_failures(rows: pd.DataFrame) -> None:
+    """How many runs failed, and which (open when there are few)."""
+    failed = failures(rows)
+    if len(failed):
+        st.warning(f"{len(failed)} of {len(rows)} runs failed.", icon=":material/warning:")
+        with st.expander(f"Failed runs ({len(failed)})", expanded=len(failed) <= 5):
+            st.dataframe(failed, hide_index=True)
+
+
+def show_view(rows: pd.DataFrame, key: str) -> None:
+    """The view picked (a metric against load), or why it cannot be drawn."""
+    view = st.segmented_control(
+        "View",
+        (*VIEWS, OTHER),
+        key=VIEW,
+        required=True,
+        default="latency",
+        persist_state="session",
+    )
+    metric = None
+    percentiles: tuple[str, ...] = charts.PERCENTILES
+    if view == "latency":
+        percentiles = percentile_picker()
+    if view == OTHER:
+        metrics = sw.metric_columns(rows)
+        if st.session_state.get(METRIC) not in metrics:
+            st.session_state[METRIC] = "success_rate" if "success_rate" in metrics else metrics[0]
+        metric = st.selectbox("Metric", metrics, key=METRIC)
+    try:
+        figure = chart(rows, key, view, metric, percentiles)
+    except ValueError as exc:
+        st.info(str(exc), icon=":material/info:")
+    else:
+        st.plotly_chart(figure, key="sweep_chart", config=CHART_CONFIG)
+
+
+def percentile_picker() -> tuple[str, ...]:
+    """The latency percentiles drawn, in their order."""
+    # Twelve lines per panel with four protocols: p99 alone reads best under faults.
+    chosen = st.pills(
+        "Percentiles",
+        charts.PERCENTILES,
+        selection_mode="multi",
+        default=list(charts.PERCENTILES),
+        key=PERCENTS,
+        persist_state="session",
+    )
+    return tuple(p for p in charts.PERCENTILES if p in (chosen or []))
 
 
 def render() -> tuple[pd.DataFrame | None, str | None]:

@@ -104,11 +104,31 @@ def breakers_figure(
         row_heights=[0.55, 0.45],
         vertical_spacing=0.1,
     )
+    for band in _state_bars(table):
+        fig.add_trace(band, row=1, col=1)
+    for line in _rate_lines(breakers, order, duration):
+        fig.add_trace(line, row=2, col=1)
+    add_fault_bands(fig, faults, duration)
+    base_layout(fig, height=max(460, 330 + 50 * len(order)), title=title)
+    fig.update_layout(barmode="overlay", hovermode="closest")
+    fig.update_yaxes(
+        categoryorder="array", categoryarray=order[::-1], fixedrange=True, row=1, col=1
+    )
+    fig.update_yaxes(title="rate at transition", tickformat=".0%", range=[0, 1.05], row=2, col=1)
+    fig.update_xaxes(range=[0, duration])
+    fig.update_xaxes(title=time_axis_title(), row=2, col=1)
+    return fig
+
+
+def _state_bars(table: pd.DataFrame) -> list[go.Bar]:
+    """One bar trace per state of `bands` rows, Resilience4j's states first, in their
+    order, then any other sorted."""
     states = [s for s in BREAKER_STATES if s in set(table["state"])]
     states += sorted(set(table["state"]) - set(states))
+    bars = []
     for k, state in enumerate(states):
         part = table[table["state"] == state]
-        fig.add_trace(
+        bars.append(
             go.Bar(
                 orientation="h",
                 y=part["edge"].tolist(),
@@ -125,16 +145,21 @@ def breakers_figure(
                 ],
                 hoverinfo="text",
                 width=0.7,
-            ),
-            row=1,
-            col=1,
+            )
         )
+    return bars
+
+
+def _rate_lines(breakers: pd.DataFrame, order: list[str], duration: float) -> list[go.Scatter]:
+    """Each breaker's failure rate (solid) and slow-call rate (dotted) as steps, one
+    colour per breaker of `order`; a rate the transitions never recorded is left out."""
     selected = breakers.copy()
     selected["edge"] = [
         edge_label(str(a), str(t))
         for a, t in zip(selected["agent"], selected["target"], strict=True)
     ]
     selected = selected[selected["edge"].isin(order)].sort_values("time", kind="stable")
+    lines = []
     for k, edge in enumerate(order):
         rows = selected[selected["edge"] == edge]
         color = EXTRA_COLORS[k % len(EXTRA_COLORS)] if len(order) > 1 else "#1f77b4"
@@ -144,34 +169,28 @@ def breakers_figure(
         ):
             if column not in rows.columns or not rows[column].map(finite).any():
                 continue
-            # Known at transitions only: a step from each one to the next, held to the
-            # end of the run; nothing is drawn before the first.
-            x = [*rows["time"].tolist(), duration]
-            y = [*rows[column].tolist(), rows[column].iloc[-1]]
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=[None if v is None or not finite(v) else float(v) for v in y],
-                    mode="lines+markers",
-                    line={"shape": "hv", "color": color, "dash": dash, "width": 1.6},
-                    marker={"size": [*([6] * len(rows)), 0]},
-                    name=f"{edge} {label}",
-                    legendgroup=edge,
-                    hovertemplate=f"{edge} {label}: %{{y:.0%}} at %{{x:.2f}} s<extra></extra>",
-                ),
-                row=2,
-                col=1,
-            )
-    add_fault_bands(fig, faults, duration)
-    base_layout(fig, height=max(460, 330 + 50 * len(order)), title=title)
-    fig.update_layout(barmode="overlay", hovermode="closest")
-    fig.update_yaxes(
-        categoryorder="array", categoryarray=order[::-1], fixedrange=True, row=1, col=1
+            lines.append(_rate_line(rows, column, duration, f"{edge} {label}", edge, color, dash))
+    return lines
+
+
+def _rate_line(
+    rows: pd.DataFrame, column: str, duration: float, name: str, edge: str, color: str, dash: str
+) -> go.Scatter:
+    """One rate of one breaker's transitions (`rows`, in time order) as a step line."""
+    # Known at transitions only: a step from each one to the next, held to the end of
+    # the run; nothing is drawn before the first.
+    x = [*rows["time"].tolist(), duration]
+    y = [*rows[column].tolist(), rows[column].iloc[-1]]
+    return go.Scatter(
+        x=x,
+        y=[None if v is None or not finite(v) else float(v) for v in y],
+        mode="lines+markers",
+        line={"shape": "hv", "color": color, "dash": dash, "width": 1.6},
+        marker={"size": [*([6] * len(rows)), 0]},
+        name=name,
+        legendgroup=edge,
+        hovertemplate=f"{name}: %{{y:.0%}} at %{{x:.2f}} s<extra></extra>",
     )
-    fig.update_yaxes(title="rate at transition", tickformat=".0%", range=[0, 1.05], row=2, col=1)
-    fig.update_xaxes(range=[0, duration])
-    fig.update_xaxes(title=time_axis_title(), row=2, col=1)
-    return fig
 
 
 def transitions_table(breakers: pd.DataFrame) -> pd.DataFrame:

@@ -106,6 +106,7 @@ def gave_up_at(tree: pd.DataFrame) -> pd.Series:
 
 
 def _row_label(row: pd.Series) -> str:
+    """A span's tick label: caller → callee, name and kind, one chevron per level."""
     # Tick labels are right-aligned, so an indent would not show: one chevron per level
     # of the call tree says how deep a span sits.
     depth = "›" * int(row["depth"])
@@ -131,26 +132,51 @@ def waterfall(
     fig = go.Figure()
     if tree.empty:
         return base_layout(fig, height=200, title=title)
-    ends = tree["end"].fillna(end_of_run).to_numpy(dtype=float)
     starts = tree["start"].to_numpy(dtype=float)
-    rows = np.arange(len(tree))
-    labels = [_row_label(r) for _, r in tree.iterrows()]
+    ends = tree["end"].fillna(end_of_run).to_numpy(dtype=float)
+    for trace in (
+        *_outcome_bars(tree, starts, ends),
+        *_queued_bars(tree, starts),
+        *_wasted_bars(tree, starts, ends),
+        *_deadline_marks(tree),
+        *_timeout_marks(tree, ends),
+    ):
+        fig.add_trace(trace)
+    add_fault_bands(fig, faults, end_of_run)
+    base_layout(fig, height=max(260, 120 + 34 * len(tree)), title=title)
+    fig.update_layout(barmode="overlay", bargap=0.3, hovermode="closest")
+    fig.update_yaxes(
+        tickvals=list(range(len(tree))),
+        ticktext=[_row_label(r) for _, r in tree.iterrows()],
+        range=[len(tree) - 0.5, -0.5],
+        showgrid=False,
+        fixedrange=True,
+    )
+    fig.update_xaxes(title=time_axis_title(), range=_time_range(tree, starts, ends))
+    return fig
 
-    def hover(i: int) -> str:
-        r = tree.iloc[i]
-        deadline = f"<br>deadline {r['deadline']:.3f} s" if finite(r["deadline"]) else ""
-        wait = f"<br>queued {r['wait']:.3f} s" if finite(r["wait"]) and r["wait"] > 0 else ""
-        error = f"<br>{r['error']}" if r.get("error") else ""
-        return (
-            f"<b>{r['agent']} → {r['peer']}</b> {r['name']} ({r['kind']}, {r['protocol']})<br>"
-            f"{starts[i]:.3f}–{ends[i]:.3f} s ({ends[i] - starts[i]:.3f} s): "
-            f"<b>{r['outcome']}</b>{error}{deadline}{wait}<br>span {r['span_id']}"
-        )
 
-    texts = [hover(i) for i in rows]
+def _span_hover(row: pd.Series, start: float, end: float) -> str:
+    """A span's hover text: caller, callee, timing, outcome, deadline and wait."""
+    deadline = f"<br>deadline {row['deadline']:.3f} s" if finite(row["deadline"]) else ""
+    wait = f"<br>queued {row['wait']:.3f} s" if finite(row["wait"]) and row["wait"] > 0 else ""
+    error = f"<br>{row['error']}" if row.get("error") else ""
+    return (
+        f"<b>{row['agent']} → {row['peer']}</b> {row['name']} "
+        f"({row['kind']}, {row['protocol']})<br>"
+        f"{start:.3f}–{end:.3f} s ({end - start:.3f} s): "
+        f"<b>{row['outcome']}</b>{error}{deadline}{wait}<br>span {row['span_id']}"
+    )
+
+
+def _outcome_bars(tree: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> list[go.Bar]:
+    """The spans as bars from start to end, one trace per outcome (in order of first
+    appearance) so the legend reads as a key."""
+    texts = [_span_hover(tree.iloc[i], starts[i], ends[i]) for i in range(len(tree))]
+    bars = []
     for k, outcome in enumerate(dict.fromkeys(tree["outcome"].tolist())):
         idx = np.flatnonzero(tree["outcome"].to_numpy() == outcome)
-        fig.add_trace(
+        bars.append(
             go.Bar(
                 orientation="h",
                 y=idx.tolist(),
@@ -164,92 +190,109 @@ def waterfall(
                 width=0.6,
             )
         )
+    return bars
+
+
+def _queued_bars(tree: pd.DataFrame, starts: np.ndarray) -> list[go.Bar]:
+    """A hatched bar over the time each span waited in a queue before work began (none
+    when no span waited)."""
     wait = tree["wait"].fillna(0.0).to_numpy(dtype=float)
     queued = np.flatnonzero(wait > 0)
-    if len(queued):
-        fig.add_trace(
-            go.Bar(
-                orientation="h",
-                y=queued.tolist(),
-                base=starts[queued].tolist(),
-                x=wait[queued].tolist(),
-                marker={
-                    "color": "rgba(255,255,255,0.55)",
-                    "pattern": {"shape": "/", "fgcolor": "#555", "size": 6},
-                    "line": {"width": 0},
-                },
-                name="queued (wait)",
-                hovertext=[f"queued {wait[i]:.3f} s before work began" for i in queued],
-                hoverinfo="text",
-                width=0.6,
-            )
+    if not len(queued):
+        return []
+    return [
+        go.Bar(
+            orientation="h",
+            y=queued.tolist(),
+            base=starts[queued].tolist(),
+            x=wait[queued].tolist(),
+            marker={
+                "color": "rgba(255,255,255,0.55)",
+                "pattern": {"shape": "/", "fgcolor": "#555", "size": 6},
+                "line": {"width": 0},
+            },
+            name="queued (wait)",
+            hovertext=[f"queued {wait[i]:.3f} s before work began" for i in queued],
+            hoverinfo="text",
+            width=0.6,
         )
+    ]
+
+
+def _wasted_bars(tree: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> list[go.Bar]:
+    """A red hatched bar over the work each span did after a caller above it had given
+    up (none when no work was wasted)."""
     given_up = gave_up_at(tree).to_numpy(dtype=float)
     wasted = np.flatnonzero(np.isfinite(given_up) & (ends > given_up))
-    if len(wasted):
-        from_ = np.maximum(starts[wasted], given_up[wasted])
-        fig.add_trace(
-            go.Bar(
-                orientation="h",
-                y=wasted.tolist(),
-                base=from_.tolist(),
-                x=(ends[wasted] - from_).tolist(),
-                marker={
-                    "color": "rgba(214,39,40,0.25)",
-                    "pattern": {"shape": "x", "fgcolor": "#d62728", "size": 6},
-                    "line": {"color": "#d62728", "width": 1},
-                },
-                name="after the caller gave up",
-                hovertext=[
-                    f"{ends[i] - f:.3f} s of work after the caller gave up at {given_up[i]:.3f} s"
-                    for i, f in zip(wasted, from_, strict=True)
-                ],
-                hoverinfo="text",
-                width=0.6,
-            )
+    if not len(wasted):
+        return []
+    from_ = np.maximum(starts[wasted], given_up[wasted])
+    return [
+        go.Bar(
+            orientation="h",
+            y=wasted.tolist(),
+            base=from_.tolist(),
+            x=(ends[wasted] - from_).tolist(),
+            marker={
+                "color": "rgba(214,39,40,0.25)",
+                "pattern": {"shape": "x", "fgcolor": "#d62728", "size": 6},
+                "line": {"color": "#d62728", "width": 1},
+            },
+            name="after the caller gave up",
+            hovertext=[
+                f"{ends[i] - f:.3f} s of work after the caller gave up at {given_up[i]:.3f} s"
+                for i, f in zip(wasted, from_, strict=True)
+            ],
+            hoverinfo="text",
+            width=0.6,
         )
+    ]
+
+
+def _deadline_marks(tree: pd.DataFrame) -> list[go.Scatter]:
+    """A `|` at each span's deadline (none when no span had one)."""
     deadlines = tree["deadline"].to_numpy(dtype=float)
     has_deadline = np.flatnonzero(np.isfinite(deadlines))
-    if len(has_deadline):
-        fig.add_trace(
-            go.Scatter(
-                x=deadlines[has_deadline].tolist(),
-                y=has_deadline.tolist(),
-                mode="markers",
-                marker={"symbol": "line-ns", "size": 22, "line": {"width": 3, "color": "#222"}},
-                name="deadline",
-                hovertext=[f"deadline {deadlines[i]:.3f} s" for i in has_deadline],
-                hoverinfo="text",
-            )
+    if not len(has_deadline):
+        return []
+    return [
+        go.Scatter(
+            x=deadlines[has_deadline].tolist(),
+            y=has_deadline.tolist(),
+            mode="markers",
+            marker={"symbol": "line-ns", "size": 22, "line": {"width": 3, "color": "#222"}},
+            name="deadline",
+            hovertext=[f"deadline {deadlines[i]:.3f} s" for i in has_deadline],
+            hoverinfo="text",
         )
+    ]
+
+
+def _timeout_marks(tree: pd.DataFrame, ends: np.ndarray) -> list[go.Scatter]:
+    """An `x` where a span gave up: timed out, hit its deadline or was cancelled."""
     fired = np.flatnonzero(tree["outcome"].isin(GAVE_UP).to_numpy())
-    if len(fired):
-        fig.add_trace(
-            go.Scatter(
-                x=ends[fired].tolist(),
-                y=fired.tolist(),
-                mode="markers",
-                marker={"symbol": "x", "size": 13, "color": "#d62728", "line": {"width": 1}},
-                name="timeout fired",
-                hovertext=[
-                    f"{tree['outcome'].iloc[i]} at {ends[i]:.3f} s: {tree['error'].iloc[i]}"
-                    for i in fired
-                ],
-                hoverinfo="text",
-            )
+    if not len(fired):
+        return []
+    return [
+        go.Scatter(
+            x=ends[fired].tolist(),
+            y=fired.tolist(),
+            mode="markers",
+            marker={"symbol": "x", "size": 13, "color": "#d62728", "line": {"width": 1}},
+            name="timeout fired",
+            hovertext=[
+                f"{tree['outcome'].iloc[i]} at {ends[i]:.3f} s: {tree['error'].iloc[i]}"
+                for i in fired
+            ],
+            hoverinfo="text",
         )
+    ]
+
+
+def _time_range(tree: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> list[float]:
+    """The x range: every bar and every deadline, padded by 3%."""
+    deadlines = tree["deadline"].to_numpy(dtype=float)
     lo = float(starts.min())
-    hi = float(np.nanmax(np.concatenate([ends, deadlines[has_deadline]])))
+    hi = float(np.nanmax(np.concatenate([ends, deadlines[np.isfinite(deadlines)]])))
     pad = max((hi - lo) * 0.03, 1e-3)
-    add_fault_bands(fig, faults, end_of_run)
-    base_layout(fig, height=max(260, 120 + 34 * len(tree)), title=title)
-    fig.update_layout(barmode="overlay", bargap=0.3, hovermode="closest")
-    fig.update_yaxes(
-        tickvals=rows.tolist(),
-        ticktext=labels,
-        range=[len(tree) - 0.5, -0.5],
-        showgrid=False,
-        fixedrange=True,
-    )
-    fig.update_xaxes(title=time_axis_title(), range=[lo - pad, hi + pad])
-    return fig
+    return [lo - pad, hi + pad]

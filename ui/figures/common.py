@@ -148,61 +148,79 @@ def add_fault_bands(
     """
     windows = fault_windows(faults, end)
     convert = to_x or (lambda t: t)
+    for key in _fault_legend(fig, windows):
+        fig.add_trace(key)
+    xaxes = _x_axes(fig)
+    for window in windows:
+        x0, x1 = convert(window["start"]), convert(window["end"])
+        for axis in xaxes:
+            fig.add_shape(**_band(window, x0, x1, axis))
+        if label:
+            fig.add_annotation(**_band_label(window, x0, xaxes[0]))
+    return fig
+
+
+def _fault_legend(fig: go.Figure, windows: list[dict[str, Any]]) -> list[go.Scatter]:
+    """One empty trace per fault kind not yet in `fig`'s legend."""
     # One legend entry per fault kind says what a band's colour means, even when the
     # band's label sits outside the visible range.
     named = {trace.name for trace in fig.data}
-    for kind in dict.fromkeys(w["kind"] for w in windows):
-        if f"fault: {kind}" in named:  # a second run's faults of the same kind
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                marker={"symbol": "square", "size": 12, "color": FAULT_COLORS.get(kind, "#DDD")},
-                name=f"fault: {kind}",
-                legendgroup="faults",
-                hoverinfo="skip",
-            )
+    return [
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            marker={"symbol": "square", "size": 12, "color": FAULT_COLORS.get(kind, "#DDD")},
+            name=f"fault: {kind}",
+            legendgroup="faults",
+            hoverinfo="skip",
         )
-    xaxes = sorted(
+        for kind in dict.fromkeys(w["kind"] for w in windows)
+        if f"fault: {kind}" not in named  # a second run's faults of the same kind
+    ]
+
+
+def _x_axes(fig: go.Figure) -> list[str]:
+    """The x axes of every subplot of `fig`: `x`, `x2`, ... in order."""
+    return sorted(
         {"x" + key[5:] for key in fig.layout.to_plotly_json() if key.startswith("xaxis")} | {"x"},
         key=lambda name: int(name[1:] or 1),
     )
-    for window in windows:
-        x0, x1 = convert(window["start"]), convert(window["end"])
-        color = FAULT_COLORS.get(window["kind"], "#DDDDDD")
-        for axis in xaxes:
-            yref = "y" + axis[1:] + " domain"
-            fig.add_shape(
-                type="rect",
-                name=FAULT_SHAPE_PREFIX + window["fault_id"],
-                xref=axis,
-                yref=yref,
-                x0=x0,
-                x1=x1,
-                y0=0,
-                y1=1,
-                fillcolor=color,
-                opacity=FAULT_OPACITY,
-                line_width=0,
-                layer="below",
-            )
-        if label:
-            targets = f" ({window['targets']})" if window["targets"] else ""
-            fig.add_annotation(
-                x=x0,
-                xref=xaxes[0],
-                y=1.0,
-                yref="paper",
-                text=f"{window['kind']}{targets}",
-                showarrow=False,
-                xanchor="left",
-                yanchor="bottom",
-                font={"size": 10, "color": "#555"},
-                name=FAULT_SHAPE_PREFIX + window["fault_id"],
-            )
-    return fig
+
+
+def _band(window: dict[str, Any], x0: float, x1: float, axis: str) -> dict[str, Any]:
+    """The rectangle of one fault window over the full height of one subplot."""
+    return {
+        "type": "rect",
+        "name": FAULT_SHAPE_PREFIX + window["fault_id"],
+        "xref": axis,
+        "yref": "y" + axis[1:] + " domain",
+        "x0": x0,
+        "x1": x1,
+        "y0": 0,
+        "y1": 1,
+        "fillcolor": FAULT_COLORS.get(window["kind"], "#DDDDDD"),
+        "opacity": FAULT_OPACITY,
+        "line_width": 0,
+        "layer": "below",
+    }
+
+
+def _band_label(window: dict[str, Any], x0: float, axis: str) -> dict[str, Any]:
+    """The kind (and targets) of one fault window, written above the plot at its start."""
+    targets = f" ({window['targets']})" if window["targets"] else ""
+    return {
+        "x": x0,
+        "xref": axis,
+        "y": 1.0,
+        "yref": "paper",
+        "text": f"{window['kind']}{targets}",
+        "showarrow": False,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "font": {"size": 10, "color": "#555"},
+        "name": FAULT_SHAPE_PREFIX + window["fault_id"],
+    }
 
 
 def fault_bands(fig: go.Figure) -> list[tuple[str, float, float]]:

@@ -196,6 +196,7 @@ def summary_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _num(value: Any) -> float:
+    """`value` as a float; NaN when it is missing or not a number."""
     try:
         return float(value) if value is not None else float("nan")
     except (TypeError, ValueError):

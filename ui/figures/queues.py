@@ -81,12 +81,7 @@ def queues_figure(
     ordered = table.sort_values(["queue", "time"], kind="stable")
     queue_names = list(dict.fromkeys(ordered["queue"]))
     trace_type = scatter_class(3 * len(ordered))
-    # The DLQ panel only when some queue has dead letters: an empty third panel reads
-    # as a broken chart.
-    has_dlq = any(is_dlq(n) for n in queue_names) or bool(
-        "dlq_depth" in ordered.columns and ordered["dlq_depth"].any()
-    )
-    panels = PANELS if has_dlq else PANELS[:2]
+    panels = PANELS if _has_dead_letters(ordered, queue_names) else PANELS[:2]
     fig = make_subplots(
         rows=len(panels),
         cols=1,
@@ -95,32 +90,9 @@ def queues_figure(
     )
     for k, name in enumerate(queue_names):
         rows = ordered[ordered["queue"] == name]
-        color = PALETTE[k % len(PALETTE)]
-        shown = False
-        for row, (column, _) in enumerate(panels, start=1):
-            if is_dlq(name):
-                if column != "dlq_depth":
-                    continue
-                values = rows["depth"]
-            else:
-                values = rows[column] if column in rows.columns else None
-                if values is None or (column == "dlq_depth" and not values.any()):
-                    continue
-            fig.add_trace(
-                trace_type(
-                    x=rows["time"].to_numpy(dtype=float),
-                    y=values.to_numpy(dtype=float),
-                    mode="lines",
-                    line={"color": color, "width": 1.5, "shape": "hv"},
-                    name=name,
-                    legendgroup=name,
-                    showlegend=not shown,
-                    hovertemplate=f"{name}: %{{y}} at %{{x:.1f}} s<extra>{column}</extra>",
-                ),
-                row=row,
-                col=1,
-            )
-            shown = True
+        lines = _queue_lines(rows, name, PALETTE[k % len(PALETTE)], panels, trace_type)
+        for row, line in lines:
+            fig.add_trace(line, row=row, col=1)
     add_fault_bands(fig, faults, duration)
     base_layout(fig, height=220 + 180 * len(panels), title=title)
     fig.update_xaxes(range=[0, duration])
@@ -129,6 +101,54 @@ def queues_figure(
     for row, (_, label) in enumerate(panels, start=1):
         fig.update_yaxes(title=label, row=row, col=1)
     return fig
+
+
+def _has_dead_letters(samples: pd.DataFrame, queue_names: list[str]) -> bool:
+    """True when some queue is a DLQ or reports dead letters."""
+    # The DLQ panel only when some queue has dead letters: an empty third panel reads
+    # as a broken chart.
+    return any(is_dlq(n) for n in queue_names) or bool(
+        "dlq_depth" in samples.columns and samples["dlq_depth"].any()
+    )
+
+
+def _panel_values(rows: pd.DataFrame, name: str, column: str) -> pd.Series | None:
+    """What one queue's samples draw in the panel of `column`, or None when nothing: a
+    DLQ's own depth goes in the DLQ panel only, and a queue without dead letters stays
+    out of it."""
+    if is_dlq(name):
+        return rows["depth"] if column == "dlq_depth" else None
+    values = rows[column] if column in rows.columns else None
+    if values is None or (column == "dlq_depth" and not values.any()):
+        return None
+    return values
+
+
+def _queue_lines(
+    rows: pd.DataFrame,
+    name: str,
+    color: str,
+    panels: Sequence[tuple[str, str]],
+    trace_type: type[go.Scatter] | type[go.Scattergl],
+) -> list[tuple[int, go.Scatter | go.Scattergl]]:
+    """One queue's lines as (panel row, trace); only the first is in the legend."""
+    lines: list[tuple[int, go.Scatter | go.Scattergl]] = []
+    for row, (column, _) in enumerate(panels, start=1):
+        values = _panel_values(rows, name, column)
+        if values is None:
+            continue
+        line = trace_type(
+            x=rows["time"].to_numpy(dtype=float),
+            y=values.to_numpy(dtype=float),
+            mode="lines",
+            line={"color": color, "width": 1.5, "shape": "hv"},
+            name=name,
+            legendgroup=name,
+            showlegend=not lines,
+            hovertemplate=f"{name}: %{{y}} at %{{x:.1f}} s<extra>{column}</extra>",
+        )
+        lines.append((row, line))
+    return lines
 
 
 def busiest(queues: pd.DataFrame, n: int = 6) -> list[str]:

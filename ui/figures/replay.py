@@ -84,6 +84,7 @@ class Window:
 
 
 def _ordinal(n: int) -> str:
+    """`n` as an English ordinal: 1st, 2nd, 3rd, 4th, 11th..."""
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
 
@@ -158,6 +159,7 @@ def to_logical(times: Sequence[float] | np.ndarray, events: np.ndarray) -> np.nd
 
 
 def _hover(rows: pd.DataFrame, stop: np.ndarray) -> list[str]:
+    """Each message's hover text: type, route, times, outcome (and why), trace."""
     reason = rows["reason"] if "reason" in rows.columns else None
     texts = []
     for i, row in enumerate(rows.itertuples(index=False)):
@@ -191,106 +193,19 @@ def spacetime(
     `event_times`) switches the x axis to logical time. `selected` (a `seq`) is drawn
     thick on top. Fault windows are shaded over `x_range` (seconds).
     """
-    lane_index = {name: i for i, name in enumerate(lanes)}
-    extra = sorted(set(rows["src"]).union(rows["dst"]) - set(lane_index)) if len(rows) else []
-    for name in extra:  # an agent missing from the agents table still gets a lane
-        lane_index[name] = len(lane_index)
+    lane_index = _lane_index(rows, lanes)
     names = list(lane_index)
-
-    def x_of(times: np.ndarray) -> np.ndarray:
-        return to_logical(times, events) if events is not None else np.asarray(times, float)
-
-    stop = end_times(rows, duration).to_numpy(dtype=float)
-    x0 = x_of(rows["sent_at"].to_numpy(dtype=float))
-    x1 = x_of(stop)
-    y0 = rows["src"].map(lane_index).to_numpy(dtype=float)
-    y_dst = rows["dst"].map(lane_index).to_numpy(dtype=float)
-    outcome = rows["outcome"].to_numpy(dtype=object)
-    along = np.array(
-        [1.0 if o == "delivered" else DIED_AT.get(o, DIED_HALFWAY) for o in outcome]
-    ).reshape(-1)
-    y1 = y0 + (y_dst - y0) * along
-    seq = rows["seq"].to_numpy()
-    hover = np.array(_hover(rows, stop), dtype=object)
-
-    points = 3 * len(rows)
-    trace_type = scatter_class(points)
-    webgl = trace_type is not go.Scatter
-    fig = go.Figure()
-
+    arrows = _arrows(rows, lane_index, duration, events)
+    trace_type = scatter_class(3 * len(rows))
     span = x_range or (0.0, duration)
-    lo, hi = (x_of(np.array(span, dtype=float))) if len(span) else (0.0, duration)
-    fig.add_trace(
-        go.Scatter(
-            x=[v for _ in names for v in (lo, hi, None)],
-            y=[v for i in range(len(names)) for v in (i, i, None)],
-            mode="lines",
-            line={"color": "#bbbbbb", "width": 1},
-            hoverinfo="skip",
-            showlegend=False,
-            name="lifelines",
-        )
-    )
-
-    def add(mask: np.ndarray, name: str, color: str, *, width: float, symbol: str, dash: str):
+    lo, hi = (_to_x(np.array(span, dtype=float), events)) if len(span) else (0.0, duration)
+    fig = go.Figure()
+    fig.add_trace(_lifelines(len(names), lo, hi))
+    for mask, style in _categories(rows, selected):
         idx = np.flatnonzero(mask)
-        if not len(idx):
-            return
-        n = len(idx)
-        xs = np.empty(3 * n, dtype=object)
-        ys = np.empty(3 * n, dtype=object)
-        xs[0::3], xs[1::3], xs[2::3] = x0[idx], x1[idx], None
-        ys[0::3], ys[1::3], ys[2::3] = y0[idx], y1[idx], None
-        # Hover text on the arrival point only: half the bytes, and one label per arrow.
-        text = np.full(3 * n, None, dtype=object)
-        text[1::3] = hover[idx]
-        hoverinfo = np.full(3 * n, "skip", dtype=object)
-        hoverinfo[1::3] = "text"
-        custom = np.empty(3 * n, dtype=object)
-        custom[0::3], custom[1::3], custom[2::3] = seq[idx], seq[idx], None
-        sizes = np.zeros(3 * n)
-        sizes[1::3] = 9 if symbol != "arrow" else 8
-        marker: dict = {"size": sizes.tolist(), "color": color}
-        if webgl:
-            marker["symbol"] = "circle" if symbol == "arrow" else symbol
-            marker["size"] = (sizes / 2).tolist() if symbol == "arrow" else sizes.tolist()
-        else:
-            marker["symbol"] = symbol
-            if symbol == "arrow":
-                marker["angleref"] = "previous"  # arrowheads point along each segment
-        fig.add_trace(
-            trace_type(
-                x=xs.tolist(),
-                y=ys.tolist(),
-                mode="lines+markers",
-                line={"color": color, "width": width, "dash": dash},
-                marker=marker,
-                text=text.tolist(),
-                hoverinfo=hoverinfo.tolist(),
-                customdata=custom.tolist(),
-                name=name,
-                legendgroup=name,
-            )
-        )
-
-    delivered = outcome == "delivered"
-    control = rows["kind"].to_numpy(dtype=object) == "control"
-    protocols = rows["protocol"].to_numpy(dtype=object)
-    for i, protocol in enumerate(sorted(set(protocols[delivered]))):
-        color = color_for(protocol, PROTOCOL_COLORS, i)
-        base = delivered & (protocols == protocol)
-        add(base & ~control, protocol, color, width=1.2, symbol="arrow", dash="solid")
-        add(base & control, f"{protocol} handshakes", color, width=0.8, symbol="arrow", dash="dot")
-    for i, name in enumerate(sorted(set(outcome[~delivered]))):
-        color = color_for(name, OUTCOME_COLORS, i)
-        symbol = OUTCOME_SYMBOLS.get(name, "x")
-        add(outcome == name, name, color, width=1.2, symbol=symbol, dash="dash")
-    if selected is not None:
-        chosen = seq == selected
-        if chosen.any():
-            add(chosen, "selected", "#000000", width=3.5, symbol="arrow", dash="solid")
-
-    add_fault_bands(fig, faults, duration, to_x=(lambda t: float(x_of(np.array([t]))[0])))
+        if len(idx):
+            fig.add_trace(_arrow_trace(arrows, idx, style, trace_type))
+    add_fault_bands(fig, faults, duration, to_x=(lambda t: float(_to_x(np.array([t]), events)[0])))
     base_layout(fig, height=height or max(340, 130 + 75 * len(names)))
     fig.update_yaxes(
         tickvals=list(range(len(names))),
@@ -303,6 +218,156 @@ def spacetime(
     fig.update_xaxes(title=time_axis_title(events is not None), range=[lo, hi])
     fig.update_layout(hovermode="closest", dragmode="pan", clickmode="event+select")
     return fig
+
+
+@dataclass(frozen=True)
+class _Arrows:
+    """Every message of a diagram as an arrow from (x0, y0) to (x1, y1) in axis units,
+    with its `seq` and hover text."""
+
+    x0: np.ndarray
+    x1: np.ndarray
+    y0: np.ndarray
+    y1: np.ndarray
+    seq: np.ndarray
+    hover: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Style:
+    """How one category of arrows is drawn: its legend name, colour, line and marker."""
+
+    name: str
+    color: str
+    width: float
+    symbol: str
+    dash: str
+
+
+def _lane_index(rows: pd.DataFrame, lanes: Sequence[str]) -> dict[str, int]:
+    """Each agent's lifeline, top to bottom: `lanes`, then any agent of `rows` they miss,
+    sorted."""
+    lane_index = {name: i for i, name in enumerate(lanes)}
+    extra = sorted(set(rows["src"]).union(rows["dst"]) - set(lane_index)) if len(rows) else []
+    for name in extra:  # an agent missing from the agents table still gets a lane
+        lane_index[name] = len(lane_index)
+    return lane_index
+
+
+def _to_x(times: np.ndarray, events: np.ndarray | None) -> np.ndarray:
+    """Seconds as x: themselves, or event order when `events` is given."""
+    return to_logical(times, events) if events is not None else np.asarray(times, float)
+
+
+def _arrows(
+    rows: pd.DataFrame, lane_index: dict[str, int], duration: float, events: np.ndarray | None
+) -> _Arrows:
+    """Where each message's arrow starts and stops: sent at its sender's lane, stopped
+    at the receiver's, or part-way there where an undelivered message died."""
+    stop = end_times(rows, duration).to_numpy(dtype=float)
+    y0 = rows["src"].map(lane_index).to_numpy(dtype=float)
+    y_dst = rows["dst"].map(lane_index).to_numpy(dtype=float)
+    along = np.array(
+        [
+            1.0 if o == "delivered" else DIED_AT.get(o, DIED_HALFWAY)
+            for o in rows["outcome"].to_numpy(dtype=object)
+        ]
+    ).reshape(-1)
+    return _Arrows(
+        x0=_to_x(rows["sent_at"].to_numpy(dtype=float), events),
+        x1=_to_x(stop, events),
+        y0=y0,
+        y1=y0 + (y_dst - y0) * along,
+        seq=rows["seq"].to_numpy(),
+        hover=np.array(_hover(rows, stop), dtype=object),
+    )
+
+
+def _lifelines(lanes: int, lo: float, hi: float) -> go.Scatter:
+    """One grey horizontal line per lane across the x range, as a single trace."""
+    return go.Scatter(
+        x=[v for _ in range(lanes) for v in (lo, hi, None)],
+        y=[v for i in range(lanes) for v in (i, i, None)],
+        mode="lines",
+        line={"color": "#bbbbbb", "width": 1},
+        hoverinfo="skip",
+        showlegend=False,
+        name="lifelines",
+    )
+
+
+def _categories(rows: pd.DataFrame, selected: int | None) -> list[tuple[np.ndarray, _Style]]:
+    """The arrows' categories in drawing order, each a mask over `rows` and its style:
+    delivered messages per protocol (handshakes apart), undelivered ones per outcome,
+    and the selected message last, on top."""
+    outcome = rows["outcome"].to_numpy(dtype=object)
+    delivered = outcome == "delivered"
+    control = rows["kind"].to_numpy(dtype=object) == "control"
+    protocols = rows["protocol"].to_numpy(dtype=object)
+    out = []
+    for i, protocol in enumerate(sorted(set(protocols[delivered]))):
+        color = color_for(protocol, PROTOCOL_COLORS, i)
+        base = delivered & (protocols == protocol)
+        out.append((base & ~control, _Style(protocol, color, 1.2, "arrow", "solid")))
+        out.append((base & control, _Style(f"{protocol} handshakes", color, 0.8, "arrow", "dot")))
+    for i, name in enumerate(sorted(set(outcome[~delivered]))):
+        color = color_for(name, OUTCOME_COLORS, i)
+        symbol = OUTCOME_SYMBOLS.get(name, "x")
+        out.append((outcome == name, _Style(name, color, 1.2, symbol, "dash")))
+    if selected is not None:
+        chosen = rows["seq"].to_numpy() == selected
+        out.append((chosen, _Style("selected", "#000000", 3.5, "arrow", "solid")))
+    return out
+
+
+def _arrow_trace(
+    arrows: _Arrows,
+    idx: np.ndarray,
+    style: _Style,
+    trace_type: type[go.Scatter] | type[go.Scattergl],
+) -> go.Scatter | go.Scattergl:
+    """The arrows `idx` as one trace of segments `start, end, None`, with a marker (and
+    the hover text) at each arrival."""
+    n = len(idx)
+    xs = np.empty(3 * n, dtype=object)
+    ys = np.empty(3 * n, dtype=object)
+    xs[0::3], xs[1::3], xs[2::3] = arrows.x0[idx], arrows.x1[idx], None
+    ys[0::3], ys[1::3], ys[2::3] = arrows.y0[idx], arrows.y1[idx], None
+    # Hover text on the arrival point only: half the bytes, and one label per arrow.
+    text = np.full(3 * n, None, dtype=object)
+    text[1::3] = arrows.hover[idx]
+    hoverinfo = np.full(3 * n, "skip", dtype=object)
+    hoverinfo[1::3] = "text"
+    custom = np.empty(3 * n, dtype=object)
+    custom[0::3], custom[1::3], custom[2::3] = arrows.seq[idx], arrows.seq[idx], None
+    sizes = np.zeros(3 * n)
+    sizes[1::3] = 9 if style.symbol != "arrow" else 8
+    return trace_type(
+        x=xs.tolist(),
+        y=ys.tolist(),
+        mode="lines+markers",
+        line={"color": style.color, "width": style.width, "dash": style.dash},
+        marker=_arrow_marker(sizes, style, webgl=trace_type is not go.Scatter),
+        text=text.tolist(),
+        hoverinfo=hoverinfo.tolist(),
+        customdata=custom.tolist(),
+        name=style.name,
+        legendgroup=style.name,
+    )
+
+
+def _arrow_marker(sizes: np.ndarray, style: _Style, *, webgl: bool) -> dict[str, object]:
+    """The arrival markers: arrowheads along each segment in SVG, a small circle in
+    their place in WebGL."""
+    marker: dict[str, object] = {"size": sizes.tolist(), "color": style.color}
+    if webgl:
+        marker["symbol"] = "circle" if style.symbol == "arrow" else style.symbol
+        marker["size"] = (sizes / 2).tolist() if style.symbol == "arrow" else sizes.tolist()
+    else:
+        marker["symbol"] = style.symbol
+        if style.symbol == "arrow":
+            marker["angleref"] = "previous"  # arrowheads point along each segment
+    return marker
 
 
 def with_cursor(
@@ -379,6 +444,7 @@ def message_detail(messages: pd.DataFrame, spans: pd.DataFrame, seq: int) -> pd.
 
 
 def _show(value: object) -> str:
+    """An envelope field as shown: floats without trailing zeros, NaN as ''."""
     if isinstance(value, float):
         return "" if np.isnan(value) else f"{value:.6f}".rstrip("0").rstrip(".")
     return str(value)

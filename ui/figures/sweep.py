@@ -30,6 +30,7 @@ import plotly.graph_objects as go
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 from plotly.subplots import make_subplots
 
+from sim.advisor import Advice, Needs
 from ui.figures.common import EXTRA_COLORS, PROTOCOL_COLORS, base_layout, finite
 
 PERCENTILES = ("p50", "p95", "p99")
@@ -256,8 +257,37 @@ def _lines(
     color: str,
     facet: str | None,
 ) -> go.Figure:
+    """The figure behind every `*_vs_load` builder: `metrics` against x, one line per
+    series, one panel per facet value (see `plan`)."""
     p = plan(means, x=x, color=color, faults=faults, facet=facet)
-    frame = p.frame
+    _check_metrics(p.frame, metrics)
+    panels = list(dict.fromkeys(p.frame[p.facet])) if p.facet else [None]
+    fig = make_subplots(
+        rows=1,
+        cols=len(panels),
+        shared_yaxes=True,
+        horizontal_spacing=0.03 if len(panels) > 1 else 0.0,
+        subplot_titles=[f"{p.facet}: {v}" for v in panels] if p.facet else None,
+    )
+    for col, trace in _line_traces(p, metrics, panels):
+        fig.add_trace(trace, row=1, col=col)
+    return _lay_out_lines(fig, p, metrics, title)
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line of a sweep figure in one panel: its label, colour and marker, the panel's
+    facet value (None when there is one panel) and whether it enters the legend."""
+
+    label: str
+    color: str
+    symbol: str
+    panel: Any
+    legend: bool
+
+
+def _check_metrics(frame: pd.DataFrame, metrics: Sequence[str]) -> None:
+    """Raise ValueError when a metric is missing, or none has a value to draw."""
     for metric in metrics:
         if metric not in frame.columns:
             raise ValueError(f"This sweep has no metric named '{metric}'.")
@@ -266,21 +296,21 @@ def _lines(
             f"This sweep has no values of {', '.join(metrics)} to plot: "
             "every run failed or none measured it."
         )
-    panels = list(dict.fromkeys(frame[p.facet])) if p.facet else [None]
-    fig = make_subplots(
-        rows=1,
-        cols=len(panels),
-        shared_yaxes=True,
-        horizontal_spacing=0.03 if len(panels) > 1 else 0.0,
-        subplot_titles=[f"{p.facet}: {v}" for v in panels] if p.facet else None,
-    )
+
+
+def _line_traces(
+    p: Plan, metrics: Sequence[str], panels: list[Any]
+) -> list[tuple[int, go.Scatter]]:
+    """Every trace as (panel column, trace): per panel, per line (in order of first
+    appearance), per metric."""
+    frame = p.frame
     keys = [k for k in (p.color, *p.rest) if k]
     # One line per combination of the colour axis and the other varying axes.
     line_of = pd.Series([_series_key(row, keys) for _, row in frame.iterrows()], index=frame.index)
     colors = _colors(frame, p.color)
     symbols = _symbols(frame, p.rest)
-    style = style_of(metrics[0])
     numeric_x = is_numeric_dtype(frame[p.x]) and not is_bool_dtype(frame[p.x])
+    traces = []
     for col, panel in enumerate(panels, start=1):
         part = frame if panel is None else frame[frame[p.facet] == panel]
         for key in dict.fromkeys(line_of):
@@ -290,47 +320,57 @@ def _lines(
             if numeric_x:
                 cell = cell.sort_values(p.x, kind="stable")
             first = cell.iloc[0]
-            label = _series_label(first, p.color, p.rest)
-            for metric in metrics:
-                factor = style_of(metric).scale
-                name = f"{label} {metric}" if len(metrics) > 1 else label
-                values = cell[metric].to_numpy(dtype=float) * factor
-                ci_column = f"{metric}_ci"
-                ci = (
-                    cell[ci_column].to_numpy(dtype=float) * factor
-                    if ci_column in cell.columns
-                    else None
-                )
-                fig.add_trace(
-                    go.Scatter(
-                        x=cell[p.x].to_numpy() if numeric_x else cell[p.x].astype(str).tolist(),
-                        y=values,
-                        error_y=_error_bars(ci),
-                        mode="lines+markers",
-                        name=name,
-                        legendgroup=name,
-                        showlegend=col == 1,
-                        line={
-                            "color": colors.get(first[p.color] if p.color else None, "#1f77b4"),
-                            "dash": PERCENTILE_DASH.get(metric, "solid")
-                            if len(metrics) > 1
-                            else "solid",
-                            "width": 2.2 if len(metrics) == 1 or metric == "p99" else 1.4,
-                        },
-                        marker={
-                            "size": 6,
-                            "symbol": symbols.get(_series_key(first, list(p.rest)), "circle"),
-                        },
-                        meta={
-                            "series": label,
-                            "metric": metric,
-                            "facet": None if panel is None else str(panel),
-                        },
-                        hovertemplate=_hover(p, metric, name, panel),
-                    ),
-                    row=1,
-                    col=col,
-                )
+            line = _Line(
+                label=_series_label(first, p.color, p.rest),
+                color=colors.get(first[p.color] if p.color else None, "#1f77b4"),
+                symbol=symbols.get(_series_key(first, list(p.rest)), "circle"),
+                panel=panel,
+                legend=col == 1,
+            )
+            xs = cell[p.x].to_numpy() if numeric_x else cell[p.x].astype(str).tolist()
+            traces += [
+                (col, _metric_trace(p, cell, xs, metric, metrics, line)) for metric in metrics
+            ]
+    return traces
+
+
+def _metric_trace(
+    p: Plan, cell: pd.DataFrame, xs: Any, metric: str, metrics: Sequence[str], line: _Line
+) -> go.Scatter:
+    """One metric of one line's cells, scaled to its unit, with its error bars; with
+    several metrics (the latency percentiles) each gets a dash and its name."""
+    factor = style_of(metric).scale
+    several = len(metrics) > 1
+    name = f"{line.label} {metric}" if several else line.label
+    ci_column = f"{metric}_ci"
+    ci = cell[ci_column].to_numpy(dtype=float) * factor if ci_column in cell.columns else None
+    return go.Scatter(
+        x=xs,
+        y=cell[metric].to_numpy(dtype=float) * factor,
+        error_y=_error_bars(ci),
+        mode="lines+markers",
+        name=name,
+        legendgroup=name,
+        showlegend=line.legend,
+        line={
+            "color": line.color,
+            "dash": PERCENTILE_DASH.get(metric, "solid") if several else "solid",
+            "width": 2.2 if not several or metric == "p99" else 1.4,
+        },
+        marker={"size": 6, "symbol": line.symbol},
+        meta={
+            "series": line.label,
+            "metric": metric,
+            "facet": None if line.panel is None else str(line.panel),
+        },
+        hovertemplate=_hover(p, metric, name, line.panel),
+    )
+
+
+def _lay_out_lines(fig: go.Figure, p: Plan, metrics: Sequence[str], title: str | None) -> go.Figure:
+    """Legend, axis titles and the y axis's scale and format, from the first metric's
+    style."""
+    style = style_of(metrics[0])
     # Legend under the panels: above them it collides with the title and panel titles.
     base_layout(fig, height=480, title=title, legend_below=True)
     fig.update_layout(legend={"y": -0.2})
@@ -341,7 +381,7 @@ def _lines(
     y_title = style.title if len(metrics) == 1 else "latency (ms)"
     fig.update_yaxes(title=y_title, row=1, col=1)
     if style.log:
-        shown = pd.concat([frame[m] for m in metrics]).to_numpy(dtype=float) * style.scale
+        shown = pd.concat([p.frame[m] for m in metrics]).to_numpy(dtype=float) * style.scale
         ticks = log_ticks(shown)
         fig.update_yaxes(
             type="log", tickvals=ticks or None, ticktext=[f"{t:,g}" for t in ticks] or None
@@ -369,17 +409,20 @@ def log_ticks(values: Any) -> list[float]:
 
 
 def _series_key(row: pd.Series, keys: Sequence[str]) -> str:
+    """The line a row belongs to: its values of `keys`, joined."""
     # A string, not a tuple: pandas compares a Series to a tuple element by element.
     return "\x1f".join(str(row[k]) for k in keys)
 
 
 def _series_label(row: pd.Series, color: str | None, rest: Sequence[str]) -> str:
+    """A line's legend label: its colour axis's value, then the other axes'."""
     parts = [str(row[color])] if color else []
     parts += [f"{axis}={row[axis]}" for axis in rest]
     return " · ".join(parts) or "all runs"
 
 
 def _colors(frame: pd.DataFrame, axis: str | None) -> dict[Any, str]:
+    """A colour per value of `axis`: a protocol's own, else the next series colour."""
     if axis is None:
         return {}
     out: dict[Any, str] = {}
@@ -394,6 +437,7 @@ def _colors(frame: pd.DataFrame, axis: str | None) -> dict[Any, str]:
 
 
 def _symbols(frame: pd.DataFrame, rest: Sequence[str]) -> dict[str, str]:
+    """A marker symbol per combination of the other varying axes (`rest`)."""
     if not rest:
         return {}
     combos = dict.fromkeys(_series_key(row, list(rest)) for _, row in frame.iterrows())
@@ -401,6 +445,7 @@ def _symbols(frame: pd.DataFrame, rest: Sequence[str]) -> dict[str, str]:
 
 
 def _error_bars(ci: Any) -> dict[str, Any]:
+    """Plotly's `error_y` for half-widths `ci`; hidden when none is finite."""
     if ci is None or not any(finite(v) for v in ci):
         return {"visible": False}
     # One replication gives no interval (NaN): that point simply has no bar.
@@ -408,6 +453,7 @@ def _error_bars(ci: Any) -> dict[str, Any]:
 
 
 def _hover(p: Plan, metric: str, name: str, panel: Any) -> str:
+    """A trace's hover template: the series, its value in its unit, the x and panel."""
     x = "%{x:.0%}" if p.x == "load" else "%{x}"
     style = style_of(metric)
     y = f"%{{y:{style.tickformat}}}" if style.tickformat else "%{y:.4g}"
@@ -416,7 +462,7 @@ def _hover(p: Plan, metric: str, name: str, panel: Any) -> str:
     return f"{name}: {y}{unit} at {p.x} {x}{where}<extra>{metric}</extra>"
 
 
-def advice_figure(advice: Any, needs: Any = None) -> go.Figure:
+def advice_figure(advice: Advice, needs: Needs | None = None) -> go.Figure:
     """The evidence behind an `sim.advisor.Advice` at the load it judged: per protocol,
     p99 on a clean network (ms, with its confidence interval) and the share of requests
     lost under faults. Protocols that meet every need are drawn solid, the others faded;
@@ -443,57 +489,84 @@ def advice_figure(advice: Any, needs: Any = None) -> go.Figure:
         subplot_titles=["p99 latency, clean network (ms)", lost_title],
     )
     for k, row in enumerate(verdicts.to_dict(orient="records")):
-        protocol = str(row["protocol"])
-        misses = [need for need, column in NEEDS if not bool(row.get(column, True))]
-        recommended = protocol in stack
-        meets = not misses
-        if recommended and protocol != stack[0]:
-            # Added to the carrier for a feature only: its own loss is not the stack's.
-            text = "+ two-way talk" if row.get("bidirectional") else "+ progress stream"
-        elif recommended:
-            text = "recommended"
-        elif meets:
-            text = "meets the needs"
-        else:
-            text = "misses " + ", ".join(misses)
-        color = PROTOCOL_COLORS.get(protocol, SERIES_COLORS[k % len(SERIES_COLORS)])
-        marker = {
-            "color": color,
-            "opacity": 1.0 if meets or recommended else FADED,
-            "line": {"color": "#111111", "width": 3 if recommended else 0},
-        }
-        meta = {"protocol": protocol, "recommended": recommended, "meets": meets, "misses": misses}
-        p99_ci = row.get("p99_ci", math.nan)
-        for col, y, error in (
-            (1, _num(row.get("p99")) * 1000.0, _num(p99_ci) * 1000.0),
-            (2, _num(row.get(lost_column)), math.nan),
-        ):
-            fig.add_trace(
-                go.Bar(
-                    x=[protocol],
-                    y=[y],
-                    error_y=(
-                        {"type": "data", "array": [error], "visible": True}
-                        if finite(error)
-                        else {"visible": False}
-                    ),
-                    marker=marker,
-                    text=[text],
-                    textposition="outside",
-                    cliponaxis=False,
-                    name=protocol,
-                    legendgroup=protocol,
-                    showlegend=col == 1,
-                    meta=meta,
-                    hovertemplate=(
-                        f"{protocol}: %{{y:.0f}} ms<extra>{text}</extra>"
-                        if col == 1
-                        else f"{protocol}: %{{y:.2%}} lost<extra>{text}</extra>"
-                    ),
-                ),
-                row=1,
-                col=col,
-            )
+        for col, bar in _verdict_bars(row, k, stack, lost_column):
+            fig.add_trace(bar, row=1, col=col)
+    _add_need_lines(fig, needs)
+    load = _num(getattr(advice, "load", math.nan))
+    at = f" at {load:.0%} of capacity" if finite(load) else ""
+    base_layout(fig, height=400, title=f"Evidence{at}: {' + '.join(stack)}")
+    fig.update_layout(showlegend=False, bargap=0.35, uniformtext={"minsize": 11, "mode": "show"})
+    fig.update_yaxes(title="p99 (ms)", rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(title="lost", tickformat=".1%", rangemode="tozero", row=1, col=2)
+    return fig
+
+
+def _verdict_text(row: dict[str, Any], stack: list[str], misses: list[str]) -> str:
+    """What a protocol's bars say: its place in the stack, or the needs it misses."""
+    protocol = str(row["protocol"])
+    if protocol in stack and protocol != stack[0]:
+        # Added to the carrier for a feature only: its own loss is not the stack's.
+        return "+ two-way talk" if row.get("bidirectional") else "+ progress stream"
+    if protocol in stack:
+        return "recommended"
+    if not misses:
+        return "meets the needs"
+    return "misses " + ", ".join(misses)
+
+
+def _verdict_bars(
+    row: dict[str, Any], k: int, stack: list[str], lost_column: str
+) -> list[tuple[int, go.Bar]]:
+    """One protocol's two bars as (panel column, bar): p99 in ms with its confidence
+    interval, and the share lost; outlined when recommended, faded when it misses a
+    need."""
+    protocol = str(row["protocol"])
+    misses = [need for need, column in NEEDS if not bool(row.get(column, True))]
+    recommended = protocol in stack
+    meets = not misses
+    text = _verdict_text(row, stack, misses)
+    color = PROTOCOL_COLORS.get(protocol, SERIES_COLORS[k % len(SERIES_COLORS)])
+    marker = {
+        "color": color,
+        "opacity": 1.0 if meets or recommended else FADED,
+        "line": {"color": "#111111", "width": 3 if recommended else 0},
+    }
+    meta = {"protocol": protocol, "recommended": recommended, "meets": meets, "misses": misses}
+    p99_ci = row.get("p99_ci", math.nan)
+    bars = []
+    for col, y, error in (
+        (1, _num(row.get("p99")) * 1000.0, _num(p99_ci) * 1000.0),
+        (2, _num(row.get(lost_column)), math.nan),
+    ):
+        bar = go.Bar(
+            x=[protocol],
+            y=[y],
+            error_y=(
+                {"type": "data", "array": [error], "visible": True}
+                if finite(error)
+                else {"visible": False}
+            ),
+            marker=marker,
+            text=[text],
+            textposition="outside",
+            cliponaxis=False,
+            name=protocol,
+            legendgroup=protocol,
+            showlegend=col == 1,
+            meta=meta,
+            hovertemplate=(
+                f"{protocol}: %{{y:.0f}} ms<extra>{text}</extra>"
+                if col == 1
+                else f"{protocol}: %{{y:.2%}} lost<extra>{text}</extra>"
+            ),
+        )
+        bars.append((col, bar))
+    return bars
+
+
+def _add_need_lines(fig: go.Figure, needs: Needs | None) -> None:
+    """Draw the p99 target (left panel) and the loss allowed (right panel), when the
+    needs set them."""
     if needs is not None and getattr(needs, "p99", None):
         fig.add_hline(
             y=float(needs.p99) * 1000.0,
@@ -512,16 +585,10 @@ def advice_figure(advice: Any, needs: Any = None) -> go.Figure:
             row=1,
             col=2,
         )
-    load = _num(getattr(advice, "load", math.nan))
-    at = f" at {load:.0%} of capacity" if finite(load) else ""
-    base_layout(fig, height=400, title=f"Evidence{at}: {' + '.join(stack)}")
-    fig.update_layout(showlegend=False, bargap=0.35, uniformtext={"minsize": 11, "mode": "show"})
-    fig.update_yaxes(title="p99 (ms)", rangemode="tozero", row=1, col=1)
-    fig.update_yaxes(title="lost", tickformat=".1%", rangemode="tozero", row=1, col=2)
-    return fig
 
 
 def _num(value: Any) -> float:
+    """`value` as a float; NaN when it is missing or not a number."""
     try:
         return float(value) if value is not None else math.nan
     except (TypeError, ValueError):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from sim.scenario import Fault
 from ui.figures.breakers import state_at
 from ui.figures.common import (
     BREAKER_COLORS,
@@ -33,6 +34,10 @@ ROLE_COLORS = {"client": "#4c78a8", "service": "#72b7b2", "broker": "#f2cf5b"}
 # Message kinds that go from the initiator of an exchange to its target; responses,
 # acks and pongs go back and would draw every edge twice.
 FORWARD_KINDS = ("request", "publish", "deliver", "event", "ping")
+
+Positions = dict[str, tuple[float, float]]
+Arc = tuple[np.ndarray, np.ndarray]  # the x and the y of a curved edge
+Arcs = dict[tuple[str, str], Arc]
 
 
 @dataclass
@@ -99,6 +104,7 @@ def graph(
 
 
 def _mode(values: pd.Series) -> str:
+    """The most frequent value, or '' when there is none."""
     return str(values.value_counts().idxmax()) if len(values) else ""
 
 
@@ -143,7 +149,7 @@ def curve(
 
 
 def moment(
-    faults: pd.DataFrame | None, scenario_faults: list[Any], time: float, end: float
+    faults: pd.DataFrame | None, scenario_faults: list[Fault], time: float, end: float
 ) -> Moment:
     """Crashed/paused agents and partitioned groups at `time`.
 
@@ -183,115 +189,181 @@ def topology(
     an arrowhead at the callee, a marker mid-edge coloured by its breaker's state at
     `time`, cut links dashed red, and down agents crossed out."""
     pos = layout(g)
-    fig = go.Figure()
     at = at or Moment()
     states = state_at(breakers, time) if breakers is not None and time is not None else {}
+    arcs: Arcs = {(a, b): curve(pos[a], pos[b]) for a, b in g.edges}
+    edge_traces, arrowheads = _protocol_edges(g, pos, arcs)
+    fig = go.Figure()
+    for trace in (
+        *edge_traces,
+        *_edge_markers(g, arcs, states, at),
+        *_agents(g, pos, at),
+        *_breaker_legend(states),
+    ):
+        fig.add_trace(trace)
+    for arrowhead in arrowheads:
+        fig.add_annotation(**arrowhead)
+    return _frame(fig, pos, title)
+
+
+def _protocol_edges(
+    g: nx.DiGraph, pos: Positions, arcs: Arcs
+) -> tuple[list[go.Scatter], list[dict[str, Any]]]:
+    """One line trace per protocol (sorted by name) and an arrowhead per edge, whose
+    width grows with the edge's traffic."""
     by_protocol: dict[str, list[tuple[str, str]]] = {}
     for a, b, data in g.edges(data=True):
         by_protocol.setdefault(str(data.get("protocol", "")), []).append((a, b))
     biggest = max((d.get("messages", 0) for _, _, d in g.edges(data=True)), default=1) or 1
-    arcs = {(a, b): curve(pos[a], pos[b]) for a, b in g.edges}
+    traces: list[go.Scatter] = []
+    arrowheads: list[dict[str, Any]] = []
     for k, (protocol, edges) in enumerate(sorted(by_protocol.items())):
         color = color_for(protocol, PROTOCOL_COLORS, k)
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        for edge in edges:  # one trace per protocol, arcs separated by None
-            xs += [*arcs[edge][0].tolist(), None]
-            ys += [*arcs[edge][1].tolist(), None]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"color": color, "width": 2.5},
-                name=protocol or "unknown",
-                hoverinfo="skip",
-            )
-        )
+        traces.append(_protocol_trace(protocol, color, [arcs[edge] for edge in edges]))
         for a, b in edges:
-            ax_, ay_ = arcs[a, b][0][-3], arcs[a, b][1][-3]
-            width = 1 + 3 * math.log1p(g.edges[a, b].get("messages", 0)) / math.log1p(biggest)
-            # The head stops short of the callee's marker, whose radius (standoff, in
-            # pixels) would otherwise hide it; it points along the arc's last stretch.
-            fig.add_annotation(
-                x=pos[b][0],
-                y=pos[b][1],
-                ax=float(ax_),
-                ay=float(ay_),
-                xref="x",
-                yref="y",
-                axref="x",
-                ayref="y",
-                showarrow=True,
-                text="",
-                arrowhead=2,
-                arrowsize=1.0,
-                arrowwidth=width,
-                arrowcolor=color,
-                standoff=NODE_SIZE / 2 + 2,
-            )
+            messages = g.edges[a, b].get("messages", 0)
+            width = 1 + 3 * math.log1p(messages) / math.log1p(biggest)
+            arrowheads.append(_arrowhead(pos[b], arcs[a, b], color, width))
+    return traces, arrowheads
+
+
+def _protocol_trace(protocol: str, color: str, arcs: list[Arc]) -> go.Scatter:
+    """The arcs of one protocol as a single line trace."""
+    xs, ys = _joined(arcs)
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        line={"color": color, "width": 2.5},
+        name=protocol or "unknown",
+        hoverinfo="skip",
+    )
+
+
+def _joined(arcs: Iterable[Arc]) -> tuple[list[float | None], list[float | None]]:
+    """Arcs as one trace's x and y, each arc ended by None so the line breaks there."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for arc_x, arc_y in arcs:
+        xs += [*arc_x.tolist(), None]
+        ys += [*arc_y.tolist(), None]
+    return xs, ys
+
+
+def _arrowhead(callee: tuple[float, float], arc: Arc, color: str, width: float) -> dict[str, Any]:
+    """The annotation that draws an arrowhead at the end of `arc`, pointing along its
+    last stretch."""
+    # The head stops short of the callee's marker, whose radius (standoff, in pixels)
+    # would otherwise hide it.
+    return {
+        "x": callee[0],
+        "y": callee[1],
+        "ax": float(arc[0][-3]),
+        "ay": float(arc[1][-3]),
+        "xref": "x",
+        "yref": "y",
+        "axref": "x",
+        "ayref": "y",
+        "showarrow": True,
+        "text": "",
+        "arrowhead": 2,
+        "arrowsize": 1.0,
+        "arrowwidth": width,
+        "arrowcolor": color,
+        "standoff": NODE_SIZE / 2 + 2,
+    }
+
+
+def _edge_markers(
+    g: nx.DiGraph, arcs: Arcs, states: dict[tuple[str, str], str], at: Moment
+) -> list[go.Scatter]:
+    """The dashed red overlay of the cut links (when any) and the markers mid-edge
+    (when there are edges)."""
+    cut = [(a, b) for a, b in g.edges if _edge_cut(at, a, b)]
+    traces = []
+    if cut:
+        traces.append(_cut_trace([arcs[edge] for edge in cut]))
+    if g.number_of_edges():
+        traces.append(_marker_trace(g, arcs, states, set(cut)))
+    return traces
+
+
+def _edge_cut(at: Moment, a: str, b: str) -> bool:
+    """True when a partition stops messages either way between `a` and `b`."""
+    return at.is_cut(a, b) or at.is_cut(b, a) or _cut_from_all(at, a, b)
+
+
+def _cut_trace(arcs: list[Arc]) -> go.Scatter:
+    """The partitioned links, dashed red over their protocol's line."""
+    xs, ys = _joined(arcs)
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        name="partitioned",
+        line={"color": "#d62728", "width": 4, "dash": "dash"},
+        hoverinfo="skip",
+    )
+
+
+def _marker_trace(
+    g: nx.DiGraph, arcs: Arcs, states: dict[tuple[str, str], str], cut: set[tuple[str, str]]
+) -> go.Scatter:
+    """A marker at the middle of every edge: its breaker's colour, an x when cut, and the
+    edge's traffic on hover."""
     mid_x: list[float] = []
     mid_y: list[float] = []
-    mid_color: list[str] = []
-    mid_text: list[str] = []
-    mid_symbol: list[str] = []
-    mid_size: list[int] = []
-    mid_line: list[str] = []
-    cut_x: list[float | None] = []
-    cut_y: list[float | None] = []
+    colors: list[str] = []
+    symbols: list[str] = []
+    sizes: list[int] = []
+    lines: list[str] = []
+    texts: list[str] = []
     for a, b, data in g.edges(data=True):
         arc_x, arc_y = arcs[a, b]
         state = states.get((a, b), "")
-        cut = at.is_cut(a, b) or at.is_cut(b, a) or _cut_from_all(at, a, b)
-        if cut:
-            cut_x += [*arc_x.tolist(), None]
-            cut_y += [*arc_y.tolist(), None]
+        is_cut = (a, b) in cut
         mid_x.append(float(arc_x[len(arc_x) // 2]))
         mid_y.append(float(arc_y[len(arc_y) // 2]))
         # Only a breaker or a cut gets a visible marker; the others keep an invisible one
         # so hovering any edge still tells its traffic.
-        mid_color.append(BREAKER_COLORS.get(state, "rgba(0,0,0,0)"))
-        mid_symbol.append("x" if cut else "circle")
-        mid_size.append(16 if (state or cut) else 14)
-        mid_line.append("#333" if (state or cut) else "rgba(0,0,0,0)")
-        mid_text.append(
-            f"<b>{a} → {b}</b> ({data.get('protocol', '')})<br>"
-            f"{data.get('messages', 0):,} messages in the run"
-            + (f"<br>breaker {state}" if state else "<br>no breaker transitions")
-            + ("<br><b>partitioned</b>" if cut else "")
-        )
-    if cut_x:
-        fig.add_trace(
-            go.Scatter(
-                x=cut_x,
-                y=cut_y,
-                mode="lines",
-                name="partitioned",
-                line={"color": "#d62728", "width": 4, "dash": "dash"},
-                hoverinfo="skip",
-            )
-        )
-    if mid_x:
-        fig.add_trace(
-            go.Scatter(
-                x=mid_x,
-                y=mid_y,
-                mode="markers",
-                name="breaker state",
-                marker={
-                    "size": mid_size,
-                    "color": mid_color,
-                    "symbol": mid_symbol,
-                    "line": {"width": 1.5, "color": mid_line},
-                },
-                hovertext=mid_text,
-                hoverinfo="text",
-                showlegend=False,
-            )
-        )
+        colors.append(BREAKER_COLORS.get(state, "rgba(0,0,0,0)"))
+        symbols.append("x" if is_cut else "circle")
+        sizes.append(16 if (state or is_cut) else 14)
+        lines.append("#333" if (state or is_cut) else "rgba(0,0,0,0)")
+        texts.append(_edge_hover(a, b, data, state, is_cut))
+    return go.Scatter(
+        x=mid_x,
+        y=mid_y,
+        mode="markers",
+        name="breaker state",
+        marker={
+            "size": sizes,
+            "color": colors,
+            "symbol": symbols,
+            "line": {"width": 1.5, "color": lines},
+        },
+        hovertext=texts,
+        hoverinfo="text",
+        showlegend=False,
+    )
+
+
+def _edge_hover(a: str, b: str, data: dict[str, Any], state: str, cut: bool) -> str:
+    """An edge's hover text: its protocol, traffic, breaker state and partition."""
+    return (
+        f"<b>{a} → {b}</b> ({data.get('protocol', '')})<br>"
+        f"{data.get('messages', 0):,} messages in the run"
+        + (f"<br>breaker {state}" if state else "<br>no breaker transitions")
+        + ("<br><b>partitioned</b>" if cut else "")
+    )
+
+
+def _agents(g: nx.DiGraph, pos: Positions, at: Moment) -> list[go.Scatter]:
+    """The agents, coloured by role (grey when down), and a red cross over each agent
+    that is down (when any)."""
     nodes = list(g.nodes)
     roles = [str(g.nodes[n].get("role", "service")) for n in nodes]
-    fig.add_trace(
+    traces = [
         go.Scatter(
             x=[pos[n][0] for n in nodes],
             y=[pos[n][1] for n in nodes],
@@ -314,10 +386,10 @@ def topology(
             name="agents",
             showlegend=False,
         )
-    )
+    ]
     down = [n for n in nodes if n in at.down]
     if down:
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=[pos[n][0] for n in down],
                 y=[pos[n][1] for n in down],
@@ -328,20 +400,31 @@ def topology(
                 hoverinfo="text",
             )
         )
-    for state in sorted(set(states.values())):
-        fig.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                name=f"breaker {state}",
-                marker={
-                    "size": 12,
-                    "color": BREAKER_COLORS.get(state, "#fff"),
-                    "line": {"width": 1.5, "color": "#333"},
-                },
-            )
+    return traces
+
+
+def _breaker_legend(states: dict[tuple[str, str], str]) -> list[go.Scatter]:
+    """One empty trace per breaker state shown: the mid-edge markers have no legend of
+    their own."""
+    return [
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name=f"breaker {state}",
+            marker={
+                "size": 12,
+                "color": BREAKER_COLORS.get(state, "#fff"),
+                "line": {"width": 1.5, "color": "#333"},
+            },
         )
+        for state in sorted(set(states.values()))
+    ]
+
+
+def _frame(fig: go.Figure, pos: Positions, title: str | None) -> go.Figure:
+    """Hidden, fixed axes padded around the agents, and a height that fits the most
+    crowded column."""
     xs_all = np.array([p[0] for p in pos.values()] or [0.0])
     ys_all = np.array([p[1] for p in pos.values()] or [0.0])
     pad_x = max(float(np.ptp(xs_all)) * 0.15, 0.3)
@@ -359,5 +442,6 @@ def topology(
 
 
 def _cut_from_all(at: Moment, a: str, b: str) -> bool:
-    # A partition given by targets only cuts them off from every other agent.
+    """True when a partition given by targets only (cut off from every other agent)
+    separates `a` from `b`."""
     return any(right == {"*"} and (a in left) != (b in left) for left, right, _ in at.cut)

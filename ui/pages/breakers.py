@@ -3,11 +3,11 @@ the reason for each transition, and its settings."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from sim import Run
 from ui import figures, state
 
 EDGES = "breakers_edges"
@@ -27,14 +27,14 @@ BREAKER_SHOWN = (
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def chart(_run: Any, key: str, edges: tuple[str, ...]) -> Any:
+def chart(_run: Run, key: str, edges: tuple[str, ...]) -> go.Figure:
     """The bands-and-rates figure (shared: never mutated)."""
     return figures.breakers_figure(
         _run.breakers, _run.duration, _run.faults, edges=list(edges) or None
     )
 
 
-def settings(run: Any, agent: str, target: str) -> pd.DataFrame:
+def settings(run: Run, agent: str, target: str) -> pd.DataFrame:
     """What the scenario sets on the (agent, target) channel that bears on its breaker,
     flattened to `setting, value` rows (`breaker.failure_rate`, `timeout`...)."""
     scenario = state.scenario_of(run)
@@ -55,7 +55,8 @@ def settings(run: Any, agent: str, target: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["setting", "value"])
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
+    """A setting's value as shown: 'none', a float in short form, else as text."""
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 

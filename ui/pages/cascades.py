@@ -7,11 +7,11 @@ work that went on after a caller had given up is hatched red.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from sim import Run
 from ui import figures, state
 
 PICK = "cascades_trace"
@@ -26,7 +26,7 @@ MAX_OPTIONS = 500
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def candidates(_run: Any, key: str, show: str) -> pd.DataFrame:
+def candidates(_run: Run, key: str, show: str) -> pd.DataFrame:
     """The traces offered for a choice of SHOW, at most MAX_OPTIONS of them."""
     index = state.trace_index(_run, key)
     if show == "timed out":
@@ -39,13 +39,13 @@ def candidates(_run: Any, key: str, show: str) -> pd.DataFrame:
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def cascade(_run: Any, key: str, trace: str) -> Any:
+def cascade(_run: Run, key: str, trace: str) -> go.Figure:
     """The waterfall of one trace (shared: never mutated)."""
     spans = _run.spans[_run.spans["correlation_id"] == trace]
     return figures.waterfall(spans, _run.faults, _run.duration, title=f"trace {trace}")
 
 
-def on_show(run: Any, key: str) -> None:
+def on_show(run: Run, key: str) -> None:
     """Another list offered: show its first trace (the slowest, the first timeout...)."""
     table = candidates(run, key, st.session_state.get(SHOW) or "all")
     if not table.empty:

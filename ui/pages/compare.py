@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 import sim
-from sim import loading
+from sim import Run, loading
 from ui import advisor, figures, state, sweeps
 from ui import summary as views
 
@@ -67,15 +68,15 @@ def load_other(path: str) -> None:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def summary_of(_run: Any, key: str) -> dict[str, Any]:
+def summary_of(_run: Run, key: str) -> dict[str, Any]:
     """A run's summary, computed once per run."""
     return _run.summary()
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def requests_chart(
-    _run: Any, key: str, x_range: tuple[float, float], y_range: tuple[float, float], title: str
-) -> Any:
+    _run: Run, key: str, x_range: tuple[float, float], y_range: tuple[float, float], title: str
+) -> go.Figure:
     """One run's requests over time on the shared axes (shared: never mutated)."""
     return figures.requests_figure(
         _run.spans, _run.duration, _run.faults, x_range=x_range, y_range=y_range, title=title
@@ -84,8 +85,8 @@ def requests_chart(
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def both_chart(
-    _a: Any, key_a: str, _b: Any, key_b: str, labels: tuple[str, str], bucket: float
-) -> Any:
+    _a: Run, key_a: str, _b: Run, key_b: str, labels: tuple[str, str], bucket: float
+) -> go.Figure:
     """Goodput and p99 of both runs on one time axis (shared: never mutated)."""
     return figures.comparison_figure(
         [
@@ -96,7 +97,7 @@ def both_chart(
     )
 
 
-def latency_range(*runs: Any) -> tuple[float, float]:
+def latency_range(*runs: Run) -> tuple[float, float]:
     """A log10 latency range that holds every request of every run."""
     values = np.concatenate(
         [figures.requests(r.spans)["latency"].dropna().to_numpy(dtype=float) for r in runs]

@@ -3,23 +3,24 @@ messages the dead-letter queues hold."""
 
 from __future__ import annotations
 
-from typing import Any
-
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from sim import Run
 from ui import figures, state
 
 NAMES = "queues_names"
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
-def chart(_run: Any, key: str, names: tuple[str, ...]) -> Any:
+def chart(_run: Run, key: str, names: tuple[str, ...]) -> go.Figure:
     """The three-panel queue figure (shared: never mutated)."""
     return figures.queues_figure(_run.queues, _run.duration, _run.faults, names=list(names) or None)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def totals(_run: Any, key: str) -> Any:
+def totals(_run: Run, key: str) -> pd.DataFrame:
     """Each queue's final counters and its deepest sample, busiest first."""
     table = figures.queue_totals(_run.queues)
     order = {name: i for i, name in enumerate(figures.busiest(_run.queues, len(table)))}
@@ -27,7 +28,7 @@ def totals(_run: Any, key: str) -> Any:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def busiest(_run: Any, key: str) -> list[str]:
+def busiest(_run: Run, key: str) -> list[str]:
     """The queues drawn when none is picked."""
     return figures.busiest(_run.queues)
 

@@ -10,10 +10,15 @@ Selecting a message (click an arrow's head, or pick it below) shows its envelope
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
+from sim import Run
 from ui import figures, state
 
 TICK_S = 1.0  # wall seconds between two frames while playing
@@ -54,7 +59,7 @@ def slider_step(duration: float) -> float:
     return float(10 ** math.floor(math.log10(raw)))
 
 
-def setup(run: Any, key: str) -> None:
+def setup(run: Run, key: str) -> None:
     """Initial widget values for a newly shown run (and only then)."""
     if st.session_state.get(FOR) == key:
         return
@@ -121,7 +126,7 @@ def on_trace() -> None:
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def view(
-    _run: Any, key: str, start: float, end: float, flt: figures.Filters, limit: int
+    _run: Run, key: str, start: float, end: float, flt: figures.Filters, limit: int
 ) -> figures.Window:
     """The filtered, thinned messages of a window (shared: never mutated)."""
     rows = figures.filter_messages(_run.messages, flt)
@@ -130,7 +135,7 @@ def view(
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def diagram(
-    _run: Any,
+    _run: Run,
     key: str,
     start: float,
     end: float,
@@ -138,7 +143,7 @@ def diagram(
     limit: int,
     logical: bool,
     selected: int | None,
-) -> Any:
+) -> go.Figure:
     """The space-time figure of a window, without cursor (shared: never mutated)."""
     win = view(_run, key, start, end, flt, limit)
     events = state.event_times(_run, key) if logical else None
@@ -153,7 +158,7 @@ def diagram(
     )
 
 
-def trace_extent(run: Any, key: str, trace: str) -> tuple[float, float] | None:
+def trace_extent(run: Run, key: str, trace: str) -> tuple[float, float] | None:
     """The time span of a trace's messages, padded by 5%, or None when it has none."""
     index = state.trace_index(run, key)
     row = index[index["correlation_id"] == trace]
@@ -167,29 +172,43 @@ def trace_extent(run: Any, key: str, trace: str) -> tuple[float, float] | None:
     return max(0.0, lo - pad), min(run.duration, hi + pad)
 
 
-def stage(run: Any, key: str) -> None:
+def stage(run: Run, key: str) -> None:
     """The part that reruns on every tick: sliders, diagram, selection."""
     duration = float(run.duration)
     if st.session_state.get(PLAYING) and not advance(duration):
         st.rerun()  # the end of the run: rerun the page so the timer stops
-    step = slider_step(duration)
-
     controls = st.columns([1.4, 1, 1, 1, 1, 1])
     trace = st.session_state.get(state.TRACE, "")
     start, end = st.session_state[WINDOW]
     fitted = trace_extent(run, key, trace) if trace else None
     lo, hi = fitted if fitted else (start, end)
+    trace_picker(controls[0], trace, trace_options(run.messages, trace, lo, hi))
+    flt, limit = filter_widgets(controls[1:], run, key, trace)
+    time_sliders(duration, fitted=bool(fitted))
+    if fitted:
+        st.caption(f"Window fitted to trace {trace}: {lo:.3f}–{hi:.3f} s.")
+    win = view(run, key, lo, hi, flt, limit)
+    cursor = show_diagram(run, key, win, lo, hi, flt, limit)
+    # Topology opens at this time; written on every tick, as ticks rerun only this part.
+    st.session_state[state.CURSOR] = float(st.session_state[CURSOR])
+    detail(run, key, win, cursor)
 
-    # The trace filter offers the traces of the window on screen (a run may hold tens of
-    # thousands), plus the one chosen now.
-    messages = run.messages
+
+def trace_options(messages: pd.DataFrame, trace: str, lo: float, hi: float) -> list[str]:
+    """The trace filter's options: all traces (''), the traces sent in [lo, hi] (at most
+    300: a run may hold tens of thousands), and the one chosen now."""
     sent = messages["sent_at"]
     in_view = messages.loc[(sent >= lo) & (sent <= hi), "correlation_id"].unique()[:300]
     options = ["", *(str(v) for v in in_view if v)]
     if trace and trace not in options:
         options.insert(1, trace)
+    return options
+
+
+def trace_picker(column: DeltaGenerator, trace: str, options: list[str]) -> None:
+    """The trace filter, showing the dashboard's chosen trace."""
     st.session_state[TRACE_PICK] = trace
-    controls[0].selectbox(
+    column.selectbox(
         "Trace (correlation ID)",
         options,
         key=TRACE_PICK,
@@ -198,6 +217,13 @@ def stage(run: Any, key: str) -> None:
         format_func=lambda v: v or "all traces",
         help="Only this trace's messages, the window fitted to it. Cascades shows the same trace.",
     )
+
+
+def filter_widgets(
+    columns: Sequence[DeltaGenerator], run: Run, key: str, trace: str
+) -> tuple[figures.Filters, int]:
+    """The agent, protocol, kind and type filters and the arrow limit, one per column;
+    returns the filters (with `trace`) and the limit."""
 
     # Each filter: a multiselect over the values the run has, empty meaning all.
     def seen(column: str) -> list[str]:
@@ -211,9 +237,9 @@ def stage(run: Any, key: str) -> None:
     )
     agents, protocols, kinds, types = (
         column.multiselect(label, options, key=widget, persist_state="session", placeholder="all")
-        for column, (label, options, widget) in zip(controls[1:5], filters, strict=True)
+        for column, (label, options, widget) in zip(columns[:4], filters, strict=True)
     )
-    limit = controls[5].selectbox(
+    limit = columns[4].selectbox(
         "Arrows at most",
         (500, 1000, 2000, 4000),
         index=2,
@@ -222,7 +248,13 @@ def stage(run: Any, key: str) -> None:
         help="Past this many messages in the window the diagram draws a regular sample.",
     )
     flt = figures.Filters(trace, tuple(agents), tuple(protocols), tuple(kinds), tuple(types))
+    return flt, int(limit)
 
+
+def time_sliders(duration: float, *, fitted: bool) -> None:
+    """The window and cursor sliders, side by side; the window is fixed while it is
+    fitted to a trace."""
+    step = slider_step(duration)
     left, right = st.columns(2)
     left.slider(
         "Window (s)",
@@ -232,7 +264,7 @@ def stage(run: Any, key: str) -> None:
         persist_state="session",
         step=step,
         on_change=on_window,
-        disabled=bool(fitted),
+        disabled=fitted,
         help="The stretch of the run the diagram shows. Drag either end, or the band.",
     )
     right.slider(
@@ -246,28 +278,39 @@ def stage(run: Any, key: str) -> None:
         args=(duration,),
         help="Time on the diagram; what happens after it is behind the curtain.",
     )
-    if fitted:
-        st.caption(f"Window fitted to trace {trace}: {lo:.3f}–{hi:.3f} s.")
 
-    logical = st.session_state.get(TIME, "physical") == "logical"
-    win = view(run, key, lo, hi, flt, int(limit))
-    shown_seqs = set(win.rows["seq"].tolist())
+
+def chosen_message(shown: set[int]) -> int | None:
+    """The message to highlight: the one picked, when the diagram shows it."""
     # A click on the diagram reruns the page with the chart's selection already in
     # session state: apply it before drawing, so the clicked arrow is highlighted now.
     picked = _picked(st.session_state.get(CHART))
     if picked is not None and picked != st.session_state.get(SELECTION):
         st.session_state[SELECTION] = picked
-        if picked in shown_seqs:
+        if picked in shown:
             st.session_state[MESSAGE] = picked
     selected = st.session_state.get(MESSAGE)
-    if selected is not None and selected not in shown_seqs:
-        selected = None
-    base = diagram(run, key, lo, hi, flt, int(limit), logical, selected)
+    return selected if selected in shown else None
+
+
+def show_diagram(
+    run: Run,
+    key: str,
+    win: figures.Window,
+    lo: float,
+    hi: float,
+    flt: figures.Filters,
+    limit: int,
+) -> float:
+    """The window's diagram with its cursor, and how much of the window it shows;
+    returns the cursor (seconds), held inside the window."""
+    logical = st.session_state.get(TIME, "physical") == "logical"
+    selected = chosen_message(set(win.rows["seq"].tolist()))
+    base = diagram(run, key, lo, hi, flt, limit, logical, selected)
     events = state.event_times(run, key) if logical else None
     cursor = min(max(float(st.session_state[CURSOR]), lo), hi)
-    fig = figures.with_cursor(base, cursor, events)
     st.plotly_chart(
-        fig,
+        figures.with_cursor(base, cursor, events),
         key=CHART,
         on_select="rerun",
         selection_mode="points",
@@ -277,10 +320,7 @@ def stage(run: Any, key: str) -> None:
         st.info(win.note(), icon=":material/filter_alt:")
     else:
         st.caption(f"{win.total:,} messages in this window.")
-
-    # Topology opens at this time; written on every tick, as ticks rerun only this part.
-    st.session_state[state.CURSOR] = float(st.session_state[CURSOR])
-    detail(run, key, win, cursor)
+    return cursor
 
 
 def _picked(event: Any) -> int | None:
@@ -299,7 +339,7 @@ def _picked(event: Any) -> int | None:
     return None
 
 
-def detail(run: Any, key: str, win: figures.Window, cursor: float) -> None:
+def detail(run: Run, key: str, win: figures.Window, cursor: float) -> None:
     """Pick one of the messages near the cursor and read its envelope."""
     rows = win.rows
     if rows.empty:

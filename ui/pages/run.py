@@ -17,7 +17,7 @@ from typing import Any
 import streamlit as st
 
 import sim
-from sim import loading
+from sim import Run, loading
 from sim.otlp_export import otlp_json
 from sim.scenario import Scenario
 from ui import export, knobs, state
@@ -109,7 +109,7 @@ def parse(text: str, label: str) -> tuple[dict[str, Any] | None, Scenario | None
     return data, scenario, []
 
 
-def knob_widget(knob: knobs.Knob, key: str) -> Any:
+def knob_widget(knob: knobs.Knob, key: str) -> bool | str | int | float | None:
     """One knob as the widget that fits its kind; returns the widget's value."""
     if knob.kind == "enabled":
         return st.checkbox(knob.label, value=bool(knob.value), key=key, persist_state="session")
@@ -226,7 +226,7 @@ def open_saved(path: str) -> None:
         state.store(run, {"scenario": run.name, "seed": seed, "label": folder.name})
 
 
-def show_downloads(run: Any) -> None:
+def show_downloads(run: Run) -> None:
     """The run as a zip of its directory, and its trace as CSV files; built on click."""
     source = st.session_state.get(state.RUN_SOURCE, {})
     stem = f"{source.get('scenario', run.name)}-seed{source.get('seed', 0)}"
@@ -262,7 +262,7 @@ def show_downloads(run: Any) -> None:
 
 def show_summary() -> None:
     """The Run on screen: headline cards, then tables of outcomes, latency and faults."""
-    run = st.session_state.get(state.RUN)
+    run: Run | None = st.session_state.get(state.RUN)
     if run is None:
         st.info("No run yet: pick a scenario and press Run.", icon=":material/info:")
         return
@@ -271,14 +271,24 @@ def show_summary() -> None:
     wall = run.manifest.get("wall_seconds")
     timing = f" in {wall:.2f} s of wall time" if isinstance(wall, int | float) else ""
     st.caption(f"{run.duration:,.0f} s simulated{timing}.")
+    show_cards(summary)
+    show_downloads(run)
+    show_outcomes(run, summary)
+    show_latency(summary)
+    show_faults(run)
 
+
+def show_cards(summary: dict[str, Any]) -> None:
+    """The headline cards, six in a row, then the second row."""
     for column, card in zip(st.columns(6), views.cards(summary), strict=True):
         column.metric(card.label, card.value, help=card.help, border=True)
     more = views.more_cards(summary)
     for column, card in zip(st.columns(6), more, strict=False):
         column.metric(card.label, card.value, help=card.help, border=True)
-    show_downloads(run)
 
+
+def show_outcomes(run: Run, summary: dict[str, Any]) -> None:
+    """Requests, messages and spans by outcome, side by side."""
     share = st.column_config.NumberColumn(format="percent")
     count = st.column_config.NumberColumn(format="localized")
     left, middle, right = st.columns([1, 1, 1.4])
@@ -305,32 +315,39 @@ def show_summary() -> None:
             column_config={c: count for c in spans.columns if c != "outcome"},
         )
 
+
+def show_latency(summary: dict[str, Any]) -> None:
+    """Latency percentiles of successful calls, per channel, in ms."""
     st.markdown("**Latency of successful calls by channel**")
     ms = "%.1f"
     st.dataframe(
         views.latency_table(summary),
         hide_index=True,
         column_config={
-            "calls": count,
+            "calls": st.column_config.NumberColumn(format="localized"),
             "p50_ms": st.column_config.NumberColumn("p50 (ms)", format=ms),
             "p95_ms": st.column_config.NumberColumn("p95 (ms)", format=ms),
             "p99_ms": st.column_config.NumberColumn("p99 (ms)", format=ms),
         },
     )
 
+
+def show_faults(run: Run) -> None:
+    """The run's fault windows, when it has any."""
     faults = views.faults_table(run.faults)
-    if not faults.empty:
-        st.markdown("**Faults**")
-        st.dataframe(
-            faults,
-            hide_index=True,
-            column_config={
-                "start": st.column_config.NumberColumn("start (s)", format="%.1f"),
-                "end": st.column_config.NumberColumn(
-                    "end (s)", format="%.1f", help="Empty: the fault lasts to the end of the run."
-                ),
-            },
-        )
+    if faults.empty:
+        return
+    st.markdown("**Faults**")
+    st.dataframe(
+        faults,
+        hide_index=True,
+        column_config={
+            "start": st.column_config.NumberColumn("start (s)", format="%.1f"),
+            "end": st.column_config.NumberColumn(
+                "end (s)", format="%.1f", help="Empty: the fault lasts to the end of the run."
+            ),
+        },
+    )
 
 
 st.title("Run", anchor=False)

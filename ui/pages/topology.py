@@ -3,11 +3,11 @@ partitioned links and down agents."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from sim import Run
 from ui import figures, state
 
 TIME = "topology_time"
@@ -15,14 +15,14 @@ FOR = "topology_for"
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def chart(_run: Any, key: str, time: float) -> Any:
+def chart(_run: Run, key: str, time: float) -> go.Figure:
     """The graph at `time` (shared: never mutated)."""
     scenario = state.scenario_of(_run)
     moment = figures.moment(_run.faults, list(scenario.faults or []), time, _run.duration)
     return figures.topology(state.graph(_run, key), _run.breakers, moment, time=time)
 
 
-def edges_table(run: Any, key: str, time: float) -> pd.DataFrame:
+def edges_table(run: Run, key: str, time: float) -> pd.DataFrame:
     """The graph's edges with their protocol, traffic and breaker state at `time`."""
     g = state.graph(run, key)
     states = figures.state_at(run.breakers, time)
