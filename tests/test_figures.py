@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -474,6 +477,38 @@ def test_topology_lays_agents_out_in_columns_by_call_depth(chain: Run) -> None:
     assert there[1][8] != pytest.approx(back[1][8])  # B -> C and C -> B arc apart
 
 
+LAYOUT_IN_A_PROCESS = """
+import json, networkx as nx
+from ui.figures import layout
+g = nx.DiGraph()
+g.add_node("client", role="client")
+for name in ["w1", "w2", "w3", "w4", "w5", "w6"]:
+    g.add_edge("client", name)
+print(json.dumps(layout(g)))
+"""
+
+
+def test_topology_layout_is_the_same_in_every_process() -> None:
+    # A column's order once followed the process's string hashing (a set inside
+    # networkx's multipartite layout): the picture moved between server restarts.
+    def layout_with(hash_seed: str) -> dict[str, list[float]]:
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        out = subprocess.run(
+            [sys.executable, "-c", LAYOUT_IN_A_PROCESS],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return json.loads(out)
+
+    first = layout_with("1")
+    assert all(layout_with(seed) == first for seed in ("2", "3", "4"))
+    # The agents table's order reads top-down within a column.
+    ys = [first[f"w{i}"][1] for i in range(1, 7)]
+    assert ys == sorted(ys, reverse=True)
+
+
 def test_topology_marks_crashed_agents() -> None:
     run = sim.run("fault-crash")
     at = figures.moment(run.faults, list(run.scenario.faults), 25.0, run.duration)
@@ -578,7 +613,7 @@ def test_the_run_zip_loads_back_and_the_csv_zip_holds_every_table(
     with zipfile.ZipFile(io.BytesIO(export.trace_csv_zip(chain))) as archive:
         names = sorted(archive.namelist())
         spans = pd.read_csv(archive.open("spans.csv"))
-    assert names == sorted(f"{t}.csv" for t in export.TABLES)
+    assert names == sorted(f"{t}.csv" for t in chain.tables)
     assert len(spans) == len(chain.spans)
 
 

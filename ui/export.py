@@ -15,9 +15,8 @@ from sim import Run
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # scenario files over 5 MB are refused
 
-# The tables the CSV download holds: six of the trace's seven (`sim.run.TABLES`), all but
-# `effects`.
-TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents")
+# The tables the CSV download holds: all seven of the trace's.
+TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents", "effects")
 
 
 def run_zip(run: Run, folder: str = "run") -> bytes:
@@ -33,8 +32,7 @@ def run_zip(run: Run, folder: str = "run") -> bytes:
 
 
 def trace_csv_zip(run: Run) -> bytes:
-    """The run's tables named in TABLES (not `effects`), each as `<table>.csv`, in one
-    zip."""
+    """The run's seven tables, each as `<table>.csv`, in one zip."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in TABLES:

@@ -124,13 +124,20 @@ def layout(g: nx.DiGraph) -> dict[str, tuple[float, float]]:
         return {str(k): (float(v[0]), float(v[1])) for k, v in pos.items()}
     depth = nx.multi_source_dijkstra_path_length(g, sources)
     last = max(depth.values(), default=0) + 1
-    layered = nx.DiGraph()
+    columns: dict[int, list[str]] = {}
     for node in g.nodes:  # insertion order: the agents table's
-        layered.add_node(node, layer=int(depth.get(node, last)))
-    pos = nx.multipartite_layout(layered, subset_key="layer", align="vertical")
-    # multipartite_layout stacks a column bottom-up; flip it so the table's order reads
-    # top-down.
-    return {str(k): (float(v[0]), -float(v[1])) for k, v in pos.items()}
+        columns.setdefault(int(depth.get(node, last)), []).append(str(node))
+    # Placed by hand, not by networkx's multipartite_layout: that one groups a column's
+    # agents in a set, whose order follows the process's string hashing, so the picture
+    # moved between server restarts.
+    layers = sorted(columns)
+    pos: dict[str, tuple[float, float]] = {}
+    for i, layer in enumerate(layers):
+        x = -1.0 + 2.0 * i / (len(layers) - 1) if len(layers) > 1 else 0.0
+        column = columns[layer]
+        for j, node in enumerate(column):
+            pos[node] = (x, 1.0 - 2.0 * j / (len(column) - 1) if len(column) > 1 else 0.0)
+    return pos
 
 
 def curve(
