@@ -131,10 +131,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _report_checks(run: Any) -> int:
     """Print the first violation with its message chain; 1 if any check failed."""
-    from sim.checks import CHECKS, describe_violation
+    from sim.checks import CHECKS, describe_violation, violations
 
-    failed = run.violations()
-    expected = sorted(set(run.violations(include_expected=True)) - set(failed))
+    failed = violations(run)
+    expected = sorted(set(violations(run, include_expected=True)) - set(failed))
     if expected:
         print(f"checks: {', '.join(expected)} failed, as this scenario expects")
     if not failed:
@@ -279,7 +279,7 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
 
 
 def _load_run(path: Path) -> Any:
-    from sim.run import Run
+    from sim.trace.run import Run
 
     if not path.is_dir():
         raise UserError(f"no run at {path}: there is no such directory")

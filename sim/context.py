@@ -10,9 +10,9 @@ import simpy
 
 from protocols.transport import Transport
 from sim.faults import FaultState
-from sim.recorder import Recorder
 from sim.scenario import Scenario
 from sim.streams import Streams
+from sim.trace.recorder import Recorder
 
 
 @dataclass

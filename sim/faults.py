@@ -19,8 +19,8 @@ import simpy
 
 from sim import scenario as sc
 from sim.distributions import Sampler
-from sim.recorder import Recorder
 from sim.streams import Streams
+from sim.trace.recorder import Recorder
 
 if TYPE_CHECKING:
     from sim.agents import Agent

@@ -32,8 +32,8 @@ from sim.otlp_export import (
 )
 from sim.otlp_import import Parsed, parse_file, resolve, spans_table, versions
 from sim.otlp_infer import agents_table, fill_peers_and_protocols, find_pairs, infer_messages
-from sim.recorder import DTYPES, conform
-from sim.run import FORMAT_VERSION, TABLES, Run
+from sim.trace.run import Run
+from sim.trace.schema import DTYPES, FORMAT_VERSION, TABLES, conform
 
 __all__ = [
     "EPOCH_UNIX_NANO",

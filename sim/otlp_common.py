@@ -228,7 +228,8 @@ def span_defaults() -> dict[str, Any]:
     Asked of the recorder itself, so a sentinel it uses for a new column (say -1 for
     "not a fan-out") is what an imported span gets too; the dtype's default otherwise.
     """
-    from sim.recorder import DTYPES, Recorder
+    from sim.trace.recorder import Recorder
+    from sim.trace.schema import DTYPES
 
     defaults = {c: dtype_default(t) for c, t in DTYPES["spans"].items()}
     try:

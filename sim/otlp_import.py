@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim._version import __version__
 from sim.otlp_common import (
     EPOCH_KEY,
     KIND_OF_CODE,
@@ -40,7 +41,7 @@ from sim.otlp_common import (
     decode_id,
     span_defaults,
 )
-from sim.recorder import conform
+from sim.trace.schema import conform
 
 # Span outcomes a `switchboard.outcome` attribute may carry back.
 OUTCOMES = frozenset(
@@ -410,7 +411,7 @@ def spans_table(spans: list[SpanRecord]) -> pd.DataFrame:
     attribute (a Switchboard export carries columns OTLP has no field for), or with the
     recorder's default.
     """
-    from sim.recorder import DTYPES
+    from sim.trace.schema import DTYPES
 
     contract = DTYPES["spans"]
     defaults = span_defaults()
@@ -490,10 +491,8 @@ def _status(a: dict[str, Any]) -> int:
 
 def versions() -> dict[str, str]:
     """The versions that made an imported run (no wall clock: imports are reproducible)."""
-    import sim
-
     return {
-        "switchboard": sim.__version__,
+        "switchboard": __version__,
         "python": platform.python_version(),
         "pandas": pd.__version__,
     }

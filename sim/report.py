@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sim.run import Run
+from sim.trace.run import Run
 
 
 def _ms(value: float | None) -> str:

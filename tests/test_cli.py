@@ -18,7 +18,7 @@ import pytest
 
 import sim
 from sim import cli, loading
-from sim.run import TABLES, Run
+from sim.trace import TABLES, Run
 
 ROOT = Path(__file__).resolve().parent.parent
 BASIC = loading.builtin_path("basic")
@@ -129,7 +129,7 @@ def test_run_of_a_json_file(tmp_path, capsys):
 
 
 def test_sim_run_from_python_twice():
-    # The package's `run` function must survive the import of the `sim.run` module.
+    # `sim.run` is a function, and stays one however often it runs.
     first = sim.run("basic", seed=4)
     second = sim.run("basic", seed=4, agents__1__workers=2)
     assert callable(sim.run)

@@ -20,7 +20,7 @@ import yaml
 from pandas.testing import assert_frame_equal
 
 import sim
-from sim.run import TABLES, Run
+from sim.trace import TABLES, Run
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))

@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from sim import loading
-from sim.run import TABLES
+from sim.trace import TABLES
 from ui import summary as views
 
 log = logging.getLogger(__name__)
