@@ -29,7 +29,7 @@ from protocols.kernel import scheduler
 from protocols.transport import Bounce, Message, Receiver
 from sim import scenario as sc
 from sim.distributions import Sampler
-from sim.faults import FaultState
+from sim.faults.state import FaultState
 from sim.streams import Streams
 from sim.trace.recorder import Recorder
 

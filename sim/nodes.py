@@ -12,7 +12,7 @@ from typing import Any
 from protocols import kernel
 from protocols.node import Node
 from sim import scenario as sc
-from sim.faults import FaultState
+from sim.faults.state import FaultState
 from sim.network import Network
 from sim.streams import Streams
 from sim.trace.recorder import Recorder

@@ -23,7 +23,8 @@ from sim import loading
 from sim import scenario as sc
 from sim.agents import POISON, ROLES, Agent, Service
 from sim.context import Context
-from sim.faults import FaultState, Injector
+from sim.faults.injection import Injector
+from sim.faults.state import FaultState
 from sim.network import Network
 from sim.streams import Streams
 from sim.trace.recorder import Recorder
