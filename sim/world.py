@@ -1,8 +1,9 @@
 """The world: builds a SimPy environment from a scenario and runs it into a Run.
 
 `run` is `sim.run`: a scenario (a Scenario, a file, a built-in name or a dict) with
-overrides in, its Run out. `World` assembles what a run owns: the roles of
-`sim.agents.registry`, the network, the faults and the recorder.
+overrides in, its Run out. `World` assembles what a run owns: an agent of its role
+(`sim.agents.registry`) for each of the scenario's agents, the network, the faults and
+the recorder.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from protocols import kernel
 from protocols.node import Node
 from sim import loading
 from sim import scenario as sc
-from sim.agents import POISON, ROLES, Agent, Service
-from sim.context import Context
+from sim.agents.context import Context
+from sim.agents.registry import ROLES
+from sim.agents.roles import POISON, Agent, Service
 from sim.faults.injection import Injector
 from sim.faults.state import FaultState
 from sim.network import Network

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import typing
 from pathlib import Path
 
 import pandas as pd
@@ -10,9 +11,11 @@ import pytest
 
 import sim
 from sim import loading
+from sim import scenario as sc
+from sim.agents.collaboration import POISONED, STEPS
+from sim.agents.registry import ROLES
 from sim.checks import violations
-from sim.collaboration import POISONED
-from sim.report import STEPS, slowest_task, task_spans, timeline
+from sim.report import slowest_task, task_spans, timeline
 from sim.trace import Run
 from sim.world import World
 
@@ -255,3 +258,8 @@ def test_a_retry_storm_without_its_budget_fails_the_budget_check():
     rows = violations(judged)["retry_budget"]
     assert len(rows) == 1
     assert rows.iloc[0]["retries"] > rows.iloc[0]["allowed"]
+
+
+def test_every_role_a_scenario_may_name_has_its_class_in_the_registry():
+    named = typing.get_args(sc.Agent.model_fields["role"].annotation)
+    assert sorted(ROLES) == sorted(named)
