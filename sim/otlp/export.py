@@ -34,7 +34,7 @@ import pandas as pd
 
 from protocols.envelope import span_id_for, trace_id_for
 from sim._version import __version__
-from sim.otlp_common import (
+from sim.otlp.common import (
     EPOCH_KEY,
     EPOCH_UNIX_NANO,
     FAILED,

@@ -1,4 +1,4 @@
-"""Import OpenTelemetry traces (OTLP/JSON) from a real system into a Run.
+"""Read OpenTelemetry traces (OTLP/JSON) from a real system: files in, span records out.
 
 Reads what the OpenTelemetry Collector's file exporter writes (one
 `ExportTraceServiceRequest` per line), what an SDK exporter writes (one object, pretty
@@ -8,7 +8,7 @@ metrics or logs are skipped. Plain and gzip-compressed files both work.
 
 Every span becomes a row of `spans` as it is (ids, parent, name, kind, agent =
 `service.name` of its resource, times in seconds from the time origin, status ->
-outcome); `sim.otlp_infer` then infers the messages, peers, agents and queues. The
+outcome); `sim.otlp.infer` then infers the messages, peers, agents and queues. The
 time origin is Switchboard's epoch when the file is a Switchboard export (so a round
 trip gives back the same times), else the earliest span's start.
 """
@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from sim._version import __version__
-from sim.otlp_common import (
+from sim.otlp.common import (
     EPOCH_KEY,
     KIND_OF_CODE,
     KIND_OF_NAME,
@@ -53,7 +53,7 @@ GRPC_OUTCOMES = {1: "cancelled", 4: "deadline_exceeded"}
 
 @dataclass(slots=True)
 class SpanRecord:
-    """One imported span, before it becomes a row; `sim.otlp_infer` fills `peer`."""
+    """One imported span, before it becomes a row; `sim.otlp.infer` fills `peer`."""
 
     span_id: str
     parent_id: str

@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from sim.otlp_common import dtype_default
-from sim.otlp_import import SpanRecord
+from sim.otlp.common import dtype_default
+from sim.otlp.parse import SpanRecord
 from sim.trace.schema import AGENT_COLUMNS, DTYPES, QUEUE_COLUMNS, conform
 
 CALLERS = frozenset({"client", "producer"})
