@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sim import loading
-from sim import sweep as sw
+from sim import sweeps as sw
 from sim.advisor import Needs, advise
 from ui.figures import sweep as views
 from ui.figures.common import PROTOCOL_COLORS
