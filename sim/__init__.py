@@ -4,18 +4,45 @@
 >>> run = sim.run("basic")
 >>> run.summary()["requests"] > 0
 True
+>>> sim.checks.violations(run)
+{}
 >>> rows = sim.sweep("protocols-under-load", replications=1)  # doctest: +SKIP
 >>> sim.means(rows)  # doctest: +SKIP
-"""
 
-from __future__ import annotations
+The public API, and where each name lives:
+
+- `run` (sim.world): a scenario (a Scenario, a file, a built-in name, a dict) -> Run;
+- `load` and `Run` (sim.trace): a saved run, and the trace itself;
+- `check` (sim.checks): every invariant's violations in a Run;
+- `sweep` and `means` (sim.sweeps): a grid of runs as rows, and each cell's means;
+- `Scenario` (sim.scenario): the scenario file's model;
+- `ScenarioError` (sim.loading) and `UserError` (sim.cli): a scenario that cannot be
+  read or is invalid, and any other mistake of the user's, each as sentences.
+
+The packages: `trace` (the tables, the recorder, the Run), `agents` (the roles),
+`faults` (state and injection), `otlp` (OpenTelemetry out and in), `sweeps`, `cli`
+(`python -m sim`).
+"""
 
 from sim._version import __version__
 from sim.checks import check
+from sim.cli.errors import UserError
+from sim.loading import ScenarioError
 from sim.scenario import Scenario
 from sim.sweeps.runner import sweep
 from sim.sweeps.stats import means
 from sim.trace.run import Run, load
 from sim.world import run
 
-__all__ = ["Run", "Scenario", "__version__", "check", "load", "means", "run", "sweep"]
+__all__ = [
+    "Run",
+    "Scenario",
+    "ScenarioError",
+    "UserError",
+    "__version__",
+    "check",
+    "load",
+    "means",
+    "run",
+    "sweep",
+]

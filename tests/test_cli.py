@@ -7,6 +7,7 @@ subprocess, so the process-level behaviour (exit status, no traceback) is checke
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -135,6 +136,17 @@ def test_sim_run_from_python_twice():
     assert callable(sim.run)
     assert first.manifest["seed"] == second.manifest["seed"] == 4
     assert second.scenario.agents[1].workers == 2
+
+
+def test_the_package_names_its_public_api():
+    assert sorted(sim.__all__) == sorted(
+        ["Run", "Scenario", "ScenarioError", "UserError", "__version__", "check", "load",
+         "means", "run", "sweep"]
+    )  # fmt: skip
+    for name in ("run", "load", "check", "sweep", "means"):
+        assert inspect.isfunction(getattr(sim, name)), name
+    run = sim.run("basic", duration=5)
+    assert sorted(sim.check(run)) == sorted(c.name for c in sim.checks.CHECKS)
 
 
 # --- list, validate, schema ----------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sim import advisor
-from sim.cli_errors import UserError
+from sim.cli.errors import UserError
 
 
 def _workers(text: str) -> int:
