@@ -51,6 +51,7 @@ from sim.otlp.common import (
     span_defaults,
     write_atomically,
 )
+from sim.trace.schema import TABLES
 
 if TYPE_CHECKING:
     from sim.trace.run import Run
@@ -112,8 +113,6 @@ def protobuf_json(document: dict[str, Any]) -> dict[str, Any]:
 
 def csv_files(run: Run) -> dict[str, str]:
     """Each table as the text of NAME.csv, and the manifest as run.json."""
-    from sim.trace.schema import TABLES
-
     files = {f"{name}.csv": run.tables[name].to_csv(index=False) for name in TABLES}
     files["run.json"] = json.dumps(run.manifest, indent=2, default=_json_default) + "\n"
     return files

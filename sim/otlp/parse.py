@@ -41,7 +41,7 @@ from sim.otlp.common import (
     decode_id,
     span_defaults,
 )
-from sim.trace.schema import conform
+from sim.trace.schema import DTYPES, conform
 
 # Span outcomes a `switchboard.outcome` attribute may carry back.
 OUTCOMES = frozenset(
@@ -411,8 +411,6 @@ def spans_table(spans: list[SpanRecord]) -> pd.DataFrame:
     attribute (a Switchboard export carries columns OTLP has no field for), or with the
     recorder's default.
     """
-    from sim.trace.schema import DTYPES
-
     contract = DTYPES["spans"]
     defaults = span_defaults()
     extra = [c for c in contract if c not in MAPPED_SPAN_COLUMNS]
