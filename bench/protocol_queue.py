@@ -23,7 +23,7 @@ from protocols.node import Node
 from protocols.queue import Broker, QueueEndpoint, QueueServer, QueueSettings
 from protocols.workers import Job
 from sim.nodes import BENCH_NETWORK, NodeWorld
-from sim.recorder import Recorder
+from sim.trace import Recorder
 from sim.world import sparse_gc
 
 RATE = 2.0  # calls per second per producer

@@ -22,7 +22,7 @@ from protocols.node import Node
 from protocols.sse import SseEndpoint, SseServer
 from protocols.workers import Job
 from sim.nodes import BENCH_NETWORK, NodeWorld
-from sim.recorder import Recorder
+from sim.trace import Recorder
 from sim.world import sparse_gc
 
 WORK_MEAN = 10.0

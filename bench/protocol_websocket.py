@@ -21,7 +21,7 @@ import simpy
 from bench.kernel import print_against_bare
 from protocols.websocket import Channel, WebSocketEndpoint
 from sim.nodes import BENCH_NETWORK, NodeWorld
-from sim.recorder import Recorder
+from sim.trace import Recorder
 from sim.world import sparse_gc
 
 RATE = 2.0  # messages per second, each way, per pair

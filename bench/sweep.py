@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim import sweep as sw
+from sim import sweeps as sw
 
 LOADS = [0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5]
 

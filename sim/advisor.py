@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+from sim.sweeps.stats import means
+
+# The sweep the advisor judges on when it is given none, and where it is kept once run
+# (`python -m sim advise` and the Compare page share it).
+ADVISOR_SWEEP = "protocols-under-load"
+ADVISOR_CACHE = Path("runs") / "sweeps" / ADVISOR_SWEEP
 
 # Simplest first: the order in which the rule of thumb reaches for them.
 SIMPLICITY = ("http", "queue", "sse", "websocket")
@@ -74,8 +82,6 @@ def advise(rows: pd.DataFrame, needs: Needs) -> Advice:
     `faults` column, if present, separates the clean network (a case named "none") from
     the faulty ones, whose worst lost share is what "loss not tolerable" is judged on.
     """
-    from sim.sweep import means
-
     missing = {"protocol", "load"} - set(rows.columns)
     if missing:
         raise ValueError(

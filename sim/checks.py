@@ -2,8 +2,16 @@
 
 Each check returns the rows that violate it (an empty table when it holds), with a
 `correlation_id` column wherever one applies, so a violation can be shown with its
-message chain. `check_all` runs them all; `python -m sim run SCENARIO --check` prints
-the first violation and exits 1.
+message chain. `check(run)` runs them all (`sim.check`), `violations(run)` keeps those
+that failed and the scenario does not expect to fail; `python -m sim run SCENARIO
+--check` prints the first violation and exits 1. A Run never calls these itself.
+
+    >>> import sim
+    >>> run = sim.run("basic")
+    >>> sorted(sim.check(run)) == sorted(c.name for c in CHECKS)
+    True
+    >>> violations(run)
+    {}
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import pandas as pd
 from sim.metrics import OPEN_STATES, requests
 
 if TYPE_CHECKING:
-    from sim.run import Run
+    from sim.trace.run import Run
 
 # A request may end later than its deadline by the time its answer takes to travel.
 SLACK = 1e-6
@@ -167,9 +175,23 @@ CHECKS = [
 ]  # fmt: skip
 
 
-def check_all(run: Run) -> dict[str, pd.DataFrame]:
+def check(run: Run) -> dict[str, pd.DataFrame]:
     """Every check's violations, by check name (empty tables when the run is clean)."""
-    return {check.name: check.find(run) for check in CHECKS}
+    return {c.name: c.find(run) for c in CHECKS}
+
+
+def expected_violations(run: Run) -> list[str]:
+    """The checks the run's scenario declares it fails (`expected_violations`)."""
+    scenario = run.manifest.get("scenario") or {}
+    return list(scenario.get("expected_violations", []))
+
+
+def violations(run: Run, include_expected: bool = False) -> dict[str, pd.DataFrame]:
+    """The checks that failed, less those the scenario expects to fail, by check name."""
+    expected = set() if include_expected else set(expected_violations(run))
+    return {
+        name: rows for name, rows in check(run).items() if not rows.empty and name not in expected
+    }
 
 
 def message_chain(run: Run, correlation_id: str) -> pd.DataFrame:
@@ -181,10 +203,10 @@ def message_chain(run: Run, correlation_id: str) -> pd.DataFrame:
 
 def describe_violation(run: Run, name: str, rows: pd.DataFrame, limit: int = 20) -> str:
     """The first violation of a check as text: what it asserts, the row, its chain."""
-    check = next(c for c in CHECKS if c.name == name)
+    rule = next(c for c in CHECKS if c.name == name)
     first = rows.iloc[0]
     lines = [
-        f"check '{name}' failed: {check.asserts} ({len(rows)} violation(s))",
+        f"check '{name}' failed: {rule.asserts} ({len(rows)} violation(s))",
         "first: " + ", ".join(f"{k}={first[k]}" for k in rows.columns),
     ]
     correlation_id = first.get("correlation_id") if "correlation_id" in rows.columns else None

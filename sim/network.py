@@ -29,9 +29,9 @@ from protocols.kernel import scheduler
 from protocols.transport import Bounce, Message, Receiver
 from sim import scenario as sc
 from sim.distributions import Sampler
-from sim.faults import FaultState
-from sim.recorder import Recorder
+from sim.faults.state import FaultState
 from sim.streams import Streams
+from sim.trace.recorder import Recorder
 
 
 @dataclass(slots=True)

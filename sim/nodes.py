@@ -12,10 +12,10 @@ from typing import Any
 from protocols import kernel
 from protocols.node import Node
 from sim import scenario as sc
-from sim.faults import FaultState
+from sim.faults.state import FaultState
 from sim.network import Network
-from sim.recorder import Recorder
 from sim.streams import Streams
+from sim.trace.recorder import Recorder
 
 # The default link of benchmarks: 5 ms, sd 1 ms.
 BENCH_NETWORK = {"default": {"latency": {"dist": "normal", "mean": 0.005, "sd": 0.001}}}

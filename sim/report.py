@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sim.run import Run
+from sim.agents.collaboration import COMPLETE, STEPS
+from sim.trace.run import Run
 
 
 def _ms(value: float | None) -> str:
@@ -32,29 +33,7 @@ def _pairs(counts: dict[str, int]) -> str:
     return "  ".join(f"{k} {v}" for k, v in counts.items()) or "-"
 
 
-# --- the collaboration's nine steps ----------------------------------------------------
-
-# Span names of the collaboration (sim.collaboration writes them; the timeline reads them).
-DISCOVER = "agent.card"
-ASSIGN = "assign"
-SUBTASK = "task.run"
-PROGRESS = "progress"
-REVIEW = "review"
-RESULT = "task.result"
-COMPLETE = "task.complete"
-
-# (step, what, span name, span kind, protocol): one task's trace, in the order it runs.
-STEPS = [
-    ("0", "task received", SUBTASK, "server", "http"),
-    ("1-2", "discover workers (agent cards)", DISCOVER, "client", "http"),
-    ("3-4", "assign sub-tasks (fan-out)", ASSIGN, "internal", "fanout"),
-    ("3-4", "sub-task stream opened", SUBTASK, "client", "sse"),
-    ("5", "progress streamed", PROGRESS, "internal", "sse"),
-    ("6-7", "writer and critic negotiate", REVIEW, "internal", "websocket"),
-    ("8", "result published", RESULT, "producer", "queue"),
-    ("9", "result matched by correlation id", RESULT, "consumer", "queue"),
-    ("9", "task completed", COMPLETE, "internal", "http"),
-]
+# --- the collaboration's nine steps (named by sim.agents.collaboration) ----------------
 
 
 def task_spans(run: Run, correlation_id: str) -> pd.DataFrame:

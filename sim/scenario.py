@@ -83,7 +83,7 @@ class Agent(Model):
     queue: QueueSettings | None = Field(
         None, description="A broker's flavour and defaults for its queues (role: broker)."
     )
-    # -- collaboration roles (sim.collaboration) --
+    # -- collaboration roles (sim.agents.collaboration) --
     fanout: FanOutSettings = Field(
         default_factory=FanOutSettings,
         description="An orchestrator's fan-out policy over its sub-task streams.",

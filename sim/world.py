@@ -1,25 +1,36 @@
-"""The world: builds a SimPy environment from a scenario and runs it into a Run."""
+"""The world: builds a SimPy environment from a scenario and runs it into a Run.
+
+`run` is `sim.run`: a scenario (a Scenario, a file, a built-in name or a dict) with
+overrides in, its Run out. `World` assembles what a run owns: an agent of its role
+(`sim.agents.registry`) for each of the scenario's agents, the network, the faults and
+the recorder.
+"""
 
 from __future__ import annotations
 
+import copy
 import gc
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import simpy
 
 from protocols import kernel
 from protocols.node import Node
-from protocols.transport import Message
+from sim import loading
 from sim import scenario as sc
-from sim.agents import POISON, ROLES, Agent, Service
-from sim.context import Context
-from sim.faults import FaultState, Injector
+from sim.agents.context import Context
+from sim.agents.registry import ROLES
+from sim.agents.roles import POISON, Agent, Service
+from sim.faults.injection import Injector
+from sim.faults.state import FaultState
 from sim.network import Network
-from sim.recorder import Recorder
-from sim.run import Run, manifest_for
 from sim.streams import Streams
+from sim.trace.recorder import Recorder
+from sim.trace.run import Run, manifest_for
 
 Progress = Callable[[float], None]
 
@@ -146,4 +157,33 @@ def simulate(
     return World(scenario, plain).run(progress)
 
 
-__all__ = ["Message", "World", "simulate"]
+def run(
+    scenario: sc.Scenario | str | Path | dict[str, Any],
+    seed: int | None = None,
+    progress: Progress | None = None,
+    plain_simpy: bool | None = None,
+    **overrides: Any,
+) -> Run:
+    """Run a scenario (a Scenario, a path, a built-in name, or a dict) and return its Run.
+
+    `overrides` are dotted paths with `__` for dots, e.g. `agents__1__workers=8`, applied
+    before validation; `seed` replaces the scenario's seed. `plain_simpy=True` runs on
+    SimPy's public API only, without the kernel's shortcuts (same trace, slower).
+    """
+    if isinstance(scenario, sc.Scenario):
+        data = scenario.model_dump(mode="json", by_alias=True, exclude_unset=False)
+        label = scenario.name
+    elif isinstance(scenario, dict):
+        data, label = scenario, "scenario"
+    else:
+        path = loading.resolve(str(scenario) if isinstance(scenario, Path) else scenario)
+        data, label = loading.read_data(path), str(path)
+    data = copy.deepcopy(data)
+    if seed is not None:
+        data["seed"] = seed
+    for key, value in overrides.items():
+        loading.set_path(data, key.replace("__", "."), value)
+    return simulate(loading.validate(data, label), progress, plain_simpy)
+
+
+__all__ = ["World", "run", "simulate"]

@@ -16,9 +16,7 @@ import pytest
 import yaml
 
 import sim
-from sim import loading
-from sim import sweep as sw
-from sim.run import Run
+from sim import Run, loading
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
@@ -99,7 +97,7 @@ def tiny_spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def tiny_rows(tiny_spec: dict[str, Any]) -> pd.DataFrame:
     """The tiny sweep's rows: http and queue x 2 loads x 2 fault cases x 2 replications."""
-    return sw.sweep(tiny_spec, workers=1)
+    return sim.sweep(tiny_spec, workers=1)
 
 
 # --- the dashboard under AppTest -----------------------------------------------------

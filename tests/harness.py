@@ -69,7 +69,7 @@ class Harness:
                 until,
                 self.streams,
                 self.recorder,
-                self.nodes,  # type: ignore[arg-type]  # nodes crash, pause and resume
+                self.nodes,  # nodes crash, pause and resume, as agents do
                 lambda *_: None,
             )
             self._faults = []

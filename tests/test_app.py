@@ -19,8 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 import sim
 from sim import loading
-from sim.recorder import conform
-from sim.run import Run
+from sim.trace import Run, conform
 from ui import figures, state
 
 if TYPE_CHECKING:

@@ -16,8 +16,10 @@ import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from sim import cli_sweep, sweep_spec
-from sim import sweep as sw
+from sim import advisor
+from sim import sweeps as sw
+from sim.sweeps import spec as sweep_spec
+from sim.sweeps import store
 from tests.test_app import button, charts
 from ui import sweeps
 
@@ -31,7 +33,7 @@ SWEEPS = {"compare_view": "sweeps"}  # session state that opens Compare on its s
 def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Empty saved-sweeps folder and advisor cache, inside `tmp_path`."""
     monkeypatch.setattr(sweeps, "SWEEPS_DIR", tmp_path / "sweeps")
-    monkeypatch.setattr(cli_sweep, "ADVISOR_CACHE", tmp_path / "sweeps" / "advisor")
+    monkeypatch.setattr(advisor, "ADVISOR_CACHE", tmp_path / "sweeps" / "advisor")
     return tmp_path
 
 
@@ -163,14 +165,14 @@ def test_with_no_sweep_the_advisor_runs_its_sweep_into_the_shared_cache(
 ) -> None:
     spec_file = places / "advisor-sweep.yaml"
     spec_file.write_text(yaml.safe_dump(tiny_spec), encoding="utf-8")
-    monkeypatch.setattr(cli_sweep, "ADVISOR_SWEEP", str(spec_file))
+    monkeypatch.setattr(advisor, "ADVISOR_SWEEP", str(spec_file))
     at = boot("compare", **SWEEPS)
     assert any("No sweep is open" in i.value for i in at.info)
 
     button(at, f"Open or run {spec_file}").click().run()
 
     assert not at.exception and not at.error
-    assert (cli_sweep.ADVISOR_CACHE / "sweep.json").is_file()
+    assert (advisor.ADVISOR_CACHE / "sweep.json").is_file()
     assert headline(at).startswith("Use HTTP")
     assert at.subheader[0].value.startswith("tiny · 16 runs")
     assert len(charts(at)) == 2
@@ -179,7 +181,7 @@ def test_with_no_sweep_the_advisor_runs_its_sweep_into_the_shared_cache(
     def no_sweep(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the cached sweep ran again")
 
-    monkeypatch.setattr(sw, "sweep", no_sweep)
+    monkeypatch.setattr(store, "sweep", no_sweep)  # what `cached` would run
     again = boot("compare", **SWEEPS)
     button(again, f"Open or run {spec_file}").click().run()
     assert not again.exception and not again.error
@@ -189,7 +191,7 @@ def test_with_no_sweep_the_advisor_runs_its_sweep_into_the_shared_cache(
 def test_an_advisor_sweep_that_cannot_run_says_so_in_one_sentence(
     places: Path, monkeypatch: pytest.MonkeyPatch, boot: Boot
 ) -> None:
-    monkeypatch.setattr(cli_sweep, "ADVISOR_SWEEP", "no-such-sweep")
+    monkeypatch.setattr(advisor, "ADVISOR_SWEEP", "no-such-sweep")
     at = boot("compare", **SWEEPS)
 
     button(at, "Open or run no-such-sweep").click().run()

@@ -34,8 +34,7 @@ from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
 import sim  # noqa: E402
 from sim import loading  # noqa: E402
-from sim.recorder import conform  # noqa: E402
-from sim.run import Run  # noqa: E402
+from sim.trace import Run, conform  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page
 
-from sim import sweep as sw
+from sim import sweeps as sw
 
 # The server, browser and page fixtures and the waiting helpers are test_browser's; it
 # skips the module when chromium is missing outside CI.

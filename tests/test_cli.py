@@ -7,6 +7,7 @@ subprocess, so the process-level behaviour (exit status, no traceback) is checke
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 import sim
 from sim import cli, loading
-from sim.run import TABLES, Run
+from sim.trace import TABLES, Run
 
 ROOT = Path(__file__).resolve().parent.parent
 BASIC = loading.builtin_path("basic")
@@ -129,12 +130,23 @@ def test_run_of_a_json_file(tmp_path, capsys):
 
 
 def test_sim_run_from_python_twice():
-    # The package's `run` function must survive the import of the `sim.run` module.
+    # `sim.run` is a function, and stays one however often it runs.
     first = sim.run("basic", seed=4)
     second = sim.run("basic", seed=4, agents__1__workers=2)
     assert callable(sim.run)
     assert first.manifest["seed"] == second.manifest["seed"] == 4
     assert second.scenario.agents[1].workers == 2
+
+
+def test_the_package_names_its_public_api():
+    assert sorted(sim.__all__) == sorted(
+        ["Run", "Scenario", "ScenarioError", "UserError", "__version__", "check", "load",
+         "means", "run", "sweep"]
+    )  # fmt: skip
+    for name in ("run", "load", "check", "sweep", "means"):
+        assert inspect.isfunction(getattr(sim, name)), name
+    run = sim.run("basic", duration=5)
+    assert sorted(sim.check(run)) == sorted(c.name for c in sim.checks.CHECKS)
 
 
 # --- list, validate, schema ----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import typing
 from pathlib import Path
 
 import pandas as pd
@@ -10,9 +11,12 @@ import pytest
 
 import sim
 from sim import loading
-from sim.collaboration import POISONED
-from sim.report import STEPS, slowest_task, task_spans, timeline
-from sim.run import Run
+from sim import scenario as sc
+from sim.agents.collaboration import POISONED, STEPS
+from sim.agents.registry import ROLES
+from sim.checks import violations
+from sim.report import slowest_task, task_spans, timeline
+from sim.trace import Run
 from sim.world import World
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +49,7 @@ def test_the_collaboration_completes_its_tasks():
     assert set(tasks["outcome"]) <= {"ok", "open"}
     assert (tasks["outcome"] == "open").sum() <= 10
     assert tasks[tasks["outcome"] == "open"]["start"].min() > run.duration - 15
-    assert not run.violations()
+    assert not violations(run)
 
 
 def test_a_task_follows_the_nine_steps_in_order_with_their_protocols():
@@ -141,7 +145,7 @@ def test_partition_reconnects_the_worker_and_the_fanout_returns_partial_results(
     assert (partial["attempts"] == 1).all()
     assert set(done["outcome"]) == {"ok", "partial"}
     assert (done["outcome"] == "ok").sum() >= 80
-    assert not run.violations()
+    assert not violations(run)
 
 
 def test_poison_results_are_dead_lettered_while_other_tasks_complete():
@@ -159,7 +163,7 @@ def test_poison_results_are_dead_lettered_while_other_tasks_complete():
     done = completions(run)
     assert set(done["outcome"]) == {"ok"}
     assert len(done) >= 80
-    assert not run.violations()
+    assert not violations(run)
 
 
 def test_overload_grows_the_queues_and_opens_the_breakers():
@@ -177,7 +181,7 @@ def test_overload_grows_the_queues_and_opens_the_breakers():
     assert (streams["outcome"] == "rejected").sum() > 50  # failed fast while OPEN
     done = completions(run)
     assert (done["outcome"] == "error").sum() > (done["outcome"] == "ok").sum()
-    assert not run.violations()
+    assert not violations(run)
 
 
 def test_a_rolling_upgrade_converts_v2_results_and_rejects_what_cannot_be_read():
@@ -201,7 +205,7 @@ def test_a_rolling_upgrade_converts_v2_results_and_rejects_what_cannot_be_read()
     dead = m[m["outcome"] == "dead_lettered"]
     assert len(dead) == len(rejected)
     assert dead["reason"].str.contains("confidence").all()
-    assert not run.violations()
+    assert not violations(run)
 
 
 # -- the checks on every run --------------------------------------------------------------
@@ -223,21 +227,21 @@ KNOWN: dict[str, str] = {}
 )
 def test_every_check_passes_on_every_built_in_scenario(path):
     run = sim.run(path)
-    failed = run.violations()
+    failed = violations(run)
     assert not failed, {k: v.head(3).to_dict("records") for k, v in failed.items()}
-    assert set(run.violations(include_expected=True)) == set(run.scenario.expected_violations)
+    assert set(violations(run, include_expected=True)) == set(run.scenario.expected_violations)
 
 
 def test_a_consumer_that_is_not_idempotent_under_duplication_fails_exactly_once():
     # Duplicates on every link: the broker stores and delivers some results twice.
     scenario = loading.load("collaboration", ["network.default.duplicate=0.2", "duration=40"])
     clean = World(scenario).run()
-    assert not clean.violations()
+    assert not violations(clean)
     broken = World(scenario)
     # The channel still declares the orchestrator idempotent; its deduper is removed.
     broken.agents["orchestrator"].dedupe = None
     run = broken.run()
-    found = run.violations()
+    found = violations(run)
     assert list(found) == ["exactly_once"]
     assert (found["exactly_once"]["agent"] == "orchestrator").all()
     assert (found["exactly_once"]["effects"] >= 2).all()
@@ -245,12 +249,17 @@ def test_a_consumer_that_is_not_idempotent_under_duplication_fails_exactly_once(
 
 def test_a_retry_storm_without_its_budget_fails_the_budget_check():
     with_budget = sim.run("retry-storm-budget")
-    assert "retry_budget" not in with_budget.violations()
+    assert "retry_budget" not in violations(with_budget)
     # The budget works, so the check cannot fail on its own run: run the same storm with
     # the budget removed, and check it against the configuration that declares it.
     without = sim.run("retry-storm-budget", channels__0__budget=None)
-    assert "retry_budget" not in without.violations()  # nothing declared: nothing checked
+    assert "retry_budget" not in violations(without)  # nothing declared: nothing checked
     judged = Run(without.tables, {**without.manifest, "scenario": with_budget.manifest["scenario"]})
-    rows = judged.violations()["retry_budget"]
+    rows = violations(judged)["retry_budget"]
     assert len(rows) == 1
     assert rows.iloc[0]["retries"] > rows.iloc[0]["allowed"]
+
+
+def test_every_role_a_scenario_may_name_has_its_class_in_the_registry():
+    named = typing.get_args(sc.Agent.model_fields["role"].annotation)
+    assert sorted(ROLES) == sorted(named)

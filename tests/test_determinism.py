@@ -20,7 +20,7 @@ import yaml
 from pandas.testing import assert_frame_equal
 
 import sim
-from sim.run import TABLES, Run
+from sim.trace import TABLES, Run
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
@@ -76,7 +76,7 @@ FAULTY: dict[str, Any] = {
 
 
 def assert_runs_equal(a: Run, b: Run) -> None:
-    """The six tables of two runs are equal, values and dtypes."""
+    """Every table of two runs is equal, values and dtypes."""
     for name in TABLES:
         assert_frame_equal(a.tables[name], b.tables[name], obj=name)
 

@@ -18,8 +18,7 @@ import pytest
 
 import sim
 from sim import loading
-from sim.recorder import conform
-from sim.run import Run
+from sim.trace import Run, conform
 from ui import export, figures, knobs
 from ui.figures import cascade
 

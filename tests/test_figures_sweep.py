@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sim import sweep as sw
+from sim import sweeps as sw
 from sim.advisor import Needs, advise
 from ui.figures import sweep as views
 from ui.figures.common import PROTOCOL_COLORS

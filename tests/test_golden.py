@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import sim
-from sim.digest import run_digests
+from sim.trace import run_digests
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -41,9 +41,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 import sim
 from protocols.envelope import trace_id_for
 from sim import cli, otlp
-from sim.otlp_common import EPOCH_UNIX_NANO, dtype_default, span_defaults
-from sim.recorder import DTYPES, conform
-from sim.run import TABLES, Run
+from sim.otlp.common import EPOCH_UNIX_NANO, dtype_default, span_defaults
+from sim.trace import DTYPES, TABLES, Run, conform
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import sim
-from sim.checks import no_traffic_through_open_breakers
+from sim.checks import no_traffic_through_open_breakers, violations
 from sim.metrics import requests, wasted_work
 
 OFFERED = 85.0  # requests per second in the retry-storm scenarios
@@ -39,7 +39,7 @@ def test_shrinking_timeouts_fail_from_the_bottom_up_and_waste_nothing():
     # C told D to stop: D's work is cancelled, and no work outlives its caller.
     assert t[("D", "server")].outcome == "cancelled"
     assert wasted_work(run.spans)["wasted"].sum() < 0.5
-    assert not run.violations()
+    assert not violations(run)
 
 
 def test_inverted_timeouts_give_up_from_the_top_down_and_waste_work():
@@ -57,8 +57,8 @@ def test_inverted_timeouts_give_up_from_the_top_down_and_waste_work():
     wasted = wasted_work(run.spans)
     assert wasted["wasted"].sum() > 30
     # The broken configuration is flagged, as the scenario says it expects.
-    assert "deadlines_shrink" in run.violations(include_expected=True)
-    assert not run.violations()
+    assert "deadlines_shrink" in violations(run, include_expected=True)
+    assert not violations(run)
 
 
 def goodput(run, start, end):
@@ -87,7 +87,7 @@ def test_a_retry_storm_outlives_its_trigger(storm):
 def test_a_budget_a_breaker_or_shedding_brings_goodput_back(fix):
     run = sim.run(f"retry-storm-{fix}")
     assert goodput(run, 120, 180) == pytest.approx(OFFERED, rel=0.1)
-    assert not run.violations()
+    assert not violations(run)
 
 
 def test_an_open_breaker_puts_nothing_on_the_wire():

@@ -24,9 +24,9 @@ import pytest
 
 import sim
 from sim import cli
-from sim import sweep as sw
+from sim import sweeps as sw
 from sim.advisor import Needs, advise
-from sim.sweep_spec import load_spec
+from sim.sweeps.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 T_975_DF1 = 12.706  # Student's t, 97.5% quantile, 1 degree of freedom (two replications)

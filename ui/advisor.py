@@ -3,7 +3,7 @@ with the sweep evidence it rests on (`sim.advisor`).
 
 It judges on the sweep on screen (ui/sweeps.py) when that sweep varies protocol and
 load; otherwise it offers the built-in protocols-under-load sweep from the cache that
-`python -m sim advise` shares (`sim.cli_sweep.ADVISOR_CACHE`), run there when missing.
+`python -m sim advise` shares (`sim.advisor.ADVISOR_CACHE`), run there when missing.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from sim import cli_sweep
+import sim.advisor
 from sim.advisor import Advice, Needs, advise
 from ui import sweeps
 from ui.figures import sweep as charts
@@ -152,10 +152,10 @@ def render(rows: pd.DataFrame | None, key: str | None) -> None:
             if rows is None
             else "The sweep on screen does not vary protocol and load."
         )
-        name = cli_sweep.ADVISOR_SWEEP
+        name = sim.advisor.ADVISOR_SWEEP
         st.info(
             f"{why} The advisor judges on the built-in {name} sweep: it is read from "
-            f"{cli_sweep.ADVISOR_CACHE} when `python -m sim advise` or this page ran it "
+            f"{sim.advisor.ADVISOR_CACHE} when `python -m sim advise` or this page ran it "
             "before, else run there.",
             icon=":material/info:",
         )

@@ -19,8 +19,8 @@ import pandas as pd
 import streamlit as st
 
 from sim import Run, loading
-from sim.run import TABLES
 from sim.scenario import Scenario
+from sim.trace import TABLES
 from ui import summary as views
 
 if TYPE_CHECKING:  # annotations only: the Run page, which imports this, never needs networkx

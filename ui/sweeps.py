@@ -20,10 +20,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from sim import cli_sweep
-from sim import sweep as sw
+from sim import advisor
+from sim import sweeps as sw
 from sim.loading import ScenarioError
-from sim.sweep_spec import builtin_sweeps, expand, load_spec
+from sim.sweeps.spec import builtin_sweeps, expand, load_spec
 from ui import summary as views
 from ui.figures import sweep as charts
 
@@ -169,7 +169,7 @@ def run_builtin(name: str, replications: int) -> None:
 def run_advisor_sweep() -> bool:
     """The advisor's built-in sweep, from the cache the CLI's `advise` shares (run and
     saved there when missing or stale); True when it is on screen."""
-    name, where = cli_sweep.ADVISOR_SWEEP, cli_sweep.ADVISOR_CACHE
+    name, where = advisor.ADVISOR_SWEEP, advisor.ADVISOR_CACHE
     try:
         spec = load_spec(name)
         bar, tick = progress_bar(len(expand(spec)), f"Sweeping {name}")
@@ -291,7 +291,7 @@ def saved_picker(saved: list[str]) -> None:
         persist_state="session",
         placeholder="runs/sweeps/my-sweep",
         help="Any directory written by `python -m sim sweep --out DIR` or "
-        "`sim.sweep.save(rows, DIR)`: sweep.json and rows.parquet.",
+        "`sim.sweeps.save(rows, DIR)`: sweep.json and rows.parquet.",
     )
     if go.button("Open sweep", icon=":material/folder_open:", width="stretch") and path:
         open_sweep(path)

@@ -1,7 +1,7 @@
 """Sweeps: a metric against offered load, one line per protocol, one panel per fault
 case, error bars from the replications; and the evidence behind the advisor's answer.
 
-The builders take the per-cell means of `sim.sweep.means(rows)` (rows are averaged
+The builders take the per-cell means of `sim.means(rows)` (rows are averaged
 first when given instead) and work for any sweep: `x` and `color` default to the
 built-in sweep's `load` and `protocol` axes and fall back to the first numeric axis and
 the first other axis. A sweep with nothing to draw raises ValueError with one sentence.
@@ -11,7 +11,7 @@ the first other axis. A sweep with nothing to draw raises ValueError with one se
     from ui import figures
 
     rows = sim.sweep("protocols-under-load", replications=1)  # 64 runs
-    means = sim.sweep.means(rows)
+    means = sim.means(rows)
     figures.latency_vs_load(means)  # one panel per fault case
     figures.goodput_vs_load(means, faults="none")
     needs = Needs(loss_tolerable=False)
@@ -102,7 +102,7 @@ def style_of(metric: str) -> MetricStyle:
 def sweep_axes(table: pd.DataFrame) -> list[str]:
     """The axis columns of a sweep's rows or means: the spec's axes when the frame still
     carries it (`attrs["sweep"]`), else every column that is not a metric or bookkeeping."""
-    from sim.sweep import metric_columns
+    from sim.sweeps.stats import metric_columns
 
     spec = table.attrs.get("sweep") or {}
     named = [a.get("name") for a in spec.get("axes", []) if isinstance(a, dict)]
@@ -120,10 +120,10 @@ def sweep_axes(table: pd.DataFrame) -> list[str]:
 
 
 def as_means(table: pd.DataFrame) -> pd.DataFrame:
-    """Per-cell means: `table` itself when it already is, else `sim.sweep.means(table)`
+    """Per-cell means: `table` itself when it already is, else `sim.means(table)`
     (a sweep's rows, one per replication)."""
     if "replication" in table.columns and "runs" not in table.columns:
-        from sim.sweep import means
+        from sim.sweeps.stats import means
 
         return means(table)
     return table

@@ -18,7 +18,7 @@ import streamlit as st
 
 import sim
 from sim import Run, loading
-from sim.otlp_export import otlp_json
+from sim.otlp import otlp_json
 from sim.scenario import Scenario
 from ui import export, knobs, state
 from ui import summary as views

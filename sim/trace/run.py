@@ -1,8 +1,8 @@
 """The Run: the trace of one simulation, as pandas tables plus a manifest.
 
-The tables are the only contract between the simulator and whatever reads it (the
-dashboard, notebooks, checks). On disk a run is a directory: `run.json` (scenario,
-seed, versions, wall time, summary) and one Parquet file per table.
+The tables (`sim.trace.schema`) are the only contract between the simulator and whatever
+reads it (the dashboard, notebooks, checks). On disk a run is a directory: `run.json`
+(scenario, seed, versions, wall time, summary) and one Parquet file per table.
 """
 
 from __future__ import annotations
@@ -15,20 +15,16 @@ from typing import Any
 
 import pandas as pd
 
+from sim._version import __version__
 from sim.metrics import summarize
-from sim.recorder import DTYPES, conform
 from sim.scenario import Scenario
-
-TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents", "effects")
-FORMAT_VERSION = 1
+from sim.trace.schema import FORMAT_VERSION, TABLES, conform, empty_table
 
 
 def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
     """What is needed to reproduce a run: the scenario, its seed and the versions."""
     import numpy
     import simpy
-
-    import sim
 
     return {
         "format": FORMAT_VERSION,
@@ -37,7 +33,7 @@ def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
         "duration": scenario.duration,
         "scenario": scenario.model_dump(mode="json", by_alias=True),
         "versions": {
-            "switchboard": sim.__version__,
+            "switchboard": __version__,
             "python": platform.python_version(),
             "simpy": simpy.__version__,
             "numpy": numpy.__version__,
@@ -47,13 +43,11 @@ def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
     }
 
 
-def empty_table(name: str) -> pd.DataFrame:
-    """A table of the trace contract with its columns and no rows."""
-    return conform(name, pd.DataFrame(columns=list(DTYPES[name])))
-
-
 class Run:
-    """A finished simulation: its six tables, its manifest and its summary."""
+    """A finished simulation: its seven tables, its manifest and its summary.
+
+    Checks are functions of a Run (`sim.checks`); a Run does not call them.
+    """
 
     def __init__(self, tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
         # A table a run does not have (an imported trace has no breakers) is empty.
@@ -114,25 +108,6 @@ class Run:
         """Headline numbers: outcomes, latency percentiles, goodput, amplification."""
         return summarize(self.tables, self.duration)
 
-    def check(self) -> dict[str, pd.DataFrame]:
-        """Every invariant's violations by check name (see sim.checks); empty when clean."""
-        from sim.checks import check_all
-
-        return check_all(self)
-
-    def violations(self, include_expected: bool = False) -> dict[str, pd.DataFrame]:
-        """The checks that failed, less those the scenario expects to fail."""
-        expected = set() if include_expected else set(self._expected_violations())
-        return {
-            name: rows
-            for name, rows in self.check().items()
-            if not rows.empty and name not in expected
-        }
-
-    def _expected_violations(self) -> list[str]:
-        scenario = self.manifest.get("scenario") or {}
-        return list(scenario.get("expected_violations", []))
-
     def save(self, directory: str | Path) -> Path:
         """Write run.json and one Parquet file per table into `directory`."""
         path = Path(directory)
@@ -154,6 +129,11 @@ class Run:
             if (path / f"{name}.parquet").exists()
         }
         return cls(tables, manifest)
+
+
+def load(directory: str | Path) -> Run:
+    """Load a saved Run from its directory (`Run.save`, `python -m sim run --out`)."""
+    return Run.load(directory)
 
 
 def _json_default(value: Any) -> Any:

@@ -11,10 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sim.cli_errors import UserError
-
-ADVISOR_SWEEP = "protocols-under-load"
-ADVISOR_CACHE = Path("runs") / "sweeps" / ADVISOR_SWEEP
+from sim import advisor
+from sim.cli.errors import UserError
 
 
 def _workers(text: str) -> int:
@@ -68,8 +66,8 @@ def add_sweep_verbs(verbs: Any) -> None:
         "--sweep",
         dest="sweep_dir",
         metavar="DIR",
-        help=f"a saved sweep to judge on (default: the built-in {ADVISOR_SWEEP}, "
-        f"run once and kept in {ADVISOR_CACHE})",
+        help=f"a saved sweep to judge on (default: the built-in {advisor.ADVISOR_SWEEP}, "
+        f"run once and kept in {advisor.ADVISOR_CACHE})",
     )
     advise.add_argument("--workers", type=_workers, help="local processes if the sweep must run")
 
@@ -98,10 +96,9 @@ def _progress_bar(total: int, quiet: bool) -> Iterator[Any]:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep, save it, print each cell's means."""
-    from sim import sweep as sw
-    from sim.sweep_spec import load_spec
+    from sim import sweeps as sw
 
-    spec = load_spec(args.sweep)
+    spec = sw.load_spec(args.sweep)
     if args.replications:
         spec = spec.model_copy(update={"replications": args.replications})
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
@@ -122,7 +119,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def format_means(table: Any) -> str:
     """Each cell's headline means as a plain text table."""
-    from sim.sweep import axis_columns
+    from sim.sweeps.stats import axis_columns
 
     axes = axis_columns(table)
     shown = table[[*axes, "runs", "p50", "p99", "goodput", "success_rate", "lost_rate"]].copy()
@@ -140,10 +137,9 @@ def format_means(table: Any) -> str:
 
 def cmd_advise(args: argparse.Namespace) -> int:
     """Recommend a protocol stack from a sweep's evidence."""
-    from sim import sweep as sw
-    from sim.advisor import Needs, advise
+    from sim import sweeps as sw
 
-    needs = Needs(
+    needs = advisor.Needs(
         p99=args.p99,
         loss_tolerable=not args.no_loss,
         streaming=args.streaming,
@@ -153,13 +149,11 @@ def cmd_advise(args: argparse.Namespace) -> int:
     if args.sweep_dir:
         rows = sw.load(args.sweep_dir)
     else:
-        from sim.sweep_spec import load_spec
-
-        spec = load_spec(ADVISOR_SWEEP)
+        spec = sw.load_spec(advisor.ADVISOR_SWEEP)
         with _progress_bar(spec.cells * spec.replications, quiet=False) as tick:
-            rows = sw.cached(spec, ADVISOR_CACHE, workers=args.workers, progress=tick)
+            rows = sw.cached(spec, advisor.ADVISOR_CACHE, workers=args.workers, progress=tick)
     try:
-        advice = advise(rows, needs)
+        advice = advisor.advise(rows, needs)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     print(advice.headline)

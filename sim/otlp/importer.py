@@ -1,17 +1,10 @@
-"""OpenTelemetry traces out and in: a Run as OTLP/JSON (or CSV), and OTLP/JSON as a Run.
-
-    from sim import otlp
-    otlp.write_otlp(run, "trace.otlp.json")      # Run -> OTLP/JSON file
-    doc = otlp.to_otlp(run)                       # Run -> ExportTraceServiceRequest dict
-    otlp.write_csv(run, "tables.zip")             # each table as CSV, in a dir or a zip
-    otlp.otlp_json(run), otlp.csv_zip(run)        # the same in memory, for downloads
-    imported = otlp.import_otlp("collector.json") # OTLP/JSON -> Run (messages inferred)
-    otlp.save_run(imported, "runs/prod")          # saved whole or not at all
+"""OTLP/JSON in: a real system's trace as a Run (`import_otlp`), and saving it whole.
 
 An imported run is a normal Run (every table present, dtypes conformed) whose manifest
 says what a trace cannot carry: `imported` is true, `has_scenario`, `has_breakers`,
-`has_faults` (and `has_effects`) are false, and `messages_inferred` / `queues_inferred` say that those tables
-were derived from span pairs (see `sim.otlp_infer`). Pages check these flags.
+`has_faults` (and `has_effects`) are false, and `messages_inferred` / `queues_inferred`
+say that those tables were derived from span pairs (see `sim.otlp.infer`). Pages check
+these flags.
 """
 
 from __future__ import annotations
@@ -20,36 +13,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sim.otlp_common import EPOCH_UNIX_NANO, OtlpError, write_atomically
-from sim.otlp_export import (
-    csv_files,
-    csv_zip,
-    otlp_json,
-    protobuf_json,
-    to_otlp,
-    write_csv,
-    write_otlp,
-)
-from sim.otlp_import import Parsed, parse_file, resolve, spans_table, versions
-from sim.otlp_infer import agents_table, fill_peers_and_protocols, find_pairs, infer_messages
-from sim.recorder import DTYPES, conform
-from sim.run import FORMAT_VERSION, TABLES, Run
-
-__all__ = [
-    "EPOCH_UNIX_NANO",
-    "OtlpError",
-    "csv_files",
-    "csv_zip",
-    "from_parsed",
-    "import_otlp",
-    "is_imported",
-    "otlp_json",
-    "protobuf_json",
-    "save_run",
-    "to_otlp",
-    "write_csv",
-    "write_otlp",
-]
+from sim.otlp.common import OtlpError, write_atomically
+from sim.otlp.infer import agents_table, fill_peers_and_protocols, find_pairs, infer_messages
+from sim.otlp.parse import Parsed, parse_file, resolve, spans_table, versions
+from sim.trace.run import Run
+from sim.trace.schema import FORMAT_VERSION, TABLES, empty_table
 
 
 def import_otlp(path: str | Path, name: str | None = None) -> Run:
@@ -63,8 +31,6 @@ def import_otlp(path: str | Path, name: str | None = None) -> Run:
 
 def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
     """The Run of spans already read: times, outcomes, then the inferred tables."""
-    import pandas as pd
-
     origin, how = resolve(parsed)
     records = sorted(parsed.spans, key=lambda s: (s.start, s.order))
     pairs = find_pairs(records)
@@ -80,7 +46,7 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
     # What a trace cannot carry (breakers, faults, effects, ...): empty, typed tables.
     lacking = [name for name in TABLES if name not in tables]
     for name in lacking:
-        tables[name] = conform(name, pd.DataFrame(columns=list(DTYPES[name])))
+        tables[name] = empty_table(name)
     scope = parsed.scope_attrs
     ends = [s.end for s in records if not math.isnan(s.end)] + [s.start for s in records]
     duration = scope.get("switchboard.run.duration")

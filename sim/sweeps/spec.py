@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sim import loading
+from sim._version import __version__
 from sim.loading import ScenarioError
 
 SWEEP_DIR = loading.SCENARIO_DIR / "sweeps"
@@ -217,13 +218,11 @@ def scenario_path(spec: SweepSpec, label: str | None = None) -> Path:
 def fingerprint(spec: SweepSpec) -> str:
     """A short hash of what a sweep runs (its spec, base scenario and the simulator's
     version), to tell whether saved results are stale."""
-    import sim
-
     try:
         base = scenario_path(spec).read_text(encoding="utf-8")
     except (ScenarioError, OSError):
         base = ""
-    text = json.dumps([spec.model_dump(mode="json"), base, sim.__version__], sort_keys=True)
+    text = json.dumps([spec.model_dump(mode="json"), base, __version__], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

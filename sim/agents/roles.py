@@ -1,9 +1,10 @@
-"""Agents: workload clients and services, each on its own node.
+"""The agent and the basic roles: workload clients, services and brokers, each on its node.
 
 An agent is what a scenario names: a role, a version, workers, a service time, the
 agents it calls. Its node (`protocols.node.Node`) holds its lifecycle (crash, restart,
 pause) and routes its messages to its protocol endpoints; this module only adds the
 behaviour a scenario describes: the workload a client sends, the work a service does.
+The roles a scenario may name are listed in `sim.agents.registry`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from protocols.queue import Broker, DeadLetter, QueueSettings
 from protocols.resilience import Policies, ResilientCaller
 from protocols.workers import Job, WorkerPool
 from sim import scenario as sc
+from sim.agents.context import Context
+from sim.agents.endpoints import Endpoints, served_protocols
 from sim.arrivals import arrival_times
-from sim.context import Context
-from sim.endpoints import Endpoints, served_protocols
 
 POISON = "poison"
 
@@ -349,9 +350,3 @@ class BrokerAgent(Agent):
         # and the reason says so: nobody can inspect or redrive it.
         reason = letter.reason if letter.dlq else f"{letter.reason}; dropped: no dead-letter queue"
         self.ctx.recorder.mark_last(letter.msg_id, "dead_lettered", self.ctx.env.now, reason)
-
-
-ROLES: dict[str, type[Agent]] = {"client": Client, "service": Service, "broker": BrokerAgent}
-
-# The collaboration roles (orchestrator, worker, registry) add themselves to ROLES.
-import sim.collaboration  # noqa: E402, F401

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-    from sim.run import Run
+    from sim.trace.run import Run
 
 
 def table_digest(table: pd.DataFrame) -> str:

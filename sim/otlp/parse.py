@@ -1,4 +1,4 @@
-"""Import OpenTelemetry traces (OTLP/JSON) from a real system into a Run.
+"""Read OpenTelemetry traces (OTLP/JSON) from a real system: files in, span records out.
 
 Reads what the OpenTelemetry Collector's file exporter writes (one
 `ExportTraceServiceRequest` per line), what an SDK exporter writes (one object, pretty
@@ -8,7 +8,7 @@ metrics or logs are skipped. Plain and gzip-compressed files both work.
 
 Every span becomes a row of `spans` as it is (ids, parent, name, kind, agent =
 `service.name` of its resource, times in seconds from the time origin, status ->
-outcome); `sim.otlp_infer` then infers the messages, peers, agents and queues. The
+outcome); `sim.otlp.infer` then infers the messages, peers, agents and queues. The
 time origin is Switchboard's epoch when the file is a Switchboard export (so a round
 trip gives back the same times), else the earliest span's start.
 """
@@ -26,7 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from sim.otlp_common import (
+from sim._version import __version__
+from sim.otlp.common import (
     EPOCH_KEY,
     KIND_OF_CODE,
     KIND_OF_NAME,
@@ -40,7 +41,7 @@ from sim.otlp_common import (
     decode_id,
     span_defaults,
 )
-from sim.recorder import conform
+from sim.trace.schema import DTYPES, conform
 
 # Span outcomes a `switchboard.outcome` attribute may carry back.
 OUTCOMES = frozenset(
@@ -52,7 +53,7 @@ GRPC_OUTCOMES = {1: "cancelled", 4: "deadline_exceeded"}
 
 @dataclass(slots=True)
 class SpanRecord:
-    """One imported span, before it becomes a row; `sim.otlp_infer` fills `peer`."""
+    """One imported span, before it becomes a row; `sim.otlp.infer` fills `peer`."""
 
     span_id: str
     parent_id: str
@@ -410,8 +411,6 @@ def spans_table(spans: list[SpanRecord]) -> pd.DataFrame:
     attribute (a Switchboard export carries columns OTLP has no field for), or with the
     recorder's default.
     """
-    from sim.recorder import DTYPES
-
     contract = DTYPES["spans"]
     defaults = span_defaults()
     extra = [c for c in contract if c not in MAPPED_SPAN_COLUMNS]
@@ -490,10 +489,8 @@ def _status(a: dict[str, Any]) -> int:
 
 def versions() -> dict[str, str]:
     """The versions that made an imported run (no wall clock: imports are reproducible)."""
-    import sim
-
     return {
-        "switchboard": sim.__version__,
+        "switchboard": __version__,
         "python": platform.python_version(),
         "pandas": pd.__version__,
     }

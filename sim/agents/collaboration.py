@@ -1,6 +1,7 @@
 """The agent collaboration: an orchestrator, its workers, and the registry that lists them.
 
-One task runs as nine steps, each a span with its protocol (sim.report.STEPS):
+One task runs as nine steps, each a span with its protocol (`STEPS`, which this module
+owns: it writes the spans, and the timeline of `sim.report` reads them by these names):
 
 0. a client sends the task to the orchestrator over HTTP;
 1-2. the orchestrator discovers workers: HTTP to the registry, which serves agent cards
@@ -33,9 +34,30 @@ from protocols.queue import Consumer, Deduper, Delivery
 from protocols.schemas import TASK_RESULT, default_registry
 from protocols.workers import Job
 from sim import scenario as sc
-from sim.agents import POISON, ROLES, Agent, Service
-from sim.context import Context
-from sim.report import ASSIGN, COMPLETE, DISCOVER, PROGRESS, RESULT, REVIEW, SUBTASK
+from sim.agents.context import Context
+from sim.agents.roles import POISON, Agent, Service
+
+# Span names of the collaboration's steps.
+DISCOVER = "agent.card"
+ASSIGN = "assign"
+SUBTASK = "task.run"
+PROGRESS = "progress"
+REVIEW = "review"
+RESULT = "task.result"
+COMPLETE = "task.complete"
+
+# (step, what, span name, span kind, protocol): one task's trace, in the order it runs.
+STEPS = [
+    ("0", "task received", SUBTASK, "server", "http"),
+    ("1-2", "discover workers (agent cards)", DISCOVER, "client", "http"),
+    ("3-4", "assign sub-tasks (fan-out)", ASSIGN, "internal", "fanout"),
+    ("3-4", "sub-task stream opened", SUBTASK, "client", "sse"),
+    ("5", "progress streamed", PROGRESS, "internal", "sse"),
+    ("6-7", "writer and critic negotiate", REVIEW, "internal", "websocket"),
+    ("8", "result published", RESULT, "producer", "queue"),
+    ("9", "result matched by correlation id", RESULT, "consumer", "queue"),
+    ("9", "task completed", COMPLETE, "internal", "http"),
+]
 
 # Progress events a worker emits over its stream while it works (one per part of its work).
 PROGRESS_PARTS = 3
@@ -328,6 +350,3 @@ class Orchestrator(Agent):
 
 def _ok(result: Any) -> bool:
     return result is not None and result[0] == "ok"
-
-
-ROLES.update({"orchestrator": Orchestrator, "worker": Worker, "registry": Registry})

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from protocols.envelope import span_id_for, trace_id_for
-from sim.otlp_common import (
+from sim._version import __version__
+from sim.otlp.common import (
     EPOCH_KEY,
     EPOCH_UNIX_NANO,
     FAILED,
@@ -50,9 +51,10 @@ from sim.otlp_common import (
     span_defaults,
     write_atomically,
 )
+from sim.trace.schema import TABLES
 
 if TYPE_CHECKING:
-    from sim.run import Run
+    from sim.trace.run import Run
 
 HTTP_LIKE = frozenset({"http", "sse", "websocket"})
 # SSE opens its stream with a GET, a WebSocket with a GET upgrade; a call is a POST.
@@ -111,8 +113,6 @@ def protobuf_json(document: dict[str, Any]) -> dict[str, Any]:
 
 def csv_files(run: Run) -> dict[str, str]:
     """Each table as the text of NAME.csv, and the manifest as run.json."""
-    from sim.run import TABLES
-
     files = {f"{name}.csv": run.tables[name].to_csv(index=False) for name in TABLES}
     files["run.json"] = json.dumps(run.manifest, indent=2, default=_json_default) + "\n"
     return files
@@ -200,7 +200,7 @@ class _Exporter:
     def document(self) -> dict[str, Any]:
         scope = {
             "name": SCOPE_NAME,
-            "version": _version(),
+            "version": __version__,
             "attributes": attribute_list(
                 {
                     EPOCH_KEY: self.epoch,
@@ -506,9 +506,3 @@ def _max(series: pd.Series) -> float:
 
 def _int_or_none(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _version() -> str:
-    import sim
-
-    return str(sim.__version__)

@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from sim.trace.recorder import Recorder
+from sim.trace.schema import DTYPES
+
 # Simulated second 0 is this instant: 2026-01-01T00:00:00Z, in nanoseconds since the Unix
 # epoch. Fixed, so that the same run always exports the same file; recorded in the scope
 # attributes (EPOCH_KEY) so that an import maps times back to simulated seconds exactly.
@@ -228,8 +231,6 @@ def span_defaults() -> dict[str, Any]:
     Asked of the recorder itself, so a sentinel it uses for a new column (say -1 for
     "not a fan-out") is what an imported span gets too; the dtype's default otherwise.
     """
-    from sim.recorder import DTYPES, Recorder
-
     defaults = {c: dtype_default(t) for c, t in DTYPES["spans"].items()}
     try:
         recorder = Recorder()

@@ -14,8 +14,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from sim import cli_sweep, loading
-from sim.cli_errors import USER_ERROR, UserError
+from sim import loading
+from sim.cli import sweeps
+from sim.cli.errors import USER_ERROR, UserError
 from sim.loading import ScenarioError
 from sim.scenario import Scenario
 
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("schema", help="print the JSON Schema of the scenario format")
     _add_interop_verbs(verbs)
-    cli_sweep.add_sweep_verbs(verbs)
+    sweeps.add_sweep_verbs(verbs)
     return parser
 
 
@@ -131,10 +132,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _report_checks(run: Any) -> int:
     """Print the first violation with its message chain; 1 if any check failed."""
-    from sim.checks import CHECKS, describe_violation
+    from sim.checks import CHECKS, describe_violation, violations
 
-    failed = run.violations()
-    expected = sorted(set(run.violations(include_expected=True)) - set(failed))
+    failed = violations(run)
+    expected = sorted(set(violations(run, include_expected=True)) - set(failed))
     if expected:
         print(f"checks: {', '.join(expected)} failed, as this scenario expects")
     if not failed:
@@ -204,9 +205,6 @@ def _check_writable(out: Path) -> None:
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         raise UserError(f"cannot write the run to {out}: {reason}") from None
-
-
-VERBS = {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "schema": cmd_schema}
 
 
 # -- OpenTelemetry and CSV: export and import-otlp --------------------------------------
@@ -279,7 +277,7 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
 
 
 def _load_run(path: Path) -> Any:
-    from sim.run import Run
+    from sim.trace.run import Run
 
     if not path.is_dir():
         raise UserError(f"no run at {path}: there is no such directory")
@@ -292,8 +290,14 @@ def _load_run(path: Path) -> Any:
         raise UserError(f"cannot read the run in {path}: {reason.lower()}") from None
 
 
-VERBS["export"] = cmd_export
-VERBS["import-otlp"] = cmd_import_otlp
-
-VERBS["sweep"] = cli_sweep.cmd_sweep
-VERBS["advise"] = cli_sweep.cmd_advise
+# Every verb's function, by the name `python -m sim` takes.
+VERBS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+    "export": cmd_export,
+    "import-otlp": cmd_import_otlp,
+    "sweep": sweeps.cmd_sweep,
+    "advise": sweeps.cmd_advise,
+}

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import simpy
 
 from protocols.transport import Transport
-from sim.faults import FaultState
-from sim.recorder import Recorder
+from sim.faults.state import FaultState
 from sim.scenario import Scenario
 from sim.streams import Streams
+from sim.trace.recorder import Recorder
 
 
 @dataclass

@@ -25,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from sim.otlp_common import dtype_default
-from sim.otlp_import import SpanRecord
-from sim.recorder import AGENT_COLUMNS, DTYPES, QUEUE_COLUMNS, conform
+from sim.otlp.common import dtype_default
+from sim.otlp.parse import SpanRecord
+from sim.trace.schema import AGENT_COLUMNS, DTYPES, QUEUE_COLUMNS, conform
 
 CALLERS = frozenset({"client", "producer"})
 HANDLERS = frozenset({"server", "consumer"})

@@ -1,9 +1,9 @@
-"""Sweeps: many runs of one scenario across a grid of overrides, and their statistics.
+"""Running a sweep: every run of a grid of overrides, one row of metrics per run.
 
-`sweep(spec)` runs every cell of the grid `replications` times, each replication with
-its own seed (the same seeds in every cell, so cells are compared on common random
-numbers), and returns one row per run with the run's summary metrics. `means(rows)`
-gives each cell's means with 95% confidence intervals across replications.
+`sweep(spec)` (`sim.sweep`) runs every cell of the grid `replications` times, each
+replication with its own seed (the same seeds in every cell, so cells are compared on
+common random numbers), and returns one row per run with the run's summary metrics.
+`sim.sweeps.stats.means(rows)` (`sim.means`) gives each cell's means.
 
 Runs go to a local process pool over all cores by default, or to a Dask distributed
 cluster (`client=` or `scheduler=`); either way rows come back as runs finish, and a run
@@ -12,14 +12,10 @@ that fails is a row with its error, never the end of the sweep.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import multiprocessing
 import os
-import sys
 import time
-import types
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -28,8 +24,7 @@ from typing import Any
 import pandas as pd
 
 from sim.loading import ScenarioError
-from sim.sweep_spec import RunTask, SweepSpec, expand, fingerprint, load_spec
-from sim.theory import t_quantile
+from sim.sweeps.spec import RunTask, SweepSpec, expand, fingerprint, load_spec
 
 # The metrics of a row, in the order tables show them; all numbers.
 METRICS = (
@@ -55,7 +50,6 @@ METRICS = (
 # Errors by kind become columns `errors.<kind>`; these always exist so that every sweep's
 # table has them, even when no run saw one.
 ERROR_KINDS = ("timeout", "error", "unavailable", "deadline_exceeded", "rejected", "open_circuit")
-LEVEL = 0.95
 
 Progress = Callable[[int, int, dict[str, Any]], None]
 
@@ -161,7 +155,7 @@ def _pool(workers: int) -> Executor:
     method = "forkserver" if "forkserver" in methods else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        context.set_forkserver_preload(["sim.sweep", "sim.world"])
+        context.set_forkserver_preload(["sim.sweeps.runner", "sim.world"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
@@ -246,124 +240,3 @@ def to_frame(spec: SweepSpec, rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame.attrs["sweep"] = spec.model_dump(mode="json")
     frame.attrs["fingerprint"] = fingerprint(spec)
     return frame
-
-
-def metric_columns(rows: pd.DataFrame) -> list[str]:
-    """The metric columns of a sweep's rows."""
-    return [c for c in rows.columns if c in METRICS or c.startswith("errors.")]
-
-
-def axis_columns(rows: pd.DataFrame) -> list[str]:
-    """The axis columns of a sweep's rows (what varies between cells)."""
-    spec = rows.attrs.get("sweep")
-    if spec:
-        return [axis["name"] for axis in spec["axes"]]
-    skip = {"index", "replication", "seed", "error", "wall_seconds", *metric_columns(rows)}
-    return [c for c in rows.columns if c not in skip]
-
-
-def means(rows: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
-    """Per cell: each metric's mean and the half-width of its confidence interval.
-
-    Columns: the axes, `runs` (replications that finished), `errors` (that failed), then
-    `<metric>` (the mean) and `<metric>_ci` (half-width across replications, Student's t;
-    NaN with fewer than two values).
-    """
-    axes = axis_columns(rows)
-    metrics = metric_columns(rows)
-    good = rows[rows["error"] == ""]
-    records: list[dict[str, Any]] = []
-    groups = rows.groupby(axes, sort=False, dropna=False) if axes else [((), rows)]
-    for key, cell in groups:
-        key = key if isinstance(key, tuple) else (key,)
-        ok = good.loc[good.index.intersection(cell.index)]
-        record: dict[str, Any] = dict(zip(axes, key, strict=True))
-        record["runs"] = len(ok)
-        record["errors"] = len(cell) - len(ok)
-        for metric in metrics:
-            values = ok[metric].dropna()
-            record[metric] = float(values.mean()) if len(values) else math.nan
-            record[f"{metric}_ci"] = _half_width(values, level)
-        records.append(record)
-    out = pd.DataFrame.from_records(records)
-    out.attrs["sweep"] = rows.attrs.get("sweep", {})
-    return out
-
-
-def _half_width(values: pd.Series, level: float) -> float:
-    n = len(values)
-    if n < 2:
-        return math.nan
-    sd = float(values.std(ddof=1))
-    return t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n)
-
-
-def save(rows: pd.DataFrame, directory: str | Path) -> Path:
-    """Write `rows.parquet`, `means.parquet` and `sweep.json` into `directory`."""
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    spec = rows.attrs.get("sweep", {})
-    plain = rows.copy()
-    plain.attrs = {}
-    plain.to_parquet(out / "rows.parquet", index=False)
-    table = means(rows)
-    table.attrs = {}
-    table.to_parquet(out / "means.parquet", index=False)
-    manifest = {"sweep": spec, "fingerprint": rows.attrs.get("fingerprint", ""), "runs": len(rows)}
-    (out / "sweep.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return out
-
-
-def load(directory: str | Path) -> pd.DataFrame:
-    """A saved sweep's rows (with `attrs["sweep"]`), as `save` wrote them."""
-    where = Path(directory)
-    try:
-        manifest = json.loads((where / "sweep.json").read_text(encoding="utf-8"))
-        rows = pd.read_parquet(where / "rows.parquet")
-    except FileNotFoundError:
-        raise ScenarioError(
-            [f"{where}: not a saved sweep (no sweep.json and rows.parquet)"]
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ScenarioError(
-            [f"{where}: cannot read the sweep ({exc.__class__.__name__})"]
-        ) from None
-    rows.attrs["sweep"] = manifest.get("sweep", {})
-    rows.attrs["fingerprint"] = manifest.get("fingerprint", "")
-    return rows
-
-
-def cached(
-    source: str | Path | SweepSpec,
-    directory: str | Path,
-    workers: int | None = None,
-    progress: Progress | None = None,
-) -> pd.DataFrame:
-    """The sweep's rows from `directory` if they were saved by the same sweep, else run
-    it and save them there (how the advisor keeps the built-in sweep between uses)."""
-    spec = load_spec(source)
-    where = Path(directory)
-    if (where / "sweep.json").is_file():
-        try:
-            rows = load(where)
-        except ScenarioError:
-            rows = None
-        if rows is not None and rows.attrs.get("fingerprint") == fingerprint(spec):
-            return rows
-    rows = sweep(spec, workers=workers, progress=progress)
-    with contextlib.suppress(OSError):  # a read-only place: the rows are only not kept
-        save(rows, where)
-    return rows
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable: `sim.sweep(...)` runs a sweep (the public API DESIGN.md
-    names) while `sim.sweep.means`, `sim.sweep.save` and friends stay reachable."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-
-__all__ = ["METRICS", "cached", "load", "means", "run_task", "save", "sweep"]

@@ -22,116 +22,18 @@ import pyarrow as pa
 from pandas.arrays import ArrowStringArray
 
 from protocols.transport import Message
+from sim.trace.schema import (
+    AGENT_COLUMNS,
+    BREAKER_COLUMNS,
+    EFFECT_COLUMNS,
+    FAULT_COLUMNS,
+    MESSAGE_COLUMNS,
+    QUEUE_COLUMNS,
+    SPAN_COLUMNS,
+    conform,
+)
 
 NAN = math.nan
-
-MESSAGE_COLUMNS = [
-    "seq",
-    "msg_id",
-    "type",
-    "version",
-    "protocol",
-    "kind",
-    "src",
-    "dst",
-    "correlation_id",
-    "causation_id",
-    "span_id",
-    "attempt",
-    "sent_at",
-    "delivered_at",
-    "ended_at",
-    "outcome",
-    "size_bytes",
-    "duplicate",
-    "reason",
-]
-SPAN_COLUMNS = [
-    "span_id",
-    "parent_id",
-    "correlation_id",
-    "name",
-    "kind",
-    "agent",
-    "peer",
-    "protocol",
-    "start",
-    "end",
-    "deadline",
-    "wait",
-    "outcome",
-    "attempts",
-    "error",
-    "status",
-    "answered",
-]
-BREAKER_COLUMNS = [
-    "time",
-    "agent",
-    "target",
-    "from_state",
-    "to_state",
-    "reason",
-    "failure_rate",
-    "slow_rate",
-    "calls",
-]
-QUEUE_COLUMNS = [
-    "time",
-    "queue",
-    "depth",
-    "in_flight",
-    "dlq_depth",
-    "enqueued",
-    "acked",
-    "redelivered",
-    "dead_lettered",
-]
-FAULT_COLUMNS = ["fault_id", "kind", "start", "end", "targets", "params"]
-AGENT_COLUMNS = ["agent", "role", "version", "workers", "calls"]
-EFFECT_COLUMNS = ["time", "agent", "key", "msg_id", "correlation_id"]
-
-
-# Column types of every table: applied when tables are built and when they are loaded,
-# so an empty table and a reloaded one have the same dtypes as a full, fresh one.
-DTYPES: dict[str, dict[str, str]] = {
-    "messages": {
-        "seq": "int64", "msg_id": "str", "type": "str", "version": "int64", "protocol": "str",
-        "kind": "str", "src": "str", "dst": "str", "correlation_id": "str",
-        "causation_id": "str", "span_id": "str", "attempt": "int64", "sent_at": "float64",
-        "delivered_at": "float64", "ended_at": "float64", "outcome": "str",
-        "size_bytes": "int64", "duplicate": "bool", "reason": "str",
-    },
-    "spans": {
-        "span_id": "str", "parent_id": "str", "correlation_id": "str", "name": "str",
-        "kind": "str", "agent": "str", "peer": "str", "protocol": "str", "start": "float64",
-        "end": "float64", "deadline": "float64", "wait": "float64", "outcome": "str",
-        "attempts": "int64", "error": "str", "status": "int64",
-        "answered": "int64",
-    },
-    "breakers": {
-        "time": "float64", "agent": "str", "target": "str", "from_state": "str",
-        "to_state": "str", "reason": "str", "failure_rate": "float64", "slow_rate": "float64",
-        "calls": "int64",
-    },
-    "queues": {
-        "time": "float64", "queue": "str", "depth": "int64", "in_flight": "int64",
-        "dlq_depth": "int64", "enqueued": "int64", "acked": "int64", "redelivered": "int64",
-        "dead_lettered": "int64",
-    },
-    "faults": {
-        "fault_id": "str", "kind": "str", "start": "float64", "end": "float64",
-        "targets": "str", "params": "str",
-    },
-    "agents": {"agent": "str", "role": "str", "version": "int64", "workers": "int64", "calls": "str"},
-    "effects": {"time": "float64", "agent": "str", "key": "str", "msg_id": "str", "correlation_id": "str"},
-}  # fmt: skip
-
-
-def conform(name: str, table: pd.DataFrame) -> pd.DataFrame:
-    """Give a table its contract's dtypes (extra columns keep theirs)."""
-    types = {c: t for c, t in DTYPES[name].items() if c in table.columns}
-    return table.astype(types)
 
 
 def span_hex(index: int) -> str:
@@ -140,7 +42,7 @@ def span_hex(index: int) -> str:
 
 
 class Recorder:
-    """Collects the rows of the six tables while a run goes on."""
+    """Collects the rows of the seven tables while a run goes on."""
 
     def __init__(self) -> None:
         # messages, column by column (after `_flush_messages`: the sent messages wait
@@ -400,7 +302,7 @@ class Recorder:
     # -- the tables -------------------------------------------------------------------
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The six tables of the trace contract (DESIGN.md section 3)."""
+        """The seven tables of the trace contract (`sim.trace.schema`), by name."""
         # Building the columns allocates objects that all survive, after a run that left
         # many behind: the cyclic collector would only rescan them, again and again.
         was_enabled = gc.isenabled()

@@ -1,0 +1,28 @@
+"""Agents: the roles a scenario's agents play, and what they share.
+
+- `context`: the `Context` every agent of a run shares (clock, network, journal, faults);
+- `endpoints`: the protocol endpoints each agent gets from the scenario's channels;
+- `roles`: the `Agent` base and the basic roles (client, service, broker);
+- `collaboration`: the collaboration's roles (orchestrator, worker, registry) and the
+  names of its nine steps;
+- `registry`: `ROLES`, every role a scenario may name, assembled in one place.
+"""
+
+from sim.agents.collaboration import STEPS, Orchestrator, Registry, Worker
+from sim.agents.context import Context
+from sim.agents.registry import ROLES
+from sim.agents.roles import POISON, Agent, BrokerAgent, Client, Service
+
+__all__ = [
+    "POISON",
+    "ROLES",
+    "STEPS",
+    "Agent",
+    "BrokerAgent",
+    "Client",
+    "Context",
+    "Orchestrator",
+    "Registry",
+    "Service",
+    "Worker",
+]

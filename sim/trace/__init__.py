@@ -1,0 +1,28 @@
+"""The trace contract in one place: what a run records and how it is kept.
+
+- `schema`: the seven tables (`TABLES`), their columns (`COLUMNS`) and dtypes (`DTYPES`),
+  `conform`, `empty_table` and the on-disk `FORMAT_VERSION`;
+- `recorder`: the `Recorder`, the journal a run writes while it goes on;
+- `run`: the `Run` (the tables plus a manifest), saved and loaded as a directory;
+- `digest`: SHA-256 digests of a run's tables, to tell whether a trace changed.
+"""
+
+from sim.trace.digest import run_digests, table_digest
+from sim.trace.recorder import Recorder
+from sim.trace.run import Run, load, manifest_for
+from sim.trace.schema import COLUMNS, DTYPES, FORMAT_VERSION, TABLES, conform, empty_table
+
+__all__ = [
+    "COLUMNS",
+    "DTYPES",
+    "FORMAT_VERSION",
+    "TABLES",
+    "Recorder",
+    "Run",
+    "conform",
+    "empty_table",
+    "load",
+    "manifest_for",
+    "run_digests",
+    "table_digest",
+]

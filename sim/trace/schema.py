@@ -1,0 +1,142 @@
+"""The trace contract: the tables of a Run, their columns and dtypes, and its format.
+
+A run is seven tables (`TABLES`), each with the columns its list below names, in that
+order, and the dtypes of `DTYPES`. Columns may be added; the meaning of one never
+changes. `conform` gives a table its contract's dtypes, so that a fresh table, an empty
+one and one read back from disk compare equal. `FORMAT_VERSION` is written into every
+run's manifest.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# The tables of a run, in the order they are saved and shown.
+TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents", "effects")
+# The version of the on-disk format (run.json and one Parquet file per table).
+FORMAT_VERSION = 1
+
+MESSAGE_COLUMNS = [
+    "seq",
+    "msg_id",
+    "type",
+    "version",
+    "protocol",
+    "kind",
+    "src",
+    "dst",
+    "correlation_id",
+    "causation_id",
+    "span_id",
+    "attempt",
+    "sent_at",
+    "delivered_at",
+    "ended_at",
+    "outcome",
+    "size_bytes",
+    "duplicate",
+    "reason",
+]
+SPAN_COLUMNS = [
+    "span_id",
+    "parent_id",
+    "correlation_id",
+    "name",
+    "kind",
+    "agent",
+    "peer",
+    "protocol",
+    "start",
+    "end",
+    "deadline",
+    "wait",
+    "outcome",
+    "attempts",
+    "error",
+    "status",
+    "answered",
+]
+BREAKER_COLUMNS = [
+    "time",
+    "agent",
+    "target",
+    "from_state",
+    "to_state",
+    "reason",
+    "failure_rate",
+    "slow_rate",
+    "calls",
+]
+QUEUE_COLUMNS = [
+    "time",
+    "queue",
+    "depth",
+    "in_flight",
+    "dlq_depth",
+    "enqueued",
+    "acked",
+    "redelivered",
+    "dead_lettered",
+]
+FAULT_COLUMNS = ["fault_id", "kind", "start", "end", "targets", "params"]
+AGENT_COLUMNS = ["agent", "role", "version", "workers", "calls"]
+EFFECT_COLUMNS = ["time", "agent", "key", "msg_id", "correlation_id"]
+
+
+# Column types of every table: applied when tables are built and when they are loaded,
+# so an empty table and a reloaded one have the same dtypes as a full, fresh one.
+DTYPES: dict[str, dict[str, str]] = {
+    "messages": {
+        "seq": "int64", "msg_id": "str", "type": "str", "version": "int64", "protocol": "str",
+        "kind": "str", "src": "str", "dst": "str", "correlation_id": "str",
+        "causation_id": "str", "span_id": "str", "attempt": "int64", "sent_at": "float64",
+        "delivered_at": "float64", "ended_at": "float64", "outcome": "str",
+        "size_bytes": "int64", "duplicate": "bool", "reason": "str",
+    },
+    "spans": {
+        "span_id": "str", "parent_id": "str", "correlation_id": "str", "name": "str",
+        "kind": "str", "agent": "str", "peer": "str", "protocol": "str", "start": "float64",
+        "end": "float64", "deadline": "float64", "wait": "float64", "outcome": "str",
+        "attempts": "int64", "error": "str", "status": "int64",
+        "answered": "int64",
+    },
+    "breakers": {
+        "time": "float64", "agent": "str", "target": "str", "from_state": "str",
+        "to_state": "str", "reason": "str", "failure_rate": "float64", "slow_rate": "float64",
+        "calls": "int64",
+    },
+    "queues": {
+        "time": "float64", "queue": "str", "depth": "int64", "in_flight": "int64",
+        "dlq_depth": "int64", "enqueued": "int64", "acked": "int64", "redelivered": "int64",
+        "dead_lettered": "int64",
+    },
+    "faults": {
+        "fault_id": "str", "kind": "str", "start": "float64", "end": "float64",
+        "targets": "str", "params": "str",
+    },
+    "agents": {"agent": "str", "role": "str", "version": "int64", "workers": "int64", "calls": "str"},
+    "effects": {"time": "float64", "agent": "str", "key": "str", "msg_id": "str", "correlation_id": "str"},
+}  # fmt: skip
+
+
+def conform(name: str, table: pd.DataFrame) -> pd.DataFrame:
+    """Give a table its contract's dtypes (extra columns keep theirs)."""
+    types = {c: t for c, t in DTYPES[name].items() if c in table.columns}
+    return table.astype(types)
+
+
+# The columns of each table, in order.
+COLUMNS: dict[str, list[str]] = {
+    "messages": MESSAGE_COLUMNS,
+    "spans": SPAN_COLUMNS,
+    "breakers": BREAKER_COLUMNS,
+    "queues": QUEUE_COLUMNS,
+    "faults": FAULT_COLUMNS,
+    "agents": AGENT_COLUMNS,
+    "effects": EFFECT_COLUMNS,
+}
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """A table of the trace contract with its columns and no rows."""
+    return conform(name, pd.DataFrame(columns=list(DTYPES[name])))
