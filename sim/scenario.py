@@ -18,7 +18,7 @@ from protocols.breaker import BreakerSettings
 from protocols.budget import AdaptiveThrottleSettings, RetryBudgetSettings
 from protocols.deadline import DeadlineSettings
 from protocols.fanout import FanOutSettings
-from protocols.http_settings import HttpClientSettings, HttpServerSettings
+from protocols.http import HttpClientSettings, HttpServerSettings
 from protocols.queue import QueueSettings
 from protocols.sse import SseSettings
 from protocols.websocket_settings import WebSocketSettings

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from protocols.call import Call, CallResult, abort_all, status_result
-from protocols.http_settings import HttpClientSettings
-from protocols.http_wire import (
+from protocols.http.settings import HttpClientSettings
+from protocols.http.wire import (
     CANCEL,
     CONTROL_BYTES,
     PROTOCOL,

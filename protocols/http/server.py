@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from protocols.http_settings import HttpServerSettings
-from protocols.http_wire import (
+from protocols.http.settings import HttpServerSettings
+from protocols.http.wire import (
     CANCEL,
     CONTROL_BYTES,
     PROTOCOL,
