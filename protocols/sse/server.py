@@ -22,9 +22,9 @@ from collections.abc import Callable
 from typing import Any
 
 from protocols.node import Node
-from protocols.sse_common import (
+from protocols.sse.settings import DEFAULTS, SseSettings
+from protocols.sse.wire import (
     CLOSE,
-    DEFAULTS,
     EOF,
     EOF_TYPE,
     FINAL,
@@ -37,7 +37,6 @@ from protocols.sse_common import (
     RESET_TYPE,
     Frame,
     Open,
-    SseSettings,
 )
 from protocols.transport import Message
 from protocols.workers import Job, WorkerPool
