@@ -24,7 +24,7 @@ from protocols.resilience import (
     RetrySettings,
 )
 from protocols.sse import SseSettings
-from protocols.websocket_settings import WebSocketSettings
+from protocols.websocket import WebSocketSettings
 from sim.distributions import Constant, Distribution, FieldError
 
 Probability = Annotated[float, Field(ge=0, le=1)]
