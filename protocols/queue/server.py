@@ -21,7 +21,6 @@ apply the effect twice).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -204,7 +203,4 @@ class QueueServer:
 
     def reset(self) -> None:
         """The server crashed: the deliveries it held are lost (the broker redelivers)."""
-        now = self.node.env.now
-        for job in self.pool.drain():
-            why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
-            self.node.journal.span_end(job.span, "error", now, error=why, attempts=job.data.count)
+        self.pool.crash(attempts=True)

@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from protocols.call import Call, CallResult
+from protocols.call import Call, CallResult, status_result
 from protocols.node import Node
 from protocols.sse.settings import SseSettings
 from protocols.sse.wire import (
@@ -372,10 +372,7 @@ class SseStream:
         if name == FINAL:
             self.final_event_at = now
             self.status = frame.status
-            if 200 <= frame.status < 300:
-                self.call.end(("ok", frame.status, ""))
-            else:
-                self.call.end(("error", frame.status, frame.error or f"HTTP {frame.status}"))
+            self.call.end(status_result(frame.status, frame.error))
 
     def closing(self, result: CallResult) -> None:
         """The call ends: close the connection, record the span, tell `on_closed`."""

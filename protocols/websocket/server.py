@@ -3,14 +3,13 @@ connection the request came on (if it has closed by then, the reply is lost)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from protocols.node import Node
 from protocols.transport import Message
 from protocols.websocket.connection import WsConn
 from protocols.websocket.wire import OPEN, PROTOCOL, RESPONSE_BYTES
-from protocols.workers import Job, WorkerPool
+from protocols.workers import Job, WorkerPool, end_span, server_span
 
 
 def respond(conn: WsConn, request: Message, status: int, span: int) -> None:
@@ -40,9 +39,7 @@ class WebSocketServer:
         """Admit a request to the pool, or answer 503 when its queue is full."""
         node = self.node
         now = node.env.now
-        span = node.journal.span_start(
-            app.type, "server", node.id, app.src, PROTOCOL, now, app.span, app.correlation_id
-        )
+        span = server_span(node, app, PROTOCOL, now)
         job = Job(self, app, span, now)
         self._conns[id(job)] = conn
         if not self.pool.submit(job):
@@ -54,23 +51,15 @@ class WebSocketServer:
         """Finish a job: close its span, answer on its connection, free the worker."""
         node = self.node
         conn = self._conns.pop(id(job), None)
-        outcome = "ok" if 200 <= status < 300 else "error"
-        if not error and outcome == "error":
-            error = f"HTTP {status}"
-        live = conn is not None and conn.state is OPEN
-        if not live:
-            outcome, error = "error", f"connection closed before the reply (status {status})"
-        node.journal.span_end(job.span, outcome, node.env.now, error, wait=job.wait, status=status)
-        if live:
-            assert conn is not None
+        if conn is not None and conn.state is OPEN:
+            end_span(node, job, status, error)
             respond(conn, job.msg, status, job.span)
+        else:
+            lost = f"connection closed before the reply (status {status})"
+            end_span(node, job, status, lost, "error")
         self.pool.done(job)
 
     def reset(self) -> None:
         """The server crashed: the requests it held are lost, their spans end in error."""
-        node = self.node
-        now = node.env.now
-        for job in self.pool.drain():
-            why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
-            node.journal.span_end(job.span, "error", now, error=why)
+        self.pool.crash()
         self._conns.clear()
