@@ -22,15 +22,15 @@ from collections.abc import Callable
 from typing import Any
 
 from protocols.call import Call, CallResult, abort_all, status_result
+from protocols.handshake import Opening
 from protocols.http.settings import HttpClientSettings
 from protocols.http.wire import (
     CANCEL,
     CONTROL_BYTES,
+    HANDSHAKE,
     PROTOCOL,
-    SYN,
     SYN_ACK,
     TLS_DONE,
-    TLS_HELLO,
     HttpRequest,
     HttpResponse,
 )
@@ -62,13 +62,13 @@ class Exchange:
 class Connection:
     """One TCP (+TLS) connection from the client to a callee."""
 
-    __slots__ = ("exchange", "id", "idle_since", "pool", "rto", "state", "step")
+    __slots__ = ("exchange", "id", "idle_since", "opening", "pool", "rto", "state")
 
     def __init__(self, conn_id: int, pool: Pool) -> None:
         self.id = conn_id
         self.pool = pool
         self.state = "connecting"  # connecting -> busy <-> idle -> closed
-        self.step = SYN
+        self.opening = Opening(HANDSHAKE, pool.settings.tls)
         self.rto = pool.settings.syn_rto
         self.idle_since = 0.0
         self.exchange: Exchange | None = None
@@ -243,7 +243,7 @@ class HttpClient:
         self.node.send(
             Message(
                 msg_id=node.new_id(),
-                type=conn.step,
+                type=conn.opening.step,
                 src=node.id,
                 dst=conn.pool.dst,
                 kind="control",
@@ -256,11 +256,11 @@ class HttpClient:
                 body=conn.id,
             )
         )
-        step, rto = conn.step, conn.rto
+        step, rto = conn.opening.step, conn.rto
         conn.rto *= 2
 
         def retransmit() -> None:
-            if conn.state == "connecting" and conn.step == step:
+            if conn.state == "connecting" and conn.opening.step == step:
                 self._handshake(conn, attempt + 1)
 
         node.after(rto, retransmit)
@@ -269,13 +269,13 @@ class HttpClient:
         conn = self.connections.get(msg.body)
         if conn is None or conn.state != "connecting":
             return
-        if msg.type == SYN_ACK and conn.step == SYN:
-            if conn.pool.settings.tls:
-                conn.step = TLS_HELLO
-                conn.rto = conn.pool.settings.syn_rto
-                self._handshake(conn)
-                return
-        elif not (msg.type == TLS_DONE and conn.step == TLS_HELLO):
+        opened = conn.opening.advance(msg.type)
+        if opened is None:
+            return  # not the answer it waits for (one to a step sent again, say)
+        if not opened:
+            # The next step has its own retransmission timer, from the first RTO.
+            conn.rto = conn.pool.settings.syn_rto
+            self._handshake(conn)
             return
         ex = conn.exchange
         conn.exchange = None

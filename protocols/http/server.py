@@ -21,13 +21,11 @@ from protocols.http.settings import HttpServerSettings
 from protocols.http.wire import (
     CANCEL,
     CONTROL_BYTES,
+    HANDSHAKE,
     PROTOCOL,
     RESPONSE_BYTES,
     RST,
     SYN,
-    SYN_ACK,
-    TLS_DONE,
-    TLS_HELLO,
     HttpRequest,
     HttpResponse,
 )
@@ -94,12 +92,14 @@ class HttpServer:
     # -- connections ------------------------------------------------------------------
 
     def on_control(self, msg: Message) -> None:
-        """Answer the client's handshake steps."""
-        if msg.type == SYN:
-            self.connections[(msg.src, msg.body)] = True
-            send_control(self.node, msg, SYN_ACK)
-        elif msg.type == TLS_HELLO and (msg.src, msg.body) in self.connections:
-            send_control(self.node, msg, TLS_DONE)
+        """Answer the client's handshake steps; a cancel stops work on a request."""
+        answer = HANDSHAKE.answer(msg.type)
+        if answer is not None:
+            if msg.type == SYN:
+                self.connections[(msg.src, msg.body)] = True
+            elif (msg.src, msg.body) not in self.connections:
+                return  # TLS on a connection it never accepted: no answer
+            send_control(self.node, msg, answer)
         elif msg.type == CANCEL:
             self.cancel(msg.causation_id, f"{msg.src} cancelled it")
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol
 
+from protocols.handshake import Opening
 from protocols.node import Node
 from protocols.transport import Message
 from protocols.websocket.channel import Channel, Waiter
@@ -36,19 +37,17 @@ from protocols.websocket.settings import WebSocketSettings
 from protocols.websocket.stream import Stream
 from protocols.websocket.wire import (
     ABNORMAL,
-    ANSWERS,
     CLEAN_CODES,
     CLOSE,
     CLOSED,
     CLOSING,
     CONNECTING,
+    HANDSHAKE,
     INTERNAL_ERROR,
     NORMAL,
     OPEN,
     PING,
     PONG,
-    SYN,
-    TLS_HELLO,
     TOO_BIG,
     UPGRADE,
     Frame,
@@ -117,8 +116,7 @@ class WsConn(Channel):
         self._ping_at = 0.0
         self.latency = math.nan
         # the client's handshake
-        self._steps = [SYN, TLS_HELLO, UPGRADE] if self.settings.tls else [SYN, UPGRADE]
-        self._step = 0
+        self._opening = Opening(HANDSHAKE, self.settings.tls)
         self._hs_msg: Message | None = None
         self._hs_at = 0.0
         self._hs_retx = False
@@ -188,7 +186,7 @@ class WsConn(Channel):
     def _hs_send(self) -> None:
         tcp = self.tcp
         frame = Frame(self.id, window=self.settings.max_queue)
-        msg = tcp.wire(self._steps[self._step], "control", frame)
+        msg = tcp.wire(self._opening.step, "control", frame)
         self._hs_msg, self._hs_at, self._hs_retx = msg, self.node.env.now, False
         self.node.send(msg)
         tcp.arm(self.node.env.now + tcp.rto)
@@ -215,19 +213,18 @@ class WsConn(Channel):
 
     def _on_handshake(self, msg: Message) -> None:
         if self.client:
-            expected = ANSWERS[self._steps[self._step]] if self.tcp.state is CONNECTING else None
-            if msg.type != expected:
+            opening = self._opening
+            if self.tcp.state is not CONNECTING or msg.type != opening.expected:
                 return  # the answer to a step already done, sent again
             if not self._hs_retx:
                 self.tcp.sample_rtt(self.node.env.now - self._hs_at)  # Karn's rule
-            self._step += 1
-            if self._step == len(self._steps):
+            if opening.advance(msg.type):
                 self._opened(msg.body.window)
             else:
                 self._hs_send()
             return
         # The server answers every step, again if asked again (its answer was lost).
-        answer = ANSWERS.get(msg.type)
+        answer = HANDSHAKE.answer(msg.type)
         tcp = self.tcp
         if answer is None or tcp.state not in (CONNECTING, OPEN):
             return

@@ -14,6 +14,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
+from protocols.handshake import Handshake
 from protocols.transport import Message
 
 PROTOCOL = "websocket"
@@ -47,8 +48,8 @@ CLOSE = "ws.close"
 ACK = "ws.ack"  # kind `ack`: a TCP acknowledgement and window update with no payload
 RST = "ws.rst"  # a TCP reset: the peer has no such connection (it crashed, or closed it)
 
-# The server's answer to each client handshake message.
-ANSWERS = {SYN: SYN_ACK, TLS_HELLO: TLS_DONE, UPGRADE: ACCEPT}
+# The client's handshake steps and the server's answer to each.
+HANDSHAKE = Handshake((SYN, SYN_ACK), (TLS_HELLO, TLS_DONE), (UPGRADE, ACCEPT))
 
 # Wire sizes in bytes, for the trace and bandwidth-limited links. TCP/IP headers are 40
 # bytes (52 with timestamps); a TLS 1.3 ClientHello is about 500 bytes and the server's
