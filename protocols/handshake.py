@@ -19,7 +19,7 @@ class Handshake:
     """A protocol's handshake: the client's step and the server's answer, TCP's pair first,
     TLS's second, then any the protocol adds."""
 
-    def __init__(self, tcp: tuple[str, str], tls: tuple[str, str], *more: tuple[str, str]):
+    def __init__(self, tcp: tuple[str, str], tls: tuple[str, str], *more: tuple[str, str]) -> None:
         self.tcp = tcp
         self.tls = tls
         self.more = more

@@ -3,10 +3,10 @@
     endpoint = HttpEndpoint(node, HttpServer(node, workers=4, handler=handler))
     call = endpoint.client.call("B", "task.run", "req-1", timeout=5, on_done=print)
 
-See `client` for the connection pools, handshakes and timeouts (httpx's semantics),
-`server` for the worker pool, 429/503 and Idempotency-Key, `settings` for both sides'
-knobs and their defaults, `wire` for the messages on the wire, and `endpoint` for the
-routing of one node's HTTP messages.
+See `client` for calls, handshakes and timeouts (httpx's semantics), `pool` for its
+connections to one callee, `server` for the worker pool, 429/503 and Idempotency-Key,
+`settings` for both sides' knobs and their defaults, `wire` for the messages on the
+wire, and `endpoint` for the routing of one node's HTTP messages.
 """
 
 from protocols.http.client import HttpClient
