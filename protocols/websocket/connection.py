@@ -166,10 +166,6 @@ class WsConn(Channel):
         """The peer consumed more: send what waits (the stream's news)."""
         self.pump()
 
-    def consumed_one(self) -> None:
-        """The application took one data message of this connection."""
-        self.tcp.consumed_one()
-
     # -- opening ----------------------------------------------------------------------
 
     def connect(self) -> None:
