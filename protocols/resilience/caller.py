@@ -145,6 +145,15 @@ class Request:
         "timeout",
         "type",
     )
+    # Set by the caller when it makes the request.
+    type: str
+    correlation_id: str
+    parent: int
+    size_bytes: int
+    body: Any
+    causation_id: str
+    timeout: float | None
+    incoming: float
 
     def __init__(self) -> None:
         self.attempt = 0

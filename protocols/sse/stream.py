@@ -66,6 +66,8 @@ class StreamCall(Call):
     """The Call of a stream: its end closes the stream and records its attempts."""
 
     __slots__ = ("stream",)
+    # Set by the client right after it makes the call.
+    stream: SseStream
 
     def end(self, result: CallResult) -> None:
         """End the call once (see Call.end), closing its stream first."""
