@@ -76,7 +76,7 @@ FAULTY: dict[str, Any] = {
 
 
 def assert_runs_equal(a: Run, b: Run) -> None:
-    """The seven tables of two runs are equal, values and dtypes."""
+    """The six tables of two runs are equal, values and dtypes."""
     for name in TABLES:
         assert_frame_equal(a.tables[name], b.tables[name], obj=name)
 
