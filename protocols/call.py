@@ -131,8 +131,20 @@ def abort_all(owner: CallOwner, why: str = "caller crashed") -> None:
     owner.pending.clear()
 
 
-def status_result(status: int) -> CallResult:
-    """The result of a call answered with an HTTP-like `status`."""
+def status_outcome(status: int, error: str = "") -> tuple[str, str]:
+    """The span outcome of an answer with an HTTP-like `status`, and the span's error.
+
+    A 2xx is `ok` (with `error` as given); anything else is an `error`, which says
+    "HTTP <status>" unless `error` says more. Every server and client judges an answer
+    this way, but a queue server's reply (see `protocols.queue.server`).
+    """
     if 200 <= status < 300:
-        return "ok", status, ""
-    return "error", status, f"HTTP {status}"
+        return "ok", error
+    return "error", error or f"HTTP {status}"
+
+
+def status_result(status: int, error: str = "") -> CallResult:
+    """The result of a call answered with an HTTP-like `status` (and the answer's `error`):
+    the outcome of `status_outcome`, with no error when it is `ok`."""
+    outcome, why = status_outcome(status, error)
+    return outcome, status, why if outcome != "ok" else ""

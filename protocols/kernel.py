@@ -130,7 +130,7 @@ class Timers:
     nothing, as a timeout whose callback finds the call ended.
     """
 
-    def __init__(self, env: simpy.Environment, expire: Callable[[Any, simpy.Event], None]):
+    def __init__(self, env: simpy.Environment, expire: Callable[[Any, simpy.Event], None]) -> None:
         self.env = env
         self._expire = expire
         self._heap: list[Entry] = []

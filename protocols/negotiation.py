@@ -26,9 +26,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from protocols.transport import Message
-from protocols.websocket import WebSocketEndpoint
-from protocols.websocket_channel import Channel
-from protocols.websocket_settings import PROTOCOL
+from protocols.websocket import PROTOCOL, Channel, WebSocketEndpoint
 
 BID, AGREE = "negotiation.bid", "negotiation.agree"
 BID_BYTES = 512

@@ -1,8 +1,10 @@
-"""A pool of workers with a FIFO queue: how a server takes on work.
+"""A pool of workers with a FIFO queue, and the bookkeeping every server does with it.
 
 The pool is protocol-agnostic: an HTTP server puts requests in it (its accept queue
 bounded by `queue_limit`), a queue consumer its deliveries, a stream server its streams.
-It counts what went in and out, so queue samples and utilisation come from it.
+It counts what went in and out, so queue samples and utilisation come from it. Every
+server opens a span per request (`server_span`), closes it with the outcome of the
+status it answers (`end_span`), and loses its jobs when its node crashes (`crash`).
 
     pool = WorkerPool(node, workers=4, queue_limit=100, begin=handler)
     if not pool.submit(job):
@@ -17,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from protocols.call import status_outcome
 from protocols.node import Node
 from protocols.transport import Message
 
@@ -160,3 +163,34 @@ class WorkerPool:
         self.running.clear()
         self.queue.clear()
         return lost
+
+    def crash(self, attempts: bool = False) -> None:
+        """The node crashed: the jobs running and queued are lost, their spans end in error.
+
+        `attempts` records each span's attempts, the attempt of the message that brought
+        the job (a queue delivery's count).
+        """
+        node = self.node
+        now = node.env.now
+        for job in self.drain():
+            why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
+            count = job.msg.attempt if attempts else None
+            node.journal.span_end(job.span, "error", now, error=why, attempts=count)
+
+
+def server_span(node: Node, msg: Message, protocol: str, now: float) -> int:
+    """Open the server span of request `msg` on `node`: a child of its caller's span."""
+    return node.journal.span_start(
+        msg.type, "server", node.id, msg.src, protocol, now, msg.span, msg.correlation_id
+    )
+
+
+def end_span(
+    node: Node, job: Job, status: int, error: str = "", outcome: str = ""
+) -> tuple[str, str]:
+    """Close `job`'s span as answered with `status` (see `status_outcome`); `outcome`, when
+    given, overrides the one the status gives. Returns the span's outcome and error."""
+    judged, error = status_outcome(status, error)
+    outcome = outcome or judged
+    node.journal.span_end(job.span, outcome, node.env.now, error, wait=job.wait, status=status)
+    return outcome, error

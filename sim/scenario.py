@@ -13,15 +13,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocols.backoff import RetrySettings
-from protocols.breaker import BreakerSettings
-from protocols.budget import AdaptiveThrottleSettings, RetryBudgetSettings
-from protocols.deadline import DeadlineSettings
-from protocols.fanout import FanOutSettings
-from protocols.http_settings import HttpClientSettings, HttpServerSettings
+from protocols.http import HttpClientSettings, HttpServerSettings
 from protocols.queue import QueueSettings
+from protocols.resilience import (
+    AdaptiveThrottleSettings,
+    BreakerSettings,
+    DeadlineSettings,
+    FanOutSettings,
+    RetryBudgetSettings,
+    RetrySettings,
+)
 from protocols.sse import SseSettings
-from protocols.websocket_settings import WebSocketSettings
+from protocols.websocket import WebSocketSettings
 from sim.distributions import Constant, Distribution, FieldError
 
 Probability = Annotated[float, Field(ge=0, le=1)]

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from protocols.backoff import RetryPolicy, RetrySettings, exponential, failure_kind
+from protocols.resilience import RetryPolicy, RetrySettings, exponential, failure_kind
 
 
 def policy(**kw) -> RetryPolicy:

@@ -3,14 +3,14 @@
 "Exponential Backoff And Jitter" (AWS Architecture Blog, 2015) found that exponential
 backoff without jitter still clusters retries, so its clients make nearly as many calls
 as clients that do not back off at all, and that jittered backoff roughly halves the work
-and finishes sooner. `protocols.contention` is the blog's model as a SimPy simulation.
+and finishes sooner. `bench.contention` is the blog's model as a SimPy simulation.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from protocols.contention import STRATEGIES, mean_calls, run_contention
+from bench.contention import STRATEGIES, mean_calls, run_contention
 
 RUNS = 20  # runs averaged per point, as the blog averages 100
 

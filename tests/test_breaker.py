@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from protocols.breaker import BreakerSettings, CircuitBreaker, State, is_failure, verdict
+from protocols.resilience import BreakerSettings, CircuitBreaker, State, is_failure, verdict
 
 F, S = True, False  # a failed call, a successful one
 

@@ -7,7 +7,7 @@ import random
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from protocols.budget import (
+from protocols.resilience import (
     AdaptiveThrottle,
     AdaptiveThrottleSettings,
     GrpcThrottle,

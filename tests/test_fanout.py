@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocols.fanout import FanOut, FanOutSettings
 from protocols.http import HttpEndpoint, HttpServer
+from protocols.resilience import FanOut, FanOutSettings
 from tests.harness import Harness
 
 # Worker i takes SPEEDS[i] seconds; w3 fails.

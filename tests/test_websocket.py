@@ -9,9 +9,13 @@ import pytest
 
 from protocols.negotiation import Negotiator, Stance
 from protocols.transport import Message
-from protocols.websocket import WebSocketEndpoint, WebSocketServer, WsSession
-from protocols.websocket_settings import WebSocketSettings
-from protocols.websocket_stream import rebody
+from protocols.websocket import (
+    WebSocketEndpoint,
+    WebSocketServer,
+    WebSocketSettings,
+    WsSession,
+    rebody,
+)
 from protocols.workers import Job
 from sim.streams import Streams
 from tests.harness import Harness

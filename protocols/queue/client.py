@@ -1,7 +1,7 @@
 """The agent's side of a queue: publishing with confirms, consuming, request-reply.
 
-`QueueEndpoint` is the queue protocol on one agent's node (one per node, so one broker
-per agent; the broker's own node has a `Broker` instead). It holds:
+They live on the agent's `QueueEndpoint` (see `endpoint`), which they know only as a
+`Host`, so this module imports neither the endpoint nor the server:
 
 - a `Publisher`: each publish waits for the broker's confirm; if none comes within the
   confirm timeout (it was lost, or the broker refused or never got the publish), the
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from protocols.call import Call, CallResult, abort_all, status_result
 from protocols.node import Node
@@ -29,11 +29,20 @@ from protocols.queue.settings import QueueSettings
 from protocols.queue.wire import CONTROL_BYTES, PROTOCOL, Delivery, Publish, Settle, Subscribe
 from protocols.transport import Message
 
-if TYPE_CHECKING:
-    from protocols.queue.server import QueueServer
-
 # Told whether a publish was confirmed, and why not.
 Confirmed = Callable[[bool, str], None]
+
+
+class Host(Protocol):
+    """The endpoint that publishers, consumers and callers of one node live on."""
+
+    node: Node
+    settings: QueueSettings
+    publisher: Publisher
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        """Route the deliveries of `consumer.queue` to `consumer`."""
+        ...
 
 
 class _Outgoing:
@@ -50,7 +59,7 @@ class _Outgoing:
 class Publisher:
     """Publishes with publisher confirms, re-sending after a confirm timeout."""
 
-    def __init__(self, endpoint: QueueEndpoint) -> None:
+    def __init__(self, endpoint: Host) -> None:
         self.node = endpoint.node
         self.settings = endpoint.settings
         self.unconfirmed: dict[str, _Outgoing] = {}
@@ -141,7 +150,7 @@ class Consumer:
 
     def __init__(
         self,
-        endpoint: QueueEndpoint,
+        endpoint: Host,
         queue: str,
         on_delivery: Callable[[Delivery], None],
         prefetch: int | None = None,
@@ -157,7 +166,7 @@ class Consumer:
         self.moved = 0  # deliveries this consumer moved to the DLQ itself
         self._chain = 0  # the heartbeat chain that is current
         self._retrying = -1  # the epoch in which a reconnect is pending (-1: none)
-        endpoint.consumers[queue] = self
+        endpoint.add_consumer(self)
         self.node.on_restart.append(self._restarted)
         if start:
             self.start()
@@ -277,7 +286,7 @@ class Consumer:
 class QueueClient:
     """Request-reply over the broker: the caller never blocks on a call."""
 
-    def __init__(self, endpoint: QueueEndpoint) -> None:
+    def __init__(self, endpoint: Host) -> None:
         self.endpoint = endpoint
         self.node = endpoint.node
         self.pending: dict[str, Call] = {}
@@ -346,49 +355,3 @@ class QueueClient:
     def reset(self) -> None:
         """The caller crashed: its calls end in error, and nobody is told."""
         abort_all(self)
-
-
-class QueueEndpoint:
-    """The queue protocol on one agent's node: publisher, consumers, client, server."""
-
-    def __init__(self, node: Node, settings: QueueSettings | None = None) -> None:
-        self.node = node
-        self.settings = settings or QueueSettings()
-        self.consumers: dict[str, Consumer] = {}
-        self.publisher = Publisher(self)
-        self.client = QueueClient(self)
-        self.server: QueueServer | None = None
-        node.register(PROTOCOL, self)
-
-    def consume(
-        self, queue: str, on_delivery: Callable[[Delivery], None], prefetch: int | None = None
-    ) -> Consumer:
-        """Start consuming `queue`; `on_delivery` settles each delivery."""
-        return Consumer(self, queue, on_delivery, prefetch)
-
-    def on_message(self, msg: Message) -> None:
-        """Route a delivery to its consumer and a confirm to the publisher."""
-        kind = msg.kind
-        if kind == "deliver":
-            consumer = self.consumers.get(msg.body.queue)
-            if consumer is not None:
-                consumer.on_deliver(msg)
-        elif kind == "ack":
-            self.publisher.on_confirm(msg)
-
-    def on_bounce(self, msg: Message, outcome: str) -> None:
-        """A publish was refused (re-sent), or a consumer's ack or heartbeat (reconnect)."""
-        if msg.kind == "publish":
-            self.publisher.on_bounce(msg, outcome)
-        elif msg.kind != "deliver":
-            # A refused ack is lost for good: the broker redelivers that message.
-            consumer = self.consumers.get(msg.body.queue)
-            if consumer is not None:
-                consumer.refused()
-
-    def reset(self) -> None:
-        """The node crashed: unconfirmed publishes, calls and work in hand are lost."""
-        self.publisher.reset()
-        self.client.reset()
-        if self.server is not None:
-            self.server.reset()

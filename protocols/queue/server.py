@@ -21,13 +21,12 @@ apply the effect twice).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import simpy
 
-from protocols.queue.client import Consumer, QueueEndpoint
+from protocols.queue.client import Consumer, Host
 from protocols.queue.wire import PROTOCOL, REPLY_BYTES, Delivery
 from protocols.transport import Message
 from protocols.workers import Job, WorkerPool
@@ -73,12 +72,20 @@ class Deduper:
         return len(self._done)
 
 
+class ServerHost(Host, Protocol):
+    """The endpoint a queue server serves on: a `Host` that resets its server on a crash."""
+
+    def add_server(self, server: QueueServer) -> None:
+        """Make `server` this endpoint's server."""
+        ...
+
+
 class QueueServer:
     """Consumes a request queue into a worker pool; `handler(job)` ends with job.reply."""
 
     def __init__(
         self,
-        endpoint: QueueEndpoint,
+        endpoint: ServerHost,
         workers: int,
         handler: Callable[[Job], None],
         queue: str | None = None,
@@ -97,7 +104,7 @@ class QueueServer:
         # Effects applied, per message id (the idempotency key): 1 each when exactly once.
         self.effects: dict[str, int] = {}
         self.duplicates = 0  # deliveries acked without applying their effect again
-        endpoint.server = self
+        endpoint.add_server(self)
         self.consumer = Consumer(endpoint, self.queue, self._on_delivery, prefetch)
 
     def _on_delivery(self, d: Delivery) -> None:
@@ -196,7 +203,4 @@ class QueueServer:
 
     def reset(self) -> None:
         """The server crashed: the deliveries it held are lost (the broker redelivers)."""
-        now = self.node.env.now
-        for job in self.pool.drain():
-            why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
-            self.node.journal.span_end(job.span, "error", now, error=why, attempts=job.data.count)
+        self.pool.crash(attempts=True)

@@ -6,7 +6,7 @@ set of defaults for its knobs. A knob given explicitly wins over the flavour's d
     QueueSettings(flavour="rabbitmq")                     # delivery limit 20, no DLX
     QueueSettings(flavour="sqs", max_deliveries=5)        # a redrive policy, DLQ after 5
 
-Sources (see /work/shared/research/protocol-semantics.md, section 2):
+Sources (each broker's documentation):
 - sqs: VisibilityTimeout 30 s; no RedrivePolicy unless set (maxReceiveCount 1..1000,
   moved when the receive count would exceed it); ReceiveMessage returns up to 10
   messages; long polls wait at most 20 s.

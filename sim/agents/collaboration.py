@@ -28,9 +28,9 @@ from typing import Any
 
 import simpy
 
-from protocols.fanout import FanOut
 from protocols.negotiation import Negotiator, Outcome, Stance
 from protocols.queue import Consumer, Deduper, Delivery
+from protocols.resilience import FanOut
 from protocols.schemas import TASK_RESULT, default_registry
 from protocols.workers import Job
 from sim import scenario as sc

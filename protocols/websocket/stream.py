@@ -17,55 +17,79 @@ the receiver's queue reaches `max_queue` it stops reading (its consumed count is
 until the application drains it to the low-water mark, then opens the window at once:
 what websockets does by pausing and resuming the transport. Control frames (ping, pong,
 close) are numbered and retransmitted too, but never wait for the window.
+
+A stream is one part of a connection (`connection.WsConn` holds one): it tells the
+connection above it, through the `StreamUser` interface, of the frames it delivers in
+order, of a window that opened, and of a retransmission timeout while opening.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import operator
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from protocols.node import Node
 from protocols.transport import Message
-from protocols.websocket_channel import CALL, CLOSED, CONNECTING, OPEN, Channel
-from protocols.websocket_settings import ACK, PROTOCOL, SIZES, Frame
-
-if TYPE_CHECKING:
-    from protocols.websocket import WebSocketEndpoint
-    from protocols.websocket_session import WsSession
+from protocols.websocket.settings import WebSocketSettings
+from protocols.websocket.wire import (
+    ACK,
+    CLOSED,
+    CONNECTING,
+    OPEN,
+    PROTOCOL,
+    SIZES,
+    Frame,
+    rebody,
+)
 
 INF = math.inf
 
 
-# `Message.copy` is `dataclasses.replace`, the largest single cost of a WebSocket run
-# (each frame is a copy of the application's message). Reading every field at once and
-# passing them positionally is five times cheaper, and follows the dataclass's fields.
-_FIELDS = dataclasses.fields(Message)
-_VALUES = operator.attrgetter(*(f.name for f in _FIELDS))
-_POSITIONAL = all(f.init and not f.kw_only for f in _FIELDS)
+class StreamUser(Protocol):
+    """The connection a stream carries: what the stream tells the layer above it."""
+
+    def deliver(self, msg: Message) -> None:
+        """A numbered frame arrived in order."""
+        ...
+
+    def all_acked(self) -> None:
+        """Every frame sent has been acknowledged."""
+        ...
+
+    def retransmit_handshake(self) -> bool:
+        """The RTO expired while opening: send the handshake step again (False: nothing)."""
+        ...
+
+    def window_opened(self) -> None:
+        """The peer consumed more data messages: more may be sent."""
+        ...
 
 
-def rebody(m: Message, body: Any, attempt: int) -> Message:
-    """A copy of `m` with another body and attempt (as `m.copy(body=..., attempt=...)`)."""
-    if not _POSITIONAL:
-        return m.copy(body=body, attempt=attempt)
-    new = Message(*_VALUES(m))
-    new.body = body
-    new.attempt = attempt
-    return new
+class Stream:
+    """One TCP connection's stream, from one side, under the connection `user`.
 
+    `state` is the connection's (RFC 6455: connecting, open, closing, closed): the stream
+    stops numbering, acknowledging and retransmitting once it is closed.
+    """
 
-class Stream(Channel):
-    """One TCP connection's stream, from one side; `WsConn` adds the WebSocket on top."""
-
-    def __init__(self, endpoint: WebSocketEndpoint, peer: str, conn_id: str, span: int) -> None:
-        super().__init__(endpoint, peer)
+    def __init__(
+        self,
+        node: Node,
+        settings: WebSocketSettings,
+        conn_id: str,
+        peer: str,
+        span: int,
+        user: StreamUser,
+    ) -> None:
+        self.node = node
+        self.settings = settings
         self.id = conn_id
-        self._span = span
-        self.session: WsSession | None = None
+        self.peer = peer
+        self.span = span
+        self.user = user
         self.state = CONNECTING
-        s = self.settings
+        s = settings
         # numbering, acknowledgement, in-order delivery
         self.snd_seq = 0
         self.snd_acked = 0
@@ -90,22 +114,10 @@ class Stream(Channel):
         self.advertised = 0
         self.reading_paused = False
 
-    # -- what the WebSocket layer provides --------------------------------------------
-
-    def _deliver(self, msg: Message) -> None:
-        """A frame arrived in order."""
-        raise NotImplementedError
-
-    def _all_acked(self) -> None:
-        """Every frame sent has been acknowledged."""
-
-    def _retransmit_handshake(self) -> bool:
-        """The RTO expired while opening: send the handshake step again (False: nothing)."""
-        return False
-
     # -- sending ----------------------------------------------------------------------
 
-    def _wire(self, type_: str, kind: str, frame: Frame, causation_id: str = "") -> Message:
+    def wire(self, type_: str, kind: str, frame: Frame, causation_id: str = "") -> Message:
+        """A frame of this connection that the stream does not number (a handshake step)."""
         node = self.node
         return Message(
             msg_id=node.new_id(),
@@ -117,47 +129,32 @@ class Stream(Channel):
             version=node.version,
             correlation_id=self.id,
             causation_id=causation_id,
-            span=self._span,
+            span=self.span,
             size_bytes=SIZES[type_],
             body=frame,
         )
 
-    def pump(self) -> None:
-        """Put queued data messages on the wire while the peer's window allows."""
-        outbox = self.outbox
-        if self.state is not OPEN or not outbox:
-            return
-        limit = self.peer_consumed + self.peer_window
-        pending = self.ep.pending
-        session = self.session
-        while outbox and self.sent_data < limit:
-            app, waiter = outbox.popleft()
-            if waiter is CALL:
-                if app.msg_id not in pending:
-                    continue  # the call ended while its request waited: do not send it
-                if session is not None:
-                    session.inflight[app.msg_id] = app
-            self.sent_data += 1
-            self._send_seq(app.type, app.kind, app.body, app=app)
-            if waiter is not None and waiter is not CALL:
-                waiter.succeed(True)
-
-    def _send_seq(
+    def send_seq(
         self, type_: str, kind: str, payload: Any = None, code: int = 0, app: Message | None = None
     ) -> None:
+        """Number a frame and send it; it is retransmitted until acknowledged.
+
+        `app` is the application's data message the frame carries (its copy goes out).
+        """
         self.snd_seq += 1
         frame = Frame(self.id, self.snd_seq, self.rcv_next - 1, self.advertised, payload, code)
-        msg = self._wire(type_, kind, frame) if app is None else rebody(app, frame, app.attempt)
+        msg = self.wire(type_, kind, frame) if app is None else rebody(app, frame, app.attempt)
         self.rep_ack, self.rep_consumed = frame.ack, frame.consumed
         self.unacked.append(msg)
         if self.rto_deadline == INF:
-            self._arm(self.node.env.now + self.rto)
+            self.arm(self.node.env.now + self.rto)
         self.node.send(msg)
 
-    def _send_ack(self) -> None:
+    def send_ack(self) -> None:
+        """Acknowledge what arrived in order, and tell how much was consumed, at once."""
         frame = Frame(self.id, 0, self.rcv_next - 1, self.advertised)
         self.rep_ack, self.rep_consumed = frame.ack, frame.consumed
-        self.node.send(self._wire(ACK, "ack", frame))
+        self.node.send(self.wire(ACK, "ack", frame))
 
     def _owe_ack(self) -> None:
         if not self._ack_timer:
@@ -169,24 +166,27 @@ class Stream(Channel):
         if self.state is not CLOSED and (
             self.rcv_next - 1 > self.rep_ack or self.advertised > self.rep_consumed
         ):
-            self._send_ack()
+            self.send_ack()
 
     # -- retransmission ---------------------------------------------------------------
 
-    def _base_rto(self) -> float:
+    def base_rto(self) -> float:
+        """The retransmission timeout from the measured round trip (RFC 6298)."""
         s = self.settings
         if math.isnan(self.srtt):
             return s.rto_initial
         return min(max(s.rto_min, self.srtt + 4 * self.rttvar), s.rto_max)
 
-    def _sample_rtt(self, rtt: float) -> None:
+    def sample_rtt(self, rtt: float) -> None:
+        """Fold a measured round trip into the smoothed estimate (RFC 6298)."""
         if math.isnan(self.srtt):
             self.srtt, self.rttvar = rtt, rtt / 2
         else:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
             self.srtt = 0.875 * self.srtt + 0.125 * rtt
 
-    def _arm(self, at: float) -> None:
+    def arm(self, at: float) -> None:
+        """Set the retransmission deadline to `at`."""
         # One lazy timer per connection: moving the deadline later costs nothing; the
         # timer re-arms itself when it fires early.
         self.rto_deadline = at
@@ -200,11 +200,11 @@ class Stream(Channel):
             return
         now = self.node.env.now
         if now < self.rto_deadline - 1e-9:
-            self._arm(self.rto_deadline)
+            self.arm(self.rto_deadline)
             return
         self.rto = min(self.rto * 2, self.settings.rto_max)
         if self.state is CONNECTING:
-            if not self._retransmit_handshake():
+            if not self.user.retransmit_handshake():
                 self.rto_deadline = INF
                 return
         elif self.unacked:
@@ -219,7 +219,7 @@ class Stream(Channel):
         else:
             self.rto_deadline = INF
             return
-        self._arm(now + self.rto)
+        self.arm(now + self.rto)
 
     # -- receiving --------------------------------------------------------------------
 
@@ -236,14 +236,15 @@ class Stream(Channel):
             self._owe_ack()
             return
         self.rcv_next += 1
-        self._deliver(msg)
+        user = self.user
+        user.deliver(msg)
         early = self.early
         while early and self.state is not CLOSED:
             nxt = early.pop(self.rcv_next, None)
             if nxt is None:
                 break
             self.rcv_next += 1
-            self._deliver(nxt)
+            user.deliver(nxt)
         if self.state is not CLOSED:
             self._owe_ack()
 
@@ -253,17 +254,17 @@ class Stream(Channel):
             unacked = self.unacked
             while unacked and unacked[0].body.seq <= frame.ack:
                 unacked.popleft()
-            self.rto = self._base_rto()
+            self.rto = self.base_rto()
             if unacked:
-                self._arm(self.node.env.now + self.rto)
+                self.arm(self.node.env.now + self.rto)
             else:
                 self.rto_deadline = INF
-                self._all_acked()
+                self.user.all_acked()
                 if self.state is CLOSED:
                     return
         if frame.consumed > self.peer_consumed:
             self.peer_consumed = frame.consumed
-            self.pump()
+            self.user.window_opened()
 
     def consumed_one(self) -> None:
         """The application took one data message of this connection."""
@@ -274,10 +275,23 @@ class Stream(Channel):
             if self.received - self.consumed <= self.settings.low_water:
                 self.reading_paused = False
                 self.advertised = self.consumed
-                self._send_ack()  # reading resumes: open the window now
+                self.send_ack()  # reading resumes: open the window now
             return
         self.advertised = self.consumed
         if self.advertised - self.rep_consumed >= max(1, self.settings.max_queue // 2):
-            self._send_ack()  # half the window freed: tell the sender before it stalls
+            self.send_ack()  # half the window freed: tell the sender before it stalls
         else:
             self._owe_ack()
+
+    def queued(self) -> None:
+        """A data message of this connection waits unread: stop reading at `max_queue`."""
+        if self.received - self.consumed >= self.settings.max_queue:
+            self.reading_paused = True
+
+    def opened(self, window: int) -> None:
+        """The opening handshake is done: open, with the peer's window if it sent one."""
+        self.state = OPEN
+        if window:
+            self.peer_window = window
+        self.rto = self.base_rto()
+        self.rto_deadline = INF

@@ -16,15 +16,14 @@ crashed, or the stream expired) is answered 404, which fails the client's stream
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from protocols.node import Node
-from protocols.sse_common import (
+from protocols.sse.settings import DEFAULTS, SseSettings
+from protocols.sse.wire import (
     CLOSE,
-    DEFAULTS,
     EOF,
     EOF_TYPE,
     FINAL,
@@ -37,10 +36,9 @@ from protocols.sse_common import (
     RESET_TYPE,
     Frame,
     Open,
-    SseSettings,
 )
 from protocols.transport import Message
-from protocols.workers import Job, WorkerPool
+from protocols.workers import Job, WorkerPool, end_span, server_span
 
 # A refusal of a (re)connect: the status to answer with, 0 to accept.
 Gate = Callable[[Message], int]
@@ -126,9 +124,7 @@ class SseServer:
     def _start(self, msg: Message, open_: Open) -> None:
         node = self.node
         now = node.env.now
-        span = node.journal.span_start(
-            msg.type, "server", node.id, msg.src, PROTOCOL, now, msg.span, msg.correlation_id
-        )
+        span = server_span(node, msg, PROTOCOL, now)
         status = self.gate(msg) if self.gate is not None else 0
         why = f"HTTP {status}"
         if not status and self.pool.full():
@@ -225,11 +221,7 @@ class SseServer:
         if self.streams.get(stream.key) is not stream or stream.final is not None:
             self.pool.done(job)
             return  # lost in a crash, or replied twice
-        now = node.env.now
-        outcome = "ok" if 200 <= status < 300 else "error"
-        if not error and outcome == "error":
-            error = f"HTTP {status}"
-        node.journal.span_end(job.span, outcome, now, error, wait=job.wait, status=status)
+        _, error = end_span(node, job, status, error)
         stream.final = (stream.next_id, status, error)
         stream.next_id += 1
         if stream.conn:
@@ -287,16 +279,12 @@ class SseServer:
 
     def reset(self) -> None:
         """The server crashed: its streams are lost; its kernel resets their connections."""
-        node = self.node
-        now = node.env.now
         if self.settings.crash_resets:
             for stream in self.streams.values():
                 if stream.conn:
                     frame = Frame(stream.key, -1, RESET)
                     self._send(stream, "control", frame, RESET_TYPE, 0)
-        for job in self.pool.drain():
-            why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
-            node.journal.span_end(job.span, "error", now, error=why)
+        self.pool.crash()
         self.streams.clear()
 
 

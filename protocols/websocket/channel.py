@@ -1,8 +1,8 @@
 """What an application holds to talk over a WebSocket: a channel.
 
-A channel is a client's session (`protocols.websocket_session.WsSession`, which outlives
-its connections) or a server's side of one connection (`WsConn`). Both send and receive
-the same way:
+A channel is a client's session (`session.WsSession`, which outlives its connections)
+or a server's side of one connection (`connection.WsConn`). Both send and receive the
+same way:
 
 - `send(...)` puts a data message in the outbox and returns an event that fires with True
   once it is on the wire (the window allowing), or False when it cannot be sent (closed,
@@ -12,27 +12,38 @@ the same way:
   once the channel has closed for good: the `websockets` `recv()` loop.
 
 A message is consumed when the application takes it (`recv`, or a handler on arrival):
-that is what frees the sender's window (see `protocols.websocket_stream`).
+that is what frees the sender's window (see `stream`). A call's request waits in the
+outbox like any message, with its `Call` as its waiter: it ends in error if the request
+cannot be sent, and is not sent once the call has ended.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import simpy
 
+from protocols.call import Call
+from protocols.node import Node
 from protocols.transport import Message
-from protocols.websocket_settings import PROTOCOL
+from protocols.websocket.settings import WebSocketSettings
+from protocols.websocket.wire import PROTOCOL
 
-if TYPE_CHECKING:
-    from protocols.websocket import WebSocketEndpoint
-    from protocols.websocket_stream import Stream
+# Who waits on a message in the outbox: a `send`'s event, a request's call, or nobody.
+Waiter = simpy.Event | Call | None
 
-# The states of a connection (RFC 6455 section 4 and 7).
-CONNECTING, OPEN, CLOSING, CLOSED = "connecting", "open", "closing", "closed"
-# Marks an outbox entry that carries a call's request (not an application send).
-CALL: Any = object()
+
+class Reader(Protocol):
+    """The stream a received message came on: told when it is queued and consumed."""
+
+    def queued(self) -> None:
+        """The message waits unread in the channel."""
+        ...
+
+    def consumed_one(self) -> None:
+        """The application took the message."""
+        ...
 
 
 class Channel:
@@ -43,16 +54,17 @@ class Channel:
     (None once the channel is closed for good).
     """
 
-    def __init__(self, endpoint: WebSocketEndpoint, peer: str) -> None:
-        self.ep = endpoint
-        self.node = endpoint.node
-        self.settings = endpoint.settings
+    def __init__(self, node: Node, settings: WebSocketSettings, peer: str) -> None:
+        self.node = node
+        self.settings = settings
         self.peer = peer
         # Messages waiting for the connection or its window: (message, waiter).
-        self.outbox: deque[tuple[Message, Any]] = deque()
-        # Messages received and not yet consumed, with the connection that brought them.
-        self.inbox: deque[tuple[Message, Stream]] = deque()
+        self.outbox: deque[tuple[Message, Waiter]] = deque()
+        # Messages received and not yet consumed, with the stream that brought them.
+        self.inbox: deque[tuple[Message, Reader]] = deque()
         self.waiters: deque[simpy.Event] = deque()
+        # Requests sent on the current connection and not yet answered, by message id.
+        self.inflight: dict[str, tuple[Message, Call]] = {}
 
     @property
     def span(self) -> int:
@@ -94,9 +106,26 @@ class Channel:
         self.enqueue(app, event)
         return event
 
-    def enqueue(self, app: Message, waiter: Any) -> None:
+    def enqueue(self, app: Message, waiter: Waiter) -> None:
         """Queue a message for the wire (each kind of channel decides how)."""
         raise NotImplementedError
+
+    def next_to_send(self) -> tuple[Message, simpy.Event | None] | None:
+        """Take the next message worth sending from the outbox, with the event to tell once
+        it is on the wire (None: nobody); None when the outbox holds nothing to send.
+
+        A request whose call has ended is dropped; one that goes is kept in `inflight`.
+        """
+        outbox = self.outbox
+        while outbox:
+            app, waiter = outbox.popleft()
+            if isinstance(waiter, Call):
+                if waiter.result is not None:
+                    continue  # the call ended while its request waited: do not send it
+                self.inflight[app.msg_id] = (app, waiter)
+                return app, None
+            return app, waiter
+        return None
 
     def recv(self) -> simpy.Event:
         """The next message that no handler took (None once the channel has closed)."""
@@ -110,33 +139,30 @@ class Channel:
         return event
 
     def _take(self) -> Message:
-        app, conn = self.inbox.popleft()
-        conn.consumed_one()
+        app, reader = self.inbox.popleft()
+        reader.consumed_one()
         return app
 
-    def arrived(self, conn: Stream, app: Message) -> None:
+    def arrived(self, reader: Reader, app: Message) -> None:
         """A data message for the application: to a waiting `recv`, or to the queue."""
         if self.waiters:
-            conn.consumed_one()
+            reader.consumed_one()
             self.waiters.popleft().succeed(app)
             return
-        self.inbox.append((app, conn))
-        if conn.received - conn.consumed >= self.settings.max_queue:
-            conn.reading_paused = True
+        self.inbox.append((app, reader))
+        reader.queued()
 
-    def refuse(self, app: Message, waiter: Any, why: str) -> None:
+    def refuse(self, app: Message, waiter: Waiter, why: str) -> None:
         """A message that will not be sent: its sender is told, its call ends in error."""
-        if waiter is CALL:
-            call = self.ep.pending.get(app.msg_id)
-            if call is not None:
-                call.end(("error", 0, why))
+        if isinstance(waiter, Call):
+            waiter.end(("error", 0, why))
         elif waiter is not None:
             waiter.succeed(False)
 
     def refuse_all(self, why: str) -> None:
         """Refuse everything in the outbox."""
         items = list(self.outbox)
-        self.outbox.clear()  # cleared in place: a client's connections share it
+        self.outbox.clear()
         for app, waiter in items:
             self.refuse(app, waiter, why)
 

@@ -10,7 +10,7 @@ This is the model of the blog's simulator (aws-samples/aws-arch-backoff-simulato
 
 `run_contention` returns how many writes (calls) the clients made, and when the last one
 succeeded. Notebooks can sweep it over clients and strategies; `STRATEGIES` holds the
-blog's five, built on `protocols.backoff`'s formulas.
+blog's five, built on the formulas of `protocols.resilience.backoff`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import simpy
 
-from protocols.backoff import RetryPolicy, RetrySettings
+from protocols.resilience import RetryPolicy, RetrySettings
 
 # No limit on attempts: every client keeps trying until it succeeds.
 _FOREVER = 1_000_000_000

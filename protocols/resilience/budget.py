@@ -30,12 +30,12 @@ A retry the budget refuses fails fast. Time is passed in; random draws come from
 
 from __future__ import annotations
 
-import math
 import random
-from collections import deque
 from typing import Annotated, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from protocols.resilience.windows import SlidingWindow
 
 
 class Grant(NamedTuple):
@@ -64,44 +64,6 @@ class RetryBudget(Protocol):
     def on_failure(self, now: float) -> None:
         """An attempt failed in a way the retry policy counts as retryable."""
         ...
-
-
-class WindowedSum:
-    """Sums over the last `span` seconds kept in `slices` slices (Finagle's WindowedAdder).
-
-    A value added at `t` lives in the slice `floor(t / (span / slices))` and is forgotten
-    once that slice is `slices` slices old: after between `span * (1 - 1/slices)` and
-    `span` seconds. Holds `width` sums side by side.
-    """
-
-    def __init__(self, span: float, slices: int = 10, width: int = 1) -> None:
-        self.slice = span / slices
-        self.slices = slices
-        self.width = width
-        self._buckets: deque[list[int]] = deque()
-        self._totals = [0] * width
-
-    def _current(self, now: float) -> int:
-        """Forget the slices that aged out; returns the index of the current slice."""
-        index = math.floor(now / self.slice)
-        while self._buckets and self._buckets[0][0] <= index - self.slices:
-            old = self._buckets.popleft()
-            for i in range(self.width):
-                self._totals[i] -= old[i + 1]
-        return index
-
-    def add(self, now: float, amount: int, column: int = 0) -> None:
-        """Add `amount` (may be negative) to sum `column` at time `now`."""
-        index = self._current(now)
-        if not self._buckets or self._buckets[-1][0] != index:
-            self._buckets.append([index] + [0] * self.width)
-        self._buckets[-1][column + 1] += amount
-        self._totals[column] += amount
-
-    def sum(self, now: float, column: int = 0) -> int:
-        """Sum `column` over the window ending at `now`."""
-        self._current(now)
-        return self._totals[column]
 
 
 # --- Finagle's ratio budget ------------------------------------------------------------
@@ -141,7 +103,7 @@ class RatioBudget:
         # With no ratio a retry costs 1 and all credit comes from the reserve (as Finagle).
         self.withdrawal = int(self.SCALE / s.ratio) if s.ratio > 0 else 1
         self.reserve = s.min_retries_per_second * s.ttl * self.withdrawal
-        self._tokens = WindowedSum(s.ttl, 10)
+        self._tokens = SlidingWindow(s.ttl, 10)
 
     def balance(self, now: float) -> int:
         """Retries that could be made now."""
@@ -342,7 +304,7 @@ class AdaptiveThrottle:
     def __init__(self, settings: AdaptiveThrottleSettings | None = None) -> None:
         self.settings = s = settings if settings is not None else AdaptiveThrottleSettings()
         # Column 0: requests, column 1: accepts.
-        self._counts = WindowedSum(s.window, s.slices, width=2)
+        self._counts = SlidingWindow(s.window, s.slices, width=2)
 
     def counts(self, now: float) -> tuple[int, int]:
         """(requests, accepts) over the window ending at `now`."""

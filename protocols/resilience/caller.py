@@ -22,9 +22,11 @@ import random
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from protocols.backoff import RetryPolicy, RetrySettings
-from protocols.breaker import BreakerSettings, CircuitBreaker, verdict
-from protocols.budget import (
+from protocols.call import Call, CallResult, abort_all
+from protocols.node import Node
+from protocols.resilience.backoff import RetryPolicy, RetrySettings
+from protocols.resilience.breaker import BreakerSettings, CircuitBreaker, verdict
+from protocols.resilience.budget import (
     AdaptiveThrottle,
     AdaptiveThrottleSettings,
     RetryBudget,
@@ -32,9 +34,7 @@ from protocols.budget import (
     backend_accepted,
     make_budget,
 )
-from protocols.call import Call, CallResult
-from protocols.deadline import DeadlineSettings, hop_budget
-from protocols.node import Node
+from protocols.resilience.deadline import DeadlineSettings, HopBudget, hop_budget
 
 
 class Attempt(Protocol):
@@ -89,6 +89,15 @@ class Policies:
         self.breaker: CircuitBreaker | None = None
         if breaker is not None:
             self.breaker = CircuitBreaker(breaker, on_transition=self._transition)
+        # A plain channel: no policy acts on a call (nothing retries, refuses, learns from
+        # it or cancels it), so a call without an incoming deadline is its one attempt.
+        # A retry budget may still count requests (see `ResilientCaller.call`).
+        self.plain = (
+            (self.retry is None or self.retry.settings.max_attempts <= 1)
+            and self.breaker is None
+            and self.throttle is None
+            and not self.deadline.cancel_on_timeout
+        )
 
     def _transition(
         self,
@@ -136,6 +145,15 @@ class Request:
         "timeout",
         "type",
     )
+    # Set by the caller when it makes the request.
+    type: str
+    correlation_id: str
+    parent: int
+    size_bytes: int
+    body: Any
+    causation_id: str
+    timeout: float | None
+    incoming: float
 
     def __init__(self) -> None:
         self.attempt = 0
@@ -165,16 +183,9 @@ class ResilientCaller:
         self.pending: dict[str, Call] = {}
         self._keys = 0
         node.on_crash.append(self.reset)
-        # With no policy that acts on a call, a call without an incoming deadline is its
-        # one attempt: callers may make it straight through `direct` (see `call`).
-        p = policies
-        plain = (
-            (p.retry is None or p.retry.settings.max_attempts <= 1)
-            and p.breaker is None
-            and p.throttle is None
-            and p.budget is None
-            and not p.deadline.cancel_on_timeout
-        )
+        # On a plain channel with no budget to count requests, a call without an incoming
+        # deadline may go straight through `direct`: what `call` would do, a frame less.
+        plain = policies.plain and policies.budget is None
         self.direct: Attempt | None = attempt if plain else None
 
     def call(
@@ -193,14 +204,7 @@ class ResilientCaller:
         p = self.policies
         node = self.node
         now = node.env.now
-        retrying = p.retry is not None and p.retry.settings.max_attempts > 1
-        if (
-            not retrying
-            and deadline == math.inf
-            and p.breaker is None
-            and p.throttle is None
-            and not p.deadline.cancel_on_timeout
-        ):
+        if p.plain and deadline == math.inf:
             # Nothing to cap, refuse, learn or cancel: the attempt is the request, and
             # its result goes straight to `on_done` (the common case of a plain channel,
             # worth sparing the steps below that would all do nothing).
@@ -211,6 +215,7 @@ class ResilientCaller:
                 causation_id, on_done, 1, "", now + timeout if timeout is not None else math.inf,
             )  # fmt: skip
         hop = hop_budget(now, timeout, deadline, p.deadline)
+        retrying = p.retry is not None and p.retry.settings.max_attempts > 1
         if not retrying:
             refusal = self._refusal(hop)
             if refusal is not None:
@@ -250,7 +255,7 @@ class ResilientCaller:
 
     # -- the steps --------------------------------------------------------------------
 
-    def _refusal(self, hop: Any) -> CallResult | None:
+    def _refusal(self, hop: HopBudget) -> CallResult | None:
         p, now = self.policies, self.node.env.now
         if hop.exceeded:
             return ("deadline_exceeded", 0, "the deadline passed before the call could start")
@@ -390,6 +395,4 @@ class ResilientCaller:
 
     def reset(self) -> None:
         """The caller crashed: requests in flight end in error (their attempts too)."""
-        from protocols.call import abort_all
-
         abort_all(self)

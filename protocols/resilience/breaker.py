@@ -10,7 +10,7 @@ rejected until the wait has elapsed), HALF_OPEN (a few permitted calls probe the
 FORCED_OPEN and DISABLED (set by hand: reject all, or pass all and judge nothing).
 
 Rate mode (Resilience4j): the window is the last `window` calls (count) or the calls of
-the last `window` seconds, aggregated per whole second (time). Once it holds
+the last `window` seconds, aggregated per whole second (time); see `windows`. Once it holds
 `min_calls`, the breaker opens when the failure rate >= `failure_rate` or the slow-call
 rate >= `slow_rate` (a call is slow when it took longer than `slow_call` seconds). In
 HALF_OPEN a fresh count window of `half_open_calls` judges the probes with the same
@@ -33,12 +33,13 @@ Example::
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from protocols.resilience.windows import CountWindow, Snapshot, TimeWindow, Window
 
 
 class State(StrEnum):
@@ -122,107 +123,6 @@ def is_failure(outcome: str, status: int = 0) -> bool:
     """Whether a breaker records `(outcome, status)` as a failure (see `verdict`)."""
     return verdict(outcome, status) == "failure"
 
-
-# --- sliding windows -------------------------------------------------------------------
-
-
-class Snapshot(NamedTuple):
-    """What a window holds now: its calls, failed and slow ones."""
-
-    calls: int
-    failed: int
-    slow: int
-
-    @property
-    def failure_rate(self) -> float:
-        """Failed share of the calls (NaN when there are none)."""
-        return self.failed / self.calls if self.calls else math.nan
-
-    @property
-    def slow_rate(self) -> float:
-        """Slow share of the calls (NaN when there are none)."""
-        return self.slow / self.calls if self.calls else math.nan
-
-
-class CountWindow:
-    """The last `size` calls, totals kept by subtract-on-evict (FixedSizeSlidingWindow)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._calls: deque[tuple[bool, bool]] = deque()
-        self._failed = 0
-        self._slow = 0
-
-    def record(self, now: float, failed: bool, slow: bool) -> Snapshot:
-        """Add a call; the oldest falls out once the window is full."""
-        if len(self._calls) == self.size:
-            old_failed, old_slow = self._calls.popleft()
-            self._failed -= old_failed
-            self._slow -= old_slow
-        self._calls.append((failed, slow))
-        self._failed += failed
-        self._slow += slow
-        return self.snapshot(now)
-
-    def snapshot(self, now: float) -> Snapshot:
-        """The window's totals."""
-        return Snapshot(len(self._calls), self._failed, self._slow)
-
-    def describe(self) -> str:
-        """The window's extent, for reasons."""
-        return f"the last {self.size} calls"
-
-
-class TimeWindow:
-    """Calls of the last `seconds` whole seconds, one bucket per second (SlidingTimeWindow).
-
-    As in Resilience4j, the bucket of second `s` covers `[s, s+1)`, and at time `now` the
-    window holds the buckets of seconds `floor(now) - seconds + 1` to `floor(now)`.
-    """
-
-    def __init__(self, seconds: int) -> None:
-        self.seconds = seconds
-        # (second, calls, failed, slow), oldest first.
-        self._buckets: deque[list[int]] = deque()
-        self._calls = 0
-        self._failed = 0
-        self._slow = 0
-
-    def _evict(self, now: float) -> int:
-        """Drop the buckets that slid out of the window; returns the current second."""
-        second = math.floor(now)
-        while self._buckets and self._buckets[0][0] <= second - self.seconds:
-            _, calls, failed, slow = self._buckets.popleft()
-            self._calls -= calls
-            self._failed -= failed
-            self._slow -= slow
-        return second
-
-    def record(self, now: float, failed: bool, slow: bool) -> Snapshot:
-        """Add a call to the bucket of the current second."""
-        second = self._evict(now)
-        if not self._buckets or self._buckets[-1][0] != second:
-            self._buckets.append([second, 0, 0, 0])
-        bucket = self._buckets[-1]
-        bucket[1] += 1
-        bucket[2] += failed
-        bucket[3] += slow
-        self._calls += 1
-        self._failed += failed
-        self._slow += slow
-        return self.snapshot(now)
-
-    def snapshot(self, now: float) -> Snapshot:
-        """The window's totals at `now`."""
-        self._evict(now)
-        return Snapshot(self._calls, self._failed, self._slow)
-
-    def describe(self) -> str:
-        """The window's extent, for reasons."""
-        return f"the last {self.seconds} s"
-
-
-Window = CountWindow | TimeWindow
 
 # --- states ----------------------------------------------------------------------------
 

@@ -18,27 +18,57 @@ buffer many clients add (socket.io, reconnecting-websocket):
   goes again, first, on the next connection (attempt + 1); under "fail" the call fails,
   and after the server's 1009 (message too big) too, as it would only be refused again.
   Other data messages on the wire then are lost, and counted in `lost`.
+
+The session owns its connections (each reports to it); it knows its endpoint only as a
+`SessionOwner`, which routes the connections' frames and their data messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
+from protocols.call import Call
+from protocols.node import Node
 from protocols.transport import Message
-from protocols.websocket_channel import CALL, CONNECTING, OPEN, Channel
-from protocols.websocket_conn import WsConn
-from protocols.websocket_settings import (
+from protocols.websocket.channel import Channel, Waiter
+from protocols.websocket.connection import WsConn
+from protocols.websocket.settings import WebSocketSettings, backoff
+from protocols.websocket.wire import (
+    CONNECTING,
     NORMAL,
+    OPEN,
     PROTOCOL,
     TOO_BIG,
-    backoff,
     check_code,
     describe,
 )
 
-if TYPE_CHECKING:
-    from protocols.websocket import WebSocketEndpoint
+# A request on the wire: the message and its call.
+Request = tuple[Message, Call]
+
+
+class SessionOwner(Protocol):
+    """The endpoint a session lives on: it routes frames to connections by their id."""
+
+    node: Node
+    settings: WebSocketSettings
+
+    def add_conn(self, conn: WsConn) -> None:
+        """Route the frames of `conn` to it from now on."""
+        ...
+
+    def drop_conn(self, conn: WsConn) -> None:
+        """`conn` has closed: stop routing its frames."""
+        ...
+
+    def on_data(self, conn: WsConn, app: Message) -> None:
+        """A data message arrived on `conn` (a response, a request, or the application's)."""
+        ...
+
+    def drop_session(self, session: WsSession) -> None:
+        """`session` has closed for good: the next connect to its peer makes a new one."""
+        ...
 
 
 class WsSession(Channel):
@@ -49,12 +79,11 @@ class WsSession(Channel):
     messages on the wire when a connection dropped (TCP gives no delivery guarantee).
     """
 
-    def __init__(self, endpoint: WebSocketEndpoint, dst: str, parent: int = -1) -> None:
-        super().__init__(endpoint, dst)
+    def __init__(self, owner: SessionOwner, dst: str, parent: int = -1) -> None:
+        super().__init__(owner.node, owner.settings, dst)
+        self.owner = owner
         self.parent = parent
         self.conn: WsConn | None = None
-        # Requests on the wire on the current connection, not yet answered.
-        self.inflight: dict[str, Message] = {}
         self.delays: list[float] = []
         self.attempts = 0
         self.opens = 0
@@ -95,13 +124,21 @@ class WsSession(Channel):
             "ws.connection", "client", node.id, self.peer, PROTOCOL, node.env.now, self.parent
         )
         conn = WsConn(
-            self.ep, f"ws-{node.new_id()}", self.peer, "client", span, self, self.attempts
+            self,
+            node,
+            self.settings,
+            f"ws-{node.new_id()}",
+            self.peer,
+            "client",
+            span,
+            self,
+            self.attempts,
         )
         self.conn = conn
-        self.ep.conns[conn.id] = conn
+        self.owner.add_conn(conn)
         conn.connect()
 
-    def enqueue(self, app: Message, waiter: Any) -> None:
+    def enqueue(self, app: Message, waiter: Waiter) -> None:
         """Send now if open; else hold it in the bounded buffer, or refuse it."""
         if self.closed:
             self.refuse(app, waiter, f"connection to {self.peer} closed")
@@ -131,7 +168,9 @@ class WsSession(Channel):
         elif conn is None:
             self._give_up(f"closed by {self.node.id}")
 
-    def opened(self, conn: WsConn) -> None:
+    # -- what its connections tell it ---------------------------------------------------
+
+    def conn_opened(self, conn: WsConn) -> None:
         """A connection of this session opened: the backoff starts over."""
         self.opens += 1
         self._backoff = None
@@ -139,34 +178,39 @@ class WsSession(Channel):
         for hook in self.on_open:
             hook(self)
 
-    def ended(self, conn: WsConn) -> None:
+    def on_data(self, conn: WsConn, app: Message) -> None:
+        """A data message arrived on a connection of this session: the endpoint's to route."""
+        self.owner.on_data(conn, app)
+
+    def conn_closed(self, conn: WsConn) -> None:
         """A connection of this session closed: reconnect, or close for good."""
+        self.owner.drop_conn(conn)
         if conn is not self.conn:
             return
         self.conn = None
         s = self.settings
-        pending = self.ep.pending
-        requests = [m for m in self.inflight.values() if m.msg_id in pending]
+        # The requests on the wire whose calls still wait.
+        requests = [r for r in self.inflight.values() if r[1].result is None]
         self.inflight.clear()
-        self.lost += sum(1 for m in conn.unacked if m.kind == "event")
+        self.lost += sum(1 for m in conn.tcp.unacked if m.kind == "event")
         why = f"connection to {self.peer} closed ({conn.code})"
         peer_done = not conn.initiated and conn.close_rcvd == NORMAL
         if self._by_app or peer_done or not s.reconnect:
-            for m in requests:
-                self.refuse(m, CALL, why)
+            for m, call in requests:
+                self.refuse(m, call, why)
             self._give_up(why)
         else:
             self.disconnected = True
             if not conn.initiated and conn.close_rcvd == TOO_BIG:
                 requests = self._too_big(requests, describe(TOO_BIG, conn.close_reason))
             if s.when_disconnected == "fail":
-                for m in requests:
-                    self.refuse(m, CALL, why)
+                for m, call in requests:
+                    self.refuse(m, call, why)
                 self.refuse_all(why)
             else:
-                for m in reversed(requests):
+                for m, call in reversed(requests):
                     m.attempt += 1
-                    self.outbox.appendleft((m, CALL))
+                    self.outbox.appendleft((m, call))
             if conn.opened:
                 delay = 0.0  # websockets: a connection that opened is retried at once
             else:
@@ -178,22 +222,21 @@ class WsSession(Channel):
         for hook in self.on_close:
             hook(self, conn)
 
-    def _too_big(self, requests: list[Message], why: str) -> list[Message]:
+    def _too_big(self, requests: list[Request], why: str) -> list[Request]:
         """After the server's 1009, fail the requests it refused, so none loops for ever.
 
         The close does not say which message was too big: those over our own max_size
         (the library's default on both sides) are; if none is, every one in flight.
         """
         limit = self.settings.max_size
-        big = [m for m in requests if limit is None or m.size_bytes > limit] or requests
-        for m in big:
-            self.refuse(m, CALL, why)
-        refused = {m.msg_id for m in big}
-        return [m for m in requests if m.msg_id not in refused]
+        big = [r for r in requests if limit is None or r[0].size_bytes > limit] or requests
+        for m, call in big:
+            self.refuse(m, call, why)
+        refused = {m.msg_id for m, _ in big}
+        return [r for r in requests if r[0].msg_id not in refused]
 
     def _give_up(self, why: str) -> None:
         self.closed = True
         self.refuse_all(why)
         self.release_waiters()
-        if self.ep.sessions.get(self.peer) is self:
-            del self.ep.sessions[self.peer]
+        self.owner.drop_session(self)

@@ -16,23 +16,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from protocols.http_settings import HttpServerSettings
-from protocols.http_wire import (
+from protocols.call import status_outcome
+from protocols.http.settings import HttpServerSettings
+from protocols.http.wire import (
     CANCEL,
     CONTROL_BYTES,
+    HANDSHAKE,
     PROTOCOL,
     RESPONSE_BYTES,
     RST,
     SYN,
-    SYN_ACK,
-    TLS_DONE,
-    TLS_HELLO,
     HttpRequest,
     HttpResponse,
 )
 from protocols.node import Node
 from protocols.transport import Message
-from protocols.workers import Job, WorkerPool
+from protocols.workers import Job, WorkerPool, end_span, server_span
 
 IN_FLIGHT = -1
 
@@ -93,12 +92,14 @@ class HttpServer:
     # -- connections ------------------------------------------------------------------
 
     def on_control(self, msg: Message) -> None:
-        """Answer the client's handshake steps."""
-        if msg.type == SYN:
-            self.connections[(msg.src, msg.body)] = True
-            send_control(self.node, msg, SYN_ACK)
-        elif msg.type == TLS_HELLO and (msg.src, msg.body) in self.connections:
-            send_control(self.node, msg, TLS_DONE)
+        """Answer the client's handshake steps; a cancel stops work on a request."""
+        answer = HANDSHAKE.answer(msg.type)
+        if answer is not None:
+            if msg.type == SYN:
+                self.connections[(msg.src, msg.body)] = True
+            elif (msg.src, msg.body) not in self.connections:
+                return  # TLS on a connection it never accepted: no answer
+            send_control(self.node, msg, answer)
         elif msg.type == CANCEL:
             self.cancel(msg.causation_id, f"{msg.src} cancelled it")
 
@@ -133,9 +134,7 @@ class HttpServer:
             send_control(node, msg, RST)
             return
         now = node.env.now
-        span = node.journal.span_start(
-            msg.type, "server", node.id, msg.src, PROTOCOL, now, msg.span, msg.correlation_id
-        )
+        span = server_span(node, msg, PROTOCOL, now)
         if self.settings.rate_limit is not None and not self._admit(now):
             wait = (1.0 - self._tokens) / self.settings.rate_limit
             self._refuse(msg, span, 429, "rate limited", wait)
@@ -180,11 +179,7 @@ class HttpServer:
         """Close the job's span, store its result for its key, answer, free the worker."""
         node = self.node
         now = node.env.now
-        if not outcome:
-            outcome = "ok" if 200 <= status < 300 else "error"
-        if not error and outcome != "ok":
-            error = f"HTTP {status}"
-        node.journal.span_end(job.span, outcome, now, error, wait=job.wait, status=status)
+        end_span(node, job, status, error, outcome)
         msg = job.msg
         self.jobs.pop(msg.msg_id, None)
         key = msg.idempotency_key or (msg.msg_id if self.settings.dedupe else "")
@@ -211,17 +206,13 @@ class HttpServer:
 
     def _replay(self, msg: Message, span: int, status: int) -> None:
         now = self.node.env.now
-        outcome = "ok" if 200 <= status < 300 else "error"
+        outcome, _ = status_outcome(status)
         self.node.journal.span_end(span, outcome, now, error="replayed", status=status)
         send_response(self.node, msg, status, span)
 
     def reset(self) -> None:
         """A crash: the requests held are lost, connections and stored results forgotten."""
-        node = self.node
-        now = node.env.now
-        for job in self.pool.drain():
-            why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
-            node.journal.span_end(job.span, "error", now, error=why)
+        self.pool.crash()
         self.connections.clear()
         self.results.clear()
         self.jobs.clear()

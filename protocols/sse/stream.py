@@ -26,14 +26,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from protocols.call import Call, CallResult
-from protocols.sse_common import EOF, FINAL, OPEN, PING, PROTOCOL, RESET, Frame, Open, SseSettings
+from protocols.call import Call, CallResult, status_result
+from protocols.node import Node
+from protocols.sse.settings import SseSettings
+from protocols.sse.wire import (
+    CLOSE,
+    CLOSE_TYPE,
+    EOF,
+    FINAL,
+    OPEN,
+    PING,
+    PROTOCOL,
+    RESET,
+    Frame,
+    Open,
+)
 from protocols.transport import Message
-
-if TYPE_CHECKING:
-    from protocols.sse_client import SseClient
 
 CONNECTING = "connecting"
 OPEN_STATE = "open"
@@ -41,14 +51,23 @@ WAITING = "waiting"  # between a broken connection and the next GET
 CLOSED = "closed"
 
 EventHook = Callable[["SseStream", Frame], None]
+# Told of a stream that has closed (its call ended), by whoever holds it.
+ClosedHook = Callable[["SseStream"], None]
 
 _EPS = 1e-9
+
+
+def running(node: Node) -> float:
+    """Seconds `node` has been running (not paused): the watchdogs' clock."""
+    return node.env.now - node.paused_time()
 
 
 class StreamCall(Call):
     """The Call of a stream: its end closes the stream and records its attempts."""
 
     __slots__ = ("stream",)
+    # Set by the client right after it makes the call.
+    stream: SseStream
 
     def end(self, result: CallResult) -> None:
         """End the call once (see Call.end), closing its stream first."""
@@ -72,7 +91,6 @@ class SseStream:
         "body",
         "call",
         "causation_id",
-        "client",
         "conn",
         "connections",
         "correlation_id",
@@ -93,6 +111,8 @@ class SseStream:
         "last_error",
         "last_event_id",
         "lost_events",
+        "node",
+        "on_closed",
         "on_event",
         "opened",
         "retry",
@@ -106,7 +126,7 @@ class SseStream:
 
     def __init__(
         self,
-        client: SseClient,
+        node: Node,
         settings: SseSettings,
         key: str,
         dst: str,
@@ -120,9 +140,11 @@ class SseStream:
         first_attempt: int = 1,
         deadline: float = math.inf,
         idempotency_key: str = "",
+        on_closed: ClosedHook | None = None,
     ) -> None:
-        self.client = client
+        self.node = node
         self.settings = settings
+        self.on_closed = on_closed
         # The GETs' `attempt` runs on from the call's (a retried call starts higher).
         self.first_attempt = first_attempt
         self.attempt = first_attempt
@@ -174,8 +196,7 @@ class SseStream:
 
     def connect(self, msg_id: str) -> None:
         """Send a GET (with Last-Event-ID after the first) and watch the new connection."""
-        client = self.client
-        node = client.node
+        node = self.node
         resume = self.opened
         self.connections += 1
         self.attempt = self.first_attempt + self.connections - 1
@@ -184,7 +205,7 @@ class SseStream:
         self.expected = 0
         self.held.clear()
         self.hole_at = -1
-        self.heard = client.running()
+        self.heard = running(node)
         node.send(
             Message(
                 msg_id=msg_id,
@@ -211,14 +232,13 @@ class SseStream:
     def _watch(self, conn: str) -> None:
         # One timer per connection at a time: it re-arms for the time left since the last
         # byte rather than being pushed back by every byte.
-        client = self.client
-        node = client.node
+        node = self.node
         limit = self.settings.read_limit()
 
         def check() -> None:
             if self.conn != conn:
                 return
-            idle = client.running() - self.heard
+            idle = running(node) - self.heard
             if idle >= limit - _EPS:
                 self.broken(f"no bytes for {limit:g} s", failed=self.state == CONNECTING)
             else:
@@ -227,16 +247,15 @@ class SseStream:
         node.after(limit, check)
 
     def _watch_hole(self) -> None:
-        client = self.client
-        node = client.node
-        conn, at, since = self.conn, self.expected, client.running()
+        node = self.node
+        conn, at, since = self.conn, self.expected, running(node)
         window = self.settings.stall_timeout
         self.hole_at = at
 
         def check() -> None:
             if self.conn != conn or self.expected != at:
                 return  # the hole was filled, or the connection is gone
-            left = window - (client.running() - since)
+            left = window - (running(node) - since)
             if left > _EPS:
                 node.after(left, check)
             else:
@@ -252,9 +271,8 @@ class SseStream:
         """
         if self.state == CLOSED:
             return
-        client = self.client
         if self.state == OPEN_STATE and hang_up:
-            client.send_close(self)
+            self.send_close()
         self.conn = ""
         self.state = WAITING
         self.held.clear()
@@ -268,11 +286,32 @@ class SseStream:
         if settings.backoff == "exponential" and self.failures:
             delay = min(self.retry * 2**self.failures, settings.backoff_cap)
         self.delays.append(delay)
-        client.node.after(delay, self._reconnect)
+        self.node.after(delay, self._reconnect)
+
+    def send_close(self, name: str = CLOSE) -> None:
+        """Hang up the current connection (the client's FIN, or its kernel's reset)."""
+        node = self.node
+        node.send(
+            Message(
+                msg_id=node.new_id(),
+                type=CLOSE_TYPE,
+                src=node.id,
+                dst=self.dst,
+                kind="control",
+                protocol=PROTOCOL,
+                version=node.version,
+                correlation_id=self.correlation_id,
+                causation_id=self.conn,
+                span=self.span,
+                attempt=self.attempt,
+                size_bytes=0,
+                body=Frame(self.key, -1, name),
+            )
+        )
 
     def _reconnect(self) -> None:
         if self.state == WAITING:
-            self.connect(self.client.node.new_id())
+            self.connect(self.node.new_id())
 
     # -- what arrives ---------------------------------------------------------------------
 
@@ -299,7 +338,7 @@ class SseStream:
 
     def _read(self, frame: Frame) -> None:
         self.expected += 1
-        self.heard = self.client.running()
+        self.heard = running(self.node)
         if frame.retry is not None:
             self.retry = frame.retry
         name = frame.name
@@ -327,7 +366,7 @@ class SseStream:
         self.lost_events += event_id - self.last_event_id - 1
         self.last_event_id = event_id
         self.events += 1
-        now = self.client.node.env.now
+        now = self.node.env.now
         if math.isnan(self.first_event_at):
             self.first_event_at = now
         if self.on_event is not None:
@@ -335,20 +374,16 @@ class SseStream:
         if name == FINAL:
             self.final_event_at = now
             self.status = frame.status
-            if 200 <= frame.status < 300:
-                self.call.end(("ok", frame.status, ""))
-            else:
-                self.call.end(("error", frame.status, frame.error or f"HTTP {frame.status}"))
+            self.call.end(status_result(frame.status, frame.error))
 
     def closing(self, result: CallResult) -> None:
-        """The call ends: close the connection, record the span, tell the client's hook."""
-        client = self.client
+        """The call ends: close the connection, record the span, tell `on_closed`."""
         if self.state == OPEN_STATE and math.isnan(self.final_event_at):
-            client.send_close(self)  # a timeout or a cancel: the client hangs up
+            self.send_close()  # a timeout or a cancel: the client hangs up
         self.state = CLOSED
         self.conn = ""
         self.held.clear()
-        node = client.node
+        node = self.node
         node.journal.span_end(
             self.span,
             result[0],
@@ -357,6 +392,5 @@ class SseStream:
             attempts=self.connections,
             status=result[1],
         )
-        client.streams.pop(self.key, None)
-        if client.on_close is not None:
-            client.on_close(self)
+        if self.on_closed is not None:
+            self.on_closed(self)

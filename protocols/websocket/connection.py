@@ -1,6 +1,8 @@
 """One WebSocket connection seen from one side: opening, keepalive, closing.
 
-It runs over the reliable stream of `protocols.websocket_stream` (RFC 6455 over TCP):
+It holds the reliable stream it runs over (`stream.Stream`, RFC 6455 over TCP) and
+tells its owner (the endpoint, or a client's session) when it opens, closes, and
+delivers a data message:
 
 - **Opening handshake**: TCP (SYN / SYN-ACK), TLS 1.3 (one round trip, unless `tls` is
   off) and the HTTP upgrade (GET / 101), each a real `control` message, so loss, a
@@ -25,53 +27,79 @@ or 1001 (websockets' ConnectionClosedOK), `error` with the close code in `status
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from protocols.handshake import Opening
+from protocols.node import Node
 from protocols.transport import Message
-from protocols.websocket_channel import CLOSED, CLOSING, CONNECTING, OPEN
-from protocols.websocket_settings import (
+from protocols.websocket.channel import Channel, Waiter
+from protocols.websocket.settings import WebSocketSettings
+from protocols.websocket.stream import Stream
+from protocols.websocket.wire import (
     ABNORMAL,
-    ANSWERS,
     CLEAN_CODES,
     CLOSE,
+    CLOSED,
+    CLOSING,
+    CONNECTING,
+    HANDSHAKE,
     INTERNAL_ERROR,
     NORMAL,
+    OPEN,
     PING,
     PONG,
-    SYN,
-    TLS_HELLO,
     TOO_BIG,
     UPGRADE,
     Frame,
     check_code,
     describe,
+    rebody,
 )
-from protocols.websocket_stream import INF, Stream, rebody
-
-if TYPE_CHECKING:
-    from protocols.websocket import WebSocketEndpoint
-    from protocols.websocket_session import WsSession
 
 
-class WsConn(Stream):
-    """One connection. On a client its mailbox is its session's, which outlives it."""
+class ConnOwner(Protocol):
+    """Who a connection reports to: the endpoint that accepted it, or a client's session."""
+
+    def conn_opened(self, conn: WsConn) -> None:
+        """The connection opened."""
+        ...
+
+    def conn_closed(self, conn: WsConn) -> None:
+        """The connection closed."""
+        ...
+
+    def on_data(self, conn: WsConn, app: Message) -> None:
+        """A data message arrived in order (its frame's payload as its body)."""
+        ...
+
+
+class WsConn(Channel):
+    """One connection: a channel over the TCP stream `tcp`, reporting to `owner`.
+
+    A server's connection is the channel its application talks to. A client's uses its
+    session's queues (`mailbox`), which outlive it.
+    """
 
     def __init__(
         self,
-        endpoint: WebSocketEndpoint,
+        owner: ConnOwner,
+        node: Node,
+        settings: WebSocketSettings,
         conn_id: str,
         peer: str,
         side: str,
         span: int,
-        session: WsSession | None = None,
+        mailbox: Channel | None = None,
         attempt: int = 1,
     ) -> None:
-        super().__init__(endpoint, peer, conn_id, span)
+        super().__init__(node, settings, peer)
+        self.owner = owner
+        self.id = conn_id
+        self._span = span
+        self.tcp = Stream(node, settings, conn_id, peer, span, self)
         self.client = side == "client"
-        self.session = session
+        self.mailbox: Channel = mailbox if mailbox is not None else self
         self.attempt = attempt
-        if session is not None:
-            self.outbox, self.inbox, self.waiters = session.outbox, session.inbox, session.waiters
         self.opened = False
         self.opened_at = math.nan
         # closing: the codes sent and received (0: none), who began, why, how it ended
@@ -88,8 +116,7 @@ class WsConn(Stream):
         self._ping_at = 0.0
         self.latency = math.nan
         # the client's handshake
-        self._steps = [SYN, TLS_HELLO, UPGRADE] if self.settings.tls else [SYN, UPGRADE]
-        self._step = 0
+        self._opening = Opening(HANDSHAKE, self.settings.tls)
         self._hs_msg: Message | None = None
         self._hs_at = 0.0
         self._hs_retx = False
@@ -100,17 +127,44 @@ class WsConn(Stream):
         return self._span
 
     @property
+    def state(self) -> str:
+        """connecting, open, closing or closed (RFC 6455)."""
+        return self.tcp.state
+
+    @property
     def finished(self) -> bool:
         """Whether the connection has closed."""
-        return self.state is CLOSED
+        return self.tcp.state is CLOSED
 
-    def enqueue(self, app: Message, waiter: Any) -> None:
+    def enqueue(self, app: Message, waiter: Waiter) -> None:
         """Server side: queue a message on this connection (refused once it is closing)."""
-        if self.state in (CONNECTING, OPEN):
+        if self.tcp.state in (CONNECTING, OPEN):
             self.outbox.append((app, waiter))
             self.pump()
         else:
             self.refuse(app, waiter, f"connection to {self.peer} closed")
+
+    def pump(self) -> None:
+        """Put queued data messages on the wire while the peer's window allows."""
+        tcp = self.tcp
+        mailbox = self.mailbox
+        outbox = mailbox.outbox
+        if tcp.state is not OPEN or not outbox:
+            return
+        limit = tcp.peer_consumed + tcp.peer_window
+        while outbox and tcp.sent_data < limit:
+            entry = mailbox.next_to_send()
+            if entry is None:
+                return
+            app, waiter = entry
+            tcp.sent_data += 1
+            tcp.send_seq(app.type, app.kind, app.body, app=app)
+            if waiter is not None:
+                waiter.succeed(True)
+
+    def window_opened(self) -> None:
+        """The peer consumed more: send what waits (the stream's news)."""
+        self.pump()
 
     # -- opening ----------------------------------------------------------------------
 
@@ -126,13 +180,15 @@ class WsConn(Stream):
             self.node.after(self.settings.open_timeout, self._open_expired)
 
     def _hs_send(self) -> None:
+        tcp = self.tcp
         frame = Frame(self.id, window=self.settings.max_queue)
-        msg = self._wire(self._steps[self._step], "control", frame)
+        msg = tcp.wire(self._opening.step, "control", frame)
         self._hs_msg, self._hs_at, self._hs_retx = msg, self.node.env.now, False
         self.node.send(msg)
-        self._arm(self.node.env.now + self.rto)
+        tcp.arm(self.node.env.now + tcp.rto)
 
-    def _retransmit_handshake(self) -> bool:
+    def retransmit_handshake(self) -> bool:
+        """The RTO expired while opening: a client sends its step again (the stream's news)."""
         if not self.client or self._hs_msg is None:
             return False
         self._hs_retx = True
@@ -145,60 +201,57 @@ class WsConn(Stream):
         if msg.body.seq == 0 and msg.kind == "control":
             self._on_handshake(msg)
             return
-        if self.state is CONNECTING:
+        if self.tcp.state is CONNECTING:
             if not self.client:
                 return
             self._opened(0)  # the server's frames overtook its 101: it has accepted
-        self.receive(msg)
+        self.tcp.receive(msg)
 
     def _on_handshake(self, msg: Message) -> None:
         if self.client:
-            expected = ANSWERS[self._steps[self._step]] if self.state is CONNECTING else None
-            if msg.type != expected:
+            opening = self._opening
+            if self.tcp.state is not CONNECTING or msg.type != opening.expected:
                 return  # the answer to a step already done, sent again
             if not self._hs_retx:
-                self._sample_rtt(self.node.env.now - self._hs_at)  # Karn's rule
-            self._step += 1
-            if self._step == len(self._steps):
+                self.tcp.sample_rtt(self.node.env.now - self._hs_at)  # Karn's rule
+            if opening.advance(msg.type):
                 self._opened(msg.body.window)
             else:
                 self._hs_send()
             return
         # The server answers every step, again if asked again (its answer was lost).
-        answer = ANSWERS.get(msg.type)
-        if answer is None or self.state not in (CONNECTING, OPEN):
+        answer = HANDSHAKE.answer(msg.type)
+        tcp = self.tcp
+        if answer is None or tcp.state not in (CONNECTING, OPEN):
             return
         frame = Frame(self.id, window=self.settings.max_queue)
-        self.node.send(self._wire(answer, "control", frame, msg.msg_id))
-        if msg.type == UPGRADE and self.state is CONNECTING:
+        self.node.send(tcp.wire(answer, "control", frame, msg.msg_id))
+        if msg.type == UPGRADE and tcp.state is CONNECTING:
             self._opened(msg.body.window)
 
     def _opened(self, window: int) -> None:
-        self.state = OPEN
+        self.tcp.opened(window)
         self.opened = True
         self.opened_at = self.node.env.now
-        if window:
-            self.peer_window = window
-        self.rto = self._base_rto()
-        self.rto_deadline = INF
         if self.settings.ping_interval is not None:
             self._schedule_ping(self.settings.ping_interval)
-        self.ep.conn_opened(self)
+        self.owner.conn_opened(self)
         self.pump()
 
     def _open_expired(self) -> None:
-        if self.state is CONNECTING:
+        if self.tcp.state is CONNECTING:
             limit = self.settings.open_timeout
             self._finish(f"open timeout after {limit:g} s", outcome="timeout")
 
     # -- frames in order --------------------------------------------------------------
 
-    def _deliver(self, msg: Message) -> None:
+    def deliver(self, msg: Message) -> None:
+        """A frame arrived in order (the stream's news): a control frame, or data."""
         kind = msg.kind
         frame: Frame = msg.body
         if kind == "ping":
-            if self.state is OPEN:
-                self._send_seq(PONG, "pong", frame.payload)
+            if self.tcp.state is OPEN:
+                self.tcp.send_seq(PONG, "pong", frame.payload)
             return
         if kind == "pong":
             self._on_pong(frame.payload)
@@ -212,8 +265,8 @@ class WsConn(Stream):
         if max_size is not None and msg.size_bytes > max_size:
             self.fail(TOO_BIG, f"message too big: {msg.size_bytes} bytes > max_size {max_size}")
             return
-        self.received += 1
-        self.ep.on_data(self, rebody(msg, frame.payload, msg.attempt))
+        self.tcp.received += 1
+        self.owner.on_data(self, rebody(msg, frame.payload, msg.attempt))
 
     # -- keepalive --------------------------------------------------------------------
 
@@ -222,12 +275,12 @@ class WsConn(Stream):
         self.node.after(delay, lambda: self._ping(token))
 
     def _ping(self, token: int) -> None:
-        if self.state is not OPEN or token != self._pings:
+        if self.tcp.state is not OPEN or token != self._pings:
             return
         self._pings += 1
         n = self._pings
         self._ping_at = self.node.env.now
-        self._send_seq(PING, "ping", n)
+        self.tcp.send_seq(PING, "ping", n)
         timeout = self.settings.ping_timeout
         if timeout is None:
             assert self.settings.ping_interval is not None
@@ -245,7 +298,7 @@ class WsConn(Stream):
         self._schedule_ping(max(0.0, self.settings.ping_interval - self.latency))
 
     def _pong_due(self, n: int) -> None:
-        if self.state is OPEN and self._awaiting == n:
+        if self.tcp.state is OPEN and self._awaiting == n:
             self.fail(INTERNAL_ERROR, "keepalive ping timeout")
 
     # -- closing ----------------------------------------------------------------------
@@ -253,15 +306,16 @@ class WsConn(Stream):
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Start the closing handshake; a connection still opening is dropped."""
         check_code(code)
-        if self.state is CONNECTING:
+        state = self.tcp.state
+        if state is CONNECTING:
             self._finish("closed while opening", outcome="cancelled")
-        elif self.state is OPEN:
+        elif state is OPEN:
             self.initiated = True
             self._begin_close(code, reason)
 
     def fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7): a close frame; a server aborts at once."""
-        if self.state is not OPEN:
+        if self.tcp.state is not OPEN:
             return
         self.initiated = True
         self.failing = True
@@ -271,8 +325,8 @@ class WsConn(Stream):
 
     def _begin_close(self, code: int, reason: str) -> None:
         self.close_sent, self.close_reason = code, reason
-        self.state = CLOSING
-        self._send_seq(CLOSE, "control", reason, code)
+        self.tcp.state = CLOSING
+        self.tcp.send_seq(CLOSE, "control", reason, code)
         if self.settings.close_timeout is not None:
             self.node.after(self.settings.close_timeout, self._close_expired)
 
@@ -282,17 +336,18 @@ class WsConn(Stream):
         self.close_rcvd = frame.code
         if self.close_sent:
             # Our close is answered (or both sides closed at once): done.
-            self._send_ack()
+            self.tcp.send_ack()
             self._finish()
             return
         self._begin_close(frame.code, frame.payload or "")  # the echo
 
-    def _all_acked(self) -> None:
-        if self.state is CLOSING and self.close_rcvd:
+    def all_acked(self) -> None:
+        """Every frame sent was acknowledged (the stream's news): an echo ends the close."""
+        if self.tcp.state is CLOSING and self.close_rcvd:
             self._finish()  # our echo of the peer's close was acknowledged
 
     def _close_expired(self) -> None:
-        if self.state is CLOSING:
+        if self.tcp.state is CLOSING:
             self._finish()
 
     def abort(self, reason: str) -> None:
@@ -301,22 +356,22 @@ class WsConn(Stream):
         Once the peer's close frame is in, its TCP connection closing (a server closes
         first) ends a closing handshake rather than breaking the connection.
         """
-        if self.state is CLOSING and self.close_rcvd:
+        if self.tcp.state is CLOSING and self.close_rcvd:
             self._finish()
         else:
             self._finish(reason)
 
     def crashed(self) -> None:
         """This node crashed: the connection is gone and nobody is told."""
-        if self.state is not CLOSED:
-            self.state = CLOSED
+        if self.tcp.state is not CLOSED:
+            self.tcp.state = CLOSED
             self.code = ABNORMAL
             self._end_span("error", "crashed", ABNORMAL)
 
     def _finish(self, reason: str = "", outcome: str | None = None) -> None:
-        if self.state is CLOSED:
+        if self.tcp.state is CLOSED:
             return
-        self.state = CLOSED
+        self.tcp.state = CLOSED
         self.clean = bool(self.close_sent and self.close_rcvd)
         code = self.close_sent if self.initiated else (self.close_rcvd or ABNORMAL)
         self.code = code
@@ -332,7 +387,7 @@ class WsConn(Stream):
             if not self.clean and code != ABNORMAL:
                 error += " (no closing handshake)"
         self._end_span(outcome, error, code)
-        self.ep.conn_closed(self)
+        self.owner.conn_closed(self)
 
     def _end_span(self, outcome: str, error: str, code: int) -> None:
         if self.client:

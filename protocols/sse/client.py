@@ -1,6 +1,6 @@
 """The EventSource side of Server-Sent Events: opens streams, routes what arrives to them.
 
-Each stream (`sse_stream.SseStream`) reconnects by itself with Last-Event-ID; the client
+Each stream (`stream.SseStream`) reconnects by itself with Last-Event-ID; the client
 holds the streams in flight, gives each the settings of its callee, and on a crash ends
 their calls (its kernel resets their connections).
 """
@@ -13,8 +13,9 @@ from typing import Any
 
 from protocols.call import Call, CallResult, abort_all
 from protocols.node import Node
-from protocols.sse_common import CLOSE, CLOSE_TYPE, DEFAULTS, PROTOCOL, RESET, Frame, SseSettings
-from protocols.sse_stream import OPEN_STATE, EventHook, SseStream, StreamCall
+from protocols.sse.settings import DEFAULTS, SseSettings
+from protocols.sse.stream import OPEN_STATE, EventHook, SseStream, StreamCall
+from protocols.sse.wire import PROTOCOL, RESET, Frame
 from protocols.transport import Message
 
 
@@ -39,11 +40,6 @@ class SseClient:
         self.pending: dict[str, Call] = {}
         self.streams: dict[str, SseStream] = {}
         self.on_close: Callable[[SseStream], None] | None = None
-
-    def running(self) -> float:
-        """Seconds this node has been running (not paused): the watchdogs' clock."""
-        node = self.node
-        return node.env.now - node.paused_time()
 
     def open(
         self,
@@ -76,7 +72,7 @@ class SseClient:
         )
         key = node.new_id()
         stream = SseStream(
-            self,
+            node,
             self.settings_for(dst),
             key,
             dst,
@@ -90,6 +86,7 @@ class SseClient:
             attempt,
             deadline if deadline == deadline else math.inf,  # NaN: none
             idempotency_key,
+            self._closed,
         )
         self.streams[key] = stream
         call = StreamCall(self, key, span, timeout, on_done)
@@ -149,31 +146,16 @@ class SseClient:
         if stream is not None and stream.conn == msg.msg_id:
             stream.broken(f"{msg.dst} refused the connection ({outcome})", failed=True)
 
-    def send_close(self, stream: SseStream, name: str = CLOSE) -> None:
-        """Hang up the stream's connection (the client's FIN, or its kernel's reset)."""
-        node = self.node
-        node.send(
-            Message(
-                msg_id=node.new_id(),
-                type=CLOSE_TYPE,
-                src=node.id,
-                dst=stream.dst,
-                kind="control",
-                protocol=PROTOCOL,
-                version=node.version,
-                correlation_id=stream.correlation_id,
-                causation_id=stream.conn,
-                span=stream.span,
-                attempt=stream.attempt,
-                size_bytes=0,
-                body=Frame(stream.key, -1, name),
-            )
-        )
+    def _closed(self, stream: SseStream) -> None:
+        # The stream's call has ended: forget it, then tell the hook.
+        self.streams.pop(stream.key, None)
+        if self.on_close is not None:
+            self.on_close(stream)
 
     def reset(self) -> None:
         """The client crashed: its calls end in error; its kernel resets its connections."""
         for stream in self.streams.values():
             if stream.state == OPEN_STATE and stream.settings.crash_resets:
-                self.send_close(stream, RESET)
+                stream.send_close(RESET)
         abort_all(self)
         self.streams.clear()

@@ -1,30 +1,16 @@
-"""Server-Sent Events on a node: an EventSource client always, a stream server if it serves.
+"""Server-Sent Events on one node: an EventSource client always, a stream server if it serves.
 
-    sse = SseEndpoint(node, SseServer(node, workers=4, handler=handle, settings=settings))
-    call = sse.client.call("B", "task.run", "req-1", timeout=120)   # same as HTTP
-    stream = sse.client.open("B", "task.run", "req-2", on_event=...)  # the richer handle
-
-The client's side is in `sse_client` and `sse_stream` (streams that reconnect with
-Last-Event-ID), the server's in `sse_server` (a job per stream, progress events, a replay
-buffer), and the settings with their sources and the frames on the wire in `sse_common`.
+The endpoint routes a GET and the client's hang-ups to the server, and the response's
+frames to the client; a GET that finds no server is answered 404.
 """
 
 from __future__ import annotations
 
 from protocols.node import Node
-from protocols.sse_client import SseClient
-from protocols.sse_common import (
-    CLOSE_TYPE,
-    DEFAULTS,
-    FINAL,
-    PROGRESS,
-    PROTOCOL,
-    Frame,
-    Open,
-    SseSettings,
-)
-from protocols.sse_server import ServerStream, SseServer, refuse
-from protocols.sse_stream import SseStream, StreamCall
+from protocols.sse.client import SseClient
+from protocols.sse.server import SseServer, refuse
+from protocols.sse.settings import DEFAULTS, SseSettings
+from protocols.sse.wire import CLOSE_TYPE, PROTOCOL
 from protocols.transport import Message
 
 
@@ -72,20 +58,3 @@ class SseEndpoint:
         self.client.reset()
         if self.server is not None:
             self.server.reset()
-
-
-__all__ = [
-    "DEFAULTS",
-    "FINAL",
-    "PROGRESS",
-    "PROTOCOL",
-    "Frame",
-    "Open",
-    "ServerStream",
-    "SseClient",
-    "SseEndpoint",
-    "SseServer",
-    "SseSettings",
-    "SseStream",
-    "StreamCall",
-]

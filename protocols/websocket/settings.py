@@ -1,94 +1,19 @@
-"""WebSocket settings with the real defaults, close codes, frame sizes and the backoff.
+"""WebSocket settings with the real defaults, and the reconnection backoff.
 
 Defaults come from RFC 6455 and the Python `websockets` library 17.x
-(`src/websockets/asyncio/client.py`, `connect.__init__` and `client.backoff`), as
-summarised in `shared/research/protocol-semantics.md` section 4. The transport-level
-numbers (retransmission timeout, delayed acknowledgement) follow RFC 6298 and Linux,
-because a WebSocket runs over TCP and the simulator's network loses and reorders
-messages: TCP's job is to hide that from the WebSocket, at the price of latency.
+(`src/websockets/asyncio/client.py`, `connect.__init__` and `client.backoff`). The
+transport-level numbers (retransmission timeout, delayed acknowledgement) follow RFC 6298
+and Linux, because a WebSocket runs over TCP and the simulator's network loses and
+reorders messages: TCP's job is to hide that from the WebSocket, at the price of latency.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-PROTOCOL = "websocket"
-
-# Close codes (RFC 6455 section 7.4.1). 1006 is local only: it is never put on the wire.
-NORMAL = 1000
-GOING_AWAY = 1001
-ABNORMAL = 1006
-TOO_BIG = 1009
-INTERNAL_ERROR = 1011
-# Codes an endpoint must never send (RFC 6455 7.4.1): no status, abnormal, TLS failure.
-LOCAL_ONLY = (1005, ABNORMAL, 1015)
-# websockets raises ConnectionClosedOK for these two, ConnectionClosedError otherwise.
-CLEAN_CODES = (NORMAL, GOING_AWAY)
-CLOSE_REASONS = {
-    NORMAL: "normal closure",
-    GOING_AWAY: "going away",
-    ABNORMAL: "abnormal closure",
-    TOO_BIG: "message too big",
-    INTERNAL_ERROR: "internal error",
-}
-
-# Message types of the frames the library sends on its own (the `control` kind unless
-# noted). The opening handshake is TCP (SYN / SYN-ACK), TLS 1.3 (one round trip) and the
-# HTTP upgrade (GET with `Upgrade: websocket` / `101 Switching Protocols`).
-SYN, SYN_ACK = "ws.syn", "ws.syn-ack"
-TLS_HELLO, TLS_DONE = "ws.tls-hello", "ws.tls-done"
-UPGRADE, ACCEPT = "ws.upgrade", "ws.accept"
-PING, PONG = "ws.ping", "ws.pong"  # kinds `ping` and `pong`
-CLOSE = "ws.close"
-ACK = "ws.ack"  # kind `ack`: a TCP acknowledgement and window update with no payload
-RST = "ws.rst"  # a TCP reset: the peer has no such connection (it crashed, or closed it)
-
-# The server's answer to each client handshake message.
-ANSWERS = {SYN: SYN_ACK, TLS_HELLO: TLS_DONE, UPGRADE: ACCEPT}
-
-# Wire sizes in bytes, for the trace and bandwidth-limited links. TCP/IP headers are 40
-# bytes (52 with timestamps); a TLS 1.3 ClientHello is about 500 bytes and the server's
-# flight (ServerHello ... Finished, with a certificate chain) about 4 KB; the upgrade
-# request and the 101 response are a few hundred bytes of HTTP headers; a ping, pong or
-# close frame carries at most 125 bytes of payload (RFC 6455 section 5.5).
-SIZES = {
-    SYN: 60,
-    SYN_ACK: 60,
-    TLS_HELLO: 517,
-    TLS_DONE: 4000,
-    UPGRADE: 300,
-    ACCEPT: 160,
-    PING: 52,
-    PONG: 52,
-    CLOSE: 60,
-    ACK: 52,
-    RST: 40,
-}
-RESPONSE_BYTES = 256
-
-
-@dataclass(slots=True)
-class Frame:
-    """What a WebSocket message carries besides its payload (its `Message.body`).
-
-    `seq` numbers the frames of a connection in each direction (0: not in the stream:
-    handshake, pure acknowledgements, resets); `ack` is the last frame received in
-    order and `consumed` the data messages the application has taken, so every frame
-    doubles as a window update, as TCP's acknowledgements do.
-    """
-
-    conn: str
-    seq: int = 0
-    ack: int = 0
-    consumed: int = 0
-    payload: Any = None
-    code: int = 0
-    window: int = 0
 
 
 class WebSocketSettings(BaseModel):
@@ -165,15 +90,3 @@ def backoff(settings: WebSocketSettings, rng: random.Random) -> Iterator[float]:
         delay *= settings.backoff_factor
     while True:
         yield settings.backoff_max
-
-
-def check_code(code: int) -> int:
-    """A close code an application may send, or ValueError (as websockets refuses them)."""
-    if code in LOCAL_ONLY or not (1000 <= code <= 4999):
-        raise ValueError(f"close code {code} cannot be sent: 1005, 1006 and 1015 are local")
-    return code
-
-
-def describe(code: int, reason: str = "") -> str:
-    """A close code as a sentence for the spans table: "close 1011: keepalive ping timeout"."""
-    return f"close {code}: {reason or CLOSE_REASONS.get(code, 'closed')}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocols.handshake import Handshake
+
 PROTOCOL = "http"
 RESPONSE_BYTES = 256
 # A TCP segment or a TLS flight of the handshake: headers only.
@@ -12,6 +14,7 @@ CONTROL_BYTES = 64
 # Handshake messages: the client sends the first of each pair, the server answers.
 SYN, SYN_ACK = "tcp.syn", "tcp.syn-ack"
 TLS_HELLO, TLS_DONE = "tls.client-hello", "tls.server-finished"
+HANDSHAKE = Handshake((SYN, SYN_ACK), (TLS_HELLO, TLS_DONE))
 RST = "tcp.rst"
 # The caller gave up on a request (its causation id) and asks the server to stop.
 CANCEL = "http.cancel"

@@ -1,30 +1,18 @@
-"""HTTP request-response on one node: the client always, the server when it serves.
+"""HTTP on one node: the client always, the server when it serves, and the routing.
 
-The client (`http_client`) blocks each call on a pooled connection until a response, a
-timeout, a refusal or a reset; the server (`http_server`) answers through a worker pool
-with a bounded accept queue, a rate limit and Idempotency-Key semantics.
+The client (`client`) blocks each call on a pooled connection until a response, a
+timeout, a refusal or a reset; the server (`server`) answers through a worker pool with
+a bounded accept queue, a rate limit and Idempotency-Key semantics. The endpoint hands
+each delivered message to the one of them it is for.
 """
 
 from __future__ import annotations
 
-from protocols.http_client import HttpClient
-from protocols.http_server import HttpServer, send_control, send_response
-from protocols.http_settings import HttpClientSettings, HttpServerSettings
-from protocols.http_wire import PROTOCOL, RST, HttpRequest, HttpResponse, payload_of
+from protocols.http.client import HttpClient
+from protocols.http.server import HttpServer, send_control, send_response
+from protocols.http.wire import PROTOCOL, RST
 from protocols.node import Node
 from protocols.transport import Message
-
-__all__ = [
-    "PROTOCOL",
-    "HttpClient",
-    "HttpClientSettings",
-    "HttpEndpoint",
-    "HttpRequest",
-    "HttpResponse",
-    "HttpServer",
-    "HttpServerSettings",
-    "payload_of",
-]
 
 
 class HttpEndpoint:

@@ -1,10 +1,8 @@
 """The HTTP client: a connection pool per callee, handshakes, and calls that block.
 
 Semantics of httpx over HTTP/1.1:
-- one request per connection at a time, so concurrency per callee is the pool size;
-- a free keep-alive connection is reused; past `keepalive_expiry` idle it is closed;
-- with every connection busy, a call waits in FIFO order for one, up to `pool_timeout`
-  (then it is `rejected` without touching the wire);
+- one request per connection at a time, so concurrency per callee is the pool size
+  (the pool per callee, with its reuse and its FIFO wait, is in `pool`);
 - a new connection costs a TCP round trip and, with TLS 1.3, one more; both are real
   control messages, so loss, partitions and crashes hit them (a lost SYN is sent again
   after 1 s, then 2 s..., as Linux does, until the connect timeout);
@@ -17,20 +15,18 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from protocols.call import Call, CallResult, abort_all, status_result
-from protocols.http_settings import HttpClientSettings
-from protocols.http_wire import (
+from protocols.http.pool import Connection, Exchange, Pool
+from protocols.http.settings import HttpClientSettings
+from protocols.http.wire import (
     CANCEL,
     CONTROL_BYTES,
     PROTOCOL,
-    SYN,
     SYN_ACK,
     TLS_DONE,
-    TLS_HELLO,
     HttpRequest,
     HttpResponse,
 )
@@ -41,122 +37,12 @@ from protocols.transport import Message
 DEFAULTS = HttpClientSettings()
 
 
-class Exchange:
-    """A call and the request it sends, while it looks for a connection."""
-
-    __slots__ = ("call", "msg", "queued_at", "read_timeout", "settings", "waiting")
-
-    # The absolute deadline travels on the request message (msg.deadline).
-
-    def __init__(
-        self, call: Call, msg: Message, settings: HttpClientSettings, read_timeout: float | None
-    ) -> None:
-        self.call = call
-        self.msg = msg
-        self.settings = settings
-        self.read_timeout = read_timeout
-        self.queued_at: float | None = None
-        self.waiting = False
-
-
-class Connection:
-    """One TCP (+TLS) connection from the client to a callee."""
-
-    __slots__ = ("exchange", "id", "idle_since", "pool", "rto", "state", "step")
-
-    def __init__(self, conn_id: int, pool: Pool) -> None:
-        self.id = conn_id
-        self.pool = pool
-        self.state = "connecting"  # connecting -> busy <-> idle -> closed
-        self.step = SYN
-        self.rto = pool.settings.syn_rto
-        self.idle_since = 0.0
-        self.exchange: Exchange | None = None
-
-
-class Pool:
-    """The connections from this client to one callee."""
-
-    def __init__(self, client: HttpClient, dst: str, settings: HttpClientSettings) -> None:
-        self.client = client
-        self.dst = dst
-        self.settings = settings
-        self.open = 0
-        self.idle: list[Connection] = []
-        self.waiting: deque[Exchange] = deque()
-
-    def acquire(self, ex: Exchange) -> None:
-        """Give the exchange a connection now, open one, or queue it for one."""
-        conn = self._fresh_idle() if self.idle else None
-        if conn is not None:
-            self.client.send_on(conn, ex)
-        elif self.open < self.settings.max_connections:
-            self.client.connect(self, ex)
-        else:
-            node = self.client.node
-            ex.waiting = True
-            ex.queued_at = node.env.now
-            self.waiting.append(ex)
-            node.after(self.settings.pool_timeout, lambda: self._pool_timeout(ex))
-
-    def release(self, conn: Connection) -> None:
-        """A response came back: the connection serves the next waiter or goes idle."""
-        conn.exchange = None
-        while self.waiting:
-            ex = self.waiting.popleft()
-            ex.waiting = False
-            if ex.call.result is None:
-                self.client.send_on(conn, ex)
-                return
-        if len(self.idle) < self.settings.max_keepalive:
-            conn.state = "idle"
-            conn.idle_since = self.client.node.env.now
-            self.idle.append(conn)
-        else:
-            self.discard(conn)
-
-    def discard(self, conn: Connection) -> None:
-        """Close a connection; a waiting call may open a new one in its place."""
-        if conn.state == "closed":
-            return
-        if conn.state == "idle":
-            self.idle.remove(conn)
-        conn.state = "closed"
-        conn.exchange = None
-        self.open -= 1
-        self.client.connections.pop(conn.id, None)
-        while self.waiting and self.open < self.settings.max_connections:
-            ex = self.waiting.popleft()
-            ex.waiting = False
-            if ex.call.result is None:
-                self.client.connect(self, ex)
-
-    def _fresh_idle(self) -> Connection | None:
-        now = self.client.node.env.now
-        expiry = self.settings.keepalive_expiry
-        while self.idle:
-            conn = self.idle.pop()  # the most recently used: it is the least likely stale
-            if now - conn.idle_since <= expiry:
-                return conn
-            conn.state = "busy"  # so that discard does not look for it in `idle`
-            self.discard(conn)
-        return None
-
-    def _pool_timeout(self, ex: Exchange) -> None:
-        if not ex.waiting or ex.call.result is not None:
-            return
-        self.waiting.remove(ex)
-        ex.waiting = False
-        waited = self.client.node.env.now - (ex.queued_at or 0.0)
-        self.client.forget(ex)
-        ex.call.queued = waited
-        ex.call.end(("rejected", 0, f"no free connection within {waited:g} s (pool timeout)"))
-
-
 class HttpClient:
     """The calling side: pools per callee, calls that end once."""
 
-    def __init__(self, node: Node, settings: Callable[[str], HttpClientSettings] | None = None):
+    def __init__(
+        self, node: Node, settings: Callable[[str], HttpClientSettings] | None = None
+    ) -> None:
         self.node = node
         self.pending: dict[str, Call] = {}
         self.connections: dict[int, Connection] = {}
@@ -218,7 +104,7 @@ class HttpClient:
         ex = Exchange(call, msg, settings, timeout)
         self._exchanges[msg_id] = ex
         # Pool.acquire's first step, inline: a kept-alive connection is the common case.
-        conn = pool._fresh_idle() if pool.idle else None
+        conn = pool.fresh_idle() if pool.idle else None
         if conn is not None:
             self.send_on(conn, ex)
         else:
@@ -243,7 +129,7 @@ class HttpClient:
         self.node.send(
             Message(
                 msg_id=node.new_id(),
-                type=conn.step,
+                type=conn.opening.step,
                 src=node.id,
                 dst=conn.pool.dst,
                 kind="control",
@@ -256,11 +142,11 @@ class HttpClient:
                 body=conn.id,
             )
         )
-        step, rto = conn.step, conn.rto
+        step, rto = conn.opening.step, conn.rto
         conn.rto *= 2
 
         def retransmit() -> None:
-            if conn.state == "connecting" and conn.step == step:
+            if conn.state == "connecting" and conn.opening.step == step:
                 self._handshake(conn, attempt + 1)
 
         node.after(rto, retransmit)
@@ -269,13 +155,13 @@ class HttpClient:
         conn = self.connections.get(msg.body)
         if conn is None or conn.state != "connecting":
             return
-        if msg.type == SYN_ACK and conn.step == SYN:
-            if conn.pool.settings.tls:
-                conn.step = TLS_HELLO
-                conn.rto = conn.pool.settings.syn_rto
-                self._handshake(conn)
-                return
-        elif not (msg.type == TLS_DONE and conn.step == TLS_HELLO):
+        opened = conn.opening.advance(msg.type)
+        if opened is None:
+            return  # not the answer it waits for (one to a step sent again, say)
+        if not opened:
+            # The next step has its own retransmission timer, from the first RTO.
+            conn.rto = conn.pool.settings.syn_rto
+            self._handshake(conn)
             return
         ex = conn.exchange
         conn.exchange = None
@@ -320,6 +206,10 @@ class HttpClient:
     def forget(self, ex: Exchange) -> None:
         """Drop the bookkeeping of an exchange whose call has ended."""
         self._exchanges.pop(ex.msg.msg_id, None)
+
+    def closed(self, conn: Connection) -> None:
+        """A connection has closed: forget it."""
+        self.connections.pop(conn.id, None)
 
     # -- the transport's news ---------------------------------------------------------
 
