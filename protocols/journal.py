@@ -1,7 +1,7 @@
 """What protocols tell the trace: the journal interface they write to.
 
 Protocols know nothing of how the simulator stores its trace; they open and close spans
-and report queue samples through this interface, which `sim.recorder.Recorder`
+and report queue samples through this interface, which `sim.trace.recorder.Recorder`
 implements. Span handles are plain integers, so the hot path allocates nothing.
 """
 
