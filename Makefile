@@ -23,18 +23,20 @@ run: $(VENV)/.runtime
 	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
 		--browser.gatherUsageStats false
 
-test: $(VENV)/.dev
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+test: lint
 	git ls-files -z '*.ipynb' | xargs -0 -r $(VENV)/bin/nbstripout --verify
 	$(PY) -m pytest -n 2 -m "not browser"
 	# The browser tests run alone: they wait on a real page, which CPU-heavy tests beside
 	# them can slow past their timeouts.
 	$(PY) -m pytest -m browser
 
+# Style, the architecture's import contracts (pyproject.toml) and the types of sim/ and
+# protocols/.
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
