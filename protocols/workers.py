@@ -83,6 +83,10 @@ class WorkerPool:
         self.running: dict[int, Job] = {}
         self.enqueued = 0
         self.completed = 0
+        # Workers freed while jobs were queued, promised to the queue's head: the head
+        # starts from the event loop a moment later (see `done`), and a job arriving at
+        # that same instant must not take the worker first.
+        self.owed = 0
 
     @property
     def depth(self) -> int:
@@ -112,7 +116,7 @@ class WorkerPool:
         ):
             return False  # full()
         self.enqueued += 1
-        if len(running) < self.workers and not self.node.paused:
+        if len(running) + self.owed < self.workers and not self.node.paused:
             # _start(job), inline: once per request.
             job.started = self.node.env.now
             running[id(job)] = job
@@ -126,15 +130,22 @@ class WorkerPool:
         if self.running.pop(id(job), None) is None:
             return
         self.completed += 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """A worker is free: promise it to the queue's head, which starts from the event
+        loop, not from inside this call (a chain of instant jobs would otherwise recurse
+        as deep as the queue)."""
+        if not self.queue:
+            return
+        self.owed += 1
         node = self.node
         epoch = node.epoch
-        # The next job starts from the event loop, not from inside this one: a chain of
-        # instant jobs would otherwise recurse as deep as the queue.
-        if self.queue:
-            node.after(0.0, lambda: epoch == node.epoch and self._next())
+        node.after(0.0, lambda: epoch == node.epoch and self._next())
 
     def _next(self) -> None:
-        while self.queue and len(self.running) < self.workers:
+        self.owed -= 1
+        while self.queue and len(self.running) + self.owed < self.workers:
             self._start(self.queue.popleft())
 
     def _start(self, job: Job) -> None:
@@ -146,10 +157,7 @@ class WorkerPool:
         """Take a job out of the pool, queued or running (its caller cancelled it)."""
         if self.running.pop(id(job), None) is not None:
             self.completed += 1
-            node = self.node
-            epoch = node.epoch
-            if self.queue:
-                node.after(0.0, lambda: epoch == node.epoch and self._next())
+            self._hand_over()
         else:
             try:
                 self.queue.remove(job)
@@ -162,6 +170,7 @@ class WorkerPool:
         lost = list(self.running.values()) + list(self.queue)
         self.running.clear()
         self.queue.clear()
+        self.owed = 0  # the hand-overs pending are void: the node's epoch has passed
         return lost
 
     def crash(self, attempts: bool = False) -> None:
