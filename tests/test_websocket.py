@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+import sim
 from protocols.negotiation import Negotiator, Stance
 from protocols.transport import Message
 from protocols.websocket import (
@@ -418,3 +419,39 @@ def test_rebody_copies_every_field():
     values = {f.name: f"x-{f.name}" for f in dataclasses.fields(Message)}
     original = Message(**values)
     assert rebody(original, "body", 7) == original.copy(body="body", attempt=7)
+
+
+def test_a_refusal_before_the_call_returns_ends_a_retrying_channels_request() -> None:
+    # A full send buffer refuses a request inside the call that sends it: the resilience
+    # layer got the attempt's result before the attempt itself, and the run aborted.
+    scenario = {
+        "name": "ws-refuse",
+        "duration": 5,
+        "agents": [
+            {"id": "client", "role": "client"},
+            {"id": "svc", "workers": 2, "service_time": {"dist": "constant", "value": 0.01}},
+        ],
+        "channels": [
+            {
+                "from": "client",
+                "to": "svc",
+                "protocol": "websocket",
+                "timeout": 2,
+                "websocket": {"send_buffer": 1},
+                "retry": {"max_attempts": 3, "backoff": "constant", "base": 0.5},
+            }
+        ],
+        "network": {"default": {"latency": {"dist": "constant", "value": 0.05}}},
+        "workload": [
+            {"from": "client", "to": "svc", "arrivals": {"kind": "bursts", "size": 5, "every": 10}}
+        ],
+    }
+    run = sim.run(scenario)
+    roots = run.spans[(run.spans.agent == "client") & (run.spans.parent_id == "")]
+    requests = roots[roots.name == "task.run"]
+    assert len(requests) == 5
+    # One goes out while the connection opens, the send buffer holds nothing more.
+    assert requests.outcome.tolist().count("ok") == 1
+    refused = requests[requests.outcome == "error"]
+    assert len(refused) == 4
+    assert (refused.error == "send buffer to svc full (1)").all()

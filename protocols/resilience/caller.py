@@ -282,19 +282,35 @@ class ResilientCaller:
         request.attempt += 1
         started = now
 
+        # A protocol may end an attempt before it returns the attempt's call (a WebSocket
+        # refuses a request its full send buffer cannot hold): that result waits here
+        # until the call is known.
+        attempt_call: Call | None = None
+        early: list[CallResult] = []
+
         def done(result: CallResult) -> None:
-            self._current.pop(call.key, None)
-            if result[0] == "timeout":
-                self._cancel_downstream(attempt_call)
-            self._attempt_done(request, attempt_call, result, node.env.now - started)
+            if attempt_call is None:
+                early.append(result)
+            else:
+                self._attempt_ended(request, call, attempt_call, result, started)
 
         attempt_call = self.attempt_fn(
             p.dst, request.type, request.correlation_id, hop.timeout, call.span,
             request.size_bytes, request.body, request.causation_id, done, request.attempt,
             "", hop.deadline,
         )  # fmt: skip
-        if attempt_call.result is None:
+        if early:
+            self._attempt_ended(request, call, attempt_call, early[0], started)
+        elif attempt_call.result is None:
             self._current[call.key] = attempt_call
+
+    def _attempt_ended(
+        self, request: Request, call: Call, attempt: Call, result: CallResult, started: float
+    ) -> None:
+        self._current.pop(call.key, None)
+        if result[0] == "timeout":
+            self._cancel_downstream(attempt)
+        self._attempt_done(request, attempt, result, self.node.env.now - started)
 
     def _attempt_done(
         self, request: Request, attempt: Call, result: CallResult, duration: float
