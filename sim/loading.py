@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -161,12 +162,22 @@ def validate(data: Any, label: str) -> Scenario:
                 f"(name, duration, agents, ...), not {kind}"
             ]
         )
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = non_finite(data)
     scenario = None
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_describe(err, data) for err in exc.errors())
+        # A number that is not finite is said once, not also as out of its bounds.
+        said = {where for where, _ in problems}
+        for err in exc.errors():
+            problem = _describe(err, data)
+            if problem not in problems and problem[0] not in said:
+                problems.append(problem)
+    if scenario is not None:
+        # Strings pydantic read as numbers ("inf", "nan") are only infinite once read.
+        for problem in non_finite(scenario.model_dump(mode="python", by_alias=True)):
+            if problem not in problems:
+                problems.append(problem)
     for problem in reference_errors(data):
         if problem not in problems:
             problems.append(problem)
@@ -174,6 +185,25 @@ def validate(data: Any, label: str) -> Scenario:
         problems.sort(key=_file_order(data))
         raise ScenarioError([f"{label}: {where}: {what}" for where, what in problems])
     return scenario
+
+
+def non_finite(data: Any, where: str = "") -> list[tuple[str, str]]:
+    """Every number in `data` that is infinite or not a number, as (path, problem).
+
+    A scenario's numbers are all finite: `duration: .inf` or `rate: .inf` would pass the
+    models' bounds (infinity is >= 0) and then never end the run. Strings that pydantic
+    would read as numbers ("inf", "nan") are caught by looking at the validated model.
+    """
+    found: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found.extend(non_finite(value, f"{where}.{key}" if where else str(key)))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found.extend(non_finite(value, f"{where}.{index}" if where else str(index)))
+    elif isinstance(data, float) and not math.isfinite(data):
+        found.append((where, f"must be a finite number, got {data}"))
+    return found
 
 
 def _file_order(data: dict[str, Any]) -> Any:
