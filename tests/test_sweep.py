@@ -610,3 +610,19 @@ def test_advise_needs_a_protocol_and_load_sweep(tmp_path, capsys):
     assert fails(capsys, "advise", "--sweep", str(tmp_path / "nothing")) == (
         f"{tmp_path / 'nothing'}: not a saved sweep (no sweep.json and rows.parquet)\n"
     )
+
+
+@pytest.mark.parametrize("name", ["../../outside", "a/b", "..", "back\\\\slash"])
+def test_a_sweeps_name_cannot_write_outside_runs_sweeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # The name is the results' folder under runs/sweeps.
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.yaml"
+    path.write_text(
+        f'name: "{name}"\nscenario: request-response\n'
+        "axes:\n  - {name: load, path: workload.0.arrivals.rate, values: [1]}\n"
+    )
+    assert cli.main(["sweep", str(path)]) == 2
+    assert "name: must be a folder name" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.yaml"]

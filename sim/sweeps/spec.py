@@ -26,11 +26,12 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sim import loading
 from sim._version import __version__
@@ -93,12 +94,15 @@ class Axis(BaseModel):
         return out
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 class SweepSpec(BaseModel):
     """A sweep: which scenario, which overrides, how many replications."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="Also the folder its results go in.")
     description: str = ""
     scenario: str = Field(min_length=1, description="Built-in scenario name or file path.")
     seed: int = Field(1, ge=0, description="Replication r of every cell uses seed + r.")
@@ -107,6 +111,17 @@ class SweepSpec(BaseModel):
     base_dir: str = Field(
         "", exclude=True, description="Where the sweep file lives (relative scenario paths)."
     )
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        # The name becomes runs/sweeps/NAME: a path separator or `..` would write
+        # outside that folder.
+        if not _SAFE_NAME.fullmatch(name) or name in (".", ".."):
+            raise ValueError(
+                f"must be a folder name (letters, digits, '.', '_', '-'), got {name!r}"
+            )
+        return name
 
     @model_validator(mode="after")
     def _distinct(self) -> SweepSpec:
