@@ -277,7 +277,7 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
 
 
 def _load_run(path: Path) -> Any:
-    from sim.trace.run import Run
+    from sim.trace.run import Run, RunFileError
 
     if not path.is_dir():
         raise UserError(f"no run at {path}: there is no such directory")
@@ -285,6 +285,8 @@ def _load_run(path: Path) -> Any:
         raise UserError(f"no run at {path}: it has no run.json (save one with run --out)")
     try:
         return Run.load(path)
+    except RunFileError as exc:
+        raise UserError(str(exc)) from None
     except (OSError, ValueError, KeyError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UserError(f"cannot read the run in {path}: {reason.lower()}") from None

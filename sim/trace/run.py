@@ -18,7 +18,7 @@ import pandas as pd
 from sim._version import __version__
 from sim.metrics import summarize
 from sim.scenario import Scenario
-from sim.trace.schema import FORMAT_VERSION, TABLES, conform, empty_table
+from sim.trace.schema import COLUMNS, FORMAT_VERSION, TABLES, conform, empty_table
 
 
 def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
@@ -120,15 +120,54 @@ class Run:
 
     @classmethod
     def load(cls, directory: str | Path) -> Run:
-        """Read a run written by `save`; the tables equal the saved ones."""
+        """Read a run written by `save`; the tables equal the saved ones.
+
+        A directory that is not a whole saved run (no run.json, a run.json that is not
+        a JSON object, a table missing or without its contract's columns) raises
+        `RunFileError` with one sentence saying what is wrong, rather than coming back
+        with empty tables.
+        """
         path = Path(directory)
-        manifest = json.loads((path / "run.json").read_text())
-        tables = {
-            name: conform(name, pd.read_parquet(path / f"{name}.parquet"))
-            for name in TABLES
-            if (path / f"{name}.parquet").exists()
-        }
+        manifest_file = path / "run.json"
+        if not manifest_file.is_file():
+            raise RunFileError(f"{path} holds no run.json, so it is not a saved run")
+        try:
+            manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise RunFileError(f"{manifest_file} is not valid JSON ({_first_line(exc)})") from None
+        if not isinstance(manifest, dict):
+            raise RunFileError(
+                f"{manifest_file} must hold a JSON object (the run's manifest), "
+                f"not {type(manifest).__name__}"
+            )
+        tables = {name: _read_table(path, name) for name in TABLES}
         return cls(tables, manifest)
+
+
+class RunFileError(ValueError):
+    """A saved run that cannot be read; the message is one sentence saying why."""
+
+
+def _read_table(path: Path, name: str) -> pd.DataFrame:
+    """One table of a saved run, checked against the trace contract."""
+    file = path / f"{name}.parquet"
+    if not file.is_file():
+        raise RunFileError(f"{path} has no {name}.parquet: a saved run has all seven tables")
+    try:
+        table = pd.read_parquet(file)
+    except Exception as exc:  # pyarrow raises many kinds for a file that is not Parquet
+        raise RunFileError(f"{file} is not a readable Parquet file ({_first_line(exc)})") from None
+    missing = [column for column in COLUMNS[name] if column not in table.columns]
+    if missing:
+        raise RunFileError(f"{file} lacks the columns {', '.join(missing)} of the {name} table")
+    try:
+        return conform(name, table)
+    except (TypeError, ValueError) as exc:
+        raise RunFileError(f"{file} has a column of the wrong type ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def load(directory: str | Path) -> Run:

@@ -1,0 +1,77 @@
+"""A saved run that is not whole is refused with one sentence, never read as empty tables."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import sim
+from sim.trace.run import RunFileError
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The timeout-chain scenario's run, saved once."""
+    return sim.run("timeout-chain").save(tmp_path_factory.mktemp("runs") / "chain")
+
+
+def damaged(saved: Path, tmp_path: Path, harm: Callable[[Path], None]) -> Path:
+    """A copy of the saved run with `harm` done to it."""
+    copy = Path(shutil.copytree(saved, tmp_path / "run"))
+    harm(copy)
+    return copy
+
+
+CASES: dict[str, tuple[Callable[[Path], object], str]] = {
+    "missing table": (
+        lambda d: (d / "spans.parquet").unlink(),
+        "has no spans.parquet: a saved run has all seven tables",
+    ),
+    "manifest a list": (
+        lambda d: (d / "run.json").write_text("[1, 2]"),
+        "run.json must hold a JSON object (the run's manifest), not list",
+    ),
+    "manifest not json": (
+        lambda d: (d / "run.json").write_text("{name: oops"),
+        "run.json is not valid JSON",
+    ),
+    "manifest deeply nested": (
+        lambda d: (d / "run.json").write_text("[" * 100_000 + "]" * 100_000),
+        "run.json is not valid JSON",
+    ),
+    "wrong columns": (
+        lambda d: pd.DataFrame({"x": [1]}).to_parquet(d / "messages.parquet"),
+        "messages.parquet lacks the columns seq, msg_id",
+    ),
+    "not parquet": (
+        lambda d: (d / "queues.parquet").write_text("hello"),
+        "queues.parquet is not a readable Parquet file",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_a_damaged_run_is_refused_with_a_sentence(saved: Path, tmp_path: Path, case: str) -> None:
+    harm, message = CASES[case]
+    folder = damaged(saved, tmp_path, harm)
+    with pytest.raises(RunFileError, match="^.*" + message.replace("(", r"\(").replace(")", r"\)")):
+        sim.load(folder)
+    done = subprocess.run(
+        [sys.executable, "-m", "sim", "export", str(folder), "--format", "csv"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    assert message in done.stderr
+
+
+def test_a_whole_run_loads_back(saved: Path) -> None:
+    assert len(sim.load(saved).spans) == len(pd.read_parquet(saved / "spans.parquet"))
