@@ -131,7 +131,12 @@ class WorkerPool:
         # The next job starts from the event loop, not from inside this one: a chain of
         # instant jobs would otherwise recurse as deep as the queue.
         if self.queue:
-            node.after(0.0, lambda: epoch == node.epoch and self._next())
+            node.after(0.0, lambda: self._next_since(epoch))
+
+    def _next_since(self, epoch: int) -> None:
+        """`_next`, unless the node crashed since `epoch`."""
+        if epoch == self.node.epoch:
+            self._next()
 
     def _next(self) -> None:
         while self.queue and len(self.running) < self.workers:
@@ -149,7 +154,7 @@ class WorkerPool:
             node = self.node
             epoch = node.epoch
             if self.queue:
-                node.after(0.0, lambda: epoch == node.epoch and self._next())
+                node.after(0.0, lambda: self._next_since(epoch))
         else:
             try:
                 self.queue.remove(job)
