@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
 import simpy
@@ -77,7 +77,8 @@ class Node:
         self._paused_since = 0.0
         self._paused_total = 0.0
         self._backlog: list[Message] = []
-        self._deferred: list[Callable[[], None]] = []
+        # Actions held by a pause; what they return is not used.
+        self._deferred: list[Callable[[], object]] = []
         self._procs: dict[int, simpy.Process] = {}
         self._proc_ids = itertools.count()
         self.on_crash: list[Callable[[], None]] = []
@@ -147,7 +148,7 @@ class Node:
 
     # -- time -------------------------------------------------------------------------
 
-    def after(self, delay: float, action: Callable[[], None]) -> None:
+    def after(self, delay: float, action: Callable[[], object]) -> None:
         """Do `action` after `delay`, unless the node crashes first; held by a pause."""
         epoch = self.epoch
 
@@ -157,7 +158,7 @@ class Node:
 
         self.call_later(delay, fire)
 
-    def after_work(self, seconds: float, action: Callable[[], None]) -> None:
+    def after_work(self, seconds: float, action: Callable[[], object]) -> None:
         """Spend `seconds` of processing, then do `action`; a pause freezes the work.
 
         Work that a pause interrupted is finished after the pause: a pause of p seconds
@@ -165,7 +166,7 @@ class Node:
         """
         _Work(self, action, max(seconds, 0.0))
 
-    def when_running(self, action: Callable[[], None]) -> None:
+    def when_running(self, action: Callable[[], object]) -> None:
         """Do `action` now, or when the pause ends."""
         if self._paused is None:
             action()
@@ -174,14 +175,16 @@ class Node:
 
     # -- processes --------------------------------------------------------------------
 
-    def spawn(self, work: Generator[Any, Any, Any]) -> simpy.Process:
+    def spawn(self, work: Generator[simpy.Event, Any, Any]) -> simpy.Process:
         """Run `work` as a process that a crash interrupts."""
         key = next(self._proc_ids)
         proc = self.env.process(self._tracked(key, work))
         self._procs[key] = proc
         return proc
 
-    def _tracked(self, key: int, work: Generator[Any, Any, Any]) -> Iterator[Any]:
+    def _tracked(
+        self, key: int, work: Generator[simpy.Event, Any, Any]
+    ) -> Generator[simpy.Event, Any, Any]:
         try:
             return (yield from work)
         except simpy.Interrupt:
@@ -189,7 +192,7 @@ class Node:
         finally:
             self._procs.pop(key, None)
 
-    def unpaused(self) -> Iterator[simpy.Event]:
+    def unpaused(self) -> Generator[simpy.Event, Any, None]:
         """Wait while the node is paused (a no-op otherwise); for processes."""
         while self._paused is not None:
             yield self._paused
@@ -200,7 +203,7 @@ class Node:
         assert self._paused is not None
         self._paused.callbacks.append(callback)
 
-    def work(self, seconds: float) -> Iterator[simpy.Event]:
+    def work(self, seconds: float) -> Generator[simpy.Event, Any, None]:
         """Spend `seconds` of processing time in a process; a pause freezes it."""
         env = self.env
         while seconds > 0:
@@ -300,7 +303,7 @@ class _Work:
 
     __slots__ = ("action", "before", "epoch", "node")
 
-    def __init__(self, node: Node, action: Callable[[], None], seconds: float) -> None:
+    def __init__(self, node: Node, action: Callable[[], object], seconds: float) -> None:
         self.node = node
         self.action = action
         self.epoch = node.epoch

@@ -141,7 +141,12 @@ class WorkerPool:
         self.owed += 1
         node = self.node
         epoch = node.epoch
-        node.after(0.0, lambda: epoch == node.epoch and self._next())
+        node.after(0.0, lambda: self._next_since(epoch))
+
+    def _next_since(self, epoch: int) -> None:
+        """`_next`, unless the node crashed since `epoch`."""
+        if epoch == self.node.epoch:
+            self._next()
 
     def _next(self) -> None:
         self.owed -= 1

@@ -32,9 +32,9 @@ def arrival_times(
     if isinstance(model, sc.Poisson):
         # `_poisson` at a constant rate, written out: the workload's hot loop, and the
         # same draws (a constant rate never thins).
-        rate, t, gap = model.rate, first, rng.expovariate
+        rate, t, draw = model.rate, first, rng.expovariate
         while True:
-            t += gap(rate)
+            t += draw(rate)
             if t >= end:
                 return
             yield t

@@ -17,7 +17,7 @@ Semantics, after Maelstrom's `net.clj`:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -129,6 +129,8 @@ class Network:
 
     def _send(self, msg: Message, seq: int, now: float) -> int:
         env, rec = self.env, self._rec
+        # A Sequence: the one-plain-link case below empties it with a constant tuple.
+        route: Sequence[LinkState] | None
         try:
             route = self._routes[(msg.src, msg.dst)]
         except KeyError:  # the first message between the two

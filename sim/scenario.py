@@ -9,7 +9,7 @@ file is reported at once, not only the first.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -583,7 +583,7 @@ def _check_window(
         errors.append((f"{path}.{end_key}", window_message(what, start, end)))
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ class World:
         manifest["kernel"] = "fast" if kernel.fast(self.env) else "plain"
         return Run(self.recorder.tables(), manifest)
 
-    def _sample_queues(self) -> Iterator[simpy.Event]:
+    def _sample_queues(self) -> Generator[simpy.Event, Any, None]:
         interval = self.scenario.sample_interval
         rec = self.recorder
         while True:

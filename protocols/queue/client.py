@@ -332,11 +332,14 @@ class QueueClient:
             span=span,
             size_bytes=size_bytes,
             reply_to=self.reply_queue,
-            on_confirm=lambda ok, why: ok or self._unsent(msg_id, why),
+            on_confirm=lambda ok, why: self._confirmed(msg_id, ok, why),
         )
         return call
 
-    def _unsent(self, msg_id: str, why: str) -> None:
+    def _confirmed(self, msg_id: str, ok: bool, why: str) -> None:
+        """The broker confirmed the publish of `msg_id`, or it never will (`why`)."""
+        if ok:
+            return
         call = self.pending.get(msg_id)
         if call is not None:
             call.end(("error", 0, why))

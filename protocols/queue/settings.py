@@ -76,9 +76,10 @@ FLAVOURS: dict[str, dict[str, Any]] = {
 class QueueSettings(BaseModel):
     """Broker, producer and consumer knobs of a queue channel (defaults by flavour)."""
 
-    # Field defaults are the sqs flavour's; the schema lists every flavour's defaults.
+    # Field defaults are the sqs flavour's; the schema lists every flavour's defaults, in
+    # a copy of FLAVOURS typed as pydantic's JSON dict (dict is invariant in its values).
     model_config = ConfigDict(
-        extra="forbid", frozen=True, json_schema_extra={"x-flavour-defaults": FLAVOURS}
+        extra="forbid", frozen=True, json_schema_extra={"x-flavour-defaults": {**FLAVOURS}}
     )
 
     flavour: Flavour = Field("sqs", description="Which broker's semantics and defaults.")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ import simpy
 from protocols.negotiation import Negotiator, Outcome, Stance
 from protocols.queue import Consumer, Deduper, Delivery
 from protocols.resilience import FanOut
-from protocols.schemas import TASK_RESULT, default_registry
+from protocols.schemas import TASK_RESULT, Rejected, default_registry
 from protocols.workers import Job
 from sim import scenario as sc
 from sim.agents.context import Context
@@ -108,7 +108,7 @@ class Worker(Service):
         proc = self.node.spawn(self._subtask(job))
         job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
 
-    def _subtask(self, job: Job) -> Iterator[Any]:
+    def _subtask(self, job: Job) -> Generator[simpy.Event, Any, None]:
         node, env, msg = self.node, self.ctx.env, job.msg
         journal, cid = node.journal, msg.correlation_id
         sse = self.endpoints.sse
@@ -130,7 +130,7 @@ class Worker(Service):
         self._publish(job, outcome)
         job.reply(200)
 
-    def _review(self, job: Job) -> Iterator[Any]:
+    def _review(self, job: Job) -> Generator[simpy.Event, Any, Outcome | None]:
         assert self.negotiator is not None and self.spec.pairs_with
         node, now, msg = self.node, self.ctx.env.now, job.msg
         peer = self.spec.pairs_with
@@ -255,7 +255,7 @@ class Orchestrator(Agent):
         first = next(self._assigned) * n
         return [workers[(first + i) % len(workers)] for i in range(n)]
 
-    def _task(self, job: Job) -> Iterator[Any]:
+    def _task(self, job: Job) -> Generator[simpy.Event, Any, None]:
         env, msg = self.ctx.env, job.msg
         cid, deadline = msg.correlation_id, msg.deadline
         # Steps 1-2: who can do it (the registry's agent cards).
@@ -321,7 +321,7 @@ class Orchestrator(Agent):
             self.consumer.reject(d, requeue=True, reason=POISONED, span=span)
             return
         read = self.schemas.accept(TASK_RESULT, d.version, d.payload, reads=[self.spec.version])
-        if not read:
+        if isinstance(read, Rejected):
             self.rejected += 1
             journal.span_end(span, "rejected", now, read.reason, attempts=d.count)
             self.consumer.reject(d, requeue=False, reason=read.reason, span=span)

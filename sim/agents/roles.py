@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from functools import partial
 from typing import Any
 
@@ -305,7 +305,7 @@ class Service(Agent):
         else:
             job.owner.reply(job, 200)
 
-    def _serve_with_calls(self, job: Job, work: float) -> Iterator[Any]:
+    def _serve_with_calls(self, job: Job, work: float) -> Generator[simpy.Event, Any, None]:
         node = self.node
         status, error = 200, ""
         current: tuple[str, Call] | None = None

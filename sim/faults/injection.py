@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, Protocol
 
 import simpy
 
@@ -101,7 +101,7 @@ class Injector:
             if fault.start < duration:
                 env.process(self._window(fault, fault_id))
 
-    def _window(self, fault: sc.Fault, fault_id: str) -> Iterator[simpy.Event]:
+    def _window(self, fault: sc.Fault, fault_id: str) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(fault.start)
         if isinstance(fault, sc.PoisonFault):
             yield from self._poison(fault, fault_id)
@@ -157,14 +157,24 @@ class Injector:
         if isinstance(fault, sc.CrashFault):
             for agent in fault.targets:
                 self._agents[agent].crash()
-            return lambda: [self._agents[a].restart() for a in fault.targets] and None
+
+            def restart() -> None:
+                for agent in fault.targets:
+                    self._agents[agent].restart()
+
+            return restart
         if isinstance(fault, sc.PauseFault):
             for agent in fault.targets:
                 self._agents[agent].pause()
-            return lambda: [self._agents[a].resume() for a in fault.targets] and None
+
+            def resume() -> None:
+                for agent in fault.targets:
+                    self._agents[agent].resume()
+
+            return resume
         raise AssertionError(f"unhandled fault kind {fault.kind}")
 
-    def _poison(self, fault: sc.PoisonFault, fault_id: str) -> Iterator[simpy.Event]:
+    def _poison(self, fault: sc.PoisonFault, fault_id: str) -> Generator[simpy.Event, Any, None]:
         span = (fault.end - fault.start) if fault.end is not None else 0.0
         gap = span / fault.count if fault.count > 1 else 0.0
         for i in range(fault.count):

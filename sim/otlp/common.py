@@ -170,7 +170,7 @@ def attribute_map(attributes: Iterable[Any]) -> dict[str, Any]:
 # -- writing files whole or not at all ----------------------------------------------------
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+def write_atomically(path: Path, write: Callable[[Path], object]) -> Path:
     """Write a file or directory at `path` via a temporary sibling and a rename.
 
     `write(tmp)` fills the temporary path (a file path, or a directory it may create).

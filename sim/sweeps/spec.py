@@ -89,7 +89,11 @@ class Axis(BaseModel):
         paths = [self.path] if isinstance(self.path, str) else list(self.path or [])
         out: list[tuple[Scalar, dict[str, Any]]] = []
         for value in self.values or []:
-            set_to = value * self.scale if self.scale is not None else value
+            set_to = value
+            if self.scale is not None:
+                # _one_kind admits a scale over numeric values only.
+                assert isinstance(value, int | float)
+                set_to = value * self.scale
             out.append((value, dict.fromkeys(paths, set_to)))
         return out
 
