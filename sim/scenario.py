@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeGuard
 
+import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocols.http import HttpClientSettings, HttpServerSettings
@@ -446,6 +447,11 @@ class Scenario(Model):
         description="Invariant checks this scenario breaks on purpose (a broken twin shows "
         "what goes wrong); `run --check` reports them without failing.",
     )
+    allow_call_cycles: bool = Field(
+        False,
+        description="Let agents' `calls` form a cycle (A calls B calls A): refused unless "
+        "set, because each request then calls on for ever until a timeout cuts it.",
+    )
     agents: list[Agent] = Field(min_length=1)
     channels: list[Channel] = Field(default_factory=list)
     network: Network = Field(default_factory=Network)
@@ -563,10 +569,60 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
         if isinstance(arrivals, dict) and arrivals.get("kind") == "spike":
             path = f"workload.{i}.arrivals"
             _check_window(errors, path, arrivals, "spike_start", "spike_end", "the spike")
-    for i, fault in enumerate(_list(data.get("faults"))):
-        if isinstance(fault, dict):
-            _check_window(errors, f"faults.{i}", fault, "start", "end", "the fault window")
+        dst = workload.get("to")
+        if isinstance(dst, str) and roles.get(dst) in ("client", "broker"):
+            errors.append(
+                (
+                    f"workload.{i}.to",
+                    f"agent '{dst}' is a {roles[dst]}, so nothing would answer its requests; "
+                    "aim the workload at an agent that serves",
+                )
+            )
+    duration = data.get("duration")
+    for section, what in (("workload", "the workload"), ("faults", "the fault window")):
+        for i, item in enumerate(_list(data.get(section))):
+            if not isinstance(item, dict):
+                continue
+            if section == "faults":
+                _check_window(errors, f"faults.{i}", item, "start", "end", what)
+            start = item.get("start", 0.0)
+            if _is_number(start) and _is_number(duration) and start >= duration > 0:
+                errors.append(
+                    (
+                        f"{section}.{i}.start",
+                        f"{what} starts at {start:g} s, when the run has ended "
+                        f"(duration {duration:g} s)",
+                    )
+                )
+    if data.get("allow_call_cycles") is not True:
+        errors.extend(_call_cycles(_list(agents)))
     return errors
+
+
+def _call_cycles(agents: list[Any]) -> list[tuple[str, str]]:
+    """A cycle in the agents' `calls`, as the problem of the first agent on it."""
+    graph = nx.DiGraph()  # insertion-ordered, so the report is the same every time
+    index: dict[str, int] = {}
+    for i, agent in enumerate(agents):
+        if isinstance(agent, dict) and isinstance(agent.get("id"), str):
+            index.setdefault(agent["id"], i)
+            graph.add_node(agent["id"])
+            for callee in _list(agent.get("calls")):
+                if isinstance(callee, str):
+                    graph.add_edge(agent["id"], callee)
+    try:
+        edges = nx.find_cycle(graph, source=list(graph.nodes))
+    except nx.NetworkXNoCycle:
+        return []
+    cycle = [str(edge[0]) for edge in edges] + [str(edges[0][0])]
+    first = cycle[0] if cycle[0] in index else next(a for a in cycle if a in index)
+    return [
+        (
+            f"agents.{index[first]}.calls",
+            f"the calls go round in a cycle ({' -> '.join(cycle)}); break it, or set "
+            "allow_call_cycles: true",
+        )
+    ]
 
 
 def _check_window(

@@ -225,7 +225,8 @@ def arrivals() -> st.SearchStrategy[dict[str, Any]]:
 @st.composite
 def windows(draw: st.DrawFn, duration: float, ends: bool = True) -> dict[str, Any]:
     """A fault window inside the run; sometimes open-ended when `ends` is False."""
-    start = draw(st.floats(0.0, duration))
+    # A window starts before the run ends (a later one is refused).
+    start = draw(st.floats(0.0, duration, exclude_max=True))
     if not ends and draw(st.booleans()):
         return {"start": start}
     return {"start": start, "end": start + draw(st.floats(0.0, duration))}
@@ -347,7 +348,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     workload = [
         {
             "from": c,
-            "to": draw(st.sampled_from([x for x in ids if x != c])),
+            # Only a service answers: a workload at a client is refused.
+            "to": draw(st.sampled_from(services)),
             "arrivals": draw(arrivals()),
             "size_bytes": draw(st.integers(0, 2_000)),
             "start": draw(st.floats(0.0, duration / 2)),

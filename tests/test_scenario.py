@@ -672,3 +672,65 @@ def test_the_cli_refuses_an_endless_scenario_in_one_sentence_per_number(tmp_path
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert f"{path}: duration: must be a finite number, got inf" in done.stderr
+
+
+def small(**extra: Any) -> dict[str, Any]:
+    """A client, a service calling a store, and a broker, with `extra` sections."""
+    data: dict[str, Any] = {
+        "name": "small",
+        "duration": 60,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {"id": "api", "calls": ["store"]},
+            {"id": "store"},
+            {"id": "broker", "role": "broker"},
+        ],
+        "workload": [{"from": "c", "to": "api", "arrivals": {"kind": "poisson", "rate": 1}}],
+    }
+    data.update(extra)
+    return data
+
+
+def refusals(data: dict[str, Any]) -> list[str]:
+    """The validation problems of `data`, one sentence each (none: [])."""
+    try:
+        loading.validate(data, "small.yaml")
+    except ScenarioError as err:
+        return err.lines
+    return []
+
+
+def test_a_workload_aimed_at_a_client_or_a_broker_is_refused() -> None:
+    workload = [
+        {"from": "c", "to": "c", "arrivals": {"kind": "poisson", "rate": 1}},
+        {"from": "c", "to": "broker", "arrivals": {"kind": "poisson", "rate": 1}},
+    ]
+    assert refusals(small(workload=workload)) == [
+        "small.yaml: workload.0.to: agent 'c' is a client, so nothing would answer its "
+        "requests; aim the workload at an agent that serves",
+        "small.yaml: workload.1.to: agent 'broker' is a broker, so nothing would answer its "
+        "requests; aim the workload at an agent that serves",
+    ]
+
+
+def test_a_fault_or_workload_that_starts_after_the_run_is_refused() -> None:
+    faults = [{"kind": "crash", "targets": ["store"], "start": 90, "end": 100}]
+    workload = [{"from": "c", "to": "api", "start": 60, "arrivals": {"kind": "poisson", "rate": 1}}]
+    assert refusals(small(faults=faults, workload=workload)) == [
+        "small.yaml: workload.0.start: the workload starts at 60 s, when the run has ended "
+        "(duration 60 s)",
+        "small.yaml: faults.0.start: the fault window starts at 90 s, when the run has ended "
+        "(duration 60 s)",
+    ]
+    # A window that only ends after the run is fine: it lasts to the end.
+    assert refusals(small(faults=[{"kind": "crash", "targets": ["store"], "start": 30}])) == []
+
+
+def test_cyclic_calls_are_refused_unless_the_scenario_opts_in() -> None:
+    data = small()
+    data["agents"][2]["calls"] = ["api"]
+    assert refusals(data) == [
+        "small.yaml: agents.1.calls: the calls go round in a cycle (api -> store -> api); "
+        "break it, or set allow_call_cycles: true",
+    ]
+    assert refusals({**data, "allow_call_cycles": True}) == []
