@@ -129,6 +129,8 @@ def parse_text(text: str, label: str) -> Any:
         raise ScenarioError([f"{label}: {line}invalid YAML: {problem}{context}{hint}"]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError([f"{label}: invalid YAML: {exc}"]) from None
+    except (RecursionError, ValueError) as exc:
+        raise ScenarioError([f"{label}: {_unreadable(exc)}"]) from None
 
 
 def read_data(path: Path) -> Any:
@@ -145,7 +147,18 @@ def read_data(path: Path) -> Any:
         except json.JSONDecodeError as exc:
             msg = exc.msg[:1].lower() + exc.msg[1:]
             raise ScenarioError([f"{path}: line {exc.lineno}: invalid JSON: {msg}"]) from None
+        except (RecursionError, ValueError) as exc:
+            raise ScenarioError([f"{path}: {_unreadable(exc)}"]) from None
     return parse_text(text, str(path))
+
+
+def _unreadable(exc: BaseException) -> str:
+    """Why a file that parses in principle cannot be read: nesting or a huge number."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply to read (a scenario is a few levels deep)"
+    if "integer string conversion" in str(exc):
+        return "holds a number with thousands of digits, which no setting needs"
+    return f"cannot be read ({exc})"
 
 
 def validate(data: Any, label: str) -> Scenario:

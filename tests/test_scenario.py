@@ -734,3 +734,28 @@ def test_cyclic_calls_are_refused_unless_the_scenario_opts_in() -> None:
         "break it, or set allow_call_cycles: true",
     ]
     assert refusals({**data, "allow_call_cycles": True}) == []
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_huge_numbers_and_deep_nesting_get_one_sentence(tmp_path: Path, suffix: str) -> None:
+    digits = "1" * 5_000
+    deep = "[" * 100_000 + "]" * 100_000
+    texts = {
+        ".json": (f'{{"name": "x", "duration": {digits}}}', f'{{"agents": {deep}}}'),
+        ".yaml": (f"name: x\nduration: {digits}\n", f"agents: {deep}\n"),
+    }[suffix]
+    expected = [
+        "holds a number with thousands of digits, which no setting needs",
+        "nested too deeply to read (a scenario is a few levels deep)",
+    ]
+    for text, sentence in zip(texts, expected, strict=True):
+        path = tmp_path / f"odd{suffix}"
+        path.write_text(text)
+        done = subprocess.run(
+            [sys.executable, "-m", "sim", "validate", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 2
+        assert done.stderr.strip() == f"{path}: {sentence}"
