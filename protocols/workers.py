@@ -139,14 +139,8 @@ class WorkerPool:
         if not self.queue:
             return
         self.owed += 1
-        node = self.node
-        epoch = node.epoch
-        node.after(0.0, lambda: self._next_since(epoch))
-
-    def _next_since(self, epoch: int) -> None:
-        """`_next`, unless the node crashed since `epoch`."""
-        if epoch == self.node.epoch:
-            self._next()
+        # Node.after drops the action if the node crashes first (drain voids `owed`).
+        self.node.after(0.0, self._next)
 
     def _next(self) -> None:
         self.owed -= 1

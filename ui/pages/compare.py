@@ -53,8 +53,6 @@ def load_other(path: str) -> None:
     """Load a saved run directory (run.json + Parquet files) as run B, once."""
     folder = Path(path).expanduser()
     try:
-        if not (folder / "run.json").is_file():
-            raise FileNotFoundError(f"{folder} holds no run.json: not a saved run directory")
         other = sim.load(folder)
     except Exception as exc:
         st.session_state[OTHER_ERROR] = views.error_text(exc, f"Loading {folder}")

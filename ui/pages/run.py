@@ -216,8 +216,6 @@ def open_saved(path: str) -> None:
     """Put a saved run directory (`--out`, `Run.save`) on screen, read once."""
     folder = Path(path).expanduser()
     try:
-        if not (folder / "run.json").is_file():
-            raise FileNotFoundError(f"{folder} holds no run.json, so it is not a saved run")
         run = sim.load(folder)
     except Exception as exc:
         st.session_state[state.ERROR] = views.error_text(exc, f"Opening {folder}")
