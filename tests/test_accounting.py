@@ -151,8 +151,15 @@ def check_accounting(run: Any) -> None:
     assert not originals.duplicated(["msg_id", "attempt"]).any()
     duplicates = messages[messages["duplicate"]]
     assert duplicates["msg_id"].isin(originals["msg_id"]).all()
-    first = originals.set_index("msg_id")
-    assert (first.loc[duplicates["msg_id"], "sent_at"].to_numpy() == duplicates["sent_at"]).all()
+    # A duplicate leaves with the copy it doubles (same message, same attempt).
+    pairs = duplicates.merge(
+        originals[["msg_id", "attempt", "sent_at"]],
+        on=["msg_id", "attempt"],
+        how="left",
+        suffixes=("", "_original"),
+        validate="many_to_one",
+    )
+    assert (pairs["sent_at_original"] == pairs["sent_at"]).all()
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])

@@ -98,6 +98,14 @@ def test_ratio_budget_floor_alone_gives_retries_per_second():
     assert not empty.try_retry(0).allowed
 
 
+def test_a_vanishing_ratio_earns_nothing_instead_of_overflowing():
+    # 1e-320 / ... once raised OverflowError mid-run (found by tests/test_properties.py).
+    budget = RatioBudget(RatioBudgetSettings(ratio=1e-320, min_retries_per_second=1, ttl=5))
+    for _ in range(100):
+        budget.on_request(0)
+    assert budget.balance(0) == 5  # the floor alone, as with ratio 0
+
+
 # --- the AWS SDKs' retry quota ---------------------------------------------------------
 
 

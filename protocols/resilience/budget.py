@@ -30,6 +30,8 @@ A retry the budget refuses fails fast. Time is passed in; random draws come from
 
 from __future__ import annotations
 
+import math
+
 import random
 from typing import Annotated, Literal, NamedTuple, Protocol
 
@@ -99,9 +101,12 @@ class RatioBudget:
 
     def __init__(self, settings: RatioBudgetSettings | None = None) -> None:
         self.settings = s = settings if settings is not None else RatioBudgetSettings()
-        self.deposit = self.SCALE if s.ratio > 0 else 0
+        # A ratio so small that a retry's price overflows a float earns no credit in any
+        # run, so it is the same as no ratio.
+        earns = s.ratio > 0 and math.isfinite(self.SCALE / s.ratio)
+        self.deposit = self.SCALE if earns else 0
         # With no ratio a retry costs 1 and all credit comes from the reserve (as Finagle).
-        self.withdrawal = int(self.SCALE / s.ratio) if s.ratio > 0 else 1
+        self.withdrawal = int(self.SCALE / s.ratio) if earns else 1
         self.reserve = s.min_retries_per_second * s.ttl * self.withdrawal
         self._tokens = SlidingWindow(s.ttl, 10)
 
