@@ -76,7 +76,8 @@ class QueueOrder(BaseModel):
         "first); a value not listed that is a number is its own level.",
     )
     default_priority: int = Field(
-        0, description="priority: the level of a request whose value is neither listed nor a number."
+        0,
+        description="priority: the level of a request whose value is neither listed nor a number.",
     )
 
     @model_validator(mode="after")
