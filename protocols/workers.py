@@ -1,10 +1,12 @@
-"""A pool of workers with a FIFO queue, and the bookkeeping every server does with it.
+"""A pool of workers with a queue, and the bookkeeping every server does with it.
 
 The pool is protocol-agnostic: an HTTP server puts requests in it (its accept queue
 bounded by `queue_limit`), a queue consumer its deliveries, a stream server its streams.
 It counts what went in and out, so queue samples and utilisation come from it. Every
 server opens a span per request (`server_span`), closes it with the outcome of the
 status it answers (`end_span`), and loses its jobs when its node crashes (`crash`).
+The queue is served oldest first unless the pool is given another order
+(`protocols.order`: LIFO, adaptive LIFO, priority).
 
     pool = WorkerPool(node, workers=4, queue_limit=100, begin=handler)
     if not pool.submit(job):
@@ -15,12 +17,12 @@ status it answers (`end_span`), and loses its jobs when its node crashes (`crash
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from protocols.call import status_outcome
 from protocols.node import Node
+from protocols.order import Fifo, JobQueue, QueueOrder, make_queue
 from protocols.transport import Message
 
 
@@ -66,7 +68,8 @@ class Job:
 
 
 class WorkerPool:
-    """N workers serving jobs in arrival order; `begin` is called as each one starts."""
+    """N workers serving queued jobs in arrival order (or `order`); `begin` is called as
+    each one starts."""
 
     def __init__(
         self,
@@ -74,12 +77,13 @@ class WorkerPool:
         workers: int,
         begin: Callable[[Job], None],
         queue_limit: int | None = None,
+        order: QueueOrder | None = None,
     ) -> None:
         self.node = node
         self.workers = workers
         self.queue_limit = queue_limit
         self._begin = begin
-        self.queue: deque[Job] = deque()
+        self.queue: JobQueue[Job] = Fifo() if order is None else make_queue(order)
         self.running: dict[int, Job] = {}
         self.enqueued = 0
         self.completed = 0
@@ -87,6 +91,12 @@ class WorkerPool:
         # starts from the event loop a moment later (see `done`), and a job arriving at
         # that same instant must not take the worker first.
         self.owed = 0
+
+    def use_order(self, order: QueueOrder) -> None:
+        """Serve the queue in `order` from now on (before any job is queued)."""
+        if self.queue:
+            raise RuntimeError("a pool's order changes only while its queue is empty")
+        self.queue = make_queue(order)
 
     @property
     def depth(self) -> int:
@@ -144,8 +154,9 @@ class WorkerPool:
 
     def _next(self) -> None:
         self.owed -= 1
-        while self.queue and len(self.running) + self.owed < self.workers:
-            self._start(self.queue.popleft())
+        queue = self.queue
+        while queue and len(self.running) + self.owed < self.workers:
+            self._start(queue.take(self.node.env.now))
 
     def _start(self, job: Job) -> None:
         job.started = self.node.env.now

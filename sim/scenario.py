@@ -15,6 +15,7 @@ import networkx as nx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocols.http import HttpClientSettings, HttpServerSettings
+from protocols.order import QueueOrder
 from protocols.queue import QueueSettings
 from protocols.resilience import (
     AdaptiveThrottleSettings,
@@ -76,6 +77,11 @@ class Agent(Model):
         ge=0,
         description="Requests that may wait for a worker; past it the service answers 503.",
     )
+    queue_order: QueueOrder = Field(
+        default_factory=QueueOrder,
+        description="Which waiting request a free worker takes next, in every protocol the "
+        "agent serves: fifo (default), lifo, adaptive_lifo or priority by a message field.",
+    )
     calls: list[AgentId] = Field(
         default_factory=list,
         description="Downstream agents called, in order, while serving each request.",
@@ -117,6 +123,16 @@ class Agent(Model):
         description="Simulated time at which the agent moves to `version` + 1 of its "
         "messages (a rolling upgrade).",
     )
+
+    @model_validator(mode="after")
+    def _queue_order_where_requests_queue(self) -> Agent:
+        if "queue_order" in self.model_fields_set and self.role in ("client", "broker"):
+            raise FieldError(
+                "queue_order",
+                f"a {self.role} serves no requests, so it has no queue to order; "
+                "set queue_order on the agent that serves them",
+            )
+        return self
 
 
 class Channel(Model):

@@ -67,6 +67,8 @@ class World:
         self.ctx.network = self.network
         for spec in scenario.agents:
             self.agents[spec.id] = ROLES[spec.role](self.ctx, spec)
+            for pool in self.agents[spec.id].endpoints.pools.values():
+                pool.use_order(spec.queue_order)  # the agents' pools are built FIFO
             nodes[spec.id] = self.agents[spec.id].node
             self.recorder.agent(
                 agent=spec.id,

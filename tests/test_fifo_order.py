@@ -65,6 +65,7 @@ CASES = {
     "D/D/2 ties": (2, {"kind": "constant", "rate": 4}, {"dist": "constant", "value": 1.0}, 0.25),
     "M/M/1": (1, {"kind": "poisson", "rate": 0.9}, {"dist": "exponential", "mean": 1.0}, 0.0),
     "M/D/3": (3, {"kind": "poisson", "rate": 2.5}, {"dist": "constant", "value": 1.0}, 0.01),
+    "M/M/3": (3, {"kind": "poisson", "rate": 2.7}, {"dist": "exponential", "mean": 1.0}, 0.0),
 }
 
 

@@ -2,18 +2,19 @@
 
 A client sends Poisson requests over a zero-latency network to a service with c workers
 and exponential service times, so the service is an M/M/c queue and its server spans'
-`wait` is the queueing delay Wq of Erlang C. Each replication (its own seed) gives one
-sample: the mean wait of the requests arriving between the warm-up and the end of the
-arrivals. The arrivals stop before the run ends, so every request of the window is
+`wait` is the queueing delay Wq of Erlang C. One long run per case is cut into equal
+windows of arrival time (batch means): each window gives one sample, the mean wait of the
+requests arriving in it. The arrivals stop before the run ends, so every request is
 served and none is left open to bias the mean.
+
+Each interval is a 95% one whose half-width must be under 5% of the theoretical value,
+with the theory inside it: a simulator whose mean were 5% off would put the theory
+outside the interval, so such a bias fails the test.
 """
 
 from __future__ import annotations
 
 import functools
-import multiprocessing as mp
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -22,34 +23,35 @@ import pytest
 import sim
 from sim.theory import erlang_b, erlang_c, mean_interval, mmc, t_cdf, t_quantile
 
-LEVEL = 0.99
+LEVEL = 0.95
+# The half-width may be at most this fraction of the theoretical value.
+MAX_RELATIVE_HALF_WIDTH = 0.05
+BATCHES = 30
 
 
 @dataclass(frozen=True)
 class Case:
-    """One M/M/c experiment: the queue, and how long and how often it is simulated."""
+    """One M/M/c experiment: the queue, and how long it is simulated."""
 
     arrival_rate: float
     service_rate: float
     servers: int
     horizon: float  # arrivals stop here
     warmup: float  # requests arriving earlier are not counted (the queue starts empty)
-    seeds: tuple[int, ...]
-    # The CI must be at most this fraction of Wq wide on each side, or the test could
-    # pass by being vague.
-    max_relative_half_width: float
 
 
-# Lengths were measured, not guessed. One replication's mean wait has a standard
-# deviation of about 48 / sqrt(window) for M/M/1 at rho=0.8 (300 replications of the
-# FIFO recursion) and 6.1 / sqrt(window) for M/M/10 at rho=0.9 (120 simulated ones), so
-# these give 99% half-widths near 8% and 11% of Wq. The limits below are about 1.6 times
-# those: a fair sample standard deviation stays under them, a too-short run does not.
+# Rates are high so that the run is short in simulated seconds (few queue samples) for
+# its requests. Lengths were measured, not guessed: with the FIFO recursion over 2 million
+# requests, one request's contribution to the variance of the mean wait is about 27 Wq^2
+# for M/M/1 at rho=0.5 and 50 Wq^2 for M/M/2 at rho=0.5, so 120,000 and 160,000 requests
+# give 95% half-widths near 2.9% and 3.5% of Wq, under the 5% limit with room for the
+# noise of the estimated standard deviation. Busier queues (M/M/1 at 0.8, M/M/10 at 0.9)
+# need 220,000 and 1.3 million requests for the same 5%, past what a test may take.
 CASES = {
-    "M/M/1 rho=0.8": Case(0.8, 1.0, 1, 13_000, 1_000, tuple(range(1, 17)), 0.14),
-    "M/M/10 rho=0.9": Case(9.0, 1.0, 10, 3_100, 200, tuple(range(1, 21)), 0.18),
+    "M/M/1 rho=0.5": Case(50.0, 100.0, 1, 2_402, 2),
+    "M/M/2 rho=0.5": Case(100.0, 100.0, 2, 1_602, 2),
 }
-DRAIN = 300.0  # simulated seconds after the last arrival, so the queue empties
+DRAIN = 10.0  # simulated seconds after the last arrival, so the queue empties
 
 
 def scenario(case: Case) -> dict:
@@ -57,6 +59,7 @@ def scenario(case: Case) -> dict:
     return {
         "name": "mmc",
         "duration": case.horizon + DRAIN,
+        "sample_interval": 0.1,  # a sample every ten mean service times
         "agents": [
             {"id": "client", "role": "client"},
             {
@@ -80,52 +83,50 @@ def scenario(case: Case) -> dict:
 
 
 @dataclass(frozen=True)
-class Replication:
-    """What one replication measured inside its window [warmup, horizon)."""
+class Batches:
+    """What one run measured, per window of [warmup, horizon)."""
 
-    mean_wait: float
-    requests: int
-    span_utilisation: float  # busy worker-seconds from server spans / (c x window)
-    sampled_utilisation: float  # mean `in_flight` of the queue samples / c
+    mean_wait: tuple[float, ...]
+    requests: tuple[int, ...]
+    span_utilisation: tuple[float, ...]  # busy worker-seconds from server spans / (c x window)
+    sampled_utilisation: float  # mean `in_flight` of the queue samples / c, whole window
     open_spans: int
 
 
-def measure(case: Case, seed: int) -> Replication:
-    """Run one replication and reduce it to its window's figures."""
+def measure(case: Case, seed: int = 1) -> Batches:
+    """Run the case once and reduce it to its windows' figures."""
     run = sim.run(scenario(case), seed=seed)
-    spans = run.spans
-    server = spans[spans["kind"] == "server"]
-    window = server[(server["start"] >= case.warmup) & (server["start"] < case.horizon)]
+    server = run.spans[run.spans["kind"] == "server"]
+    width = (case.horizon - case.warmup) / BATCHES
     busy_from = server["start"] + server["wait"]
-    overlap = server["end"].clip(upper=case.horizon) - busy_from.clip(lower=case.warmup)
-    busy = overlap.clip(lower=0).sum()
-    span = case.horizon - case.warmup
+    waits, counts, busy = [], [], []
+    for k in range(BATCHES):
+        low, high = case.warmup + k * width, case.warmup + (k + 1) * width
+        window = server[(server["start"] >= low) & (server["start"] < high)]
+        waits.append(float(window["wait"].mean()))
+        counts.append(len(window))
+        overlap = server["end"].clip(upper=high) - busy_from.clip(lower=low)
+        busy.append(float(overlap.clip(lower=0).sum() / (case.servers * width)))
+    counted = server[(server["start"] >= case.warmup) & (server["start"] < case.horizon)]
     queues = run.queues
     samples = queues[
         (queues["queue"] == "svc.workers")
         & (queues["time"] >= case.warmup)
         & (queues["time"] < case.horizon)
     ]
-    return Replication(
-        mean_wait=float(window["wait"].mean()),
-        requests=len(window),
-        span_utilisation=float(busy / (case.servers * span)),
+    return Batches(
+        mean_wait=tuple(waits),
+        requests=tuple(counts),
+        span_utilisation=tuple(busy),
         sampled_utilisation=float(samples["in_flight"].mean() / case.servers),
-        open_spans=int((window["outcome"] != "ok").sum() + window["wait"].isna().sum()),
+        open_spans=int((counted["outcome"] != "ok").sum() + counted["wait"].isna().sum()),
     )
 
 
 @functools.cache
-def replications(name: str) -> tuple[Replication, ...]:
-    """Every replication of a case, run once per test session, on up to two cores."""
-    case = CASES[name]
-    workers = min(2, os.cpu_count() or 1)
-    if workers < 2 or "fork" not in mp.get_all_start_methods():
-        return tuple(measure(case, seed) for seed in case.seeds)
-    # Replications are independent runs, so they parallelise perfectly; fork shares the
-    # already-imported simulator with the workers.
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        return tuple(pool.map(measure, [case] * len(case.seeds), case.seeds))
+def batches(name: str) -> Batches:
+    """The case's run, once per test session."""
+    return measure(CASES[name])
 
 
 # --- the theory itself -----------------------------------------------------------------
@@ -173,19 +174,20 @@ def test_mean_interval_covers_and_narrows():
 def test_mean_wait_matches_erlang_c(name):
     case = CASES[name]
     theory = mmc(case.arrival_rate, case.service_rate, case.servers)
-    reps = replications(name)
+    run = batches(name)
     # Every request of the window was served: an open one would bias the mean down.
-    assert all(r.open_spans == 0 for r in reps)
-    expected_requests = case.arrival_rate * (case.horizon - case.warmup)
-    assert all(r.requests > 0.95 * expected_requests for r in reps)
-    ci = mean_interval([r.mean_wait for r in reps], level=LEVEL)
+    assert run.open_spans == 0
+    expected_requests = case.arrival_rate * (case.horizon - case.warmup) / BATCHES
+    assert all(n > 0.95 * expected_requests for n in run.requests)
+    ci = mean_interval(run.mean_wait, level=LEVEL)
     report = (
-        f"{name}: Wq theory {theory.wq:.4f}, simulated {ci.mean:.4f}, "
-        f"{LEVEL:.0%} CI [{ci.low:.4f}, {ci.high:.4f}] over {ci.n} replications"
+        f"{name}: Wq theory {theory.wq:.5f}, simulated {ci.mean:.5f}, {LEVEL:.0%} CI "
+        f"[{ci.low:.5f}, {ci.high:.5f}] (half-width {ci.half_width / theory.wq:.1%} of "
+        f"theory) over {ci.n} batches of {sum(run.requests)} requests"
     )
     print(report)
     assert theory.wq in ci, report
-    assert ci.half_width < case.max_relative_half_width * theory.wq, report
+    assert ci.half_width < MAX_RELATIVE_HALF_WIDTH * theory.wq, report
 
 
 @pytest.mark.slow
@@ -193,11 +195,13 @@ def test_mean_wait_matches_erlang_c(name):
 def test_utilisation_matches_offered_load(name):
     case = CASES[name]
     rho = mmc(case.arrival_rate, case.service_rate, case.servers).utilisation
-    reps = replications(name)
-    from_spans = mean_interval([r.span_utilisation for r in reps], level=LEVEL)
-    assert rho in from_spans, from_spans
-    assert from_spans.half_width < 0.02
-    # The queue samples see the same busy workers, at one-second ticks.
-    sampled = pd.Series([r.sampled_utilisation for r in reps])
-    assert sampled.mean() == pytest.approx(rho, abs=0.02)
-    assert (sampled - pd.Series([r.span_utilisation for r in reps])).abs().max() < 0.03
+    run = batches(name)
+    from_spans = mean_interval(run.span_utilisation, level=LEVEL)
+    report = f"{name}: rho {rho}, from spans {from_spans}"
+    print(report)
+    assert rho in from_spans, report
+    assert from_spans.half_width < MAX_RELATIVE_HALF_WIDTH * rho, report
+    # The queue samples see the same busy workers, at their ticks.
+    spans = pd.Series(run.span_utilisation).mean()
+    assert run.sampled_utilisation == pytest.approx(rho, abs=0.02)
+    assert run.sampled_utilisation == pytest.approx(spans, abs=0.01)
