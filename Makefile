@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8501
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench fuzz clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,6 +29,14 @@ test: lint
 	# The browser tests run alone: they wait on a real page, which CPU-heavy tests beside
 	# them can slow past their timeouts.
 	$(PY) -m pytest -m browser
+
+# Generated scenarios over every protocol, policy and fault against the oracle of
+# tests/test_properties.py, with a fresh random seed each time (make test runs 40 fixed
+# ones). FUZZ_EXAMPLES=10000 make fuzz for a longer hunt.
+FUZZ_EXAMPLES ?= 2000
+fuzz: $(VENV)/.dev
+	SWITCHBOARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:cacheprovider \
+		tests/test_properties.py -q
 
 # Style, the architecture's import contracts (pyproject.toml) and the types of sim/ and
 # protocols/.
