@@ -90,6 +90,9 @@ class Recorder:
         self._s_status: list[int] = []
         # How many of a fan-out's calls answered; other spans have none (-1).
         self._s_answered: dict[int, int] = {}
+        # Events an SSE stream never received (they had left the server's replay buffer
+        # when it reconnected); spans that are not streams have none (-1).
+        self._s_lost: dict[int, int] = {}
         self.breakers: list[dict[str, Any]] = []
         self.queues: list[tuple[Any, ...]] = []
         self.faults: list[dict[str, Any]] = []
@@ -292,6 +295,7 @@ class Recorder:
         attempts: int | None = None,
         status: int | None = None,
         answered: int | None = None,
+        lost_events: int | None = None,
     ) -> None:
         """Close a span with its outcome; a span is closed once, later calls are ignored."""
         if self._s_outcome[span] != "open":
@@ -307,6 +311,8 @@ class Recorder:
             self._s_status[span] = status
         if answered is not None:
             self._s_answered[span] = answered
+        if lost_events is not None:
+            self._s_lost[span] = lost_events
 
     def span_is_open(self, span: int) -> bool:
         """Whether the span has no outcome yet."""
@@ -419,6 +425,7 @@ class Recorder:
                 "error": _strings(self._s_error),
                 "status": _numbers(self._s_status, np.int64),
                 "answered": _sparse_int(self._s_answered, k),
+                "lost_events": _sparse_int(self._s_lost, k),
             },
             columns=SPAN_COLUMNS,
             copy=False,
