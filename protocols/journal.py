@@ -39,9 +39,11 @@ class Journal(Protocol):
         attempts: int | None = None,
         status: int | None = None,
         answered: int | None = None,
+        lost_events: int | None = None,
     ) -> None:
         """Close a span with its outcome (a second close is ignored); `answered` is how
-        many of a fan-out's calls answered."""
+        many of a fan-out's calls answered, `lost_events` how many events a stream never
+        received."""
         ...
 
     def queue_sample(

@@ -1,10 +1,12 @@
 """Invariants any run can be checked against, each a pure function of the Run.
 
-Each check returns the rows that violate it (an empty table when it holds), with a
-`correlation_id` column wherever one applies, so a violation can be shown with its
-message chain. `check(run)` runs them all (`sim.check`), `violations(run)` keeps those
-that failed and the scenario does not expect to fail; `python -m sim run SCENARIO
---check` prints the first violation and exits 1. A Run never calls these itself.
+Each check returns the rows that violate it (an empty table when it holds), each with
+the `msg_id` of the message that shows the violation ("" where nothing was sent) and a
+`correlation_id` wherever one applies, so a violation can be shown with the chain of
+messages that led to it (`sim.explain`). `check(run)` runs them all (`sim.check`),
+`violations(run)` keeps those that failed and the scenario does not expect to fail;
+`python -m sim run SCENARIO --check` prints each failing check's first violations and
+exits 1. A Run never calls these itself.
 
     >>> import sim
     >>> run = sim.run("basic")
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sim.metrics import OPEN_STATES, requests
+from protocols.negotiation import BID
+from sim.metrics import CALLERS, OPEN_STATES, requests
 
 if TYPE_CHECKING:
     from sim.trace.run import Run
@@ -48,57 +51,133 @@ def nothing_lost(run: Run) -> pd.DataFrame:
     """
     roots = requests(run.spans)
     vanished = roots[(roots["outcome"] == "open") & (roots["deadline"] < run.duration - SLACK)]
-    return vanished[["correlation_id", "span_id", "agent", "peer", "start", "deadline"]]
+    vanished = vanished.assign(msg_id=request_of(run, vanished["span_id"]))
+    return vanished[["correlation_id", "span_id", "msg_id", "agent", "peer", "start", "deadline"]]
 
 
 def exactly_once(run: Run) -> pd.DataFrame:
-    """Effects applied more than once for one key by a receiver that is idempotent."""
+    """Effects applied more than once for one key by a receiver that dedupes them.
+
+    Deduplication belongs to a protocol's receiver, not to the agent: an agent whose
+    HTTP server dedupes still applies every queue delivery it gets unless its queue
+    channel is idempotent. So an effect counts only where the protocol (and, for a
+    queue, the channel) that delivered it dedupes.
+    """
+    columns = ["agent", "protocol", "key", "effects", "correlation_id", "msg_id"]
     effects = run.effects
-    idempotent = idempotent_agents(run)
-    if effects.empty or not idempotent:
-        return pd.DataFrame(columns=["agent", "key", "effects", "correlation_id"])
-    mine = effects[effects["agent"].isin(idempotent)]
-    grouped = mine.groupby(["agent", "key"], sort=True).agg(
+    if effects.empty:
+        return pd.DataFrame(columns=columns)
+    m = run.messages
+    # The message each effect applied, as its sender sent it: its protocol and sender.
+    sent = m[m["kind"].isin(SENDS)].drop_duplicates("msg_id").set_index("msg_id")
+    anyhow = m.drop_duplicates("msg_id").set_index("msg_id")
+    protocol = (
+        effects["msg_id"].map(sent["protocol"]).fillna(effects["msg_id"].map(anyhow["protocol"]))
+    )
+    sender = effects["msg_id"].map(sent["src"]).fillna(effects["msg_id"].map(anyhow["src"]))
+    effects = effects.assign(protocol=protocol.fillna(""), sender=sender.fillna(""))
+    dedupes = receivers_that_dedupe(run)
+    counted = [
+        dedupes(agent, proto, src)
+        for agent, proto, src in zip(
+            effects["agent"], effects["protocol"], effects["sender"], strict=True
+        )
+    ]
+    mine = effects[counted].sort_values("time", kind="stable")
+    if mine.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["agent", "protocol", "key"]
+    grouped = mine.groupby(keys, sort=True).agg(
         effects=("msg_id", "size"), correlation_id=("correlation_id", "first")
     )
-    return grouped[grouped["effects"] > 1].reset_index()
+    bad = grouped[grouped["effects"] > 1]
+    # The violating message: the one whose effect was applied again (the second).
+    again = mine[mine.groupby(keys, sort=False).cumcount() == 1].set_index(keys)["msg_id"]
+    bad = bad.assign(msg_id=again.reindex(bad.index)).reset_index()
+    return bad[columns]
 
 
-def idempotent_agents(run: Run) -> list[str]:
-    """Agents whose receivers deduplicate (HTTP `dedupe`, or an idempotent consumer)."""
-    # A queue channel with `idempotent: true` makes the agent it reaches dedupe its
-    # deliveries (a queue server, or an orchestrator reading its response queue).
-    queued = {c.dst for c in run.scenario.channels if c.protocol == "queue" and c.queue.idempotent}
-    found = []
-    for agent in run.scenario.agents:
-        if agent.http.dedupe or getattr(agent, "idempotent", False) or agent.id in queued:
-            found.append(agent.id)
-    return found
+def receivers_that_dedupe(run: Run) -> Callable[[str, str, str], bool]:
+    """Whether `agent`'s receiver of `protocol` dedupes what `sender` sent it.
+
+    HTTP: the agent's `http.dedupe` (its idempotency store keys every request). A queue:
+    the channel from the sender to the agent is `idempotent` (any queue channel reaching
+    the agent, when the sender is not known). An agent that declares itself
+    `idempotent` dedupes whatever protocol delivers. Other protocols do not dedupe.
+    """
+    scenario = run.scenario
+    agents = {agent.id: agent for agent in scenario.agents}
+    queued = {
+        (c.src, c.dst): c.queue.idempotent for c in scenario.channels if c.protocol == "queue"
+    }
+    any_queue = {dst for (_src, dst), idempotent in queued.items() if idempotent}
+
+    def dedupes(agent: str, protocol: str, sender: str) -> bool:
+        spec = agents.get(agent)
+        if spec is None:
+            return False
+        if getattr(spec, "idempotent", False):
+            return True
+        if protocol == "http":
+            return bool(spec.http.dedupe)
+        if protocol == "queue":
+            if (sender, agent) in queued:
+                return queued[(sender, agent)]
+            return agent in any_queue
+        return False
+
+    return dedupes
 
 
 def deadlines_shrink(run: Run) -> pd.DataFrame:
     """Calls whose deadline is later than the deadline of the call they serve.
 
     Along a chain A -> B -> C, B's call to C must give up no later than A's call to B:
-    otherwise C works for a caller that has already stopped waiting.
+    otherwise C works for a caller that has already stopped waiting. The call a call
+    serves is found by going up from it to the handler it runs in (a server or consumer
+    span: past a retrying request's span over its attempts, a fan-out, any step of the
+    handler's own) and taking the call that handler answers.
     """
+    columns = ["correlation_id", "span_id", "msg_id", "agent", "peer", "deadline", "upstream"]
     spans = run.spans
-    by_id = spans.set_index("span_id")
-    calls = spans[(spans["kind"].isin(["client", "producer"])) & (spans["parent_id"] != "")]
+    calls = spans[(spans["kind"].isin(CALLERS)) & (spans["parent_id"] != "")]
     if calls.empty:
-        return pd.DataFrame(columns=["correlation_id", "span_id", "deadline", "upstream"])
-    # The call this one serves: its parent is a server span whose parent is that call.
-    server_parent = calls["parent_id"].map(by_id["parent_id"])
-    upstream = server_parent.map(by_id["deadline"])
+        return pd.DataFrame(columns=columns)
+    by_id = spans.set_index("span_id")
+    handler = _handler_of(calls["parent_id"], by_id["kind"], by_id["parent_id"])
+    upstream = handler.map(by_id["parent_id"]).map(by_id["deadline"])
     bad = calls.assign(upstream=upstream)
     bad = bad[bad["upstream"].notna() & bad["deadline"].notna()]
     bad = bad[bad["deadline"] > bad["upstream"] + SLACK]
-    return bad[["correlation_id", "span_id", "agent", "peer", "deadline", "upstream"]]
+    bad = bad.assign(msg_id=request_of(run, bad["span_id"]))
+    return bad[columns]
+
+
+# The span kinds of a handler: the work done for a request that arrived.
+HANDLERS = ("server", "consumer")
+
+
+def _handler_of(start: pd.Series, kind: pd.Series, parent: pd.Series) -> pd.Series:
+    """For each span id in `start`, it or its nearest ancestor that is a handler ("" if none)."""
+    current = start
+    for _ in range(len(kind) + 1):
+        found = current.map(kind)
+        done = found.isin(HANDLERS) | found.isna()
+        if done.all():
+            break
+        current = current.where(done, current.map(parent))
+    return current.where(current.map(kind).isin(HANDLERS), "")
 
 
 def no_retries_beyond_budget(run: Run) -> pd.DataFrame:
-    """Callers whose retries exceeded their channel's retry budget ratio (plus its floor)."""
-    columns = ["agent", "peer", "requests", "retries", "allowed"]
+    """Callers whose retries exceeded their channel's retry budget ratio (plus its floor).
+
+    A retry is an attempt of a request after its first: with a retry policy a request's
+    span holds its attempts as child spans. What a span counts in `attempts` otherwise is
+    not a retry: a negotiation's bids (each its own message, never retried by the
+    budget), an SSE stream's reconnections.
+    """
+    columns = ["agent", "peer", "requests", "retries", "allowed", "correlation_id", "msg_id"]
     budgets = {}
     for channel in run.scenario.channels:
         budget = getattr(channel, "budget", None)
@@ -106,20 +185,28 @@ def no_retries_beyond_budget(run: Run) -> pd.DataFrame:
             budgets[(channel.src, channel.dst)] = budget
     if not budgets:
         return pd.DataFrame(columns=columns)
-    spans = run.spans
-    parents = spans[(spans["kind"] == "client") & (spans["attempts"] >= 1)]
+    spans, m = run.spans, run.messages
+    bidding = m.loc[m["type"] == BID, "span_id"].unique()
+    calls = spans[spans["kind"].isin(CALLERS) & ~spans["span_id"].isin(bidding)]
     rows = []
     for (agent, peer), budget in budgets.items():
-        mine = parents[(parents["agent"] == agent) & (parents["peer"] == peer)]
-        # A retrying call's span holds its attempts as child spans of the same caller and
-        # callee: count the requests, not the attempts under them.
-        mine = mine[~mine["parent_id"].isin(mine["span_id"])]
-        if mine.empty:
+        mine = calls[(calls["agent"] == agent) & (calls["peer"] == peer)]
+        attempts = mine[mine["parent_id"].isin(mine["span_id"])]
+        requests_ = mine[~mine["span_id"].isin(attempts["span_id"])]
+        if requests_.empty:
             continue
-        retries = int((mine["attempts"] - 1).clip(lower=0).sum())
-        allowed = budget.ratio * len(mine) + budget.min_retries_per_second * run.duration
+        # The attempts after each request's first, in the order they began.
+        retried = attempts.sort_values(["start", "span_id"], kind="stable")
+        retried = retried[retried.duplicated("parent_id")]
+        retries = len(retried)
+        allowed = budget.ratio * len(requests_) + budget.min_retries_per_second * run.duration
         if retries > allowed + 1:
-            rows.append((agent, peer, len(mine), retries, allowed))
+            # The violating message: the first retry past what the budget allowed.
+            over = retried.iloc[min(int(allowed) + 1, retries - 1)]
+            msg_id = request_of(run, pd.Series([over["span_id"]])).iloc[0]
+            rows.append(
+                (agent, peer, len(requests_), retries, allowed, over["correlation_id"], msg_id)
+            )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -163,6 +250,41 @@ def dead_letters_have_reasons(run: Run) -> pd.DataFrame:
     return bad[["correlation_id", "msg_id", "src", "dst", "attempt", "ended_at"]]
 
 
+def streams_complete(run: Run) -> pd.DataFrame:
+    """Streams that lost events: ids the client never received, because they had left the
+    server's replay buffer by the time it reconnected with Last-Event-ID."""
+    columns = ["correlation_id", "span_id", "msg_id", "agent", "peer", "lost_events", "outcome"]
+    spans = run.spans
+    if "lost_events" not in spans.columns:
+        return pd.DataFrame(columns=columns)
+    lost = spans[spans["lost_events"] > 0]
+    lost = lost.assign(msg_id=request_of(run, lost["span_id"]))
+    return lost[columns]
+
+
+# Message kinds that open a request: what a call puts on the wire for its callee.
+SENDS = ("request", "publish")
+
+
+def request_of(run: Run, span_ids: pd.Series) -> pd.Series:
+    """The msg_id of the first request each span sent ("" if none), by span.
+
+    A span that sent nothing itself (a retrying request's span over its attempts) gives
+    its first attempt's request.
+    """
+    m, spans = run.messages, run.spans
+    if span_ids.empty:
+        return pd.Series([], index=span_ids.index, dtype="str")
+    sent = m[m["kind"].isin(SENDS) & (m["span_id"] != "")].drop_duplicates("span_id")
+    first = sent.set_index("span_id")["msg_id"]
+    own = span_ids.map(first)
+    children = spans[spans["parent_id"].isin(span_ids) & spans["span_id"].isin(first.index)]
+    children = children.sort_values(["start", "span_id"], kind="stable")
+    by_parent = children.drop_duplicates("parent_id").set_index("parent_id")["span_id"]
+    through = span_ids.map(by_parent).map(first)
+    return own.fillna(through).fillna("").astype("str")
+
+
 CHECKS = [
     Check("nothing_lost", "every workload request ends in an answer, an error, a timeout "
           "or a dead letter", nothing_lost),
@@ -172,6 +294,8 @@ CHECKS = [
     Check("open_breakers", "nothing goes on the wire through an OPEN breaker",
           no_traffic_through_open_breakers),
     Check("dead_letter_reasons", "every dead letter has a reason", dead_letters_have_reasons),
+    Check("streams_complete", "every stream delivers every event (none lost past the "
+          "server's replay buffer)", streams_complete),
 ]  # fmt: skip
 
 
@@ -192,32 +316,3 @@ def violations(run: Run, include_expected: bool = False) -> dict[str, pd.DataFra
     return {
         name: rows for name, rows in check(run).items() if not rows.empty and name not in expected
     }
-
-
-def message_chain(run: Run, correlation_id: str) -> pd.DataFrame:
-    """The messages of one trace in the order they were sent."""
-    m = run.messages
-    chain = m[m["correlation_id"] == correlation_id].sort_values(["sent_at", "seq"])
-    return chain[["seq", "sent_at", "src", "dst", "kind", "type", "attempt", "outcome", "reason"]]
-
-
-def describe_violation(run: Run, name: str, rows: pd.DataFrame, limit: int = 20) -> str:
-    """The first violation of a check as text: what it asserts, the row, its chain."""
-    rule = next(c for c in CHECKS if c.name == name)
-    first = rows.iloc[0]
-    lines = [
-        f"check '{name}' failed: {rule.asserts} ({len(rows)} violation(s))",
-        "first: " + ", ".join(f"{k}={first[k]}" for k in rows.columns),
-    ]
-    correlation_id = first.get("correlation_id") if "correlation_id" in rows.columns else None
-    if correlation_id:
-        chain = message_chain(run, str(correlation_id))
-        lines.append(f"messages of {correlation_id}, in order:")
-        for row in chain.head(limit).itertuples(index=False):
-            lines.append(
-                f"  {row.sent_at:10.4f}  {row.src} -> {row.dst}  {row.kind} {row.type}"
-                f" (attempt {row.attempt}) {row.outcome}{': ' + row.reason if row.reason else ''}"
-            )
-        if len(chain) > limit:
-            lines.append(f"  ... and {len(chain) - limit} more")
-    return "\n".join(lines)

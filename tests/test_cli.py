@@ -152,6 +152,63 @@ def test_the_package_names_its_public_api():
 # --- list, validate, schema ----------------------------------------------------------------
 
 
+# Two wrong things at once: B gives C 10 s of a request A waits 2 s for (a retried call,
+# its deadline not shrunk), and a stream whose missed events left the replay buffer.
+TWO_VIOLATIONS = """\
+name: two-violations
+duration: 30
+agents:
+  - {id: A, role: client}
+  - {id: B, role: service, calls: [C]}
+  - {id: C, role: service, service_time: {dist: constant, value: 3}}
+  - {id: s, role: service, service_time: {dist: constant, value: 20}}
+channels:
+  - {from: A, to: B, timeout: 2}
+  - {from: B, to: C, timeout: 10, deadline: {propagate: false},
+     retry: {max_attempts: 2, backoff: constant, base: 0.1}}
+  - {from: A, to: s, protocol: sse, timeout: 50,
+     sse: {replay_buffer: 2, progress_interval: 1}}
+network:
+  default: {latency: {dist: constant, value: 0.01}}
+workload:
+  - {from: A, to: B, arrivals: {kind: constant, rate: 1}, end: 3}
+  - {from: A, to: s, arrivals: {kind: constant, rate: 1}, end: 1}
+faults:
+  - {kind: partition, groups: [[A], [s]], start: 5, end: 12}
+"""
+
+
+def test_check_shows_each_failing_checks_violating_messages_and_their_chains(tmp_path, capsys):
+    scenario = tmp_path / "two.yaml"
+    scenario.write_text(TWO_VIOLATIONS)
+    out = tmp_path / "run"
+    assert cli.main(["run", str(scenario), "--check", "--quiet", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    run = Run.load(out)
+    found = sim.check(run)
+    assert sorted(name for name, rows in found.items() if not rows.empty) == [
+        "deadlines_shrink",
+        "streams_complete",
+    ]
+    lines = err.splitlines()
+    for name in ("deadlines_shrink", "streams_complete"):
+        assert sum(line.startswith(f"check '{name}' failed") for line in lines) == 1
+    # Each violation shown names its message, and its chain ends at that message...
+    late = found["deadlines_shrink"]["msg_id"].iloc[0]
+    lost = found["streams_complete"]["msg_id"].iloc[0]
+    for msg_id in (late, lost):
+        assert f"msg_id={msg_id} " in err
+        [mark] = [line for line in lines if line.endswith("<- violating") and f" {msg_id} " in line]
+        assert mark.split()[0] == msg_id
+    # ...which starts at the workload's request that B's call to C serves.
+    m = run.messages.drop_duplicates("msg_id").set_index("msg_id")
+    root = m.loc[late, "causation_id"]
+    assert (m.loc[root, "src"], m.loc[root, "dst"], m.loc[root, "kind"]) == ("A", "B", "request")
+    first = lines.index(next(line for line in lines if f"msg_id={late} " in line))
+    assert lines[first + 2].split()[0] == root
+    assert lines[first + 3].split()[0] == late
+
+
 def test_list_shows_every_builtin(capsys):
     assert cli.main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()

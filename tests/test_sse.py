@@ -146,6 +146,27 @@ def test_a_gap_longer_than_the_replay_buffer_counts_the_lost_events():
     assert w.results == [("ok", 200, "")]
 
 
+def test_the_span_of_a_stream_that_lost_events_says_so():
+    w = World(settings=SseSettings(replay_buffer=5), faults=[PARTITION])
+    w.open()
+    w.h.run(120)
+    # The call got its final answer (it is not retried), but its span is partial: the
+    # caller saw a subset of the stream, and the trace says how much is missing.
+    assert w.results == [("ok", 200, "")]
+    span = w.h.spans.set_index("kind").loc["client"]
+    assert (span.outcome, span.status, span.attempts, span.lost_events) == ("partial", 200, 2, 10)
+    assert span.error.startswith("10 event(s) lost")
+    assert w.h.spans.set_index("kind").loc["server", "lost_events"] == -1
+
+
+def test_a_stream_that_lost_nothing_records_zero_lost_events():
+    w = World(faults=[PARTITION])
+    w.open()
+    w.h.run(120)
+    span = w.h.spans.set_index("kind").loc["client"]
+    assert (span.outcome, span.lost_events, span.error) == ("ok", 0, "")
+
+
 def test_the_servers_retry_field_sets_the_reconnection_delay():
     w = World(settings=SseSettings(server_retry=1.5), faults=[PARTITION])
     stream = w.open()

@@ -4,7 +4,8 @@ A stream opens with a GET; a 200 opens it, any other status fails it for good (W
 §9.2: "fail the connection"). Events are dispatched in id order, each once. When the
 connection breaks the stream waits the reconnection time (3 s, or what the server's
 `retry:` said) and sends a new GET with `Last-Event-ID`; the server replays what followed.
-Ids that never arrive (they fell out of the server's replay buffer) are counted lost.
+Ids that never arrive (they fell out of the server's replay buffer) are counted lost, and
+the stream's span records them (`lost_events`; `partial` when the final event came).
 
 How the stream notices a broken connection, since the simulated network has no TCP:
 
@@ -377,20 +378,35 @@ class SseStream:
             self.call.end(status_result(frame.status, frame.error))
 
     def closing(self, result: CallResult) -> None:
-        """The call ends: close the connection, record the span, tell `on_closed`."""
+        """The call ends: close the connection, record the span, tell `on_closed`.
+
+        The span records the events lost (`lost_events`); a stream that ended OK having
+        lost some is `partial`, with how many in its error. The call's result is left
+        as it is: the caller did get its final answer, and must not retry for it.
+        """
         if self.state == OPEN_STATE and math.isnan(self.final_event_at):
             self.send_close()  # a timeout or a cancel: the client hangs up
         self.state = CLOSED
         self.conn = ""
         self.held.clear()
         node = self.node
+        outcome, status, error = result
+        if outcome == "ok" and self.lost_events:
+            # The final answer came, but not every event before it: the caller got a
+            # subset of the stream, which the span says (the call itself succeeded).
+            outcome = "partial"
+            error = (
+                f"{self.lost_events} event(s) lost: they had left {self.dst}'s replay "
+                "buffer when the stream reconnected"
+            )
         node.journal.span_end(
             self.span,
-            result[0],
+            outcome,
             node.env.now,
-            error=result[2],
+            error=error,
             attempts=self.connections,
-            status=result[1],
+            status=status,
+            lost_events=self.lost_events,
         )
         if self.on_closed is not None:
             self.on_closed(self)

@@ -349,4 +349,6 @@ class BrokerAgent(Agent):
         # no DLQ takes it (RabbitMQ without a dead-letter exchange) the broker drops it,
         # and the reason says so: nobody can inspect or redrive it.
         reason = letter.reason if letter.dlq else f"{letter.reason}; dropped: no dead-letter queue"
-        self.ctx.recorder.mark_last(letter.msg_id, "dead_lettered", self.ctx.env.now, reason)
+        self.ctx.recorder.mark_last(
+            letter.msg_id, "dead_lettered", self.ctx.env.now, reason, letter.deliveries
+        )

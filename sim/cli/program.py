@@ -131,8 +131,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _report_checks(run: Any) -> int:
-    """Print the first violation with its message chain; 1 if any check failed."""
-    from sim.checks import CHECKS, describe_violation, violations
+    """Print each failing check's first violations with their chains; 1 if any failed."""
+    from sim.checks import CHECKS, violations
+    from sim.explain import describe_violations
 
     failed = violations(run)
     expected = sorted(set(violations(run, include_expected=True)) - set(failed))
@@ -142,11 +143,7 @@ def _report_checks(run: Any) -> int:
         held = len(CHECKS) - len(expected)
         print(f"checks: {'all ' if not expected else ''}{held} hold")
         return 0
-    name, rows = next(iter(failed.items()))
-    print(describe_violation(run, name, rows), file=sys.stderr)
-    others = [n for n in failed if n != name]
-    if others:
-        print(f"also failed: {', '.join(others)}", file=sys.stderr)
+    print(describe_violations(run, failed), file=sys.stderr)
     return 1
 
 

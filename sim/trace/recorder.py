@@ -14,6 +14,7 @@ import gc
 import itertools
 import math
 from array import array
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,9 @@ from sim.trace.schema import (
 )
 
 NAN = math.nan
+# What a receiver may still say of a copy it was delivered (the only change an ended
+# copy's outcome may undergo, once): it refused it, parked it, or found it expired.
+VERDICTS = frozenset({"rejected", "dead_lettered", "expired"})
 
 
 def span_hex(index: int) -> str:
@@ -86,6 +90,9 @@ class Recorder:
         self._s_status: list[int] = []
         # How many of a fan-out's calls answered; other spans have none (-1).
         self._s_answered: dict[int, int] = {}
+        # Events an SSE stream never received (they had left the server's replay buffer
+        # when it reconnected); spans that are not streams have none (-1).
+        self._s_lost: dict[int, int] = {}
         self.breakers: list[dict[str, Any]] = []
         self.queues: list[tuple[Any, ...]] = []
         self.faults: list[dict[str, Any]] = []
@@ -160,24 +167,73 @@ class Recorder:
         fixed.clear()
 
     def message_delivered(self, seq: int, now: float) -> None:
-        """The copy `seq` reached its destination."""
+        """The copy `seq` reached its destination (ignored if it has already ended)."""
+        if self._m_outcome[seq] != "in_flight":
+            return  # a copy ends once: a later delivery must not undo its outcome
         self._m_delivered[seq] = now
         self._m_ended[seq] = now
         self._m_outcome[seq] = "delivered"
 
     def message_ended(self, seq: int, outcome: str, now: float, reason: str = "") -> None:
-        """The copy `seq` ended (`dropped`, `partitioned`, `rejected`, ...) at `now`."""
+        """The copy `seq` ended (`dropped`, `partitioned`, `rejected`, ...) at `now`.
+
+        A copy ends once. The one change allowed after that is a receiver's verdict on a
+        delivered copy (`VERDICTS`: rejected, dead-lettered, expired); anything else
+        asked of an ended copy is ignored, so its outcome never changes again.
+        """
+        current = self._m_outcome[seq]
+        if current != "in_flight" and (current != "delivered" or outcome not in VERDICTS):
+            return
         self._m_ended[seq] = now
         self._m_outcome[seq] = outcome
         if reason:
             self._m_reason[seq] = reason
 
-    def mark_last(self, msg_id: str, outcome: str, now: float, reason: str = "") -> None:
-        """End the last copy of `msg_id` on the wire with `outcome` (a dead letter, say).
+    def mark_last(
+        self, msg_id: str, outcome: str, now: float, reason: str = "", attempt: int = 0
+    ) -> bool:
+        """Give the last delivered copy of `msg_id` a receiver's verdict (a dead letter).
+
+        The copy is the last one that reached its receiver and has no verdict yet: never
+        a copy still on the wire (a network duplicate, or the DLQ's own delivery), whose
+        arrival would overwrite the verdict. With `attempt` (the broker's delivery
+        count), a delivered copy of that attempt comes first; an original before its
+        network duplicate. Returns whether a copy was marked.
 
         It scans back from the end: it is for rare events, not the hot path.
         """
         self._flush_messages()
+        found = self._last_delivered(msg_id, attempt) if attempt else -1
+        if found < 0:
+            found = self._last_delivered(msg_id, 0)
+        if found < 0:
+            return False
+        self.message_ended(found, outcome, now, reason)
+        return True
+
+    def _last_delivered(self, msg_id: str, attempt: int) -> int:
+        """The seq of the last delivered copy of `msg_id` (of `attempt`, unless 0), or -1.
+
+        When that copy is a network duplicate whose original was delivered too, the
+        original: the duplicate is the network's extra copy, the original the sender's.
+        """
+        outcomes, attempts, dup = self._m_outcome, self._m_attempt, self._m_dup
+        duplicate = -1
+        for seq in self._seqs_of(msg_id):
+            if duplicate >= 0:
+                # Looking back for the duplicate's original: the same attempt, not a copy.
+                if not dup[seq] and attempts[seq] == attempts[duplicate]:
+                    return seq if outcomes[seq] == "delivered" else duplicate
+                continue
+            if outcomes[seq] != "delivered" or (attempt and attempts[seq] != attempt):
+                continue
+            if not dup[seq]:
+                return seq
+            duplicate = seq
+        return duplicate
+
+    def _seqs_of(self, msg_id: str) -> Iterator[int]:
+        """The seqs of the copies of `msg_id`, newest first."""
         # The ids not yet frozen, then each frozen chunk, newest first.
         parts = itertools.chain(
             [self._m_id], (chunk.to_pylist() for chunk in reversed(self._chunks["_m_id"]))
@@ -187,8 +243,7 @@ class Recorder:
             start = end - len(ids)
             for index in range(len(ids) - 1, -1, -1):
                 if ids[index] == msg_id:
-                    self.message_ended(start + index, outcome, now, reason)
-                    return
+                    yield start + index
             end = start
 
     @property
@@ -240,6 +295,7 @@ class Recorder:
         attempts: int | None = None,
         status: int | None = None,
         answered: int | None = None,
+        lost_events: int | None = None,
     ) -> None:
         """Close a span with its outcome; a span is closed once, later calls are ignored."""
         if self._s_outcome[span] != "open":
@@ -255,6 +311,8 @@ class Recorder:
             self._s_status[span] = status
         if answered is not None:
             self._s_answered[span] = answered
+        if lost_events is not None:
+            self._s_lost[span] = lost_events
 
     def span_is_open(self, span: int) -> bool:
         """Whether the span has no outcome yet."""
@@ -367,6 +425,7 @@ class Recorder:
                 "error": _strings(self._s_error),
                 "status": _numbers(self._s_status, np.int64),
                 "answered": _sparse_int(self._s_answered, k),
+                "lost_events": _sparse_int(self._s_lost, k),
             },
             columns=SPAN_COLUMNS,
             copy=False,

@@ -18,7 +18,7 @@ import pandas as pd
 from sim._version import __version__
 from sim.metrics import summarize
 from sim.scenario import Scenario
-from sim.trace.schema import COLUMNS, FORMAT_VERSION, TABLES, conform, empty_table
+from sim.trace.schema import ADDED_COLUMNS, COLUMNS, FORMAT_VERSION, TABLES, conform, empty_table
 
 
 def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
@@ -157,6 +157,11 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
         table = pd.read_parquet(file)
     except Exception as exc:  # pyarrow raises many kinds for a file that is not Parquet
         raise RunFileError(f"{file} is not a readable Parquet file ({_first_line(exc)})") from None
+    # A column added to the contract since the run was saved gets its "nothing here"
+    # value: a run saved before it still loads, as it was.
+    for column, value in ADDED_COLUMNS.get(name, {}).items():
+        if column not in table.columns:
+            table[column] = value
     missing = [column for column in COLUMNS[name] if column not in table.columns]
     if missing:
         raise RunFileError(f"{file} lacks the columns {', '.join(missing)} of the {name} table")

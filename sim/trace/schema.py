@@ -55,6 +55,7 @@ SPAN_COLUMNS = [
     "error",
     "status",
     "answered",
+    "lost_events",
 ]
 BREAKER_COLUMNS = [
     "time",
@@ -83,6 +84,10 @@ AGENT_COLUMNS = ["agent", "role", "version", "workers", "calls"]
 EFFECT_COLUMNS = ["time", "agent", "key", "msg_id", "correlation_id"]
 
 
+# Columns added to the contract after format 1, with the value a run saved before each
+# was added reads back for it (what the recorder writes where it has nothing to say).
+ADDED_COLUMNS: dict[str, dict[str, object]] = {"spans": {"lost_events": -1}}
+
 # Column types of every table: applied when tables are built and when they are loaded,
 # so an empty table and a reloaded one have the same dtypes as a full, fresh one.
 DTYPES: dict[str, dict[str, str]] = {
@@ -98,7 +103,7 @@ DTYPES: dict[str, dict[str, str]] = {
         "kind": "str", "agent": "str", "peer": "str", "protocol": "str", "start": "float64",
         "end": "float64", "deadline": "float64", "wait": "float64", "outcome": "str",
         "attempts": "int64", "error": "str", "status": "int64",
-        "answered": "int64",
+        "answered": "int64", "lost_events": "int64",
     },
     "breakers": {
         "time": "float64", "agent": "str", "target": "str", "from_state": "str",

@@ -1,0 +1,213 @@
+"""The checks (sim.checks) on small scenarios: each flags what is wrong and only that.
+
+For each check a run that is correct, yet was flagged by an earlier reading of the
+trace (a false positive), and a run that is wrong and must be flagged (a true positive),
+each violation naming the message that shows it (`msg_id`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+import sim
+from sim import loading
+from sim.checks import check
+
+
+def collaboration(duration: float = 20, **changes: Any) -> dict[str, Any]:
+    """The built-in collaboration scenario as data, shortened, to be changed by a test."""
+    data = yaml.safe_load(loading.builtin_path("collaboration").read_text())
+    data["duration"] = duration
+    data.update(changes)
+    return data
+
+
+def channels(data: dict[str, Any], protocol: str, **settings: Any) -> dict[str, Any]:
+    """Set `settings` on every channel of `protocol` in `data`."""
+    for channel in data["channels"]:
+        if channel.get("protocol", "http") == protocol:
+            channel.update(settings)
+    return data
+
+
+def sent(run: sim.Run, msg_ids: Any) -> Any:
+    """The rows of the messages `msg_ids` (their first copies)."""
+    m = run.messages.drop_duplicates("msg_id").set_index("msg_id")
+    return m.loc[list(msg_ids)]
+
+
+# -- deadlines_shrink ----------------------------------------------------------------------
+
+
+def test_retried_sub_calls_under_a_fan_out_with_a_deadline_shrink_their_deadlines():
+    # The orchestrator fans out to two workers for at most 3 s; each sub-task is a
+    # retried call (a request span over its attempts) with a 5 s timeout, well inside the
+    # client's 30 s deadline. The fan-out's own wait is not a call they serve.
+    data = channels(
+        collaboration(),
+        "sse",
+        timeout=5,
+        retry={"max_attempts": 3, "backoff": "constant", "base": 0.1},
+    )
+    data["agents"][1]["fanout"] = {"policy": "all", "deadline": 3}
+    run = sim.run(data)
+    spans = run.spans
+    attempts = spans[spans["parent_id"].isin(spans.loc[spans["kind"] == "client", "span_id"])]
+    assert (attempts["protocol"] == "sse").sum() > 20  # the case is exercised
+    assert check(run)["deadlines_shrink"].empty
+
+
+CHAIN: dict[str, Any] = {
+    "name": "chain",
+    "seed": 1,
+    "duration": 10,
+    "agents": [
+        {"id": "A", "role": "client"},
+        {"id": "B", "role": "service", "calls": ["C"]},
+        {"id": "C", "role": "service", "service_time": {"dist": "constant", "value": 3}},
+    ],
+    "channels": [
+        {"from": "A", "to": "B", "timeout": 2},
+        # B ignores A's deadline and gives C 10 s: C works on after A has given up.
+        {"from": "B", "to": "C", "timeout": 10, "deadline": {"propagate": False},
+         "retry": {"max_attempts": 2, "backoff": "constant", "base": 0.1}},
+    ],
+    "workload": [{"from": "A", "to": "B", "arrivals": {"kind": "constant", "rate": 1}}],
+}  # fmt: skip
+
+
+def test_a_retried_call_that_outlives_its_callers_deadline_is_flagged():
+    run = sim.run(CHAIN)
+    found = check(run)["deadlines_shrink"]
+    assert not found.empty
+    assert (found["agent"] == "B").all() and (found["peer"] == "C").all()
+    assert (found["deadline"] > found["upstream"] + 7).all()  # 10 s against 2 s
+    # Each names the request that went out with the late deadline.
+    requests = sent(run, found["msg_id"])
+    assert (requests["kind"] == "request").all()
+    assert list(requests["src"].unique()) == ["B"] and list(requests["dst"].unique()) == ["C"]
+
+
+# -- exactly_once --------------------------------------------------------------------------
+
+
+def queue_service(idempotent: bool = False, **http: Any) -> dict[str, Any]:
+    """A client sending requests to `api` over a queue, on a network duplicating 30%."""
+    return {
+        "name": "dedupe",
+        "seed": 2,
+        "duration": 20,
+        "agents": [
+            {"id": "client", "role": "client"},
+            {"id": "broker", "role": "broker"},
+            {"id": "api", "role": "service", "workers": 4,
+             "service_time": {"dist": "constant", "value": 0.05}, "http": http},
+        ],
+        "channels": [
+            {"from": "client", "to": "api", "protocol": "queue", "timeout": 5,
+             "queue": {"broker": "broker", "idempotent": idempotent}},
+        ],
+        "network": {
+            "default": {"latency": {"dist": "exponential", "mean": 0.02}, "duplicate": 0.3}
+        },
+        "workload": [{"from": "client", "to": "api", "arrivals": {"kind": "poisson", "rate": 5}}],
+    }  # fmt: skip
+
+
+def test_an_agent_deduping_http_is_not_held_to_exactly_once_on_its_queue():
+    # `api` dedupes HTTP, but its queue channel is not idempotent: duplicated deliveries
+    # are applied twice, as at-least-once delivery says. Nothing promised otherwise.
+    run = sim.run(queue_service(dedupe=True))
+    keys = run.effects.groupby(["agent", "key"]).size()
+    assert (keys > 1).sum() > 5  # duplicates were applied
+    assert check(run)["exactly_once"].empty
+    # An idempotent queue channel applies each once, and is checked.
+    assert check(sim.run(queue_service(idempotent=True, dedupe=True)))["exactly_once"].empty
+
+
+def test_an_http_store_that_forgets_too_soon_applies_duplicates_and_is_flagged():
+    data = queue_service(dedupe=True, idempotency_ttl=0.001)
+    data["channels"][0] = {"from": "client", "to": "api", "timeout": 5}
+    data["agents"] = data["agents"][::2]  # no broker
+    run = sim.run(data)
+    found = check(run)["exactly_once"]
+    assert not found.empty and (found["protocol"] == "http").all()
+    assert (found["effects"] >= 2).all()
+    # The violating message is the request whose effect was applied again.
+    effects = run.effects.set_index("msg_id")
+    assert found["msg_id"].isin(effects.index).all()
+    assert (sent(run, found["msg_id"])["kind"] == "request").all()
+
+
+# -- retry_budget --------------------------------------------------------------------------
+
+
+def test_negotiation_bids_are_not_retries_of_a_budgeted_channel():
+    # A retry budget on the writers' WebSocket to their critics: each negotiation
+    # exchanges several bids, each a message of its own, none of them a retry.
+    data = channels(
+        collaboration(30),
+        "websocket",
+        budget={"kind": "ratio", "ratio": 0.1, "min_retries_per_second": 0},
+    )
+    run = sim.run(data)
+    negotiations = run.spans[run.spans["name"] == "negotiate"]
+    assert negotiations["attempts"].sum() > 3 * len(negotiations)
+    assert check(run)["retry_budget"].empty
+
+
+# (A true positive: tests/test_collaboration.py, a retry storm without its budget.)
+
+
+# -- streams_complete ----------------------------------------------------------------------
+
+
+def stream(replay_buffer: int) -> dict[str, Any]:
+    """One 20 s job streamed over SSE, its progress every second, cut off for 7 s."""
+    return {
+        "name": "stream",
+        "seed": 1,
+        "duration": 60,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {"id": "s", "role": "service", "service_time": {"dist": "constant", "value": 20}},
+        ],
+        "channels": [
+            {"from": "c", "to": "s", "protocol": "sse", "timeout": 50,
+             "sse": {"replay_buffer": replay_buffer, "progress_interval": 1}},
+        ],
+        "network": {"default": {"latency": {"dist": "constant", "value": 0.01}}},
+        "workload": [
+            {"from": "c", "to": "s", "arrivals": {"kind": "constant", "rate": 1}, "end": 1}
+        ],
+        "faults": [{"kind": "partition", "groups": [["c"], ["s"]], "start": 5, "end": 12}],
+    }  # fmt: skip
+
+
+def test_a_stream_that_lost_events_past_the_replay_buffer_is_flagged():
+    run = sim.run(stream(replay_buffer=2))
+    [span] = run.spans[run.spans["kind"] == "client"].itertuples()
+    # The final answer came, but ten progress events never did.
+    assert (span.outcome, span.status, span.attempts, span.lost_events) == ("partial", 200, 2, 10)
+    assert "10 event(s) lost" in span.error
+    found = check(run)["streams_complete"]
+    assert found[["span_id", "lost_events"]].values.tolist() == [[span.span_id, 10]]
+    [request] = sent(run, found["msg_id"]).itertuples()
+    assert (request.kind, request.src, request.dst, request.protocol) == (
+        "request",
+        "c",
+        "s",
+        "sse",
+    )
+
+
+def test_a_stream_resumed_from_its_replay_buffer_is_complete():
+    run = sim.run(stream(replay_buffer=100))
+    spans = run.spans
+    assert spans.loc[spans["kind"] == "client", ["outcome", "lost_events"]].values.tolist() == [
+        ["ok", 0]
+    ]
+    assert (spans.loc[spans["kind"] != "client", "lost_events"] == -1).all()  # not streams
+    assert check(run)["streams_complete"].empty

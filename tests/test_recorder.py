@@ -1,0 +1,152 @@
+"""The recorder's message rows: a copy ends once, and dead letters land on the right copy.
+
+A row's outcome is set when its copy ends (delivered, dropped, ...); the one change
+allowed after that is a receiver's verdict on a delivered copy (rejected, dead-lettered,
+expired), and nothing changes a verdict. `mark_last` (the broker's dead letters) gives
+the verdict to the last delivered copy, never to one still on the wire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocols.transport import Message
+from sim import loading
+from sim.trace.recorder import Recorder
+from sim.world import World
+
+
+def message(msg_id: str, attempt: int = 1, duplicate: bool = False) -> Message:
+    """A queue delivery of `msg_id` (its `attempt`-th), or a network duplicate of one."""
+    return Message(
+        msg_id=msg_id,
+        type="task",
+        src="broker",
+        dst="api",
+        kind="deliver",
+        protocol="queue",
+        attempt=attempt,
+        duplicate=duplicate,
+    )
+
+
+def outcomes(rec: Recorder) -> list[str]:
+    return rec.tables()["messages"]["outcome"].tolist()
+
+
+def test_an_ended_copy_keeps_its_outcome():
+    rec = Recorder()
+    dropped = rec.message_sent(message("m1"), 0.0)
+    delivered = rec.message_sent(message("m2"), 0.0)
+    rec.message_ended(dropped, "dropped", 1.0)
+    rec.message_delivered(delivered, 1.0)
+    # Later news of either copy changes nothing (a delivery after a drop, a drop after
+    # a delivery), but a receiver's verdict on the delivered copy does, once.
+    rec.message_delivered(dropped, 2.0)
+    rec.message_ended(delivered, "partitioned", 2.0)
+    rec.message_ended(delivered, "dead_lettered", 3.0, "max deliveries")
+    rec.message_ended(delivered, "rejected", 4.0, "again")
+    rec.message_delivered(delivered, 5.0)
+    m = rec.tables()["messages"]
+    assert m["outcome"].tolist() == ["dropped", "dead_lettered"]
+    assert m["ended_at"].tolist() == [1.0, 3.0]
+    assert m["delivered_at"].iloc[1] == 1.0 and m["reason"].iloc[1] == "max deliveries"
+
+
+def test_a_dead_letter_never_marks_a_copy_still_on_the_wire():
+    rec = Recorder()
+    first = rec.message_sent(message("m1", attempt=1), 0.0)
+    rec.message_delivered(first, 0.1)
+    # The broker's last delivery arrived; a network duplicate of it is still in flight.
+    last = rec.message_sent(message("m1", attempt=2), 1.0)
+    rec.message_delivered(last, 1.1)
+    late = rec.message_sent(message("m1", attempt=2, duplicate=True), 1.0)
+    assert rec.mark_last("m1", "dead_lettered", 2.0, "limit 2 reached", attempt=2)
+    rec.message_delivered(late, 2.5)  # the duplicate lands after the dead letter
+    assert outcomes(rec) == ["delivered", "dead_lettered", "delivered"]
+
+
+def test_a_dead_letter_marks_the_delivery_of_its_count_and_each_copy_once():
+    rec = Recorder()
+    # Two stored copies of m1 (its publish was duplicated): one at delivery 2, then the
+    # other at delivery 1, sent later. The first to be parked was delivered twice.
+    a1 = rec.message_sent(message("m1", attempt=1), 0.0)
+    a2 = rec.message_sent(message("m1", attempt=2), 1.0)
+    b1 = rec.message_sent(message("m1", attempt=1), 1.5)
+    for seq in (a1, a2, b1):
+        rec.message_delivered(seq, 1.6)
+    assert rec.mark_last("m1", "dead_lettered", 2.0, "a", attempt=2)
+    assert rec.mark_last("m1", "dead_lettered", 3.0, "b", attempt=1)
+    assert outcomes(rec) == ["delivered", "dead_lettered", "dead_lettered"]
+    # An original is marked rather than its duplicate; nothing left: nothing marked.
+    rec2 = Recorder()
+    original = rec2.message_sent(message("m2"), 0.0)
+    copy = rec2.message_sent(message("m2", duplicate=True), 0.0)
+    rec2.message_delivered(copy, 0.1)
+    rec2.message_delivered(original, 0.2)
+    assert rec2.mark_last("m2", "dead_lettered", 1.0, "x", attempt=1)
+    assert outcomes(rec2) == ["dead_lettered", "delivered"]
+    assert rec2.mark_last("m2", "dead_lettered", 1.0, "y", attempt=1)
+    assert not rec2.mark_last("m2", "dead_lettered", 1.0, "z", attempt=1)
+    assert outcomes(rec2) == ["dead_lettered", "dead_lettered"]
+
+
+POISON_UNDER_DUPLICATION: dict[str, Any] = {
+    "name": "poison-under-duplication",
+    "seed": 3,
+    "duration": 60,
+    "agents": [
+        {"id": "client", "role": "client"},
+        {"id": "broker", "role": "broker",
+         "queue": {"max_deliveries": 3, "visibility_timeout": 2}},
+        {"id": "api", "role": "service", "workers": 4,
+         "service_time": {"dist": "constant", "value": 0.05}},
+    ],
+    "channels": [
+        {"from": "client", "to": "api", "protocol": "queue", "timeout": 20,
+         "queue": {"broker": "broker", "max_deliveries": 3, "visibility_timeout": 2}},
+    ],
+    "network": {"default": {"latency": {"dist": "exponential", "mean": 0.02}}},
+    "workload": [{"from": "client", "to": "api", "arrivals": {"kind": "poisson", "rate": 5}}],
+    "faults": [
+        {"kind": "poison", "from": "client", "to": "api", "type": "task.poison", "count": 20,
+         "start": 5, "end": 40},
+        {"kind": "duplicate", "probability": 0.5, "start": 0, "end": 60},
+    ],
+}  # fmt: skip
+
+
+def test_every_dead_letter_of_a_duplicating_network_is_a_dead_lettered_row():
+    world = World(loading.validate(POISON_UNDER_DUPLICATION, "scenario"))
+    rec = world.recorder
+    changes: list[tuple[int, str, str]] = []
+
+    def watch(method: Any) -> Any:
+        # Every change of a row's outcome, as the network and the broker make them.
+        def wrapped(seq: int, *args: Any, **kwargs: Any) -> None:
+            before = rec._m_outcome[seq]
+            method(seq, *args, **kwargs)
+            if rec._m_outcome[seq] != before:
+                changes.append((seq, before, rec._m_outcome[seq]))
+
+        return wrapped
+
+    rec.message_delivered = watch(rec.message_delivered)  # type: ignore[method-assign]
+    rec.message_ended = watch(rec.message_ended)  # type: ignore[method-assign]
+    run = world.run()
+    broker = world.agents["broker"].broker  # type: ignore[attr-defined]
+    parked = run.messages[run.messages["outcome"] == "dead_lettered"]
+    totals = run.queues.groupby("queue")["dead_lettered"].max()
+    assert len(broker.dead_letters) > 20  # duplicated publishes are stored twice
+    assert len(parked) == len(broker.dead_letters) == int(totals.sum())
+    assert sorted(parked["msg_id"]) == sorted(d.msg_id for d in broker.dead_letters)
+    # Each parked row is a delivery that reached the consumer, of the count it died at.
+    assert (parked["kind"] == "deliver").all() and parked["delivered_at"].notna().all()
+    assert (parked["ended_at"] >= parked["delivered_at"]).all()
+    # A row ends once; after that only a delivered row may get a verdict, once.
+    for seq, before, after in changes:
+        assert before == "in_flight" or (before, after) == ("delivered", "dead_lettered"), (
+            seq,
+            before,
+            after,
+        )
