@@ -82,9 +82,12 @@ class QueueOrder(BaseModel):
 
     @model_validator(mode="after")
     def _settings_of_its_discipline(self) -> QueueOrder:
+        # A field left at its default is not a choice: a saved scenario (every field
+        # written out) must load again.
         for name in sorted(self.model_fields_set):
             needs = _ONLY_UNDER.get(name)
-            if needs is not None and needs != self.discipline:
+            default = type(self).model_fields[name].get_default(call_default_factory=True)
+            if needs is not None and needs != self.discipline and getattr(self, name) != default:
                 raise ValueError(
                     f"{name} applies only to discipline {needs}, not {self.discipline}"
                 )

@@ -126,7 +126,9 @@ class Agent(Model):
 
     @model_validator(mode="after")
     def _queue_order_where_requests_queue(self) -> Agent:
-        if "queue_order" in self.model_fields_set and self.role in ("client", "broker"):
+        # The default order is no choice (a saved scenario writes every field out).
+        chosen = self.queue_order != QueueOrder()
+        if chosen and self.role in ("client", "broker"):
             raise FieldError(
                 "queue_order",
                 f"a {self.role} serves no requests, so it has no queue to order; "

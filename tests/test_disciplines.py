@@ -448,3 +448,10 @@ def test_fifo_is_the_default_and_the_valid_settings_load(tmp_path) -> None:
         {"discipline": "priority", "priority_field": "body.urgency", "default_priority": 9},
     ):
         assert problems(scenario(order, [poisson(1, 10)], duration=20), tmp_path) == []
+
+
+def test_a_saved_scenario_with_every_field_written_out_loads_again():
+    # A run's manifest writes each agent's default queue_order, clients' and brokers' too.
+    run = sim.run("collaboration", duration=2)
+    again = sim.scenario.Scenario.model_validate(run.scenario.model_dump(by_alias=True))
+    assert again == run.scenario

@@ -196,7 +196,9 @@ def broker_disagreements(run: Any) -> list[str]:
     if not queues.empty:
         last = queues[queues["time"] == queues["time"].max()]
         parked = int(last["dead_lettered"].sum())
-        traced = int(((m["outcome"] == "dead_lettered") & (m["ended_at"] <= last["time"].max())).sum())
+        traced = int(
+            ((m["outcome"] == "dead_lettered") & (m["ended_at"] <= last["time"].max())).sum()
+        )
         if parked != traced:
             problems.append(f"brokers dead-lettered {parked}, the trace shows {traced}")
     return problems
