@@ -662,6 +662,7 @@ def queue_channel_errors(data: Any) -> list[tuple[str, str]]:
                     f"flavour: {raw['flavour']} in its queue settings instead",
                 )
             )
+            continue  # its other settings follow from the flavour: nothing more to say
         try:
             settings = QueueSettings.model_validate(raw).over(QueueSettings.model_validate(own))
             queues = [
@@ -679,8 +680,8 @@ def queue_channel_errors(data: Any) -> list[tuple[str, str]]:
                         (
                             f"{path}.{knob}",
                             f"channels.{first[0]} and channels.{i} share the {what} '{name}' "
-                            f"on broker '{broker}' and its consumer, so they must agree on "
-                            f"{knob} ({theirs} and {mine})",
+                            f"on broker '{broker}' and its one consumer, so they must agree "
+                            f"on {knob} ({theirs} and {mine}), or use their own {what}s",
                         )
                     )
     return errors
