@@ -309,7 +309,6 @@ class QueueClient:
         self.endpoint = endpoint
         self.node = endpoint.node
         self.pending: dict[str, Call] = {}
-        self.reply_queue = endpoint.settings.replies_of(self.node.id)
         # The consumer of each response queue, by (broker, queue): calls made under other
         # settings may use another broker or response queue.
         self.consumers: dict[tuple[str, str], Consumer] = {}

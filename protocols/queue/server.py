@@ -17,18 +17,18 @@ deadline has passed when a worker takes it is acked without work and answered 50
 (`deadline_exceeded`), as an HTTP server with `drop_expired` does.
 
 With a `Deduper` (or `idempotent=True` in the settings) the server is an idempotent
-receiver: a delivery whose message id was already applied is acked, answered with the
-stored status, and not applied again, so effects stay exactly-once under at-least-once
-delivery (keyed by the request's idempotency key when it has one). The dedupe store is a database beside the consumer, not in its memory: it
-survives the consumer's crash (otherwise a crash between the effect and the ack would
-apply the effect twice).
+receiver: a delivery whose idempotency key (its message id when the request has none)
+was already applied is acked, answered with the stored status, and not applied again,
+so effects stay exactly-once under at-least-once delivery. The dedupe store is a
+database beside the consumer, not in its memory: it survives the consumer's crash
+(otherwise a crash between the effect and the ack would apply the effect twice).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import simpy
 
@@ -89,7 +89,7 @@ class ServerHost(Host, Protocol):
 
 def begin_job(job: Job) -> None:
     """Start a job in a worker pool that queue servers share: its own server begins it."""
-    job.owner.begin(job)  # type: ignore[attr-defined]
+    cast("QueueServer", job.owner).begin(job)
 
 
 class QueueServer:
