@@ -198,10 +198,13 @@ class WorkerPool:
 
 
 def server_span(node: Node, msg: Message, protocol: str, now: float) -> int:
-    """Open the server span of request `msg` on `node`: a child of its caller's span."""
+    """Open the server span of request `msg` on `node`: a child of its caller's span,
+    with the deadline the request arrived with (NaN when it carries none)."""
+    deadline = msg.deadline
     return node.journal.span_start(
-        msg.type, "server", node.id, msg.src, protocol, now, msg.span, msg.correlation_id
-    )
+        msg.type, "server", node.id, msg.src, protocol, now, msg.span, msg.correlation_id,
+        deadline if deadline != math.inf else math.nan,
+    )  # fmt: skip
 
 
 def end_span(

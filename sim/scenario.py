@@ -152,7 +152,9 @@ class Channel(Model):
     )
     queue: QueueSettings = Field(
         default_factory=QueueSettings,
-        description="Queue request-reply: the broker, its flavour, visibility timeout, DLQ.",
+        description="Queue request-reply: the broker, and the settings of the queue that "
+        "carries this channel's requests (visibility timeout, DLQ, its consumer's) and of "
+        "its producer; what it leaves unset comes from the broker agent's `queue:`.",
     )
     sse: SseSettings = Field(
         default_factory=SseSettings,
@@ -483,6 +485,11 @@ class Scenario(Model):
                 return agent
         raise KeyError(agent_id)
 
+    def queue_settings(self, channel: Channel) -> QueueSettings:
+        """A queue channel's settings: the knobs it sets, over its broker agent's `queue:`."""
+        broker = next((a for a in self.agents if a.id == channel.queue.broker), None)
+        return channel.queue.over(broker.queue if broker is not None else None)
+
     def channel(self, src: str, dst: str) -> Channel:
         """The channel from src to dst, or the default one when none is listed."""
         for channel in self.channels:
@@ -614,6 +621,87 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
                 )
     if data.get("allow_call_cycles") is not True:
         errors.extend(_call_cycles(_list(agents)))
+    errors.extend(queue_channel_errors(data))
+    return errors
+
+
+# Knobs of one queue and of the consumer that reads it: channels that send to the same
+# queue share them. Producer knobs (confirm_timeout, publish_attempts) are per channel.
+QUEUE_KNOBS = (
+    "visibility_timeout", "max_deliveries", "limit_counts", "dead_letter", "dead_letter_by",
+    "requeue_on_disconnect", "resume_pending", "requeue_at_head", "on_error", "prefetch",
+    "heartbeat", "reconnect_delay", "idempotent", "dedupe_ttl", "drop_expired", "drop_margin",
+)  # fmt: skip
+# Knobs of a caller's consumer of its reply queue, shared by the channels that use it.
+REPLY_KNOBS = ("heartbeat", "reconnect_delay")
+
+
+def queue_channel_errors(data: Any) -> list[tuple[str, str]]:
+    """Queue channels' settings that cannot apply as written, on the raw scenario data.
+
+    A channel's `queue:` sets the queue that carries its requests, its consumer and its
+    producer. The sample interval and the flavour belong to the broker; channels that
+    send to one queue (or share a reply queue) must agree on what they share.
+    """
+    agents = {
+        a["id"]: a
+        for a in _list(data.get("agents"))
+        if isinstance(a, dict) and isinstance(a.get("id"), str)
+    }
+    errors: list[tuple[str, str]] = []
+    shared: dict[tuple[str, str, str], tuple[int, QueueSettings]] = {}
+    for i, channel in enumerate(_list(data.get("channels"))):
+        if not isinstance(channel, dict) or channel.get("protocol") != "queue":
+            continue
+        raw = channel.get("queue", {})
+        if not isinstance(raw, dict) or not isinstance(raw.get("broker", "broker"), str):
+            continue  # pydantic says what is wrong
+        broker: str = raw.get("broker", "broker")
+        agent = agents.get(broker)
+        if agent is None:
+            continue  # the broker reference check says so
+        mapping = agent.get("queue")
+        own: dict[str, Any] = mapping if isinstance(mapping, dict) else {}
+        path = f"channels.{i}.queue"
+        if "sample_interval" in raw:
+            errors.append(
+                (
+                    f"{path}.sample_interval",
+                    "the sample interval belongs to the broker, not to a channel: set it "
+                    f"in the queue settings of agent '{broker}'",
+                )
+            )
+        runs = own.get("flavour", "sqs")
+        if "flavour" in raw and raw["flavour"] != runs:
+            errors.append(
+                (
+                    f"{path}.flavour",
+                    f"the flavour belongs to the broker: agent '{broker}' runs {runs}; set "
+                    f"flavour: {raw['flavour']} in its queue settings instead",
+                )
+            )
+            continue  # its other settings follow from the flavour: nothing more to say
+        try:
+            settings = QueueSettings.model_validate(raw).over(QueueSettings.model_validate(own))
+            queues = [
+                ("queue", settings.requests_of(str(channel.get("to"))), QUEUE_KNOBS),
+                ("reply queue", settings.replies_of(str(channel.get("from"))), REPLY_KNOBS),
+            ]
+        except (ValueError, LookupError, AttributeError):
+            continue  # a bad setting or queue name, said elsewhere
+        for what, name, knobs in queues:
+            first = shared.setdefault((what, broker, name), (i, settings))
+            for knob in knobs if first[0] != i else ():
+                mine, theirs = getattr(settings, knob), getattr(first[1], knob)
+                if mine != theirs:
+                    errors.append(
+                        (
+                            f"{path}.{knob}",
+                            f"channels.{first[0]} and channels.{i} share the {what} '{name}' "
+                            f"on broker '{broker}' and its one consumer, so they must agree "
+                            f"on {knob} ({theirs} and {mine}), or use their own {what}s",
+                        )
+                    )
     return errors
 
 

@@ -132,6 +132,42 @@ def test_a_pool_timeout_rejects_the_call_without_touching_the_wire():
     assert (h.messages.kind == "request").sum() == 1
 
 
+def test_a_deadline_that_passes_while_waiting_for_a_connection_ends_the_call():
+    h = Harness(["c", "s"], latency=0.01)
+    serve_in(h, "s", 3.0, workers=10)
+    client = client_with(h, max_connections=1, pool_timeout=30)
+    first = client.client.call("s", "task", "t-1", timeout=10)
+    # Its deadline (1 s from now) passes long before the one connection is free (~3 s).
+    second = client.client.call("s", "task", "t-2", timeout=1)
+    h.run(30)
+    assert first.result == ("ok", 200, "")
+    assert second.result == (
+        "timeout",
+        0,
+        "the deadline passed while waiting for a free connection to s",
+    )
+    spans = h.spans.set_index("correlation_id")
+    assert spans.loc["t-2", "end"] == 1.0 and spans.loc["t-2", "wait"] == 1.0
+    # Nothing went on the wire for it.
+    assert (h.messages.kind == "request").sum() == 1
+
+
+def test_a_deadline_that_passes_while_connecting_ends_the_call_and_keeps_the_connection():
+    h = Harness(["c", "s"], latency=0.3)  # TCP then TLS: 1.2 s to open a connection
+    serve_in(h, "s", 0.1)
+    client = HttpEndpoint(h.node("c"))
+    late = client.client.call("s", "task", "t-1", timeout=1)
+    h.env.timeout(2).callbacks.append(lambda _e: client.client.call("s", "task", "t-2", timeout=5))
+    h.run(30)
+    assert late.result == ("timeout", 0, "the deadline passed while connecting to s")
+    calls = h.spans[h.spans.kind == "client"].set_index("correlation_id")
+    assert calls.loc["t-1", "end"] == 1.0 and calls.loc["t-2", "outcome"] == "ok"
+    m = h.messages
+    # Only the second call's request went out, on the connection the first one opened.
+    assert list(m.correlation_id[m.kind == "request"]) == ["t-2"]
+    assert (m.type == "tcp.syn").sum() == 1
+
+
 def test_an_overloaded_server_answers_503_with_retry_after():
     h = Harness(["c", "s"], latency=0.01)
     node = h.node("s")

@@ -6,7 +6,10 @@ Semantics of httpx over HTTP/1.1:
 - a new connection costs a TCP round trip and, with TLS 1.3, one more; both are real
   control messages, so loss, partitions and crashes hit them (a lost SYN is sent again
   after 1 s, then 2 s..., as Linux does, until the connect timeout);
-- after a read timeout the connection is closed: the response may still come on it.
+- after a read timeout the connection is closed: the response may still come on it;
+- the request's deadline bounds the whole call: one that passes while the call waits
+  for a pooled connection or for its connection to open ends it (`timeout`), and the
+  request never goes on the wire.
 A request that finds its connection gone on the server (the server restarted) is
 answered with a reset.
 """
@@ -109,7 +112,26 @@ class HttpClient:
             self.send_on(conn, ex)
         else:
             pool.acquire(ex)  # no fresh idle one left: it opens one or queues the call
+            if not ex.sent and msg.deadline != math.inf:
+                # It waits for a connection: no longer than its deadline.
+                node.after(msg.deadline - now, lambda: self._deadline_passed(ex))
         return call
+
+    def _deadline_passed(self, ex: Exchange) -> None:
+        """The deadline of a request not yet sent has passed: the call ends, and the
+        request never goes out (a connection it was opening goes to the pool)."""
+        call = ex.call
+        if ex.sent or call.result is not None:
+            return
+        now = self.node.env.now
+        dst = ex.msg.dst
+        if ex.waiting:
+            self.pool(dst).waiting.remove(ex)
+            ex.waiting = False
+        where = "waiting for a free connection" if ex.queued_at is not None else "connecting"
+        self.forget(ex)
+        call.queued = now - ex.queued_at if ex.queued_at is not None else 0.0
+        call.end(("timeout", 0, f"the deadline passed while {where} to {dst}"))
 
     # -- connections ------------------------------------------------------------------
 
@@ -181,14 +203,24 @@ class HttpClient:
             ex.call.end(("error", 0, f"could not connect to {conn.pool.dst} within {timeout:g} s"))
 
     def send_on(self, conn: Connection, ex: Exchange) -> None:
-        """Send the exchange's request on an open connection; its read timer starts."""
-        conn.state = "busy"
-        conn.exchange = ex
+        """Send the exchange's request on an open connection; its read timer starts.
+
+        A request whose deadline has passed is not sent: its call ends, and the
+        connection serves the next one.
+        """
         msg = ex.msg
-        msg.body.conn = conn.id
-        call = ex.call
         node = self.node
         now = node.env.now
+        if msg.deadline <= now:
+            self._deadline_passed(ex)
+            conn.exchange = None
+            conn.pool.release(conn)
+            return
+        ex.sent = True
+        conn.state = "busy"
+        conn.exchange = ex
+        msg.body.conn = conn.id
+        call = ex.call
         # Time spent waiting for a connection is the client span's `wait`.
         call.queued = now - ex.queued_at if ex.queued_at is not None else 0.0
         # The read timeout runs from the send, but never past the request's deadline: the

@@ -45,9 +45,10 @@ class Dialer(Protocol):
 class Exchange:
     """A call and the request it sends, while it looks for a connection."""
 
-    __slots__ = ("call", "msg", "queued_at", "read_timeout", "settings", "waiting")
+    __slots__ = ("call", "msg", "queued_at", "read_timeout", "sent", "settings", "waiting")
 
-    # The absolute deadline travels on the request message (msg.deadline).
+    # The absolute deadline travels on the request message (msg.deadline): the client
+    # ends the call when it passes before the request could be sent.
 
     def __init__(
         self, call: Call, msg: Message, settings: HttpClientSettings, read_timeout: float | None
@@ -58,6 +59,7 @@ class Exchange:
         self.read_timeout = read_timeout
         self.queued_at: float | None = None
         self.waiting = False
+        self.sent = False
 
 
 class Connection:

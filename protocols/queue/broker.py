@@ -32,7 +32,7 @@ enqueued again on its queue).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import simpy
 
@@ -48,8 +48,10 @@ LIMIT_NAMES = {"sqs": "maxReceiveCount", "rabbitmq": "delivery_limit", "redis-st
 class Broker:
     """The broker agent's queue endpoint (see the module docstring for the semantics).
 
-    `settings` apply to every queue unless `declare` gives a queue its own;
-    `on_dead_letter` is told of each dead letter (the simulator marks its trace rows).
+    `settings` are the broker's (its sample interval) and apply to every queue that
+    neither `queues` (settings by queue name, each applied when its queue is first used)
+    nor `declare` gives its own; `on_dead_letter` is told of each dead letter (the
+    simulator marks its trace rows).
     """
 
     def __init__(
@@ -57,10 +59,12 @@ class Broker:
         node: Node,
         settings: QueueSettings | None = None,
         on_dead_letter: Callable[[DeadLetter], None] | None = None,
+        queues: Mapping[str, QueueSettings] | None = None,
     ) -> None:
         self.node = node
         self.settings = settings or QueueSettings()
         self.on_dead_letter = on_dead_letter
+        self.queue_settings: dict[str, QueueSettings] = dict(queues or {})
         self.queues: dict[str, Queue] = {}
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         # The last session seen per consumer: kept across drops and crashes, as a Redis
@@ -76,10 +80,12 @@ class Broker:
     # -- queues -----------------------------------------------------------------------
 
     def declare(self, name: str, settings: QueueSettings | None = None) -> Queue:
-        """The queue `name`, created with `settings` (the broker's) if new."""
+        """The queue `name`, created if new with `settings`, else its own from `queues`,
+        else the broker's."""
         queue = self.queues.get(name)
         if queue is None:
-            queue = self.queues[name] = Queue(name, settings or self.settings)
+            settings = settings or self.queue_settings.get(name, self.settings)
+            queue = self.queues[name] = Queue(name, settings)
         return queue
 
     def _dlq_of(self, queue: Queue) -> Queue:
@@ -130,7 +136,7 @@ class Broker:
                     self._requeue(queue, m, failed=False)
             else:
                 for tag, m in queue.in_flight.items():
-                    self._arm(queue, tag, max(m.deadline - now, 0.0))
+                    self._arm(queue, tag, max(m.invisible_until - now, 0.0))
 
     # -- publish ----------------------------------------------------------------------
 
@@ -140,13 +146,13 @@ class Broker:
         body: Publish = msg.body
         queue = self.declare(body.queue)
         queue.enqueued += 1
-        queue.ready.append(
-            Stored(
-                msg.msg_id, msg.type, msg.version, msg.src, msg.correlation_id,
-                msg.causation_id, msg.span, msg.size_bytes, body.payload, body.reply_to,
-                now, now,
-            )
+        stored = Stored(
+            msg.msg_id, msg.type, msg.version, msg.src, msg.correlation_id, msg.causation_id,
+            msg.span, msg.size_bytes, body.payload, body.reply_to, now, now,
         )  # fmt: skip
+        # The request's deadline and key travel on with it (the envelope's fields).
+        stored.deadline, stored.idempotency_key = msg.deadline, msg.idempotency_key
+        queue.ready.append(stored)
         # Stored (durably, at once): confirm it.
         node.send(
             Message(
@@ -192,7 +198,7 @@ class Broker:
             queue.redelivered += 1
         tag = next(self._tags)
         visibility = queue.settings.visibility_timeout
-        m.tag, m.consumer, m.deadline = tag, sub.consumer, now + visibility
+        m.tag, m.consumer, m.invisible_until = tag, sub.consumer, now + visibility
         queue.in_flight[tag] = m
         sub.unacked[tag] = None
         self._arm(queue, tag, visibility)
@@ -213,8 +219,11 @@ class Broker:
                 body=Delivery(
                     queue.name, tag, m.msg_id, m.type, m.version, m.producer,
                     m.correlation_id, m.causation_id, m.span, m.size_bytes, m.payload,
-                    m.reply_to, m.deliveries, m.enqueued_at, m.ready_at,
+                    m.reply_to, m.deliveries, m.enqueued_at, m.ready_at, m.deadline,
+                    m.idempotency_key,
                 ),
+                deadline=m.deadline,
+                idempotency_key=m.idempotency_key,
             )
         )  # fmt: skip
 

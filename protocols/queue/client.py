@@ -46,13 +46,14 @@ class Host(Protocol):
 
 
 class _Outgoing:
-    """A publish waiting for its confirm."""
+    """A publish waiting for its confirm, with the settings it is published under."""
 
-    __slots__ = ("msg", "on_confirm", "refused")
+    __slots__ = ("msg", "on_confirm", "refused", "settings")
 
-    def __init__(self, msg: Message, on_confirm: Confirmed | None) -> None:
+    def __init__(self, msg: Message, on_confirm: Confirmed | None, settings: QueueSettings) -> None:
         self.msg = msg
         self.on_confirm = on_confirm
+        self.settings = settings
         self.refused = ""
 
 
@@ -78,18 +79,24 @@ class Publisher:
         size_bytes: int = 256,
         reply_to: str = "",
         on_confirm: Confirmed | None = None,
+        deadline: float = math.inf,
+        idempotency_key: str = "",
+        settings: QueueSettings | None = None,
     ) -> str:
         """Publish `body` to `queue` on the broker; returns the message id.
 
         `on_confirm(True, "")` once the broker confirms it, or `on_confirm(False, why)`
-        after `publish_attempts` sends without a confirm.
+        after `publish_attempts` sends without a confirm. `deadline` (absolute) and
+        `idempotency_key` travel with it to its consumer. `settings` (the endpoint's when
+        None) name the broker and the producer's confirm timeout and attempts.
         """
         node = self.node
+        settings = settings or self.settings
         msg = Message(
             msg_id=msg_id or node.new_id(),
             type=type_,
             src=node.id,
-            dst=self.settings.broker,
+            dst=settings.broker,
             kind="publish",
             protocol=PROTOCOL,
             version=node.version,
@@ -98,8 +105,10 @@ class Publisher:
             span=span,
             size_bytes=size_bytes,
             body=Publish(queue, reply_to, body),
+            deadline=deadline,
+            idempotency_key=idempotency_key,
         )
-        out = _Outgoing(msg, on_confirm)
+        out = _Outgoing(msg, on_confirm, settings)
         self.unconfirmed[msg.msg_id] = out
         self._send(out)
         return msg.msg_id
@@ -107,12 +116,12 @@ class Publisher:
     def _send(self, out: _Outgoing) -> None:
         msg = out.msg
         self.node.send(msg)
-        self.node.after(self.settings.confirm_timeout, lambda: self._no_confirm(out, msg))
+        self.node.after(out.settings.confirm_timeout, lambda: self._no_confirm(out, msg))
 
     def _no_confirm(self, out: _Outgoing, sent: Message) -> None:
         if self.unconfirmed.get(sent.msg_id) is not out or out.msg is not sent:
             return  # confirmed, or sent again since
-        if sent.attempt >= self.settings.publish_attempts:
+        if sent.attempt >= out.settings.publish_attempts:
             del self.unconfirmed[sent.msg_id]
             why = out.refused or "no confirm"
             if out.on_confirm is not None:
@@ -145,7 +154,10 @@ class Consumer:
 
     `on_delivery(delivery)` is called for each delivery; whoever handles it settles it
     with `ack`, `nack` or `reject` (or not at all: it is redelivered after the
-    visibility timeout). A consumer resubscribes by itself after its node restarts.
+    visibility timeout). A consumer resubscribes by itself after its node restarts, and
+    sends nothing while its node is down. `settings` (the endpoint's when None) name its
+    broker, heartbeat, prefetch and, where the consumer moves messages to the DLQ
+    itself, the delivery limit.
     """
 
     def __init__(
@@ -155,10 +167,11 @@ class Consumer:
         on_delivery: Callable[[Delivery], None],
         prefetch: int | None = None,
         start: bool = True,
+        settings: QueueSettings | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.node = endpoint.node
-        self.settings = endpoint.settings
+        self.settings = settings or endpoint.settings
         self.queue = queue
         self.on_delivery = on_delivery
         self.prefetch = self.settings.prefetch if prefetch is None else prefetch
@@ -186,10 +199,12 @@ class Consumer:
     def refused(self) -> None:
         """The broker refused a message of ours (it is down): reconnect after a delay.
 
-        The heartbeat would do it too, but a client library reconnects sooner.
+        The heartbeat would do it too, but a client library reconnects sooner. A refusal
+        heard while the node is down (it crashed after sending) is void: the restart
+        subscribes afresh.
         """
         node = self.node
-        if not self.active or self._retrying == node.epoch:
+        if not self.active or not node.up or self._retrying == node.epoch:
             return
         self._retrying = node.epoch
 
@@ -214,6 +229,8 @@ class Consumer:
 
     def _control(self, cancel: bool) -> None:
         node = self.node
+        if not node.up:
+            return  # a crashed consumer sends nothing; its restart subscribes again
         node.send(
             Message(
                 msg_id=node.new_id(),
@@ -264,6 +281,8 @@ class Consumer:
 
     def _settle(self, delivery: Delivery, kind: str, body: Settle, span: int) -> None:
         node = self.node
+        if not node.up:
+            return  # the broker redelivers what a crashed consumer held
         node.send(
             Message(
                 msg_id=node.new_id(),
@@ -290,8 +309,9 @@ class QueueClient:
         self.endpoint = endpoint
         self.node = endpoint.node
         self.pending: dict[str, Call] = {}
-        self.reply_queue = endpoint.settings.replies_of(self.node.id)
-        self.replies: Consumer | None = None
+        # The consumer of each response queue, by (broker, queue): calls made under other
+        # settings may use another broker or response queue.
+        self.consumers: dict[tuple[str, str], Consumer] = {}
         self.late_replies = 0
 
     def call(
@@ -305,25 +325,37 @@ class QueueClient:
         body: Any = None,
         causation_id: str = "",
         on_done: Callable[[CallResult], None] | None = None,
+        deadline: float | None = None,
+        idempotency_key: str = "",
+        settings: QueueSettings | None = None,
     ) -> Call:
         """Publish a request to `dst`'s request queue; the Call ends on its reply.
 
         The Call ends on the reply matched to it (a status >= 400 is an error), its
         timeout, or a publish that was never confirmed. `on_done` is told the result;
-        code in a process yields `call.wait()`.
+        code in a process yields `call.wait()`. `deadline` (absolute; `timeout` from now
+        when None) and `idempotency_key` travel with the request to its consumer.
+        `settings` (the endpoint's when None) are the channel's: its broker, its queues.
         """
         node = self.node
-        if self.replies is None:
-            self.replies = Consumer(self.endpoint, self.reply_queue, self._on_reply, prefetch=0)
+        settings = settings or self.endpoint.settings
+        reply_queue = settings.replies_of(node.id)
+        key = (settings.broker, reply_queue)
+        if key not in self.consumers:
+            self.consumers[key] = Consumer(
+                self.endpoint, reply_queue, lambda d: self._on_reply(d, key), 0, settings=settings
+            )
         now = node.env.now
-        deadline = now + timeout if timeout is not None else math.nan
+        if deadline is None:
+            deadline = now + timeout if timeout is not None else math.inf
         span = node.journal.span_start(
-            type_, "producer", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
-        )
+            type_, "producer", node.id, dst, PROTOCOL, now, parent, correlation_id,
+            deadline if deadline != math.inf else math.nan,
+        )  # fmt: skip
         msg_id = node.new_id()
         call = Call(self, msg_id, span, timeout, on_done)
         self.endpoint.publisher.publish(
-            self.endpoint.settings.requests_of(dst),
+            settings.requests_of(dst),
             type_,
             body,
             msg_id=msg_id,
@@ -331,8 +363,11 @@ class QueueClient:
             causation_id=causation_id,
             span=span,
             size_bytes=size_bytes,
-            reply_to=self.reply_queue,
+            reply_to=reply_queue,
             on_confirm=lambda ok, why: self._confirmed(msg_id, ok, why),
+            deadline=deadline,
+            idempotency_key=idempotency_key,
+            settings=settings,
         )
         return call
 
@@ -344,7 +379,7 @@ class QueueClient:
         if call is not None:
             call.end(("error", 0, why))
 
-    def _on_reply(self, delivery: Delivery) -> None:
+    def _on_reply(self, delivery: Delivery, consumer: tuple[str, str]) -> None:
         call = self.pending.get(delivery.causation_id)
         if call is not None:
             # A queue server's reply carries its status; any other reply counts as a 200.
@@ -352,8 +387,7 @@ class QueueClient:
             call.end(status_result(payload if isinstance(payload, int) else 200))
         else:
             self.late_replies += 1  # its call ended already (timeout, a duplicate reply)
-        assert self.replies is not None
-        self.replies.ack(delivery)
+        self.consumers[consumer].ack(delivery)
 
     def reset(self) -> None:
         """The caller crashed: its calls end in error, and nobody is told."""

@@ -11,22 +11,29 @@ When the handler calls `job.reply(status)`:
   visibility timeout), rejected with requeue, rejected to the DLQ, or acked with the
   error as its reply. Past the delivery limit the broker dead-letters it.
 
+A request carries its caller's deadline (`Delivery.deadline`): its consumer span records
+it, the handler's own calls are capped by it, and with `drop_expired` a request whose
+deadline has passed when a worker takes it is acked without work and answered 504
+(`deadline_exceeded`), as an HTTP server with `drop_expired` does.
+
 With a `Deduper` (or `idempotent=True` in the settings) the server is an idempotent
-receiver: a delivery whose message id was already applied is acked, answered with the
-stored status, and not applied again, so effects stay exactly-once under at-least-once
-delivery. The dedupe store is a database beside the consumer, not in its memory: it
-survives the consumer's crash (otherwise a crash between the effect and the ack would
-apply the effect twice).
+receiver: a delivery whose idempotency key (its message id when the request has none)
+was already applied is acked, answered with the stored status, and not applied again,
+so effects stay exactly-once under at-least-once delivery. The dedupe store is a
+database beside the consumer, not in its memory: it survives the consumer's crash
+(otherwise a crash between the effect and the ack would apply the effect twice).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import simpy
 
 from protocols.queue.client import Consumer, Host
+from protocols.queue.settings import QueueSettings
 from protocols.queue.wire import PROTOCOL, REPLY_BYTES, Delivery
 from protocols.transport import Message
 from protocols.workers import Job, WorkerPool
@@ -80,8 +87,18 @@ class ServerHost(Host, Protocol):
         ...
 
 
+def begin_job(job: Job) -> None:
+    """Start a job in a worker pool that queue servers share: its own server begins it."""
+    cast("QueueServer", job.owner).begin(job)
+
+
 class QueueServer:
-    """Consumes a request queue into a worker pool; `handler(job)` ends with job.reply."""
+    """Consumes a request queue into a worker pool; `handler(job)` ends with job.reply.
+
+    `settings` (the endpoint's when None) are the queue's: its consumer, `on_error`,
+    idempotence, `drop_expired`. Servers of several queues on one node may share one
+    `pool`, made with `begin_job` as its `begin`.
+    """
 
     def __init__(
         self,
@@ -91,31 +108,43 @@ class QueueServer:
         queue: str | None = None,
         prefetch: int | None = None,
         dedupe: Deduper | None = None,
+        settings: QueueSettings | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         node = endpoint.node
         self.endpoint = endpoint
         self.node = node
-        self.settings = endpoint.settings
+        self.settings = settings or endpoint.settings
         self.queue = queue or self.settings.requests_of(node.id)
-        self.pool = WorkerPool(node, workers, handler)
+        self._handler = handler
+        # The handler runs as is unless expired requests are dropped: a call less each.
+        self.pool = pool or WorkerPool(
+            node, workers, self.begin if self.settings.drop_expired else handler
+        )
         if dedupe is None and self.settings.idempotent:
             dedupe = Deduper(node.env, self.settings.dedupe_ttl)
         self.dedupe = dedupe
-        # Effects applied, per message id (the idempotency key): 1 each when exactly once.
+        # Effects applied, per idempotency key (the message id when the request has none):
+        # 1 each when exactly once.
         self.effects: dict[str, int] = {}
         self.duplicates = 0  # deliveries acked without applying their effect again
         endpoint.add_server(self)
-        self.consumer = Consumer(endpoint, self.queue, self._on_delivery, prefetch)
+        self.consumer = Consumer(
+            endpoint, self.queue, self._on_delivery, prefetch, settings=self.settings
+        )
 
     def _on_delivery(self, d: Delivery) -> None:
         node = self.node
         now = node.env.now
+        # The deadline the request arrived with (NaN: none), as HTTP servers record it.
         span = node.journal.span_start(
-            d.type, "consumer", node.id, d.producer, PROTOCOL, now, d.span, d.correlation_id
-        )
+            d.type, "consumer", node.id, d.producer, PROTOCOL, now, d.span, d.correlation_id,
+            d.deadline if d.deadline != math.inf else math.nan,
+        )  # fmt: skip
         dedupe = self.dedupe
-        if dedupe is not None and dedupe.seen(d.msg_id):
-            status = dedupe.result(d.msg_id)
+        key = d.idempotency_key or d.msg_id
+        if dedupe is not None and dedupe.seen(key):
+            status = dedupe.result(key)
             self.duplicates += 1
             node.journal.span_end(
                 span, "ok", now, "duplicate: acked, effect not applied again",
@@ -138,9 +167,28 @@ class QueueServer:
             attempt=d.count,
             size_bytes=d.size_bytes,
             body=d.payload,
+            deadline=d.deadline,
+            idempotency_key=d.idempotency_key,
         )
         # Its wait counts from when the broker made it ready: broker queue + pool queue.
         self.pool.submit(Job(self, request, span, d.ready_at, data=d))
+
+    def begin(self, job: Job) -> None:
+        """A worker took the job: drop it if its deadline passed (when set), else handle."""
+        settings = self.settings
+        now = self.node.env.now
+        if settings.drop_expired and job.msg.deadline <= now + settings.drop_margin:
+            # Nobody waits for its answer: ack it (no redelivery), answer 504, no work.
+            d: Delivery = job.data
+            why = "deadline exceeded before work began"
+            self.node.journal.span_end(
+                job.span, "deadline_exceeded", now, why, job.wait, d.count, 504
+            )
+            self._answer(d, 504, job.span)
+            self.consumer.ack(d, job.span)
+            self.pool.done(job)
+            return
+        self._handler(job)
 
     def reply(self, job: Job, status: int, error: str = "") -> None:
         """Finish a job: apply and answer (then ack), or fail it per `on_error`."""
@@ -163,12 +211,13 @@ class QueueServer:
             # "wait": no ack; the broker redelivers it after the visibility timeout.
             self.pool.done(job)
             return
-        first = self.dedupe.record(d.msg_id, status) if self.dedupe is not None else True
+        key = d.idempotency_key or d.msg_id
+        first = self.dedupe.record(key, status) if self.dedupe is not None else True
         if not first:
             self.duplicates += 1  # a copy handled at the same time got there first
         elif status < 400:
-            self.effects[d.msg_id] = self.effects.get(d.msg_id, 0) + 1
-            journal.effect(now, node.id, d.msg_id, d.msg_id, d.correlation_id)
+            self.effects[key] = self.effects.get(key, 0) + 1
+            journal.effect(now, node.id, key, d.msg_id, d.correlation_id)
         outcome = "ok" if status < 400 else "error"
         if outcome == "error" and not error:
             error = f"status {status}"
@@ -191,6 +240,7 @@ class QueueServer:
 
     def _answer(self, d: Delivery, status: Any, span: int) -> None:
         if d.reply_to and status is not None:
+            # On the broker the request came from: this queue's.
             self.endpoint.publisher.publish(
                 d.reply_to,
                 d.type,
@@ -199,6 +249,7 @@ class QueueServer:
                 causation_id=d.msg_id,
                 span=span,
                 size_bytes=REPLY_BYTES,
+                settings=self.settings,
             )
 
     def reset(self) -> None:

@@ -25,7 +25,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 Flavour = Literal["sqs", "rabbitmq", "redis-streams"]
 
@@ -146,10 +154,23 @@ class QueueSettings(BaseModel):
         3, ge=1, description="Sends of one publish before the producer gives up (AWS SDK: 3)."
     )
     idempotent: bool = Field(
-        False, description="Queue servers dedupe deliveries by message id (a Deduper)."
+        False,
+        description="Queue servers dedupe deliveries by idempotency key, else message id "
+        "(a Deduper).",
     )
     dedupe_ttl: float = Field(
         300.0, gt=0, description="Seconds a dedupe key is kept (SQS FIFO's 5-minute window)."
+    )
+    drop_expired: bool = Field(
+        False,
+        description="A queue server acks a request without working on it, and answers 504, "
+        "when its deadline has passed by the time a worker takes it (or is closer than "
+        "`drop_margin`), as an HTTP server's drop_expired.",
+    )
+    drop_margin: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds of work a request must still have time for to be worth starting.",
     )
     sample_interval: float | None = Field(
         1.0, gt=0, description="Seconds between queue samples; None: the caller samples."
@@ -157,17 +178,43 @@ class QueueSettings(BaseModel):
     request_queue: str = Field("{dst}.requests", description="Queue of the requests to {dst}.")
     reply_queue: str = Field("{agent}.replies", description="Response queue of {agent}.")
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _flavour_defaults(cls, data: Any) -> Any:
-        # A knob left out takes the flavour's default, not the field's.
+    def _flavour_defaults(
+        cls, data: Any, handler: ModelWrapValidatorHandler[QueueSettings]
+    ) -> QueueSettings:
+        # A knob left out takes the flavour's default, not the field's. The knobs set
+        # explicitly stay the model's fields_set, so that `over` can tell them apart.
         if not isinstance(data, dict):
-            return data
-        flavour = data.get("flavour", "sqs")
-        defaults = FLAVOURS.get(flavour)
+            return handler(data)
+        defaults = FLAVOURS.get(data.get("flavour", "sqs"))
         if defaults is None:
-            return data  # the Literal check names the bad flavour
-        return {**defaults, **data}
+            return handler(data)  # the Literal check names the bad flavour
+        settings = handler({**defaults, **data})
+        explicit = {name for name in data if name in cls.model_fields}
+        object.__setattr__(settings, "__pydantic_fields_set__", explicit)
+        return settings
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Only the knobs set explicitly: read back, the settings are the same, and a
+        # channel's still take from its broker's what it left unset (see `over`).
+        dumped: dict[str, Any] = handler(self)
+        return {k: v for k, v in dumped.items() if k in self.model_fields_set}
+
+    def explicit(self) -> dict[str, Any]:
+        """The knobs set explicitly (the rest are the flavour's defaults)."""
+        return self.model_dump()
+
+    def over(self, defaults: QueueSettings | None) -> QueueSettings:
+        """These settings, where a knob left unset takes the one `defaults` set explicitly
+        (its flavour included, not its `broker`), then the flavour's default: a queue
+        channel's settings over its broker's."""
+        if defaults is None:
+            return self
+        # The broker a channel names is its own choice, never its broker's.
+        inherited = {k: v for k, v in defaults.explicit().items() if k != "broker"}
+        return QueueSettings.model_validate({**inherited, **self.explicit()})
 
     def requests_of(self, dst: str) -> str:
         """The queue that carries requests to `dst`."""

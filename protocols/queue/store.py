@@ -5,6 +5,7 @@ Plain records, kept apart from the broker's behaviour (`protocols.queue.broker`)
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,9 @@ class Stored:
     failures: int = 0  # failed deliveries (RabbitMQ 4.3's x-delivery-count)
     tag: int = 0  # current delivery tag while in flight
     consumer: str = ""  # owner while in flight (the PEL owner, for Redis)
-    deadline: float = 0.0  # when the current delivery's visibility ends
+    invisible_until: float = 0.0  # when the current delivery's visibility ends
+    deadline: float = math.inf  # the request's deadline (absolute), carried by its publish
+    idempotency_key: str = ""  # the publish's (its msg_id is the key when none)
 
 
 @dataclass(slots=True, frozen=True)

@@ -12,6 +12,10 @@ of these kinds; its `body` is one of the small records below:
 | `nack`    | consumer -> broker  | `Settle`    | nack / reject, with or without requeue  |
 | `control` | consumer -> broker  | `Subscribe` | subscribe, heartbeat (the same), cancel |
 
+A publish carries its request's deadline and idempotency key in the message's envelope
+fields (`deadline`, `idempotency_key`); the broker keeps them and every delivery carries
+them on, in its envelope and in its `Delivery`.
+
 A publish that is re-sent after a lost confirm keeps its msg_id with `attempt` + 1; a
 delivery keeps the message's msg_id, so the redeliveries of one message are the
 `deliver` rows of its msg_id with `attempt` > 1.
@@ -19,6 +23,7 @@ delivery keeps the message's msg_id, so the redeliveries of one message are the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +69,8 @@ class Delivery:
     count: int  # delivery count: 1 on the first delivery
     enqueued_at: float  # first stored
     ready_at: float  # last made ready (stored, requeued, redriven)
+    deadline: float = math.inf  # the request's deadline (absolute), as published
+    idempotency_key: str = ""  # as published ("": its msg_id is the key)
 
 
 @dataclass(slots=True, frozen=True)

@@ -38,18 +38,26 @@ class WebSocketClient:
         body: Any = None,
         causation_id: str = "",
         on_done: Callable[[CallResult], None] | None = None,
+        attempt: int = 1,
+        idempotency_key: str = "",
+        deadline: float | None = None,
     ) -> Call:
         """Send a request over the connection to `dst` (opened or reused); see the module.
 
         The Call ends on the response, its timeout, or when the session closes for good
         (or drops, under `when_disconnected="fail"`); a refusal may end it before return.
+        `attempt` is the caller's attempt number (a retry's request counts on from it),
+        and `deadline` (absolute; `timeout` from now when None) and `idempotency_key`
+        travel with the request, as over HTTP.
         """
         node = self.node
         now = node.env.now
-        deadline = now + timeout if timeout is not None else math.nan
+        if deadline is None:
+            deadline = now + timeout if timeout is not None else math.inf
         span = node.journal.span_start(
-            type_, "client", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
-        )
+            type_, "client", node.id, dst, PROTOCOL, now, parent, correlation_id,
+            deadline if deadline != math.inf else math.nan,
+        )  # fmt: skip
         app = Message(
             msg_id=node.new_id(),
             type=type_,
@@ -61,8 +69,11 @@ class WebSocketClient:
             correlation_id=correlation_id,
             causation_id=causation_id,
             span=span,
+            attempt=attempt,
             size_bytes=size_bytes,
             body=body,
+            deadline=deadline,
+            idempotency_key=idempotency_key,
         )
         session = self._connect(dst)
         key, inflight = app.msg_id, session.inflight

@@ -92,11 +92,15 @@ class WebSocketEndpoint:
         body: Any = None,
         causation_id: str = "",
         on_done: Callable[[CallResult], None] | None = None,
+        attempt: int = 1,
+        idempotency_key: str = "",
+        deadline: float | None = None,
     ) -> Call:
         """Call `dst` over the connection to it (see `WebSocketClient.call`)."""
         return self.client.call(
-            dst, type_, correlation_id, timeout, parent, size_bytes, body, causation_id, on_done
-        )
+            dst, type_, correlation_id, timeout, parent, size_bytes, body, causation_id,
+            on_done, attempt, idempotency_key, deadline,
+        )  # fmt: skip
 
     # -- the node's side --------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 An agent calls over the protocol of each of its outgoing channels and serves over the
 protocols of the channels that reach it. This module builds those endpoints on the
 agent's node and adapts every protocol's call to the one signature the resilience
-layer makes attempts with.
+layer makes attempts with. A queue channel's settings (`Scenario.queue_settings`) apply
+to its calls, to the queue that carries its requests (`broker_queues`) and to the
+server that consumes it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from protocols.call import Call, CallResult
 from protocols.http import HttpClient, HttpEndpoint, HttpServer
 from protocols.node import Node
 from protocols.queue import QueueEndpoint, QueueServer, QueueSettings
+from protocols.queue.server import begin_job
 from protocols.resilience import Attempt, Cancel
 from protocols.sse import SseClient, SseEndpoint, SseServer, SseSettings
 from protocols.websocket import WebSocketEndpoint, WebSocketServer
@@ -33,12 +36,18 @@ def served_protocols(scenario: sc.Scenario, agent: str) -> list[str]:
     return found
 
 
-def queue_settings(scenario: sc.Scenario, agent: str) -> QueueSettings | None:
-    """The queue settings of `agent`'s queue channels (its own calls first)."""
+def broker_queues(scenario: sc.Scenario, broker: str) -> dict[str, QueueSettings]:
+    """The queues on `broker` that carry queue channels' requests, with their settings.
+
+    Channels that share a queue share its settings (validation refuses them otherwise),
+    so the first one's stand for all.
+    """
+    queues: dict[str, QueueSettings] = {}
     for channel in scenario.channels:
-        if channel.protocol == "queue" and agent in (channel.src, channel.dst):
-            return channel.queue
-    return None
+        if channel.protocol == "queue" and channel.queue.broker == broker:
+            settings = scenario.queue_settings(channel)
+            queues.setdefault(settings.requests_of(channel.dst), settings)
+    return queues
 
 
 class Endpoints:
@@ -59,9 +68,15 @@ class Endpoints:
         self.queue: QueueEndpoint | None = None
         self.sse: SseEndpoint | None = None
         self.websocket: WebSocketEndpoint | None = None
-        settings = queue_settings(scenario, spec.id)
-        if settings is not None and spec.role != "broker":
-            self.queue = QueueEndpoint(node, settings)
+        queued = [
+            c for c in scenario.channels if c.protocol == "queue" and spec.id in (c.src, c.dst)
+        ]
+        if queued and spec.role != "broker":
+            # The endpoint's defaults: the settings of the queue channels that reach the
+            # agent (its own requests queue), else of the first it calls over.
+            first = next((c for c in queued if c.dst == spec.id), queued[0])
+            self.queue = QueueEndpoint(node, scenario.queue_settings(first))
+        self._queue_settings: dict[str, QueueSettings] = {}
         if any(c.protocol == "sse" and spec.id in (c.src, c.dst) for c in scenario.channels):
             self.sse = SseEndpoint(node, client=SseClient(node, lambda dst: channel(dst).sse))
         ws = [
@@ -80,7 +95,7 @@ class Endpoints:
                 self.http.server = server
                 self.pools["http"] = server.pool
             elif protocol == "queue" and self.queue is not None:
-                self.pools["queue"] = QueueServer(self.queue, spec.workers, handler).pool
+                self.pools["queue"] = self._serve_queues(handler)
             elif protocol == "sse" and self.sse is not None:
                 sse = SseServer(node, spec.workers, handler, spec.queue_limit, self._sse_settings())
                 self.sse.server = sse
@@ -89,6 +104,28 @@ class Endpoints:
                 ws = WebSocketServer(node, spec.workers, handler, spec.queue_limit)
                 self.websocket.server = ws
                 self.pools["websocket"] = ws.pool
+
+    def _serve_queues(self, handler: Handler) -> WorkerPool:
+        """A queue server per queue that carries requests to this agent, each with its
+        channels' settings; the agent's workers serve them all, from one pool."""
+        spec, queue = self.spec, self.queue
+        assert queue is not None
+        served: dict[tuple[str, str], QueueSettings] = {}
+        for channel in self._scenario.channels:
+            if channel.protocol == "queue" and channel.dst == spec.id:
+                settings = self._scenario.queue_settings(channel)
+                served.setdefault((settings.broker, settings.requests_of(spec.id)), settings)
+        if not served:
+            served[queue.settings.broker, queue.settings.requests_of(spec.id)] = queue.settings
+        # One queue: its server's own pool. Several: one pool, each job begun by its server.
+        pool = WorkerPool(self.node, spec.workers, begin_job) if len(served) > 1 else None
+        for (_, name), settings in served.items():
+            server = QueueServer(
+                queue, spec.workers, handler, queue=name, settings=settings, pool=pool
+            )
+            pool = server.pool
+        assert pool is not None
+        return pool
 
     def _sse_settings(self) -> SseSettings | None:
         # The server side's settings (keep-alive, replay buffer, progress) come from the
@@ -111,16 +148,21 @@ class Endpoints:
         if protocol == "sse" and self.sse is not None:
             return self.sse.client.call
         if protocol == "queue" and self.queue is not None:
-            return _basic(self.queue.client.call)
+            return self._queue_call
         if protocol == "websocket" and self.websocket is not None:
-            return _basic(self.websocket.call)
+            return self.websocket.call
         raise ValueError(f"{self.node.id} has no {protocol} endpoint")
 
+    def queue_settings_to(self, dst: str) -> QueueSettings:
+        """The settings of this agent's queue channel to `dst`."""
+        settings = self._queue_settings.get(dst)
+        if settings is None:
+            channel = self._channel(dst)
+            settings = self._queue_settings[dst] = self._scenario.queue_settings(channel)
+        return settings
 
-def _basic(call: Callable[..., Call]) -> Attempt:
-    """Adapt a call that takes no attempt number, idempotency key or deadline."""
-
-    def attempt(
+    def _queue_call(
+        self,
         dst: str,
         type_: str,
         correlation_id: str,
@@ -134,9 +176,10 @@ def _basic(call: Callable[..., Call]) -> Attempt:
         idempotency_key: str = "",
         deadline: float | None = None,
     ) -> Call:
-        # These protocols' own messages carry no attempt number or deadline.
-        return call(
-            dst, type_, correlation_id, timeout, parent, size_bytes, body, causation_id, on_done
-        )
-
-    return attempt
+        """A queue request to `dst` under its channel's settings. The attempt number
+        stays here: a publish's `attempt` counts its sends, a delivery's its deliveries."""
+        assert self.queue is not None
+        return self.queue.client.call(
+            dst, type_, correlation_id, timeout, parent, size_bytes, body, causation_id,
+            on_done, deadline, idempotency_key, self.queue_settings_to(dst),
+        )  # fmt: skip

@@ -26,7 +26,7 @@ from protocols.resilience import Policies, ResilientCaller
 from protocols.workers import Job, WorkerPool
 from sim import scenario as sc
 from sim.agents.context import Context
-from sim.agents.endpoints import Endpoints, served_protocols
+from sim.agents.endpoints import Endpoints, broker_queues, served_protocols
 from sim.arrivals import arrival_times
 
 POISON = "poison"
@@ -342,7 +342,10 @@ class BrokerAgent(Agent):
 
     def __init__(self, ctx: Context, spec: sc.Agent) -> None:
         super().__init__(ctx, spec)
-        self.broker = Broker(self.node, spec.queue or QueueSettings(), self._dead_lettered)
+        self.broker = Broker(
+            self.node, spec.queue or QueueSettings(), self._dead_lettered,
+            broker_queues(ctx.scenario, self.id),
+        )  # fmt: skip
 
     def _dead_lettered(self, letter: DeadLetter) -> None:
         # The message's last copy on the wire ends as dead-lettered, with the reason. Where
