@@ -107,8 +107,11 @@ def receivers_that_dedupe(run: Run) -> Callable[[str, str, str], bool]:
     """
     scenario = run.scenario
     agents = {agent.id: agent for agent in scenario.agents}
+    # A channel that leaves `idempotent` unset inherits its broker agent's.
     queued = {
-        (c.src, c.dst): c.queue.idempotent for c in scenario.channels if c.protocol == "queue"
+        (c.src, c.dst): scenario.queue_settings(c).idempotent
+        for c in scenario.channels
+        if c.protocol == "queue"
     }
     any_queue = {dst for (_src, dst), idempotent in queued.items() if idempotent}
 

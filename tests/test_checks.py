@@ -13,7 +13,7 @@ import yaml
 
 import sim
 from sim import loading
-from sim.checks import check
+from sim.checks import check, receivers_that_dedupe
 
 
 def collaboration(duration: float = 20, **changes: Any) -> dict[str, Any]:
@@ -125,6 +125,18 @@ def test_an_agent_deduping_http_is_not_held_to_exactly_once_on_its_queue():
     assert check(run)["exactly_once"].empty
     # An idempotent queue channel applies each once, and is checked.
     assert check(sim.run(queue_service(idempotent=True, dedupe=True)))["exactly_once"].empty
+
+
+def test_a_queue_channel_inherits_idempotent_from_its_broker_and_is_checked():
+    # The channel leaves `idempotent` unset and its broker agent sets it: the consumer
+    # dedupes, and exactly_once holds it to that (it judged by the channel alone before).
+    data = queue_service()
+    del data["channels"][0]["queue"]["idempotent"]
+    data["agents"][1]["queue"] = {"idempotent": True}
+    run = sim.run(data)
+    assert receivers_that_dedupe(run)("api", "queue", "client")
+    assert run.effects.groupby(["agent", "key"]).size().max() == 1
+    assert check(run)["exactly_once"].empty
 
 
 def test_an_http_store_that_forgets_too_soon_applies_duplicates_and_is_flagged():
