@@ -94,7 +94,7 @@ def test_the_writer_and_critic_negotiate_under_the_task():
     s = run.spans.set_index("span_id")
     reviews = s[s["name"] == "review"]
     talks = s[(s["name"] == "negotiate") & (s["kind"] == "client")]
-    # Each negotiation (its own correlation id) hangs under the review of its task.
+    # Each negotiation (in its task's trace) hangs under the review of its task.
     assert set(talks["parent_id"]) <= set(reviews.index)
     assert (talks["outcome"] == "ok").mean() > 0.9
     assert (talks["attempts"] >= 2).all() or (talks["outcome"] != "ok").any()

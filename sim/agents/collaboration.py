@@ -134,7 +134,8 @@ class Worker(Service):
         assert self.negotiator is not None and self.spec.pairs_with
         node, now, msg = self.node, self.ctx.env.now, job.msg
         peer = self.spec.pairs_with
-        # The negotiation's own spans carry its id; this one ties it to the task.
+        # The negotiation's spans and bids carry the task's correlation id, under this span:
+        # one task is one trace, negotiation included.
         span = node.journal.span_start(
             REVIEW, "internal", self.id, peer, "websocket", now, job.span, msg.correlation_id
         )
@@ -144,7 +145,9 @@ class Worker(Service):
         if deadline <= 0:
             node.journal.span_end(span, "deadline_exceeded", now, "no time left to negotiate")
             return None
-        talk = self.negotiator.start(peer, deadline, self.stance.threshold, parent=span)
+        talk = self.negotiator.start(
+            peer, deadline, self.stance.threshold, parent=span, correlation_id=msg.correlation_id
+        )
         outcome: Outcome = yield talk.done
         agreed = outcome.outcome == "agreed"
         node.journal.span_end(
