@@ -10,6 +10,8 @@ import pandas as pd
 
 import sim
 from protocols.envelope import trace_id_for
+from protocols.resilience import FanOutSettings
+from sim.agents.collaboration import answer
 from sim import loading
 from sim.otlp import export as otlp
 from sim.trace import Run
@@ -77,3 +79,79 @@ def test_otlp_export_gives_one_trace_per_request() -> None:
     talks = spans[spans["name"] == "negotiate"]
     assert len(talks) > 100
     assert talks["trace"].isin(requests).all()
+
+
+# -- 2. a fan-out's answer says whether it is whole -------------------------------------
+
+
+def client_answers(run: Run) -> pd.DataFrame:
+    """The client's calls to the orchestrator (one per task), with their status."""
+    s = run.spans
+    return s[(s["agent"] == "client") & (s["parent_id"] == "") & (s["outcome"] != "open")]
+
+
+def test_a_fanout_all_that_misses_a_result_answers_an_error_not_200() -> None:
+    # critic-1 works 30 times slower for 30 s: its streams time out after the writer's
+    # result came back, so the `all` fan-out of those tasks has one result of two.
+    run = collab("faults=[{kind: overload, targets: [critic-1], factor: 30, start: 10, end: 40}]")
+    s = run.spans
+    done = s[s["name"] == "task.complete"]
+    short = done[done["answered"] == 1]
+    assert len(short) >= 3
+    assert (short["outcome"] == "error").all()
+    assert (short["status"] == 502).all()
+    assert short["error"].str.startswith("all needs 2 results, got 1 of 2").all()
+    # The client sees the failure: its call ends in error with the 502, and only whole
+    # answers are 200.
+    calls = client_answers(run).set_index("correlation_id")
+    assert (calls.loc[short["correlation_id"], "status"] == 502).all()
+    assert (calls.loc[short["correlation_id"], "outcome"] == "error").all()
+    whole = done[done["status"] == 200]
+    assert (whole["answered"] == 2).all()
+    assert len(whole) > 50
+
+
+def test_a_partial_at_deadline_answer_says_it_is_partial() -> None:
+    run = sim.run("collaboration-partition")
+    s = run.spans
+    done = s[s["name"] == "task.complete"]
+    partial = done[done["outcome"] == "partial"]
+    assert len(partial) >= 2
+    assert (partial["status"] == 206).all()
+    assert (partial["answered"] == 1).all()
+    calls = client_answers(run).set_index("correlation_id")
+    # The client's span carries the 206 (a 2xx: not an error), whole answers a 200.
+    assert (calls.loc[partial["correlation_id"], "status"] == 206).all()
+    assert (calls.loc[partial["correlation_id"], "outcome"] == "ok").all()
+    whole = done[done["outcome"] == "ok"]
+    assert (calls.loc[whole["correlation_id"], "status"] == 200).all()
+    # The OTLP export says so too: the HTTP status of the client's span.
+    doc = otlp.to_otlp(run)
+    statuses = {
+        a["value"].get("intValue")
+        for r in doc["resourceSpans"]
+        for sc in r["scopeSpans"]
+        for sp in sc["spans"]
+        for a in sp["attributes"]
+        if a["key"] == "http.response.status_code"
+    }
+    assert {"206", 206} & statuses
+
+
+def test_each_policy_answers_whole_partial_or_error() -> None:
+    def settings(**kw: object) -> FanOutSettings:
+        return FanOutSettings.model_validate(kw)
+
+    all_ = settings(policy="all")
+    assert answer(all_, 2, 2, "ok", "") == ("ok", 200, "")
+    assert answer(all_, 2, 1, "error", "x")[:2] == ("error", 502)
+    assert answer(all_, 2, 1, "timeout", "x")[:2] == ("error", 504)
+    assert answer(all_, 2, 0, "error", "x")[:2] == ("error", 502)
+    quorum = settings(policy="quorum", k=2)
+    assert answer(quorum, 3, 2, "ok", "") == ("ok", 200, "")
+    assert answer(quorum, 3, 1, "ok", "")[:2] == ("error", 502)
+    assert answer(settings(policy="first"), 3, 1, "ok", "") == ("ok", 200, "")
+    late = settings(policy="partial_at_deadline", deadline=5)
+    assert answer(late, 2, 2, "ok", "") == ("ok", 200, "")
+    assert answer(late, 2, 1, "partial", "1 of 2 answered")[:2] == ("partial", 206)
+    assert answer(late, 2, 0, "timeout", "none")[:2] == ("error", 504)

@@ -14,8 +14,11 @@ owns: it writes the spans, and the timeline of `sim.report` reads them by these 
    broker; the orchestrator matches results by correlation id, reads them through the
    schema registry (converting other versions), and answers the client.
 
-The orchestrator's fan-out policy decides what a task returns: `ok` when every worker the
-policy waited for sent its result, `partial` with a subset, an error with none.
+The orchestrator's fan-out policy decides what a task returns (`answer`): 200 when it has
+the results the policy needs (every worker's for `all`, k for `quorum`, one for `first`),
+an error (502, or 504 on a timeout) when it has fewer, and for `partial_at_deadline` a
+206 with the subset that came back: a client can always tell a partial answer from a
+whole one.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import simpy
 
 from protocols.negotiation import Negotiator, Outcome, Stance
 from protocols.queue import Consumer, Deduper, Delivery
-from protocols.resilience import FanOut
+from protocols.resilience import FanOut, FanOutSettings
 from protocols.schemas import TASK_RESULT, Rejected, default_registry
 from protocols.workers import Job
 from sim import scenario as sc
@@ -294,21 +297,21 @@ class Orchestrator(Agent):
             yield task.arrived | env.timeout(wait)
         self.tasks.pop(cid, None)
         got = [w for w in chosen if w in task.results]
-        if got and fan_outcome == "ok" and task.expect <= task.results.keys():
-            self._complete(job, "ok", 200, "", len(got))
-        elif got:
-            why = f"{len(got)} of {len(chosen)} results; fan-out {fan_outcome}: {fan_error}"
-            self._complete(job, "partial", 200, why, len(got))
-        else:
-            status = 504 if fan_outcome in ("timeout", "partial") else 502
-            self._complete(job, "error", status, f"no result: {fan_error or 'none arrived'}", 0)
+        outcome, status, why = answer(self.spec.fanout, len(chosen), len(got), fan_outcome,
+                                      fan_error)  # fmt: skip
+        self._complete(job, outcome, status, why, len(got))
 
     def _complete(self, job: Job, outcome: str, status: int, error: str, results: int) -> None:
-        """Step 9: the task's answer, as a span the timeline shows, then the reply."""
+        """Step 9: the task's answer, as a span the timeline shows, then the reply.
+
+        The span's `attempts` and `answered` are the results the answer holds; a partial
+        answer says so in its status (206) as well as in the span's outcome.
+        """
         journal, now = self.node.journal, self.ctx.env.now
         span = journal.span_start(COMPLETE, "internal", self.id, job.msg.src, "http", now,
                                   job.span, job.msg.correlation_id)  # fmt: skip
-        journal.span_end(span, outcome, now, error, attempts=results)
+        journal.span_end(span, outcome, now, error, attempts=results, status=status,
+                         answered=results)  # fmt: skip
         job.reply(status, error if status >= 400 else "")
 
     def _on_result(self, d: Delivery) -> None:
@@ -349,6 +352,42 @@ class Orchestrator(Agent):
                     arrived.succeed()
         journal.span_end(span, "ok", now, note, attempts=d.count)
         self.consumer.ack(d, span)
+
+
+# The status of a partial answer: HTTP's 206 Partial Content, a 2xx the client can tell
+# from a whole answer's 200.
+PARTIAL = 206
+
+
+def answer(
+    policy: FanOutSettings,
+    chosen: int,
+    got: int,
+    fan_outcome: str,
+    fan_error: str,
+) -> tuple[str, int, str]:
+    """A task's (outcome, status, error) from the results it got and its fan-out policy.
+
+    `all` needs every worker's result, `quorum` k of them, `first` one: short of that
+    the answer is an error (502, or 504 when the fan-out ran out of time), never a 200
+    with part of the work. `partial_at_deadline` promises what came back: a subset is
+    `partial` with status 206. No result at all is an error whatever the policy.
+    """
+    # partial_at_deadline is whole with every result.
+    need = {"quorum": policy.k or chosen, "first": 1}.get(policy.policy, chosen)
+    need = min(need, chosen)
+    summary = f"{got} of {chosen} results; fan-out {fan_outcome}"
+    if fan_error:
+        summary += f": {fan_error}"
+    timed_out = fan_outcome in ("timeout", "partial")
+    if got == 0:
+        return "error", 504 if timed_out else 502, f"no result: {fan_error or 'none arrived'}"
+    if got >= need:
+        return "ok", 200, ""
+    if policy.policy == "partial_at_deadline":
+        return "partial", PARTIAL, summary
+    why = f"{policy.policy} needs {need} results, got {summary}"
+    return "error", 504 if timed_out else 502, why
 
 
 def _ok(result: Any) -> bool:
