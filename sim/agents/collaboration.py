@@ -9,7 +9,8 @@ owns: it writes the spans, and the timeline of `sim.report` reads them by these 
 3-4. it assigns sub-tasks to several workers at once: a FanOut of SSE streams (A2A's
    SendStreamingMessage is a POST answered with an event stream);
 5. each worker streams its progress back on its stream;
-6-7. a writer negotiates its draft with its critic, peer to peer over a WebSocket;
+6-7. a writer negotiates its draft with its critic, peer to peer over a WebSocket (the
+   critic reports only once that negotiation has ended);
 8-9. each worker publishes its `task.result` to the orchestrator's response queue on the
    broker; the orchestrator matches results by correlation id, reads them through the
    schema registry (converting other versions), and answers the client.
@@ -87,17 +88,41 @@ class Worker(Service):
         super().__init__(ctx, spec)
         self.stance = spec.negotiation or (WRITER if spec.pairs_with else CRITIC)
         self.negotiator: Negotiator | None = None
+        # The writers that negotiate their drafts with this worker (it is their critic).
+        self.writers = frozenset(a.id for a in ctx.scenario.agents if a.pairs_with == self.id)
+        # A critic's negotiations that ended, by task, until its sub-task reports them;
+        # and its sub-tasks that wait for theirs.
+        self._reviewed: dict[str, Outcome] = {}
+        self._awaiting: dict[str, simpy.Event] = {}
         if self.endpoints.websocket is not None:
             s = self.stance
             self.negotiator = Negotiator(
-                self.endpoints.websocket, Stance(s.position, s.limit, think=s.think)
+                self.endpoints.websocket,
+                Stance(s.position, s.limit, think=s.think),
+                on_result=self._negotiated,
             )
+        self.node.on_crash.append(self._forget_reviews)
         if spec.upgrade_at is not None:
             # A timer of the world, not of the node: an upgrade outlives a crash.
             ctx.env.timeout(spec.upgrade_at).callbacks.append(self._upgrade)
 
     def _upgrade(self, _event: simpy.Event) -> None:
         self.node.version = self.spec.version + 1
+
+    def _negotiated(self, outcome: Outcome) -> None:
+        """A negotiation ended here: as a critic, its task's sub-task may report now."""
+        if outcome.initiator:
+            return  # the writer's own: its sub-task waits on it directly
+        waiting = self._awaiting.pop(outcome.correlation_id, None)
+        if waiting is not None:
+            waiting.succeed(outcome)
+        else:
+            self._reviewed[outcome.correlation_id] = outcome
+
+    def _forget_reviews(self) -> None:
+        # A crash loses what the critic knew, and its sub-tasks died with the node.
+        self._reviewed.clear()
+        self._awaiting.clear()
 
     def _handle(self, job: Job) -> None:
         if job.msg.protocol != "sse":
@@ -125,10 +150,13 @@ class Worker(Service):
             yield from node.work(work / PROGRESS_PARTS)
             events += bool(sse.server.emit(job, "progress", {"done": part / PROGRESS_PARTS}))
         journal.span_end(span, "ok", env.now, attempts=events)
-        # Steps 6-7: a writer agrees its draft with its critic before it reports.
+        # Steps 6-7: a writer agrees its draft with its critic before it reports; the
+        # critic of a writer on the same task reports once that negotiation has ended.
         outcome: Outcome | None = None
         if self.negotiator is not None and self.spec.pairs_with:
             outcome = yield from self._review(job)
+        elif self.negotiator is not None and self._writer_on(job):
+            outcome = yield from self._await_review(job)
         # Step 8: the result goes to the orchestrator's response queue; the stream ends.
         self._publish(job, outcome)
         job.reply(200)
@@ -161,6 +189,29 @@ class Worker(Service):
             attempts=outcome.rounds,
         )
         return outcome
+
+    def _writer_on(self, job: Job) -> bool:
+        """Whether a writer of this critic works on the same task (it will negotiate)."""
+        body = job.msg.body
+        workers = body.get("workers", ()) if isinstance(body, dict) else ()
+        return any(w in self.writers for w in workers)
+
+    def _await_review(self, job: Job) -> Generator[simpy.Event, Any, Outcome | None]:
+        """A critic waits for its writer's negotiation of this task to end (or for the
+        stream's deadline; without one, for its stance's negotiation time)."""
+        env, msg = self.ctx.env, job.msg
+        cid = msg.correlation_id
+        done = self._reviewed.pop(cid, None)
+        if done is not None:
+            return done
+        wait = msg.deadline - env.now if math.isfinite(msg.deadline) else self.stance.deadline
+        if wait <= 0:
+            return None
+        ended = self._awaiting[cid] = env.event()
+        yield ended | env.timeout(wait)
+        if self._awaiting.get(cid) is ended:
+            del self._awaiting[cid]
+        return ended.value if ended.triggered else None
 
     def _publish(self, job: Job, outcome: Outcome | None) -> None:
         queue = self.endpoints.queue
@@ -279,7 +330,8 @@ class Orchestrator(Agent):
         task = self.tasks[cid] = Task(cid, chosen)
 
         def start(i: int, parent: int) -> Any:
-            return self.call(chosen[i], SUBTASK, cid, parent, body={"part": i},
+            # The body names the task's workers: a critic waits for its writer's review.
+            return self.call(chosen[i], SUBTASK, cid, parent, body={"part": i, "workers": chosen},
                              causation_id=msg.msg_id, deadline=deadline)  # fmt: skip
 
         # Steps 3-5: the sub-tasks, in parallel, each on its own progress stream.
