@@ -11,7 +11,7 @@ import pandas as pd
 import sim
 from protocols.envelope import trace_id_for
 from protocols.resilience import FanOutSettings
-from sim.agents.collaboration import answer
+from sim.agents.collaboration import POISONED, answer
 from sim import loading
 from sim.otlp import export as otlp
 from sim.trace import Run
@@ -182,3 +182,65 @@ def test_the_critic_publishes_its_result_after_the_negotiation_has_ended() -> No
             task.index[(task["type"] == "task.result") & task["src"].str.startswith("critic")]
         )
         assert (critic_result > last_bid).all()
+
+
+# -- 4. a poison result ends as its queue's on_error says --------------------------------
+
+
+def poison_run(on_error: str, max_deliveries: int) -> Run:
+    """collaboration-poison at zero latency, its result queues' on_error and limit set (on
+    the broker too, which declares the queues)."""
+    overrides = [
+        "network.default.latency={dist: constant, value: 0}",
+        f"agents.3.queue.max_deliveries={max_deliveries}",
+    ]
+    scenario = loading.load("collaboration-poison", overrides)
+    for i, channel in enumerate(scenario.channels):
+        if channel.protocol == "queue":
+            overrides += [
+                f"channels.{i}.queue.on_error={on_error}",
+                f"channels.{i}.queue.max_deliveries={max_deliveries}",
+            ]
+    return sim.run(loading.load("collaboration-poison", overrides))
+
+
+def poison_failures(run: Run) -> pd.Series:
+    s = run.spans
+    failed = s[(s["name"] == "task.result") & s["error"].str.startswith(POISONED)]
+    return failed.groupby("correlation_id").size()
+
+
+def test_a_poison_result_under_dead_letter_is_parked_at_once_not_requeued_at_zero_latency():
+    # A limit of 1,000: requeued whatever on_error says, each poison result would go
+    # round 1,000 times at the same instant before the broker parked it.
+    run = poison_run("dead_letter", 1000)
+    assert poison_failures(run).tolist() == [1, 1, 1]
+    dead = run.messages[run.messages["outcome"] == "dead_lettered"]
+    assert len(dead) == 3
+    assert (dead["reason"] == POISONED).all()
+    assert set(completions_of(run)["outcome"]) == {"ok"}
+
+
+def test_a_poison_result_under_wait_comes_back_after_its_visibility_timeout():
+    run = poison_run("wait", 2)
+    s = run.spans
+    failed = s[(s["name"] == "task.result") & s["error"].str.startswith(POISONED)]
+    assert poison_failures(run).tolist() == [2, 2, 2]
+    # Not settled: each came back one visibility timeout (30 s) after its first delivery.
+    gaps = failed.groupby("correlation_id")["start"].agg(lambda t: t.max() - t.min())
+    assert gaps.tolist() == [30.0, 30.0, 30.0]
+    assert failed["error"].str.contains("visibility timeout").all()
+    # The first one's third receive is over the limit: the broker parks it.
+    dead = run.messages[run.messages["outcome"] == "dead_lettered"]
+    assert len(dead) == 1 and dead["reason"].str.contains("maxReceiveCount 2").all()
+
+
+def test_a_poison_result_under_reply_is_acked_and_dropped():
+    run = poison_run("reply", 1000)
+    assert poison_failures(run).tolist() == [1, 1, 1]
+    assert not (run.messages["outcome"] == "dead_lettered").any()
+
+
+def completions_of(run: Run) -> pd.DataFrame:
+    s = run.spans
+    return s[s["name"] == "task.complete"]

@@ -373,10 +373,9 @@ class Orchestrator(Agent):
         span = journal.span_start(RESULT, "consumer", self.id, d.producer, "queue", now,
                                   d.span, cid)  # fmt: skip
         if d.payload == POISON:
-            # The handler fails on it every time: requeued until the broker's delivery
-            # limit moves it to the dead-letter queue.
-            journal.span_end(span, "error", now, POISONED, attempts=d.count)
-            self.consumer.reject(d, requeue=True, reason=POISONED, span=span)
+            # The handler fails on it every time: what happens next is the queue's
+            # `on_error`, as for any queue server (past the delivery limit, the DLQ).
+            self._failed(d, span, POISONED)
             return
         read = self.schemas.accept(TASK_RESULT, d.version, d.payload, reads=[self.spec.version])
         if isinstance(read, Rejected):
@@ -404,6 +403,19 @@ class Orchestrator(Agent):
                     arrived.succeed()
         journal.span_end(span, "ok", now, note, attempts=d.count)
         self.consumer.ack(d, span)
+
+    def _failed(self, d: Delivery, span: int, why: str) -> None:
+        """The handler failed on `d`: settle it as the queue's `on_error` says."""
+        consumer = self.consumer
+        assert consumer is not None
+        on_error = consumer.settings.on_error
+        error, requeue = failed_result(on_error, why)
+        self.node.journal.span_end(span, "error", self.ctx.env.now, error, attempts=d.count)
+        if requeue is not None:
+            consumer.reject(d, requeue=requeue, reason=why, span=span)
+        elif on_error == "reply":
+            consumer.ack(d, span)
+        # "wait": no settlement; the broker redelivers it after the visibility timeout.
 
 
 # The status of a partial answer: HTTP's 206 Partial Content, a 2xx the client can tell
@@ -440,6 +452,25 @@ def answer(
         return "partial", PARTIAL, summary
     why = f"{policy.policy} needs {need} results, got {summary}"
     return "error", 504 if timed_out else 502, why
+
+
+def failed_result(on_error: str, why: str) -> tuple[str, bool | None]:
+    """What the result consumer does with a result its handler failed on, by the queue's
+    `on_error`: (the span's error, then requeue True / dead-letter False / ack None).
+
+    As a queue server does: `wait` leaves it unacked (redelivered after the visibility
+    timeout), `requeue` rejects it back to the queue, `dead_letter` rejects it to the DLQ.
+    `reply` acks it and answers the error, but a result has nobody to answer: it is
+    acked, so dropped, and the span says so. Past the delivery limit the broker (or a
+    Redis consumer) dead-letters it whatever the mode.
+    """
+    if on_error == "requeue":
+        return why, True
+    if on_error == "dead_letter":
+        return why, False
+    if on_error == "reply":
+        return f"{why}; acked and dropped (on_error: reply, nobody to answer)", None
+    return f"{why}; left unacked until its visibility timeout", None
 
 
 def _ok(result: Any) -> bool:
