@@ -397,3 +397,38 @@ def test_count_window_opens_exactly_when_a_brute_force_count_says(
         b.record(i, 0.1, failed)
     opened = log.rows[0][0] if log.rows else None
     assert opened == expected
+
+
+def test_the_open_to_half_open_row_reports_the_rates_that_opened_it_not_nan():
+    # A time window of 10 s and an OPEN wait of 30 s: by the time OPEN ends, every second
+    # of the window it kept has slid out, and a live reading of it would have no calls.
+    b, log = breaker(window_type="time", window=10, min_calls=4, open_for=30, slow_call=0.5)
+    feed(b, [(1, F), (1.5, S), (2, F)])
+    b.record(2.5, 1.0, F)  # a slow failure: 3 of 4 failed, 1 of 4 slow -> OPEN
+    assert log.moves == [(2.5, "CLOSED", "OPEN")]
+    assert not b.acquire(10)
+    assert b.acquire(32.5)  # the wait elapsed: HALF_OPEN lets it by
+    opened, half_open = log.rows
+    assert half_open[1:3] == ("OPEN", "HALF_OPEN")
+    assert half_open[4:] == opened[4:] == (0.75, 0.25, 4)
+
+
+def test_forced_open_and_disabled_report_the_rates_they_were_entered_with():
+    b, log = breaker(window=10, min_calls=10)
+    feed(b, [(1, F), (2, S), (3, S), (4, S)])
+    b.force_open(5, "operator")
+    assert not b.acquire(6)
+    b.disable(50, "operator")
+    b.reset(60, "operator")
+    assert log.moves == [(5, "CLOSED", "FORCED_OPEN"), (50, "FORCED_OPEN", "DISABLED"),
+                         (60, "DISABLED", "CLOSED")]  # fmt: skip
+    assert {row[4:] for row in log.rows} == {(0.25, 0.0, 4)}
+
+
+@pytest.mark.parametrize("name", ["collaboration-overload", "retry-storm-breaker"], ids=lambda n: n)
+def test_breaker_rows_of_built_in_scenarios_have_rates(name: str) -> None:
+    import sim
+
+    rows = sim.run(name).breakers
+    assert len(rows) > 0
+    assert rows["failure_rate"].notna().all() and rows["slow_rate"].notna().all()

@@ -11,8 +11,8 @@ import pandas as pd
 import sim
 from protocols.envelope import trace_id_for
 from protocols.resilience import FanOutSettings
-from sim.agents.collaboration import POISONED, answer
 from sim import loading
+from sim.agents.collaboration import POISONED, answer
 from sim.otlp import export as otlp
 from sim.trace import Run
 
