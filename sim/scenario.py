@@ -415,6 +415,25 @@ class PoisonFault(_Fault):
     count: int = Field(1, ge=1)
 
 
+class BreakerFault(_Fault):
+    """An operator acts on the circuit breaker of `agent`'s channel to `peer` at `start`:
+    `force_open` (every call rejected), `disable` (every call passes, nothing judged) or
+    `reset` (back to CLOSED with an empty window), as Resilience4j's transitionTo...
+    methods do. A forced or disabled breaker is reset at `end`, if given; the breakers
+    table records each change with its reason."""
+
+    kind: Literal["breaker"] = "breaker"
+    action: Literal["force_open", "disable", "reset"]
+    agent: AgentId = Field(description="The caller whose breaker it is.")
+    peer: AgentId = Field(description="The callee the breaker guards.")
+
+    @model_validator(mode="after")
+    def _one_instant(self) -> BreakerFault:
+        if self.action == "reset" and self.end is not None:
+            raise FieldError("end", "a reset happens at one time (start): it has no end")
+        return self
+
+
 Fault = Annotated[
     LatencyFault
     | LossFault
@@ -424,7 +443,8 @@ Fault = Annotated[
     | PauseFault
     | ErrorFault
     | OverloadFault
-    | PoisonFault,
+    | PoisonFault
+    | BreakerFault,
     Field(discriminator="kind"),
 ]
 
@@ -596,6 +616,37 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
                 )
     if data.get("allow_call_cycles") is not True:
         errors.extend(_call_cycles(_list(agents)))
+    errors.extend(_breaker_action_errors(data, roles))
+    return errors
+
+
+def _breaker_action_errors(data: dict[str, Any], roles: dict[str, Any]) -> list[tuple[str, str]]:
+    """A breaker action (faults, kind: breaker) names known agents and a channel that has
+    a breaker: otherwise it would act on nothing."""
+    breakers = {
+        (channel.get("from"), channel.get("to"))
+        for channel in _list(data.get("channels"))
+        if isinstance(channel, dict) and channel.get("breaker") is not None
+    }
+    errors: list[tuple[str, str]] = []
+    for i, fault in enumerate(_list(data.get("faults"))):
+        if not isinstance(fault, dict) or fault.get("kind") != "breaker":
+            continue
+        agent, peer = fault.get("agent"), fault.get("peer")
+        unknown = False
+        for key, value in (("agent", agent), ("peer", peer)):
+            if isinstance(value, str) and roles and value not in roles:
+                errors.append((f"faults.{i}.{key}", f"unknown agent '{value}'"))
+                unknown = True
+        known = isinstance(agent, str) and isinstance(peer, str) and not unknown
+        if known and (agent, peer) not in breakers:
+            errors.append(
+                (
+                    f"faults.{i}",
+                    f"the channel from '{agent}' to '{peer}' has no breaker to act on; "
+                    "give that channel a breaker",
+                )
+            )
     return errors
 
 

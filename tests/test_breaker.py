@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+import sim
 from protocols.resilience import BreakerSettings, CircuitBreaker, State, is_failure, verdict
+from sim import ScenarioError, loading
 
 F, S = True, False  # a failed call, a successful one
 
@@ -427,8 +429,75 @@ def test_forced_open_and_disabled_report_the_rates_they_were_entered_with():
 
 @pytest.mark.parametrize("name", ["collaboration-overload", "retry-storm-breaker"], ids=lambda n: n)
 def test_breaker_rows_of_built_in_scenarios_have_rates(name: str) -> None:
-    import sim
-
     rows = sim.run(name).breakers
     assert len(rows) > 0
     assert rows["failure_rate"].notna().all() and rows["slow_rate"].notna().all()
+
+
+# -- operator actions from a scenario ---------------------------------------------------
+
+
+def storm_with(actions: list[dict]) -> sim.Run:
+    """retry-storm-breaker (users -> api has a breaker) with breaker `actions` added."""
+    import sim
+
+    data = loading.read_data(loading.builtin_path("retry-storm-breaker"))
+    base = {"kind": "breaker", "agent": "users", "peer": "api"}
+    data["faults"] = [*data["faults"], *({**base, **a} for a in actions)]
+    return sim.run(loading.validate(data, "storm.yaml"))
+
+
+def test_a_scenario_forces_a_breaker_open_disables_it_and_resets_it():
+    run = storm_with(
+        [
+            {"action": "force_open", "start": 10, "end": 20},
+            {"action": "disable", "start": 25},
+            {"action": "reset", "start": 100},
+        ]
+    )
+    b = run.breakers
+    operator = b[b["reason"].str.startswith("operator")]
+    moves = zip(operator["time"], operator["from_state"], operator["to_state"], strict=True)
+    assert list(moves) == [
+        (10, "CLOSED", "FORCED_OPEN"),
+        (20, "FORCED_OPEN", "CLOSED"),
+        (25, "CLOSED", "DISABLED"),
+        (100, "DISABLED", "CLOSED"),
+    ]
+    assert operator["reason"].tolist() == [
+        "operator: force_open (f1-breaker)",
+        "operator: end of force_open (f1-breaker)",
+        "operator: disable (f2-breaker)",
+        "operator: reset (f3-breaker)",
+    ]
+    assert operator["failure_rate"].notna().all()
+    s = run.spans
+    calls = s[(s["agent"] == "users") & (s["parent_id"] == "")]
+    # Forced open: every call is refused locally, nothing goes on the wire.
+    forced = calls[calls["start"].between(10, 20, inclusive="left")]
+    assert len(forced) > 100
+    assert (forced["outcome"] == "rejected").all()
+    assert forced["error"].str.contains("FORCED_OPEN").all()
+    sent = run.messages[(run.messages["src"] == "users") & (run.messages["kind"] == "request")]
+    assert not sent["sent_at"].between(10, 20, inclusive="left").any()
+    # Disabled through the storm (the pause at 30-35 s opens it otherwise): nothing is
+    # refused and the failures open nothing, until the reset.
+    disabled = calls[(calls["start"] >= 25) & (calls["end"] < 100)]
+    assert len(disabled) > 100 and not (disabled["outcome"] == "rejected").any()
+    assert (disabled["outcome"] != "ok").sum() > 100
+    assert not b["time"].between(25, 100, inclusive="neither").any()
+    # Reset into a storm it did not damp, the breaker opens at once.
+    assert b[b["time"] > 100].iloc[0][["from_state", "to_state"]].tolist() == ["CLOSED", "OPEN"]
+    # The faults table has each action; a reset is an instant.
+    f = run.faults[run.faults["kind"] == "breaker"]
+    assert f["targets"].tolist() == ["users,api"] * 3
+    assert f["end"].tolist()[::2] == [20, 100]
+
+
+def test_a_breaker_action_must_name_a_channel_with_a_breaker():
+    with pytest.raises(ScenarioError, match="from 'api' to 'users' has no breaker to act on"):
+        storm_with([{"action": "force_open", "start": 10, "agent": "api", "peer": "users"}])
+    with pytest.raises(ScenarioError, match=r"faults\.1\.end: a reset happens at one time"):
+        storm_with([{"action": "reset", "start": 10, "end": 20}])
+    with pytest.raises(ScenarioError, match=r"faults\.1\.peer: unknown agent 'nobody'"):
+        storm_with([{"action": "disable", "start": 10, "peer": "nobody"}])
