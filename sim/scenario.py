@@ -59,6 +59,39 @@ class NegotiationStance(Model):
     threshold: float = Field(2.0, ge=0, description="A gap this small is an agreement.")
 
 
+class Discovery(Model):
+    """How a registry's agent cards stay true: workers renew theirs with heartbeats, a card
+    that is not renewed within `ttl` is dropped, and an orchestrator keeps the cards it
+    got last for `cache_ttl` seconds, to use while the registry cannot be reached.
+
+    Eureka renews every 30 s and evicts after 90 s (three missed renewals); the defaults
+    keep its 3x ratio at a scale that suits runs of minutes."""
+
+    heartbeat: float | None = Field(
+        10.0,
+        gt=0,
+        description="Seconds between a worker's heartbeats to the registry; None: cards "
+        "are static (every worker of the scenario is listed, up or down).",
+    )
+    ttl: float = Field(30.0, gt=0, description="Seconds a card lives after its last heartbeat.")
+    cache_ttl: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds an orchestrator may use the cards it got last when the "
+        "registry does not answer (0: never).",
+    )
+
+    @model_validator(mode="after")
+    def _outlives_a_heartbeat(self) -> Discovery:
+        if self.heartbeat is not None and self.ttl < self.heartbeat:
+            raise FieldError(
+                "ttl",
+                f"a card must outlive the gap between heartbeats ({self.heartbeat:g} s), "
+                f"got {self.ttl:g} s",
+            )
+        return self
+
+
 class Agent(Model):
     """One agent: a workload client, a service with a pool of workers, or a collaboration
     role (an orchestrator, its workers and the registry that lists them)."""
@@ -100,6 +133,11 @@ class Agent(Model):
         gt=0,
         description="Seconds an orchestrator waits, after its fan-out ends, for the queued "
         "results of the workers that finished.",
+    )
+    discovery: Discovery = Field(
+        default_factory=Discovery,
+        description="A registry's cards: workers' heartbeats, card TTL, orchestrators' "
+        "card cache (role: registry; the workers and orchestrators read the registry's).",
     )
     pairs_with: AgentId | None = Field(
         None,

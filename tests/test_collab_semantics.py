@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 
 import pandas as pd
+import pytest
 
 import sim
 from protocols.envelope import trace_id_for
@@ -244,3 +245,91 @@ def test_a_poison_result_under_reply_is_acked_and_dropped():
 def completions_of(run: Run) -> pd.DataFrame:
     s = run.spans
     return s[s["name"] == "task.complete"]
+
+
+# -- 8. discovery that matters -------------------------------------------------------------
+
+
+def assignments(run: Run, workers: list[str]) -> pd.Series:
+    """When sub-tasks were first sent to `workers` (the first GET of each stream)."""
+    m = run.messages
+    first = m[
+        (m["protocol"] == "sse")
+        & (m["kind"] == "request")
+        & (m["attempt"] == 1)
+        & m["dst"].isin(workers)
+        & ~m["duplicate"]
+    ]
+    return first["sent_at"]
+
+
+CRASHED = "faults=[{kind: crash, targets: [writer-3, critic-3], start: 20}]"
+
+
+def test_workers_whose_heartbeats_lapse_get_no_more_work() -> None:
+    # Heartbeats every 5 s, cards kept 15 s: writer-3 and critic-3 crash for good at 20 s,
+    # their last heartbeat was at 20 s at the latest, so their cards lapse by 35 s.
+    run = collab("agents.2.discovery={heartbeat: 5, ttl: 15}", CRASHED)
+    sent = assignments(run, ["writer-3", "critic-3"])
+    assert (sent < 20).sum() > 5
+    assert sent.max() < 35.1
+    # The live workers take every task from then on, and the tasks complete.
+    s = run.spans
+    done = s[(s["name"] == "task.complete") & (s["start"] > 60)]
+    assert len(done) > 40 and (done["outcome"] == "ok").all()
+    assert (assignments(run, ["writer-1", "critic-1", "writer-2", "critic-2"]) > 36).sum() > 80
+    # The heartbeats are there, one every 5 s per live worker (the first one waits for
+    # its connection's handshake), answered by the registry.
+    beats = run.messages[(run.messages["type"] == "agent.heartbeat")]
+    writer_1 = beats[(beats["src"] == "writer-1") & (beats["kind"] == "request")]
+    assert len(writer_1) == 24
+    assert writer_1["sent_at"].diff().iloc[2:].round(6).eq(5).all()
+    assert not beats[beats["src"] == "writer-3"]["sent_at"].gt(20).any()
+
+
+def test_static_cards_keep_sending_work_to_crashed_workers() -> None:
+    # The same crash with static cards (no heartbeats): every fourth pair of sub-tasks
+    # still goes to the crashed workers, and those tasks fail, to the end of the run.
+    run = collab("agents.2.discovery={heartbeat: null}", CRASHED)
+    assert assignments(run, ["writer-3", "critic-3"]).max() > 100
+    s = run.spans
+    late = s[(s["name"] == "task.complete") & (s["start"] > 60)]
+    assert (late["outcome"] == "error").sum() > 5
+
+
+def test_the_orchestrator_uses_its_card_cache_while_the_registry_is_down() -> None:
+    # The registry is down from 30 s to 60 s; the orchestrator may use the cards it got
+    # last for 15 s: tasks that arrive until then complete, later ones fail discovery.
+    run = collab("agents.2.discovery={cache_ttl: 15}",
+                 "faults=[{kind: crash, targets: [registry], start: 30, end: 60}]")  # fmt: skip
+    s = run.spans
+    cached = s[s["name"] == "agent.card.cache"]
+    assert len(cached) >= 5
+    assert cached["start"].between(30, 45).all()
+    assert cached["error"].str.contains("6 cached cards").all()
+    # Those tasks went on to their workers and completed.
+    done = s[s["name"] == "task.complete"].set_index("correlation_id")
+    assert (done.loc[cached["correlation_id"], "outcome"] == "ok").all()
+    # Once the cards are older than 15 s, discovery fails until the registry is back.
+    failed = done[done["error"].str.startswith("discovery failed")]
+    assert len(failed) >= 5
+    assert failed["start"].between(44, 60).all()
+    after = done[done["start"] > 65]
+    assert (after["outcome"] == "ok").all()
+
+
+def test_without_a_cache_every_task_fails_while_the_registry_is_down() -> None:
+    run = collab("agents.2.discovery={cache_ttl: 0}",
+                 "faults=[{kind: crash, targets: [registry], start: 30, end: 60}]")  # fmt: skip
+    s = run.spans
+    assert not (s["name"] == "agent.card.cache").any()
+    done = s[s["name"] == "task.complete"]
+    failed = done[done["error"].str.startswith("discovery failed")]
+    assert failed["start"].between(30, 60).all()
+    assert failed["start"].min() < 32
+    assert len(failed) >= 20
+
+
+def test_a_card_must_outlive_the_gap_between_heartbeats() -> None:
+    with pytest.raises(sim.ScenarioError, match="a card must outlive the gap between heartbeats"):
+        loading.load("collaboration", ["agents.2.discovery={heartbeat: 10, ttl: 5}"])

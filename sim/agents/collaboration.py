@@ -5,7 +5,9 @@ owns: it writes the spans, and the timeline of `sim.report` reads them by these 
 
 0. a client sends the task to the orchestrator over HTTP;
 1-2. the orchestrator discovers workers: HTTP to the registry, which serves agent cards
-   (A2A's `/.well-known/agent-card.json`);
+   (A2A's `/.well-known/agent-card.json`): the workers whose heartbeats renewed their
+   card within its TTL. Those get the work; when the registry does not answer, the
+   orchestrator uses the cards it got last while they are younger than `cache_ttl`;
 3-4. it assigns sub-tasks to several workers at once: a FanOut of SSE streams (A2A's
    SendStreamingMessage is a POST answered with an event stream);
 5. each worker streams its progress back on its stream;
@@ -43,6 +45,10 @@ from sim.agents.roles import POISON, Agent, Service
 
 # Span names of the collaboration's steps.
 DISCOVER = "agent.card"
+# A worker renewing its card at the registry (not a step of a task: its own trace), and
+# the orchestrator falling back on the cards it got last (the registry did not answer).
+HEARTBEAT = "agent.heartbeat"
+CACHED = "agent.card.cache"
 ASSIGN = "assign"
 SUBTASK = "task.run"
 PROGRESS = "progress"
@@ -73,10 +79,58 @@ CRITIC = sc.NegotiationStance(position=40, limit=65)
 POISONED = "poison message: the result handler failed"
 
 
+def registry_of(scenario: sc.Scenario) -> sc.Agent | None:
+    """The scenario's registry (the first agent with role registry), if it has one."""
+    return next((a for a in scenario.agents if a.role == "registry"), None)
+
+
+def answer_key(registry: str, correlation_id: str) -> str:
+    """Where the registry leaves its answer to a discovery call (see Context.answers)."""
+    return f"{registry}:{correlation_id}"
+
+
 class Registry(Service):
-    """Serves agent cards over HTTP (`agent.card`): the workers' discovery endpoint."""
+    """Serves agent cards over HTTP (`agent.card`): the workers' discovery endpoint.
+
+    A worker's card is listed while it is renewed: each heartbeat (`agent.heartbeat`)
+    keeps it for the discovery's `ttl`; a worker that stops (it crashed, it is cut off,
+    it stalls) drops out once its last heartbeat is that old. With no heartbeat set the
+    cards are static: every worker of the scenario, up or down. Cards live in memory: a
+    crash loses them until the workers' next heartbeats. The answer lists the workers
+    in the scenario's order.
+    """
 
     role = "registry"
+
+    def __init__(self, ctx: Context, spec: sc.Agent) -> None:
+        super().__init__(ctx, spec)
+        self.discovery = spec.discovery
+        self.workers = [a.id for a in ctx.scenario.agents if a.role == "worker"]
+        self.cards: dict[str, float] = {}  # worker -> when its card expires
+        self.node.on_crash.append(self.cards.clear)
+
+    def live(self, now: float) -> list[str]:
+        """The workers whose cards are listed at `now`."""
+        if self.discovery.heartbeat is None:
+            return list(self.workers)
+        cards = self.cards
+        return [w for w in self.workers if cards.get(w, -math.inf) > now]
+
+    def _handle(self, job: Job) -> None:
+        faults = self.ctx.faults
+        status = faults.error_status(self.id) if faults.errors else 0
+        if status:
+            job.reply(status, f"HTTP {status} (injected)")
+            return
+        msg, now = job.msg, self.ctx.env.now
+        if msg.type == HEARTBEAT and msg.src in self.workers:
+            self.cards[msg.src] = now + self.discovery.ttl
+        elif msg.type == DISCOVER:
+            self.ctx.answers[answer_key(self.id, msg.correlation_id)] = self.live(now)
+        work = self._service_time()
+        if faults.overload:
+            work *= faults.service_factor(self.id)
+        self.node.after_work(work, lambda: job.reply(200))
 
 
 class Worker(Service):
@@ -105,6 +159,21 @@ class Worker(Service):
         if spec.upgrade_at is not None:
             # A timer of the world, not of the node: an upgrade outlives a crash.
             ctx.env.timeout(spec.upgrade_at).callbacks.append(self._upgrade)
+        registry = registry_of(ctx.scenario)
+        self.registry = registry.id if registry is not None else None
+        self.heartbeat = registry.discovery.heartbeat if registry is not None else None
+        self._beats = itertools.count(1)
+
+    def start(self) -> None:
+        """Register at the registry now, and renew the card every heartbeat (again after
+        a restart: a crash stops the heartbeats, so the card lapses)."""
+        if self.registry is not None and self.heartbeat is not None:
+            self.node.after(0.0, self._beat)
+
+    def _beat(self) -> None:
+        assert self.registry is not None and self.heartbeat is not None
+        self.call(self.registry, HEARTBEAT, f"{self.id}-hb-{next(self._beats)}")
+        self.node.after(self.heartbeat, self._beat)
 
     def _upgrade(self, _event: simpy.Event) -> None:
         self.node.version = self.spec.version + 1
@@ -275,8 +344,13 @@ class Orchestrator(Agent):
     def __init__(self, ctx: Context, spec: sc.Agent) -> None:
         super().__init__(ctx, spec)
         agents = ctx.scenario.agents
-        self.registry = next((a.id for a in agents if a.role == "registry"), None)
+        registry = registry_of(ctx.scenario)
+        self.registry = registry.id if registry is not None else None
+        self.discovery = registry.discovery if registry is not None else sc.Discovery()
         self.workers = [a.id for a in agents if a.role == "worker"]
+        # The cards the registry gave last, and when: used while it does not answer.
+        self.cards: list[str] | None = None
+        self.cards_at = -math.inf
         self.schemas = default_registry()
         self.tasks: dict[str, Task] = {}
         self._assigned = itertools.count()
@@ -294,8 +368,10 @@ class Orchestrator(Agent):
         self.node.on_restart.append(self._forget)
 
     def _forget(self) -> None:
-        # A crash loses the tasks in progress (their processes died with the node).
+        # A crash loses the tasks in progress (their processes died with the node), and
+        # the cached cards.
         self.tasks.clear()
+        self.cards, self.cards_at = None, -math.inf
         if self.dedupe is not None:
             self.dedupe = Deduper(self.ctx.env, self.dedupe.ttl)
 
@@ -303,9 +379,9 @@ class Orchestrator(Agent):
         proc = self.node.spawn(self._task(job))
         job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
 
-    def _pick(self) -> list[str]:
-        """The next `workers_per_task` workers, round-robin (writers sit next to critics)."""
-        workers = self.workers
+    def _pick(self, workers: list[str]) -> list[str]:
+        """The next `workers_per_task` of `workers` (the registry's cards), round-robin
+        (writers sit next to critics)."""
         if not workers:
             return []
         n = min(self.spec.workers_per_task, len(workers))
@@ -316,14 +392,22 @@ class Orchestrator(Agent):
         env, msg = self.ctx.env, job.msg
         cid, deadline = msg.correlation_id, msg.deadline
         # Steps 1-2: who can do it (the registry's agent cards).
+        workers = self.workers
         if self.registry is not None:
             call = self.call(self.registry, DISCOVER, cid, job.span, 512, None, msg.msg_id,
                              deadline=deadline)  # fmt: skip
             outcome, _, why = yield call.wait()
-            if outcome != "ok":
-                self._complete(job, "error", 502, f"discovery failed: {why}", 0)
-                return
-        chosen = self._pick()
+            cards = self.ctx.answers.pop(answer_key(self.registry, cid), None)
+            if outcome == "ok":
+                workers = cards if cards is not None else self.workers
+                self.cards, self.cards_at = workers, env.now
+            else:
+                cached = self._cached(job, why)
+                if cached is None:
+                    self._complete(job, "error", 502, f"discovery failed: {why}", 0)
+                    return
+                workers = cached
+        chosen = self._pick(workers)
         if not chosen:
             self._complete(job, "error", 503, "no workers to assign the task to", 0)
             return
@@ -352,6 +436,20 @@ class Orchestrator(Agent):
         outcome, status, why = answer(self.spec.fanout, len(chosen), len(got), fan_outcome,
                                       fan_error)  # fmt: skip
         self._complete(job, outcome, status, why, len(got))
+
+    def _cached(self, job: Job, why: str) -> list[str] | None:
+        """The cards got last, if they are recent enough to stand in for the registry's
+        answer (`cache_ttl`); the span says the task used them, and how old they were."""
+        now = self.ctx.env.now
+        age = now - self.cards_at
+        if self.cards is None or age > self.discovery.cache_ttl:
+            return None
+        journal = self.node.journal
+        span = journal.span_start(CACHED, "internal", self.id, self.registry or "", "http",
+                                  now, job.span, job.msg.correlation_id)  # fmt: skip
+        note = f"registry failed ({why}): {len(self.cards)} cached cards, {age:.3g} s old"
+        journal.span_end(span, "ok", now, note, attempts=len(self.cards))
+        return self.cards
 
     def _complete(self, job: Job, outcome: str, status: int, error: str, results: int) -> None:
         """Step 9: the task's answer, as a span the timeline shows, then the reply.
