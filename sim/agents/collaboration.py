@@ -144,8 +144,9 @@ class Worker(Service):
         self.negotiator: Negotiator | None = None
         # The writers that negotiate their drafts with this worker (it is their critic).
         self.writers = frozenset(a.id for a in ctx.scenario.agents if a.pairs_with == self.id)
-        # A critic's negotiations that ended, by task, until its sub-task reports them;
-        # and its sub-tasks that wait for theirs.
+        # A critic's sub-tasks at work (by task: how many), the negotiations that ended
+        # for them before they were done, and those that wait for theirs.
+        self._working: dict[str, int] = {}
         self._reviewed: dict[str, Outcome] = {}
         self._awaiting: dict[str, simpy.Event] = {}
         if self.endpoints.websocket is not None:
@@ -182,14 +183,16 @@ class Worker(Service):
         """A negotiation ended here: as a critic, its task's sub-task may report now."""
         if outcome.initiator:
             return  # the writer's own: its sub-task waits on it directly
-        waiting = self._awaiting.pop(outcome.correlation_id, None)
+        cid = outcome.correlation_id
+        waiting = self._awaiting.pop(cid, None)
         if waiting is not None:
             waiting.succeed(outcome)
-        else:
-            self._reviewed[outcome.correlation_id] = outcome
+        elif cid in self._working:
+            self._reviewed[cid] = outcome  # its sub-task is still at work: kept for it
 
     def _forget_reviews(self) -> None:
         # A crash loses what the critic knew, and its sub-tasks died with the node.
+        self._working.clear()
         self._reviewed.clear()
         self._awaiting.clear()
 
@@ -206,6 +209,25 @@ class Worker(Service):
         job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
 
     def _subtask(self, job: Job) -> Generator[simpy.Event, Any, None]:
+        # A critic whose writer works on the same task reports after their negotiation:
+        # while its sub-task is at work, it keeps that negotiation's outcome for it.
+        reviewing = self.negotiator is not None and not self.spec.pairs_with
+        reviewing = reviewing and self._writer_on(job)
+        if not reviewing:
+            yield from self._work_and_report(job, False)
+            return
+        cid, working = job.msg.correlation_id, self._working
+        working[cid] = working.get(cid, 0) + 1
+        try:
+            yield from self._work_and_report(job, True)
+        finally:
+            if working.get(cid, 0) > 1:
+                working[cid] -= 1
+            else:
+                working.pop(cid, None)
+                self._reviewed.pop(cid, None)
+
+    def _work_and_report(self, job: Job, reviewing: bool) -> Generator[simpy.Event, Any, None]:
         node, env, msg = self.node, self.ctx.env, job.msg
         journal, cid = node.journal, msg.correlation_id
         sse = self.endpoints.sse
@@ -224,7 +246,7 @@ class Worker(Service):
         outcome: Outcome | None = None
         if self.negotiator is not None and self.spec.pairs_with:
             outcome = yield from self._review(job)
-        elif self.negotiator is not None and self._writer_on(job):
+        elif reviewing:
             outcome = yield from self._await_review(job)
         # Step 8: the result goes to the orchestrator's response queue; the stream ends.
         self._publish(job, outcome)
