@@ -16,6 +16,12 @@ Either side may start, over whatever connection joins them (`WebSocketEndpoint.c
 a session it opened, or one the peer opened to it). Each side has one span per
 negotiation ("negotiate": client for the side that started, server for the other) whose
 `attempts` is the number of bids exchanged.
+
+A negotiation is part of the request it serves: its messages and spans carry that
+request's correlation id (`start(..., correlation_id=...)`; the responder takes it from
+the first bid), so one request stays one trace end to end. The negotiation's own id
+travels in every bid's body (`id`) and in its Outcome. Without a correlation id the
+negotiation's id stands in for it.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class Outcome:
     ended: float
     peer: str
     initiator: bool
+    # The request the negotiation belongs to (its messages' and spans' correlation id).
+    correlation_id: str = ""
 
 
 @dataclass
@@ -61,6 +69,7 @@ class Negotiation:
     """One negotiation on one side; `done` fires with its Outcome."""
 
     id: str
+    correlation_id: str
     peer: str
     position: float
     deadline: float
@@ -102,12 +111,18 @@ class Negotiator:
         threshold: float = 1.0,
         on_done: Callable[[Outcome], None] | None = None,
         parent: int = -1,
+        correlation_id: str = "",
     ) -> Negotiation:
-        """Start negotiating with `peer`; it must end within `deadline` seconds."""
+        """Start negotiating with `peer`; it must end within `deadline` seconds.
+
+        `correlation_id` is the request's the negotiation serves (its spans and messages
+        carry it, under `parent`); without one, the negotiation's own id.
+        """
         node = self.node
         now = node.env.now
         nid = f"neg-{node.new_id()}"
-        talk = self._begin(nid, peer, now + deadline, threshold, True, parent, on_done)
+        cid = correlation_id or nid
+        talk = self._begin(nid, cid, peer, now + deadline, threshold, True, parent, on_done)
         talk.channel = self.ep.channel(peer)
         self._bid(talk)
         return talk
@@ -117,6 +132,7 @@ class Negotiator:
     def _begin(
         self,
         nid: str,
+        cid: str,
         peer: str,
         deadline: float,
         threshold: float,
@@ -134,11 +150,12 @@ class Negotiator:
             PROTOCOL,
             now,
             parent,
-            nid,
+            cid,
             deadline,
         )
         talk = Negotiation(
             nid,
+            cid,
             peer,
             self.stance.position,
             deadline,
@@ -166,7 +183,9 @@ class Negotiator:
 
     def _send(self, talk: Negotiation, type_: str, body: dict) -> None:
         assert talk.channel is not None
-        talk.channel.send(type_, body, BID_BYTES, correlation_id=talk.id, span=talk.span)
+        talk.channel.send(
+            type_, body, BID_BYTES, correlation_id=talk.correlation_id, span=talk.span
+        )
 
     def _on_bid(self, channel: Channel, msg: Message) -> None:
         bid = msg.body
@@ -174,8 +193,9 @@ class Negotiator:
         if talk is None:
             if bid["round"] != 1 or self.node.env.now >= bid["deadline"]:
                 return  # a bid of a negotiation that has ended here
+            cid = msg.correlation_id or bid["id"]
             talk = self._begin(
-                bid["id"], msg.src, bid["deadline"], bid["threshold"], False, msg.span
+                bid["id"], cid, msg.src, bid["deadline"], bid["threshold"], False, msg.span
             )
         talk.channel = channel  # answer on the connection the bid came on
         talk.rounds = bid["round"]
@@ -216,8 +236,9 @@ class Negotiator:
         now = node.env.now
         self.active.pop(talk.id, None)
         result = Outcome(
-            talk.id, outcome, talk.rounds, value, talk.started, now, talk.peer, talk.initiator
-        )
+            talk.id, outcome, talk.rounds, value, talk.started, now, talk.peer, talk.initiator,
+            talk.correlation_id,
+        )  # fmt: skip
         talk.outcome = result
         span_outcome = {"agreed": "ok", "deadline": "deadline_exceeded"}.get(outcome, "error")
         error = "" if outcome == "agreed" else f"no agreement after {talk.rounds} bids"
@@ -243,6 +264,7 @@ class Negotiator:
                 node.env.now,
                 talk.peer,
                 talk.initiator,
+                talk.correlation_id,
             )
         self.active.clear()
 

@@ -7,7 +7,9 @@ lifecycle, which every protocol must respect:
 - **crash**: the agent is down; processes are interrupted, scheduled callbacks go stale
   (each carries the epoch it was scheduled in), endpoints drop their in-memory state;
   on restart they start empty. Overlapping crash windows keep it down until the last
-  ends.
+  ends. A down node sends nothing, hears of no refusal (bounce) and schedules nothing:
+  only at the instant of the crash may its endpoints send what a dying process's kernel
+  sends (the reset of its open connections), which is what `sends` allows.
 - **pause** (a GC stall): nothing is processed; deliveries wait in a backlog, timers and
   work are held, and work in progress resumes where it stopped.
 
@@ -66,6 +68,9 @@ class Node:
         self.stream = stream
         self.version = version
         self.up = True
+        # Whether what it sends goes on the wire: while up, and during the crash itself
+        # (its kernel resetting its connections); the network asks.
+        self.sends = True
         # Bumped by every crash: a callback scheduled before it sees a stale epoch.
         self.epoch = 0
         self._endpoints: dict[str, Endpoint] = {}
@@ -141,7 +146,12 @@ class Node:
             endpoint.on_message(msg)
 
     def bounce(self, msg: Message, outcome: str) -> None:
-        """A message sent from here was refused; its endpoint hears of it when running."""
+        """A message sent from here was refused; its endpoint hears of it when running.
+
+        A node that is down hears nothing: the refusal finds no process to tell.
+        """
+        if not self.up:
+            return
         endpoint = self._endpoints.get(msg.protocol)
         if endpoint is not None:
             self.when_running(lambda: endpoint.on_bounce(msg, outcome))
@@ -149,7 +159,12 @@ class Node:
     # -- time -------------------------------------------------------------------------
 
     def after(self, delay: float, action: Callable[[], object]) -> None:
-        """Do `action` after `delay`, unless the node crashes first; held by a pause."""
+        """Do `action` after `delay`, unless the node crashes first; held by a pause.
+
+        A node that is down schedules nothing (it runs no code).
+        """
+        if not self.up:
+            return
         epoch = self.epoch
 
         def fire(_event: simpy.Event) -> None:
@@ -162,9 +177,10 @@ class Node:
         """Spend `seconds` of processing, then do `action`; a pause freezes the work.
 
         Work that a pause interrupted is finished after the pause: a pause of p seconds
-        delays the work in progress by p, as a GC stall does.
+        delays the work in progress by p, as a GC stall does. A node that is down does none.
         """
-        _Work(self, action, max(seconds, 0.0))
+        if self.up:
+            _Work(self, action, max(seconds, 0.0))
 
     def when_running(self, action: Callable[[], object]) -> None:
         """Do `action` now, or when the pause ends."""
@@ -244,6 +260,8 @@ class Node:
             endpoint.reset()
         for action in self.on_crash:
             action()
+        # Its kernel has reset its connections: from now on nothing leaves it.
+        self.sends = False
 
     def restart(self) -> None:
         """Come back up, empty, once every crash window on the node has ended."""
@@ -253,6 +271,7 @@ class Node:
         if self._crashes or self.up:
             return
         self.up = True
+        self.sends = True
         if self._pauses:
             # A pause window that opened while the node was down still holds.
             self._begin_pause()

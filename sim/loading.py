@@ -34,6 +34,7 @@ _UNION_TAGS = {
         "error",
         "overload",
         "poison",
+        "breaker",
     },
     "arrivals": {"poisson", "constant", "bursts", "ramp", "spike"},
 }

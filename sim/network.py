@@ -9,8 +9,10 @@ Semantics, after Maelstrom's `net.clj`:
 - a duplicate takes its own latency draw and may overtake the original;
 - a partition blackholes messages sent while it holds and drops in-flight messages at
   delivery (the receiver checks, as Maelstrom's `recv!` does);
-- a message to a crashed agent is `unavailable` (the connection is refused), and the
-  sender hears of it one latency later;
+- a message to a crashed agent is `unavailable` (the connection is refused, the reason
+  says so), and the sender hears of it one latency later (unless it is down itself);
+- a crashed agent sends nothing: what it would send is not put on the wire (no row),
+  but for the resets its kernel sends at the instant of the crash (`Node.sends`);
 - with a bandwidth, serialisation delay is size / bandwidth, FIFO per link.
 """
 
@@ -111,7 +113,21 @@ class Network:
             self._bounces[agent] = bounce
 
     def send(self, msg: Message) -> int:
-        """Put a copy on the wire; returns its seq. Its fate is decided here or at delivery."""
+        """Put a copy on the wire; returns its seq. Its fate is decided here or at delivery.
+
+        A sender that is down puts nothing on the wire: no row, seq -1.
+        """
+        nodes = self._nodes
+        if nodes is not None:
+            # (A node sends nothing before the world knows it, but an agent's constructor
+            # may: it is up then.)
+            sender = nodes.get(msg.src)
+            if sender is not None and not sender.sends:
+                msg.seq = -1
+                return -1
+        elif not self._is_up(msg.src):
+            msg.seq = -1
+            return -1
         now = self.env.now
         seq = self._rec.message_sent(msg, now)
         msg.seq = seq
@@ -136,7 +152,7 @@ class Network:
         except KeyError:  # the first message between the two
             route = self._route(msg.src, msg.dst)
         if route is None:
-            rec.message_ended(seq, "unavailable", now)
+            rec.message_ended(seq, "unavailable", now, f"no route from {msg.src} to {msg.dst}")
             self._bounce(msg, "unavailable", 0.0)
             return seq
         faults = self._faults
@@ -180,7 +196,8 @@ class Network:
         return seq
 
     def use_nodes(self, nodes: Mapping[str, Any]) -> None:
-        """Ask `nodes[agent].up` whether an agent is up, rather than `is_up(agent)`.
+        """Ask `nodes[agent].up` whether an agent is up (and `.sends` whether what it sends
+        goes on the wire), rather than `is_up(agent)`.
 
         The same answer, a call less per delivery; `nodes` may fill in later (the world
         makes the agents after the network), but before the first delivery.
@@ -221,7 +238,7 @@ class Network:
             return
         nodes = self._nodes
         if not (nodes[msg.dst].up if nodes is not None else self._is_up(msg.dst)):
-            self._rec.message_ended(seq, "unavailable", now)
+            self._rec.message_ended(seq, "unavailable", now, f"{msg.dst} is down")
             self._bounce(msg, "unavailable", delay)
             return
         self._rec.message_delivered(seq, now)

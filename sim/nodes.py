@@ -49,3 +49,5 @@ class NodeWorld:
                 lambda: f"m{next(ids)}",
                 self.streams.get,
             )
+        # Asked for `up` and `sends` directly, as the world's network does.
+        self.network.use_nodes(self.nodes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sim.agents.collaboration import COMPLETE, STEPS
+from sim.agents.steps import COMPLETE, STEPS
 from sim.trace.run import Run
 
 
@@ -33,7 +33,7 @@ def _pairs(counts: dict[str, int]) -> str:
     return "  ".join(f"{k} {v}" for k, v in counts.items()) or "-"
 
 
-# --- the collaboration's nine steps (named by sim.agents.collaboration) ----------------
+# --- the collaboration's nine steps (named by sim.agents.steps) ----------------
 
 
 def task_spans(run: Run, correlation_id: str) -> pd.DataFrame:

@@ -60,6 +60,39 @@ class NegotiationStance(Model):
     threshold: float = Field(2.0, ge=0, description="A gap this small is an agreement.")
 
 
+class Discovery(Model):
+    """How a registry's agent cards stay true: workers renew theirs with heartbeats, a card
+    that is not renewed within `ttl` is dropped, and an orchestrator keeps the cards it
+    got last for `cache_ttl` seconds, to use while the registry cannot be reached.
+
+    Eureka renews every 30 s and evicts after 90 s (three missed renewals); the defaults
+    keep its 3x ratio at a scale that suits runs of minutes."""
+
+    heartbeat: float | None = Field(
+        10.0,
+        gt=0,
+        description="Seconds between a worker's heartbeats to the registry; None: cards "
+        "are static (every worker of the scenario is listed, up or down).",
+    )
+    ttl: float = Field(30.0, gt=0, description="Seconds a card lives after its last heartbeat.")
+    cache_ttl: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds an orchestrator may use the cards it got last when the "
+        "registry does not answer (0: never).",
+    )
+
+    @model_validator(mode="after")
+    def _outlives_a_heartbeat(self) -> Discovery:
+        if self.heartbeat is not None and self.ttl < self.heartbeat:
+            raise FieldError(
+                "ttl",
+                f"a card must outlive the gap between heartbeats ({self.heartbeat:g} s), "
+                f"got {self.ttl:g} s",
+            )
+        return self
+
+
 class Agent(Model):
     """One agent: a workload client, a service with a pool of workers, or a collaboration
     role (an orchestrator, its workers and the registry that lists them)."""
@@ -106,6 +139,11 @@ class Agent(Model):
         gt=0,
         description="Seconds an orchestrator waits, after its fan-out ends, for the queued "
         "results of the workers that finished.",
+    )
+    discovery: Discovery = Field(
+        default_factory=Discovery,
+        description="A registry's cards: workers' heartbeats, card TTL, orchestrators' "
+        "card cache (role: registry; the workers and orchestrators read the registry's).",
     )
     pairs_with: AgentId | None = Field(
         None,
@@ -435,6 +473,25 @@ class PoisonFault(_Fault):
     count: int = Field(1, ge=1)
 
 
+class BreakerFault(_Fault):
+    """An operator acts on the circuit breaker of `agent`'s channel to `peer` at `start`:
+    `force_open` (every call rejected), `disable` (every call passes, nothing judged) or
+    `reset` (back to CLOSED with an empty window), as Resilience4j's transitionTo...
+    methods do. A forced or disabled breaker is reset at `end`, if given; the breakers
+    table records each change with its reason."""
+
+    kind: Literal["breaker"] = "breaker"
+    action: Literal["force_open", "disable", "reset"]
+    agent: AgentId = Field(description="The caller whose breaker it is.")
+    peer: AgentId = Field(description="The callee the breaker guards.")
+
+    @model_validator(mode="after")
+    def _one_instant(self) -> BreakerFault:
+        if self.action == "reset" and self.end is not None:
+            raise FieldError("end", "a reset happens at one time (start): it has no end")
+        return self
+
+
 Fault = Annotated[
     LatencyFault
     | LossFault
@@ -444,7 +501,8 @@ Fault = Annotated[
     | PauseFault
     | ErrorFault
     | OverloadFault
-    | PoisonFault,
+    | PoisonFault
+    | BreakerFault,
     Field(discriminator="kind"),
 ]
 
@@ -622,6 +680,7 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
     if data.get("allow_call_cycles") is not True:
         errors.extend(_call_cycles(_list(agents)))
     errors.extend(queue_channel_errors(data))
+    errors.extend(_breaker_action_errors(data, roles))
     return errors
 
 
@@ -702,6 +761,36 @@ def queue_channel_errors(data: Any) -> list[tuple[str, str]]:
                             f"on {knob} ({theirs} and {mine}), or use their own {what}s",
                         )
                     )
+    return errors
+
+
+def _breaker_action_errors(data: dict[str, Any], roles: dict[str, Any]) -> list[tuple[str, str]]:
+    """A breaker action (faults, kind: breaker) names known agents and a channel that has
+    a breaker: otherwise it would act on nothing."""
+    breakers = {
+        (channel.get("from"), channel.get("to"))
+        for channel in _list(data.get("channels"))
+        if isinstance(channel, dict) and channel.get("breaker") is not None
+    }
+    errors: list[tuple[str, str]] = []
+    for i, fault in enumerate(_list(data.get("faults"))):
+        if not isinstance(fault, dict) or fault.get("kind") != "breaker":
+            continue
+        agent, peer = fault.get("agent"), fault.get("peer")
+        unknown = False
+        for key, value in (("agent", agent), ("peer", peer)):
+            if isinstance(value, str) and roles and value not in roles:
+                errors.append((f"faults.{i}.{key}", f"unknown agent '{value}'"))
+                unknown = True
+        known = isinstance(agent, str) and isinstance(peer, str) and not unknown
+        if known and (agent, peer) not in breakers:
+            errors.append(
+                (
+                    f"faults.{i}",
+                    f"the channel from '{agent}' to '{peer}' has no breaker to act on; "
+                    "give that channel a breaker",
+                )
+            )
     return errors
 
 

@@ -86,6 +86,7 @@ class World:
             self.recorder,
             self.agents,
             self._inject_poison,
+            self._operate_breaker,
         )
         self._services = [a for a in self.agents.values() if isinstance(a, Service)]
         for agent in self.agents.values():
@@ -132,6 +133,9 @@ class World:
             sender.node.when_running(
                 lambda: sender.call(fault.dst, fault.type, f"{fault_id}-{index + 1}", body=POISON)
             )
+
+    def _operate_breaker(self, agent: str, peer: str, action: str, reason: str) -> None:
+        self.agents[agent].operate_breaker(peer, action, reason)
 
 
 @contextmanager

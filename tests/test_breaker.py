@@ -9,7 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+import sim
 from protocols.resilience import BreakerSettings, CircuitBreaker, State, is_failure, verdict
+from sim import ScenarioError, loading
 
 F, S = True, False  # a failed call, a successful one
 
@@ -397,3 +399,105 @@ def test_count_window_opens_exactly_when_a_brute_force_count_says(
         b.record(i, 0.1, failed)
     opened = log.rows[0][0] if log.rows else None
     assert opened == expected
+
+
+def test_the_open_to_half_open_row_reports_the_rates_that_opened_it_not_nan():
+    # A time window of 10 s and an OPEN wait of 30 s: by the time OPEN ends, every second
+    # of the window it kept has slid out, and a live reading of it would have no calls.
+    b, log = breaker(window_type="time", window=10, min_calls=4, open_for=30, slow_call=0.5)
+    feed(b, [(1, F), (1.5, S), (2, F)])
+    b.record(2.5, 1.0, F)  # a slow failure: 3 of 4 failed, 1 of 4 slow -> OPEN
+    assert log.moves == [(2.5, "CLOSED", "OPEN")]
+    assert not b.acquire(10)
+    assert b.acquire(32.5)  # the wait elapsed: HALF_OPEN lets it by
+    opened, half_open = log.rows
+    assert half_open[1:3] == ("OPEN", "HALF_OPEN")
+    assert half_open[4:] == opened[4:] == (0.75, 0.25, 4)
+
+
+def test_forced_open_and_disabled_report_the_rates_they_were_entered_with():
+    b, log = breaker(window=10, min_calls=10)
+    feed(b, [(1, F), (2, S), (3, S), (4, S)])
+    b.force_open(5, "operator")
+    assert not b.acquire(6)
+    b.disable(50, "operator")
+    b.reset(60, "operator")
+    assert log.moves == [(5, "CLOSED", "FORCED_OPEN"), (50, "FORCED_OPEN", "DISABLED"),
+                         (60, "DISABLED", "CLOSED")]  # fmt: skip
+    assert {row[4:] for row in log.rows} == {(0.25, 0.0, 4)}
+
+
+@pytest.mark.parametrize("name", ["collaboration-overload", "retry-storm-breaker"], ids=lambda n: n)
+def test_breaker_rows_of_built_in_scenarios_have_rates(name: str) -> None:
+    rows = sim.run(name).breakers
+    assert len(rows) > 0
+    assert rows["failure_rate"].notna().all() and rows["slow_rate"].notna().all()
+
+
+# -- operator actions from a scenario ---------------------------------------------------
+
+
+def storm_with(actions: list[dict]) -> sim.Run:
+    """retry-storm-breaker (users -> api has a breaker) with breaker `actions` added."""
+    import sim
+
+    data = loading.read_data(loading.builtin_path("retry-storm-breaker"))
+    base = {"kind": "breaker", "agent": "users", "peer": "api"}
+    data["faults"] = [*data["faults"], *({**base, **a} for a in actions)]
+    return sim.run(loading.validate(data, "storm.yaml"))
+
+
+def test_a_scenario_forces_a_breaker_open_disables_it_and_resets_it():
+    run = storm_with(
+        [
+            {"action": "force_open", "start": 10, "end": 20},
+            {"action": "disable", "start": 25},
+            {"action": "reset", "start": 100},
+        ]
+    )
+    b = run.breakers
+    operator = b[b["reason"].str.startswith("operator")]
+    moves = zip(operator["time"], operator["from_state"], operator["to_state"], strict=True)
+    assert list(moves) == [
+        (10, "CLOSED", "FORCED_OPEN"),
+        (20, "FORCED_OPEN", "CLOSED"),
+        (25, "CLOSED", "DISABLED"),
+        (100, "DISABLED", "CLOSED"),
+    ]
+    assert operator["reason"].tolist() == [
+        "operator: force_open (f1-breaker)",
+        "operator: end of force_open (f1-breaker)",
+        "operator: disable (f2-breaker)",
+        "operator: reset (f3-breaker)",
+    ]
+    assert operator["failure_rate"].notna().all()
+    s = run.spans
+    calls = s[(s["agent"] == "users") & (s["parent_id"] == "")]
+    # Forced open: every call is refused locally, nothing goes on the wire.
+    forced = calls[calls["start"].between(10, 20, inclusive="left")]
+    assert len(forced) > 100
+    assert (forced["outcome"] == "rejected").all()
+    assert forced["error"].str.contains("FORCED_OPEN").all()
+    sent = run.messages[(run.messages["src"] == "users") & (run.messages["kind"] == "request")]
+    assert not sent["sent_at"].between(10, 20, inclusive="left").any()
+    # Disabled through the storm (the pause at 30-35 s opens it otherwise): nothing is
+    # refused and the failures open nothing, until the reset.
+    disabled = calls[(calls["start"] >= 25) & (calls["end"] < 100)]
+    assert len(disabled) > 100 and not (disabled["outcome"] == "rejected").any()
+    assert (disabled["outcome"] != "ok").sum() > 100
+    assert not b["time"].between(25, 100, inclusive="neither").any()
+    # Reset into a storm it did not damp, the breaker opens at once.
+    assert b[b["time"] > 100].iloc[0][["from_state", "to_state"]].tolist() == ["CLOSED", "OPEN"]
+    # The faults table has each action; a reset is an instant.
+    f = run.faults[run.faults["kind"] == "breaker"]
+    assert f["targets"].tolist() == ["users,api"] * 3
+    assert f["end"].tolist()[::2] == [20, 100]
+
+
+def test_a_breaker_action_must_name_a_channel_with_a_breaker():
+    with pytest.raises(ScenarioError, match="from 'api' to 'users' has no breaker to act on"):
+        storm_with([{"action": "force_open", "start": 10, "agent": "api", "peer": "users"}])
+    with pytest.raises(ScenarioError, match=r"faults\.1\.end: a reset happens at one time"):
+        storm_with([{"action": "reset", "start": 10, "end": 20}])
+    with pytest.raises(ScenarioError, match=r"faults\.1\.peer: unknown agent 'nobody'"):
+        storm_with([{"action": "disable", "start": 10, "peer": "nobody"}])

@@ -736,3 +736,79 @@ def test_bandwidth_serialises_messages_fifo() -> None:
     assert queued["c"] > 10
     other = m[between(m, "c", "s2") | between(m, "s2", "c")]
     assert (other["delivered_at"] - other["sent_at"]).to_numpy() == pytest.approx(latency)
+
+
+# --- a crashed agent is silent ------------------------------------------------------------
+
+
+def down_windows(run: Any) -> list[tuple[str, float, float]]:
+    """(agent, start, end) of every crash window; a crash with no end lasts the run."""
+    f = run.faults
+    return [
+        (agent, float(row.start), float(row.end) if row.end == row.end else run.duration)
+        for row in f[f["kind"] == "crash"].itertuples()
+        for agent in str(row.targets).split(",")
+    ]
+
+
+def assert_crashed_agents_are_silent(run: Any) -> int:
+    """Nothing is sent by or delivered to an agent while it is down; what reached it then
+    ended `unavailable` with a reason. Returns how many copies reached a down agent.
+
+    At the instant of its crash an agent may send the resets its kernel sends for its
+    open connections (control messages), and nothing else.
+    """
+    m = run.messages
+    windows = down_windows(run)
+    for agent, start, end in windows:
+        sent = m[(m["src"] == agent) & (m["sent_at"] >= start) & (m["sent_at"] < end)]
+        last_gasp = (sent["sent_at"] == start) & (sent["kind"] == "control")
+        assert sent[~last_gasp].empty, sent[~last_gasp].head().to_dict("records")
+    refused = 0
+    for agent, start, end in windows:
+        to_it = m[(m["dst"] == agent) & (m["ended_at"] >= start) & (m["ended_at"] < end)]
+        assert not (to_it["outcome"] == "delivered").any()
+        unavailable = to_it[to_it["outcome"] == "unavailable"]
+        assert (unavailable["reason"] == f"{agent} is down").all()
+        refused += len(unavailable)
+    return refused
+
+
+def test_a_crashed_queue_consumer_does_not_resubscribe_while_down() -> None:
+    """The broker goes down, then its consumer: the consumer's acks to the broker are
+    refused after the consumer crashed. A down consumer hears no refusal and sends
+    nothing (it used to reconnect 5 s later, while still down)."""
+    run = sim.run(
+        sim.loading.load(
+            "request-response",
+            [
+                "channels.0.protocol=queue",
+                "network.default.latency={dist: constant, value: 0.5}",
+                "faults=[{kind: crash, targets: [broker], start: 10, end: 40},"
+                " {kind: crash, targets: [api], start: 10.7, end: 40}]",
+            ],
+        )
+    )
+    m = run.messages
+    # The refusals of acks sent before the consumer crashed came back while it was down.
+    acks = m[(m["src"] == "api") & (m["kind"] == "ack") & (m["outcome"] == "unavailable")]
+    assert (acks["ended_at"] + 0.5 > 10.7).any()
+    assert assert_crashed_agents_are_silent(run) > 0
+    # It subscribes again once it is back.
+    back = m[(m["src"] == "api") & (m["type"] == "queue.subscribe") & (m["sent_at"] >= 40)]
+    assert (back["outcome"] == "delivered").any()
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [["writer-1", "orchestrator"], ["broker", "critic-2"], ["registry", "writer-2", "client"]],
+    ids=lambda t: "+".join(t),
+)
+def test_crashed_agents_of_the_collaboration_are_silent(targets: list[str]) -> None:
+    """Crashes that overlap across every protocol (HTTP, SSE, WebSocket, queue)."""
+    faults = ", ".join(
+        f"{{kind: crash, targets: [{agent}], start: {20 + 3 * i}, end: {35 + 2 * i}}}"
+        for i, agent in enumerate(targets)
+    )
+    run = sim.run(sim.loading.load("collaboration", [f"faults=[{faults}]", "duration=60"]))
+    assert assert_crashed_agents_are_silent(run) > 0

@@ -32,7 +32,6 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Literal
@@ -161,9 +160,14 @@ class _StateBase:
     def tick(self, now: float) -> None:
         """A timer fired: leave if due."""
 
+    def snapshot(self, now: float) -> Snapshot:
+        """What this state's window holds at `now` (nothing, for a state without one)."""
+        return Snapshot(0, 0, 0)
+
     def metrics(self, now: float) -> tuple[float, float, int]:
         """(failure_rate, slow_rate, calls) of this state's window, for transition rows."""
-        return math.nan, math.nan, 0
+        snap = self.snapshot(now)
+        return snap.failure_rate, snap.slow_rate, snap.calls
 
 
 class _Closed(_StateBase):
@@ -193,25 +197,43 @@ class _Closed(_StateBase):
         if exceeded:
             self.machine._open(now, f"{exceeded} over {self.window.describe()}")
 
-    def metrics(self, now: float) -> tuple[float, float, int]:
-        snap = self.window.snapshot(now)
-        return snap.failure_rate, snap.slow_rate, snap.calls
+    def snapshot(self, now: float) -> Snapshot:
+        return self.window.snapshot(now)
 
 
-class _Open(_StateBase):
-    """OPEN: calls are rejected until the wait has elapsed, then HALF_OPEN lets some by."""
+class _Frozen(_StateBase):
+    """A state that judges nothing and reports the window it was entered from, as it was
+    then: read later, a time window would have slid empty (NaN rates)."""
+
+    def __init__(self, machine: CircuitBreaker, frozen: Snapshot) -> None:
+        super().__init__(machine)
+        self.frozen = frozen
+
+    def snapshot(self, now: float) -> Snapshot:
+        return self.frozen
+
+
+class _Open(_Frozen):
+    """OPEN: calls are rejected until the wait has elapsed, then HALF_OPEN lets some by.
+
+    Resilience4j's OPEN keeps the window it left: calls in flight when it opened land in
+    it. A count window is kept as it is (time does not empty it); a time window stops
+    sliding at the opening (read at the OPEN -> HALF_OPEN row it would have slid empty,
+    NaN rates): its calls then, plus the late ones.
+    """
 
     name = State.OPEN
 
-    def __init__(self, machine: CircuitBreaker, now: float, window: Window | None) -> None:
-        super().__init__(machine)
+    def __init__(
+        self, machine: CircuitBreaker, now: float, frozen: Snapshot, window: Window | None
+    ) -> None:
+        super().__init__(machine, frozen)
+        self.window = window if isinstance(window, CountWindow) else None
         s = self.settings
         # The wait grows with each reopening from HALF_OPEN (Resilience4j's attempts).
         wait = s.open_for * s.open_for_multiplier ** (machine.attempts - 1)
         self.wait = min(wait, max(s.open_for_max, s.open_for))
         self.until = now + self.wait
-        # Calls that were in flight when it opened still land in the window it kept.
-        self.window = window
 
     def acquire(self, now: float) -> bool:
         if now >= self.until:
@@ -220,8 +242,12 @@ class _Open(_StateBase):
         return False
 
     def record(self, now: float, duration: float, failed: bool) -> None:
+        slow_call = duration > self.settings.slow_call
         if self.window is not None:
-            self.window.record(now, failed, duration > self.settings.slow_call)
+            self.frozen = self.window.record(now, failed, slow_call)
+            return
+        calls, failures, slow = self.frozen
+        self.frozen = Snapshot(calls + 1, failures + failed, slow + slow_call)
 
     def due(self) -> float | None:
         return self.until if self.settings.automatic_transition else None
@@ -231,12 +257,6 @@ class _Open(_StateBase):
             self.machine._half_open(
                 now, f"wait of {self.wait:g} s in OPEN elapsed (automatic transition)"
             )
-
-    def metrics(self, now: float) -> tuple[float, float, int]:
-        if self.window is None:
-            return math.nan, math.nan, 0
-        snap = self.window.snapshot(now)
-        return snap.failure_rate, snap.slow_rate, snap.calls
 
 
 class _HalfOpen(_StateBase):
@@ -310,13 +330,13 @@ class _HalfOpen(_StateBase):
         else:
             self.machine._open(now, reason)
 
-    def metrics(self, now: float) -> tuple[float, float, int]:
-        snap = self.window.snapshot(now)
-        return snap.failure_rate, snap.slow_rate, snap.calls
+    def snapshot(self, now: float) -> Snapshot:
+        return self.window.snapshot(now)
 
 
-class _ForcedOpen(_StateBase):
-    """FORCED_OPEN: every call is rejected until someone changes the state."""
+class _ForcedOpen(_Frozen):
+    """FORCED_OPEN: every call is rejected until someone changes the state; it reports the
+    rates of the state it was forced from."""
 
     name = State.FORCED_OPEN
 
@@ -324,8 +344,9 @@ class _ForcedOpen(_StateBase):
         return False
 
 
-class _Disabled(_StateBase):
-    """DISABLED: every call passes and nothing is judged."""
+class _Disabled(_Frozen):
+    """DISABLED: every call passes and nothing is judged; it reports the rates of the
+    state it was disabled from."""
 
     name = State.DISABLED
 
@@ -354,7 +375,8 @@ class CircuitBreaker:
 
     `on_transition(now, from_state, to_state, reason, failure_rate, slow_rate, calls)` is
     told every state change; the rates are shares (0..1, NaN with no calls) of the window
-    of the state being left, and `calls` the calls in it. `rejected` counts the calls this
+    of the state being left, and `calls` the calls in it (OPEN, FORCED_OPEN and DISABLED
+    judge nothing: they report the window they were entered from, as it was then). `rejected` counts the calls this
     breaker refused.
     """
 
@@ -404,11 +426,11 @@ class CircuitBreaker:
 
     def force_open(self, now: float, reason: str = "forced open") -> None:
         """Reject every call until `reset` or `disable`."""
-        self._go(now, _ForcedOpen(self), reason)
+        self._go(now, _ForcedOpen(self, self._state.snapshot(now)), reason)
 
     def disable(self, now: float, reason: str = "disabled") -> None:
         """Let every call through and judge nothing, until `reset` or `force_open`."""
-        self._go(now, _Disabled(self), reason)
+        self._go(now, _Disabled(self, self._state.snapshot(now)), reason)
 
     def reset(self, now: float, reason: str = "reset") -> None:
         """Back to CLOSED with an empty window."""
@@ -418,10 +440,12 @@ class CircuitBreaker:
     # Transitions used by the states.
 
     def _open(self, now: float, reason: str) -> None:
-        # Resilience4j's OPEN keeps the window of the state it left (CLOSED or HALF_OPEN).
+        # OPEN keeps the window of the state it left (CLOSED or HALF_OPEN), a time
+        # window stopped now.
         window = getattr(self._state, "window", None)
+        frozen = self._state.snapshot(now)
         self.attempts += 1
-        self._go(now, _Open(self, now, window), reason)
+        self._go(now, _Open(self, now, frozen, window), reason)
 
     def _half_open(self, now: float, reason: str) -> None:
         self._go(now, _HalfOpen(self, now), reason)

@@ -31,7 +31,6 @@ A retry the budget refuses fails fast. Time is passed in; random draws come from
 from __future__ import annotations
 
 import math
-
 import random
 from typing import Annotated, Literal, NamedTuple, Protocol
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import simpy
 
@@ -25,6 +26,11 @@ class Context:
     recorder: Recorder
     faults: FaultState
     network: Transport | None = None
+    # What an answer says that its protocol's response does not carry (an HTTP response
+    # here is a status, not a body): the responder leaves it under a key both sides know
+    # (the registry's agent cards, by the task's correlation id), the caller takes it once
+    # the response has reached it.
+    answers: dict[str, Any] = field(default_factory=dict)
     # A run-unique message id per call (a duplicate or a redelivery keeps its
     # original's): m1, m2... Made in C, by a map over a counter, since every message
     # takes one; a method would be a Python call per message.

@@ -123,6 +123,23 @@ class Agent:
         if caller is not None:
             caller.cancel(call)
 
+    def operate_breaker(self, peer: str, action: str, reason: str) -> None:
+        """An operator's action on the breaker of the channel to `peer`: `force_open`,
+        `disable` or `reset` (a channel without a breaker has nothing to act on)."""
+        caller = self._callers.get(peer)
+        if caller is None:
+            caller = self._callers[peer] = self._caller(peer)
+        breaker = caller.policies.breaker
+        if breaker is None:
+            return
+        now = self.ctx.env.now
+        if action == "force_open":
+            breaker.force_open(now, reason)
+        elif action == "disable":
+            breaker.disable(now, reason)
+        else:
+            breaker.reset(now, reason)
+
     def channel(self, dst: str) -> sc.Channel:
         """The channel from this agent to `dst` (the default one when none is listed)."""
         channel = self._channels.get(dst)

@@ -2,8 +2,9 @@
 
 The injector (Maelstrom's nemesis) turns each fault of the scenario on at its start and
 off at its end with one SimPy process per fault, by editing the `FaultState`
-(`sim.faults.state`) that the network and the agents read, or by crashing, pausing and
-restarting agents. It records each window in the `faults` table.
+(`sim.faults.state`) that the network and the agents read, by crashing, pausing and
+restarting agents, or by acting on a circuit breaker as an operator would (force it open,
+disable it, reset it). It records each window in the `faults` table.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from sim import scenario as sc
 from sim.faults.state import ErrorBudget, FaultState, LinkEffect, Partition, Scope
 from sim.streams import Streams
 from sim.trace.recorder import Recorder
+
+# operate_breaker(agent, peer, action, reason): an operator's action on the breaker of
+# agent's channel to peer ("force_open", "disable" or "reset").
+BreakerOperator = Callable[[str, str, str, str], None]
 
 
 class Lifecycle(Protocol):
@@ -59,11 +64,18 @@ def fault_targets(fault: sc.Fault) -> list[str]:
     targets = list(getattr(fault, "targets", []))
     for group in getattr(fault, "groups", []):
         targets.extend(a for a in group if a not in targets)
-    for end in ("src", "dst"):
+    for end in ("src", "dst", "agent", "peer"):
         agent = getattr(fault, end, None)
         if agent and agent not in targets:
             targets.append(agent)
     return targets
+
+
+def _end_of(fault: sc.Fault) -> float:
+    """When a fault's window ends (NaN: never); a breaker reset is an instant."""
+    if isinstance(fault, sc.BreakerFault) and fault.action == "reset":
+        return fault.start
+    return fault.end if fault.end is not None else math.nan
 
 
 class Injector:
@@ -79,12 +91,14 @@ class Injector:
         recorder: Recorder,
         agents: Mapping[str, Lifecycle],
         inject_poison: Callable[[sc.PoisonFault, str, int], None],
+        operate_breaker: BreakerOperator | None = None,
     ) -> None:
         self.env = env
         self.state = state
         self._agents = agents
         self._streams = streams
         self._inject_poison = inject_poison
+        self._operate_breaker = operate_breaker
         for i, fault in enumerate(faults):
             fault_id = f"f{i}-{fault.kind}"
             params = fault.model_dump(
@@ -94,7 +108,7 @@ class Injector:
                 fault_id=fault_id,
                 kind=fault.kind,
                 start=fault.start,
-                end=fault.end if fault.end is not None else math.nan,
+                end=_end_of(fault),
                 targets=",".join(fault_targets(fault)),
                 params=json.dumps(params, sort_keys=True),
             )
@@ -172,7 +186,22 @@ class Injector:
                     self._agents[agent].resume()
 
             return resume
+        if isinstance(fault, sc.BreakerFault):
+            return self._breaker(fault, fault_id)
         raise AssertionError(f"unhandled fault kind {fault.kind}")
+
+    def _breaker(self, fault: sc.BreakerFault, fault_id: str) -> Callable[[], None]:
+        """An operator's action on a breaker now; its end (if any) resets the breaker."""
+        operate = self._operate_breaker
+        if operate is None:
+            raise AssertionError("breaker actions need the world's agents")
+        operate(fault.agent, fault.peer, fault.action, f"operator: {fault.action} ({fault_id})")
+
+        def reset() -> None:
+            reason = f"operator: end of {fault.action} ({fault_id})"
+            operate(fault.agent, fault.peer, "reset", reason)
+
+        return reset
 
     def _poison(self, fault: sc.PoisonFault, fault_id: str) -> Generator[simpy.Event, Any, None]:
         span = (fault.end - fault.start) if fault.end is not None else 0.0

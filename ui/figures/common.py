@@ -79,6 +79,7 @@ FAULT_COLORS = {
     "error": "#F8BBD0",
     "overload": "#FFE0B2",
     "poison": "#D7CCC8",
+    "breaker": "#DCEDC8",  # an operator's action on a breaker
 }
 FAULT_OPACITY = 0.45
 FAULT_SHAPE_PREFIX = "fault:"
