@@ -31,7 +31,7 @@ test: lint
 	$(PY) -m pytest -m browser
 
 # Generated scenarios over every protocol, policy and fault against the oracle of
-# tests/test_properties.py, with a fresh random seed each time (make test runs 40 fixed
+# tests/test_properties.py, with a fresh random seed each time (make test runs 80 fixed
 # ones). FUZZ_EXAMPLES=10000 make fuzz for a longer hunt.
 FUZZ_EXAMPLES ?= 2000
 fuzz: $(VENV)/.dev
