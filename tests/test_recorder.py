@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+import yaml
+
+import sim
 from protocols.transport import Message
 from sim import loading
+from sim.loading import ScenarioError
+from sim.trace import recorder as recorder_module
 from sim.trace.recorder import Recorder
 from sim.world import World
 
@@ -150,3 +156,32 @@ def test_every_dead_letter_of_a_duplicating_network_is_a_dead_lettered_row():
             before,
             after,
         )
+
+
+LOOP = """
+name: requeue-loop
+duration: 10
+agents:
+  - {id: client, role: client}
+  - {id: broker, role: broker, queue: {flavour: rabbitmq, max_deliveries: null, on_error: requeue}}
+  - {id: api, role: service, service_time: {dist: constant, value: 0}}
+channels:
+  - {from: client, to: api, protocol: queue, queue: {broker: broker}}
+network:
+  default: {latency: {dist: constant, value: 0}}
+faults:
+  - {kind: poison, from: client, to: api, start: 1, count: 1}
+"""
+
+
+def test_a_loop_that_never_lets_time_move_stops_with_one_sentence(monkeypatch, tmp_path):
+    # A poison message requeued for ever at zero latency: simulated time stays at 1 s,
+    # so without the guard the run never ends and its trace fills memory.
+    monkeypatch.setattr(recorder_module, "STALLED_MESSAGES", 100_000)
+    path = tmp_path / "loop.yaml"
+    path.write_text(LOOP)
+    with pytest.raises(ScenarioError, match=r"over 100,000 messages at t=1 s"):
+        sim.run(path)
+    # The same design with a delivery limit ends normally, the poison dead-lettered.
+    run = sim.run(yaml.safe_load(LOOP.replace("max_deliveries: null", "max_deliveries: 5")))
+    assert (run.messages["outcome"] == "dead_lettered").sum() == 1

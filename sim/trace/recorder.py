@@ -23,6 +23,7 @@ import pyarrow as pa
 from pandas.arrays import ArrowStringArray
 
 from protocols.transport import Message
+from sim.loading import ScenarioError
 from sim.trace.schema import (
     AGENT_COLUMNS,
     BREAKER_COLUMNS,
@@ -109,6 +110,9 @@ class Recorder:
         # from all over memory (and they would hold it until then).
         self._chunks: dict[str, list[pa.Array]] = {name: [] for name in _CHUNKED}
         self._chunk_rows = CHUNK_ROWS if _ARROW_STR else math.inf
+        # Chunks of messages flushed since simulated time last moved (see _stalled).
+        self._still = 0
+        self._still_at = NAN
 
     # -- messages ---------------------------------------------------------------------
 
@@ -124,10 +128,32 @@ class Recorder:
         outcomes = self._m_outcome
         outcomes.append("in_flight")
         if len(pending) >= CHUNK_ROWS:
+            self._stalled(now)
             self._flush_messages()
             if self._chunk_rows <= CHUNK_ROWS:
                 self._freeze()
         return len(outcomes) - 1
+
+    def _stalled(self, now: float) -> None:
+        """Stop a run that sends without end at one instant (checked once per chunk).
+
+        A loop with no delay in it (a poison message requeued for ever at zero latency,
+        calls that answer each other instantly) never lets simulated time move, so the
+        run would never end and its trace would fill memory.
+        """
+        if now != self._still_at:
+            self._still, self._still_at = 0, now
+            return
+        self._still += 1
+        if self._still * CHUNK_ROWS >= STALLED_MESSAGES:
+            raise ScenarioError(
+                [
+                    f"the run sent over {STALLED_MESSAGES:,} messages at t={now:g} s without "
+                    "simulated time moving: something loops with no delay in it (such as a "
+                    "message requeued for ever at zero latency); give its links some latency "
+                    "or its queue a delivery limit"
+                ]
+            )
 
     def _flush_messages(self) -> None:
         """Split the messages (and spans) kept since the last flush into their columns."""
@@ -465,6 +491,9 @@ class Recorder:
 
 # Messages between two freezes of the unchanging string columns (see Recorder._freeze).
 CHUNK_ROWS = 16384
+# Messages at one simulated instant that can only be a loop (a burst of a workload is
+# capped far below it by sim.limits' checks of arrival counts).
+STALLED_MESSAGES = 2_000_000
 _CHUNKED = (
     "_m_id", "_m_type", "_m_protocol", "_m_kind", "_m_src", "_m_dst", "_m_corr", "_m_cause",
     "_s_corr", "_s_name", "_s_kind", "_s_agent", "_s_peer", "_s_protocol",
