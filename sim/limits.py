@@ -75,6 +75,11 @@ MAX_RATE = 1e7
 # Requests sent at once by one burst, and poison messages of one fault.
 MAX_BURST = 1_000_000
 
+# Attempts of one call or message (a retry policy's `max_attempts`, a producer's
+# `publish_attempts`, a queue's `max_deliveries`): SQS allows at most 1,000 receives,
+# SDKs retry a handful of times. With zero backoff every attempt happens at once.
+MAX_ATTEMPTS = 1_000
+
 # -- sizes ------------------------------------------------------------------------------
 
 # Bytes of one message (`size_bytes` and every `*_bytes` or `max_size` setting): 64 GiB.

@@ -139,11 +139,14 @@ def field_problems(scenario: sc.Scenario) -> list[Problem]:
                 )
             )
     problems.extend(_templates(scenario))
+    problems.extend(_zero_time_loops(scenario))
     if duration <= limits.MAX_DURATION:
         problems.extend(_timers(scenario))
     return problems
 
 
+# Settings that count attempts of one call or message.
+_ATTEMPTS = ("max_attempts", "publish_attempts", "max_deliveries")
 # The parameters of a distribution (sim.distributions) that are seconds.
 _SECONDS = ("value", "low", "high", "mean", "sd", "p99", "scale")
 
@@ -168,6 +171,12 @@ def _numbers(data: Any, where: str = "") -> Iterator[Problem]:
                     path,
                     f"{value:,} bytes is past the cap of {limits.MAX_SIZE_BYTES:,} (64 GiB) "
                     "for one message",
+                )
+            elif _is_int(value) and key in _ATTEMPTS and value > limits.MAX_ATTEMPTS:
+                yield (
+                    path,
+                    f"{value:,} is past the cap of {limits.MAX_ATTEMPTS:,} attempts of one "
+                    "call or message",
                 )
             elif key != "seed" or where:
                 yield from _numbers(value, path)
@@ -247,31 +256,102 @@ def template_problem(template: str, allowed: str) -> str:
     return ""
 
 
-# Periodic timers: (section, setting, what ticks). Each fires `duration / interval`
+def _zero_time_loops(scenario: sc.Scenario) -> Iterator[Problem]:
+    """Exchanges that would repeat for ever at one instant of simulated time.
+
+    The clock moves only by latencies, think and service times, and timers: a loop whose
+    every step takes none of them never lets the run reach its end. Two are possible
+    from a scenario: a negotiation whose sides both think for 0 s over links of zero
+    latency (bids go back and forth at once, and its deadline never comes), and a queue
+    that requeues a failing message without limit to a consumer that serves it in 0 s
+    over links of zero latency.
+    """
+    agents = {a.id: a for a in scenario.agents}
+    default_think = sc.NegotiationStance.model_fields["think"].default
+    for i, agent in enumerate(scenario.agents):
+        peer = agents.get(agent.pairs_with or "")
+        if agent.role != "worker" or peer is None:
+            continue
+        thinks = [a.negotiation.think if a.negotiation else default_think for a in (agent, peer)]
+        if max(thinks) == 0 and _instant(scenario, agent.id, peer.id):
+            yield (
+                f"agents.{i}.negotiation.think",
+                f"0 s on both sides of the negotiation with '{peer.id}', over links of zero "
+                "latency, lets its bids go back and forth for ever at one instant; give "
+                "one side a think time or the link a latency",
+            )
+    brokers = {a.id: a.queue for a in scenario.agents if a.role == "broker"}
+    for i, channel in enumerate(scenario.channels):
+        if channel.protocol != "queue":
+            continue
+        consumer = agents.get(channel.dst)
+        settings = [channel.queue, brokers.get(channel.queue.broker)]
+        endless = any(
+            q is not None and q.on_error == "requeue" and q.max_deliveries is None for q in settings
+        )
+        if (
+            endless
+            and consumer is not None
+            and consumer.service_time.mean() == 0
+            and _instant(scenario, channel.queue.broker, channel.dst)
+        ):
+            yield (
+                f"channels.{i}.queue.max_deliveries",
+                "none, with on_error requeue, a service time of 0 s and links of zero "
+                "latency, redelivers a message that always fails for ever at one instant; "
+                "set max_deliveries",
+            )
+
+
+def _instant(scenario: sc.Scenario, a: str, b: str) -> bool:
+    """Whether every message between `a` and `b` (both ways) arrives in exactly 0 s."""
+    if a == b:
+        return True
+    # The link that sets a direction's latency, as sim.network picks it.
+    overrides: dict[tuple[str, str], sc.Link] = {}
+    for link in scenario.network.links:
+        overrides[(link.src, link.dst)] = link
+        if link.symmetric:
+            overrides.setdefault((link.dst, link.src), link)
+    for pair in ((a, b), (b, a)):
+        override = overrides.get(pair)
+        latency = (override.latency if override else None) or scenario.network.default.latency
+        # A distribution over [0, inf) has mean 0 only when it is always 0.
+        if latency.mean() != 0:
+            return False
+    return True
+
+
+# Periodic timers: (section, setting, what it times). Each fires `duration / interval`
 # times for every stream, connection or consumer.
 _CHANNEL_TIMERS = (
-    ("sse", "keepalive", "keep-alive"),
-    ("sse", "progress_interval", "progress event"),
-    ("sse", "retry", "reconnection"),
-    ("websocket", "ping_interval", "ping"),
-    ("queue", "heartbeat", "heartbeat"),
-    ("queue", "reconnect_delay", "reconnection"),
-    ("queue", "sample_interval", "queue sample"),
+    ("sse", "keepalive", "keep-alives"),
+    ("sse", "progress_interval", "progress events"),
+    ("sse", "retry", "reconnections"),
+    ("websocket", "ping_interval", "pings"),
+    ("websocket", "backoff_max", "reconnections"),
+    ("queue", "heartbeat", "heartbeats"),
+    ("queue", "reconnect_delay", "reconnections"),
+    ("queue", "visibility_timeout", "redeliveries"),
+    ("queue", "sample_interval", "queue samples"),
 )
 
 
 def _timers(scenario: sc.Scenario) -> Iterator[Problem]:
-    timers: list[tuple[str, float | None]] = [("sample_interval", scenario.sample_interval)]
+    timers: list[tuple[str, float | None, str]] = [
+        ("sample_interval", scenario.sample_interval, "queue samples")
+    ]
     for i, agent in enumerate(scenario.agents):
         if agent.queue is not None:
-            for key in ("heartbeat", "reconnect_delay", "sample_interval"):
-                timers.append((f"agents.{i}.queue.{key}", getattr(agent.queue, key)))
+            for section, key, what in _CHANNEL_TIMERS:
+                if section == "queue":
+                    timers.append((f"agents.{i}.queue.{key}", getattr(agent.queue, key), what))
     for i, channel in enumerate(scenario.channels):
-        for section, key, _what in _CHANNEL_TIMERS:
+        for section, key, what in _CHANNEL_TIMERS:
             if section == channel.protocol:
                 value = getattr(getattr(channel, section), key)
-                timers.append((f"channels.{i}.{section}.{key}", value))
-    for where, interval in timers:
+                timers.append((f"channels.{i}.{section}.{key}", value, what))
+    for where, interval, what in timers:
         if interval is None or interval <= 0:
             continue
         ticks = scenario.duration / interval
@@ -279,9 +359,9 @@ def _timers(scenario: sc.Scenario) -> Iterator[Problem]:
             floor = scenario.duration / limits.MAX_TIMER_TICKS
             yield (
                 where,
-                f"{interval:g} s over a run of {scenario.duration:g} s ticks {_count(ticks)} "
-                f"times, past the cap of {limits.MAX_TIMER_TICKS:,} ticks of one timer; "
-                f"make it at least {floor:.2g} s",
+                f"{interval:g} s between {what} over a run of {scenario.duration:g} s is "
+                f"{_count(ticks)} {what}, past the cap of {limits.MAX_TIMER_TICKS:,} ticks "
+                f"of one timer; make it at least {floor:.2g} s",
             )
 
 

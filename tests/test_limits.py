@@ -308,15 +308,33 @@ CAPS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "sample interval": (
         scenario(duration=1000, sample_interval=1e-5),
-        "sample_interval: 1e-05 s over a run of 1000 s ticks 100,000,000 times, past the cap "
-        "of 10,000,000 ticks of one timer; make it at least 0.0001 s",
+        "sample_interval: 1e-05 s between queue samples over a run of 1000 s is "
+        "100,000,000 queue samples, past the cap of 10,000,000 ticks of one timer; make it "
+        "at least 0.0001 s",
     ),
     "keep-alive": (
         scenario(
             channels=[{"from": "c", "to": "s", "protocol": "sse", "sse": {"keepalive": 1e-7}}]
         ),
-        "channels.0.sse.keepalive: 1e-07 s over a run of 5 s ticks 50,000,000 times, past the "
-        "cap of 10,000,000 ticks of one timer; make it at least 5e-07 s",
+        "channels.0.sse.keepalive: 1e-07 s between keep-alives over a run of 5 s is "
+        "50,000,000 keep-alives, past the cap of 10,000,000 ticks of one timer; make it at "
+        "least 5e-07 s",
+    ),
+    "visibility timeout": (
+        scenario(
+            agents=[*BASE["agents"], {"id": "broker", "role": "broker"}],
+            channels=[
+                {"from": "c", "to": "s", "protocol": "queue", "queue": {"visibility_timeout": 1e-7}}
+            ],
+        ),
+        "channels.0.queue.visibility_timeout: 1e-07 s between redeliveries over a run of 5 s "
+        "is 50,000,000 redeliveries, past the cap of 10,000,000 ticks of one timer; make it "
+        "at least 5e-07 s",
+    ),
+    "attempts": (
+        scenario(channels=[{"from": "c", "to": "s", "retry": {"max_attempts": 10**6, "base": 0}}]),
+        "channels.0.retry.max_attempts: 1,000,000 is past the cap of 1,000 attempts of one "
+        "call or message",
     ),
     "expected messages": (
         scenario(
@@ -390,6 +408,82 @@ CAPS: dict[str, tuple[dict[str, Any], str]] = {
 def test_past_a_cap_is_one_sentence_naming_the_field_and_the_cap(case: str) -> None:
     data, sentence = CAPS[case]
     assert problems(data) == [sentence]
+
+
+ZERO = {"dist": "constant", "value": 0}
+
+
+def test_a_negotiation_that_would_bid_for_ever_at_one_instant_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Both sides think for 0 s over links of zero latency, and their limits never meet:
+    # the run used to spin at one instant for ever.
+    data = scenario(
+        duration=20,
+        agents=[
+            {"id": "c", "role": "client"},
+            {"id": "o", "role": "orchestrator", "workers_per_task": 2},
+            {"id": "registry", "role": "registry"},
+            {"id": "broker", "role": "broker"},
+            {
+                "id": "w",
+                "role": "worker",
+                "pairs_with": "k",
+                "negotiation": {"position": 80, "limit": 90, "think": 0, "threshold": 0},
+            },
+            {
+                "id": "k",
+                "role": "worker",
+                "negotiation": {"position": 40, "limit": 30, "think": 0, "threshold": 0},
+            },
+        ],
+        channels=[
+            {"from": "o", "to": "w", "protocol": "sse"},
+            {"from": "o", "to": "k", "protocol": "sse"},
+            {"from": "w", "to": "k", "protocol": "websocket"},
+            {"from": "w", "to": "o", "protocol": "queue", "queue": {"request_queue": "{dst}.r"}},
+            {"from": "k", "to": "o", "protocol": "queue", "queue": {"request_queue": "{dst}.r"}},
+        ],
+        network={"default": {"latency": ZERO}},
+        workload=[{"from": "c", "to": "o", "arrivals": {"kind": "constant", "rate": 1}}],
+    )
+    line = refused(capsys, "run", str(write(tmp_path, data)), "--out", str(tmp_path / "r"))
+    assert line.endswith(
+        "agents.4.negotiation.think: 0 s on both sides of the negotiation with 'k', over "
+        "links of zero latency, lets its bids go back and forth for ever at one instant; "
+        "give one side a think time or the link a latency"
+    )
+    # A latency on the link between them lets the clock move: it runs.
+    data["network"]["links"] = [
+        {"from": "w", "to": "k", "latency": {"dist": "constant", "value": 0.001}}
+    ]
+    assert problems(data) == []
+
+
+def test_a_queue_that_would_redeliver_for_ever_at_one_instant_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    endless = {"flavour": "rabbitmq", "max_deliveries": None, "on_error": "requeue"}
+    data = scenario(
+        duration=10,
+        agents=[
+            {"id": "c", "role": "client"},
+            {"id": "s", "service_time": ZERO},
+            {"id": "broker", "role": "broker", "queue": endless},
+        ],
+        channels=[{"from": "c", "to": "s", "protocol": "queue", "queue": endless}],
+        network={"default": {"latency": ZERO}},
+        workload=[],
+        faults=[{"kind": "poison", "from": "c", "to": "s", "start": 1}],
+    )
+    line = refused(capsys, "run", str(write(tmp_path, data)), "--out", str(tmp_path / "r"))
+    assert line.endswith(
+        "channels.0.queue.max_deliveries: none, with on_error requeue, a service time of 0 s "
+        "and links of zero latency, redelivers a message that always fails for ever at one "
+        "instant; set max_deliveries"
+    )
+    data["agents"][1]["service_time"] = {"dist": "constant", "value": 0.01}
+    assert problems(data) == []
 
 
 def test_an_alias_bomb_is_refused_before_anything_walks_it(
