@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sim.limits import MIN_PARETO_ALPHA
+
 Sampler = Callable[[], float]
 
 # z of the standard normal at 0.99: the lognormal is given by its mean and p99.
@@ -182,10 +184,31 @@ class Pareto(_Dist):
     scale: float = Field(gt=0)
     alpha: float = Field(gt=0)
 
+    @model_validator(mode="after")
+    def _finite_draws(self) -> Pareto:
+        if self.alpha < MIN_PARETO_ALPHA:
+            raise FieldError(
+                "alpha",
+                f"must be at least {MIN_PARETO_ALPHA:g}, got {self.alpha:g}: a smaller tail "
+                "index draws values past the largest float",
+            )
+        return self
+
     def sampler(self, rng: random.Random) -> Sampler:
-        """A sampler drawing Pareto values (at least `scale`)."""
+        """A sampler drawing Pareto values (at least `scale`).
+
+        A draw too large for a float is infinite: a guard only, since validation keeps
+        alpha where no draw overflows.
+        """
         scale, alpha, draw = self.scale, self.alpha, rng.paretovariate
-        return lambda: scale * draw(alpha)
+
+        def pareto() -> float:
+            try:
+                return scale * draw(alpha)
+            except OverflowError:
+                return math.inf
+
+        return pareto
 
     def mean(self) -> float:
         """The distribution's mean (infinite when alpha <= 1)."""

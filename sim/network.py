@@ -55,17 +55,46 @@ class LinkState:
         self.plain = self.bandwidth is None and not self.loss and not self.duplicate
 
 
-def build_topology(agent_ids: list[str], spec: sc.Network) -> nx.DiGraph:
-    """The directed graph of links: complete by default, or only the listed links."""
-    graph = nx.DiGraph()
-    graph.add_nodes_from(agent_ids)
-    if spec.topology == "full":
-        graph.add_edges_from((a, b) for a in agent_ids for b in agent_ids if a != b)
-    for link in spec.links:
-        graph.add_edge(link.src, link.dst)
-        if link.symmetric:
-            graph.add_edge(link.dst, link.src)
-    return graph
+class Topology:
+    """Which agents reach which: directly, over a route of listed links, or not at all.
+
+    The default full mesh is implicit: every agent reaches every other directly, and no
+    graph of its n * (n - 1) links is built (3,000 agents made 9 million edges, 1.4 GB).
+    Only the listed links are a graph, searched for a route when no link is direct.
+    """
+
+    def __init__(self, agent_ids: list[str], spec: sc.Network) -> None:
+        self.full = spec.topology == "full"
+        self.agents = frozenset(agent_ids)
+        self.graph = nx.DiGraph()
+        if not self.full:
+            # A route may pass through any agent, also one no link names.
+            self.graph.add_nodes_from(agent_ids)
+        for link in spec.links:
+            self.graph.add_edge(link.src, link.dst)
+            if link.symmetric:
+                self.graph.add_edge(link.dst, link.src)
+
+    def direct(self, src: str, dst: str) -> bool:
+        """Whether a link goes straight from `src` to `dst` (a process to itself: always)."""
+        if src == dst:
+            return True
+        if self.full and src in self.agents and dst in self.agents:
+            return True
+        return bool(self.graph.has_edge(src, dst))
+
+    def path(self, src: str, dst: str) -> list[str] | None:
+        """The agents a message passes from `src` to `dst`, both included (fewest hops);
+        None when no route exists."""
+        if self.direct(src, dst):
+            return [src, dst]
+        if self.full:
+            # Two agents of a full mesh are always direct: one end is not an agent.
+            return None
+        try:
+            return list(nx.shortest_path(self.graph, src, dst))
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            return None
 
 
 class Network:
@@ -82,7 +111,7 @@ class Network:
         is_up: Callable[[str], bool],
     ) -> None:
         self.env = env
-        self.graph = build_topology(agent_ids, spec)
+        self.topology = Topology(agent_ids, spec)
         self._spec = spec
         self._streams = streams
         self._rec = recorder
@@ -255,17 +284,8 @@ class Network:
         key = (src, dst)
         if key in self._routes:
             return self._routes[key]
-        route: list[LinkState] | None
-        if src == dst or self.graph.has_edge(src, dst):
-            route = [self._link(src, dst)]
-        else:
-            try:
-                path = nx.shortest_path(self.graph, src, dst)
-            except (nx.NetworkXNoPath, nx.NodeNotFound):
-                path = None
-            route = (
-                None if path is None else [self._link(a, b) for a, b in itertools.pairwise(path)]
-            )
+        path = self.topology.path(src, dst)
+        route = None if path is None else [self._link(a, b) for a, b in itertools.pairwise(path)]
         self._routes[key] = route
         if route is not None and len(route) == 1 and route[0].plain:
             self._plain[key] = route[0].latency

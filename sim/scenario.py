@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeGuard
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from protocols.http import HttpClientSettings, HttpServerSettings
 from protocols.order import QueueOrder
@@ -535,6 +535,9 @@ class Scenario(Model):
     network: Network = Field(default_factory=Network)
     workload: list[Workload] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
+    _channel_index: tuple[list[Channel], int, dict[tuple[str, str], Channel]] | None = PrivateAttr(
+        None
+    )
 
     def agent(self, agent_id: str) -> Agent:
         """The agent with this id."""
@@ -550,9 +553,18 @@ class Scenario(Model):
 
     def channel(self, src: str, dst: str) -> Channel:
         """The channel from src to dst, or the default one when none is listed."""
-        for channel in self.channels:
-            if channel.src == src and channel.dst == dst:
-                return channel
+        # Looked up once per pair of agents that talk: an index, not a scan of up to
+        # 100,000 channels each time. Rebuilt when `channels` is another list (a copy
+        # with other channels) or grew; the first channel of a pair wins, as in a scan.
+        index = self._channel_index
+        if index is None or index[0] is not self.channels or index[1] != len(self.channels):
+            pairs: dict[tuple[str, str], Channel] = {}
+            for channel in self.channels:
+                pairs.setdefault((channel.src, channel.dst), channel)
+            index = self._channel_index = (self.channels, len(self.channels), pairs)
+        found = index[2].get((src, dst))
+        if found is not None:
+            return found
         return Channel.model_validate({"from": src, "to": dst})
 
 

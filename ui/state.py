@@ -83,8 +83,10 @@ def digest(run: Run) -> str:
 
 def simulate(scenario: Scenario, label: str) -> Run:
     """Run a validated Scenario with a progress bar fed by simulated time."""
-    from sim import world  # looked up at call time: tests replace world.simulate
+    from sim import sizing, world  # world looked up at call time: tests replace simulate
 
+    for line in sizing.warnings(scenario):  # a soft cap: it runs, but says it will be slow
+        st.warning(line)
     bar = st.progress(0.0, text=f"Simulating {label}")
     total = float(scenario.duration)
 

@@ -37,6 +37,17 @@ def _seed(text: str) -> int:
     return seed
 
 
+def _mebibytes(text: str) -> int:
+    # In MiB on the command line, in bytes beyond it.
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number of MiB, got '{text}'")
+    return value * 2**20
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `python -m sim`."""
     parser = _Parser(prog="python -m sim", description="Switchboard's simulator.")
@@ -113,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenario = loading.load(args.scenario, [*args.overrides, *seed])
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-seed{scenario.seed}"
     _check_writable(out)
+    _warn(scenario)
     run = simulate(scenario)
     try:
         run.save(out)
@@ -176,7 +188,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{loading.resolve(source)}: valid ({len(scenario.agents)} agents, "
             f"{len(scenario.workload)} workloads, {len(scenario.faults)} faults)"
         )
+        _warn(scenario)
     return USER_ERROR if failed else 0
+
+
+def _warn(scenario: Scenario) -> None:
+    """Say on stderr what will run but slowly (the soft caps of sim.limits)."""
+    from sim.sizing import warnings
+
+    for line in warnings(scenario):
+        print(f"warning: {line}", file=sys.stderr)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -220,6 +241,11 @@ def _add_interop_verbs(verbs: Any) -> None:
     imp.add_argument("file", metavar="FILE", help="an OTLP/JSON file (Collector or SDK export)")
     imp.add_argument("--out", required=True, metavar="RUN_DIR", help="directory for the run")
     imp.add_argument("--name", help="the run's name (default: the file's name)")
+    imp.add_argument(
+        "--max-mb",
+        type=_mebibytes,
+        help="read at most this many MiB of JSON, after decompression (default: 1024)",
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -254,7 +280,7 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
     from sim import otlp
 
     try:
-        run = otlp.import_otlp(args.file, name=args.name)
+        run = otlp.import_otlp(args.file, name=args.name, max_bytes=args.max_mb)
         otlp.save_run(run, args.out)
     except otlp.OtlpError as exc:
         raise UserError(str(exc)) from None

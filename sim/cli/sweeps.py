@@ -103,7 +103,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         spec = spec.model_copy(update={"replications": args.replications})
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
     _check_dir(out)
-    with _progress_bar(spec.cells * spec.replications, args.quiet) as tick:
+    with _progress_bar(sw.run_count(spec), args.quiet) as tick:
         rows = sw.sweep(spec, workers=args.workers, scheduler=args.scheduler, progress=tick)
     try:
         sw.save(rows, out)

@@ -20,13 +20,18 @@ from sim.trace.run import Run
 from sim.trace.schema import FORMAT_VERSION, TABLES, empty_table
 
 
-def import_otlp(path: str | Path, name: str | None = None) -> Run:
-    """Read an OTLP/JSON file into a Run; raises OtlpError naming what is wrong and where."""
+def import_otlp(path: str | Path, name: str | None = None, max_bytes: int | None = None) -> Run:
+    """Read an OTLP/JSON file into a Run; raises OtlpError naming what is wrong and where.
+
+    `max_bytes` caps the JSON read, after decompression (default
+    `sim.limits.MAX_OTLP_BYTES`, 1 GiB).
+    """
     from sim.world import sparse_gc
 
     source = Path(path)
     with sparse_gc():  # as for a run: many small objects, few cycles
-        return from_parsed(parse_file(source), name or _stem(source), source.name)
+        parsed = parse_file(source, max_bytes)
+        return from_parsed(parsed, name or _stem(source), source.name)
 
 
 def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:

@@ -19,6 +19,7 @@ import gzip
 import json
 import math
 import platform
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from sim import limits
 from sim._version import __version__
 from sim.otlp.common import (
     EPOCH_KEY,
@@ -102,19 +104,14 @@ class Parsed:
 # -- reading the file -------------------------------------------------------------------
 
 
-def read_documents(path: Path) -> Iterator[tuple[str, Any]]:
-    """Each JSON document in the file, with where it is ("line 3", "item 2", or "")."""
+def read_documents(path: Path, max_bytes: int | None = None) -> Iterator[tuple[str, Any]]:
+    """Each JSON document in the file, with where it is ("line 3", "item 2", or "").
+
+    At most `max_bytes` of JSON are read (default `sim.limits.MAX_OTLP_BYTES`), after
+    decompression: a small gzip file may inflate to gigabytes.
+    """
     label = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        reason = (exc.strerror or str(exc)).lower()
-        raise OtlpError(f"cannot read {label}: {reason}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise OtlpError(f"{label} is a damaged gzip file: {exc}") from None
+    raw = _read_capped(path, limits.MAX_OTLP_BYTES if max_bytes is None else max_bytes)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -129,6 +126,8 @@ def read_documents(path: Path) -> Iterator[tuple[str, Any]]:
     except json.JSONDecodeError as exc:
         yield from _json_lines(label, text, exc)
         return
+    except (RecursionError, ValueError) as exc:
+        raise OtlpError(f"{label} {_unreadable(exc)}") from None
     if isinstance(whole, list):
         for i, item in enumerate(whole):
             yield f"item {i}", item
@@ -157,14 +156,77 @@ def _json_lines(label: str, text: str, whole_error: json.JSONDecodeError) -> Ite
             raise OtlpError(
                 f"{label} line {number} is not JSON: {exc.msg} at column {exc.colno}"
             ) from None
+        except (RecursionError, ValueError) as exc:
+            raise OtlpError(f"{label} line {number} {_unreadable(exc)}") from None
 
 
-def parse_file(path: Path) -> Parsed:
-    """Read every span of an OTLP/JSON file; raises OtlpError naming what and where."""
+# Bytes read at a time: the cap is checked between chunks, so at most one chunk past it
+# is ever held.
+_CHUNK = 1 << 24
+
+
+def _read_capped(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, gunzipped if it is gzip, refused past `max_bytes` of them."""
+    label = str(path)
+    chunks: list[bytes] = []
+    size = 0
+    gzipped = False
+    try:
+        with path.open("rb") as file:
+            gzipped = file.read(2) == b"\x1f\x8b"
+            file.seek(0)
+            stream: Any = gzip.GzipFile(fileobj=file) if gzipped else file
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    what = "inflates to" if gzipped else "holds"
+                    raise OtlpError(
+                        f"{label} {what} more than {_mib(max_bytes)} of JSON, past the cap "
+                        "of an import (a trace too large to import whole, or a gzip bomb); "
+                        "raise it with --max-mb if the file is genuine"
+                    )
+                chunks.append(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        if gzipped:
+            raise OtlpError(f"{label} is a damaged gzip file: {exc}") from None
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        raise OtlpError(f"cannot read {label}: {reason.lower()}") from None
+    return b"".join(chunks)
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size:,} bytes"
+
+
+def _unreadable(exc: BaseException) -> str:
+    """Why JSON that parses in principle cannot be read: nesting or a huge number."""
+    if isinstance(exc, RecursionError):
+        return "is nested too deeply to read (an OTLP export is a dozen levels deep)"
+    if "integer string conversion" in str(exc):
+        return "holds a number with thousands of digits, which no OTLP field needs"
+    return f"cannot be read ({exc})"
+
+
+def parse_file(path: Path, max_bytes: int | None = None) -> Parsed:
+    """Read every span of an OTLP/JSON file; raises OtlpError naming what and where.
+
+    `max_bytes`: see `read_documents`.
+    """
+    try:
+        return _parse_file(path, max_bytes)
+    except RecursionError:
+        # Attributes nest (arrays and key-value lists of values) and are read by
+        # recursion: JSON just shallow enough for the parser can still be too deep.
+        raise OtlpError(
+            f"{path} is nested too deeply to read (an OTLP export is a dozen levels deep)"
+        ) from None
+
+
+def _parse_file(path: Path, max_bytes: int | None) -> Parsed:
     parsed = Parsed()
     seen: dict[str, str] = {}  # span id -> trace id
     other_signals = False
-    for where, doc in read_documents(path):
+    for where, doc in read_documents(path, max_bytes):
         place = f"{path}" + (f" {where}" if where else "")
         if not isinstance(doc, dict):
             raise OtlpError(

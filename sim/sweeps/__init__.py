@@ -21,6 +21,7 @@ from sim.sweeps.spec import (
     expand,
     fingerprint,
     load_spec,
+    run_count,
 )
 from sim.sweeps.stats import LEVEL, axis_columns, means, metric_columns
 from sim.sweeps.store import cached, load, save
@@ -43,6 +44,7 @@ __all__ = [
     "means",
     "metric_columns",
     "metrics_of",
+    "run_count",
     "run_task",
     "save",
     "sweep",

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sim import loading
 from sim._version import __version__
+from sim.limits import MAX_SWEEP_RUNS
 from sim.loading import ScenarioError
 
 SWEEP_DIR = loading.SCENARIO_DIR / "sweeps"
@@ -245,8 +246,29 @@ def fingerprint(spec: SweepSpec) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def run_count(spec: SweepSpec) -> int:
+    """Runs of the sweep (grid cells times replications), counted without expanding.
+
+    A sweep of more than `sim.limits.MAX_SWEEP_RUNS` runs is refused (a ScenarioError)
+    before any is made: ten axes of a hundred values would be 10**20 scenarios to copy.
+    """
+    runs = spec.replications
+    for axis in spec.axes:
+        runs *= len(axis.cases or axis.values or [])
+    if runs > MAX_SWEEP_RUNS:
+        raise ScenarioError(
+            [
+                f"sweep '{spec.name}': its axes and replications make {runs:,} runs, past "
+                f"the cap of {MAX_SWEEP_RUNS:,} runs of one sweep; use fewer values or "
+                "replications"
+            ]
+        )
+    return runs
+
+
 def expand(spec: SweepSpec) -> list[RunTask]:
     """Every run of the sweep: each grid cell times each replication, in a fixed order."""
+    run_count(spec)  # refuses a sweep past the cap before making any run
     path = scenario_path(spec)
     base = loading.read_data(path)
     if not isinstance(base, dict):
