@@ -23,6 +23,7 @@ Sources (each broker's documentation):
 
 from __future__ import annotations
 
+import string
 from typing import Any, Literal
 
 from pydantic import (
@@ -218,8 +219,25 @@ class QueueSettings(BaseModel):
 
     def requests_of(self, dst: str) -> str:
         """The queue that carries requests to `dst`."""
-        return self.request_queue.format(dst=dst)
+        return fill(self.request_queue, "dst", dst)
 
     def replies_of(self, agent: str) -> str:
         """The response queue of `agent`."""
-        return self.reply_queue.format(agent=agent)
+        return fill(self.reply_queue, "agent", agent)
+
+
+def fill(template: str, field: str, value: str) -> str:
+    """`template` with each `{field}` replaced by `value`, as `str.format` would.
+
+    Only the bare field is filled: `str.format` would also reach attributes and indexes,
+    or pad to any width (a MemoryError), so anything else raises ValueError.
+    """
+    parts = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        parts.append(literal)
+        if name is None:
+            continue
+        if name != field or spec or conversion:
+            raise ValueError(f"a queue name template may use only {{{field}}}: {template!r}")
+        parts.append(value)
+    return "".join(parts)
