@@ -140,6 +140,20 @@ def test_the_open_wait_can_grow_after_each_failed_half_open():
     assert [m[0] for m in log.moves] == [1, 11, 11, 31, 31, 61, 61, 63, 73]
 
 
+def test_a_thousand_failed_half_opens_keep_the_wait_at_its_cap():
+    # open_for * 2 ** 1100 overflows a float: it raised OverflowError mid-run before.
+    b, _log = breaker(
+        window=1, min_calls=1, open_for=0.001, open_for_multiplier=2, open_for_max=0.001,
+        half_open_calls=1,
+    )  # fmt: skip
+    now = 0.0
+    feed(b, [(now, F)])
+    for _ in range(1100):
+        now += 0.001
+        feed(b, [(now, F)])  # half-open, fails: open again for the capped 1 ms
+    assert b.state == State.OPEN and not b.acquire(now + 0.0009) and b.acquire(now + 0.001)
+
+
 def test_time_window_aggregates_per_second_and_slides():
     b, log = breaker(window_type="time", window=10, min_calls=5)
     feed(b, [(0.2, F), (0.7, F), (1.5, S), (2.5, S), (3.5, S), (4.5, S)])  # 2 of 6

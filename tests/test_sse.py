@@ -242,6 +242,17 @@ def test_without_a_reset_the_client_notices_a_crash_by_its_read_timeout():
     assert w.h.spans.set_index("kind").loc["client", "outcome"] == "open"
 
 
+def test_more_than_a_thousand_refused_reconnects_keep_the_capped_delay():
+    # retry * 2 ** 1024 overflows a float: it raised OverflowError mid-run before.
+    settings = SseSettings(crash_resets=False, backoff="exponential", backoff_cap=0.01)
+    w = World(settings=settings, faults=[{"kind": "crash", "targets": ["s"], "start": 10.5}])
+    stream = w.open()
+    w.h.run(90)
+    assert len(stream.delays) > 1100 and max(stream.delays) == 3.0
+    assert stream.delays[-1] == 0.01
+    assert w.h.spans.set_index("kind").loc["client", "outcome"] == "open"
+
+
 def test_a_client_crash_ends_its_call_and_the_server_stops_sending():
     w = World(faults=[{"kind": "crash", "targets": ["c"], "start": 10.5, "end": 15}])
     w.open()

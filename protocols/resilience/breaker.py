@@ -231,8 +231,13 @@ class _Open(_Frozen):
         self.window = window if isinstance(window, CountWindow) else None
         s = self.settings
         # The wait grows with each reopening from HALF_OPEN (Resilience4j's attempts).
-        wait = s.open_for * s.open_for_multiplier ** (machine.attempts - 1)
-        self.wait = min(wait, max(s.open_for_max, s.open_for))
+        cap = max(s.open_for_max, s.open_for)
+        try:
+            wait = s.open_for * s.open_for_multiplier ** (machine.attempts - 1)
+        except OverflowError:
+            # A thousand reopenings overflow a float long after they passed the cap.
+            wait = cap
+        self.wait = min(wait, cap)
         self.until = now + self.wait
 
     def acquire(self, now: float) -> bool:

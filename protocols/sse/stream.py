@@ -285,7 +285,8 @@ class SseStream:
         self.failures = self.failures + 1 if failed else 0
         delay = self.retry
         if settings.backoff == "exponential" and self.failures:
-            delay = min(self.retry * 2**self.failures, settings.backoff_cap)
+            # 2.0 ** 1024 overflows a float; the cap is passed long before.
+            delay = min(self.retry * 2.0 ** min(self.failures, 1000), settings.backoff_cap)
         self.delays.append(delay)
         self.node.after(delay, self._reconnect)
 
