@@ -47,12 +47,27 @@ def nothing_lost(run: Run) -> pd.DataFrame:
     """Workload requests that vanished: still open past their deadline at the run's end.
 
     Every request must end in a response, an error, a timeout or a dead-letter entry;
-    one with no deadline that is still open is reported by `Run.summary`, not here.
+    one with no deadline that is still open is reported by `Run.summary`, not here. A
+    caller paused or crashed from its deadline to the run's end cannot run the timer that
+    would end its call: its requests are not lost, it is.
     """
     roots = requests(run.spans)
     vanished = roots[(roots["outcome"] == "open") & (roots["deadline"] < run.duration - SLACK)]
+    vanished = vanished[~asleep_at_deadline(run, vanished)]
     vanished = vanished.assign(msg_id=request_of(run, vanished["span_id"]))
     return vanished[["correlation_id", "span_id", "msg_id", "agent", "peer", "start", "deadline"]]
+
+
+def asleep_at_deadline(run: Run, calls: pd.DataFrame) -> pd.Series:
+    """Whether each call's agent was paused or crashed from its deadline to the run's end."""
+    asleep = pd.Series(False, index=calls.index)
+    for fault in run.scenario.faults:
+        if fault.kind not in ("pause", "crash"):
+            continue
+        if fault.end is not None and fault.end < run.duration:
+            continue  # it wakes before the end and its timers fire then
+        asleep |= calls["agent"].isin(fault.targets) & (calls["deadline"] >= fault.start)
+    return asleep
 
 
 def exactly_once(run: Run) -> pd.DataFrame:

@@ -223,3 +223,42 @@ def test_a_stream_resumed_from_its_replay_buffer_is_complete():
     ]
     assert (spans.loc[spans["kind"] != "client", "lost_events"] == -1).all()  # not streams
     assert check(run)["streams_complete"].empty
+
+
+# -- nothing_lost --------------------------------------------------------------------------
+
+
+def paused_caller(end: float) -> dict[str, Any]:
+    """A client whose 1 s calls are cut by a pause from 16 s until `end` (the run: 17 s)."""
+    return {
+        "name": "paused-caller",
+        "seed": 0,
+        "duration": 17,
+        "agents": [
+            {"id": "client", "role": "client"},
+            {"id": "api", "role": "service", "service_time": {"dist": "constant", "value": 0.3}},
+        ],
+        "channels": [{"from": "client", "to": "api", "timeout": 1.0}],
+        "workload": [{"from": "client", "to": "api", "arrivals": {"kind": "constant", "rate": 5}}],
+        "faults": [{"kind": "pause", "targets": ["client"], "start": 16.0, "end": end}],
+    }
+
+
+def test_a_caller_asleep_until_the_end_has_lost_nothing():
+    # Its calls made just before the pause stay open past their deadline: the caller
+    # cannot run its timers, so the requests are not lost (found by make fuzz).
+    run = sim.run(paused_caller(end=26))
+    roots = run.spans[(run.spans["kind"] == "client") & (run.spans["parent_id"] == "")]
+    assert ((roots["outcome"] == "open") & (roots["deadline"] < 16.9)).sum() >= 1
+    assert check(run)["nothing_lost"].empty
+
+
+def test_a_request_open_past_its_deadline_with_its_caller_awake_is_lost():
+    run = sim.run(paused_caller(end=26))
+    spans = run.spans.copy()
+    first = spans.index[(spans["kind"] == "client") & (spans["outcome"] == "ok")][0]
+    spans.loc[first, ["outcome", "end"]] = ["open", float("nan")]
+    run.tables["spans"] = spans
+    found = check(run)["nothing_lost"]
+    assert list(found["span_id"]) == [spans.loc[first, "span_id"]]
+    assert found["msg_id"].iloc[0] != ""

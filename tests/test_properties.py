@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 import sim
-from sim.checks import violations
+from sim.checks import asleep_at_deadline, violations
 from tests.test_accounting import FAULT_KINDS, arrivals, check_accounting, distributions, faults
 
 PROTOCOLS = ["http", "queue", "sse", "websocket"]
@@ -189,21 +189,12 @@ def calls_past_their_deadline(run: Any) -> pd.DataFrame:
     """Calls still open at the run's end although their deadline passed before it.
 
     A caller that is paused or crashed from its deadline to the run's end cannot run the
-    timer that ends its call: that call may stay open.
+    timer that ends its call: that call may stay open (as `nothing_lost` says).
     """
     s = run.spans
     calls = s[s["kind"].isin(["client", "producer"])]
     late = calls[(calls["outcome"] == "open") & (calls["deadline"] < run.duration - SLACK)]
-    asleep = [
-        (agent, fault.start, run.duration if fault.end is None else fault.end)
-        for fault in run.scenario.faults
-        if fault.kind in ("pause", "crash")
-        for agent in fault.targets
-    ]
-    excused = pd.Series(False, index=late.index)
-    for agent, start, end in asleep:
-        excused |= (late["agent"] == agent) & (late["deadline"] >= start) & (end >= run.duration)
-    return late[~excused]
+    return late[~asleep_at_deadline(run, late)]
 
 
 def broker_disagreements(run: Any) -> list[str]:
