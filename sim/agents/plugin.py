@@ -59,6 +59,7 @@ from sim.plugins import BUILTIN_ROLES, PluginRole
 # The prefix of a span error that an exception in plugin code caused (the summary
 # counts them as `exceptions`).
 RAISED = "raised "
+POISONED = "poison message: the handler failed"
 _DISTRIBUTION: TypeAdapter[Any] = TypeAdapter(Distribution)
 _NO_BODY = object()
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -443,7 +444,12 @@ class PluginAgent(Agent):
         if isinstance(body, Wrapped):
             body, reply = body.data, body.reply
         if body == POISON:
-            job.reply(500, "poison message: the handler failed")
+            # A poison message: its handler works as long as a service's would, then
+            # fails (as the built-in service's does), without running the role's code.
+            work = self._service_time()
+            if faults.overload:
+                work *= faults.service_factor(self.id)
+            self.node.after_work(work, lambda: job.reply(500, POISONED))
             return
         handler = self._handler(msg.type)
         if handler is None:
