@@ -13,7 +13,15 @@ import difflib
 from typing import Annotated, Any, Literal, TypeGuard
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from protocols.http import HttpClientSettings, HttpServerSettings
 from protocols.order import QueueOrder
@@ -48,6 +56,16 @@ def window_message(what: str, start: float, end: float) -> str:
 
 
 # --- agents and channels -------------------------------------------------------------
+
+# The validation context of a scenario read back from a saved run (`RECORDED`): its plugin
+# roles ran when it was recorded, so they are accepted even where their plugin is not
+# loaded (a dashboard or a notebook reading the run).
+RECORDED = {"recorded": True}
+
+
+def _recorded(info: ValidationInfo) -> bool:
+    context = info.context
+    return isinstance(context, dict) and bool(context.get("recorded"))
 
 
 class NegotiationStance(Model):
@@ -177,8 +195,8 @@ class Agent(Model):
 
     @field_validator("role")
     @classmethod
-    def _known_role(cls, value: str) -> str:
-        if value in BUILTIN_ROLES or plugin_role(value) is not None:
+    def _known_role(cls, value: str, info: ValidationInfo) -> str:
+        if value in BUILTIN_ROLES or plugin_role(value) is not None or _recorded(info):
             return value
         known = [*BUILTIN_ROLES, *plugin_roles()]
         hint = difflib.get_close_matches(value, known, n=1)
@@ -189,8 +207,10 @@ class Agent(Model):
         )
 
     @model_validator(mode="after")
-    def _settings_of_its_role(self) -> Agent:
+    def _settings_of_its_role(self, info: ValidationInfo) -> Agent:
         entry = plugin_role(self.role)
+        if entry is None and _recorded(info) and self.role not in BUILTIN_ROLES:
+            return self  # a saved run's plugin role, read without its plugin
         if entry is None:
             if self.settings is not None:
                 raise FieldError(

@@ -10,6 +10,7 @@ modules; and the built-in service, rewritten on this API, gives the same trace d
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 import traceback
@@ -245,6 +246,26 @@ def test_call_work_sleep_and_bodies_leave_the_rows_a_service_would(network: str)
         assert (calls["outcome"] == "timeout").any()
         assert (served["status"] == 504).any()
     assert run.summary()["exceptions"] == 0
+
+
+@pytest.mark.parametrize("network", NETWORKS, ids=list(NETWORKS))
+@pytest.mark.parametrize("protocol", ["queue", "sse", "websocket"])
+def test_calls_carry_answers_and_bodies_over_every_protocol(network: str, protocol: str) -> None:
+    data = planner_scenario(NETWORKS[network])
+    data["agents"].append({"id": "broker", "role": "broker"})
+    for channel in data["channels"][1:]:
+        channel["protocol"] = protocol
+    run = sim.run(data)
+    holds(run)
+    served = spans_of(run, "planner", "server", "task.run")
+    spans = run.spans
+    # A queue call's span is its publish (a producer span).
+    calls = spans[(spans["agent"] == "planner") & (spans["name"] == "tool.use")]
+    assert set(calls["protocol"]) == {protocol}
+    assert not served["error"].str.contains("wrong body").any()
+    assert (served["outcome"] == "ok").sum() > (100 if network == "perfect" else 0)
+    if network == "perfect":
+        assert set(served["outcome"]) <= {"ok", "open"}
 
 
 @pytest.mark.parametrize("network", NETWORKS, ids=list(NETWORKS))
@@ -549,7 +570,9 @@ def test_cli_loads_plugin_modules_only_when_told(tmp_path: Path) -> None:
     done = cli(tmp_path, "run", "echoes.yaml", "--plugin", "echo_plugin", "--out", str(out),
                "--quiet")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    run = sim.load(out)
+    run = sim.load(out)  # in this process, which has no role "echo"
+    holds(run)
+    assert run.scenario.agent("echo").role == "echo"
     served = spans_of(run, "echo", "server")
     assert len(served) == 10
     assert (served.loc[served["start"] > 3, "status"] == 500).all()
@@ -608,3 +631,25 @@ def test_the_service_role_rewritten_on_the_api_gives_the_same_trace(
     roles = rewritten.agents["role"].replace("t-service", "service")
     assert roles.tolist() == builtin.agents["role"].tolist()
     assert rewritten.agents.drop(columns="role").equals(builtin.agents.drop(columns="role"))
+
+
+def test_the_worked_example_in_the_docs_runs(monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:  # fmt: skip
+    text = (REPO / "docs" / "agents.md").read_text()
+    blocks = re.findall(r"```(python|yaml)\n(.*?)```", text, re.S)
+    (tmp_path / "docs_planner_plugin.py").write_text(blocks[0][1])
+    (tmp_path / "planner.yaml").write_text(blocks[1][1])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_plugins(["docs_planner_plugin"])
+    try:
+        run = sim.run(tmp_path / "planner.yaml")
+    finally:
+        for name in ("planner", "tool", "critic"):
+            unregister_role(name)
+    # Read without its plugin (unregistered above), the run still knows its scenario.
+    holds(run)
+    assert run.scenario.agent("planner").settings == {"think": 0.1, "tools": ["search", "docs",
+                                                      "code"], "quorum": 2}  # fmt: skip
+    summary = run.summary()
+    assert summary["success_rate"] > 0.95
+    assert summary["exceptions"] > 0  # the tools' 1% of corrupted indexes
