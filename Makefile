@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8501
+PLUGINS ?= $(SWITCHBOARD_PLUGINS)
 
 .PHONY: run test lint format bench fuzz clean
 
@@ -19,8 +20,9 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# PLUGINS=mod1,mod2: modules that register agent roles (docs/agents.md), imported at start.
 run: $(VENV)/.runtime
-	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+	SWITCHBOARD_PLUGINS="$(PLUGINS)" $(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
 		--browser.gatherUsageStats false
 
 test: lint

@@ -1,12 +1,21 @@
 """Switchboard's dashboard: `streamlit run app.py` (or `make run`).
 
 Every page lives in `ui/pages/` and reads the same Run from session state; this file only
-configures the app and lists the pages.
+configures the app, imports the plugin modules the person starting it named
+(`SWITCHBOARD_PLUGINS=mod1,mod2`, which `make run PLUGINS=mod1,mod2` sets; a scenario or
+an upload never names code to import) and lists the pages.
 """
 
 import streamlit as st
 
+from sim.plugins import PluginError, env_plugins, load_plugins
+
 st.set_page_config(page_title="Switchboard", layout="wide")
+
+try:
+    load_plugins(env_plugins())
+except PluginError as exc:
+    st.error(str(exc))
 
 st.navigation(
     [

@@ -17,7 +17,12 @@ The public API, and where each name lives:
 - `sweep` and `means` (sim.sweeps): a grid of runs as rows, and each cell's means;
 - `Scenario` (sim.scenario): the scenario file's model;
 - `ScenarioError` (sim.loading) and `UserError` (sim.cli): a scenario that cannot be
-  read or is invalid, and any other mistake of the user's, each as sentences.
+  read or is invalid, and any other mistake of the user's, each as sentences;
+- agents written in Python (docs/agents.md): `role` and `register_role` (sim.plugins)
+  register a class as a role scenarios may name, `load_plugins` imports modules that
+  do; `handles`, `Request`, `Response`, `FanOutResult` and the call errors `CallError`,
+  `CallTimeout`, `CallRejected`, `CallFailed` (sim.agents.api) are what its code uses,
+  and `AgentContext` (sim.agents.plugin) is the `ctx` it yields on.
 
 The packages: `trace` (the tables, the recorder, the Run), `agents` (the roles),
 `faults` (state and injection), `otlp` (OpenTelemetry out and in), `sweeps`, `cli`
@@ -25,9 +30,21 @@ The packages: `trace` (the tables, the recorder, the Run), `agents` (the roles),
 """
 
 from sim._version import __version__
+from sim.agents.api import (
+    CallError,
+    CallFailed,
+    CallRejected,
+    CallTimeout,
+    FanOutResult,
+    Request,
+    Response,
+    handles,
+)
+from sim.agents.plugin import AgentContext
 from sim.checks import check
 from sim.cli.errors import UserError
 from sim.loading import ScenarioError
+from sim.plugins import PluginError, load_plugins, register_role, role
 from sim.scenario import Scenario
 from sim.sweeps.runner import sweep
 from sim.sweeps.stats import means
@@ -35,14 +52,27 @@ from sim.trace.run import Run, load
 from sim.world import run
 
 __all__ = [
+    "AgentContext",
+    "CallError",
+    "CallFailed",
+    "CallRejected",
+    "CallTimeout",
+    "FanOutResult",
+    "PluginError",
+    "Request",
+    "Response",
     "Run",
     "Scenario",
     "ScenarioError",
     "UserError",
     "__version__",
     "check",
+    "handles",
     "load",
+    "load_plugins",
     "means",
+    "register_role",
+    "role",
     "run",
     "sweep",
 ]

@@ -152,6 +152,8 @@ def summarize(tables: dict[str, pd.DataFrame], duration: float) -> dict[str, Any
         "spans_by_outcome": counts(spans["outcome"]),
         "requests_by_outcome": counts(roots["outcome"]),
         "errors_by_kind": counts(errors["outcome"]),
+        # Spans that an exception in a plugin role's code ended (sim.agents.plugin).
+        "exceptions": int(spans["error"].str.startswith("raised ").sum()),
         "latency_by_channel": latency_by_channel(spans).to_dict(orient="records"),
         **delivery(messages, spans, roots),
         "dead_lettered": int((messages["outcome"] == "dead_lettered").sum()),

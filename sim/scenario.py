@@ -9,10 +9,20 @@ file is reported at once, not only the first.
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal, TypeGuard
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from protocols.http import HttpClientSettings, HttpServerSettings
 from protocols.order import QueueOrder
@@ -28,6 +38,7 @@ from protocols.resilience import (
 from protocols.sse import SseSettings
 from protocols.websocket import WebSocketSettings
 from sim.distributions import Constant, Distribution, FieldError
+from sim.plugins import BUILTIN_ROLES, describe_settings_error, plugin_role, plugin_roles
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -46,6 +57,16 @@ def window_message(what: str, start: float, end: float) -> str:
 
 
 # --- agents and channels -------------------------------------------------------------
+
+# The validation context of a scenario read back from a saved run (`RECORDED`): its plugin
+# roles ran when it was recorded, so they are accepted even where their plugin is not
+# loaded (a dashboard or a notebook reading the run).
+RECORDED = {"recorded": True}
+
+
+def _recorded(info: ValidationInfo) -> bool:
+    context = info.context
+    return isinstance(context, dict) and bool(context.get("recorded"))
 
 
 class NegotiationStance(Model):
@@ -94,11 +115,22 @@ class Discovery(Model):
 
 
 class Agent(Model):
-    """One agent: a workload client, a service with a pool of workers, or a collaboration
-    role (an orchestrator, its workers and the registry that lists them)."""
+    """One agent: a workload client, a service with a pool of workers, a collaboration
+    role (an orchestrator, its workers and the registry that lists them), or a role that
+    a plugin registered (`sim.plugins`), configured by its `settings` block."""
 
     id: AgentId
-    role: Literal["client", "service", "broker", "orchestrator", "worker", "registry"] = "service"
+    role: str = Field(
+        "service",
+        description="client, service, broker, orchestrator, worker, registry, or the name "
+        "of a role a plugin module registered (python -m sim run --plugin MODULE).",
+        json_schema_extra={"examples": list(BUILTIN_ROLES)},
+    )
+    settings: dict[str, Any] | None = Field(
+        None,
+        description="A plugin role's own settings, validated by the model it registered "
+        "(built-in roles take theirs as fields of the agent).",
+    )
     version: int = Field(1, ge=1, description="Message version this agent speaks.")
     workers: int = Field(1, ge=1, description="Requests served at once.")
     service_time: Distribution = Field(
@@ -161,6 +193,43 @@ class Agent(Model):
         description="Simulated time at which the agent moves to `version` + 1 of its "
         "messages (a rolling upgrade).",
     )
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, value: str, info: ValidationInfo) -> str:
+        if value in BUILTIN_ROLES or plugin_role(value) is not None or _recorded(info):
+            return value
+        known = [*BUILTIN_ROLES, *plugin_roles()]
+        hint = difflib.get_close_matches(value, known, n=1)
+        guess = f"; did you mean '{hint[0]}'?" if hint else ""
+        raise ValueError(
+            f"unknown role '{value}'{guess} (roles: {', '.join(known)}, or one a plugin "
+            "module registers: --plugin MODULE)"
+        )
+
+    @model_validator(mode="after")
+    def _settings_of_its_role(self, info: ValidationInfo) -> Agent:
+        entry = plugin_role(self.role)
+        if entry is None and _recorded(info) and self.role not in BUILTIN_ROLES:
+            return self  # a saved run's plugin role, read without its plugin
+        if entry is None:
+            if self.settings is not None:
+                raise FieldError(
+                    "settings",
+                    f"only a plugin role takes a settings block; role '{self.role}' takes "
+                    "its settings as fields of the agent",
+                )
+            return self
+        if entry.settings is None:
+            if self.settings:
+                raise FieldError("settings", f"role '{self.role}' takes no settings")
+            return self
+        try:
+            entry.settings.model_validate(self.settings or {})
+        except ValidationError as exc:
+            where, what = describe_settings_error(exc.errors())  # type: ignore[arg-type]
+            raise FieldError(where, what) from None
+        return self
 
     @model_validator(mode="after")
     def _queue_order_where_requests_queue(self) -> Agent:
@@ -568,6 +637,10 @@ class Scenario(Model):
         return Channel.model_validate({"from": src, "to": dst})
 
 
+def _is_plugin_role(role: Any) -> bool:
+    return isinstance(role, str) and role not in BUILTIN_ROLES and plugin_role(role) is not None
+
+
 def reference_errors(data: Any) -> list[tuple[str, str]]:
     """Problems found on the raw scenario data, as (field path, message) pairs.
 
@@ -657,6 +730,14 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
                 (
                     f"workload.{i}.from",
                     f"agent '{src}' is a service, so it would send nothing; give it role: client",
+                )
+            )
+        elif isinstance(src, str) and _is_plugin_role(roles.get(src)):
+            errors.append(
+                (
+                    f"workload.{i}.from",
+                    f"agent '{src}' plays the plugin role '{roles[src]}', which sends no "
+                    "workload; give the workload to a client (a plugin sends from main())",
                 )
             )
         _check_window(errors, f"workload.{i}", workload, "start", "end", "the workload")

@@ -23,7 +23,8 @@ from protocols.node import Node
 from sim import loading
 from sim import scenario as sc
 from sim.agents.context import Context
-from sim.agents.registry import ROLES
+from sim.agents.plugin import PluginAgent
+from sim.agents.registry import make_agent
 from sim.agents.roles import POISON, Agent, Service
 from sim.faults.injection import Injector
 from sim.faults.state import FaultState
@@ -38,9 +39,12 @@ Progress = Callable[[float], None]
 class World:
     """Everything a run owns: clock, streams, journal, network, agents and faults."""
 
-    def __init__(self, scenario: sc.Scenario, plain: bool | None = None) -> None:
+    def __init__(
+        self, scenario: sc.Scenario, plain: bool | None = None, strict: bool = False
+    ) -> None:
         """`plain` forces SimPy's public API only (see protocols.kernel); the trace is
-        the same either way."""
+        the same either way. `strict`: the first exception a plugin role's code raises
+        stops the run, and `run` raises it (otherwise it answers 500 and the run goes on)."""
         self.scenario = scenario
         self.env = kernel.environment(plain)
         self.recorder = Recorder()
@@ -50,6 +54,7 @@ class World:
             streams=Streams(scenario.seed),
             recorder=self.recorder,
             faults=FaultState(),
+            strict=strict,
         )
         self.agents: dict[str, Agent] = {}
         # Asked for every delivery: a dict of nodes is one lookup less than the agents.
@@ -66,7 +71,7 @@ class World:
         self.network.use_nodes(nodes)
         self.ctx.network = self.network
         for spec in scenario.agents:
-            self.agents[spec.id] = ROLES[spec.role](self.ctx, spec)
+            self.agents[spec.id] = make_agent(self.ctx, spec)
             for pool in self.agents[spec.id].endpoints.pools.values():
                 pool.use_order(spec.queue_order)  # the agents' pools are built FIFO
             nodes[spec.id] = self.agents[spec.id].node
@@ -88,7 +93,7 @@ class World:
             self._inject_poison,
             self._operate_breaker,
         )
-        self._services = [a for a in self.agents.values() if isinstance(a, Service)]
+        self._services = [a for a in self.agents.values() if isinstance(a, Service | PluginAgent)]
         for agent in self.agents.values():
             agent.start()
         self.env.process(self._sample_queues())
@@ -99,7 +104,15 @@ class World:
         duration = self.scenario.duration
         with sparse_gc():
             for step in range(1, steps + 1):
-                self.env.run(until=duration * step / steps)
+                try:
+                    self.env.run(until=duration * step / steps)
+                except Exception:
+                    failure = self.ctx.failure
+                    if failure is None:
+                        raise
+                    # Plugin code raised under `strict`: that exception, with its own
+                    # traceback (SimPy raises a copy of it).
+                    raise failure from None
                 if progress is not None:
                     progress(step / steps)
         wall = time.perf_counter() - started
@@ -157,10 +170,13 @@ def sparse_gc() -> Iterator[None]:
 
 
 def simulate(
-    scenario: sc.Scenario, progress: Progress | None = None, plain: bool | None = None
+    scenario: sc.Scenario,
+    progress: Progress | None = None,
+    plain: bool | None = None,
+    strict: bool = False,
 ) -> Run:
-    """Run a validated scenario and return its trace (`plain`: see `World`)."""
-    return World(scenario, plain).run(progress)
+    """Run a validated scenario and return its trace (`plain`, `strict`: see `World`)."""
+    return World(scenario, plain, strict).run(progress)
 
 
 def run(
@@ -168,6 +184,7 @@ def run(
     seed: int | None = None,
     progress: Progress | None = None,
     plain_simpy: bool | None = None,
+    strict: bool = False,
     **overrides: Any,
 ) -> Run:
     """Run a scenario (a Scenario, a path, a built-in name, or a dict) and return its Run.
@@ -175,6 +192,8 @@ def run(
     `overrides` are dotted paths with `__` for dots, e.g. `agents__1__workers=8`, applied
     before validation; `seed` replaces the scenario's seed. `plain_simpy=True` runs on
     SimPy's public API only, without the kernel's shortcuts (same trace, slower).
+    `strict=True` stops at the first exception a plugin role's code raises and raises it
+    here, with its traceback; otherwise that request answers 500 and the run goes on.
     """
     if isinstance(scenario, sc.Scenario):
         data = scenario.model_dump(mode="json", by_alias=True, exclude_unset=False)
@@ -189,7 +208,7 @@ def run(
         data["seed"] = seed
     for key, value in overrides.items():
         loading.set_path(data, key.replace("__", "."), value)
-    return simulate(loading.validate(data, label), progress, plain_simpy)
+    return simulate(loading.validate(data, label), progress, plain_simpy, strict)
 
 
 __all__ = ["World", "run", "simulate"]

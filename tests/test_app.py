@@ -699,3 +699,57 @@ def test_the_overload_run_shows_its_breakers(boot: Boot) -> None:
     }
     assert edges == expected
     assert len(at.dataframe[-1].value) == len(run.breakers)
+
+
+APP_PLUGIN = """
+import sim
+
+
+@sim.role("app-echo")
+class Echo:
+    def on_task_run(self, ctx, request):
+        yield ctx.work(0.01)
+        return "echo"
+"""
+
+APP_PLUGIN_SCENARIO = """name: echoes
+duration: 5
+agents:
+  - {id: client, role: client}
+  - {id: echo, role: app-echo, workers: 2}
+workload:
+  - {from: client, to: echo, type: task.run, arrivals: {kind: constant, rate: 2}}
+"""
+
+
+def test_plugin_roles_run_from_the_run_page(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, boot: Boot
+) -> None:
+    # The module the person starting the dashboard named (make run PLUGINS=...).
+    from sim.plugins import plugin_role, unregister_role
+
+    (tmp_path / "app_echo_plugin.py").write_text(APP_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SWITCHBOARD_PLUGINS", "app_echo_plugin")
+    try:
+        at = boot()
+        assert plugin_role("app-echo") is not None
+        at.text_area(key="scenario_text").input(APP_PLUGIN_SCENARIO).run()
+        at.button[0].click().run()
+        assert not at.exception and not at.error
+        run = at.session_state["run"]
+        served = run.spans[(run.spans["agent"] == "echo") & (run.spans["kind"] == "server")]
+        assert len(served) == 10 and (served["status"] == 200).all()
+    finally:
+        unregister_role("app-echo")
+
+
+def test_a_plugin_module_that_cannot_load_is_one_sentence_on_the_page(
+    monkeypatch: pytest.MonkeyPatch, boot: Boot
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_PLUGINS", "no_such_plugin_module")
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"),
+                           default_timeout=60)  # fmt: skip
+    at.run()
+    assert not at.exception
+    assert any("plugin module 'no_such_plugin_module' not found" in e.value for e in at.error)

@@ -141,7 +141,11 @@ def test_sim_run_from_python_twice():
 def test_the_package_names_its_public_api():
     assert sorted(sim.__all__) == sorted(
         ["Run", "Scenario", "ScenarioError", "UserError", "__version__", "check", "load",
-         "means", "run", "sweep"]
+         "means", "run", "sweep",
+         # agents written in Python (docs/agents.md)
+         "AgentContext", "CallError", "CallFailed", "CallRejected", "CallTimeout",
+         "FanOutResult", "PluginError", "Request", "Response", "handles", "load_plugins",
+         "register_role", "role"]
     )  # fmt: skip
     for name in ("run", "load", "check", "sweep", "means"):
         assert inspect.isfunction(getattr(sim, name)), name

@@ -31,6 +31,10 @@ class Context:
     # (the registry's agent cards, by the task's correlation id), the caller takes it once
     # the response has reached it.
     answers: dict[str, Any] = field(default_factory=dict)
+    # Plugin roles' code (sim.agents.plugin): with `strict`, the first exception it
+    # raises stops the run and is kept here, for the world to raise again as it was.
+    strict: bool = False
+    failure: BaseException | None = None
     # A run-unique message id per call (a duplicate or a redelivery keeps its
     # original's): m1, m2... Made in C, by a map over a counter, since every message
     # takes one; a method would be a Python call per message.

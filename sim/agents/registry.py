@@ -1,13 +1,19 @@
 """The roles a scenario may name, assembled in one place: role name -> agent class.
 
-The world builds each of a scenario's agents from its `role` here. (Not to be confused
-with the collaboration's `Registry` role, the agent that serves agent cards.)
+The world builds each of a scenario's agents from its `role` here (`make_agent`): a
+built-in role's class from `ROLES`, or a `PluginAgent` hosting the class a plugin
+registered under that name (`sim.plugins`). (Not to be confused with the
+collaboration's `Registry` role, the agent that serves agent cards.)
 """
 
 from __future__ import annotations
 
+from sim import scenario as sc
 from sim.agents.collaboration import Orchestrator, Registry, Worker
+from sim.agents.context import Context
+from sim.agents.plugin import PluginAgent
 from sim.agents.roles import Agent, BrokerAgent, Client, Service
+from sim.plugins import plugin_role
 
 ROLES: dict[str, type[Agent]] = {
     "client": Client,
@@ -17,3 +23,15 @@ ROLES: dict[str, type[Agent]] = {
     "worker": Worker,
     "registry": Registry,
 }
+
+
+def make_agent(ctx: Context, spec: sc.Agent) -> Agent:
+    """The agent `spec` describes, of its role: built-in, or registered by a plugin."""
+    builtin = ROLES.get(spec.role)
+    if builtin is not None:
+        return builtin(ctx, spec)
+    entry = plugin_role(spec.role)
+    if entry is None:
+        # Validation accepted the role, so it was registered then: it has been since removed.
+        raise KeyError(f"role '{spec.role}' is not registered (any more)")
+    return PluginAgent(ctx, spec, entry)

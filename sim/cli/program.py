@@ -71,11 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the run's invariants; print the first violation and exit 1 on one",
     )
+    run.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first exception a plugin role's code raises, with its traceback",
+    )
 
     verbs.add_parser("list", help="list the built-in scenarios")
 
     validate = verbs.add_parser("validate", help="check scenario files and list every error")
     validate.add_argument("files", nargs="+", help="scenario files or built-in names")
+    for verb in (run, validate):
+        verb.add_argument(
+            "--plugin",
+            dest="plugins",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import a Python module that registers agent roles, before the scenario "
+            "is read (repeatable; see docs/agents.md)",
+        )
 
     verbs.add_parser("schema", help="print the JSON Schema of the scenario format")
     _add_interop_verbs(verbs)
@@ -87,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        _load_plugins(getattr(args, "plugins", []))
         return VERBS[args.verb](args)
     except ScenarioError as exc:
         for line in exc.lines:
@@ -114,6 +130,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _load_plugins(modules: list[str]) -> None:
+    """Import the --plugin modules (their roles register themselves); one sentence if
+    one cannot be imported. The folder the CLI runs in is on the path, as for -m."""
+    if not modules:
+        return
+    from sim.plugins import PluginError, load_plugins
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        load_plugins(modules)
+    except PluginError as exc:
+        if os.environ.get("SWITCHBOARD_DEBUG"):
+            traceback.print_exc()
+        raise UserError(str(exc)) from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a scenario, save it, print its summary."""
     from sim.report import describe, timeline
@@ -125,7 +158,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-seed{scenario.seed}"
     _check_writable(out)
     _warn(scenario)
-    run = simulate(scenario)
+    try:
+        run = simulate(scenario, strict=args.strict)
+    except Exception:
+        if not args.strict:
+            raise
+        # --strict: the plugin code's exception, with its traceback (the user's line).
+        traceback.print_exc()
+        print("stopped at the first exception raised in agent code (--strict)", file=sys.stderr)
+        return 1
     try:
         run.save(out)
     except OSError as exc:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sim._version import __version__
 from sim.metrics import summarize
-from sim.scenario import Scenario
+from sim.scenario import RECORDED, Scenario
 from sim.trace.schema import ADDED_COLUMNS, COLUMNS, FORMAT_VERSION, TABLES, conform, empty_table
 
 
@@ -101,8 +101,9 @@ class Run:
 
     @cached_property
     def scenario(self) -> Scenario:
-        """The scenario that produced this run."""
-        return Scenario.model_validate(self.manifest["scenario"])
+        """The scenario that produced this run (its plugin roles accepted as recorded,
+        whether or not their plugin is loaded here)."""
+        return Scenario.model_validate(self.manifest["scenario"], context=RECORDED)
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: outcomes, latency percentiles, goodput, amplification."""

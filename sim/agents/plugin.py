@@ -1,0 +1,534 @@
+"""Plugin roles at run time: the agent that hosts a registered class, and the `ctx` its
+code yields on.
+
+`PluginAgent` serves every protocol that reaches it, as a service does, with the
+agent's `workers`: each request a worker takes runs the class's handler for its type
+as a process on the agent's node (a crash interrupts it, a pause holds it), with an
+`AgentContext` bound to that request. Everything it does goes through the same
+machinery as the built-in roles, so it lands in the trace the same way: the server span
+per request is the protocol server's, `ctx.call` goes through `Agent.call` (the
+channel's deadline, breaker, throttle and retries), `ctx.fanout` is
+`protocols.resilience.FanOut`.
+
+An exception raised by the class's code ends the request with a 500 whose span error
+is `raised <Type>: <message> (at file:line)`; the run goes on. With `strict` the first
+one stops the run and `sim.run` raises it again, with its traceback.
+
+A call's answer carries its body beside the protocol's response (which carries only a
+status): the caller leaves a key in `Context.answers` with the request, the responder
+puts the body under it, and the caller takes it when its call ends.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import json
+import math
+import os
+import random
+import traceback
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+
+import simpy
+from pydantic import BaseModel, TypeAdapter
+
+from protocols.call import Call, CallResult
+from protocols.http import payload_of
+from protocols.resilience import FanOut, FanOutSettings
+from protocols.workers import Job, WorkerPool
+from sim import scenario as sc
+from sim.agents.api import (
+    CallError,
+    CallFailed,
+    CallRejected,
+    CallTimeout,
+    FanOutResult,
+    Request,
+    Response,
+    declared_handlers,
+    method_name,
+)
+from sim.agents.context import Context
+from sim.agents.endpoints import served_protocols
+from sim.agents.roles import POISON, Agent
+from sim.distributions import Distribution
+from sim.plugins import BUILTIN_ROLES, PluginRole
+
+# The prefix of a span error that an exception in plugin code caused (the summary
+# counts them as `exceptions`).
+RAISED = "raised "
+POISONED = "poison message: the handler failed"
+_DISTRIBUTION: TypeAdapter[Any] = TypeAdapter(Distribution)
+_NO_BODY = object()
+_HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Wrapped:
+    """A request body between plugin agents: the caller's body and its answer's key."""
+
+    __slots__ = ("data", "reply")
+
+    def __init__(self, data: Any, reply: str) -> None:
+        self.data = data
+        self.reply = reply
+
+
+class CallEvent(simpy.Event):
+    """What `ctx.call` returns: fires with the Response or the CallError (which the
+    handler's `yield` raises)."""
+
+    def __init__(self, env: simpy.Environment, dst: str) -> None:
+        super().__init__(env)
+        self.dst = dst
+        self.call: Call | None = None
+
+
+class AgentContext:
+    """What a plugin role's handler (or `main`) yields on: one per request served."""
+
+    def __init__(self, agent: PluginAgent, job: Job | None, request: Request | None,
+                 reply: str | None) -> None:  # fmt: skip
+        self._agent = agent
+        self._job = job
+        self.request = request
+        self._reply = reply
+        self.responded = False
+        # This request's calls in flight: a cancelled request cancels them.
+        self._calls: dict[int, CallEvent] = {}
+
+    # -- who and when ------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The agent's id."""
+        return self._agent.id
+
+    @property
+    def spec(self) -> sc.Agent:
+        """The agent as the scenario describes it (workers, calls, version, ...)."""
+        return self._agent.spec
+
+    @property
+    def settings(self) -> BaseModel | None:
+        """The agent's `settings:` block, validated by its role's model."""
+        return self._agent.settings
+
+    @property
+    def now(self) -> float:
+        """Simulated seconds since the run began."""
+        return float(self._agent.ctx.env.now)
+
+    @property
+    def time_left(self) -> float:
+        """Seconds until the request's deadline (inf without one, or in `main`)."""
+        if self.request is None:
+            return math.inf
+        return self.request.deadline - self._agent.ctx.env.now
+
+    @property
+    def rng(self) -> random.Random:
+        """This agent's own seeded random stream (`agent:<id>`): never `random`."""
+        return self._agent.rng
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The agent's memory, lost when it crashes."""
+        return self._agent.state
+
+    @property
+    def durable(self) -> dict[str, Any]:
+        """The agent's durable store, kept across crashes."""
+        return self._agent.durable
+
+    # -- time --------------------------------------------------------------------------
+
+    def work(self, seconds: float | dict[str, Any] | BaseModel | None = None) -> simpy.Event:
+        """Spend processing time: `seconds`, a draw from a distribution (a dict such as
+        `{"dist": "exponential", "mean": 0.2}`), or, without an argument, a draw from the
+        agent's `service_time`. Draws come from the agent's service-time stream, and an
+        overload fault stretches the work, as for a service. A pause freezes it."""
+        agent = self._agent
+        work = agent.draw(seconds)
+        faults = agent.ctx.faults
+        if faults.overload:
+            work *= faults.service_factor(agent.id)
+        done = agent.ctx.env.event()
+        agent.node.after_work(work, done.succeed)
+        return done
+
+    def sleep(self, seconds: float) -> simpy.Event:
+        """Wait `seconds` without working (a pause holds the wake-up)."""
+        if not seconds >= 0:
+            raise ValueError(f"sleep() needs seconds >= 0, got {seconds!r}")
+        done = self._agent.ctx.env.event()
+        self._agent.node.after(seconds, done.succeed)
+        return done
+
+    # -- calls -------------------------------------------------------------------------
+
+    def call(
+        self,
+        dst: str,
+        type: str,
+        body: Any = None,
+        protocol: str | None = None,
+        size_bytes: int = 256,
+    ) -> CallEvent:
+        """Call `dst` over the scenario's channel to it, through its policies. `yield`
+        it: it gives the Response, or raises CallTimeout, CallRejected or CallFailed (all
+        CallError). `protocol`, if given, must be the channel's."""
+        agent = self._agent
+        agent.check_protocol(dst, protocol)
+        event = CallEvent(agent.ctx.env, dst)
+        calls = self._calls
+        key = id(event)
+
+        def done(outcome: Response | CallError) -> None:
+            calls.pop(key, None)
+            event.succeed(outcome)
+
+        parent, cid, cause, deadline = self._lineage()
+        event.call = agent.start_call(dst, type, body, parent, cid, cause, deadline,
+                                      size_bytes, done)  # fmt: skip
+        if not event.triggered:
+            calls[key] = event
+        return event
+
+    def fanout(
+        self,
+        calls: Iterable[tuple[Any, ...]],
+        policy: str = "all",
+        k: int | None = None,
+        deadline: float | None = None,
+        name: str = "fanout",
+    ) -> simpy.Event:
+        """Call several agents at once: `calls` is a list of `(dst, type)` or
+        `(dst, type, body)`. `yield` it for a FanOutResult once the policy (`all`,
+        `quorum` with `k`, `first`, `partial_at_deadline` with `deadline`) decides; it
+        does not raise. Calls still running then go on, as in the built-in fan-out."""
+        agent = self._agent
+        settings = FanOutSettings.model_validate({"policy": policy, "k": k, "deadline": deadline})
+        specs = [_call_spec(c) for c in calls]
+        results: list[Response | CallError | None] = [None] * len(specs)
+        for dst, _, _ in specs:
+            agent.check_protocol(dst, None)
+        _, cid, cause, incoming = self._lineage()
+        finished = agent.ctx.env.event()
+
+        def start(i: int, parent: int) -> Call:
+            dst, type_, body = specs[i]
+
+            def done(outcome: Response | CallError) -> None:
+                results[i] = outcome
+
+            return agent.start_call(dst, type_, body, parent, cid, cause, incoming, 256, done)
+
+        def ended(result: tuple[str, int, str]) -> None:
+            outcome, answered, error = result
+            finished.succeed(FanOutResult(outcome, answered, error, list(results)))
+
+        parent = self._job.span if self._job is not None else -1
+        FanOut(agent.node, name, cid, len(specs), start, settings, parent, on_done=ended)
+        return finished
+
+    def _lineage(self) -> tuple[int, str, str, float]:
+        """(parent span, correlation id, causation id, incoming deadline) of a call."""
+        job = self._job
+        if job is None:
+            return -1, self._agent.new_correlation_id(), "", math.inf
+        msg = job.msg
+        return job.span, msg.correlation_id, msg.msg_id, msg.deadline
+
+    # -- answering ---------------------------------------------------------------------
+
+    def respond(self, status: int = 200, body: Any = None, error: str = "") -> None:
+        """Answer the request now (a handler's return value answers 200 otherwise);
+        `error` is the span's error for a non-2xx status. The request's worker is free
+        from here on."""
+        job = self._job
+        if job is None:
+            raise RuntimeError("respond() answers a request, and main() serves none")
+        if self.responded:
+            raise RuntimeError(f"request {job.msg.msg_id} has already been answered")
+        if not isinstance(status, int) or not 100 <= status <= 599:
+            raise ValueError(f"respond() needs an HTTP status from 100 to 599, got {status!r}")
+        self.responded = True
+        answers, reply = self._agent.ctx.answers, self._reply
+        if reply is not None and reply in answers:
+            answers[reply] = body
+        job.reply(status, error)
+
+    def _cancel_calls(self) -> None:
+        for event in list(self._calls.values()):
+            if event.call is not None:
+                self._agent.cancel(event.dst, event.call)
+        self._calls.clear()
+
+
+def _call_spec(item: Any) -> tuple[str, str, Any]:
+    if isinstance(item, tuple | list) and len(item) in (2, 3):
+        dst, type_ = item[0], item[1]
+        body = item[2] if len(item) == 3 else None
+        if isinstance(dst, str) and isinstance(type_, str):
+            return dst, type_, body
+    raise TypeError(f"fanout() takes (dst, type) or (dst, type, body) items, got {item!r}")
+
+
+def result_of(dst: str, result: CallResult, body: Any) -> Response | CallError:
+    """A call's protocol result as its caller's code sees it."""
+    outcome, status, error = result
+    if outcome == "ok":
+        return Response(status or 200, body, dst)
+    if outcome in ("timeout", "deadline_exceeded"):
+        return CallTimeout(dst, outcome, status, error)
+    if outcome == "rejected":
+        return CallRejected(dst, outcome, status, error)
+    return CallFailed(dst, outcome, status, error)
+
+
+def raised_text(exc: BaseException) -> str:
+    """A span's error for an exception in plugin code: its type, text and the line of
+    the plugin's code it came from (the file's name only, so traces do not depend on
+    where the code sits)."""
+    where = ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if not os.path.abspath(frame.filename).startswith(_HERE):
+            where = f" (at {os.path.basename(frame.filename)}:{frame.lineno})"
+            break
+    text = str(exc)
+    return f"{RAISED}{type(exc).__name__}{': ' + text if text else ''}{where}"
+
+
+class PluginAgent(Agent):
+    """An agent whose behaviour is a registered class's code (see the module)."""
+
+    role = "plugin"
+
+    def __init__(self, ctx: Context, spec: sc.Agent, entry: PluginRole) -> None:
+        super().__init__(ctx, spec)
+        self.role = spec.role
+        self.entry = entry
+        model = entry.settings
+        self.settings: BaseModel | None = (
+            model.model_validate(spec.settings or {}) if model is not None else None
+        )
+        self.behaviour = entry.cls()
+        self._declared = declared_handlers(entry.cls)
+        self._handlers: dict[str, Callable[..., Any] | None] = {}
+        self.state: dict[str, Any] = {}
+        self.durable: dict[str, Any] = {}
+        self.rng = ctx.streams.get(f"agent:{self.id}")
+        # The service-time stream a built-in service of this id would draw from.
+        self._work_rng = ctx.streams.get(f"service:{self.id}")
+        self._service_time = spec.service_time.sampler(self._work_rng)
+        self._samplers: dict[str, Callable[[], float]] = {}
+        self._plugin_peers = {a.id for a in ctx.scenario.agents if a.role not in BUILTIN_ROLES}
+        self._agent_ids = {a.id for a in ctx.scenario.agents}
+        self._replies = itertools.count(1)
+        self._waiting: set[str] = set()
+        self._requests = itertools.count(1)
+        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
+        self.node.on_crash.append(self._forget)
+
+    @property
+    def pools(self) -> dict[str, WorkerPool]:
+        """The worker pool of each protocol it serves, by protocol."""
+        return self.endpoints.pools
+
+    def start(self) -> None:
+        """Run the class's `main(ctx)`, if it has one (again after a restart)."""
+        main = getattr(self.behaviour, "main", None)
+        if main is not None:
+            self.node.spawn(self._run(main, AgentContext(self, None, None, None), "main"))
+
+    def _forget(self) -> None:
+        self.state.clear()
+        answers = self.ctx.answers
+        for key in self._waiting:
+            answers.pop(key, None)
+        self._waiting.clear()
+
+    # -- what its code uses ------------------------------------------------------------
+
+    def draw(self, seconds: float | dict[str, Any] | BaseModel | None) -> float:
+        """Seconds of work: as given, drawn from a distribution, or the service time."""
+        if seconds is None:
+            return float(self._service_time())
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+            if not seconds >= 0 or not math.isfinite(seconds):
+                raise ValueError(f"work() needs finite seconds >= 0, got {seconds!r}")
+            return float(seconds)
+        if isinstance(seconds, dict | BaseModel):
+            raw = seconds.model_dump() if isinstance(seconds, BaseModel) else seconds
+            key = json.dumps(raw, sort_keys=True, default=str)
+            sampler = self._samplers.get(key)
+            if sampler is None:
+                dist = _DISTRIBUTION.validate_python(raw)
+                sampler = self._samplers[key] = dist.sampler(self._work_rng)
+            return float(sampler())
+        raise TypeError(f"work() takes seconds or a distribution, got {seconds!r}")
+
+    def new_correlation_id(self) -> str:
+        """A new correlation id for a call that `main` starts (a new trace)."""
+        return f"{self.id}-{next(self._requests)}"
+
+    def check_protocol(self, dst: str, protocol: str | None) -> None:
+        """Refuse a call to an unknown agent, or over another protocol than its channel's."""
+        if dst not in self._agent_ids:
+            raise ValueError(f"there is no agent '{dst}' in the scenario")
+        if protocol is not None and protocol != self.channel(dst).protocol:
+            raise ValueError(
+                f"the channel from {self.id} to {dst} is {self.channel(dst).protocol}, not "
+                f"{protocol}; the scenario's channel chooses the protocol"
+            )
+
+    def start_call(
+        self,
+        dst: str,
+        type_: str,
+        body: Any,
+        parent: int,
+        correlation_id: str,
+        causation_id: str,
+        deadline: float,
+        size_bytes: int,
+        done: Callable[[Response | CallError], None],
+    ) -> Call:
+        """Call `dst` through its channel; `done` gets the outcome as code sees it."""
+        answers = self.ctx.answers
+        reply: str | None = None
+        if dst in self._plugin_peers:
+            # Room for the answer's body, which the responder fills in.
+            reply = f"{self.id}>{dst}#{next(self._replies)}"
+            answers[reply] = _NO_BODY
+            self._waiting.add(reply)
+            body = Wrapped(body, reply)
+
+        def on_done(result: CallResult) -> None:
+            data = None
+            if reply is not None:
+                self._waiting.discard(reply)
+                data = answers.pop(reply, None)
+                if data is _NO_BODY:
+                    data = None
+            outcome = result_of(dst, result, data)
+            # A pause holds what the caller does with the answer until it ends.
+            self.node.when_running(lambda: done(outcome))
+
+        return self.call(dst, type_, correlation_id, parent, size_bytes, body, causation_id,
+                         on_done, deadline)  # fmt: skip
+
+    # -- serving -----------------------------------------------------------------------
+
+    def _handler(self, type_: str) -> Callable[..., Any] | None:
+        handlers = self._handlers
+        if type_ not in handlers:
+            name = self._declared.get(type_) or method_name(type_)
+            found = getattr(self.behaviour, name, None)
+            if found is None:
+                found = getattr(self.behaviour, "on_request", None)
+            handlers[type_] = found if callable(found) else None
+        return handlers[type_]
+
+    def _handle(self, job: Job) -> None:
+        faults = self.ctx.faults
+        status = faults.error_status(self.id) if faults.errors else 0
+        if status:
+            job.reply(status, f"HTTP {status} (injected)")
+            return
+        msg = job.msg
+        body = payload_of(msg.body)
+        reply = None
+        if isinstance(body, Wrapped):
+            body, reply = body.data, body.reply
+        if body == POISON:
+            # A poison message: its handler works as long as a service's would, then
+            # fails (as the built-in service's does), without running the role's code.
+            work = self._service_time()
+            if faults.overload:
+                work *= faults.service_factor(self.id)
+            self.node.after_work(work, lambda: job.reply(500, POISONED))
+            return
+        handler = self._handler(msg.type)
+        if handler is None:
+            job.reply(501, f"role '{self.role}' has no handler for '{msg.type}'")
+            return
+        request = Request(msg.type, body, msg.src, msg.protocol, msg.correlation_id,
+                          msg.msg_id, msg.deadline)  # fmt: skip
+        ctx = AgentContext(self, job, request, reply)
+        proc = self.node.spawn(self._run(handler, ctx, msg.type, request))
+        job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
+
+    def _run(
+        self, code: Callable[..., Any], ctx: AgentContext, what: str, *args: Any
+    ) -> Generator[simpy.Event, Any, None]:
+        """Run a handler (or main) to its end, answer for it, and record its exception."""
+        try:
+            result = code(ctx, *args)
+            if inspect.isgenerator(result):
+                result = yield from self._drive(result)
+        except simpy.Interrupt as interrupt:
+            if interrupt.cause == "cancelled":
+                ctx._cancel_calls()
+            raise
+        except Exception as exc:
+            self._raised(ctx, exc, what)
+            return
+        if ctx._job is not None and not ctx.responded:
+            ctx.respond(200, result)
+
+    def _drive(self, gen: Generator[Any, Any, Any]) -> Generator[simpy.Event, Any, Any]:
+        """Step the code's generator: give it what each event it yields fires with,
+        raise a call's CallError where it waits, refuse anything but an event."""
+        node = self.node
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    item = gen.throw(error) if error is not None else gen.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                error = None
+                if not isinstance(item, simpy.Event):
+                    hint = " (use 'yield from' for a helper generator)"
+                    hint = hint if inspect.isgenerator(item) else ""
+                    error = TypeError(
+                        f"a handler yields what ctx gives (work, sleep, call, fanout) or a "
+                        f"SimPy event, not {item!r}{hint}"
+                    )
+                    continue
+                try:
+                    value = yield item
+                except simpy.Interrupt:
+                    raise
+                except Exception as exc:  # an event of the code's own failed: its error
+                    error, value = exc, None
+                    continue
+                if node.paused:
+                    yield from node.unpaused()
+                if isinstance(item, CallEvent) and isinstance(value, CallError):
+                    error, value = value, None
+        finally:
+            gen.close()
+
+    def _raised(self, ctx: AgentContext, exc: Exception, what: str) -> None:
+        """Plugin code raised: its request answers 500 (or, answered already or in
+        `main`, an internal span records it); with `strict` the run stops."""
+        text = raised_text(exc)
+        job = ctx._job
+        if job is not None and not ctx.responded:
+            ctx.responded = True
+            job.reply(500, text)
+        else:
+            journal, now = self.node.journal, self.ctx.env.now
+            parent = job.span if job is not None else -1
+            cid = job.msg.correlation_id if job is not None else ""
+            span = journal.span_start(what, "internal", self.id, self.id, "plugin", now, parent,
+                                      cid)  # fmt: skip
+            journal.span_end(span, "error", now, text)
+        if self.ctx.strict and self.ctx.failure is None:
+            self.ctx.failure = exc
+            raise exc
