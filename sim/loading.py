@@ -33,6 +33,7 @@ _UNION_TAGS = {
         "pause",
         "error",
         "overload",
+        "overloaded",
         "poison",
         "breaker",
     },

@@ -28,6 +28,7 @@ from protocols.resilience import (
 from protocols.sse import SseSettings
 from protocols.websocket import WebSocketSettings
 from sim.distributions import Constant, Distribution, FieldError
+from sim.llm_settings import LlmSettings
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 NonNegative = Annotated[float, Field(ge=0)]
@@ -98,7 +99,9 @@ class Agent(Model):
     role (an orchestrator, its workers and the registry that lists them)."""
 
     id: AgentId
-    role: Literal["client", "service", "broker", "orchestrator", "worker", "registry"] = "service"
+    role: Literal["client", "service", "broker", "orchestrator", "worker", "registry", "llm"] = (
+        "service"
+    )
     version: int = Field(1, ge=1, description="Message version this agent speaks.")
     workers: int = Field(1, ge=1, description="Requests served at once.")
     service_time: Distribution = Field(
@@ -155,12 +158,29 @@ class Agent(Model):
         description="A worker's stance in draft negotiations (default: a writer opens at 80 "
         "and concedes to 60, a critic opens at 40 and concedes to 65).",
     )
+    llm: LlmSettings | None = Field(
+        None,
+        description="An llm agent's model: a profile of sim/presets/llm-models.yaml or its "
+        "latency distributions, token counts, limits and prices (role: llm).",
+    )
     upgrade_at: float | None = Field(
         None,
         ge=0,
         description="Simulated time at which the agent moves to `version` + 1 of its "
         "messages (a rolling upgrade).",
     )
+
+    @model_validator(mode="after")
+    def _llm_block(self) -> Agent:
+        if self.role == "llm" and self.llm is None:
+            raise FieldError(
+                "llm",
+                "an llm agent needs an llm block: a model profile (model: claude-sonnet-4.6) "
+                "or its ttft and tokens_per_second",
+            )
+        if self.role != "llm" and self.llm is not None:
+            raise FieldError("llm", f"only an llm agent has a model; this one is a {self.role}")
+        return self
 
     @model_validator(mode="after")
     def _queue_order_where_requests_queue(self) -> Agent:
@@ -460,6 +480,46 @@ class OverloadFault(_Fault):
     factor: float = Field(gt=0)
 
 
+class OverloadedFault(_Fault):
+    """A model provider's "overloaded" bursts: during each burst the targets answer a
+    `fraction` of requests at once with `status` (Anthropic's 529 overloaded_error, OpenAI's
+    503 "The engine is currently overloaded"). Bursts last `burst` seconds, one every
+    `every` seconds from `start` (default: one burst over the whole window)."""
+
+    kind: Literal["overloaded"] = "overloaded"
+    targets: list[AgentId] = Field(min_length=1)
+    status: Literal[529, 503] = Field(529, description="529 (Anthropic) or 503 (OpenAI).")
+    fraction: Probability = Field(1.0, description="Share of requests refused in a burst.")
+    burst: float | None = Field(None, gt=0, description="Seconds each burst lasts.")
+    every: float | None = Field(
+        None, gt=0, description="Seconds from one burst's start to the next's."
+    )
+
+    @model_validator(mode="after")
+    def _bursts(self) -> OverloadedFault:
+        if self.every is not None and self.burst is None:
+            raise FieldError("every", "bursts that repeat need 'burst', their length")
+        if self.every is not None and self.burst is not None and self.burst > self.every:
+            raise FieldError(
+                "burst",
+                f"a burst ({self.burst:g} s) must fit in its period ({self.every:g} s)",
+            )
+        return self
+
+    def bursts(self, until: float) -> list[tuple[float, float]]:
+        """The (start, end) of each burst that begins before `until` (the run's end)."""
+        end = self.end if self.end is not None else until
+        if self.burst is None:
+            return [(self.start, end)]
+        out, t = [], self.start
+        while t < min(end, until):
+            out.append((t, min(t + self.burst, end)))
+            if self.every is None:
+                break
+            t += self.every
+        return out
+
+
 class PoisonFault(_Fault):
     """`count` poison messages sent from `from` to `to`; their handler fails every time.
 
@@ -501,6 +561,7 @@ Fault = Annotated[
     | PauseFault
     | ErrorFault
     | OverloadFault
+    | OverloadedFault
     | PoisonFault
     | BreakerFault,
     Field(discriminator="kind"),
@@ -679,6 +740,20 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
                 )
     if data.get("allow_call_cycles") is not True:
         errors.extend(_call_cycles(_list(agents)))
+    for i, channel in enumerate(_list(data.get("channels"))):
+        if (
+            isinstance(channel, dict)
+            and isinstance(channel.get("to"), str)
+            and roles.get(channel["to"]) == "llm"
+            and channel.get("protocol", "http") != "http"
+        ):
+            errors.append(
+                (
+                    f"channels.{i}.protocol",
+                    f"an llm agent is called over http, not {channel.get('protocol')} "
+                    "(streaming its tokens over SSE is not modelled yet)",
+                )
+            )
     errors.extend(queue_channel_errors(data))
     errors.extend(_breaker_action_errors(data, roles))
     return errors

@@ -348,7 +348,7 @@ def _add(section: str, item: Any):
         (
             _set("faults.0.kind", "meteor"),
             "faults.0: unknown kind 'meteor'; expected one of 'latency', 'loss', 'duplicate', "
-            "'partition', 'crash', 'pause', 'error', 'overload', 'poison', 'breaker'",
+            "'partition', 'crash', 'pause', 'error', 'overload', 'overloaded', 'poison', 'breaker'",
         ),
         (_set("faults.0.targets", []), "faults.0.targets: must list at least 1 item"),
         (_set("agents", []), "agents: must list at least 1 item"),

@@ -7,6 +7,7 @@ with the collaboration's `Registry` role, the agent that serves agent cards.)
 from __future__ import annotations
 
 from sim.agents.collaboration import Orchestrator, Registry, Worker
+from sim.agents.llm import LlmAgent
 from sim.agents.roles import Agent, BrokerAgent, Client, Service
 
 ROLES: dict[str, type[Agent]] = {
@@ -16,4 +17,5 @@ ROLES: dict[str, type[Agent]] = {
     "orchestrator": Orchestrator,
     "worker": Worker,
     "registry": Registry,
+    "llm": LlmAgent,
 }
