@@ -122,6 +122,11 @@ class Agent(Model):
         default_factory=list,
         description="Downstream agents called, in order, while serving each request.",
     )
+    parallel_calls: bool = Field(
+        False,
+        description="A service calls every agent of `calls` at once (a fan-out with its "
+        "`fanout` policy) instead of one after the other.",
+    )
     http: HttpServerSettings = Field(
         default_factory=HttpServerSettings,
         description="How the agent answers HTTP: rate limit, Retry-After, idempotency keys.",
