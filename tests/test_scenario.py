@@ -317,8 +317,8 @@ def _add(section: str, item: Any):
         # other field errors, in the same plain words
         (
             _set("agents.0.role", "clent"),
-            "agents.0.role: must be 'client', 'service', 'broker', 'orchestrator', 'worker' or "
-            "'registry', got 'clent'",
+            "agents.0.role: must be 'client', 'service', 'broker', 'orchestrator', 'worker', "
+            "'registry' or 'llm', got 'clent'",
         ),
         (_set("agents.1.workers", "many"), "agents.1.workers: must be an integer, got 'many'"),
         (_set("agents.1.workers", 0), "agents.1.workers: must be at least 1, got 0"),

@@ -432,8 +432,8 @@ def _llm_models(manifest: dict[str, Any]) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for agent in agents if isinstance(agents, list) else []:
         if isinstance(agent, dict) and agent.get("role") == "llm":
-            block = agent.get("llm") if isinstance(agent.get("llm"), dict) else {}
-            assert isinstance(block, dict)
+            block = agent.get("llm")
+            block = block if isinstance(block, dict) else {}
             model = block.get("model") or agent.get("id")
             out[str(agent.get("id"))] = (str(block.get("provider", "anthropic")), str(model))
     return out
