@@ -416,3 +416,38 @@ def test_the_sdk_presets_honour_retry_after_as_the_sdks_do() -> None:
         False,
         "not retried: HTTP 409 is not a retryable failure",
     )
+
+
+def test_a_service_with_parallel_calls_fans_out_to_all_of_them_at_once() -> None:
+    slow = {"dist": "constant", "value": 1.0}
+    data = {
+        "name": "fan",
+        "seed": 1,
+        "duration": 20,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {
+                "id": "p",
+                "role": "service",
+                "workers": 8,
+                "calls": ["a", "b"],
+                "parallel_calls": True,
+            },
+            {"id": "a", "role": "service", "workers": 8, "service_time": slow},
+            {"id": "b", "role": "service", "workers": 8, "service_time": slow},
+        ],
+        "network": {"default": {"latency": {"dist": "constant", "value": LATENCY}}},
+        "workload": [{"from": "c", "to": "p", "arrivals": {"kind": "constant", "rate": 1}}],
+    }
+    run = sim.run(data)
+    spans = run.spans.set_index("span_id")
+    fans = spans[(spans["protocol"] == "fanout") & (spans["outcome"] != "open")]
+    assert len(fans) >= 18 and (fans["answered"] == 2).all() and (fans["outcome"] == "ok").all()
+    calls = spans[(spans["kind"] == "client") & (spans["agent"] == "p")]
+    # Both calls of a request start together: under 1.1 s for two 1 s calls.
+    for _, pair in calls.groupby("parent_id"):
+        assert len(pair) == 2 and pair["start"].nunique() == 1
+    served = spans[
+        (spans["kind"] == "server") & (spans["agent"] == "p") & (spans["outcome"] == "ok")
+    ]
+    assert ((served["end"] - served["start"]) < 1.1).all()
