@@ -9,6 +9,7 @@ file is reported at once, not only the first.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, TypeGuard
 
 import networkx as nx
@@ -511,18 +512,19 @@ class OverloadedFault(_Fault):
             )
         return self
 
-    def bursts(self, until: float) -> list[tuple[float, float]]:
-        """The (start, end) of each burst that begins before `until` (the run's end)."""
+    def bursts(self, until: float) -> Iterator[tuple[float, float]]:
+        """The (start, end) of each burst that begins before `until` (the run's end), one
+        at a time (a short period over a long run makes many)."""
         end = self.end if self.end is not None else until
         if self.burst is None:
-            return [(self.start, end)]
-        out, t = [], self.start
+            yield self.start, end
+            return
+        t = self.start
         while t < min(end, until):
-            out.append((t, min(t + self.burst, end)))
+            yield t, min(t + self.burst, end)
             if self.every is None:
-                break
+                return
             t += self.every
-        return out
 
 
 class PoisonFault(_Fault):
