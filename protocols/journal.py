@@ -46,6 +46,10 @@ class Journal(Protocol):
         received."""
         ...
 
+    def span_usage(self, span: int, input_tokens: int, output_tokens: int, cost: float) -> None:
+        """Record the tokens a model call took and what they cost (its server span)."""
+        ...
+
     def queue_sample(
         self,
         time: float,

@@ -34,6 +34,7 @@ _UNION_TAGS = {
         "pause",
         "error",
         "overload",
+        "overloaded",
         "poison",
         "breaker",
     },

@@ -159,6 +159,22 @@ def summarize(tables: dict[str, pd.DataFrame], duration: float) -> dict[str, Any
         "dead_lettered": int((messages["outcome"] == "dead_lettered").sum()),
         "wasted_work": float(wasted_work(spans)["wasted"].sum()),
         "breaker_open_time": breaker_open_time(tables["breakers"], duration),
+        **model_usage(spans),
+    }
+
+
+def model_usage(spans: pd.DataFrame) -> dict[str, Any]:
+    """Tokens billed and their cost over the run's model calls (`tokens_in`, `tokens_out`,
+    `cost` in $); nothing when the run made none."""
+    if "input_tokens" not in spans.columns:
+        return {}
+    billed = spans[spans["input_tokens"] >= 0]
+    if billed.empty:
+        return {}
+    return {
+        "tokens_in": int(billed["input_tokens"].sum()),
+        "tokens_out": int(billed["output_tokens"].clip(lower=0).sum()),
+        "cost": float(billed["cost"].fillna(0.0).sum()),
     }
 
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 # The roles of `sim.agents.registry`, which a plugin may not replace. Listed here too
 # because the scenario model checks role names and may not import the agents.
-BUILTIN_ROLES = ("client", "service", "broker", "orchestrator", "worker", "registry")
+BUILTIN_ROLES = ("client", "service", "broker", "orchestrator", "worker", "registry", "llm")
 # The environment variable the dashboard reads its plugin modules from (comma-separated).
 PLUGINS_ENV = "SWITCHBOARD_PLUGINS"
 

@@ -10,6 +10,7 @@ file is reported at once, not only the first.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal, TypeGuard
 
 import networkx as nx
@@ -38,6 +39,7 @@ from protocols.resilience import (
 from protocols.sse import SseSettings
 from protocols.websocket import WebSocketSettings
 from sim.distributions import Constant, Distribution, FieldError
+from sim.llm_settings import LlmSettings
 from sim.plugins import BUILTIN_ROLES, describe_settings_error, plugin_role, plugin_roles
 
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -151,6 +153,11 @@ class Agent(Model):
         default_factory=list,
         description="Downstream agents called, in order, while serving each request.",
     )
+    parallel_calls: bool = Field(
+        False,
+        description="A service calls every agent of `calls` at once (a fan-out with its "
+        "`fanout` policy) instead of one after the other.",
+    )
     http: HttpServerSettings = Field(
         default_factory=HttpServerSettings,
         description="How the agent answers HTTP: rate limit, Retry-After, idempotency keys.",
@@ -186,6 +193,11 @@ class Agent(Model):
         None,
         description="A worker's stance in draft negotiations (default: a writer opens at 80 "
         "and concedes to 60, a critic opens at 40 and concedes to 65).",
+    )
+    llm: LlmSettings | None = Field(
+        None,
+        description="An llm agent's model: a profile of sim/presets/llm-models.yaml or its "
+        "latency distributions, token counts, limits and prices (role: llm).",
     )
     upgrade_at: float | None = Field(
         None,
@@ -229,6 +241,18 @@ class Agent(Model):
         except ValidationError as exc:
             where, what = describe_settings_error(exc.errors())  # type: ignore[arg-type]
             raise FieldError(where, what) from None
+        return self
+
+    @model_validator(mode="after")
+    def _llm_block(self) -> Agent:
+        if self.role == "llm" and self.llm is None:
+            raise FieldError(
+                "llm",
+                "an llm agent needs an llm block: a model profile (model: claude-sonnet-4.6) "
+                "or its ttft and tokens_per_second",
+            )
+        if self.role != "llm" and self.llm is not None:
+            raise FieldError("llm", f"only an llm agent has a model; this one is a {self.role}")
         return self
 
     @model_validator(mode="after")
@@ -529,6 +553,47 @@ class OverloadFault(_Fault):
     factor: float = Field(gt=0)
 
 
+class OverloadedFault(_Fault):
+    """A model provider's "overloaded" bursts: during each burst the targets answer a
+    `fraction` of requests at once with `status` (Anthropic's 529 overloaded_error, OpenAI's
+    503 "The engine is currently overloaded"). Bursts last `burst` seconds, one every
+    `every` seconds from `start` (default: one burst over the whole window)."""
+
+    kind: Literal["overloaded"] = "overloaded"
+    targets: list[AgentId] = Field(min_length=1)
+    status: Literal[529, 503] = Field(529, description="529 (Anthropic) or 503 (OpenAI).")
+    fraction: Probability = Field(1.0, description="Share of requests refused in a burst.")
+    burst: float | None = Field(None, gt=0, description="Seconds each burst lasts.")
+    every: float | None = Field(
+        None, gt=0, description="Seconds from one burst's start to the next's."
+    )
+
+    @model_validator(mode="after")
+    def _bursts(self) -> OverloadedFault:
+        if self.every is not None and self.burst is None:
+            raise FieldError("every", "bursts that repeat need 'burst', their length")
+        if self.every is not None and self.burst is not None and self.burst > self.every:
+            raise FieldError(
+                "burst",
+                f"a burst ({self.burst:g} s) must fit in its period ({self.every:g} s)",
+            )
+        return self
+
+    def bursts(self, until: float) -> Iterator[tuple[float, float]]:
+        """The (start, end) of each burst that begins before `until` (the run's end), one
+        at a time (a short period over a long run makes many)."""
+        end = self.end if self.end is not None else until
+        if self.burst is None:
+            yield self.start, end
+            return
+        t = self.start
+        while t < min(end, until):
+            yield t, min(t + self.burst, end)
+            if self.every is None:
+                return
+            t += self.every
+
+
 class PoisonFault(_Fault):
     """`count` poison messages sent from `from` to `to`; their handler fails every time.
 
@@ -570,6 +635,7 @@ Fault = Annotated[
     | PauseFault
     | ErrorFault
     | OverloadFault
+    | OverloadedFault
     | PoisonFault
     | BreakerFault,
     Field(discriminator="kind"),
@@ -772,6 +838,20 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
                 )
     if data.get("allow_call_cycles") is not True:
         errors.extend(_call_cycles(_list(agents)))
+    for i, channel in enumerate(_list(data.get("channels"))):
+        if (
+            isinstance(channel, dict)
+            and isinstance(channel.get("to"), str)
+            and roles.get(channel["to"]) == "llm"
+            and channel.get("protocol", "http") != "http"
+        ):
+            errors.append(
+                (
+                    f"channels.{i}.protocol",
+                    f"an llm agent is called over http, not {channel.get('protocol')} "
+                    "(streaming its tokens over SSE is not modelled yet)",
+                )
+            )
     errors.extend(queue_channel_errors(data))
     errors.extend(_breaker_action_errors(data, roles))
     return errors

@@ -259,6 +259,7 @@ FAULT_KINDS = [
     "pause",
     "error",
     "overload",
+    "overloaded",
     "poison",
 ]
 
@@ -299,6 +300,13 @@ def faults(
     elif kind == "overload":
         fault["targets"] = draw(targets)
         fault["factor"] = draw(st.floats(0.1, 10.0))
+    elif kind == "overloaded":
+        fault["targets"] = draw(targets)
+        fault["status"] = draw(st.sampled_from([529, 503]))
+        fault["fraction"] = draw(st.floats(0.0, 1.0))
+        if draw(st.booleans()):
+            fault["burst"] = draw(st.floats(0.1, 5.0))
+            fault["every"] = fault["burst"] + draw(st.floats(0.0, 5.0))
     elif kind == "poison":
         fault["from"] = draw(st.sampled_from(ids))
         fault["to"] = draw(st.sampled_from(services or ids))

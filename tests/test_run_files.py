@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import sim
+from sim.trace import run_digests
 from sim.trace.run import RunFileError
 
 
@@ -89,3 +90,21 @@ def test_a_run_saved_before_a_column_was_added_loads_with_its_empty_value(
     run = sim.load(damaged(saved, tmp_path, older))
     assert (run.spans["lost_events"] == -1).all()
     assert run.spans.equals(sim.load(saved).spans)
+
+
+def test_a_run_saved_before_spans_had_tokens_and_cost_loads_with_none(
+    saved: Path, tmp_path: Path
+) -> None:
+    # Runs saved before spans gained a model call's tokens and cost: none of their spans
+    # was a model call (-1, -1, NaN), and their digests are what they were.
+    def older(d: Path) -> None:
+        spans = pd.read_parquet(d / "spans.parquet")
+        spans.drop(columns=["input_tokens", "output_tokens", "cost"]).to_parquet(
+            d / "spans.parquet"
+        )
+
+    run = sim.load(damaged(saved, tmp_path, older))
+    assert (run.spans[["input_tokens", "output_tokens"]] == -1).all().all()
+    assert run.spans["cost"].isna().all()
+    assert run.spans.equals(sim.load(saved).spans)
+    assert run_digests(run) == run_digests(sim.load(saved))

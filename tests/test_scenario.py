@@ -318,7 +318,7 @@ def _add(section: str, item: Any):
         (
             _set("agents.0.role", "clent"),
             "agents.0.role: unknown role 'clent'; did you mean 'client'? (roles: client, "
-            "service, broker, orchestrator, worker, registry, or one a plugin module "
+            "service, broker, orchestrator, worker, registry, llm, or one a plugin module "
             "registers: --plugin MODULE)",
         ),
         (_set("agents.1.workers", "many"), "agents.1.workers: must be an integer, got 'many'"),
@@ -349,7 +349,7 @@ def _add(section: str, item: Any):
         (
             _set("faults.0.kind", "meteor"),
             "faults.0: unknown kind 'meteor'; expected one of 'latency', 'loss', 'duplicate', "
-            "'partition', 'crash', 'pause', 'error', 'overload', 'poison', 'breaker'",
+            "'partition', 'crash', 'pause', 'error', 'overload', 'overloaded', 'poison', 'breaker'",
         ),
         (_set("faults.0.targets", []), "faults.0.targets: must list at least 1 item"),
         (_set("agents", []), "agents: must list at least 1 item"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 from protocols.call import status_outcome
 from protocols.http.settings import HttpServerSettings
@@ -34,6 +35,11 @@ from protocols.transport import Message
 from protocols.workers import Job, WorkerPool, end_span, server_span
 
 IN_FLIGHT = -1
+
+# A check a server's owner makes of each request before it queues (an LLM provider's
+# limits): given the request, its span and the time, (status, why, retry_after, data);
+# status 0 admits it and `data` goes to its job, any other is the answer at once.
+Admit = Callable[[Message, int, float], tuple[int, str, float, Any]]
 
 
 def send_response(
@@ -88,6 +94,7 @@ class HttpServer:
         self.results: dict[str, tuple[int, float]] = {}
         self._tokens = float(self.settings.burst)
         self._refilled = 0.0
+        self.admit: Admit | None = None
 
     # -- connections ------------------------------------------------------------------
 
@@ -148,7 +155,13 @@ class HttpServer:
                 else:
                     self._replay(msg, span, stored[0])
                 return
-        job = Job(self, msg, span, now)
+        data = None
+        if self.admit is not None:
+            status, why, retry_after, data = self.admit(msg, span, now)
+            if status:
+                self._refuse(msg, span, status, why, retry_after)
+                return
+        job = Job(self, msg, span, now, data)
         if not self.pool.submit(job):
             self._refuse(msg, span, 503, "accept queue full", self.settings.retry_after)
             return

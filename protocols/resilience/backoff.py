@@ -14,9 +14,18 @@ and the jitter applied to a computed wait `v`:
 - none:  `v`
 - full:  `uniform(0, v)`
 - equal: `v / 2 + uniform(0, v / 2)`
+- sdk:   `v * (1 - uniform(0, 0.25))`, the OpenAI and Anthropic Python SDKs' jitter
 
 Every random draw comes from the `random.Random` passed in. A Retry-After from the server
 longer than the computed wait wins (RFC 9110 section 10.2.3), capped at `retry_after_max`.
+
+`preset: openai-sdk` or `anthropic-sdk` gives the official Python SDKs' defaults
+(openai-python v3.3, anthropic-sdk-python v0.121, `_constants.py` and `_base_client.py`):
+3 attempts (`max_retries=2`), exponential from 0.5 s doubling to an 8 s cap with the `sdk`
+jitter, retrying timeouts, connection failures, 408, 409, 429 and 5xx (529 included)
+whatever the method, and waiting exactly the server's Retry-After when it is positive
+and at most 60 s (Anthropic; longer: the backoff) or 120 s (OpenAI; longer: no retry).
+Fields set next to a preset override it.
 
 Defaults are the AWS SDKs' "standard" retry mode (botocore `retries/standard.py`): 3
 attempts including the first, exponential backoff with full jitter, 1 s base, doubling,
@@ -33,15 +42,37 @@ Example::
 from __future__ import annotations
 
 import random
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Backoff = Literal["constant", "exponential", "decorrelated"]
-Jitter = Literal["none", "full", "equal"]
-# What a failed attempt was, as far as retrying is concerned.
-RetryOn = Literal["timeout", "5xx", "429", "connection"]
+Jitter = Literal["none", "full", "equal", "sdk"]
+# What a failed attempt was, as far as retrying is concerned. 408 and 409 are retried only
+# when listed (the LLM SDKs do); otherwise they are not retryable failures.
+RetryOn = Literal["timeout", "5xx", "429", "connection", "408", "409"]
 RETRY_ON_ALL: tuple[RetryOn, ...] = ("timeout", "5xx", "429", "connection")
+_OPT_IN: frozenset[str] = frozenset({"408", "409"})
+RetryAfterOverMax = Literal["cap", "backoff", "give_up"]
+Preset = Literal["openai-sdk", "anthropic-sdk"]
+
+_SDK: dict[str, Any] = {
+    "max_attempts": 3,
+    "backoff": "exponential",
+    "jitter": "sdk",
+    "base": 0.5,
+    "cap": 8.0,
+    "multiplier": 2.0,
+    "retry_on": ["timeout", "connection", "408", "409", "429", "5xx"],
+    "retry_non_idempotent": True,
+    "respect_retry_after": True,
+    "retry_after_exact": True,
+}
+# The official Python SDKs' retry defaults (see the module docstring for the sources).
+PRESETS: dict[str, dict[str, Any]] = {
+    "openai-sdk": {**_SDK, "retry_after_max": 120.0, "retry_after_over_max": "give_up"},
+    "anthropic-sdk": {**_SDK, "retry_after_max": 60.0, "retry_after_over_max": "backoff"},
+}
 
 # Spans outcomes of a call that never reached the wire or was given up on purpose: retrying
 # them would defeat the policy that ended them (breaker, budget, deadline, cancellation).
@@ -57,6 +88,11 @@ class RetrySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    preset: Preset | None = Field(
+        None,
+        description="Start from an SDK's defaults: openai-sdk or anthropic-sdk (max_retries 2, "
+        "0.5 s doubling to 8 s, 408/409/429/5xx, the server's Retry-After).",
+    )
     max_attempts: int = Field(
         3, ge=1, description="Attempts at most, the first included (AWS SDK standard: 3)."
     )
@@ -84,6 +120,24 @@ class RetrySettings(BaseModel):
     retry_after_max: float = Field(
         21600.0, ge=0, description="Longest Retry-After honoured, in seconds (urllib3: 6 h)."
     )
+    retry_after_exact: bool = Field(
+        False,
+        description="Wait exactly the server's Retry-After instead of the backoff (the LLM "
+        "SDKs), rather than whichever is longer (urllib3).",
+    )
+    retry_after_over_max: RetryAfterOverMax = Field(
+        "cap",
+        description="A Retry-After above retry_after_max: 'cap' it there (urllib3), use the "
+        "'backoff' instead (Anthropic SDK) or 'give_up' (OpenAI SDK).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        # The preset's values first, what the file sets over them.
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            return {**PRESETS[data["preset"]], **data}
+        return data
 
 
 def failure_kind(outcome: str, status: int) -> RetryOn | None:
@@ -102,6 +156,8 @@ def failure_kind(outcome: str, status: int) -> RetryOn | None:
         return "429"
     if 500 <= status <= 599:
         return "5xx"
+    if status in (408, 409):
+        return "408" if status == 408 else "409"
     return None
 
 
@@ -126,6 +182,11 @@ def equal_jitter(value: float, rng: random.Random) -> float:
     """Equal jitter: half the wait for sure, the other half drawn uniformly."""
     half = value / 2
     return half + rng.uniform(0.0, half)
+
+
+def sdk_jitter(value: float, rng: random.Random) -> float:
+    """The OpenAI and Anthropic Python SDKs' jitter: `value * (1 - 0.25 * uniform(0, 1))`."""
+    return value * (1.0 - 0.25 * rng.random())
 
 
 def decorrelated(previous: float, base: float, cap: float, rng: random.Random) -> float:
@@ -156,15 +217,23 @@ class RetryPolicy:
             return full_jitter(value, rng)
         if s.jitter == "equal":
             return equal_jitter(value, rng)
+        if s.jitter == "sdk":
+            return sdk_jitter(value, rng)
         return value
 
     def wait(
         self, attempt: int, previous: float, rng: random.Random, retry_after: float = 0.0
     ) -> float:
-        """The wait before the next attempt: the backoff, or the Retry-After if longer."""
-        computed = self.delay(attempt, previous, rng)
+        """The wait before the next attempt: the backoff, or the Retry-After if longer (or
+        the Retry-After itself, `retry_after_exact`, when it is at most `retry_after_max`)."""
         s = self.settings
-        if s.respect_retry_after and retry_after > 0:
+        honoured = s.respect_retry_after and retry_after > 0
+        if honoured and s.retry_after_exact and retry_after <= s.retry_after_max:
+            return retry_after
+        computed = self.delay(attempt, previous, rng)
+        if honoured and retry_after > s.retry_after_max and s.retry_after_over_max != "cap":
+            return computed
+        if honoured:
             return max(computed, min(retry_after, s.retry_after_max))
         return computed
 
@@ -187,7 +256,7 @@ class RetryPolicy:
         if outcome in _LOCAL_OUTCOMES:
             return False, f"not retried: {_LOCAL_OUTCOMES[outcome]}"
         kind = failure_kind(outcome, status)
-        if kind is None:
+        if kind is None or (kind in _OPT_IN and kind not in s.retry_on):
             what = f"HTTP {status}" if status else outcome
             return False, f"not retried: {what} is not a retryable failure"
         what = _describe(kind, status)
@@ -199,8 +268,21 @@ class RetryPolicy:
             return False, f"not retried: {what}, and the server asked not to be retried"
         if attempt >= s.max_attempts:
             return False, f"not retried: {what} on attempt {attempt} of {s.max_attempts}"
+        if (
+            s.respect_retry_after
+            and s.retry_after_over_max == "give_up"
+            and retry_after > s.retry_after_max
+        ):
+            return False, (
+                f"not retried: {what}, and the server's Retry-After of {retry_after:g} s is "
+                f"over {s.retry_after_max:g} s"
+            )
         reason = f"{what} on attempt {attempt} of {s.max_attempts}: retrying"
-        if s.respect_retry_after and retry_after > 0:
+        if (
+            s.respect_retry_after
+            and retry_after > 0
+            and (retry_after <= s.retry_after_max or s.retry_after_over_max == "cap")
+        ):
             reason += (
                 f" after the server's Retry-After of {min(retry_after, s.retry_after_max):g} s"
             )

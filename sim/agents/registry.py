@@ -11,6 +11,7 @@ from __future__ import annotations
 from sim import scenario as sc
 from sim.agents.collaboration import Orchestrator, Registry, Worker
 from sim.agents.context import Context
+from sim.agents.llm import LlmAgent
 from sim.agents.plugin import PluginAgent
 from sim.agents.roles import Agent, BrokerAgent, Client, Service
 from sim.plugins import plugin_role
@@ -22,6 +23,7 @@ ROLES: dict[str, type[Agent]] = {
     "orchestrator": Orchestrator,
     "worker": Worker,
     "registry": Registry,
+    "llm": LlmAgent,
 }
 
 

@@ -22,7 +22,7 @@ from protocols.http import payload_of
 from protocols.kernel import start_soon
 from protocols.node import Node
 from protocols.queue import Broker, DeadLetter, QueueSettings
-from protocols.resilience import Policies, ResilientCaller
+from protocols.resilience import FanOut, Policies, ResilientCaller
 from protocols.workers import Job, WorkerPool
 from sim import scenario as sc
 from sim.agents.context import Context
@@ -326,6 +326,9 @@ class Service(Agent):
         node = self.node
         status, error = 200, ""
         current: tuple[str, Call] | None = None
+        if self.spec.parallel_calls:
+            yield from self._fan_out(job, work)
+            return
         try:
             yield from node.work(work)
             for callee in self.spec.calls:
@@ -350,6 +353,31 @@ class Service(Agent):
                 self.cancel(*current)
             raise
         job.reply(status, error)
+
+    def _fan_out(self, job: Job, work: float) -> Generator[simpy.Event, Any, None]:
+        """Work, then call every agent of `calls` at once; answer by the fan-out policy."""
+        node, msg, callees = self.node, job.msg, self.spec.calls
+        fan: FanOut | None = None
+
+        def start(i: int, parent: int) -> Call:
+            return self.call(callees[i], msg.type, msg.correlation_id, parent,
+                             causation_id=msg.msg_id, deadline=msg.deadline)  # fmt: skip
+
+        try:
+            yield from node.work(work)
+            fan = FanOut(node, "fanout", msg.correlation_id, len(callees), start,
+                         self.spec.fanout, job.span)  # fmt: skip
+            outcome, _, why = yield fan.wait()
+            yield from node.unpaused()
+        except simpy.Interrupt as interrupt:
+            if interrupt.cause == "cancelled" and fan is not None:
+                for callee, call in zip(callees, getattr(fan, "calls", []), strict=False):
+                    self.cancel(callee, call)
+            raise
+        if outcome in ("ok", "partial"):
+            job.reply(200)
+        else:
+            job.reply(504 if outcome == "timeout" else 502, f"fan-out {outcome}: {why}")
 
 
 class BrokerAgent(Agent):

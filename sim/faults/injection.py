@@ -99,6 +99,7 @@ class Injector:
         self._streams = streams
         self._inject_poison = inject_poison
         self._operate_breaker = operate_breaker
+        self._duration = duration
         for i, fault in enumerate(faults):
             fault_id = f"f{i}-{fault.kind}"
             params = fault.model_dump(
@@ -119,6 +120,9 @@ class Injector:
         yield self.env.timeout(fault.start)
         if isinstance(fault, sc.PoisonFault):
             yield from self._poison(fault, fault_id)
+            return
+        if isinstance(fault, sc.OverloadedFault):
+            yield from self._overloaded(fault, fault_id)
             return
         undo = self._apply(fault, fault_id)
         if fault.end is None:
@@ -202,6 +206,35 @@ class Injector:
             operate(fault.agent, fault.peer, "reset", reason)
 
         return reset
+
+    def _overloaded(
+        self, fault: sc.OverloadedFault, fault_id: str
+    ) -> Generator[simpy.Event, Any, None]:
+        """Each burst: the targets refuse a fraction of requests with the fault's status
+        (the agents ask `FaultState.error_status`, as for an error fault)."""
+        budgets = [
+            (
+                agent,
+                ErrorBudget(
+                    status=fault.status,
+                    fraction=fault.fraction,
+                    first=None,
+                    rng=self._streams.get(f"fault:{fault_id}:{agent}"),
+                ),
+            )
+            for agent in fault.targets
+        ]
+        errors = self.state.errors
+        for start, end in fault.bursts(self._duration):
+            if start > self.env.now:
+                yield self.env.timeout(start - self.env.now)
+            for agent, budget in budgets:
+                errors.setdefault(agent, []).append(budget)
+            if fault.end is None and fault.burst is None:
+                return  # on for good
+            yield self.env.timeout(end - start)
+            for agent, budget in budgets:
+                errors[agent].remove(budget)
 
     def _poison(self, fault: sc.PoisonFault, fault_id: str) -> Generator[simpy.Event, Any, None]:
         span = (fault.end - fault.start) if fault.end is not None else 0.0

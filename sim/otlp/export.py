@@ -15,8 +15,12 @@ origin, and one span per row of `spans`:
   `partial` and `open`;
 - `events`: `retry` for each re-sent request or publish, `redelivery` for each delivery
   with a delivery count above 1, `breaker.rejected` (or `rejected`) for a refused call;
-- attributes: the HTTP and messaging semantic conventions where they apply, and
-  `switchboard.*` for what they have no name for (outcome, wait, deadline, attempts).
+- attributes: the HTTP and messaging semantic conventions where they apply, the GenAI
+  ones (OTel semantic conventions v1.41: `gen_ai.operation.name` `chat`,
+  `gen_ai.provider.name` and its older name `gen_ai.system`, `gen_ai.request.model`,
+  `gen_ai.usage.input_tokens`/`output_tokens`) on the calls to and spans of an `llm`
+  agent, and `switchboard.*` for what they have no name for (outcome, wait, deadline,
+  attempts, cost).
 """
 
 from __future__ import annotations
@@ -196,6 +200,7 @@ class _Exporter:
             c for c in spans.columns if c not in MAPPED_SPAN_COLUMNS and c.isidentifier()
         ]
         self.defaults = span_defaults()
+        self.models = _llm_models(run.manifest)
 
     def document(self) -> dict[str, Any]:
         scope = {
@@ -342,6 +347,10 @@ class _Exporter:
                 attrs["messaging.message.body.size"] = int(self.m["size_bytes"][message])
             if row.correlation_id:
                 attrs["messaging.message.conversation_id"] = str(row.correlation_id)
+        if kind in ("client", "server"):
+            model = self.models.get(str(row.agent) if kind == "server" else peer)
+            if model is not None:
+                attrs.update(_gen_ai_attributes(row, *model))
         if row.outcome in FAILED:
             attrs["error.type"] = str(status) if status >= 400 else str(row.outcome)
         if peer:
@@ -413,6 +422,38 @@ class _Exporter:
                 break
             state = to_state
         return state
+
+
+def _llm_models(manifest: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """(provider, model) of each `llm` agent of the run's scenario, by agent id (the
+    agent's id stands for a model its block does not name)."""
+    scenario = manifest.get("scenario")
+    agents = scenario.get("agents") if isinstance(scenario, dict) else None
+    out: dict[str, tuple[str, str]] = {}
+    for agent in agents if isinstance(agents, list) else []:
+        if isinstance(agent, dict) and agent.get("role") == "llm":
+            block = agent.get("llm")
+            block = block if isinstance(block, dict) else {}
+            model = block.get("model") or agent.get("id")
+            out[str(agent.get("id"))] = (str(block.get("provider", "anthropic")), str(model))
+    return out
+
+
+def _gen_ai_attributes(row: Any, provider: str, model: str) -> dict[str, Any]:
+    """The GenAI semantic conventions' attributes of a span of a model call."""
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": provider,
+        "gen_ai.system": provider,  # the name before semantic conventions v1.37
+        "gen_ai.request.model": model,
+    }
+    tokens_in = int(getattr(row, "input_tokens", -1))
+    tokens_out = int(getattr(row, "output_tokens", -1))
+    if tokens_in >= 0:
+        attrs["gen_ai.usage.input_tokens"] = tokens_in
+    if tokens_out >= 0:
+        attrs["gen_ai.usage.output_tokens"] = tokens_out
+    return attrs
 
 
 def _message_attributes(m: dict[str, list], i: int, count_key: str) -> dict[str, Any]:

@@ -466,6 +466,13 @@ def _outcome(s: SpanRecord) -> tuple[str, str]:
     return "error", error
 
 
+# The spans columns a GenAI-instrumented trace fills (OTel semantic conventions).
+GEN_AI_USAGE = {
+    "input_tokens": "gen_ai.usage.input_tokens",
+    "output_tokens": "gen_ai.usage.output_tokens",
+}
+
+
 def spans_table(spans: list[SpanRecord]) -> pd.DataFrame:
     """The `spans` table of the imported spans, with the trace id and links kept.
 
@@ -498,9 +505,10 @@ def spans_table(spans: list[SpanRecord]) -> pd.DataFrame:
             "status": _status(a),
         }
         for column in extra:
-            row[column] = _coerce(
-                a.get(f"switchboard.{column}"), contract[column], defaults[column]
-            )
+            value = a.get(f"switchboard.{column}")
+            if value is None and column in GEN_AI_USAGE:
+                value = a.get(GEN_AI_USAGE[column])  # a GenAI instrumentation's tokens
+            row[column] = _coerce(value, contract[column], defaults[column])
         row["trace_id"] = s.trace_id
         row["links"] = ",".join(s.links)
         rows.append(row)

@@ -3,13 +3,18 @@
 A digest is the SHA-256 of a table written as canonical CSV (pandas' round-trip float
 text, `\\n` line ends, no index). CSV rather than Parquet bytes because Parquet files
 carry the writer's version and encoding choices, which change with pyarrow, not with the
-simulation.
+simulation. A sparse column (`schema.SPARSE_COLUMNS`: a model call's tokens and cost) that
+holds only its "nothing here" value is left out, so a run without model calls has the
+digest it had before the column existed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import TYPE_CHECKING
+
+from sim.trace.schema import SPARSE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,4 +30,20 @@ def table_digest(table: pd.DataFrame) -> str:
 
 def run_digests(run: Run) -> dict[str, str]:
     """One digest per table of the trace contract, by table name."""
-    return {name: table_digest(table) for name, table in run.tables.items()}
+    return {name: table_digest(_used(name, table)) for name, table in run.tables.items()}
+
+
+def _used(name: str, table: pd.DataFrame) -> pd.DataFrame:
+    """`table` without its sparse columns that hold nothing."""
+    unused = [
+        column
+        for column, empty in SPARSE_COLUMNS.get(name, {}).items()
+        if column in table.columns and _all_empty(table[column], empty)
+    ]
+    return table.drop(columns=unused) if unused else table
+
+
+def _all_empty(column: pd.Series, empty: object) -> bool:
+    if isinstance(empty, float) and math.isnan(empty):
+        return bool(column.isna().all())
+    return bool((column == empty).all())

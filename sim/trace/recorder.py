@@ -94,6 +94,9 @@ class Recorder:
         # Events an SSE stream never received (they had left the server's replay buffer
         # when it reconnected); spans that are not streams have none (-1).
         self._s_lost: dict[int, int] = {}
+        # A model call's (input tokens, output tokens, cost in $); other spans have none
+        # (-1, -1, NaN).
+        self._s_usage: dict[int, tuple[int, int, float]] = {}
         self.breakers: list[dict[str, Any]] = []
         self.queues: list[tuple[Any, ...]] = []
         self.faults: list[dict[str, Any]] = []
@@ -340,6 +343,10 @@ class Recorder:
         if lost_events is not None:
             self._s_lost[span] = lost_events
 
+    def span_usage(self, span: int, input_tokens: int, output_tokens: int, cost: float) -> None:
+        """Record the tokens a model call took and what they cost (its server span)."""
+        self._s_usage[span] = (input_tokens, output_tokens, cost)
+
     def span_is_open(self, span: int) -> bool:
         """Whether the span has no outcome yet."""
         return self._s_outcome[span] == "open"
@@ -452,6 +459,7 @@ class Recorder:
                 "status": _numbers(self._s_status, np.int64),
                 "answered": _sparse_int(self._s_answered, k),
                 "lost_events": _sparse_int(self._s_lost, k),
+                **_usage_columns(self._s_usage, k),
             },
             columns=SPAN_COLUMNS,
             copy=False,
@@ -594,6 +602,20 @@ def _sparse_int(values: dict[int, int], n: int) -> pd.Series:
     for index, value in values.items():
         column[index] = value
     return pd.Series(column, dtype="int64")
+
+
+def _usage_columns(usage: dict[int, tuple[int, int, float]], n: int) -> dict[str, pd.Series]:
+    """The spans' token and cost columns: -1, -1 and NaN but for model calls."""
+    tokens_in = np.full(n, -1, dtype=np.int64)
+    tokens_out = np.full(n, -1, dtype=np.int64)
+    cost = np.full(n, NAN, dtype=np.float64)
+    for index, (i, o, c) in usage.items():
+        tokens_in[index], tokens_out[index], cost[index] = i, o, c
+    return {
+        "input_tokens": pd.Series(tokens_in, dtype="int64"),
+        "output_tokens": pd.Series(tokens_out, dtype="int64"),
+        "cost": pd.Series(cost, dtype="float64"),
+    }
 
 
 def _agent_columns(rows: list[dict[str, Any]]) -> list[str]:

@@ -166,6 +166,8 @@ def _read_table(path: Path, name: str) -> pd.DataFrame:
     missing = [column for column in COLUMNS[name] if column not in table.columns]
     if missing:
         raise RunFileError(f"{file} lacks the columns {', '.join(missing)} of the {name} table")
+    # In the contract's order (a column added back lands at the end), extra ones after.
+    table = table[COLUMNS[name] + [c for c in table.columns if c not in COLUMNS[name]]]
     try:
         return conform(name, table)
     except (TypeError, ValueError) as exc:

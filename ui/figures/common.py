@@ -78,6 +78,7 @@ FAULT_COLORS = {
     "pause": "#C5CAE9",
     "error": "#F8BBD0",
     "overload": "#FFE0B2",
+    "overloaded": "#FFCCBC",  # a model provider's 529/503 bursts
     "poison": "#D7CCC8",
     "breaker": "#DCEDC8",  # an operator's action on a breaker
 }
