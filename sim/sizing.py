@@ -346,6 +346,13 @@ def _timers(scenario: sc.Scenario) -> Iterator[Problem]:
             for section, key, what in _CHANNEL_TIMERS:
                 if section == "queue":
                     timers.append((f"agents.{i}.queue.{key}", getattr(agent.queue, key), what))
+        discovery = getattr(agent, "discovery", None)
+        if discovery is not None:
+            # Every worker sends the registry a heartbeat this often.
+            timers.append((f"agents.{i}.discovery.heartbeat", discovery.heartbeat, "heartbeats"))
+    for i, fault in enumerate(scenario.faults):
+        if fault.kind == "overloaded":
+            timers.append((f"faults.{i}.every", fault.every, "overload bursts"))
     for i, channel in enumerate(scenario.channels):
         for section, key, what in _CHANNEL_TIMERS:
             if section == channel.protocol:

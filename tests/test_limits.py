@@ -331,6 +331,27 @@ CAPS: dict[str, tuple[dict[str, Any], str]] = {
         "is 50,000,000 redeliveries, past the cap of 10,000,000 ticks of one timer; make it "
         "at least 5e-07 s",
     ),
+    "overload bursts": (
+        scenario(
+            faults=[
+                {"kind": "overloaded", "targets": ["s"], "start": 0, "burst": 1e-8, "every": 1e-7}
+            ]
+        ),
+        "faults.0.every: 1e-07 s between overload bursts over a run of 5 s is 50,000,000 "
+        "overload bursts, past the cap of 10,000,000 ticks of one timer; make it at least "
+        "5e-07 s",
+    ),
+    "discovery heartbeats": (
+        scenario(
+            agents=[
+                *BASE["agents"],
+                {"id": "r", "role": "registry", "discovery": {"heartbeat": 1e-7}},
+            ]
+        ),
+        "agents.2.discovery.heartbeat: 1e-07 s between heartbeats over a run of 5 s is "
+        "50,000,000 heartbeats, past the cap of 10,000,000 ticks of one timer; make it at "
+        "least 5e-07 s",
+    ),
     "attempts": (
         scenario(channels=[{"from": "c", "to": "s", "retry": {"max_attempts": 10**6, "base": 0}}]),
         "channels.0.retry.max_attempts: 1,000,000 is past the cap of 1,000 attempts of one "
