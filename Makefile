@@ -37,7 +37,7 @@ test: lint
 # ones). FUZZ_EXAMPLES=10000 make fuzz for a longer hunt.
 FUZZ_EXAMPLES ?= 2000
 fuzz: $(VENV)/.dev
-	SWITCHBOARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:cacheprovider \
+	SWITCHBOARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:cacheprovider --timeout 0 \
 		tests/test_properties.py -q
 
 # Style, the architecture's import contracts (pyproject.toml) and the types of sim/ and
