@@ -107,3 +107,40 @@ def test_each_attempt_is_a_child_span_and_the_parent_counts_them(storm):
     children = spans[spans["parent_id"] == retried["span_id"]]
     assert len(children) == retried["attempts"]
     assert sorted(children["start"]) == list(children["start"])
+
+
+def _retrying_hop(propagate: bool) -> dict:
+    """client -(1 s)-> api -(retries, 5 s attempts)-> db, where db is paused for good."""
+    return {
+        "name": "retrying-hop",
+        "duration": 10,
+        "agents": [
+            {"id": "client", "role": "client"},
+            {"id": "api", "role": "service", "calls": ["db"]},
+            {"id": "db", "role": "service"},
+        ],
+        "channels": [
+            {"from": "client", "to": "api", "timeout": 1.0},
+            {"from": "api", "to": "db", "timeout": 5.0, "retry": {"max_attempts": 3},
+             "deadline": {"propagate": propagate}},
+        ],
+        "workload": [{"from": "client", "to": "api", "arrivals": {"kind": "constant", "rate": 1}}],
+        "faults": [{"kind": "pause", "targets": ["db"], "start": 0}],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("propagate", [True, False])
+def test_a_retrying_calls_deadline_is_its_callers_only_when_it_honours_it(propagate):
+    # The span over a retrying call's attempts said its caller's deadline even when the
+    # hop ignores it (propagate: false), so it looked overdue while its attempts ran on.
+    run = sim.run(_retrying_hop(propagate))
+    spans = run.spans.set_index("span_id")
+    calls = spans[(spans["agent"] == "api") & (spans["kind"] == "client")]
+    over = calls[calls.index.isin(calls["parent_id"])]  # its attempts are its children
+    assert len(over) >= 1
+    upstream = spans.loc[spans.loc[over["parent_id"], "parent_id"], "deadline"].to_numpy()
+    if propagate:
+        assert (over["deadline"].to_numpy() == upstream).all()
+    else:
+        assert over["deadline"].isna().all()
+    assert violations(run) == {}

@@ -240,8 +240,11 @@ class ResilientCaller:
         request.type, request.correlation_id, request.parent = type_, correlation_id, parent
         request.size_bytes, request.body, request.causation_id = size_bytes, body, causation_id
         request.timeout, request.incoming = timeout, deadline
-        # The request's own deadline is its caller's: each attempt has its own timeout.
-        overall = deadline if deadline != math.inf else math.nan
+        # The request's own deadline is its caller's, when it honours it (`propagate`):
+        # each attempt has its own timeout. A hop that ignores the incoming deadline
+        # has none over its attempts.
+        bound = p.deadline.propagate and deadline != math.inf
+        overall = deadline if bound else math.nan
         span = node.journal.span_start(
             type_, "client", node.id, p.dst, self.protocol, now, parent, correlation_id,
             overall,
