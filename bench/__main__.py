@@ -5,7 +5,15 @@
 
 import sys
 
-from bench import kernel, policies, protocol_queue, protocol_sse, protocol_websocket, sweep
+from bench import (
+    custom_agents,
+    kernel,
+    policies,
+    protocol_queue,
+    protocol_sse,
+    protocol_websocket,
+    sweep,
+)
 from bench.kernel import bare_run
 
 argv = sys.argv[1:]
@@ -29,6 +37,8 @@ for name, module, duration in (
         r = module.measure(duration=duration)
         messages, rate = r["messages"], r["messages"] / r["seconds"]
     print(f"  {name:<10} {messages:>9,} messages {rate:>10,.0f} msg/s  ratio {rate / bare:.2f}")
+
+custom_agents.main(argv)
 
 # Last: it starts processes (a pool, a Dask cluster) that would disturb the others.
 sweep.main(argv)
