@@ -141,6 +141,10 @@ def test_a_retrying_calls_deadline_is_its_callers_only_when_it_honours_it(propag
     upstream = spans.loc[spans.loc[over["parent_id"], "parent_id"], "deadline"].to_numpy()
     if propagate:
         assert (over["deadline"].to_numpy() == upstream).all()
+        assert violations(run) == {}
     else:
         assert over["deadline"].isna().all()
-    assert violations(run) == {}
+        # Its attempts outlive their caller's deadline: the check says so of the attempts.
+        found = violations(run)
+        assert list(found) == ["deadlines_shrink"]
+        assert not found["deadlines_shrink"]["span_id"].isin(over.index).any()
