@@ -56,17 +56,12 @@ class Registry(Service):
         return [w for w in self.workers if cards.get(w, -math.inf) > now]
 
     def _handle(self, job: Job) -> None:
-        faults = self.ctx.faults
-        status = faults.error_status(self.id) if faults.errors else 0
-        if status:
-            job.reply(status, f"HTTP {status} (injected)")
+        if self._injected_error(job):
             return
         msg, now = job.msg, self.ctx.env.now
         if msg.type == HEARTBEAT and msg.src in self.workers:
             self.cards[msg.src] = now + self.discovery.ttl
         elif msg.type == DISCOVER:
             self.ctx.answers[answer_key(self.id, msg.correlation_id)] = self.live(now)
-        work = self._service_time()
-        if faults.overload:
-            work *= faults.service_factor(self.id)
+        work = self._work_time()
         self.node.after_work(work, lambda: job.reply(200))

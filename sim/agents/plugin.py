@@ -433,10 +433,7 @@ class PluginAgent(Agent):
         return handlers[type_]
 
     def _handle(self, job: Job) -> None:
-        faults = self.ctx.faults
-        status = faults.error_status(self.id) if faults.errors else 0
-        if status:
-            job.reply(status, f"HTTP {status} (injected)")
+        if self._injected_error(job):
             return
         msg = job.msg
         body = payload_of(msg.body)
@@ -446,9 +443,7 @@ class PluginAgent(Agent):
         if body == POISON:
             # A poison message: its handler works as long as a service's would, then
             # fails (as the built-in service's does), without running the role's code.
-            work = self._service_time()
-            if faults.overload:
-                work *= faults.service_factor(self.id)
+            work = self._work_time()
             self.node.after_work(work, lambda: job.reply(500, POISONED))
             return
         handler = self._handler(msg.type)

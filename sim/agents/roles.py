@@ -36,6 +36,8 @@ class Agent:
     """An agent of the run, on its node, with an HTTP endpoint for its calls."""
 
     role = "agent"
+    # A role that does work sets its service-time sampler (see `_work_time`).
+    _service_time: Callable[[], float]
 
     def __init__(self, ctx: Context, spec: sc.Agent) -> None:
         assert ctx.network is not None
@@ -55,6 +57,22 @@ class Agent:
         self._callers: dict[str, ResilientCaller] = {}
         self.endpoints = Endpoints(self.node, ctx.scenario, self.channel, spec)
         self.node.on_restart.append(self.start)
+
+    def _work_time(self) -> float:
+        """A job's service time, stretched while an `overload` fault holds this agent."""
+        work = self._service_time()
+        faults = self.ctx.faults
+        if faults.overload:
+            work *= faults.service_factor(self.id)
+        return work
+
+    def _injected_error(self, job: Job) -> bool:
+        """Answer `job` with the error an `error` fault injects now, if one does."""
+        faults = self.ctx.faults
+        status = faults.error_status(self.id) if faults.errors else 0
+        if status:
+            job.reply(status, f"HTTP {status} (injected)")
+        return bool(status)
 
     def start(self) -> None:
         """Start the agent's own processes (a client's workload); again after a restart."""
@@ -300,14 +318,9 @@ class Service(Agent):
         return self.endpoints.pools
 
     def _handle(self, job: Job) -> None:
-        faults = self.ctx.faults
-        status = faults.error_status(self.id) if faults.errors else 0
-        if status:
-            job.reply(status, f"HTTP {status} (injected)")
+        if self._injected_error(job):
             return
-        work = self._service_time()
-        if faults.overload:
-            work *= faults.service_factor(self.id)
+        work = self._work_time()
         if self.spec.calls and payload_of(job.msg.body) != POISON:
             proc = self.node.spawn(self._serve_with_calls(job, work))
             # A cancelled job stops, and cancels the downstream call it waits on.
