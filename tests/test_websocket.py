@@ -287,6 +287,22 @@ def test_a_server_crash_mid_call(down_until, timeout, outcome):
         assert list(server.outcome) == ["error", "ok"]
 
 
+def test_a_resend_after_a_retransmission_numbers_on_from_it():
+    # The request's frame is unacknowledged when the server crashes and comes straight
+    # back: the retransmission (attempt 2) meets a reset, and the request goes again on a
+    # new connection as attempt 3, never as a second attempt 2 (found by the oracle).
+    h = Harness(["c", "s"], latency=0.0)
+    client, _ = endpoints(h, service=0.125)
+    h.fault({"kind": "crash", "targets": ["s"], "start": 1, "end": 1})
+    results: list = []
+    at(h, 0.9, lambda: client.call("s", "task", "t-1", timeout=None, on_done=results.append))
+    h.run(10)
+    assert results == [("ok", 200, "")]
+    requests = h.messages[h.messages.kind == "request"]
+    assert list(requests.attempt) == [1, 2, 3]
+    assert (h.messages.type == "ws.rst").sum() == 1
+
+
 def test_a_call_too_big_for_the_server_fails_instead_of_looping():
     h = Harness(["c", "s"], latency=0.01)
     client, _ = endpoints(h)

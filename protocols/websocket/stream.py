@@ -94,6 +94,10 @@ class Stream:
         self.snd_seq = 0
         self.snd_acked = 0
         self.unacked: deque[Message] = deque()
+        # The application messages behind unacknowledged frames, by sequence number: a
+        # retransmission counts as an attempt of the message itself, so a resend on the
+        # next connection numbers on from it instead of repeating its attempt.
+        self.apps: dict[int, Message] = {}
         self.rcv_next = 1
         self.early: dict[int, Message] = {}
         self.rep_ack = 0
@@ -143,7 +147,11 @@ class Stream:
         """
         self.snd_seq += 1
         frame = Frame(self.id, self.snd_seq, self.rcv_next - 1, self.advertised, payload, code)
-        msg = self.wire(type_, kind, frame) if app is None else rebody(app, frame, app.attempt)
+        if app is None:
+            msg = self.wire(type_, kind, frame)
+        else:
+            msg = rebody(app, frame, app.attempt)
+            self.apps[self.snd_seq] = app
         self.rep_ack, self.rep_consumed = frame.ack, frame.consumed
         self.unacked.append(msg)
         if self.rto_deadline == INF:
@@ -214,6 +222,9 @@ class Stream:
                 f = old.body
                 frame = Frame(f.conn, f.seq, ack, consumed, f.payload, f.code)
                 unacked[i] = rebody(old, frame, old.attempt + 1)
+                app = self.apps.get(f.seq)
+                if app is not None:
+                    app.attempt = old.attempt + 1
                 self.node.send(unacked[i])
             self.rep_ack, self.rep_consumed = ack, consumed
         else:
@@ -252,8 +263,9 @@ class Stream:
         if frame.ack > self.snd_acked:
             self.snd_acked = frame.ack
             unacked = self.unacked
+            apps = self.apps
             while unacked and unacked[0].body.seq <= frame.ack:
-                unacked.popleft()
+                apps.pop(unacked.popleft().body.seq, None)
             self.rto = self.base_rto()
             if unacked:
                 self.arm(self.node.env.now + self.rto)
