@@ -15,6 +15,14 @@ They live on the agent's `QueueEndpoint` (see `endpoint`), which they know only 
   `<dst>.requests` with `reply_to` = this agent's response queue and returns at once; the
   reply is matched to its call by the request's message id (the AMQP correlation id,
   carried back as the reply's causation_id) and late or duplicate replies are ignored.
+  Over a channel with a `topic`, the request is published to the topic: every
+  subscription gets it, each subscriber may answer, and the call ends on the first answer
+  (the others are late replies).
+
+Pub/Sub client behaviour, by the settings: with `lease_extension`, a consumer extends
+the ack deadline of every delivery it holds (lease management: an `Extend` at half the
+deadline, until it settles it or has held it that long); with `exactly_once`, an ack is
+re-sent every `confirm_timeout` until the broker answers it (`AckReply`).
 """
 
 from __future__ import annotations
@@ -26,7 +34,16 @@ from typing import Any, Protocol
 from protocols.call import Call, CallResult, abort_all, status_result
 from protocols.node import Node
 from protocols.queue.settings import QueueSettings
-from protocols.queue.wire import CONTROL_BYTES, PROTOCOL, Delivery, Publish, Settle, Subscribe
+from protocols.queue.wire import (
+    CONTROL_BYTES,
+    PROTOCOL,
+    AckReply,
+    Delivery,
+    Extend,
+    Publish,
+    Settle,
+    Subscribe,
+)
 from protocols.transport import Message
 
 # Told whether a publish was confirmed, and why not.
@@ -82,8 +99,16 @@ class Publisher:
         deadline: float = math.inf,
         idempotency_key: str = "",
         settings: QueueSettings | None = None,
+        topic: bool = False,
+        ordering_key: str = "",
+        attributes: dict[str, str] | None = None,
     ) -> str:
         """Publish `body` to `queue` on the broker; returns the message id.
+
+        With `topic`, `queue` names a topic: the broker copies the message into each of
+        its subscriptions (filtered on `attributes`; `routing_key` among them is matched
+        against RabbitMQ bindings). `ordering_key` is its Pub/Sub ordering key or SQS
+        FIFO message group (ordered queues derive one when it is "").
 
         `on_confirm(True, "")` once the broker confirms it, or `on_confirm(False, why)`
         after `publish_attempts` sends without a confirm. `deadline` (absolute) and
@@ -104,7 +129,7 @@ class Publisher:
             causation_id=causation_id,
             span=span,
             size_bytes=size_bytes,
-            body=Publish(queue, reply_to, body),
+            body=Publish(queue, reply_to, body, topic, ordering_key, attributes),
             deadline=deadline,
             idempotency_key=idempotency_key,
         )
@@ -157,7 +182,8 @@ class Consumer:
     visibility timeout). A consumer resubscribes by itself after its node restarts, and
     sends nothing while its node is down. `settings` (the endpoint's when None) name its
     broker, heartbeat, prefetch and, where the consumer moves messages to the DLQ
-    itself, the delivery limit.
+    itself, the delivery limit. With a `topic`, its queue is a subscription of that topic
+    (made when the broker first hears of this consumer, if it is not one yet).
     """
 
     def __init__(
@@ -168,8 +194,11 @@ class Consumer:
         prefetch: int | None = None,
         start: bool = True,
         settings: QueueSettings | None = None,
+        topic: str | None = None,
     ) -> None:
         self.endpoint = endpoint
+        # The topic its queue subscribes to on its first subscribe (if not yet bound).
+        self.topic = topic
         self.node = endpoint.node
         self.settings = settings or endpoint.settings
         self.queue = queue
@@ -177,6 +206,13 @@ class Consumer:
         self.prefetch = self.settings.prefetch if prefetch is None else prefetch
         self.active = False
         self.moved = 0  # deliveries this consumer moved to the DLQ itself
+        # Deliveries held (not settled yet) by tag, with when each arrived: leased.
+        self.held: dict[int, float] = {}
+        self._leasing = False
+        # Exactly-once acks not answered yet, by tag; and their answers so far.
+        self.unanswered: dict[int, Message] = {}
+        self.acks_confirmed = 0
+        self.acks_failed = 0
         self._chain = 0  # the heartbeat chain that is current
         self._retrying = -1  # the epoch in which a reconnect is pending (-1: none)
         endpoint.add_consumer(self)
@@ -217,6 +253,9 @@ class Consumer:
 
     def _restarted(self) -> None:
         self._retrying = -1
+        # What it held died with it: the broker redelivers after the deadlines.
+        self.held.clear()
+        self.unanswered.clear()
         if self.active:
             self._chain += 1
             self._beat(self._chain)
@@ -242,7 +281,13 @@ class Consumer:
                 version=node.version,
                 size_bytes=CONTROL_BYTES,
                 body=Subscribe(
-                    self.queue, node.id, node.epoch, self.prefetch, self.settings.heartbeat, cancel
+                    self.queue,
+                    node.id,
+                    node.epoch,
+                    self.prefetch,
+                    self.settings.heartbeat,
+                    cancel,
+                    self.topic or "",
                 ),
             )
         )
@@ -261,7 +306,57 @@ class Consumer:
             self.moved += 1
             self.reject(delivery, reason=f"delivered {delivery.count - 1} times (max {limit})")
             return
+        if settings.lease_extension is not None:
+            self.held[delivery.tag] = self.node.env.now
+            self._lease()
         self.on_delivery(delivery)
+
+    def _lease(self) -> None:
+        """Keep extending the deadlines of held deliveries, every half deadline."""
+        if self._leasing:
+            return
+        self._leasing = True
+        node = self.node
+        epoch = node.epoch
+        settings = self.settings
+        every = settings.visibility_timeout / 2
+
+        def renew() -> None:
+            if node.epoch != epoch or not node.up:
+                self._leasing = False
+                return
+            horizon = node.env.now - (settings.lease_extension or 0.0)
+            for tag in [t for t, since in self.held.items() if since <= horizon]:
+                del self.held[tag]  # held as long as the lease may last: let it expire
+            if not self.held:
+                self._leasing = False
+                return
+            node.send(
+                Message(
+                    msg_id=node.new_id(),
+                    type="queue.modack",
+                    src=node.id,
+                    dst=settings.broker,
+                    kind="control",
+                    protocol=PROTOCOL,
+                    version=node.version,
+                    size_bytes=CONTROL_BYTES,
+                    body=Extend(self.queue, tuple(self.held)),
+                )
+            )
+            node.after(every, renew)
+
+        node.after(every, renew)
+
+    def on_ack_reply(self, reply: AckReply) -> None:
+        """The broker answered an exactly-once ack: done, or it failed (redelivered)."""
+        if self.unanswered.pop(reply.tag, None) is None:
+            return  # answered already
+        self.held.pop(reply.tag, None)
+        if reply.ok:
+            self.acks_confirmed += 1
+        else:
+            self.acks_failed += 1
 
     def ack(self, delivery: Delivery, span: int = -1) -> None:
         """Done with it: the broker forgets it."""
@@ -283,23 +378,43 @@ class Consumer:
         node = self.node
         if not node.up:
             return  # the broker redelivers what a crashed consumer held
-        node.send(
-            Message(
-                msg_id=node.new_id(),
-                type=delivery.type,
-                src=node.id,
-                dst=self.settings.broker,
-                kind=kind,
-                protocol=PROTOCOL,
-                version=node.version,
-                correlation_id=delivery.correlation_id,
-                causation_id=delivery.msg_id,
-                span=span,
-                attempt=delivery.count,
-                size_bytes=CONTROL_BYTES,
-                body=body,
-            )
+        msg = Message(
+            msg_id=node.new_id(),
+            type=delivery.type,
+            src=node.id,
+            dst=self.settings.broker,
+            kind=kind,
+            protocol=PROTOCOL,
+            version=node.version,
+            correlation_id=delivery.correlation_id,
+            causation_id=delivery.msg_id,
+            span=span,
+            attempt=delivery.count,
+            size_bytes=CONTROL_BYTES,
+            body=body,
         )
+        if kind == "ack" and self.settings.exactly_once:
+            # Kept leased and re-sent until the broker answers it.
+            self.unanswered[delivery.tag] = msg
+            node.send(msg)
+            self._ack_again(delivery.tag, msg, node.epoch)
+            return
+        self.held.pop(delivery.tag, None)
+        node.send(msg)
+
+    def _ack_again(self, tag: int, msg: Message, epoch: int) -> None:
+        node = self.node
+
+        def resend() -> None:
+            if node.epoch != epoch or self.unanswered.get(tag) is not msg:
+                return
+            if tag not in self.held:
+                self.unanswered.pop(tag, None)  # its lease ran out: the broker moved on
+                return
+            node.send(msg.copy(msg_id=node.new_id()))
+            node.after(self.settings.confirm_timeout, resend)
+
+        node.after(self.settings.confirm_timeout, resend)
 
 
 class QueueClient:
@@ -355,7 +470,7 @@ class QueueClient:
         msg_id = node.new_id()
         call = Call(self, msg_id, span, timeout, on_done)
         self.endpoint.publisher.publish(
-            settings.requests_of(dst),
+            settings.topic or settings.requests_of(dst),
             type_,
             body,
             msg_id=msg_id,
@@ -368,6 +483,7 @@ class QueueClient:
             deadline=deadline,
             idempotency_key=idempotency_key,
             settings=settings,
+            topic=settings.topic is not None,
         )
         return call
 

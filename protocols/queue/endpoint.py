@@ -15,7 +15,7 @@ from protocols.node import Node
 from protocols.queue.client import Consumer, Publisher, QueueClient
 from protocols.queue.server import QueueServer
 from protocols.queue.settings import QueueSettings
-from protocols.queue.wire import PROTOCOL, Delivery
+from protocols.queue.wire import PROTOCOL, AckReply, Delivery
 from protocols.transport import Message
 
 
@@ -51,9 +51,11 @@ class QueueEndpoint:
         on_delivery: Callable[[Delivery], None],
         prefetch: int | None = None,
         settings: QueueSettings | None = None,
+        topic: str | None = None,
     ) -> Consumer:
-        """Start consuming `queue`; `on_delivery` settles each delivery."""
-        return Consumer(self, queue, on_delivery, prefetch, settings=settings)
+        """Start consuming `queue` (a subscription of `topic`, if given); `on_delivery`
+        settles each delivery."""
+        return Consumer(self, queue, on_delivery, prefetch, settings=settings, topic=topic)
 
     def on_message(self, msg: Message) -> None:
         """Route a delivery to its consumer and a confirm to the publisher."""
@@ -63,6 +65,11 @@ class QueueEndpoint:
             if consumer is not None:
                 consumer.on_deliver(msg)
         elif kind == "ack":
+            if isinstance(msg.body, AckReply):
+                consumer = self.consumers.get((msg.src, msg.body.queue))
+                if consumer is not None:
+                    consumer.on_ack_reply(msg.body)
+                return
             self.publisher.on_confirm(msg)
 
     def on_bounce(self, msg: Message, outcome: str) -> None:

@@ -130,7 +130,12 @@ class QueueServer:
         self.duplicates = 0  # deliveries acked without applying their effect again
         endpoint.add_server(self)
         self.consumer = Consumer(
-            endpoint, self.queue, self._on_delivery, prefetch, settings=self.settings
+            endpoint,
+            self.queue,
+            self._on_delivery,
+            prefetch,
+            settings=self.settings,
+            topic=self.settings.topic,
         )
 
     def _on_delivery(self, d: Delivery) -> None:

@@ -19,6 +19,41 @@ Sources (each broker's documentation):
   than a min-idle-time is claimed (XAUTOCLAIM) with its delivery counter + 1; no built-in
   DLQ: the application moves an entry after N deliveries (XADD to a DLQ stream, XACK); a
   restarted consumer re-reads its own pending entries (XREADGROUP ... 0).
+- pubsub (Google Cloud Pub/Sub, https://cloud.google.com/pubsub/docs/subscription-properties):
+  ack deadline 10 s by default; the high-level client libraries extend it (lease
+  management, modifyAckDeadline) up to an hour
+  (https://cloud.google.com/pubsub/docs/lease-management); the retry policy is immediate
+  redelivery unless exponential backoff is chosen, between a minimum (default 10 s) and a
+  maximum (default 600 s) backoff, triggered by a nack or an expired ack deadline
+  (RetryPolicy); no dead-letter policy by default, and with one, max_delivery_attempts
+  (5..100, default 5) counts 1 + nacks + expired deadlines, after which the message is
+  published to the dead-letter topic (lost if that topic has no subscription:
+  DeadLetterPolicy); ordering keys deliver in order per key on a subscription with
+  message ordering, a redelivered message holding back the later ones of its key;
+  exactly-once delivery: no redelivery while a message is outstanding nor after a
+  successful ack, and acks get an answer (only the latest delivery's ack succeeds; the
+  client retries an ack until it is answered); push subscriptions: the broker POSTs each
+  message, a 2xx is the ack, and on failures push backoff slows delivery (exponential,
+  100 ms up to 60 s; https://cloud.google.com/pubsub/docs/push); a subscription filter
+  on attributes; the Python client's flow control holds 1000 messages (prefetch).
+
+Topics and ordered queues (any flavour reaches them through `topic`):
+- A publish to a topic is copied to every subscription bound to it at that moment (a
+  Pub/Sub subscription, an SQS queue subscribed to an SNS topic, a queue bound to a
+  RabbitMQ topic exchange); each is a queue with its own consumers, backlog, acks and
+  dead letters. A topic with no subscription drops the message (Pub/Sub: "messages
+  published to a topic with no subscriptions are lost"); a subscription made later sees
+  only later messages.
+- `filter` keeps the messages whose attributes match (Pub/Sub subscription filter, SNS
+  FilterPolicy on message attributes); every message has the attributes `type` and
+  `producer`. `binding` is a RabbitMQ topic-exchange binding key matched against the
+  routing key (the message type unless given): words split on '.', `*` one word, `#`
+  zero or more (https://www.rabbitmq.com/tutorials/tutorial-five-python).
+- SQS FIFO (`fifo`): messages of a message group are delivered in order, one in flight
+  per group, and a publish whose deduplication id (its idempotency key, else its id) was
+  accepted in the last 5 minutes is accepted and not delivered again (the deduplication
+  interval; https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/
+  sqs-additional-fifo-queue-recommendations.html).
 """
 
 from __future__ import annotations
@@ -36,7 +71,7 @@ from pydantic import (
     model_validator,
 )
 
-Flavour = Literal["sqs", "rabbitmq", "redis-streams"]
+Flavour = Literal["sqs", "rabbitmq", "redis-streams", "pubsub"]
 
 # The defaults of each flavour; keys are QueueSettings fields.
 FLAVOURS: dict[str, dict[str, Any]] = {
@@ -79,7 +114,24 @@ FLAVOURS: dict[str, dict[str, Any]] = {
         "requeue_at_head": True,  # idle pending entries are claimed before new ones
         "heartbeat": 20.0,  # a blocking XREADGROUP re-issued every 20 s (our choice)
     },
+    "pubsub": {
+        "visibility_timeout": 10.0,  # ackDeadlineSeconds default
+        "max_deliveries": None,  # no dead-letter policy by default (with one: 5..100)
+        "limit_counts": "deliveries",  # 1 + nacks + expired deadlines
+        "dead_letter": True,  # a dead-letter policy always names a topic
+        "dead_letter_by": "broker",
+        "on_error": "requeue",  # message.nack(): redelivered per the retry policy
+        "prefetch": 1000,  # the Python client's flow control: max_messages 1000
+        "requeue_on_disconnect": False,  # a lost stream: deadlines expire
+        "resume_pending": False,
+        "requeue_at_head": False,
+        "heartbeat": 20.0,  # the streaming pull's keep-alive (our choice)
+        "lease_extension": 3600.0,  # the client libraries' max lease: one hour
+    },
 }
+
+# Push backoff of a push subscription after failed pushes (Pub/Sub: 100 ms up to 60 s).
+PUSH_BACKOFF = (0.1, 60.0)
 
 
 class QueueSettings(BaseModel):
@@ -178,6 +230,69 @@ class QueueSettings(BaseModel):
     )
     request_queue: str = Field("{dst}.requests", description="Queue of the requests to {dst}.")
     reply_queue: str = Field("{agent}.replies", description="Response queue of {agent}.")
+    topic: str | None = Field(
+        None,
+        min_length=1,
+        description="Publish to this topic (a Pub/Sub or SNS topic, a RabbitMQ topic "
+        "exchange) instead of the queue: the queue is one of its subscriptions, and every "
+        "subscription gets a copy of each message.",
+    )
+    filter: dict[str, str] = Field(
+        default_factory=dict,
+        description="Subscription filter: only messages whose attributes equal these "
+        "(each message has `type` and `producer`).",
+    )
+    binding: str = Field(
+        "#",
+        min_length=1,
+        description="RabbitMQ topic-exchange binding key, matched against the routing key "
+        "(the message type): `*` is one word, `#` zero or more.",
+    )
+    ordered: bool = Field(
+        False,
+        description="Pub/Sub message ordering: in order per ordering key, one in flight per "
+        "key; a failing message holds back the later ones of its key.",
+    )
+    order_by: Literal["producer", "correlation_id"] | None = Field(
+        None,
+        description="The ordering key (or FIFO message group) of a message when its "
+        "publisher gives none; set, it also says the consumer needs that order (a check).",
+    )
+    fifo: bool = Field(
+        False,
+        description="SQS FIFO queue: message groups in order, one in flight per group, and "
+        "publishes deduplicated within dedupe_ttl (the 5-minute deduplication interval).",
+    )
+    exactly_once: bool = Field(
+        False,
+        description="Pub/Sub exactly-once delivery: acks are answered and re-sent until "
+        "answered, so a successfully acked message is never redelivered.",
+    )
+    retry: Literal["immediate", "exponential"] = Field(
+        "immediate",
+        description="Redelivery after a nack or an expired deadline: at once, or after an "
+        "exponential backoff from min_backoff to max_backoff (Pub/Sub retry policy).",
+    )
+    min_backoff: float = Field(10.0, ge=0, le=600, description="Retry policy: first delay.")
+    max_backoff: float = Field(600.0, ge=0, le=600, description="Retry policy: longest delay.")
+    dead_letter_topic: str | None = Field(
+        None,
+        min_length=1,
+        description="Past max_deliveries, publish the message to this topic (Pub/Sub "
+        "dead-letter topic) instead of '<queue>.dlq'.",
+    )
+    push_endpoint: str | None = Field(
+        None,
+        min_length=1,
+        description="Push subscription: the broker sends each message to this agent "
+        "unasked (an HTTP POST whose 2xx is the ack) and backs off while it fails.",
+    )
+    lease_extension: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds a consumer keeps extending the ack deadline of a delivery it "
+        "holds (Pub/Sub lease management, modifyAckDeadline); None: never.",
+    )
 
     @model_validator(mode="wrap")
     @classmethod
@@ -202,6 +317,20 @@ class QueueSettings(BaseModel):
         # channel's still take from its broker's what it left unset (see `over`).
         dumped: dict[str, Any] = handler(self)
         return {k: v for k, v in dumped.items() if k in self.model_fields_set}
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> QueueSettings:
+        if self.min_backoff > self.max_backoff:
+            raise ValueError(
+                f"min_backoff {self.min_backoff:g} s is longer than max_backoff "
+                f"{self.max_backoff:g} s"
+            )
+        return self
+
+    @property
+    def in_order(self) -> bool:
+        """Whether the queue delivers in order per key (ordering keys or a FIFO queue)."""
+        return self.ordered or self.fifo
 
     def explicit(self) -> dict[str, Any]:
         """The knobs set explicitly (the rest are the flavour's defaults)."""

@@ -38,6 +38,7 @@ class Stored:
     invisible_until: float = 0.0  # when the current delivery's visibility ends
     deadline: float = math.inf  # the request's deadline (absolute), carried by its publish
     idempotency_key: str = ""  # the publish's (its msg_id is the key when none)
+    ordering_key: str = ""  # its ordering key or FIFO message group ("": unordered)
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,10 +67,24 @@ class Subscription:
     heartbeat: float
     last_seen: float
     unacked: dict[int, None] = field(default_factory=dict)  # tags, in delivery order
+    push: bool = False  # the broker pushes to it unasked (a push subscription)
+    paused_until: float = 0.0  # push backoff: nothing is pushed before then
+    backoff: float = 0.0  # the push backoff's current delay (0: none)
 
     def has_credit(self) -> bool:
         """Whether one more delivery fits under its prefetch limit."""
         return self.prefetch == 0 or len(self.unacked) < self.prefetch
+
+
+@dataclass(slots=True, eq=False)
+class Topic:
+    """A topic: the subscriptions (queue names) each publish is copied to, and totals."""
+
+    name: str
+    subscriptions: list[str] = field(default_factory=list)
+    published: int = 0  # publishes stored (a FIFO duplicate or a re-send counts again)
+    dropped: int = 0  # published while it had no subscription: lost
+    filtered: int = 0  # copies a subscription's filter or binding did not take
 
 
 class Queue:
@@ -87,6 +102,13 @@ class Queue:
         self.acked = 0
         self.redelivered = 0
         self.dead_lettered = 0
+        # Ordered queues: the keys with a message in flight or waiting out a backoff.
+        self.busy_keys: set[str] = set()
+        # Messages waiting out a retry backoff, with when they are ready again.
+        self.delayed: dict[int, tuple[Stored, float]] = {}
+        # FIFO deduplication ids accepted, with when they leave the window.
+        self.dedup: dict[str, float] = {}
+        self.deduplicated = 0  # publishes accepted but not stored again (FIFO)
 
     @property
     def depth(self) -> int:
@@ -94,6 +116,11 @@ class Queue:
         return len(self.ready)
 
     @property
+    def waiting(self) -> int:
+        """Messages not in flight: ready, or waiting out a retry backoff."""
+        return len(self.ready) + len(self.delayed)
+
+    @property
     def held(self) -> int:
-        """Messages it holds: ready or in flight."""
-        return len(self.ready) + len(self.in_flight)
+        """Messages it holds: ready, waiting or in flight."""
+        return len(self.ready) + len(self.delayed) + len(self.in_flight)

@@ -11,6 +11,12 @@ of these kinds; its `body` is one of the small records below:
 | `ack`     | consumer -> broker  | `Settle`    | done with it                            |
 | `nack`    | consumer -> broker  | `Settle`    | nack / reject, with or without requeue  |
 | `control` | consumer -> broker  | `Subscribe` | subscribe, heartbeat (the same), cancel |
+| `control` | consumer -> broker  | `Extend`    | extend ack deadlines (modifyAckDeadline) |
+| `ack`     | broker -> consumer  | `AckReply`  | an exactly-once ack's answer            |
+
+A publish to a topic (`Publish.topic`) is copied by the broker into every subscription
+of the topic; each copy keeps the message's msg_id (as a Pub/Sub messageId is the same
+in every subscription).
 
 A publish carries its request's deadline and idempotency key in the message's envelope
 fields (`deadline`, `idempotency_key`); the broker keeps them and every delivery carries
@@ -24,6 +30,7 @@ delivery keeps the message's msg_id, so the redeliveries of one message are the
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +48,9 @@ class Publish:
     queue: str
     reply_to: str = ""
     payload: Any = None
+    topic: bool = False  # `queue` names a topic: copy it to each of its subscriptions
+    ordering_key: str = ""  # Pub/Sub ordering key, SQS FIFO message group ("": by settings)
+    attributes: Mapping[str, str] | None = None  # for filters; routing_key for bindings
 
 
 @dataclass(slots=True, frozen=True)
@@ -94,3 +104,21 @@ class Subscribe:
     prefetch: int
     heartbeat: float
     cancel: bool = False
+    topic: str = ""  # subscribe the queue to this topic first (if it is not yet)
+
+
+@dataclass(slots=True, frozen=True)
+class Extend:
+    """Extend the ack deadline of the deliveries `tags` of `queue` (modifyAckDeadline)."""
+
+    queue: str
+    tags: tuple[int, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class AckReply:
+    """The broker's answer to an ack on an exactly-once subscription."""
+
+    queue: str
+    tag: int
+    ok: bool
