@@ -222,10 +222,12 @@ class Broker:
         node = self.node
         body: Publish = msg.body
         if body.topic:
-            self._fan_out(msg, body)
+            stored_in = self._fan_out(msg, body)
         else:
-            self._store(self.declare(body.queue), self._stored(msg, body))
-        # Stored (durably, at once): confirm it.
+            queue = self.declare(body.queue)
+            self._store(queue, self._stored(msg, body))
+            stored_in = [queue]
+        # Stored (durably, at once): confirm it, then deliver.
         node.send(
             Message(
                 msg_id=node.new_id(),
@@ -243,6 +245,8 @@ class Broker:
                 body=Confirm(body.queue),
             )
         )
+        for queue in stored_in:
+            self._dispatch(queue)
 
     def _stored(self, msg: Message, body: Publish) -> Stored:
         now = self.node.env.now
@@ -255,25 +259,30 @@ class Broker:
         stored.ordering_key = body.ordering_key
         return stored
 
-    def _fan_out(self, msg: Message, body: Publish) -> None:
-        """Copy a publish into each subscription of its topic that takes it."""
+    def _fan_out(self, msg: Message, body: Publish) -> list[Queue]:
+        """Copy a publish into each subscription of its topic that takes it; returns
+        the subscriptions that took it."""
         topic = self.topics.get(body.queue)
         if topic is None:
             topic = self.topics[body.queue] = Topic(body.queue)
         topic.published += 1
         if not topic.subscriptions:
             topic.dropped += 1  # no subscription: nobody will ever get it
-            return
+            return []
         attributes = attributes_of(msg.type, msg.src, body.attributes)
+        took = []
         for name in topic.subscriptions:
             queue = self.declare(name)
             if takes(queue.settings, attributes):
                 self._store(queue, self._stored(msg, body))
+                took.append(queue)
             else:
                 topic.filtered += 1
+        return took
 
     def _store(self, queue: Queue, stored: Stored) -> None:
-        """Enqueue `stored` (unless a FIFO queue saw its deduplication id lately)."""
+        """Enqueue `stored` (unless a FIFO queue saw its deduplication id lately); the
+        caller dispatches."""
         settings = queue.settings
         if settings.fifo:
             now = self.node.env.now
@@ -293,7 +302,6 @@ class Broker:
         )
         queue.enqueued += 1
         queue.ready.append(stored)
-        self._dispatch(queue)
 
     # -- delivery ---------------------------------------------------------------------
 
@@ -489,7 +497,9 @@ class Broker:
                 m.span, m.size_bytes, m.payload, m.reply_to, now, now,
             )  # fmt: skip
             copy.deadline, copy.idempotency_key = m.deadline, m.idempotency_key
-            self._store(self.declare(name), copy)
+            queue = self.declare(name)
+            self._store(queue, copy)
+            self._dispatch(queue)
 
     def _is_subscription(self, name: str) -> bool:
         return any(name in t.subscriptions for t in self.topics.values())
