@@ -863,7 +863,20 @@ QUEUE_KNOBS = (
     "visibility_timeout", "max_deliveries", "limit_counts", "dead_letter", "dead_letter_by",
     "requeue_on_disconnect", "resume_pending", "requeue_at_head", "on_error", "prefetch",
     "heartbeat", "reconnect_delay", "idempotent", "dedupe_ttl", "drop_expired", "drop_margin",
+    "topic", "filter", "binding", "ordered", "order_by", "fifo", "exactly_once", "retry",
+    "min_backoff", "max_backoff", "dead_letter_topic", "push_endpoint", "lease_extension",
 )  # fmt: skip
+# Which flavours have each publish-subscribe or ordering knob, and what it is called there.
+FLAVOUR_KNOBS: dict[str, tuple[tuple[str, ...], str]] = {
+    "fifo": (("sqs",), "an SQS FIFO queue"),
+    "ordered": (("pubsub",), "Pub/Sub message ordering (SQS: fifo: true)"),
+    "exactly_once": (("pubsub",), "Pub/Sub exactly-once delivery"),
+    "retry": (("pubsub",), "a Pub/Sub retry policy"),
+    "dead_letter_topic": (("pubsub",), "a Pub/Sub dead-letter topic"),
+    "push_endpoint": (("pubsub",), "a Pub/Sub push subscription"),
+    "filter": (("pubsub", "sqs"), "a subscription filter (Pub/Sub, SNS)"),
+    "binding": (("rabbitmq",), "a RabbitMQ topic-exchange binding"),
+}
 # Knobs of a caller's consumer of its reply queue, shared by the channels that use it.
 REPLY_KNOBS = ("heartbeat", "reconnect_delay")
 
@@ -921,6 +934,7 @@ def queue_channel_errors(data: Any) -> list[tuple[str, str]]:
             ]
         except (ValueError, LookupError, AttributeError):
             continue  # a bad setting or queue name, said elsewhere
+        errors.extend(_pubsub_errors(path, raw, settings, channel, runs))
         for what, name, knobs in queues:
             first = shared.setdefault((what, broker, name), (i, settings))
             for knob in knobs if first[0] != i else ():
@@ -934,6 +948,38 @@ def queue_channel_errors(data: Any) -> list[tuple[str, str]]:
                             f"on {knob} ({theirs} and {mine}), or use their own {what}s",
                         )
                     )
+    return errors
+
+
+def _pubsub_errors(
+    path: str, raw: dict[str, Any], settings: QueueSettings, channel: dict[str, Any], runs: str
+) -> list[tuple[str, str]]:
+    """Publish-subscribe and ordering knobs a channel sets that its broker cannot honour."""
+    errors: list[tuple[str, str]] = []
+    for knob, (flavours, what) in FLAVOUR_KNOBS.items():
+        if knob in raw and runs not in flavours:
+            errors.append(
+                (f"{path}.{knob}", f"{what} needs flavour {' or '.join(flavours)}; "
+                 f"the broker runs {runs}")
+            )  # fmt: skip
+    subscription_knobs = [k for k in ("filter", "binding", "push_endpoint") if k in raw]
+    if subscription_knobs and settings.topic is None:
+        knob = subscription_knobs[0]
+        errors.append(
+            (f"{path}.{knob}", f"{knob} belongs to a subscription: name the topic "
+             "its queue subscribes to (topic: ...)")
+        )  # fmt: skip
+    push = settings.push_endpoint
+    if push is not None and push != channel.get("to"):
+        errors.append(
+            (f"{path}.push_endpoint", f"the subscription's queue is served by "
+             f"'{channel.get('to')}', so it can push only there, not to '{push}'")
+        )  # fmt: skip
+    if settings.exactly_once and push is not None:
+        errors.append(
+            (f"{path}.exactly_once", "Pub/Sub offers exactly-once delivery on pull "
+             "subscriptions only, not with a push_endpoint")
+        )  # fmt: skip
     return errors
 
 

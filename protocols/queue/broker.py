@@ -569,9 +569,11 @@ class Broker:
 
     def _push_failed(self, sub: Subscription) -> None:
         """A push failed: hold the subscription's pushes back, twice as long each time."""
+        now = self.node.env.now
+        if now < sub.paused_until:
+            return  # pushes sent together failed together: one failure, one step
         low, high = PUSH_BACKOFF
         sub.backoff = min(high, max(low, sub.backoff * 2))
-        now = self.node.env.now
         sub.paused_until = now + sub.backoff
         queue = self.queues[sub.queue]
         self.node.after(sub.backoff, lambda: self._dispatch(queue))
@@ -581,16 +583,16 @@ class Broker:
     def _on_subscribe(self, msg: Message) -> None:
         body = msg.body
         key = (body.queue, body.consumer)
+        sub = self.subscriptions.get(key)
+        if body.cancel:
+            if sub is not None and not sub.push:
+                self._drop(sub)
+            return
         if body.topic:
             self.subscribe(body.topic, body.queue)
         queue = self.declare(body.queue)
         if queue.settings.push_endpoint is not None:
             return  # a push subscription is not pulled from: nothing to subscribe
-        sub = self.subscriptions.get(key)
-        if body.cancel:
-            if sub is not None:
-                self._drop(sub)
-            return
         known = self._sessions.get(key, -1)
         if body.session < known:
             return  # a late heartbeat of a connection already replaced

@@ -22,7 +22,8 @@ They live on the agent's `QueueEndpoint` (see `endpoint`), which they know only 
 Pub/Sub client behaviour, by the settings: with `lease_extension`, a consumer extends
 the ack deadline of every delivery it holds (lease management: an `Extend` at half the
 deadline, until it settles it or has held it that long); with `exactly_once`, an ack is
-re-sent every `confirm_timeout` until the broker answers it (`AckReply`).
+re-sent every second (`ACK_RETRY`) until the broker answers it (`AckReply`), as long as
+the delivery is leased.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ from protocols.queue.wire import (
     Subscribe,
 )
 from protocols.transport import Message
+
+# Seconds between re-sends of an unanswered exactly-once ack: the Pub/Sub client
+# libraries retry acks of exactly-once subscriptions from 1 s on (ours do not back off).
+ACK_RETRY = 1.0
 
 # Told whether a publish was confirmed, and why not.
 Confirmed = Callable[[bool, str], None]
@@ -412,9 +417,9 @@ class Consumer:
                 self.unanswered.pop(tag, None)  # its lease ran out: the broker moved on
                 return
             node.send(msg.copy(msg_id=node.new_id()))
-            node.after(self.settings.confirm_timeout, resend)
+            node.after(ACK_RETRY, resend)
 
-        node.after(self.settings.confirm_timeout, resend)
+        node.after(ACK_RETRY, resend)
 
 
 class QueueClient:
