@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from protocols.negotiation import BID
+from protocols.queue.routing import attributes_of, takes
 from sim.metrics import CALLERS, OPEN_STATES, requests
 
 if TYPE_CHECKING:
@@ -280,6 +281,138 @@ def streams_complete(run: Run) -> pd.DataFrame:
     return lost[columns]
 
 
+def in_order_per_key(run: Run) -> pd.DataFrame:
+    """Messages delivered before an earlier one of their key was done with.
+
+    It watches the queue channels that ask for order: an ordered queue (`ordered`, `fifo`)
+    or one naming its key (`order_by`: the producer, or the correlation id). On such a
+    channel, a message whose first delivery began before an earlier-published message
+    of its key was acked (its handler ended OK) or dead-lettered was delivered out of
+    order. Keys a publisher gives by hand (the Python API) are not in the trace, so
+    those queues are watched by `order_by` only.
+    """
+    columns = ["correlation_id", "msg_id", "agent", "peer", "key", "delivered", "earlier_done"]
+    scenario = run.scenario
+    watched: dict[tuple[str, str], str] = {}
+    for channel in scenario.channels:
+        if channel.protocol == "queue":
+            settings = scenario.queue_settings(channel)
+            if settings.order_by is not None or settings.in_order:
+                watched[channel.src, channel.dst] = settings.order_by or "producer"
+    spans = run.spans
+    if not watched or spans.empty:
+        return pd.DataFrame(columns=columns)
+    consumed = spans[(spans["kind"] == "consumer") & (spans["protocol"] == "queue")]
+    published = spans[spans["kind"] == "producer"].set_index("span_id")["start"]
+    dead = spans[spans["kind"] == "dead_letter"].groupby("parent_id")["start"].min()
+    found = []
+    for (src, dst), order_by in watched.items():
+        mine = consumed[(consumed["agent"] == dst) & (consumed["peer"] == src)]
+        if mine.empty:
+            continue
+        ok_end = mine["end"].where(mine["outcome"] == "ok")
+        per = (
+            mine.assign(ok_end=ok_end)
+            .groupby("parent_id")
+            .agg(
+                first=("start", "min"),
+                ok=("ok_end", "min"),
+                correlation_id=("correlation_id", "first"),
+            )
+        )
+        per["published"] = per.index.map(published)
+        per["done"] = per["ok"].fillna(per.index.to_series().map(dead)).fillna(float("inf"))
+        per["key"] = src if order_by == "producer" else per["correlation_id"]
+        per = per.dropna(subset=["published"]).reset_index()
+        per = per.sort_values(["key", "published", "parent_id"], kind="stable")
+        per["earlier_done"] = per.groupby("key")["done"].transform(
+            lambda done: done.cummax().shift(1)
+        )
+        late = per[per["first"] < per["earlier_done"] - SLACK]
+        if late.empty:
+            continue
+        found.append(
+            late.assign(
+                msg_id=request_of(run, late["parent_id"]).to_numpy(),
+                agent=dst,
+                peer=src,
+                delivered=late["first"],
+            )[columns]
+        )
+    if not found:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(found, ignore_index=True)
+
+
+def fan_out_complete(run: Run) -> pd.DataFrame:
+    """Subscriptions that never got a message published to their topic, with no reason.
+
+    For each queue channel whose requests go to a topic, every publish (a producer span)
+    whose deadline passed before the run's end must reach every subscription of the
+    topic (each queue channel naming it) whose filter and binding take it: a consumer
+    span there (ok, failed or still running), or a dead letter of that subscription's
+    copy. A publish the broker never confirmed, or a subscription still holding messages
+    at the run's end (its backlog), is a reason too.
+    """
+    columns = ["correlation_id", "msg_id", "agent", "peer", "topic", "subscription", "start"]
+    scenario = run.scenario
+    subscriptions: dict[str, list[tuple[str, str, Any]]] = {}
+    publishers: dict[tuple[str, str], str] = {}
+    for channel in scenario.channels:
+        if channel.protocol != "queue":
+            continue
+        settings = scenario.queue_settings(channel)
+        if settings.topic is None:
+            continue
+        publishers[channel.src, channel.dst] = settings.topic
+        entry = (channel.dst, settings.requests_of(channel.dst), settings)
+        if entry not in subscriptions.setdefault(settings.topic, []):
+            subscriptions[settings.topic].append(entry)
+    spans = run.spans
+    if not publishers or spans.empty:
+        return pd.DataFrame(columns=columns)
+    producers = spans[(spans["kind"] == "producer") & (spans["deadline"] < run.duration - SLACK)]
+    producers = producers[~producers["error"].str.startswith("publish failed")]
+    consumed = spans[(spans["kind"] == "consumer") & (spans["protocol"] == "queue")]
+    reached = set(zip(consumed["parent_id"], consumed["agent"], strict=True))
+    dead = spans[spans["kind"] == "dead_letter"]
+    dead_in = {
+        (parent, error.split(":", 1)[0])
+        for parent, error in zip(dead["parent_id"], dead["error"], strict=True)
+    }
+    backlog = _still_held(run)
+    rows = []
+    for (src, dst), topic in publishers.items():
+        sent = producers[(producers["agent"] == src) & (producers["peer"] == dst)]
+        for span in sent.itertuples(index=False):
+            attributes = attributes_of(str(span.name), src, None)
+            for agent, queue, settings in subscriptions[topic]:
+                if not takes(settings, attributes) or queue in backlog:
+                    continue
+                if (span.span_id, agent) in reached or (span.span_id, queue) in dead_in:
+                    continue
+                rows.append(
+                    (span.correlation_id, span.span_id, agent, src, topic, queue, span.start)
+                )
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    missed = pd.DataFrame(
+        rows,
+        columns=["correlation_id", "span_id", "agent", "peer", "topic", "subscription", "start"],
+    )
+    missed["msg_id"] = request_of(run, missed["span_id"]).to_numpy()
+    return missed[columns]
+
+
+def _still_held(run: Run) -> set[str]:
+    """The queues holding messages (ready or in flight) at their last sample."""
+    q = run.queues
+    if q.empty:
+        return set()
+    last = q.sort_values("time", kind="stable").drop_duplicates("queue", keep="last")
+    return set(last[(last["depth"] + last["in_flight"]) > 0]["queue"])
+
+
 # Message kinds that open a request: what a call puts on the wire for its callee.
 SENDS = ("request", "publish")
 
@@ -314,6 +447,10 @@ CHECKS = [
     Check("dead_letter_reasons", "every dead letter has a reason", dead_letters_have_reasons),
     Check("streams_complete", "every stream delivers every event (none lost past the "
           "server's replay buffer)", streams_complete),
+    Check("in_order_per_key", "on queues that ask for order, no message is delivered "
+          "before an earlier one of its key was acked or dead-lettered", in_order_per_key),
+    Check("fan_out_complete", "every subscription of a topic gets every message it takes, "
+          "or a reason (dead letter, backlog, unconfirmed publish)", fan_out_complete),
 ]  # fmt: skip
 
 

@@ -341,3 +341,107 @@ def test_a_push_subscription_backs_off_while_its_endpoint_is_down_then_delivers(
     assert sorted(set(sub.payloads())) == list(range(5))  # delivered once it is back
     assert min(t for t, _, _ in sub.got) >= 30.0
     assert broker.queues["t.a"].acked == 5
+
+
+# -- scenario files and the checks ---------------------------------------------------------
+
+
+def shop(ordered: bool, **extra: Any) -> dict[str, Any]:
+    """A shop publishing orders to a topic that billing and shipping subscribe to."""
+    queue = {"topic": "orders", "order_by": "producer", "ordered": ordered, "max_deliveries": 5,
+             **extra}  # fmt: skip
+    return {
+        "name": "pubsub-shop",
+        "seed": 5,
+        "duration": 60,
+        "agents": [
+            {"id": "shop", "role": "client"},
+            {
+                "id": "billing",
+                "role": "service",
+                "workers": 2,
+                "service_time": {"dist": "constant", "value": 0.05},
+            },
+            {
+                "id": "shipping",
+                "role": "service",
+                "workers": 2,
+                "service_time": {"dist": "constant", "value": 0.05},
+            },
+            {"id": "broker", "role": "broker", "queue": {"flavour": "pubsub"}},
+        ],
+        "channels": [
+            {"from": "shop", "to": "billing", "protocol": "queue", "timeout": 10, "queue": queue},
+            {"from": "shop", "to": "shipping", "protocol": "queue", "timeout": 10, "queue": queue},
+        ],
+        "workload": [
+            {"from": "shop", "to": "billing", "arrivals": {"kind": "poisson", "rate": 4}, "end": 40}
+        ],
+        "faults": [
+            {
+                "kind": "poison",
+                "from": "shop",
+                "to": "billing",
+                "type": "task.poison",
+                "count": 1,
+                "start": 5,
+                "end": 6,
+            }
+        ],
+    }
+
+
+def test_a_scenario_fans_a_topic_out_and_the_checks_see_order_and_fan_out():
+    import sim
+    from sim.checks import fan_out_complete, in_order_per_key
+
+    ordered = sim.run(shop(ordered=True))
+    unordered = sim.run(shop(ordered=False))
+    for run in (ordered, unordered):
+        consumed = run.spans[run.spans.kind == "consumer"]
+        per_agent = consumed.drop_duplicates(["parent_id", "agent"]).groupby("agent").size()
+        assert per_agent["billing"] == per_agent["shipping"] > 100  # both got every order
+        assert fan_out_complete(run).empty
+        dead = run.spans[run.spans.kind == "dead_letter"]
+        assert sorted(e.split(":")[0] for e in dead.error) == [
+            "billing.requests", "shipping.requests"]  # fmt: skip
+    assert in_order_per_key(ordered).empty
+    reordered = in_order_per_key(unordered)
+    assert not reordered.empty  # later orders overtook the poison one
+    assert set(reordered.agent) == {"billing", "shipping"}
+
+
+def test_the_check_finds_a_subscription_that_missed_a_message():
+    import sim
+    from sim.checks import fan_out_complete
+
+    run = sim.run(shop(ordered=False))
+    consumed = run.spans[(run.spans.kind == "consumer") & (run.spans.agent == "shipping")]
+    dropped = consumed.parent_id.iloc[3]
+    spans = run.spans
+    run.tables["spans"] = spans[~((spans.parent_id == dropped) & (spans.agent == "shipping"))]
+    missed = fan_out_complete(run)
+    assert list(missed.subscription) == ["shipping.requests"]
+
+
+@pytest.mark.parametrize(
+    ("queue", "error"),
+    [
+        (
+            {"topic": "t", "fifo": True},
+            "an SQS FIFO queue needs flavour sqs; the broker runs pubsub",
+        ),
+        ({"filter": {"a": "b"}}, "filter belongs to a subscription: name the topic"),
+        ({"topic": "t", "push_endpoint": "shop"}, "so it can push only there, not to 'shop'"),
+        ({"topic": "t", "min_backoff": 60, "max_backoff": 10}, "min_backoff 60 s is longer"),
+    ],
+)
+def test_scenario_settings_errors_are_one_sentence(queue, error):
+    import sim
+
+    data = shop(ordered=False)
+    data["channels"][0]["queue"] = queue
+    with pytest.raises(Exception) as raised:
+        sim.run(data)
+    assert error in str(raised.value)
+    assert "\n" not in str(raised.value).strip()
