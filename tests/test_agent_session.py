@@ -12,7 +12,9 @@ accounting hold throughout.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,3 +257,30 @@ def test_connect_over_a_channel_that_is_not_websocket_says_so() -> None:
         )
         .all()
     )
+
+
+def test_the_docs_examples_of_streams_and_sessions_run() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "agents.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    examples = [b for b in blocks if '@sim.role("reader")' in b or '@sim.role("author")' in b]
+    assert len(examples) == 2
+    for code in examples:
+        exec(compile(code, "agents.md", "exec"), {"sim": sim})
+    try:
+        for first, second, protocol in (("reader", "writer", "sse"),
+                                        ("author", "critic", "websocket")):  # fmt: skip
+            data = scenario(PERFECT)
+            data["agents"][1:] = [{"id": first, "role": first, "workers": 8},
+                                  {"id": second, "role": second, "workers": 8}]  # fmt: skip
+            data["channels"] = [
+                {"from": "client", "to": first, "timeout": 10},
+                {"from": first, "to": second, "protocol": protocol, "timeout": 2},
+            ]
+            data["workload"][0]["to"] = first
+            run = sim.run(data)
+            holds(run)
+            served = spans(run, first, "server", "task.run")
+            assert len(served) > 80 and (served["status"] == 200).all()
+    finally:
+        for name in ("reader", "writer", "author", "critic"):
+            unregister_role(name)
