@@ -284,3 +284,37 @@ def test_the_docs_examples_of_streams_and_sessions_run() -> None:
     finally:
         for name in ("reader", "writer", "author", "critic"):
             unregister_role(name)
+
+
+class Pinger:
+    """No handlers: a main loop that opens a session a second, one round trip each."""
+
+    def main(self, ctx: sim.AgentContext) -> Any:
+        while True:
+            yield ctx.sleep(1.0)
+            ws = yield ctx.connect("critic")
+            ws.send("draft", {"n": 0, "task": "main"})
+            reply = yield ws.receive(timeout=1.0)
+            ctx.state.setdefault("replies", []).append(reply.body)
+            ws.close()
+
+
+def test_main_opens_sessions_of_its_own_and_they_are_not_requests() -> None:
+    register_role("t-pinger", Pinger)
+    try:
+        data = scenario(PERFECT)
+        data["agents"] = [{"id": "author", "role": "t-pinger"},
+                          {"id": "critic", "role": "t-critic"}]  # fmt: skip
+        data["channels"] = data["channels"][1:]
+        data["workload"] = []
+        run = sim.run(data)
+    finally:
+        unregister_role("t-pinger")
+    holds(run)
+    opened = run.spans[(run.spans["agent"] == "author") & (run.spans["name"] == "ws.session")]
+    # One a second and a round trip: each a trace of its own.
+    assert 25 <= len(opened) < 30 and (opened["parent_id"] == "").all()
+    assert opened["correlation_id"].is_unique and (opened["outcome"] == "ok").all()
+    accepted = run.spans[(run.spans["agent"] == "critic") & (run.spans["name"] == "ws.session")]
+    assert set(accepted["parent_id"]) == set(opened["span_id"])
+    assert run.summary()["requests"] == 0
