@@ -20,7 +20,8 @@ The public API, and where each name lives:
   read or is invalid, and any other mistake of the user's, each as sentences;
 - agents written in Python (docs/agents.md): `role` and `register_role` (sim.plugins)
   register a class as a role scenarios may name, `load_plugins` imports modules that
-  do; `handles`, `Request`, `Response`, `FanOutResult` and the call errors `CallError`,
+  do; `handles`, `Request`, `Response`, `FanOutResult`, `StreamEvent`, `SessionMessage`
+  and the call errors `CallError`,
   `CallTimeout`, `CallRejected`, `CallFailed` (sim.agents.api) are what its code uses,
   and `AgentContext` (sim.agents.plugin) is the `ctx` it yields on.
 
@@ -38,6 +39,8 @@ from sim.agents.api import (
     FanOutResult,
     Request,
     Response,
+    SessionMessage,
+    StreamEvent,
     handles,
 )
 from sim.agents.plugin import AgentContext
@@ -64,6 +67,8 @@ __all__ = [
     "Run",
     "Scenario",
     "ScenarioError",
+    "SessionMessage",
+    "StreamEvent",
     "UserError",
     "__version__",
     "check",

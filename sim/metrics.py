@@ -9,8 +9,9 @@ import pandas as pd
 PERCENTILES = (0.5, 0.95, 0.99)
 
 
-# Root client spans that are not requests: a WebSocket connection's lifetime.
-NOT_REQUESTS = ("ws.connection",)
+# Root client spans that are not requests: a WebSocket connection's lifetime, and a
+# plugin role's WebSocket session (sim.agents.plugin_session).
+NOT_REQUESTS = ("ws.connection", "ws.session")
 
 
 # Span kinds of a caller: a request-response call, or a request published on a queue.
@@ -152,8 +153,12 @@ def summarize(tables: dict[str, pd.DataFrame], duration: float) -> dict[str, Any
         "spans_by_outcome": counts(spans["outcome"]),
         "requests_by_outcome": counts(roots["outcome"]),
         "errors_by_kind": counts(errors["outcome"]),
-        # Spans that an exception in a plugin role's code ended (sim.agents.plugin).
-        "exceptions": int(spans["error"].str.startswith("raised ").sum()),
+        # Spans that an exception in a plugin role's code ended (sim.agents.plugin): the
+        # spans of the code that raised, not those of callers an SSE final event or a
+        # session's close told the same sentence.
+        "exceptions": int(
+            (spans["error"].str.startswith("raised ") & ~spans["kind"].isin(CALLERS)).sum()
+        ),
         "latency_by_channel": latency_by_channel(spans).to_dict(orient="records"),
         **delivery(messages, spans, roots),
         "dead_lettered": int((messages["outcome"] == "dead_lettered").sum()),

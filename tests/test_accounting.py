@@ -122,8 +122,9 @@ def check_accounting(run: Any) -> None:
         (spans["kind"] == "client")
         & (spans["status"] > 0)
         & ~spans["span_id"].isin(attempt_parents)
-        # A WebSocket connection's status is its close code, not an answer to a request.
-        & (spans["name"] != "ws.connection")
+        # A WebSocket connection's status is its close code, and a plugin session's how
+        # it closed (sim.agents.plugin_session): neither is an answer to a request.
+        & ~spans["name"].isin(["ws.connection", "ws.session"])
         # A queue call publishes and reads its answer from a reply queue: no request rows.
         & (spans["protocol"] != "queue")
     ]

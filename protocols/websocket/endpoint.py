@@ -32,8 +32,11 @@ class WebSocketEndpoint:
 
     `accept=False` refuses incoming connections (a reset answers the SYN). `handle(type_,
     fn)` routes data messages of a type to `fn(channel, msg)`, consumed on arrival;
-    others wait in the channel for `recv()`. `on_accept` hooks see each connection a
-    client opens here; `on_reset` hooks run when the node crashes.
+    `fallback`, when set, takes those of every other type the same way (an application
+    that routes by what the message says, not by its type); without it they wait in
+    the channel for `recv()`. `on_accept` hooks see each connection a client opens
+    here, `on_conn_closed` hooks each of those that closes; `on_reset` hooks run when
+    the node crashes.
     """
 
     def __init__(
@@ -51,7 +54,9 @@ class WebSocketEndpoint:
         self.conns: dict[str, WsConn] = {}
         self.client = WebSocketClient(node, self.connect)
         self.handlers: dict[str, Handler] = {}
+        self.fallback: Handler | None = None
         self.on_accept: list[Callable[[WsConn], None]] = []
+        self.on_conn_closed: list[Callable[[WsConn], None]] = []
         self.on_reset: list[Callable[[], None]] = []
         node.register(PROTOCOL, self)
 
@@ -196,6 +201,8 @@ class WebSocketEndpoint:
         self.conns.pop(conn.id, None)
         conn.refuse_all(f"connection from {conn.peer} closed ({conn.code})")
         conn.release_waiters()
+        for hook in self.on_conn_closed:
+            hook(conn)
 
     def on_data(self, conn: WsConn, app: Message) -> None:
         """A data message arrived in order: a response, a request, or the application's."""
@@ -212,7 +219,7 @@ class WebSocketEndpoint:
                 self.server.on_request(conn, app)
         else:
             channel = conn.mailbox
-            handler = self.handlers.get(app.type)
+            handler = self.handlers.get(app.type) or self.fallback
             if handler is not None:
                 tcp.consumed_one()
                 handler(channel, app)

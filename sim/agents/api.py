@@ -106,6 +106,42 @@ class FanOutResult:
         return [r for r in self.results if isinstance(r, Response)]
 
 
+@dataclass(frozen=True)
+class StreamEvent:
+    """One event of a stream (`ctx.stream`) as it arrived: its name (`progress` unless
+    the server named it), its data (what `ctx.emit` sent; None for the server's own
+    progress ticks), its id on the stream, and the attempt of the call it came on (a
+    retried stream starts over: its new attempt's events count from 1 again)."""
+
+    name: str
+    data: Any
+    id: int
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class SessionMessage:
+    """One message that arrived on a WebSocket session (`ctx.connect`, `on_session`):
+    its type, its body, who sent it, and its message id on the record."""
+
+    type: str
+    body: Any
+    src: str
+    msg_id: str
+
+
+def result_of(dst: str, result: tuple[str, int, str], body: Any) -> Response | CallError:
+    """A call's protocol result `(outcome, status, error)` as its caller's code sees it."""
+    outcome, status, error = result
+    if outcome == "ok":
+        return Response(status or 200, body, dst)
+    if outcome in ("timeout", "deadline_exceeded"):
+        return CallTimeout(dst, outcome, status, error)
+    if outcome == "rejected":
+        return CallRejected(dst, outcome, status, error)
+    return CallFailed(dst, outcome, status, error)
+
+
 def handles(*types: str) -> Callable[[F], F]:
     """Mark a method as the handler of requests of these types:
     `@handles("task.run", "task.retry")`. Without it, a method `on_task_run` handles
@@ -143,7 +179,10 @@ __all__ = [
     "FanOutResult",
     "Request",
     "Response",
+    "SessionMessage",
+    "StreamEvent",
     "declared_handlers",
     "handles",
     "method_name",
+    "result_of",
 ]

@@ -36,22 +36,23 @@ from pydantic import BaseModel, TypeAdapter
 
 from protocols.call import Call, CallResult
 from protocols.http import payload_of
-from protocols.resilience import FanOut, FanOutSettings
+from protocols.resilience import FanOut, FanOutSettings, Policies
 from protocols.workers import Job, WorkerPool
 from sim import scenario as sc
 from sim.agents.api import (
     CallError,
-    CallFailed,
-    CallRejected,
-    CallTimeout,
     FanOutResult,
     Request,
     Response,
     declared_handlers,
     method_name,
+    result_of,
 )
 from sim.agents.context import Context
 from sim.agents.endpoints import served_protocols
+from sim.agents.plugin_host import Raising
+from sim.agents.plugin_session import Session, SessionDesk
+from sim.agents.plugin_stream import PROGRESS, Stream, StreamDesk, emit
 from sim.agents.roles import POISON, Agent
 from sim.distributions import Distribution
 from sim.plugins import BUILTIN_ROLES, PluginRole
@@ -75,7 +76,7 @@ class Wrapped:
         self.reply = reply
 
 
-class CallEvent(simpy.Event):
+class CallEvent(Raising):
     """What `ctx.call` returns: fires with the Response or the CallError (which the
     handler's `yield` raises)."""
 
@@ -97,6 +98,10 @@ class AgentContext:
         self.responded = False
         # This request's calls in flight: a cancelled request cancels them.
         self._calls: dict[int, CallEvent] = {}
+        # Its streams and sessions: closed when it is cancelled or ends (sessions).
+        self._open: list[Stream | Session] = []
+        # The session `on_session` serves (its code's context has no request).
+        self._session: Session | None = None
 
     # -- who and when ------------------------------------------------------------------
 
@@ -233,10 +238,49 @@ class AgentContext:
         FanOut(agent.node, name, cid, len(specs), start, settings, parent, on_done=ended)
         return finished
 
+    def stream(self, dst: str, type: str, body: Any = None, size_bytes: int = 256) -> Stream:
+        """Call `dst` over its SSE channel, through its policies, and read the events it
+        sends as they arrive: `ev = yield s.next()` (None at the end), then `answer =
+        yield s.done()`; both raise the CallError a failed call would. See
+        `sim.agents.plugin_stream`."""
+        agent = self._agent
+        stream = Stream(agent, agent.stream_desk, dst, type, body, self._lineage(), size_bytes)
+        self._keep(stream)
+        return stream
+
+    def emit(self, data: Any = None, event: str = PROGRESS) -> int:
+        """Send one event (`data`, named `event`) to the caller of the request this
+        handler serves, now; only a request that came over SSE has a stream for it
+        (anything else raises). The handler's answer ends the stream. Gives the event's
+        id on the stream."""
+        return emit(self._job, self.responded, data, event)
+
+    def connect(self, dst: str, timeout: float | None = None) -> simpy.Event:
+        """Open a WebSocket session to `dst` over its channel: `ws = yield
+        ctx.connect(dst)` gives a Session (`send`, `receive`, `close`) once `dst`'s
+        `on_session` runs it; raises CallTimeout or CallFailed if it does not. See
+        `sim.agents.plugin_session`."""
+        agent = self._agent
+        opening = agent.session_desk.connect(dst, self._lineage(), timeout)
+        opening.callbacks.append(self._opened)
+        return opening
+
+    def _opened(self, event: simpy.Event) -> None:
+        if isinstance(event.value, Session):
+            self._keep(event.value)
+
+    def _keep(self, item: Stream | Session) -> None:
+        # Those over are let go: a main loop may open streams for the whole run.
+        self._open = [i for i in self._open if not i.closed]
+        self._open.append(item)
+
     def _lineage(self) -> tuple[int, str, str, float]:
         """(parent span, correlation id, causation id, incoming deadline) of a call."""
         job = self._job
         if job is None:
+            session = self._session
+            if session is not None:
+                return session.span, session.correlation_id, session.causation_id, math.inf
             return -1, self._agent.new_correlation_id(), "", math.inf
         msg = job.msg
         return job.span, msg.correlation_id, msg.msg_id, msg.deadline
@@ -249,7 +293,9 @@ class AgentContext:
         from here on."""
         job = self._job
         if job is None:
-            raise RuntimeError("respond() answers a request, and main() serves none")
+            raise RuntimeError(
+                "respond() answers a request, and main() or on_session() serves none"
+            )
         if self.responded:
             raise RuntimeError(f"request {job.msg.msg_id} has already been answered")
         if not isinstance(status, int) or not 100 <= status <= 599:
@@ -265,6 +311,15 @@ class AgentContext:
             if event.call is not None:
                 self._agent.cancel(event.dst, event.call)
         self._calls.clear()
+        self._finish()
+
+    def _finish(self) -> None:
+        """The code is over (or cancelled): close its sessions, stop its streams."""
+        for item in self._open:
+            item.abandon()
+        self._open.clear()
+        if self._session is not None:
+            self._session.close()
 
 
 def _call_spec(item: Any) -> tuple[str, str, Any]:
@@ -274,18 +329,6 @@ def _call_spec(item: Any) -> tuple[str, str, Any]:
         if isinstance(dst, str) and isinstance(type_, str):
             return dst, type_, body
     raise TypeError(f"fanout() takes (dst, type) or (dst, type, body) items, got {item!r}")
-
-
-def result_of(dst: str, result: CallResult, body: Any) -> Response | CallError:
-    """A call's protocol result as its caller's code sees it."""
-    outcome, status, error = result
-    if outcome == "ok":
-        return Response(status or 200, body, dst)
-    if outcome in ("timeout", "deadline_exceeded"):
-        return CallTimeout(dst, outcome, status, error)
-    if outcome == "rejected":
-        return CallRejected(dst, outcome, status, error)
-    return CallFailed(dst, outcome, status, error)
 
 
 def raised_text(exc: BaseException) -> str:
@@ -331,6 +374,8 @@ class PluginAgent(Agent):
         self._requests = itertools.count(1)
         self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
         self.node.on_crash.append(self._forget)
+        self.stream_desk = StreamDesk(self)
+        self.session_desk = SessionDesk(self, self._serve_session)
 
     @property
     def pools(self) -> dict[str, WorkerPool]:
@@ -397,30 +442,53 @@ class PluginAgent(Agent):
         done: Callable[[Response | CallError], None],
     ) -> Call:
         """Call `dst` through its channel; `done` gets the outcome as code sees it."""
-        answers = self.ctx.answers
-        reply: str | None = None
-        if dst in self._plugin_peers:
-            # Room for the answer's body, which the responder fills in.
-            reply = f"{self.id}>{dst}#{next(self._replies)}"
-            answers[reply] = _NO_BODY
-            self._waiting.add(reply)
-            body = Wrapped(body, reply)
+        body, reply = self.reply_slot(dst, body)
 
         def on_done(result: CallResult) -> None:
-            data = None
-            if reply is not None:
-                self._waiting.discard(reply)
-                data = answers.pop(reply, None)
-                if data is _NO_BODY:
-                    data = None
-            outcome = result_of(dst, result, data)
+            outcome = result_of(dst, result, self.take_reply(reply))
             # A pause holds what the caller does with the answer until it ends.
             self.node.when_running(lambda: done(outcome))
 
         return self.call(dst, type_, correlation_id, parent, size_bytes, body, causation_id,
                          on_done, deadline)  # fmt: skip
 
+    def reply_slot(self, dst: str, body: Any) -> tuple[Any, str | None]:
+        """The body to send to `dst` and the key its answer's body will be under (when
+        `dst` runs plugin code; None otherwise)."""
+        if dst not in self._plugin_peers:
+            return body, None
+        # Room for the answer's body, which the responder fills in.
+        reply = f"{self.id}>{dst}#{next(self._replies)}"
+        self.ctx.answers[reply] = _NO_BODY
+        self._waiting.add(reply)
+        return Wrapped(body, reply), reply
+
+    def take_reply(self, reply: str | None) -> Any:
+        """The answer's body left under `reply` (None if none was given)."""
+        if reply is None:
+            return None
+        self._waiting.discard(reply)
+        data = self.ctx.answers.pop(reply, None)
+        return None if data is _NO_BODY else data
+
+    def policies_to(self, dst: str) -> Policies:
+        """The policies of the channel to `dst`, shared by its calls and streams."""
+        caller = self._callers.get(dst)
+        if caller is None:
+            caller = self._callers[dst] = self._caller(dst)
+        return caller.policies
+
     # -- serving -----------------------------------------------------------------------
+
+    def _serve_session(self, session: Session) -> bool:
+        """Run the class's `on_session(ctx, session)` for a session a peer opened."""
+        code = getattr(self.behaviour, "on_session", None)
+        if not callable(code):
+            return False
+        ctx = AgentContext(self, None, None, None)
+        ctx._session = session
+        self.node.spawn(self._run(code, ctx, "on_session", session))
+        return True
 
     def _handler(self, type_: str) -> Callable[..., Any] | None:
         handlers = self._handlers
@@ -470,9 +538,11 @@ class PluginAgent(Agent):
             raise
         except Exception as exc:
             self._raised(ctx, exc, what)
+            ctx._finish()
             return
         if ctx._job is not None and not ctx.responded:
             ctx.respond(200, result)
+        ctx._finish()
 
     def _drive(self, gen: Generator[Any, Any, Any]) -> Generator[simpy.Event, Any, Any]:
         """Step the code's generator: give it what each event it yields fires with,
@@ -504,7 +574,7 @@ class PluginAgent(Agent):
                     continue
                 if node.paused:
                     yield from node.unpaused()
-                if isinstance(item, CallEvent) and isinstance(value, CallError):
+                if isinstance(item, Raising) and isinstance(value, CallError):
                     error, value = value, None
         finally:
             gen.close()
@@ -514,9 +584,12 @@ class PluginAgent(Agent):
         `main`, an internal span records it); with `strict` the run stops."""
         text = raised_text(exc)
         job = ctx._job
+        session = ctx._session
         if job is not None and not ctx.responded:
             ctx.responded = True
             job.reply(500, text)
+        elif session is not None and not session.closed:
+            session.fail(500, text)  # its span records it; the peer hears a 500
         else:
             journal, now = self.node.journal, self.ctx.env.now
             parent = job.span if job is not None else -1
