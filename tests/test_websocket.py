@@ -348,6 +348,27 @@ def test_loss_and_duplicates_cost_latency_never_messages():
     assert (notes.attempt > 1).any() and (notes.outcome == "dropped").any()
 
 
+def test_a_lost_frame_with_frames_behind_it_is_resent_before_the_timeout():
+    # Fast retransmit (RFC 5681) and NewReno: the frames after a hole come back as
+    # duplicate acknowledgements, and the third resends the lost one within a few round
+    # trips; before, each loss held the connection for the whole 1 s timeout.
+    h = Harness(["c", "s"], latency=0.01)
+    client, server = endpoints(h)
+    got = collect(server)
+    h.fault({"kind": "loss", "targets": ["c"], "probability": 0.05, "start": 0})
+    session = client.connect("s")
+    for i in range(200):
+        at(h, 1 + i * 0.02, lambda i=i: session.send("note", i))
+    h.run(30)
+    assert [b for _, b in got] == list(range(200))
+    notes = h.messages[h.messages.type == "note"]
+    resent = notes.groupby("msg_id").sent_at.agg(["min", "max", "size"])
+    resent = resent[resent["size"] > 1]
+    assert len(resent) >= 5
+    assert ((resent["max"] - resent["min"]) < 0.2).all()
+    assert got[-1][0] < 5.1  # the last note, sent at 4.98 s, is not held back by a loss
+
+
 # -- negotiation ------------------------------------------------------------------------
 
 

@@ -7,8 +7,13 @@ duplicates, and acknowledges the last frame it has in order: piggybacked on any 
 sends, or in an `ack` message after the delayed-ACK time (200 ms, Linux). Frames not
 acknowledged within the retransmission timeout (RFC 6298: 1 s at first and at least,
 then from the measured round trip; doubling on each expiry, up to 120 s) are sent again
-(go-back-N). A WebSocket message is delivered once and in order, or the connection
-breaks.
+(go-back-N). A loss with frames behind it is repaired sooner, as every TCP since Reno
+does (RFC 5681 3.2, RFC 6582): the receiver acknowledges an out-of-order, duplicate or
+gap-filling frame at once, and three duplicate acknowledgements make the sender resend
+the first unacknowledged frame without waiting for the timeout; while it recovers, each
+partial acknowledgement resends the next hole (NewReno). Without this, one lost frame
+held a busy connection for a whole second. A WebSocket message is delivered once and in
+order, or the connection breaks.
 
 The window: acknowledgements also carry how many data messages the receiving
 application has consumed. The sender keeps at most the peer's `max_queue` data messages
@@ -109,6 +114,12 @@ class Stream:
         self.rto = s.rto_initial
         self.rto_deadline = INF
         self._timer = False
+        # fast retransmit and NewReno recovery (RFC 5681 3.2, RFC 6582)
+        self.dupacks = 0
+        self.recover = 0  # the highest frame sent when recovery began; 0: not recovering
+        # After a timeout resent everything, duplicates of those copies are no news of a
+        # hole: no fast retransmit until what was sent then is acknowledged (RFC 6582 3.2).
+        self.after_timeout = 0
         # the window, in data messages
         self.sent_data = 0
         self.peer_consumed = 0
@@ -227,6 +238,7 @@ class Stream:
                     app.attempt = old.attempt + 1
                 self.node.send(unacked[i])
             self.rep_ack, self.rep_consumed = ack, consumed
+            self.recover, self.dupacks, self.after_timeout = 0, 0, self.snd_seq
         else:
             self.rto_deadline = INF
             return
@@ -244,12 +256,15 @@ class Stream:
         if seq != self.rcv_next:
             if seq > self.rcv_next:
                 self.early[seq] = msg
-            self._owe_ack()
+            # An out-of-order or duplicate frame is acknowledged at once (RFC 5681 4.2):
+            # the duplicate acknowledgements tell the sender of the hole.
+            self.send_ack()
             return
         self.rcv_next += 1
         user = self.user
         user.deliver(msg)
         early = self.early
+        gap = bool(early)
         while early and self.state is not CLOSED:
             nxt = early.pop(self.rcv_next, None)
             if nxt is None:
@@ -257,16 +272,25 @@ class Stream:
             self.rcv_next += 1
             user.deliver(nxt)
         if self.state is not CLOSED:
-            self._owe_ack()
+            if gap:
+                self.send_ack()  # it filled (part of) a gap: say so at once
+            else:
+                self._owe_ack()
 
     def _take_ack(self, frame: Frame) -> None:
         if frame.ack > self.snd_acked:
             self.snd_acked = frame.ack
+            self.dupacks = 0
             unacked = self.unacked
             apps = self.apps
             while unacked and unacked[0].body.seq <= frame.ack:
                 apps.pop(unacked.popleft().body.seq, None)
             self.rto = self.base_rto()
+            if self.recover:
+                if frame.ack >= self.recover:
+                    self.recover = 0
+                elif unacked:
+                    self._resend_first()  # a partial acknowledgement: the next hole
             if unacked:
                 self.arm(self.node.env.now + self.rto)
             else:
@@ -274,9 +298,34 @@ class Stream:
                 self.user.all_acked()
                 if self.state is CLOSED:
                     return
+        elif (
+            frame.seq == 0
+            and frame.ack == self.snd_acked
+            and frame.consumed == self.peer_consumed
+            and self.unacked
+            and self.state is not CLOSED
+        ):
+            # A duplicate acknowledgement: nothing new acknowledged, no window update.
+            self.dupacks += 1
+            if self.dupacks == 3 and not self.recover and self.snd_acked >= self.after_timeout:
+                self.recover = self.snd_seq
+                self._resend_first()
         if frame.consumed > self.peer_consumed:
             self.peer_consumed = frame.consumed
             self.user.window_opened()
+
+    def _resend_first(self) -> None:
+        """Send the first unacknowledged frame again, now (fast retransmit)."""
+        old = self.unacked[0]
+        f = old.body
+        frame = Frame(f.conn, f.seq, self.rcv_next - 1, self.advertised, f.payload, f.code)
+        new = rebody(old, frame, old.attempt + 1)
+        self.unacked[0] = new
+        app = self.apps.get(f.seq)
+        if app is not None:
+            app.attempt = new.attempt
+        self.rep_ack, self.rep_consumed = frame.ack, frame.consumed
+        self.node.send(new)
 
     def consumed_one(self) -> None:
         """The application took one data message of this connection."""
