@@ -15,6 +15,8 @@ They live on the agent's `QueueEndpoint` (see `endpoint`), which they know only 
   `<dst>.requests` with `reply_to` = this agent's response queue and returns at once; the
   reply is matched to its call by the request's message id (the AMQP correlation id,
   carried back as the reply's causation_id) and late or duplicate replies are ignored.
+  A reply no call waits for goes to `unmatched` first, if set: the agent's own
+  request-reply (a publish with `reply_to`, its reply awaited by the request's id).
 """
 
 from __future__ import annotations
@@ -313,6 +315,9 @@ class QueueClient:
         # settings may use another broker or response queue.
         self.consumers: dict[tuple[str, str], Consumer] = {}
         self.late_replies = 0
+        # Told of a reply no call of this client waits for; True if it was expected
+        # there (an agent's own request-reply), else it counts as late.
+        self.unmatched: Callable[[Delivery], bool] | None = None
 
     def call(
         self,
@@ -339,12 +344,7 @@ class QueueClient:
         """
         node = self.node
         settings = settings or self.endpoint.settings
-        reply_queue = settings.replies_of(node.id)
-        key = (settings.broker, reply_queue)
-        if key not in self.consumers:
-            self.consumers[key] = Consumer(
-                self.endpoint, reply_queue, lambda d: self._on_reply(d, key), 0, settings=settings
-            )
+        reply_queue = self.listen(settings)
         now = node.env.now
         if deadline is None:
             deadline = now + timeout if timeout is not None else math.inf
@@ -371,6 +371,16 @@ class QueueClient:
         )
         return call
 
+    def listen(self, settings: QueueSettings) -> str:
+        """Consume this node's response queue under `settings` (once); its name."""
+        reply_queue = settings.replies_of(self.node.id)
+        key = (settings.broker, reply_queue)
+        if key not in self.consumers:
+            self.consumers[key] = Consumer(
+                self.endpoint, reply_queue, lambda d: self._on_reply(d, key), 0, settings=settings
+            )
+        return reply_queue
+
     def _confirmed(self, msg_id: str, ok: bool, why: str) -> None:
         """The broker confirmed the publish of `msg_id`, or it never will (`why`)."""
         if ok:
@@ -385,7 +395,7 @@ class QueueClient:
             # A queue server's reply carries its status; any other reply counts as a 200.
             payload = delivery.payload
             call.end(status_result(payload if isinstance(payload, int) else 200))
-        else:
+        elif self.unmatched is None or not self.unmatched(delivery):
             self.late_replies += 1  # its call ended already (timeout, a duplicate reply)
         self.consumers[consumer].ack(delivery)
 

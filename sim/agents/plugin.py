@@ -29,7 +29,7 @@ import os
 import random
 import traceback
 from collections.abc import Callable, Generator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 from pydantic import BaseModel, TypeAdapter
@@ -55,6 +55,9 @@ from sim.agents.endpoints import served_protocols
 from sim.agents.roles import POISON, Agent
 from sim.distributions import Distribution
 from sim.plugins import BUILTIN_ROLES, PluginRole
+
+if TYPE_CHECKING:
+    from sim.agents.plugin_queue import PluginQueues, PublishEvent
 
 # The prefix of a span error that an exception in plugin code caused (the summary
 # counts them as `exceptions`).
@@ -241,6 +244,39 @@ class AgentContext:
         msg = job.msg
         return job.span, msg.correlation_id, msg.msg_id, msg.deadline
 
+    # -- queues (sim.agents.plugin_queue) -----------------------------------------------
+
+    def publish(
+        self,
+        to: str,
+        type: str,
+        body: Any = None,
+        correlation_id: str | None = None,
+        reply: bool = False,
+        size_bytes: int = 256,
+    ) -> PublishEvent:
+        """Publish one message to agent `to`'s queue (over the queue channel to it) or to
+        the queue named `to`, through the broker. `yield` it for a `Published` once the
+        broker confirmed it; it raises CallFailed when no confirm came. With `reply=True`
+        the consumer answers to this agent's response queue: `yield ctx.wait_reply(it)`."""
+        return self._agent.queues.publish(self, to, type, body, correlation_id, reply,
+                                          size_bytes)  # fmt: skip
+
+    def consume(
+        self, queue: str, handler: Callable[..., Any] | None = None, prefetch: int | None = None
+    ) -> str:
+        """Consume `queue` with the agent's workers: each delivery runs `handler(ctx,
+        request)` (else the role's handler for its type); acked when it returns, left to
+        the queue's `on_error` when it raises. Consuming a queue again changes nothing."""
+        return self._agent.queues.consume(queue, handler, prefetch)
+
+    def wait_reply(self, sent: PublishEvent | str, timeout: float | None = None) -> CallEvent:
+        """`yield` it for the reply to a publish made with `reply=True` (or its msg_id): a
+        Response, or CallTimeout after `timeout` (the channel's when None) or at the
+        request's deadline, or CallFailed for an error status or a publish never
+        confirmed."""
+        return self._agent.queues.wait_reply(self, sent, timeout)
+
     # -- answering ---------------------------------------------------------------------
 
     def respond(self, status: int = 200, body: Any = None, error: str = "") -> None:
@@ -329,6 +365,7 @@ class PluginAgent(Agent):
         self._replies = itertools.count(1)
         self._waiting: set[str] = set()
         self._requests = itertools.count(1)
+        self._queues: PluginQueues | None = None
         self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
         self.node.on_crash.append(self._forget)
 
@@ -336,6 +373,15 @@ class PluginAgent(Agent):
     def pools(self) -> dict[str, WorkerPool]:
         """The worker pool of each protocol it serves, by protocol."""
         return self.endpoints.pools
+
+    @property
+    def queues(self) -> PluginQueues:
+        """Its code's queues (publish, consume, request-reply), made on first use."""
+        if self._queues is None:
+            from sim.agents.plugin_queue import PluginQueues  # it builds on this module
+
+            self._queues = PluginQueues(self)
+        return self._queues
 
     def start(self) -> None:
         """Run the class's `main(ctx)`, if it has one (again after a restart)."""
@@ -432,7 +478,8 @@ class PluginAgent(Agent):
             handlers[type_] = found if callable(found) else None
         return handlers[type_]
 
-    def _handle(self, job: Job) -> None:
+    def _handle(self, job: Job, code: Callable[..., Any] | None = None) -> None:
+        # `code`: a consumed queue's own handler, in place of the one for the type.
         if self._injected_error(job):
             return
         msg = job.msg
@@ -446,7 +493,7 @@ class PluginAgent(Agent):
             work = self._work_time()
             self.node.after_work(work, lambda: job.reply(500, POISONED))
             return
-        handler = self._handler(msg.type)
+        handler = code if code is not None else self._handler(msg.type)
         if handler is None:
             job.reply(501, f"role '{self.role}' has no handler for '{msg.type}'")
             return
