@@ -28,19 +28,51 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
 from protocols.call import status_result
 from protocols.queue import Delivery, QueueEndpoint, QueueServer, QueueSettings
+from sim import scenario as sc
 from sim.agents.api import CallError, CallFailed, CallTimeout, Response
-from sim.agents.plugin import _NO_BODY, CallEvent, Wrapped, result_of
+from sim.agents.context import Context
+from sim.agents.endpoints import Endpoints
+from sim.agents.plugin_calls import NO_BODY as _NO_BODY
+from sim.agents.plugin_calls import CallEvent, Wrapped, result_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
-    from sim.agents.plugin import AgentContext, PluginAgent
+    from protocols.node import Node
+
+
+class QueueAgent(Protocol):
+    """What this module uses of the plugin agent (`sim.agents.plugin.PluginAgent`)."""
+
+    id: str
+    ctx: Context
+    node: Node
+    spec: sc.Agent
+    endpoints: Endpoints
+    _agent_ids: set[str]
+    _plugin_peers: set[str]
+    _waiting: set[str]
+
+    @property
+    def _replies(self) -> Iterator[int]: ...
+
+    def channel(self, dst: str) -> sc.Channel:
+        """The channel from the agent to `dst`."""
+        ...
+
+    def _handle(self, job: Any, code: Callable[..., Any] | None = None) -> None: ...
+
+
+class Lineage(Protocol):
+    """What this module uses of the code's context (`sim.agents.plugin.AgentContext`)."""
+
+    def _lineage(self) -> tuple[int, str, str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -80,7 +112,7 @@ class _Awaited:
 class PluginQueues:
     """One plugin agent's queue side: what its code published, consumes, and awaits."""
 
-    def __init__(self, agent: PluginAgent) -> None:
+    def __init__(self, agent: QueueAgent) -> None:
         self.agent = agent
         # Publishes not yet confirmed, and waits not yet over: their open spans.
         self._unconfirmed: dict[str, int] = {}
@@ -135,7 +167,7 @@ class PluginQueues:
 
     def publish(
         self,
-        ctx: AgentContext,
+        ctx: Lineage,
         to: str,
         type_: str,
         body: Any,
@@ -210,7 +242,7 @@ class PluginQueues:
     # -- request-reply ------------------------------------------------------------------
 
     def wait_reply(
-        self, ctx: AgentContext, sent: PublishEvent | str, timeout: float | None
+        self, ctx: Lineage, sent: PublishEvent | str, timeout: float | None
     ) -> CallEvent:
         """Wait for the reply to a publish made with `reply=True` (see the module)."""
         msg_id = sent.msg_id if isinstance(sent, PublishEvent) else sent
