@@ -47,6 +47,19 @@ class Endpoint(Protocol):
         ...
 
 
+class Interruptible(Protocol):
+    """What a crash interrupts: a SimPy process, or anything that runs code like one."""
+
+    @property
+    def is_alive(self) -> bool:
+        """Whether it has not ended yet."""
+        ...
+
+    def interrupt(self, cause: Any = None) -> None:
+        """Raise simpy.Interrupt(cause) in its code, as SimPy interrupts a process."""
+        ...
+
+
 class Node:
     """An agent's clock, transport, journal, ids, random streams and lifecycle."""
 
@@ -84,7 +97,7 @@ class Node:
         self._backlog: list[Message] = []
         # Actions held by a pause; what they return is not used.
         self._deferred: list[Callable[[], object]] = []
-        self._procs: dict[int, simpy.Process] = {}
+        self._procs: dict[int, Interruptible] = {}
         self._proc_ids = itertools.count()
         self.on_crash: list[Callable[[], None]] = []
         self.on_restart: list[Callable[[], None]] = []
@@ -197,6 +210,16 @@ class Node:
         proc = self.env.process(self._tracked(key, work))
         self._procs[key] = proc
         return proc
+
+    def track(self, proc: Interruptible) -> int:
+        """Have a crash interrupt `proc` (until `untrack` with the key this returns)."""
+        key = next(self._proc_ids)
+        self._procs[key] = proc
+        return key
+
+    def untrack(self, key: int) -> None:
+        """`proc` of `track` has ended."""
+        self._procs.pop(key, None)
 
     def _tracked(
         self, key: int, work: Generator[simpy.Event, Any, Any]

@@ -44,6 +44,7 @@ from sim.agents.api import (
     handles,
 )
 from sim.agents.plugin import AgentContext
+from sim.agents.plugin_queue import Published
 from sim.checks import check
 from sim.cli.errors import UserError
 from sim.loading import ScenarioError
@@ -62,6 +63,7 @@ __all__ = [
     "CallTimeout",
     "FanOutResult",
     "PluginError",
+    "Published",
     "Request",
     "Response",
     "Run",

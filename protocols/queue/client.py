@@ -19,6 +19,9 @@ They live on the agent's `QueueEndpoint` (see `endpoint`), which they know only 
   subscription gets it, each subscriber may answer, and the call ends on the first answer
   (the others are late replies).
 
+  A reply no call waits for goes to `unmatched` first, if set: the agent's own
+  request-reply (a publish with `reply_to`, its reply awaited by the request's id).
+
 Pub/Sub client behaviour, by the settings: with `lease_extension`, a consumer extends
 the ack deadline of every delivery it holds (lease management: an `Extend` at half the
 deadline, until it settles it or has held it that long); with `exactly_once`, an ack is
@@ -433,6 +436,9 @@ class QueueClient:
         # settings may use another broker or response queue.
         self.consumers: dict[tuple[str, str], Consumer] = {}
         self.late_replies = 0
+        # Told of a reply no call of this client waits for; True if it was expected
+        # there (an agent's own request-reply), else it counts as late.
+        self.unmatched: Callable[[Delivery], bool] | None = None
 
     def call(
         self,
@@ -459,12 +465,7 @@ class QueueClient:
         """
         node = self.node
         settings = settings or self.endpoint.settings
-        reply_queue = settings.replies_of(node.id)
-        key = (settings.broker, reply_queue)
-        if key not in self.consumers:
-            self.consumers[key] = Consumer(
-                self.endpoint, reply_queue, lambda d: self._on_reply(d, key), 0, settings=settings
-            )
+        reply_queue = self.listen(settings)
         now = node.env.now
         if deadline is None:
             deadline = now + timeout if timeout is not None else math.inf
@@ -492,6 +493,16 @@ class QueueClient:
         )
         return call
 
+    def listen(self, settings: QueueSettings) -> str:
+        """Consume this node's response queue under `settings` (once); its name."""
+        reply_queue = settings.replies_of(self.node.id)
+        key = (settings.broker, reply_queue)
+        if key not in self.consumers:
+            self.consumers[key] = Consumer(
+                self.endpoint, reply_queue, lambda d: self._on_reply(d, key), 0, settings=settings
+            )
+        return reply_queue
+
     def _confirmed(self, msg_id: str, ok: bool, why: str) -> None:
         """The broker confirmed the publish of `msg_id`, or it never will (`why`)."""
         if ok:
@@ -506,7 +517,7 @@ class QueueClient:
             # A queue server's reply carries its status; any other reply counts as a 200.
             payload = delivery.payload
             call.end(status_result(payload if isinstance(payload, int) else 200))
-        else:
+        elif self.unmatched is None or not self.unmatched(delivery):
             self.late_replies += 1  # its call ended already (timeout, a duplicate reply)
         self.consumers[consumer].ack(delivery)
 

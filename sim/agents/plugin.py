@@ -3,7 +3,7 @@ code yields on.
 
 `PluginAgent` serves every protocol that reaches it, as a service does, with the
 agent's `workers`: each request a worker takes runs the class's handler for its type
-as a process on the agent's node (a crash interrupts it, a pause holds it), with an
+as a process on the agent's node (`_Driver`: a crash interrupts it, a pause holds it), with an
 `AgentContext` bound to that request. Everything it does goes through the same
 machinery as the built-in roles, so it lands in the trace the same way: the server span
 per request is the protocol server's, `ctx.call` goes through `Agent.call` (the
@@ -36,6 +36,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from protocols.call import Call, CallResult
 from protocols.http import payload_of
+from protocols.kernel import start_soon
 from protocols.resilience import FanOut, FanOutSettings, Policies
 from protocols.workers import Job, WorkerPool
 from sim import scenario as sc
@@ -50,7 +51,10 @@ from sim.agents.api import (
 )
 from sim.agents.context import Context
 from sim.agents.endpoints import served_protocols
+from sim.agents.plugin_calls import NO_BODY as _NO_BODY
+from sim.agents.plugin_calls import CallEvent, Wrapped
 from sim.agents.plugin_host import Raising
+from sim.agents.plugin_queue import PluginQueues, PublishEvent
 from sim.agents.plugin_session import Session, SessionDesk
 from sim.agents.plugin_stream import PROGRESS, Stream, StreamDesk, emit
 from sim.agents.roles import POISON, Agent
@@ -62,28 +66,7 @@ from sim.plugins import BUILTIN_ROLES, PluginRole
 RAISED = "raised "
 POISONED = "poison message: the handler failed"
 _DISTRIBUTION: TypeAdapter[Any] = TypeAdapter(Distribution)
-_NO_BODY = object()
 _HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class Wrapped:
-    """A request body between plugin agents: the caller's body and its answer's key."""
-
-    __slots__ = ("data", "reply")
-
-    def __init__(self, data: Any, reply: str) -> None:
-        self.data = data
-        self.reply = reply
-
-
-class CallEvent(Raising):
-    """What `ctx.call` returns: fires with the Response or the CallError (which the
-    handler's `yield` raises)."""
-
-    def __init__(self, env: simpy.Environment, dst: str) -> None:
-        super().__init__(env)
-        self.dst = dst
-        self.call: Call | None = None
 
 
 class AgentContext:
@@ -285,6 +268,39 @@ class AgentContext:
         msg = job.msg
         return job.span, msg.correlation_id, msg.msg_id, msg.deadline
 
+    # -- queues (sim.agents.plugin_queue) -----------------------------------------------
+
+    def publish(
+        self,
+        to: str,
+        type: str,
+        body: Any = None,
+        correlation_id: str | None = None,
+        reply: bool = False,
+        size_bytes: int = 256,
+    ) -> PublishEvent:
+        """Publish one message to agent `to`'s queue (over the queue channel to it) or to
+        the queue named `to`, through the broker. `yield` it for a `Published` once the
+        broker confirmed it; it raises CallFailed when no confirm came. With `reply=True`
+        the consumer answers to this agent's response queue: `yield ctx.wait_reply(it)`."""
+        return self._agent.queues.publish(self, to, type, body, correlation_id, reply,
+                                          size_bytes)  # fmt: skip
+
+    def consume(
+        self, queue: str, handler: Callable[..., Any] | None = None, prefetch: int | None = None
+    ) -> str:
+        """Consume `queue` with the agent's workers: each delivery runs `handler(ctx,
+        request)` (else the role's handler for its type); acked when it returns, left to
+        the queue's `on_error` when it raises. Consuming a queue again changes nothing."""
+        return self._agent.queues.consume(queue, handler, prefetch)
+
+    def wait_reply(self, sent: PublishEvent | str, timeout: float | None = None) -> CallEvent:
+        """`yield` it for the reply to a publish made with `reply=True` (or its msg_id): a
+        Response, or CallTimeout after `timeout` (the channel's when None) or at the
+        request's deadline, or CallFailed for an error status or a publish never
+        confirmed."""
+        return self._agent.queues.wait_reply(self, sent, timeout)
+
     # -- answering ---------------------------------------------------------------------
 
     def respond(self, status: int = 200, body: Any = None, error: str = "") -> None:
@@ -372,6 +388,7 @@ class PluginAgent(Agent):
         self._replies = itertools.count(1)
         self._waiting: set[str] = set()
         self._requests = itertools.count(1)
+        self._queues: PluginQueues | None = None
         self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
         self.node.on_crash.append(self._forget)
         self.stream_desk = StreamDesk(self)
@@ -382,11 +399,18 @@ class PluginAgent(Agent):
         """The worker pool of each protocol it serves, by protocol."""
         return self.endpoints.pools
 
+    @property
+    def queues(self) -> PluginQueues:
+        """Its code's queues (publish, consume, request-reply), made on first use."""
+        if self._queues is None:
+            self._queues = PluginQueues(self)
+        return self._queues
+
     def start(self) -> None:
         """Run the class's `main(ctx)`, if it has one (again after a restart)."""
         main = getattr(self.behaviour, "main", None)
         if main is not None:
-            self.node.spawn(self._run(main, AgentContext(self, None, None, None), "main"))
+            _Driver(self, main, AgentContext(self, None, None, None), "main", ())
 
     def _forget(self) -> None:
         self.state.clear()
@@ -487,7 +511,7 @@ class PluginAgent(Agent):
             return False
         ctx = AgentContext(self, None, None, None)
         ctx._session = session
-        self.node.spawn(self._run(code, ctx, "on_session", session))
+        _Driver(self, code, ctx, "on_session", (session,))
         return True
 
     def _handler(self, type_: str) -> Callable[..., Any] | None:
@@ -500,7 +524,8 @@ class PluginAgent(Agent):
             handlers[type_] = found if callable(found) else None
         return handlers[type_]
 
-    def _handle(self, job: Job) -> None:
+    def _handle(self, job: Job, code: Callable[..., Any] | None = None) -> None:
+        # `code`: a consumed queue's own handler, in place of the one for the type.
         if self._injected_error(job):
             return
         msg = job.msg
@@ -514,70 +539,15 @@ class PluginAgent(Agent):
             work = self._work_time()
             self.node.after_work(work, lambda: job.reply(500, POISONED))
             return
-        handler = self._handler(msg.type)
+        handler = code if code is not None else self._handler(msg.type)
         if handler is None:
             job.reply(501, f"role '{self.role}' has no handler for '{msg.type}'")
             return
         request = Request(msg.type, body, msg.src, msg.protocol, msg.correlation_id,
                           msg.msg_id, msg.deadline)  # fmt: skip
-        ctx = AgentContext(self, job, request, reply)
-        proc = self.node.spawn(self._run(handler, ctx, msg.type, request))
-        job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
-
-    def _run(
-        self, code: Callable[..., Any], ctx: AgentContext, what: str, *args: Any
-    ) -> Generator[simpy.Event, Any, None]:
-        """Run a handler (or main) to its end, answer for it, and record its exception."""
-        try:
-            result = code(ctx, *args)
-            if inspect.isgenerator(result):
-                result = yield from self._drive(result)
-        except simpy.Interrupt as interrupt:
-            if interrupt.cause == "cancelled":
-                ctx._cancel_calls()
-            raise
-        except Exception as exc:
-            self._raised(ctx, exc, what)
-            ctx._finish()
-            return
-        if ctx._job is not None and not ctx.responded:
-            ctx.respond(200, result)
-        ctx._finish()
-
-    def _drive(self, gen: Generator[Any, Any, Any]) -> Generator[simpy.Event, Any, Any]:
-        """Step the code's generator: give it what each event it yields fires with,
-        raise a call's CallError where it waits, refuse anything but an event."""
-        node = self.node
-        value: Any = None
-        error: BaseException | None = None
-        try:
-            while True:
-                try:
-                    item = gen.throw(error) if error is not None else gen.send(value)
-                except StopIteration as stop:
-                    return stop.value
-                error = None
-                if not isinstance(item, simpy.Event):
-                    hint = " (use 'yield from' for a helper generator)"
-                    hint = hint if inspect.isgenerator(item) else ""
-                    error = TypeError(
-                        f"a handler yields what ctx gives (work, sleep, call, fanout) or a "
-                        f"SimPy event, not {item!r}{hint}"
-                    )
-                    continue
-                try:
-                    value = yield item
-                except simpy.Interrupt:
-                    raise
-                except Exception as exc:  # an event of the code's own failed: its error
-                    error, value = exc, None
-                    continue
-                if node.paused:
-                    yield from node.unpaused()
-                if isinstance(item, Raising) and isinstance(value, CallError):
-                    error, value = value, None
-        finally:
-            gen.close()
+        driver = _Driver(self, handler, AgentContext(self, job, request, reply), msg.type,
+                         (request,))  # fmt: skip
+        job.on_cancel = driver.cancel
 
     def _raised(self, ctx: AgentContext, exc: Exception, what: str) -> None:
         """Plugin code raised: its request answers 500 (or, answered already or in
@@ -600,3 +570,171 @@ class PluginAgent(Agent):
         if self.ctx.strict and self.ctx.failure is None:
             self.ctx.failure = exc
             raise exc
+
+
+class _Driver:
+    """Runs a handler's (or `main`'s) code as a SimPy process on the agent's node would,
+    without the process: its first step from an urgent event, each next one from the
+    callback of the event it yielded, a crash or a cancellation raising simpy.Interrupt
+    in it from an urgent event, all at the moments a process would (so every trace is
+    the same), but without a Process, its Initialize and end events and three generator
+    frames per step; a request is served at a built-in service's cost.
+
+    What it does with the code: the value each event fires with goes back into it; a
+    call's CallError is raised where it waits; a failed event of its own raises its
+    error there; anything but an event raises a TypeError there; after each event it
+    waits out a pause. It answers a request with the code's return value, records its
+    exception (`PluginAgent._raised`), and cancels its calls when it is cancelled.
+    """
+
+    __slots__ = ("agent", "alive", "args", "code", "ctx", "gen", "key", "target", "waiter",
+                 "what")  # fmt: skip
+
+    def __init__(self, agent: PluginAgent, code: Callable[..., Any], ctx: AgentContext,
+                 what: str, args: tuple[Any, ...]) -> None:  # fmt: skip
+        self.agent = agent
+        self.code = code
+        self.ctx = ctx
+        self.what = what
+        self.args = args
+        self.gen: Generator[Any, Any, Any] | None = None
+        self.alive = True
+        # The event it waits on and the callback it left there (an interrupt takes it back).
+        self.target: simpy.Event | None = None
+        self.waiter: Callable[[Any], None] | None = None
+        self.key = agent.node.track(self)
+        start_soon(agent.ctx.env, self._start)
+
+    @property
+    def is_alive(self) -> bool:
+        """Whether the code has not ended."""
+        return self.alive
+
+    def interrupt(self, cause: Any = None) -> None:
+        """Raise simpy.Interrupt(cause) in the code, from an urgent event, as SimPy's
+        Process.interrupt does."""
+        if self.alive:
+            start_soon(self.agent.ctx.env, lambda _event: self._interrupted(cause))
+
+    def cancel(self) -> None:
+        """The caller cancelled the request: stop the code and cancel its calls."""
+        self.interrupt("cancelled")
+
+    def _interrupted(self, cause: Any) -> None:
+        if not self.alive:
+            return  # it ended before the interrupt came
+        target, waiter = self.target, self.waiter
+        if target is not None and waiter is not None and target.callbacks is not None:
+            target.callbacks.remove(waiter)
+        self.target = self.waiter = None
+        self._step(None, simpy.Interrupt(cause))
+
+    def _start(self, _event: Any) -> None:
+        try:
+            result = self.code(self.ctx, *self.args)
+        except Exception as exc:
+            self._end()
+            self.agent._raised(self.ctx, exc, self.what)
+            self.ctx._finish()
+            return
+        if inspect.isgenerator(result):
+            self.gen = result
+            self._step(None, None)
+        else:
+            self._end()
+            self._answer(result)
+            self.ctx._finish()
+
+    def _end(self) -> None:
+        self.alive = False
+        self.agent.node.untrack(self.key)
+
+    def _answer(self, result: Any) -> None:
+        ctx = self.ctx
+        if ctx._job is not None and not ctx.responded:
+            ctx.respond(200, result)
+
+    def _step(self, value: Any, error: BaseException | None) -> None:
+        """Resume the code with `value` (or raise `error` in it) until it waits on an
+        event that has not fired yet, or ends."""
+        gen = self.gen
+        assert gen is not None
+        while True:
+            try:
+                item = gen.throw(error) if error is not None else gen.send(value)
+            except StopIteration as stop:
+                self._end()
+                self._answer(stop.value)
+                self.ctx._finish()
+                return
+            except simpy.Interrupt as interrupt:
+                self._end()
+                if interrupt.cause == "cancelled":
+                    self.ctx._cancel_calls()
+                return  # a crash: the endpoints already recorded what it lost
+            except Exception as exc:
+                self._end()
+                self.agent._raised(self.ctx, exc, self.what)
+                self.ctx._finish()
+                return
+            if not isinstance(item, simpy.Event):
+                hint = " (use 'yield from' for a helper generator)"
+                hint = hint if inspect.isgenerator(item) else ""
+                value, error = (
+                    None,
+                    TypeError(
+                        f"a handler yields what ctx gives (work, sleep, call, fanout) or a "
+                        f"SimPy event, not {item!r}{hint}"
+                    ),
+                )
+                continue
+            callbacks = item.callbacks
+            if callbacks is not None:
+                self.target, self.waiter = item, self._resume
+                callbacks.append(self._resume)
+                return
+            # It has fired and been processed already: its outcome at once, as a process
+            # takes it.
+            if not item.ok:
+                item.defused = True
+                value, error = None, item.value
+                continue
+            value = item.value
+            if self.agent.node.paused:
+                self._hold(item, value)
+                return
+            if isinstance(item, Raising) and isinstance(value, CallError):
+                value, error = None, value
+
+    def _resume(self, event: simpy.Event) -> None:
+        self.target = self.waiter = None
+        if not event.ok:
+            # An event of the code's own failed: its error is raised where it waits.
+            event.defused = True
+            self._step(None, event.value)
+            return
+        value = event.value
+        if self.agent.node.paused:
+            self._hold(event, value)
+            return
+        if isinstance(event, Raising) and isinstance(value, CallError):
+            self._step(None, value)
+        else:
+            self._step(value, None)
+
+    def _hold(self, event: simpy.Event, value: Any) -> None:
+        """Wait while the node is paused, on the pause's event, then go on with `value`."""
+        pause = self.agent.node._paused
+        assert pause is not None
+
+        def unpaused(_pause: Any) -> None:
+            self.target = self.waiter = None
+            if self.agent.node.paused:
+                self._hold(event, value)  # another pause began meanwhile
+            elif isinstance(event, Raising) and isinstance(value, CallError):
+                self._step(None, value)
+            else:
+                self._step(value, None)
+
+        self.target, self.waiter = pause, unpaused
+        pause.callbacks.append(unpaused)
