@@ -374,3 +374,51 @@ def test_a_blocking_answer_records_its_time_to_first_token_on_the_server_only() 
     assert (ok["wait"] > 0).any()  # one worker: some queue
     assert ((ok["ttft"] - (ok["wait"] + 0.2)).abs() < 1e-9).all()
     assert run.spans.loc[run.spans["kind"] == "client", "ttft"].isna().all()
+
+
+def test_a_blocking_request_its_caller_cancels_bills_what_was_generated() -> None:
+    # The caller gives up after 0.7 s and tells the model (HTTP's cancel): the model
+    # stops, and bills the input and the output it had generated (0.2 s to the first
+    # token, then 100 per s: about 50 of 1000). A caller that merely times out without
+    # telling it is billed in full, as a provider does not notice.
+    llm = {**FAST, "output_tokens": {"dist": "constant", "value": 1000}, "max_tokens": 1000}
+    told = {"timeout": 0.7, "deadline": {"cancel_on_timeout": True}}
+    run = sim.run(scenario(llm, rate=1.0, duration=30, channel=told, protocol="http"))
+    model = served(run)
+    cut = model[model["outcome"] != "open"]
+    assert len(cut) > 20 and (cut["outcome"] == "cancelled").all()
+    assert (cut["input_tokens"] == 1000).all()
+    # (The request reaches the model a few ms after the call starts: 49 or 50 tokens.)
+    assert cut["output_tokens"].between(45, 50).all()
+    assert ((cut["ttft"] - 0.2).abs() < 1e-9).all()
+    untold = sim.run(scenario(llm, 1.0, 30, channel={"timeout": 0.7}, protocol="http"))
+    done = served(untold)
+    done = done[done["outcome"] != "open"]
+    assert (done["outcome"] == "ok").all() and (done["output_tokens"] == 1000).all()
+
+
+def test_a_stream_cut_while_it_queued_bills_nothing() -> None:
+    # One serving slot busy with a patient caller's long answers (5.2 s); an impatient
+    # caller hangs up after 1 s, mostly while its stream still queues: the model never
+    # starts those, and bills them nothing.
+    data = scenario(
+        {**FAST, "output_tokens": {"dist": "constant", "value": 500}, "max_tokens": 500},
+        rate=0.5,
+        duration=120,
+        workers=1,
+    )
+    data["agents"].append({"id": "impatient", "role": "client"})
+    data["channels"].append({"from": "impatient", "to": "model", "timeout": 1.0, "protocol": "sse"})
+    data["workload"].append(
+        {"from": "impatient", "to": "model", "arrivals": {"kind": "poisson", "rate": 0.5}}
+    )
+    run = sim.run(data)
+    model = served(run)
+    never = model[model["error"].str.contains("before it began")]
+    assert len(never) > 10
+    assert (never["outcome"] == "cancelled").all() and (never["status"] == 499).all()
+    assert (never["peer"] == "impatient").all()
+    assert (never[["input_tokens", "output_tokens", "cost"]] == 0).all().all()
+    assert never["ttft"].isna().all()
+    check_accounting(run)
+    assert violations(run) == {}

@@ -20,7 +20,10 @@ token on, and a final event carrying the usage. Output tokens counted as generat
 (Anthropic's OTPM) are charged as each chunk goes out. A provider's stream cannot be
 resumed: a reconnect is answered 404. A client that hangs up (its timeout, a cancel, a
 broken connection) stops the generation; the stream consumed its input tokens and the
-output generated until then, which its span bills (outcome `cancelled`, status 499).
+output generated until then, which its span bills (outcome `cancelled`, status 499; one
+cut while it queued bills nothing). A blocking request the caller cancels (HTTP's
+cancel, as a fan-out's `first` policy sends) is billed the same way; one whose caller
+merely timed out is generated and billed in full, as the provider does not notice.
 
 Every answered server span records when its first token was generated (the `ttft`
 column: queueing + time to first token); a stream's client span records when the first
@@ -169,17 +172,29 @@ class LlmAgent(Agent):
         span = job.span
         now = self.ctx.env.now
         self._ends[span] = now + work
-        job.on_cancel = partial(self._forget, span)
+        job.on_cancel = partial(self._abandoned, job, tokens_in, tokens_out, now + first, work)
         answered = partial(self._answered, job, tokens_in, tokens_out, now + first)
         self.node.after_work(work, answered)
 
-    def _forget(self, span: int) -> None:
-        self._ends.pop(span, None)
+    def _abandoned(
+        self, job: Job, tokens_in: int, tokens_out: int, first: float, work: float
+    ) -> None:
+        """The caller cancelled the request while the model worked on it: generation
+        stops, and the input and the output generated so far were consumed."""
+        self._ends.pop(job.span, None)
+        now = self.ctx.env.now
+        per_token = (work - (first - job.started)) / tokens_out
+        out = generated(now - first, tokens_out, per_token)
+        self.gateway.settle(now, out)
+        recorder = self.ctx.recorder
+        recorder.span_usage(job.span, tokens_in, out, self.settings.prices.cost(tokens_in, out))
+        if out:
+            recorder.span_first_token(job.span, first)
 
     def _answered(self, job: Job, tokens_in: int, tokens_out: int, first: float) -> None:
         self._ends.pop(job.span, None)
         if job.cancelled:
-            return  # the caller gave up and the server stopped: nothing billed
+            return  # the caller gave up and the server stopped (`_abandoned` billed it)
         now = self.ctx.env.now
         self.gateway.settle(now, tokens_out)
         cost = self.settings.prices.cost(tokens_in, tokens_out)
@@ -204,8 +219,11 @@ class LlmAgent(Agent):
         now = self.ctx.env.now
         generation = _Generation(job, stream, tokens, per_token)
         if not stream.conn:
-            # The client hung up while the request queued: no token was generated.
-            self._cut(generation, "the client closed the stream before its first token")
+            # The client hung up while the request queued: the model never saw it.
+            generation.tokens = (0, 0)
+            self._finish(
+                generation, 499, "the client closed the stream before it began", 0, "cancelled"
+            )
             return
         self._ends[job.span] = now + first + tokens[1] * per_token
         self._live[stream.key] = generation
