@@ -422,3 +422,26 @@ def test_a_stream_cut_while_it_queued_bills_nothing() -> None:
     assert never["ttft"].isna().all()
     check_accounting(run)
     assert violations(run) == {}
+
+
+def test_an_overloaded_burst_refuses_streams_before_they_start() -> None:
+    fault = {
+        "kind": "overloaded",
+        "targets": ["model"],
+        "start": 10,
+        "end": 20,
+        "burst": 5,
+        "every": 10,
+    }
+    run = sim.run(scenario(FAST, rate=10, duration=30, faults=[fault]))
+    model = served(run)
+    burst = model[model["start"].between(10, 15, inclusive="left")]
+    assert len(burst) > 30 and (burst["status"] == 529).all()
+    assert burst["error"].str.contains("overloaded_error").all()
+    assert (
+        model.loc[~model.index.isin(burst.index) & (model["outcome"] != "open"), "status"] == 200
+    ).all()
+    callers = streams(run)
+    assert (callers["status"] == 529).sum() == len(burst)  # the status line said 529
+    events = run.messages[run.messages["kind"] == "event"]
+    assert not events["span_id"].isin(burst["span_id"]).any()
