@@ -50,6 +50,11 @@ class Journal(Protocol):
         """Record the tokens a model call took and what they cost (its server span)."""
         ...
 
+    def span_first_token(self, span: int, at: float) -> None:
+        """Record when a model call's first output token came: generated (its server
+        span) or received (the span of the stream that carried it)."""
+        ...
+
     def queue_sample(
         self,
         time: float,

@@ -9,6 +9,8 @@
 per tier, prices, context window; each an editable assumption with its source and date);
 every field set in the block wins over the profile's, and `limits` and `prices` merge
 field by field. Without a profile the block must give `ttft` and `tokens_per_second`.
+A caller whose channel to the agent is SSE gets the answer streamed as token events,
+cut as `stream` says (`chunk_tokens` or `interval`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,26 @@ def profile_fields(name: str, tier: str | None) -> dict[str, Any]:
     }
 
 
+class LlmStream(BaseModel):
+    """How an answer streamed over SSE is cut into token events (`protocols.llm.stream`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_tokens: int = Field(
+        50,
+        ge=1,
+        description="Tokens per token event after the first (which carries the first token "
+        "alone, at the time to first token). Providers send a few tokens per delta; a "
+        "bigger chunk keeps a long run's trace small.",
+    )
+    interval: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds between token events instead (each carries what was decoded "
+        "since); None: by chunk_tokens.",
+    )
+
+
 class LlmSettings(BaseModel):
     """A model behind an `llm` agent: its latency, token counts, limits and prices."""
 
@@ -85,6 +107,10 @@ class LlmSettings(BaseModel):
     max_tokens: int = Field(1024, ge=1, description="The requests' max_tokens.")
     limits: LlmLimits = Field(default_factory=LlmLimits, description="The provider's limits.")
     prices: LlmPrices = Field(default_factory=LlmPrices, description="$ per million tokens.")
+    stream: LlmStream = Field(
+        default_factory=LlmStream,
+        description="Token events of an answer streamed to a caller whose channel is SSE.",
+    )
 
     @model_validator(mode="before")
     @classmethod

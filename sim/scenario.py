@@ -843,13 +843,13 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
             isinstance(channel, dict)
             and isinstance(channel.get("to"), str)
             and roles.get(channel["to"]) == "llm"
-            and channel.get("protocol", "http") != "http"
+            and channel.get("protocol", "http") not in ("http", "sse")
         ):
             errors.append(
                 (
                     f"channels.{i}.protocol",
-                    f"an llm agent is called over http, not {channel.get('protocol')} "
-                    "(streaming its tokens over SSE is not modelled yet)",
+                    f"an llm agent is called over http (a blocking answer) or sse (its "
+                    f"tokens streamed), not {channel.get('protocol')}",
                 )
             )
     errors.extend(queue_channel_errors(data))

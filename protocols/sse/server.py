@@ -42,18 +42,25 @@ from protocols.workers import Job, WorkerPool, end_span, server_span
 
 # A refusal of a (re)connect: the status to answer with, 0 to accept.
 Gate = Callable[[Message], int]
+# The admission of a new stream (a model provider's limits), as an HTTP server's: given
+# the GET, its span and the time, (status, why, retry_after, data); status 0 admits it
+# and `data` goes to its ServerStream's `admitted`, any other refuses the stream before
+# it starts, with the Retry-After on its status line.
+Admit = Callable[[Message, int, float], tuple[int, str, float, Any]]
 
 
 class ServerStream:
     """One stream on the server: its events so far and its current connection."""
 
     __slots__ = (
+        "admitted",
         "attempt",
         "buffer",
         "client",
         "conn",
         "correlation_id",
         "final",
+        "final_data",
         "key",
         "n",
         "next_id",
@@ -71,6 +78,8 @@ class ServerStream:
         # (event_id, name, data) of the latest events; the final one is kept apart.
         self.buffer: deque[tuple[int, str, Any]] = deque(maxlen=buffer)
         self.final: tuple[int, int, str] | None = None  # (event_id, status, error)
+        self.final_data: Any = None  # what the final event carries (a model's usage)
+        self.admitted: Any = None  # what the server's `admit` gave the stream
         self.conn = ""  # msg_id of the GET of the open connection; "" when none
         self.attempt = 0
         self.n = 0  # the next position on the connection
@@ -82,6 +91,11 @@ class SseServer:
     `handler(job)` runs when a worker takes a stream; it may call `emit(job, name, data)`
     for partial results and ends with `job.reply(status, error)`. `gate(msg)`, when set,
     may refuse any (re)connect with a status (an injected error, a connection limit).
+
+    Set after construction: `admit` judges a new stream before it starts (see `Admit`);
+    `resumable = False` refuses every reconnect with Last-Event-ID with 404, as a model
+    provider's stream cannot be resumed; `on_hangup(stream)` is told when the client
+    hangs up (or its connection is gone) while the stream's job still runs.
     """
 
     def __init__(
@@ -99,6 +113,9 @@ class SseServer:
         self.gate = gate
         self.pool = WorkerPool(node, workers, self._begin, queue_limit)
         self.streams: dict[str, ServerStream] = {}
+        self.admit: Admit | None = None
+        self.resumable = True
+        self.on_hangup: Callable[[ServerStream], None] | None = None
 
     # -- connections ----------------------------------------------------------------------
 
@@ -115,6 +132,12 @@ class SseServer:
             return
         if msg.attempt <= stream.attempt:
             return  # a duplicate or a stale copy of a GET already answered
+        if open_.resume and not self.resumable:
+            refuse(
+                self.node, msg, 404, "this server does not resume streams",
+                self.settings.response_bytes,
+            )  # fmt: skip
+            return
         status = self.gate(msg) if self.gate is not None else 0
         if status:
             refuse(self.node, msg, status, "", self.settings.response_bytes)
@@ -127,13 +150,18 @@ class SseServer:
         span = server_span(node, msg, PROTOCOL, now)
         status = self.gate(msg) if self.gate is not None else 0
         why = f"HTTP {status}"
+        retry_after, admitted = 0.0, None
+        if not status and self.admit is not None:
+            # The request as it was sent, its payload as the body (what the job sees).
+            status, why, retry_after, admitted = self.admit(msg.copy(body=open_.body), span, now)
         if not status and self.pool.full():
             status, why = 503, "accept queue full"
         if status:
             node.journal.span_end(span, "rejected", now, error=why, status=status)
-            refuse(node, msg, status, "", self.settings.response_bytes, span)
+            refuse(node, msg, status, "", self.settings.response_bytes, span, retry_after)
             return
         stream = ServerStream(open_.stream, msg, span, self.settings.replay_buffer)
+        stream.admitted = admitted
         self.streams[stream.key] = stream
         self._connect(stream, msg, 0)
         # The handler sees the request as it was sent, its payload as the body.
@@ -177,14 +205,19 @@ class SseServer:
         if frame.name in (CLOSE, RESET):
             stream = self.streams.get(frame.stream)
             if stream is not None and stream.conn == msg.causation_id:
-                stream.conn = ""
+                self._hung_up(stream)
 
     def on_bounce(self, msg: Message, outcome: str) -> None:
         """A frame could not reach the client (it is down): the connection is gone."""
         frame: Frame = msg.body
         stream = self.streams.get(frame.stream)
         if stream is not None and stream.conn == msg.causation_id:
-            stream.conn = ""
+            self._hung_up(stream)
+
+    def _hung_up(self, stream: ServerStream) -> None:
+        stream.conn = ""
+        if self.on_hangup is not None and stream.final is None:
+            self.on_hangup(stream)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -214,14 +247,15 @@ class SseServer:
             self._send_event(stream, event_id, name, data)
         return event_id
 
-    def reply(self, job: Job, status: int, error: str = "") -> None:
-        """Finish a stream's job: its final event, its span, its worker."""
+    def reply(self, job: Job, status: int, error: str = "", outcome: str = "") -> None:
+        """Finish a stream's job: its final event, its span, its worker. `outcome`, when
+        given, is the span's instead of the one the status gives."""
         node = self.node
         stream: ServerStream = job.data
         if self.streams.get(stream.key) is not stream or stream.final is not None:
             self.pool.done(job)
             return  # lost in a crash, or replied twice
-        _, error = end_span(node, job, status, error)
+        _, error = end_span(node, job, status, error, outcome)
         stream.final = (stream.next_id, status, error)
         stream.next_id += 1
         if stream.conn:
@@ -238,7 +272,7 @@ class SseServer:
     def _send_final(self, stream: ServerStream) -> None:
         assert stream.final is not None
         event_id, status, error = stream.final
-        frame = Frame(stream.key, stream.n, FINAL, event_id, status, error)
+        frame = Frame(stream.key, stream.n, FINAL, event_id, status, error, data=stream.final_data)
         self._send(stream, "event", frame, stream.type, self.settings.event_bytes)
 
     def _end(self, stream: ServerStream) -> None:
@@ -288,7 +322,16 @@ class SseServer:
         self.streams.clear()
 
 
-def refuse(node: Node, msg: Message, status: int, error: str, size: int, span: int = -1) -> None:
-    """Answer a GET with a status other than 200 (which fails the stream for good)."""
-    frame = Frame(msg.body.stream, 0, OPEN, status=status, error=error)
+def refuse(
+    node: Node,
+    msg: Message,
+    status: int,
+    error: str,
+    size: int,
+    span: int = -1,
+    retry_after: float = 0.0,
+) -> None:
+    """Answer a GET with a status other than 200 (which fails the stream for good),
+    with a Retry-After of `retry_after` seconds when it is above 0."""
+    frame = Frame(msg.body.stream, 0, OPEN, status=status, error=error, retry_after=retry_after)
     node.send(node.answer(msg, frame, size, span))

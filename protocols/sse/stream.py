@@ -82,7 +82,8 @@ class SseStream:
 
     Read after (or during) the run: `events` (dispatched, each id once), `lost_events`
     (ids skipped because the server no longer had them), `first_event_at` and
-    `final_event_at` (simulated times, NaN until then), `connections` (GETs sent),
+    `final_event_at` (simulated times, NaN until then), `first_event` (its name),
+    `connections` (GETs sent),
     `delays` (seconds waited before each reconnect), `status` (of the final event or of
     the failing connect), `state`.
     """
@@ -103,6 +104,7 @@ class SseStream:
         "failures",
         "final_event_at",
         "first_attempt",
+        "first_event",
         "first_event_at",
         "heard",
         "held",
@@ -175,6 +177,7 @@ class SseStream:
         self.events = 0
         self.lost_events = 0
         self.first_event_at = math.nan
+        self.first_event = ""  # the name of the first event dispatched
         self.final_event_at = math.nan
         self.status = 0
         self.delays: list[float] = []
@@ -347,6 +350,7 @@ class SseStream:
         if name == OPEN:
             if frame.status != 200:
                 self.status = frame.status
+                self.call.retry_after = frame.retry_after
                 why = frame.error or f"HTTP {frame.status}"
                 n = self.connections
                 self.call.end(("error", frame.status, f"{why} on connect #{n}: failed for good"))
@@ -371,6 +375,7 @@ class SseStream:
         now = self.node.env.now
         if math.isnan(self.first_event_at):
             self.first_event_at = now
+            self.first_event = name
         if self.on_event is not None:
             self.on_event(self, frame)
         if name == FINAL:

@@ -70,3 +70,5 @@ class Frame:
     error: str = ""
     retry: float | None = None
     data: Any = None
+    # A refused status line's Retry-After header, in seconds (0: none).
+    retry_after: float = 0.0

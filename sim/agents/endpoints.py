@@ -15,11 +15,12 @@ from typing import Any
 
 from protocols.call import Call, CallResult
 from protocols.http import HttpClient, HttpEndpoint, HttpServer
+from protocols.llm import TOKENS
 from protocols.node import Node
 from protocols.queue import QueueEndpoint, QueueServer, QueueSettings
 from protocols.queue.server import begin_job
 from protocols.resilience import Attempt, Cancel
-from protocols.sse import SseClient, SseEndpoint, SseServer, SseSettings
+from protocols.sse import SseClient, SseEndpoint, SseServer, SseSettings, SseStream
 from protocols.websocket import WebSocketEndpoint, WebSocketServer
 from protocols.workers import Job, WorkerPool
 from sim import scenario as sc
@@ -79,6 +80,7 @@ class Endpoints:
         self._queue_settings: dict[str, QueueSettings] = {}
         if any(c.protocol == "sse" and spec.id in (c.src, c.dst) for c in scenario.channels):
             self.sse = SseEndpoint(node, client=SseClient(node, lambda dst: channel(dst).sse))
+            self.sse.client.on_close = self._stream_closed
         ws = [
             c for c in scenario.channels if c.protocol == "websocket" and spec.id in (c.src, c.dst)
         ]
@@ -104,6 +106,11 @@ class Endpoints:
                 ws = WebSocketServer(node, spec.workers, handler, spec.queue_limit)
                 self.websocket.server = ws
                 self.pools["websocket"] = ws.pool
+
+    def _stream_closed(self, stream: SseStream) -> None:
+        # A model's token stream: its span records when the first token reached us.
+        if stream.first_event == TOKENS:
+            self.node.journal.span_first_token(stream.span, stream.first_event_at)
 
     def _serve_queues(self, handler: Handler) -> WorkerPool:
         """A queue server per queue that carries requests to this agent, each with its

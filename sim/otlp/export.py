@@ -453,6 +453,9 @@ def _gen_ai_attributes(row: Any, provider: str, model: str) -> dict[str, Any]:
         attrs["gen_ai.usage.input_tokens"] = tokens_in
     if tokens_out >= 0:
         attrs["gen_ai.usage.output_tokens"] = tokens_out
+    ttft = float(getattr(row, "ttft", math.nan))
+    if not math.isnan(ttft):
+        attrs["gen_ai.response.time_to_first_chunk"] = ttft
     return attrs
 
 

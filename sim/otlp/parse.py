@@ -470,6 +470,7 @@ def _outcome(s: SpanRecord) -> tuple[str, str]:
 GEN_AI_USAGE = {
     "input_tokens": "gen_ai.usage.input_tokens",
     "output_tokens": "gen_ai.usage.output_tokens",
+    "ttft": "gen_ai.response.time_to_first_chunk",
 }
 
 
@@ -507,7 +508,7 @@ def spans_table(spans: list[SpanRecord]) -> pd.DataFrame:
         for column in extra:
             value = a.get(f"switchboard.{column}")
             if value is None and column in GEN_AI_USAGE:
-                value = a.get(GEN_AI_USAGE[column])  # a GenAI instrumentation's tokens
+                value = a.get(GEN_AI_USAGE[column])  # a GenAI instrumentation's tokens, TTFT
             row[column] = _coerce(value, contract[column], defaults[column])
         row["trace_id"] = s.trace_id
         row["links"] = ",".join(s.links)

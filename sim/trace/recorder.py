@@ -97,6 +97,9 @@ class Recorder:
         # A model call's (input tokens, output tokens, cost in $); other spans have none
         # (-1, -1, NaN).
         self._s_usage: dict[int, tuple[int, int, float]] = {}
+        # When a model call's first output token was generated (its server span) or
+        # reached its caller (a token stream's span); NaN on other spans.
+        self._s_first_token: dict[int, float] = {}
         self.breakers: list[dict[str, Any]] = []
         self.queues: list[tuple[Any, ...]] = []
         self.faults: list[dict[str, Any]] = []
@@ -347,6 +350,11 @@ class Recorder:
         """Record the tokens a model call took and what they cost (its server span)."""
         self._s_usage[span] = (input_tokens, output_tokens, cost)
 
+    def span_first_token(self, span: int, at: float) -> None:
+        """Record when a model call's first output token came (the span's `ttft` column
+        is `at` minus the span's start); the first record wins."""
+        self._s_first_token.setdefault(span, at)
+
     def span_is_open(self, span: int) -> bool:
         """Whether the span has no outcome yet."""
         return self._s_outcome[span] == "open"
@@ -460,6 +468,7 @@ class Recorder:
                 "answered": _sparse_int(self._s_answered, k),
                 "lost_events": _sparse_int(self._s_lost, k),
                 **_usage_columns(self._s_usage, k),
+                "ttft": _ttft_column(self._s_first_token, self._s_start, k),
             },
             columns=SPAN_COLUMNS,
             copy=False,
@@ -616,6 +625,14 @@ def _usage_columns(usage: dict[int, tuple[int, int, float]], n: int) -> dict[str
         "output_tokens": pd.Series(tokens_out, dtype="int64"),
         "cost": pd.Series(cost, dtype="float64"),
     }
+
+
+def _ttft_column(first: dict[int, float], start: Any, n: int) -> pd.Series:
+    """The spans' time to first token: NaN but for model calls that had one."""
+    column = np.full(n, NAN, dtype=np.float64)
+    for index, at in first.items():
+        column[index] = at - start[index]
+    return pd.Series(column, dtype="float64")
 
 
 def _agent_columns(rows: list[dict[str, Any]]) -> list[str]:

@@ -59,6 +59,7 @@ SPAN_COLUMNS = [
     "input_tokens",
     "output_tokens",
     "cost",
+    "ttft",
 ]
 BREAKER_COLUMNS = [
     "time",
@@ -90,13 +91,19 @@ EFFECT_COLUMNS = ["time", "agent", "key", "msg_id", "correlation_id"]
 # Columns added to the contract after format 1, with the value a run saved before each
 # was added reads back for it (what the recorder writes where it has nothing to say).
 ADDED_COLUMNS: dict[str, dict[str, object]] = {
-    "spans": {"lost_events": -1, "input_tokens": -1, "output_tokens": -1, "cost": float("nan")}
+    "spans": {
+        "lost_events": -1,
+        "input_tokens": -1,
+        "output_tokens": -1,
+        "cost": float("nan"),
+        "ttft": float("nan"),
+    }
 }
-# Columns that only some runs use (a model call's tokens and cost): a run whose column
+# Columns that only some runs use (a model call's tokens, cost and time to first token): a run whose column
 # holds nothing but the "nothing here" value is digested without it, so adding the column
 # left every earlier run's digest as it was (`sim.trace.digest`).
 SPARSE_COLUMNS: dict[str, dict[str, object]] = {
-    "spans": {"input_tokens": -1, "output_tokens": -1, "cost": float("nan")}
+    "spans": {"input_tokens": -1, "output_tokens": -1, "cost": float("nan"), "ttft": float("nan")}
 }
 
 # Column types of every table: applied when tables are built and when they are loaded,
@@ -115,7 +122,7 @@ DTYPES: dict[str, dict[str, str]] = {
         "end": "float64", "deadline": "float64", "wait": "float64", "outcome": "str",
         "attempts": "int64", "error": "str", "status": "int64",
         "answered": "int64", "lost_events": "int64", "input_tokens": "int64",
-        "output_tokens": "int64", "cost": "float64",
+        "output_tokens": "int64", "cost": "float64", "ttft": "float64",
     },
     "breakers": {
         "time": "float64", "agent": "str", "target": "str", "from_state": "str",
