@@ -474,7 +474,7 @@ def sdk_spans() -> list[Any]:
         attributes={"messaging.system": "rabbitmq", "messaging.destination.name": "orders",
                     "messaging.operation.type": "process"},
     )  # fmt: skip
-    consumer.record_exception(RuntimeError("boom"))
+    consumer.record_exception(RuntimeError("boom"), timestamp=T0 + 70 * MS)
     consumer.set_status(Status(StatusCode.ERROR, "boom"))
     consumer.end(end_time=T0 + 80 * MS)
     redelivered = worker.start_span(
@@ -656,15 +656,14 @@ def request_of(*spans: dict[str, Any]) -> dict[str, Any]:
         ('{\n  "resourceSpans": [\n  }', "is not JSON: Expecting value at line 3 column 3"),
         (
             '{"foo": 1, "bar": 2}',
-            "is not an OTLP trace export: expected an object with "
-            "resourceSpans, found an object with bar, foo",
+            "is not a trace this reads: expected OTLP (resourceSpans), Tempo (batches), "
+            "Jaeger (data) or a Zipkin v2 list of spans; found an object with bar, foo",
         ),
         (
             "[1]",
-            "item 0 is not an OTLP trace export: expected an object with resourceSpans, "
-            "found a number",
+            "item 0 is a number, not a trace: expected OTLP (resourceSpans)",
         ),
-        ("", "is empty: expected OTLP/JSON traces"),
+        ("", "is empty: expected trace data"),
         ('{"resourceMetrics": []}', "holds no spans (only metrics or logs): nothing to import"),
         ('{"resourceSpans": {}}', "resourceSpans is an object with no keys, not a list"),
     ],
@@ -716,7 +715,7 @@ def test_spans_with_missing_or_bad_ids(tmp_path: Path, span: dict, expected: str
 def test_binary_and_clashing_ids(tmp_path: Path) -> None:
     path = tmp_path / "trace.pb"
     path.write_bytes(b"\x0a\x8f\x01\xff\xfe binary protobuf")
-    with pytest.raises(otlp.OtlpError, match="is not text, so not OTLP/JSON"):
+    with pytest.raises(otlp.OtlpError, match="is neither JSON nor an OTLP protobuf"):
         otlp.import_otlp(path)
     clash = request_of(good_span(), good_span(traceId="12" * 16))
     with pytest.raises(otlp.OtlpError, match=r"spans\[1\] reuses span id cdcd"):

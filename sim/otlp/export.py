@@ -69,8 +69,12 @@ OPEN_BREAKER = frozenset({"open", "forced_open"})
 _SPAN_ID = re.compile(r"[0-9a-f]{16}\Z")
 
 
-def to_otlp(run: Run, epoch_unix_nano: int = EPOCH_UNIX_NANO) -> dict[str, Any]:
-    """The run as an OTLP/JSON `ExportTraceServiceRequest` (a dict ready for json.dump)."""
+def to_otlp(run: Run, epoch_unix_nano: int | None = None) -> dict[str, Any]:
+    """The run as an OTLP/JSON `ExportTraceServiceRequest` (a dict ready for json.dump).
+
+    Simulated second 0 is `epoch_unix_nano`: by default `EPOCH_UNIX_NANO`, or for an
+    imported run the instant its trace started, so that its spans keep their times.
+    """
     from sim.world import sparse_gc
 
     # Millions of small acyclic dicts: the default GC thresholds would rescan them
@@ -79,7 +83,7 @@ def to_otlp(run: Run, epoch_unix_nano: int = EPOCH_UNIX_NANO) -> dict[str, Any]:
         return _Exporter(run, epoch_unix_nano).document()
 
 
-def otlp_json(run: Run, epoch_unix_nano: int = EPOCH_UNIX_NANO) -> str:
+def otlp_json(run: Run, epoch_unix_nano: int | None = None) -> str:
     """The OTLP/JSON text of `run`: one line, so it is also a valid JSON-lines file."""
     from sim.world import sparse_gc
 
@@ -174,9 +178,9 @@ def _json_default(value: Any) -> Any:
 class _Exporter:
     """Builds the OTLP document of one run; indexes the messages once."""
 
-    def __init__(self, run: Run, epoch_unix_nano: int) -> None:
+    def __init__(self, run: Run, epoch_unix_nano: int | None) -> None:
         self.run = run
-        self.epoch = int(epoch_unix_nano)
+        self.epoch = int(epoch_unix_nano if epoch_unix_nano is not None else _epoch_of(run))
         spans = run.spans
         self.spans = spans
         last = max(_max(spans["start"]), _max(spans["end"]), run.duration, 0.0)
@@ -222,8 +226,17 @@ class _Exporter:
         extra = sorted(set(self.spans["agent"].tolist()) - set(by_agent))
         for agent in extra:
             by_agent[agent] = []
+        # Imported spans go back under the resource and scope their file gave them.
+        kept: dict[int, dict[int, list[dict[str, Any]]]] = {}
         for row in self.spans.itertuples(index=False):
-            by_agent[row.agent].append(self.span(row))
+            record = _record(row)
+            if record is None:
+                by_agent[row.agent].append(self.span(row))
+            else:
+                spans = kept.setdefault(int(record.get("resource", 0)), {})
+                spans.setdefault(int(record.get("scope", 0)), []).append(
+                    self.faithful_span(row, record)
+                )
         info = {str(r["agent"]): r for r in agents.to_dict(orient="records")}
         resources = [
             {
@@ -231,8 +244,32 @@ class _Exporter:
                 "scopeSpans": [{"scope": dict(scope), "spans": spans}],
             }
             for a, spans in by_agent.items()
+            if spans or not kept
         ]
+        resources += self.kept_resources(kept)
         return {"resourceSpans": resources}
+
+    def kept_resources(self, kept: dict[int, dict[int, list[dict[str, Any]]]]) -> list[dict]:
+        """The resourceSpans of imported spans: the file's resources and scopes."""
+        given = self.run.manifest.get("resources") or []
+        scopes = self.run.manifest.get("scopes") or []
+        out = []
+        for r, by_scope in kept.items():
+            attrs = given[r].get("attributes", {}) if r < len(given) else {}
+            scope_spans = []
+            for sc, spans in by_scope.items():
+                scope = scopes[sc] if sc < len(scopes) else {}
+                entry: dict[str, Any] = {}
+                for key in ("name", "version"):
+                    if scope.get(key):
+                        entry[key] = scope[key]
+                if scope.get("attributes"):
+                    entry["attributes"] = attribute_list(scope["attributes"])
+                scope_spans.append({"scope": entry, "spans": spans})
+            out.append(
+                {"resource": {"attributes": attribute_list(attrs)}, "scopeSpans": scope_spans}
+            )
+        return out
 
     # -- one span -----------------------------------------------------------------------
 
@@ -246,9 +283,7 @@ class _Exporter:
             "spanId": self.ids[row.span_id],
         }
         if row.parent_id:
-            out["parentSpanId"] = self.ids.get(row.parent_id) or span_id_for(
-                out["traceId"], row.parent_id
-            )
+            out["parentSpanId"] = self.parent_id(str(row.parent_id), out["traceId"])
         out["name"] = str(row.name)
         out["kind"] = KIND_CODES.get(kind, KIND_CODES["internal"])
         out["startTimeUnixNano"] = str(self.nanos(start))
@@ -268,6 +303,60 @@ class _Exporter:
             out["status"] = {"code": STATUS_ERROR, "message": str(row.error) or outcome}
         else:
             out["status"] = {}  # partial, open: neither a success nor a failure
+        return out
+
+    def parent_id(self, parent: str, trace_id: str) -> str:
+        """The parent's OTLP id: a parent not among the spans (a trace cut short, a
+        caller outside it) keeps its id when it is one, rather than a made-up one."""
+        known = self.ids.get(parent)
+        if known:
+            return known
+        if is_hex_id(parent, 16):
+            return parent.lower()
+        return span_id_for(trace_id, parent)
+
+    def faithful_span(self, row: Any, record: dict[str, Any]) -> dict[str, Any]:
+        """An imported span as its file gave it (`sim.otlp.parse.otel_record`)."""
+        out: dict[str, Any] = {
+            "traceId": self.trace_ids[row.span_id],
+            "spanId": self.ids[row.span_id],
+        }
+        if record.get("trace_state"):
+            out["traceState"] = record["trace_state"]
+        if row.parent_id:
+            out["parentSpanId"] = self.parent_id(str(row.parent_id), out["traceId"])
+        if record.get("flags"):
+            out["flags"] = int(record["flags"])
+        out["name"] = str(row.name)
+        out["kind"] = int(record.get("kind") or 0)
+        out["startTimeUnixNano"] = str(record["start_ns"])
+        if record.get("end_ns") is not None:
+            out["endTimeUnixNano"] = str(record["end_ns"])
+        out["attributes"] = attribute_list(record.get("attributes") or {})
+        events = [
+            {
+                "timeUnixNano": str(event["time_ns"]),
+                "name": event["name"],
+                "attributes": attribute_list(event.get("attributes") or {}),
+            }
+            for event in record.get("events", [])
+        ]
+        if events:
+            out["events"] = events
+        links = []
+        for ref in record.get("links", []):
+            link: dict[str, Any] = {"traceId": ref["trace_id"], "spanId": ref["span_id"]}
+            if ref.get("trace_state"):
+                link["traceState"] = ref["trace_state"]
+            if ref.get("attributes"):
+                link["attributes"] = attribute_list(ref["attributes"])
+            links.append(link)
+        if links:
+            out["links"] = links
+        status = record.get("status") or {}
+        out["status"] = {
+            k: v for k, v in (("code", status.get("code")), ("message", status.get("message"))) if v
+        }
         return out
 
     def links(self, row: Any) -> list[dict[str, str]]:
@@ -422,6 +511,26 @@ class _Exporter:
                 break
             state = to_state
         return state
+
+
+def _epoch_of(run: Run) -> int:
+    """Second 0 of `run` in Unix nanoseconds: an imported trace's own start, else ours."""
+    origin = run.manifest.get("time_origin_unix_nano")
+    if run.manifest.get("imported") and isinstance(origin, int) and not isinstance(origin, bool):
+        return origin
+    return EPOCH_UNIX_NANO
+
+
+def _record(row: Any) -> dict[str, Any] | None:
+    """An imported span's `otel` record, or None for a simulated span."""
+    text = getattr(row, "otel", "")
+    if not isinstance(text, str) or not text.startswith("{"):
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "start_ns" in record else None
 
 
 def _llm_models(manifest: dict[str, Any]) -> dict[str, tuple[str, str]]:

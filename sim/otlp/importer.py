@@ -64,7 +64,7 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "duration": float(duration),
         "imported": True,
         "source": {
-            "format": "otlp/json",
+            "format": parsed.format,
             "file": file_name,
             "requests": parsed.requests,
             "spans": len(records),
@@ -72,6 +72,12 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
             "services": int((~tables["agents"]["inferred"]).sum()),
             "switchboard_export": parsed.switchboard,
         },
+        # The file's resources and scopes, as it gave them: spans point into these lists
+        # (their `otel` column), so an export writes them back unchanged.
+        "resources": [{"attributes": r.attrs} for r in parsed.resources],
+        "scopes": [
+            {"name": sc.name, "version": sc.version, "attributes": sc.attrs} for sc in parsed.scopes
+        ],
         "time_origin": how,
         "time_origin_unix_nano": origin,
         "has_scenario": False,
@@ -84,6 +90,7 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "unpaired_spans": pairs.unpaired,
         "missing_parents": pairs.missing_parents,
         "duplicate_spans": parsed.duplicates,
+        "shared_span_ids": parsed.shared_ids,
         "clock_skew_adjusted": inferred.clock_skew_adjusted,
         "versions": versions(),
     }
