@@ -331,11 +331,15 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
     source = run.manifest["source"]
     print(
         f"imported {source['spans']} spans in {source['traces']} traces from "
-        f"{source['services']} services; inferred {len(run.messages)} messages"
+        f"{source['services']} services ({source['format']}); inferred "
+        f"{len(run.messages)} messages"
     )
+    virtual = run.manifest.get("virtual_nodes") or []
+    if virtual:
+        print(f"services that recorded no spans, shown as virtual nodes: {', '.join(virtual)}")
     unpaired = sum(run.manifest["unpaired_spans"].values())
     if unpaired:
-        print(f"{unpaired} spans have no partner span in the file, so no messages")
+        print(f"{unpaired} spans have no partner span in the file")
     print(f"saved to {args.out}")
     return 0
 

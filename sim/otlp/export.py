@@ -38,6 +38,7 @@ import pandas as pd
 
 from protocols.envelope import span_id_for, trace_id_for
 from sim._version import __version__
+from sim.agents.steps import DISCOVER
 from sim.otlp.common import (
     EPOCH_KEY,
     EPOCH_UNIX_NANO,
@@ -63,6 +64,17 @@ if TYPE_CHECKING:
 HTTP_LIKE = frozenset({"http", "sse", "websocket"})
 # SSE opens its stream with a GET, a WebSocket with a GET upgrade; a call is a POST.
 HTTP_METHOD = {"http": "POST", "sse": "GET", "websocket": "GET"}
+# Reads among the calls (span names, `sim.agents.steps`), and the routes they take.
+READS = frozenset({DISCOVER})
+ROUTES = {DISCOVER: "/.well-known/agent-card.json"}
+HTTP_PORT = 80
+# An exception's type by the outcome it ended in (the event a failed span records).
+EXCEPTION_TYPES = {
+    "timeout": "TimeoutError",
+    "deadline_exceeded": "DeadlineExceededError",
+    "cancelled": "CancelledError",
+    "error": "Error",
+}
 SENDS = frozenset({"request", "publish"})  # kinds that carry a span's own call
 RECEIVES = frozenset({"request", "publish", "deliver"})  # kinds that start a handler
 OPEN_BREAKER = frozenset({"open", "forced_open"})
@@ -285,6 +297,8 @@ class _Exporter:
         if row.parent_id:
             out["parentSpanId"] = self.parent_id(str(row.parent_id), out["traceId"])
         out["name"] = str(row.name)
+        if str(row.protocol) in HTTP_LIKE and kind in ("client", "server"):
+            out["name"] = f"{http_method(row)} {http_route(str(row.name))}"
         out["kind"] = KIND_CODES.get(kind, KIND_CODES["internal"])
         out["startTimeUnixNano"] = str(self.nanos(start))
         out["endTimeUnixNano"] = str(self.nanos(max(start, self.run_end) if open_ else end))
@@ -327,7 +341,7 @@ class _Exporter:
             out["parentSpanId"] = self.parent_id(str(row.parent_id), out["traceId"])
         if record.get("flags"):
             out["flags"] = int(record["flags"])
-        out["name"] = str(row.name)
+        out["name"] = str(record.get("name", row.name))
         out["kind"] = int(record.get("kind") or 0)
         out["startTimeUnixNano"] = str(record["start_ns"])
         if record.get("end_ns") is not None:
@@ -408,10 +422,19 @@ class _Exporter:
         status, attempts = int(row.status), int(row.attempts)
         attrs: dict[str, Any] = {}
         if protocol in HTTP_LIKE and kind in ("client", "server"):
-            attrs["http.request.method"] = HTTP_METHOD[protocol]
+            method, route = http_method(row), http_route(str(row.name))
+            attrs["http.request.method"] = method
+            attrs["http.route"] = route
             if status > 0:
                 attrs["http.response.status_code"] = status
-            attrs["server.address"] = peer if kind == "client" else str(row.agent)
+            host = peer if kind == "client" else str(row.agent)
+            attrs["server.address"] = host
+            attrs["server.port"] = HTTP_PORT
+            attrs["url.scheme"] = "http"
+            if kind == "client":
+                attrs["url.full"] = f"http://{host}{route}"
+            else:
+                attrs["url.path"] = route
             if kind == "server" and peer:
                 attrs["client.address"] = peer
             attrs["network.protocol.name"] = "websocket" if protocol == "websocket" else "http"
@@ -456,6 +479,10 @@ class _Exporter:
                 "switchboard.status": status or None,
                 "switchboard.error": str(row.error) or None,
                 "switchboard.span.kind": None if kind in KIND_CODES else kind,
+                # HTTP spans are named "{method} {route}": the run's own name, kept.
+                "switchboard.name": str(row.name)
+                if protocol in HTTP_LIKE and kind in ("client", "server")
+                else None,
             }
         )
         for column in self.extra_columns:
@@ -491,6 +518,17 @@ class _Exporter:
         if incoming is not None and m["kind"][incoming] == "deliver" and m["attempt"][incoming] > 1:
             at = m["delivered_at"][incoming]
             events.append((at, "redelivery", _delivery_attributes(m, incoming)))
+        if row.outcome in FAILED and row.outcome != "rejected":
+            # The exception event an instrumented program records for a failure.
+            at = float(row.end) if not math.isnan(float(row.end)) else float(row.start)
+            name = EXCEPTION_TYPES.get(str(row.outcome), "Error")
+            if row.outcome == "error" and int(row.status) >= 400:
+                name = "HTTPError"
+            attrs = {
+                "exception.type": name,
+                "exception.message": str(row.error) or str(row.outcome),
+            }
+            events.append((at, "exception", attrs))
         if row.outcome == "rejected":
             at = float(row.end) if not math.isnan(float(row.end)) else float(row.start)
             state = self.breaker_state(str(row.agent), str(row.peer), float(row.start))
@@ -511,6 +549,19 @@ class _Exporter:
                 break
             state = to_state
         return state
+
+
+def http_method(row: Any) -> str:
+    """The HTTP method of a span: GET for reads (an agent card, an SSE stream, a
+    WebSocket upgrade), POST for a call."""
+    if str(row.name) in READS:
+        return "GET"
+    return HTTP_METHOD.get(str(row.protocol), "POST")
+
+
+def http_route(name: str) -> str:
+    """The route of a span's request: A2A's card path for a card, else /<name>."""
+    return ROUTES.get(name) or "/" + name.lstrip("/")
 
 
 def _epoch_of(run: Run) -> int:
@@ -637,7 +688,14 @@ def _otel_span_ids(spans: pd.DataFrame, trace_ids: dict[str, str]) -> dict[str, 
 
 
 def _resource_attributes(agent: str, info: dict[str, Any] | None) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"service.name": agent}
+    attrs: dict[str, Any] = {
+        "service.name": agent,
+        # One instance per agent in a run; the SDK that "recorded" it is the simulator.
+        "service.instance.id": agent,
+        "telemetry.sdk.name": SCOPE_NAME,
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.version": __version__,
+    }
     if info:
         attrs["service.version"] = str(info.get("version", ""))
         for key in ("role", "version", "workers", "calls"):

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from sim.otlp.common import OtlpError, write_atomically
-from sim.otlp.infer import agents_table, fill_peers_and_protocols, find_pairs, infer_messages
+from sim.otlp.infer import (
+    agents_table,
+    fill_peers_and_protocols,
+    find_pairs,
+    find_virtual,
+    infer_messages,
+)
 from sim.otlp.parse import Parsed, parse_file, resolve, spans_table, versions
 from sim.trace.run import Run
 from sim.trace.schema import FORMAT_VERSION, TABLES, empty_table
@@ -40,6 +46,7 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
     records = sorted(parsed.spans, key=lambda s: (s.start, s.order))
     pairs = find_pairs(records)
     fill_peers_and_protocols(records, pairs)
+    find_virtual(records, pairs)
     inferred = infer_messages(records, pairs)
     spans = spans_table(records)
     tables = {
@@ -88,6 +95,7 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "messages_inferred": True,
         "queues_inferred": True,
         "unpaired_spans": pairs.unpaired,
+        "virtual_nodes": sorted({s.peer for s in pairs.virtual}),
         "missing_parents": pairs.missing_parents,
         "duplicate_spans": parsed.duplicates,
         "shared_span_ids": parsed.shared_ids,

@@ -50,6 +50,7 @@ OUTCOMES = frozenset(
 )
 # gRPC status codes (rpc.grpc.status_code) that name an outcome of ours.
 GRPC_OUTCOMES = {1: "cancelled", 4: "deadline_exceeded"}
+GRPC_NAMES = {"CANCELLED": "cancelled", "DEADLINE_EXCEEDED": "deadline_exceeded"}
 
 
 @dataclass(slots=True)
@@ -72,6 +73,7 @@ class SpanRecord:
     # What the file said that the contract's columns have no room for, kept so that an
     # export gives it back as it was (`otel_record`).
     kind_code: int = 0
+    file_name: str | None = None  # the file's name when a Switchboard export renamed it
     events: list[dict[str, Any]] = field(default_factory=list)
     link_refs: list[dict[str, Any]] = field(default_factory=list)
     trace_state: str = ""
@@ -464,6 +466,8 @@ def resolve(parsed: Parsed) -> tuple[int, str]:
         s.start = (s.start_ns - origin) / NANOS
         s.end = math.nan if s.end_ns is None else (s.end_ns - origin) / NANOS
         s.kind = str(a.get("switchboard.span.kind") or s.kind)
+        if isinstance(a.get("switchboard.name"), str):
+            s.file_name, s.name = s.name, a["switchboard.name"]
         s.correlation_id = str(a.get("switchboard.correlation_id") or s.trace_id)
         s.outcome, s.error = _outcome(s)
         if s.outcome == "open":
@@ -474,7 +478,8 @@ def resolve(parsed: Parsed) -> tuple[int, str]:
 
 
 def _outcome(s: SpanRecord) -> tuple[str, str]:
-    """The outcome and error text of a span, from our attribute or from its status."""
+    """The outcome and error text of a span, from our attribute or from what real
+    instrumentations mark failures with (see `failed`)."""
     a = s.attrs
     error = str(a.get("switchboard.error") or "")
     theirs = a.get("switchboard.outcome")
@@ -482,14 +487,24 @@ def _outcome(s: SpanRecord) -> tuple[str, str]:
         return str(theirs), error
     if s.end_ns is None:
         return "open", error
-    failed = s.status_code == STATUS_ERROR or (s.status_code == 0 and "error.type" in a)
-    if not failed:
+    if not failed(s):
         return "ok", error
-    error = error or s.status_message or s.exception or str(a.get("error.type") or "")
-    grpc = a.get("rpc.grpc.status_code")
-    if isinstance(grpc, int) and grpc in GRPC_OUTCOMES:
-        return GRPC_OUTCOMES[grpc], error
-    text = f"{a.get('error.type') or ''} {error}".lower()
+    flag = a.get("error")
+    flag_text = flag if isinstance(flag, str) and flag.lower() not in ("true", "1") else ""
+    error = (
+        error
+        or s.status_message
+        or s.exception
+        or str(a.get("error.type") or "")
+        or flag_text
+        or (f"HTTP {_status(a)}" if _status(a) else "")
+    )
+    rpc = _rpc_outcome(a)
+    if rpc:
+        return rpc, error
+    if _status(a) in TIMEOUT_STATUSES:
+        return "timeout", error
+    text = f"{a.get('error.type') or ''} {error} {s.exception}".lower()
     if "deadline" in text:
         return "deadline_exceeded", error
     if "timeout" in text or "timed out" in text:
@@ -497,6 +512,47 @@ def _outcome(s: SpanRecord) -> tuple[str, str]:
     if "cancel" in text:
         return "cancelled", error
     return "error", error
+
+
+# 408 Request Timeout and 504 Gateway Timeout: the answer of a proxy or server that
+# stopped waiting (Envoy's upstream timeout is a 504).
+TIMEOUT_STATUSES = frozenset({408, 504})
+
+
+def failed(s: SpanRecord) -> bool:
+    """Whether a span failed: status ERROR; or, with the status unset, `error.type`, an
+    `error` tag (Jaeger, Envoy, Zipkin: anything but false), an exception event, or an
+    HTTP 5xx (a 4xx on a client). An explicit OK status is a success."""
+    if s.status_code == STATUS_ERROR:
+        return True
+    if s.status_code != 0:
+        return False
+    a = s.attrs
+    flag = a.get("error")
+    if flag is True or (isinstance(flag, str) and flag.lower() not in ("", "false", "0")):
+        return True
+    if "error.type" in a or s.exception:
+        return True
+    status = _status(a)
+    return status >= 500 or (status >= 400 and s.kind == "client")
+
+
+def _rpc_outcome(a: dict[str, Any]) -> str:
+    """A deadline or cancellation an RPC status names, old and new attribute names."""
+    grpc = a.get("rpc.grpc.status_code")
+    if isinstance(grpc, str) and grpc.isdigit():
+        grpc = int(grpc)
+    if isinstance(grpc, int) and grpc in GRPC_OUTCOMES:
+        return GRPC_OUTCOMES[grpc]
+    for key in ("rpc.status_code", "rpc.response.status_code"):
+        code = a.get(key)
+        if isinstance(code, str):
+            named = GRPC_NAMES.get(code.upper()) or (
+                GRPC_OUTCOMES.get(int(code)) if code.isdigit() else None
+            )
+            if named:
+                return named
+    return ""
 
 
 # The column of an imported run's spans holding what the file said (`otel_record`).
@@ -567,6 +623,8 @@ def otel_record(s: SpanRecord) -> str:
         "resource": s.resource,
         "scope": s.scope,
     }
+    if s.file_name is not None:
+        record["name"] = s.file_name
     if s.events:
         record["events"] = s.events
     if s.link_refs:
