@@ -771,7 +771,7 @@ def test_cli_errors_are_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixtu
     run_dir = tmp_path / "shop"
     shop_run().save(run_dir)
     assert fails(capsys, "export", str(run_dir), "--format", "csv", "--out", "-") == (
-        "--out - (standard output) works only with --format otlp"
+        "--out - (standard output) works only with --format otlp or jaeger"
     )
     assert fails(capsys, "import-otlp", str(missing), "--out", str(tmp_path / "r")) == (
         f"cannot read {missing}: no such file or directory"

@@ -270,40 +270,49 @@ def _check_writable(out: Path) -> None:
 
 
 def _add_interop_verbs(verbs: Any) -> None:
-    export = verbs.add_parser("export", help="write a saved run as OTLP/JSON traces or CSV")
+    export = verbs.add_parser(
+        "export", help="write a saved run as OTLP/JSON or Jaeger JSON traces, or CSV"
+    )
     export.add_argument("run_dir", metavar="RUN_DIR", help="a run saved by `run --out`")
-    export.add_argument("--format", required=True, choices=("otlp", "csv"), dest="fmt")
+    export.add_argument("--format", required=True, choices=("otlp", "jaeger", "csv"), dest="fmt")
     export.add_argument(
         "--out",
-        help="file or directory to write; a .zip for csv gives an archive, - prints otlp "
-        "(default: RUN_DIR/trace.otlp.json or RUN_DIR/csv)",
+        help="file or directory to write; a .zip for csv gives an archive, - prints traces "
+        "(default: RUN_DIR/trace.otlp.json, RUN_DIR/trace.jaeger.json or RUN_DIR/csv)",
     )
-    imp = verbs.add_parser("import-otlp", help="read OTLP/JSON traces into a run")
-    imp.add_argument("file", metavar="FILE", help="an OTLP/JSON file (Collector or SDK export)")
+    imp = verbs.add_parser("import-otlp", help="read a trace file into a run")
+    imp.add_argument(
+        "file",
+        metavar="FILE",
+        help="OTLP/JSON (SDK or Collector JSON Lines), OTLP protobuf, a Tempo or Jaeger "
+        "trace-by-id response, Jaeger UI JSON or Zipkin v2 JSON; gzipped or not",
+    )
     imp.add_argument("--out", required=True, metavar="RUN_DIR", help="directory for the run")
     imp.add_argument("--name", help="the run's name (default: the file's name)")
     imp.add_argument(
         "--max-mb",
         type=_mebibytes,
-        help="read at most this many MiB of JSON, after decompression (default: 1024)",
+        help="read at most this many MiB, after decompression (default: 1024)",
     )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a saved run as OTLP/JSON or as CSV tables."""
+    """Write a saved run as OTLP/JSON, Jaeger JSON or CSV tables."""
     from sim import otlp
 
     run = _load_run(Path(args.run_dir))
-    default = "trace.otlp.json" if args.fmt == "otlp" else "csv"
+    default = {"otlp": "trace.otlp.json", "jaeger": "trace.jaeger.json"}.get(args.fmt, "csv")
     out = args.out or str(Path(args.run_dir) / default)
     if out == "-":
-        if args.fmt != "otlp":
-            raise UserError("--out - (standard output) works only with --format otlp")
-        sys.stdout.write(otlp.otlp_json(run))
+        if args.fmt == "csv":
+            raise UserError("--out - (standard output) works only with --format otlp or jaeger")
+        sys.stdout.write(otlp.otlp_json(run) if args.fmt == "otlp" else otlp.jaeger_json(run))
         return 0
     try:
         if args.fmt == "otlp":
             otlp.write_otlp(run, out)
+        elif args.fmt == "jaeger":
+            otlp.write_jaeger(run, out)
         else:
             otlp.write_csv(run, out)
     except otlp.OtlpError as exc:
@@ -311,13 +320,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         raise UserError(f"cannot write {out}: {reason}") from None
-    what = f"{len(run.spans)} spans" if args.fmt == "otlp" else f"{len(run.tables)} tables"
+    what = f"{len(run.spans)} spans" if args.fmt != "csv" else f"{len(run.tables)} tables"
     print(f"wrote {what} of {run.name} to {out}")
     return 0
 
 
 def cmd_import_otlp(args: argparse.Namespace) -> int:
-    """Read OTLP/JSON traces into a run directory, whole or not at all."""
+    """Read a trace file (any format `sim.otlp.import_trace` reads) into a run directory,
+    whole or not at all."""
     from sim import otlp
 
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import ipaddress
 import math
 import os
 import re
@@ -83,6 +84,20 @@ def pad_trace_id(value: Any) -> str | None:
         padded = value.lower().zfill(32)
         return padded if padded.strip("0") else None
     return decode_id(value, 32)
+
+
+def is_address(value: str) -> bool:
+    """Whether `value` is an IP address (with or without a port): never an agent's name."""
+    text = value.strip()
+    if text.startswith("[") and "]" in text:  # [v6]:port
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":")[0]
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def hex_to_base64(value: str) -> str:

@@ -39,6 +39,7 @@ import pandas as pd
 from protocols.envelope import span_id_for, trace_id_for
 from sim._version import __version__
 from sim.agents.steps import DISCOVER
+from sim.otlp import jaeger
 from sim.otlp.common import (
     EPOCH_KEY,
     EPOCH_UNIX_NANO,
@@ -106,6 +107,26 @@ def otlp_json(run: Run, epoch_unix_nano: int | None = None) -> str:
 def write_otlp(run: Run, path: str | Path) -> Path:
     """Write `run` as OTLP/JSON to `path`, whole or not at all."""
     text = otlp_json(run)
+    return write_atomically(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def to_jaeger(run: Run) -> dict[str, Any]:
+    """The run as Jaeger's query API JSON (`{"data": [trace, ...]}`), which Jaeger's UI
+    opens by upload; the OTLP export translated as the Collector's Jaeger exporter does."""
+    return jaeger.from_otlp(to_otlp(run))
+
+
+def jaeger_json(run: Run) -> str:
+    """The Jaeger JSON text of `run`."""
+    from sim.world import sparse_gc
+
+    with sparse_gc():
+        return json.dumps(to_jaeger(run), separators=(",", ":")) + "\n"
+
+
+def write_jaeger(run: Run, path: str | Path) -> Path:
+    """Write `run` as Jaeger JSON to `path`, whole or not at all."""
+    text = jaeger_json(run)
     return write_atomically(Path(path), lambda tmp: tmp.write_text(text))
 
 

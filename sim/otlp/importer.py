@@ -26,10 +26,12 @@ from sim.trace.run import Run
 from sim.trace.schema import FORMAT_VERSION, TABLES, empty_table
 
 
-def import_otlp(path: str | Path, name: str | None = None, max_bytes: int | None = None) -> Run:
-    """Read an OTLP/JSON file into a Run; raises OtlpError naming what is wrong and where.
+def import_trace(path: str | Path, name: str | None = None, max_bytes: int | None = None) -> Run:
+    """Read a trace file into a Run; raises OtlpError naming what is wrong and where.
 
-    `max_bytes` caps the JSON read, after decompression (default
+    Reads OTLP/JSON (one request, JSON Lines, a list), OTLP protobuf, Tempo's and
+    Jaeger's trace-by-id responses, Jaeger's UI JSON and Zipkin v2 JSON, gzipped or not
+    (`sim.otlp.shapes`). `max_bytes` caps the bytes read, after decompression (default
     `sim.limits.MAX_OTLP_BYTES`, 1 GiB).
     """
     from sim.world import sparse_gc
@@ -38,6 +40,9 @@ def import_otlp(path: str | Path, name: str | None = None, max_bytes: int | None
     with sparse_gc():  # as for a run: many small objects, few cycles
         parsed = parse_file(source, max_bytes)
         return from_parsed(parsed, name or _stem(source), source.name)
+
+
+import_otlp = import_trace  # its first name, when it read OTLP/JSON only
 
 
 def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
@@ -128,6 +133,6 @@ def save_run(run: Run, out: str | Path) -> Path:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".gz", ".jsonl", ".json", ".otlp"):
+    for suffix in (".gz", ".jsonl", ".json", ".pb", ".proto", ".otlp", ".jaeger", ".zipkin"):
         name = name.removesuffix(suffix)
     return name or "imported"

@@ -18,7 +18,6 @@ such a message is clamped to take no time, never to go back in time, and counted
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from sim.otlp.common import dtype_default
+from sim.otlp.common import dtype_default, is_address
 from sim.otlp.parse import SpanRecord
 from sim.trace.schema import AGENT_COLUMNS, DTYPES, QUEUE_COLUMNS, conform
 
@@ -156,20 +155,6 @@ def _protocol(s: SpanRecord) -> str:
     if any(k.startswith(("http.", "url.")) for k in a):
         return "http"
     return ""
-
-
-def is_address(value: str) -> bool:
-    """Whether `value` is an IP address (with or without a port): never an agent's name."""
-    text = value.strip()
-    if text.startswith("[") and "]" in text:  # [v6]:port
-        text = text[1 : text.index("]")]
-    elif text.count(":") == 1:  # v4:port
-        text = text.split(":")[0]
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 # Attributes naming the other side of a span, in the order Tempo's service graphs read

@@ -40,6 +40,7 @@ from sim.otlp.common import (
     OtlpError,
     attribute_map,
     decode_id,
+    is_address,
     span_defaults,
 )
 from sim.trace.schema import DTYPES, conform
@@ -191,8 +192,11 @@ def _read_request(parsed: Parsed, seen: dict[str, SpanRecord], place: str, resou
         rs = _object(rs, place, at_r)
         resource = _field(rs, "resource") or {}
         attrs = attribute_map(_list(_field(resource, "attributes") or [], place, at_r))
-        # The OpenTelemetry default for a resource that does not name its service.
+        # The OpenTelemetry default for a resource that does not name its service; an
+        # address is no service's name (some Zipkin tracers put one there).
         service = str(attrs.get("service.name") or "unknown_service")
+        if is_address(service):
+            service = str(attrs.get("host.name") or "unknown_service")
         resource_at = parsed.add_resource(Resource(service, attrs))
         scopes = _field(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans")
         for s, ss in enumerate(_list(scopes or [], place, f"{at_r}.scopeSpans")):
