@@ -545,11 +545,16 @@ class _Exporter:
             name = EXCEPTION_TYPES.get(str(row.outcome), "Error")
             if row.outcome == "error" and int(row.status) >= 400:
                 name = "HTTPError"
-            attrs = {
-                "exception.type": name,
-                "exception.message": str(row.error) or str(row.outcome),
-            }
-            events.append((at, "exception", attrs))
+            events.append(
+                (
+                    at,
+                    "exception",
+                    {
+                        "exception.type": name,
+                        "exception.message": str(row.error) or str(row.outcome),
+                    },
+                )
+            )
         if row.outcome == "rejected":
             at = float(row.end) if not math.isnan(float(row.end)) else float(row.start)
             state = self.breaker_state(str(row.agent), str(row.peer), float(row.start))

@@ -35,12 +35,13 @@ from sim.otlp.common import (
 KIND_OF_TAG = {kind: code for kind, code in KIND_CODES.items()}
 TAG_OF_KIND = {code: kind for kind, code in KIND_CODES.items()}
 STATUS_TAG = {STATUS_OK: "OK", STATUS_ERROR: "ERROR"}
-# Tags that are fields of an OTLP span, not attributes.
+# Tags that are fields of an OTLP span, not attributes. `error` is one only beside
+# `otel.status_code=ERROR` (the Collector writes both); alone (a Jaeger client, Envoy)
+# it is the file's own tag and stays an attribute, besides failing the span.
 _FIELD_TAGS = frozenset(
     {
-        "span.kind", "error", "otel.status_code", "otel.status_description",
-        "w3c.tracestate", "otel.scope.name", "otel.scope.version", "otel.library.name",
-        "otel.library.version",
+        "span.kind", "otel.status_code", "otel.status_description", "w3c.tracestate",
+        "otel.scope.name", "otel.scope.version", "otel.library.name", "otel.library.version",
     }
 )  # fmt: skip
 REF_TYPE = "opentracing.ref_type"
@@ -129,7 +130,8 @@ def _span(span: dict[str, Any], tags: dict[str, Any]) -> dict[str, Any]:
     duration = _int(span.get("duration"))
     if start is not None and duration is not None:
         out["endTimeUnixNano"] = str((start + duration) * 1000)
-    out["attributes"] = _attribute_list({k: v for k, v in tags.items() if k not in _FIELD_TAGS})
+    fields = _FIELD_TAGS | ({"error"} if tags.get("otel.status_code") == "ERROR" else set())
+    out["attributes"] = _attribute_list({k: v for k, v in tags.items() if k not in fields})
     out["events"] = list(_events(span.get("logs")))
     if links:
         out["links"] = links
@@ -153,17 +155,19 @@ def _parent(refs: list[dict[str, Any]], trace_id: str | None) -> dict[str, Any] 
 
 
 def _status(tags: dict[str, Any], kind: int) -> dict[str, Any]:
+    """The span's status: `otel.status_code` when the tags carry one (an OTLP status,
+    exactly), else a true `error` tag, else the HTTP status."""
     error = tags.get("error")
     message = tags.get("otel.status_description")
     message = message if isinstance(message, str) else ""
-    if error is not None and error is not False and str(error).lower() != "false":
-        if isinstance(error, str) and error.lower() != "true" and not message:
-            message = error  # Zipkin-style: the error tag carries the message
-        return {"code": STATUS_ERROR, "message": message} if message else {"code": STATUS_ERROR}
     code = tags.get("otel.status_code")
     if isinstance(code, str) and code:
         number = STATUS_OF_NAME.get(f"STATUS_CODE_{code.upper()}", 0)
         return {"code": number, "message": message} if message else {"code": number}
+    if error is not None and error is not False and str(error).lower() != "false":
+        if isinstance(error, str) and error.lower() != "true" and not message:
+            message = error  # Zipkin-style: the error tag carries the message
+        return {"code": STATUS_ERROR, "message": message} if message else {"code": STATUS_ERROR}
     http = _int(tags.get("http.response.status_code", tags.get("http.status_code")))
     if http is not None and (http >= 500 or (http >= 400 and kind == KIND_CODES["client"])):
         return {"code": STATUS_ERROR}
@@ -198,7 +202,7 @@ def _tags(tags: Any) -> dict[str, Any]:
             value = _int(value)
         elif kind == "float64":
             try:
-                value = float(value)
+                value = float(value)  # type: ignore[arg-type]
             except (TypeError, ValueError):
                 value = None
         elif not isinstance(value, str):
@@ -279,12 +283,15 @@ def _jaeger_span(span: dict[str, Any], scope: dict[str, Any], pid: str) -> dict[
         tags["otel.scope.version"] = scope["version"]
     status = span.get("status") or {}
     code = int(status.get("code") or 0)
-    if code in STATUS_TAG:
-        tags["otel.status_code"] = STATUS_TAG[code]
-    if code == STATUS_ERROR:
-        tags["error"] = True
-    if status.get("message"):
-        tags["otel.status_description"] = status["message"]
+    # A failed span that carries its own `error` tag (read from Jaeger) gets it back as it
+    # was; otherwise the Collector's mapping: otel.status_code, and error=true on failure.
+    if not (code == STATUS_ERROR and "error" in tags):
+        if code in STATUS_TAG:
+            tags["otel.status_code"] = STATUS_TAG[code]
+        if code == STATUS_ERROR:
+            tags["error"] = True
+        if status.get("message"):
+            tags["otel.status_description"] = status["message"]
     if span.get("traceState"):
         tags["w3c.tracestate"] = span["traceState"]
     start = int(span["startTimeUnixNano"])

@@ -1,15 +1,16 @@
-"""Read OpenTelemetry traces (OTLP/JSON) from a real system: files in, span records out.
+"""Read OTLP/JSON traces (whatever the file's format became on the way): span records.
 
-Reads what the OpenTelemetry Collector's file exporter writes (one
-`ExportTraceServiceRequest` per line), what an SDK exporter writes (one object, pretty
-or not), or a JSON array of requests; ids in OTLP/JSON's hex or protobuf JSON's base64,
-enums as integers or names, fields in lowerCamelCase or snake_case. Lines that hold
-metrics or logs are skipped. Plain and gzip-compressed files both work.
+`sim.otlp.source` gives the file's documents and `sim.otlp.shapes` turns each into
+OTLP/JSON `resourceSpans` (Jaeger and Zipkin translated); this module reads those: ids
+in OTLP/JSON's hex or protobuf JSON's base64, enums as integers or names, fields in
+lowerCamelCase or snake_case.
 
 Every span becomes a row of `spans` as it is (ids, parent, name, kind, agent =
-`service.name` of its resource, times in seconds from the time origin, status ->
-outcome); `sim.otlp.infer` then infers the messages, peers, agents and queues. The
-time origin is Switchboard's epoch when the file is a Switchboard export (so a round
+`service.name` of its resource, times in seconds from the time origin, status and the
+other marks of failure real instrumentations use -> outcome), and keeps what the
+contract's columns cannot hold in its `otel` column, so that an export writes it back as
+the file gave it. `sim.otlp.infer` then infers the messages, peers, agents and queues.
+The time origin is Switchboard's epoch when the file is a Switchboard export (so a round
 trip gives back the same times), else the earliest span's start.
 """
 

@@ -107,16 +107,16 @@ def _list(doc: list[Any], place: str, otlp: str) -> Iterator[Batch | OtherSignal
     if not doc:
         raise OtlpError(f"{place} is an empty list: no spans to import")
     first = doc[0]
+    if zipkin.is_v1_span(first):
+        raise OtlpError(
+            f"{place} is Zipkin v1 JSON (binaryAnnotations), which is not read: "
+            "download it from Zipkin's /api/v2 instead"
+        )
     if zipkin.is_span(first):
         yield Batch(place, zipkin.resource_spans(doc), "zipkin")
     elif isinstance(first, list):  # Zipkin's /traces: a list of traces
         spans = [span for trace in doc if isinstance(trace, list) for span in trace]
         yield Batch(place, zipkin.resource_spans(spans), "zipkin")
-    elif zipkin.is_v1_span(first):
-        raise OtlpError(
-            f"{place} is Zipkin v1 JSON (binaryAnnotations), which is not read: "
-            "download it from Zipkin's /api/v2 instead"
-        )
     elif isinstance(first, dict) and {"parent", "child", "callCount"} <= set(first):
         raise OtlpError(
             f"{place} is a dependency list (Jaeger's or Zipkin's /dependencies): links "

@@ -80,7 +80,7 @@ def documents(path: Path, max_bytes: int | None = None) -> Iterator[tuple[str, A
                 )
             gzipped = magic.startswith(GZIP_MAGIC)
             inner: Any = gzip.GzipFile(fileobj=file) if gzipped else file
-            stream = io.BufferedReader(_Capped(inner, cap, label, gzipped), 1 << 20)
+            stream: Any = io.BufferedReader(_Capped(inner, cap, label, gzipped), 1 << 20)
             head = stream.peek(64)[:64]
             if head.startswith(_BOM):
                 stream.read(len(_BOM))
@@ -101,7 +101,7 @@ def documents(path: Path, max_bytes: int | None = None) -> Iterator[tuple[str, A
 # -- JSON and JSON Lines ------------------------------------------------------------------
 
 
-def _json_documents(label: str, stream: io.BufferedReader) -> Iterator[tuple[str, Any]]:
+def _json_documents(label: str, stream: Any) -> Iterator[tuple[str, Any]]:
     """One document, or one per line when the first line is a whole document."""
     number, first = _next_line(stream, 0)
     if first is None:
@@ -132,7 +132,7 @@ def _json_documents(label: str, stream: io.BufferedReader) -> Iterator[tuple[str
         following, line = _next_line(stream, following)
 
 
-def _next_line(stream: io.BufferedReader, number: int) -> tuple[int, bytes | None]:
+def _next_line(stream: Any, number: int) -> tuple[int, bytes | None]:
     """The next non-blank line after line `number`, and its number (None at the end)."""
     while True:
         line = stream.readline()
@@ -178,7 +178,7 @@ def unreadable(exc: BaseException) -> str:
 # -- OTLP protobuf --------------------------------------------------------------------------
 
 
-def _protobuf_documents(label: str, stream: io.BufferedReader) -> Iterator[tuple[str, Any]]:
+def _protobuf_documents(label: str, stream: Any) -> Iterator[tuple[str, Any]]:
     """The requests of a length-prefixed protobuf file, or of one bare request."""
     request_type, to_dict, decode_error = _protobuf_api(label)
     head = stream.peek(4)[:4]

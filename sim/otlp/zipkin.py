@@ -40,7 +40,7 @@ def resource_spans(spans: list[Any]) -> list[dict[str, Any]]:
     for span in spans:
         if not is_span(span):
             continue
-        local = span.get("localEndpoint") if isinstance(span.get("localEndpoint"), dict) else {}
+        local = _object(span.get("localEndpoint"))
         service = str(local.get("serviceName") or "unknown_service")
         by_service.setdefault(service, []).append(_span(span, local))
     return [
@@ -52,10 +52,14 @@ def resource_spans(spans: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _span(span: dict[str, Any], local: dict[str, Any]) -> dict[str, Any]:
-    tags = span.get("tags") if isinstance(span.get("tags"), dict) else {}
+    tags = _object(span.get("tags"))
     attrs: dict[str, Any] = {k: str(v) for k, v in tags.items() if k not in _STATUS_TAGS}
-    remote = span.get("remoteEndpoint") if isinstance(span.get("remoteEndpoint"), dict) else {}
+    remote = _object(span.get("remoteEndpoint"))
     if remote.get("serviceName"):
         attrs["peer.service"] = str(remote["serviceName"])
     address = remote.get("ipv4") or remote.get("ipv6")
