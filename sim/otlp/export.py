@@ -63,6 +63,9 @@ if TYPE_CHECKING:
     from sim.trace.run import Run
 
 HTTP_LIKE = frozenset({"http", "sse", "websocket"})
+# Spans that are one HTTP request (an SSE stream opens with one), named "{method} {route}"
+# as the HTTP conventions name them; a WebSocket's messages are not requests.
+HTTP_NAMED = frozenset({"http", "sse"})
 # SSE opens its stream with a GET, a WebSocket with a GET upgrade; a call is a POST.
 HTTP_METHOD = {"http": "POST", "sse": "GET", "websocket": "GET"}
 # Reads among the calls (span names, `sim.agents.steps`), and the routes they take.
@@ -318,7 +321,7 @@ class _Exporter:
         if row.parent_id:
             out["parentSpanId"] = self.parent_id(str(row.parent_id), out["traceId"])
         out["name"] = str(row.name)
-        if str(row.protocol) in HTTP_LIKE and kind in ("client", "server"):
+        if str(row.protocol) in HTTP_NAMED and kind in ("client", "server"):
             out["name"] = f"{http_method(row)} {http_route(str(row.name))}"
         out["kind"] = KIND_CODES.get(kind, KIND_CODES["internal"])
         out["startTimeUnixNano"] = str(self.nanos(start))
@@ -443,19 +446,20 @@ class _Exporter:
         status, attempts = int(row.status), int(row.attempts)
         attrs: dict[str, Any] = {}
         if protocol in HTTP_LIKE and kind in ("client", "server"):
-            method, route = http_method(row), http_route(str(row.name))
-            attrs["http.request.method"] = method
-            attrs["http.route"] = route
+            attrs["http.request.method"] = http_method(row)
             if status > 0:
                 attrs["http.response.status_code"] = status
             host = peer if kind == "client" else str(row.agent)
             attrs["server.address"] = host
             attrs["server.port"] = HTTP_PORT
-            attrs["url.scheme"] = "http"
-            if kind == "client":
-                attrs["url.full"] = f"http://{host}{route}"
-            else:
-                attrs["url.path"] = route
+            if protocol in HTTP_NAMED:
+                route = http_route(str(row.name))
+                attrs["http.route"] = route
+                attrs["url.scheme"] = "http"
+                if kind == "client":
+                    attrs["url.full"] = f"http://{host}{route}"
+                else:
+                    attrs["url.path"] = route
             if kind == "server" and peer:
                 attrs["client.address"] = peer
             attrs["network.protocol.name"] = "websocket" if protocol == "websocket" else "http"
@@ -502,7 +506,7 @@ class _Exporter:
                 "switchboard.span.kind": None if kind in KIND_CODES else kind,
                 # HTTP spans are named "{method} {route}": the run's own name, kept.
                 "switchboard.name": str(row.name)
-                if protocol in HTTP_LIKE and kind in ("client", "server")
+                if protocol in HTTP_NAMED and kind in ("client", "server")
                 else None,
             }
         )

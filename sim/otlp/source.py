@@ -47,7 +47,7 @@ class _Capped(io.RawIOBase):
         if self.read_so_far > self.cap:
             what = "inflates to" if self.gzipped else "holds"
             raise OtlpError(
-                f"{self.label} {what} more than {mib(self.cap)} of trace data, past the cap "
+                f"{self.label} {what} more than {mib(self.cap)} of JSON or protobuf, past the cap "
                 "of an import (a trace too large to import whole, or a gzip bomb); "
                 "raise it with --max-mb if the file is genuine"
             )
@@ -85,8 +85,6 @@ def documents(path: Path, max_bytes: int | None = None) -> Iterator[tuple[str, A
             if head.startswith(_BOM):
                 stream.read(len(_BOM))
                 head = stream.peek(64)[:64]
-            if not head.strip():
-                raise OtlpError(f"{label} is empty: expected trace data")
             if not _BINARY.intersection(head):
                 yield from ((w, d, "json") for w, d in _json_documents(label, stream))
             else:
