@@ -1,4 +1,5 @@
-"""The command line: run, list, validate, schema, export, import-otlp, sweep, advise.
+"""The command line: run, list, validate, schema, export, import-otlp, serve-otlp, sweep,
+advise.
 
 Every user error is one sentence on stderr and exit status 2; a bug is one sentence and
 exit status 1 (set SWITCHBOARD_DEBUG=1 for the traceback). Never a traceback by default.
@@ -46,6 +47,16 @@ def _mebibytes(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive whole number of MiB, got '{text}'")
     return value * 2**20
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got '{text}'")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -294,6 +305,38 @@ def _add_interop_verbs(verbs: Any) -> None:
         type=_mebibytes,
         help="read at most this many MiB, after decompression (default: 1024)",
     )
+    serve = verbs.add_parser(
+        "serve-otlp", help="receive OTLP/HTTP traces on 127.0.0.1 into a JSON Lines file"
+    )
+    serve.add_argument("--out", required=True, help="the JSON Lines file to append to")
+    serve.add_argument(
+        "--port", type=_port, default=4318, help="port on 127.0.0.1 (default: 4318; 0 = any)"
+    )
+
+
+def cmd_serve_otlp(args: argparse.Namespace) -> int:
+    """Receive OTLP/HTTP traces on 127.0.0.1 into a JSON Lines file until Ctrl-C."""
+    from sim.otlp.receiver import Receiver
+
+    try:
+        receiver = Receiver(args.out, port=args.port)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise UserError(
+            f"cannot serve on 127.0.0.1:{args.port} into {args.out}: {reason}"
+        ) from None
+    print(f"listening on {receiver.url}, appending to {args.out} (Ctrl-C stops)", flush=True)
+    try:
+        receiver.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+    print(
+        f"received {receiver.spans} spans in {receiver.requests} requests into {args.out}; "
+        f"read them with: python -m sim import-otlp {args.out} --out RUN_DIR"
+    )
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -378,6 +421,7 @@ VERBS = {
     "schema": cmd_schema,
     "export": cmd_export,
     "import-otlp": cmd_import_otlp,
+    "serve-otlp": cmd_serve_otlp,
     "sweep": sweeps.cmd_sweep,
     "advise": sweeps.cmd_advise,
 }
