@@ -305,6 +305,12 @@ def _add_interop_verbs(verbs: Any) -> None:
         type=_mebibytes,
         help="read at most this many MiB, after decompression (default: 1024)",
     )
+    cal = verbs.add_parser(
+        "calibrate", help="infer a scenario from a trace: agents, calls, fitted latencies"
+    )
+    cal.add_argument("trace", metavar="TRACE", help="a trace file (any import format) or a run")
+    cal.add_argument("-o", "--out", required=True, help="the scenario YAML file to write")
+    cal.add_argument("--name", help="the scenario's name (default: calibrated-TRACE)")
     serve = verbs.add_parser(
         "serve-otlp", help="receive OTLP/HTTP traces on 127.0.0.1 into a JSON Lines file"
     )
@@ -312,6 +318,35 @@ def _add_interop_verbs(verbs: Any) -> None:
     serve.add_argument(
         "--port", type=_port, default=4318, help="port on 127.0.0.1 (default: 4318; 0 = any)"
     )
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Write the scenario a trace implies, and print how well each distribution fits."""
+    import yaml
+
+    from sim import otlp
+    from sim.calibrate import calibrate
+
+    source = Path(args.trace)
+    if source.is_dir():
+        run = _load_run(source)
+    else:
+        try:
+            run = otlp.import_trace(source)
+        except otlp.OtlpError as exc:
+            raise UserError(str(exc)) from None
+    if run.messages.empty or not (run.messages["kind"] == "request").any():
+        raise UserError(f"{source} holds no calls between services: nothing to calibrate")
+    result = calibrate(run, args.name)
+    loading.validate(result.scenario, str(args.out))  # what is written always loads
+    text = yaml.safe_dump(result.scenario, sort_keys=False, width=100)
+    try:
+        otlp.common.write_atomically(Path(args.out), lambda tmp: tmp.write_text(text))
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {(exc.strerror or str(exc)).lower()}") from None
+    print(result.report())
+    print(f"wrote {args.out}")
+    return 0
 
 
 def cmd_serve_otlp(args: argparse.Namespace) -> int:
@@ -422,6 +457,7 @@ VERBS = {
     "export": cmd_export,
     "import-otlp": cmd_import_otlp,
     "serve-otlp": cmd_serve_otlp,
+    "calibrate": cmd_calibrate,
     "sweep": sweeps.cmd_sweep,
     "advise": sweeps.cmd_advise,
 }
