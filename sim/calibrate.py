@@ -78,7 +78,7 @@ def calibrate(run: Run, name: str | None = None) -> Calibration:
 
     service_times = _service_times(spans, services, requests)
     latencies = _latencies(requests, responses)
-    workers = {s: _concurrency(spans, s) for s in services}
+    workers = {s: _concurrency(spans, s, requests) for s in services}
     errors = _error_rates(spans, services)
     calls = _calls(spans, services)
 
@@ -188,9 +188,13 @@ def _service_times(
     return out
 
 
-def _concurrency(spans: pd.DataFrame, service: str) -> int:
-    """The most handler spans of `service` open at once (from their starts past waits)."""
+def _concurrency(spans: pd.DataFrame, service: str, requests: pd.DataFrame) -> int:
+    """The most requests `service` worked on at once: its handler spans (from their
+    starts past waits), or for a virtual node the calls made to it."""
     mine = spans[(spans["kind"] == "server") & (spans["agent"] == service)]
+    if mine.empty:
+        callers = set(requests.loc[requests["dst"] == service, "span_id"])
+        mine = spans[spans["span_id"].isin(callers)]
     if mine.empty:
         return 1
     # A worker freed and taken again at one instant must count once: an end up to a
