@@ -225,7 +225,7 @@ def test_a_gzip_that_inflates_past_the_cap_is_refused_in_a_real_process(
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     assert done.stderr.strip() == (
-        f"error: {bomb} inflates to more than 2 MiB of JSON, past the cap of an import (a "
+        f"error: {bomb} inflates to more than 2 MiB of JSON or protobuf, past the cap of an import (a "
         "trace too large to import whole, or a gzip bomb); raise it with --max-mb if the "
         "file is genuine"
     )

@@ -252,7 +252,9 @@ def test_export_events_for_retries_redeliveries_and_breaker_rejections() -> None
         "redelivery", str(EPOCH_UNIX_NANO + 2_490_000_000), "2",
     )  # fmt: skip
     assert [e[0] for e in events("0000000000000005")] == ["redelivery"]  # the second delivery
-    assert events("0000000000000004") == []  # the first delivery is no redelivery
+    # The first delivery is no redelivery; its handler failed: an exception event.
+    ((name, _, a),) = events("0000000000000004")
+    assert (name, a["exception.message"]) == ("exception", "handler failed")
     ((name, _, a),) = events("0000000000000006")
     assert name == "breaker.rejected"
     assert a["switchboard.breaker.state"] == "open" and a["switchboard.reason"] == "breaker open"
@@ -474,7 +476,7 @@ def sdk_spans() -> list[Any]:
         attributes={"messaging.system": "rabbitmq", "messaging.destination.name": "orders",
                     "messaging.operation.type": "process"},
     )  # fmt: skip
-    consumer.record_exception(RuntimeError("boom"))
+    consumer.record_exception(RuntimeError("boom"), timestamp=T0 + 70 * MS)
     consumer.set_status(Status(StatusCode.ERROR, "boom"))
     consumer.end(end_time=T0 + 80 * MS)
     redelivered = worker.start_span(
@@ -570,7 +572,13 @@ def test_sdk_messages_are_inferred_from_span_pairs(imported: Run) -> None:
     client = spans.loc["GET /orders"].iloc[0]
     request = m[m["kind"] == "request"].iloc[0]
     response = m[m["kind"] == "response"].iloc[0]
-    assert m["kind"].tolist() == ["request", "publish", "response", "deliver", "deliver"]
+    # The database recorded no spans: a virtual node answers the call to it.
+    assert m["kind"].tolist() == [
+        "request", "publish", "response", "request", "deliver", "deliver", "response",
+    ]  # fmt: skip
+    db = m[m["dst"] == "db.internal"]
+    assert (db["protocol"].tolist(), db["src"].tolist()) == (["db"], ["frontend"])
+    assert m[m["src"] == "db.internal"]["delivered_at"].tolist() == pytest.approx([0.155])
     assert (request["src"], request["dst"], request["protocol"]) == ("frontend", "api", "http")
     assert (request["sent_at"], request["delivered_at"]) == pytest.approx((0.0, 0.010))
     assert request["span_id"] == client["span_id"] and request["outcome"] == "delivered"
@@ -590,16 +598,17 @@ def test_sdk_messages_are_inferred_from_span_pairs(imported: Run) -> None:
     assert deliveries["attempt"].tolist() == [1, 2]  # the linked second one: a redelivery
     assert deliveries["msg_id"].tolist() == ["order-42", "order-42"]
     assert deliveries["sent_at"].tolist() == pytest.approx([0.060, 0.100])
-    assert m["seq"].tolist() == list(range(5)) and (m["outcome"] == "delivered").all()
+    assert m["seq"].tolist() == list(range(7)) and (m["outcome"] == "delivered").all()
     assert imported.manifest["unpaired_spans"] == {"client": 1}  # the database call
+    assert imported.manifest["virtual_nodes"] == ["db.internal"]
 
 
 def test_sdk_agents_and_queues(imported: Run) -> None:
     agents = imported.agents.set_index("agent")
-    assert agents.index.tolist() == ["api", "frontend", "worker", "orders"]
-    assert agents["role"].tolist() == ["service", "client", "service", "broker"]
-    assert agents["inferred"].tolist() == [False, False, False, True]
-    assert agents.loc["frontend", "calls"] == "api"
+    assert agents.index.tolist() == ["api", "frontend", "worker", "orders", "db.internal"]
+    assert agents["role"].tolist() == ["service", "client", "service", "broker", "database"]
+    assert agents["inferred"].tolist() == [False, False, False, True, True]
+    assert agents.loc["frontend", "calls"] == "api,db.internal"
     q = imported.queues
     assert set(q["queue"]) == {"orders"}
     assert q["time"].tolist() == pytest.approx([0.0, 0.025, 0.060, 0.080, 0.100, 0.120])
@@ -616,7 +625,7 @@ def test_dashboard_figures_accept_an_imported_run(imported: Run) -> None:
     figures = pytest.importorskip("ui.figures")
     run = imported
     rows = figures.window(run.messages, 0.0, run.duration, run.duration).rows
-    assert len(rows) == 5
+    assert len(rows) == 7
     fig = figures.spacetime(rows, run.agents["agent"].tolist(), run.duration, run.faults)
     drawn = {int(s) for t in fig.data for s in (t.customdata or []) if s is not None}
     assert drawn == set(run.messages["seq"])
@@ -656,15 +665,14 @@ def request_of(*spans: dict[str, Any]) -> dict[str, Any]:
         ('{\n  "resourceSpans": [\n  }', "is not JSON: Expecting value at line 3 column 3"),
         (
             '{"foo": 1, "bar": 2}',
-            "is not an OTLP trace export: expected an object with "
-            "resourceSpans, found an object with bar, foo",
+            "is not a trace this reads: expected OTLP (resourceSpans), Tempo (batches), "
+            "Jaeger (data) or a Zipkin v2 list of spans; found an object with bar, foo",
         ),
         (
             "[1]",
-            "item 0 is not an OTLP trace export: expected an object with resourceSpans, "
-            "found a number",
+            "item 0 is a number, not a trace: expected OTLP (resourceSpans)",
         ),
-        ("", "is empty: expected OTLP/JSON traces"),
+        ("", "is empty: expected trace data"),
         ('{"resourceMetrics": []}', "holds no spans (only metrics or logs): nothing to import"),
         ('{"resourceSpans": {}}', "resourceSpans is an object with no keys, not a list"),
     ],
@@ -716,7 +724,7 @@ def test_spans_with_missing_or_bad_ids(tmp_path: Path, span: dict, expected: str
 def test_binary_and_clashing_ids(tmp_path: Path) -> None:
     path = tmp_path / "trace.pb"
     path.write_bytes(b"\x0a\x8f\x01\xff\xfe binary protobuf")
-    with pytest.raises(otlp.OtlpError, match="is not text, so not OTLP/JSON"):
+    with pytest.raises(otlp.OtlpError, match="is neither JSON nor an OTLP protobuf"):
         otlp.import_otlp(path)
     clash = request_of(good_span(), good_span(traceId="12" * 16))
     with pytest.raises(otlp.OtlpError, match=r"spans\[1\] reuses span id cdcd"):
@@ -744,7 +752,9 @@ def test_cli_export_and_import(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = tmp_path / "imported"
     assert cli.main(["import-otlp", str(run_dir / "trace.otlp.json"), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "imported 8 spans in 3 traces from 4 services; inferred 5 messages" in printed
+    assert (
+        "imported 8 spans in 3 traces from 4 services (otlp/json); inferred 5 messages"
+    ) in printed
     assert_same_spans(shop_run().spans, Run.load(out).spans)
     # Importing again replaces the run it wrote.
     assert cli.main(["import-otlp", str(run_dir / "trace.otlp.json"), "--out", str(out)]) == 0
@@ -761,7 +771,7 @@ def test_cli_errors_are_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixtu
     run_dir = tmp_path / "shop"
     shop_run().save(run_dir)
     assert fails(capsys, "export", str(run_dir), "--format", "csv", "--out", "-") == (
-        "--out - (standard output) works only with --format otlp"
+        "--out - (standard output) works only with --format otlp or jaeger"
     )
     assert fails(capsys, "import-otlp", str(missing), "--out", str(tmp_path / "r")) == (
         f"cannot read {missing}: no such file or directory"

@@ -1,4 +1,5 @@
-"""The command line: run, list, validate, schema, export, import-otlp, sweep, advise.
+"""The command line: run, list, validate, schema, export, import-otlp, serve-otlp, sweep,
+advise.
 
 Every user error is one sentence on stderr and exit status 2; a bug is one sentence and
 exit status 1 (set SWITCHBOARD_DEBUG=1 for the traceback). Never a traceback by default.
@@ -46,6 +47,16 @@ def _mebibytes(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive whole number of MiB, got '{text}'")
     return value * 2**20
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got '{text}'")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,40 +281,116 @@ def _check_writable(out: Path) -> None:
 
 
 def _add_interop_verbs(verbs: Any) -> None:
-    export = verbs.add_parser("export", help="write a saved run as OTLP/JSON traces or CSV")
+    export = verbs.add_parser(
+        "export", help="write a saved run as OTLP/JSON or Jaeger JSON traces, or CSV"
+    )
     export.add_argument("run_dir", metavar="RUN_DIR", help="a run saved by `run --out`")
-    export.add_argument("--format", required=True, choices=("otlp", "csv"), dest="fmt")
+    export.add_argument("--format", required=True, choices=("otlp", "jaeger", "csv"), dest="fmt")
     export.add_argument(
         "--out",
-        help="file or directory to write; a .zip for csv gives an archive, - prints otlp "
-        "(default: RUN_DIR/trace.otlp.json or RUN_DIR/csv)",
+        help="file or directory to write; a .zip for csv gives an archive, - prints traces "
+        "(default: RUN_DIR/trace.otlp.json, RUN_DIR/trace.jaeger.json or RUN_DIR/csv)",
     )
-    imp = verbs.add_parser("import-otlp", help="read OTLP/JSON traces into a run")
-    imp.add_argument("file", metavar="FILE", help="an OTLP/JSON file (Collector or SDK export)")
+    imp = verbs.add_parser("import-otlp", help="read a trace file into a run")
+    imp.add_argument(
+        "file",
+        metavar="FILE",
+        help="OTLP/JSON (SDK or Collector JSON Lines), OTLP protobuf, a Tempo or Jaeger "
+        "trace-by-id response, Jaeger UI JSON or Zipkin v2 JSON; gzipped or not",
+    )
     imp.add_argument("--out", required=True, metavar="RUN_DIR", help="directory for the run")
     imp.add_argument("--name", help="the run's name (default: the file's name)")
     imp.add_argument(
         "--max-mb",
         type=_mebibytes,
-        help="read at most this many MiB of JSON, after decompression (default: 1024)",
+        help="read at most this many MiB, after decompression (default: 1024)",
+    )
+    cal = verbs.add_parser(
+        "calibrate", help="infer a scenario from a trace: agents, calls, fitted latencies"
+    )
+    cal.add_argument("trace", metavar="TRACE", help="a trace file (any import format) or a run")
+    cal.add_argument("-o", "--out", required=True, help="the scenario YAML file to write")
+    cal.add_argument("--name", help="the scenario's name (default: calibrated-TRACE)")
+    serve = verbs.add_parser(
+        "serve-otlp", help="receive OTLP/HTTP traces on 127.0.0.1 into a JSON Lines file"
+    )
+    serve.add_argument("--out", required=True, help="the JSON Lines file to append to")
+    serve.add_argument(
+        "--port", type=_port, default=4318, help="port on 127.0.0.1 (default: 4318; 0 = any)"
     )
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Write the scenario a trace implies, and print how well each distribution fits."""
+    import yaml
+
+    from sim import otlp
+    from sim.calibrate import calibrate
+
+    source = Path(args.trace)
+    if source.is_dir():
+        run = _load_run(source)
+    else:
+        try:
+            run = otlp.import_trace(source)
+        except otlp.OtlpError as exc:
+            raise UserError(str(exc)) from None
+    if run.messages.empty or not (run.messages["kind"] == "request").any():
+        raise UserError(f"{source} holds no calls between services: nothing to calibrate")
+    result = calibrate(run, args.name)
+    loading.validate(result.scenario, str(args.out))  # what is written always loads
+    text = yaml.safe_dump(result.scenario, sort_keys=False, width=100)
+    try:
+        otlp.common.write_atomically(Path(args.out), lambda tmp: tmp.write_text(text))
+    except OSError as exc:
+        raise UserError(f"cannot write {args.out}: {(exc.strerror or str(exc)).lower()}") from None
+    print(result.report())
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_serve_otlp(args: argparse.Namespace) -> int:
+    """Receive OTLP/HTTP traces on 127.0.0.1 into a JSON Lines file until Ctrl-C."""
+    from sim.otlp.receiver import Receiver
+
+    try:
+        receiver = Receiver(args.out, port=args.port)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise UserError(
+            f"cannot serve on 127.0.0.1:{args.port} into {args.out}: {reason}"
+        ) from None
+    print(f"listening on {receiver.url}, appending to {args.out} (Ctrl-C stops)", flush=True)
+    try:
+        receiver.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+    print(
+        f"received {receiver.spans} spans in {receiver.requests} requests into {args.out}; "
+        f"read them with: python -m sim import-otlp {args.out} --out RUN_DIR"
+    )
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a saved run as OTLP/JSON or as CSV tables."""
+    """Write a saved run as OTLP/JSON, Jaeger JSON or CSV tables."""
     from sim import otlp
 
     run = _load_run(Path(args.run_dir))
-    default = "trace.otlp.json" if args.fmt == "otlp" else "csv"
+    default = {"otlp": "trace.otlp.json", "jaeger": "trace.jaeger.json"}.get(args.fmt, "csv")
     out = args.out or str(Path(args.run_dir) / default)
     if out == "-":
-        if args.fmt != "otlp":
-            raise UserError("--out - (standard output) works only with --format otlp")
-        sys.stdout.write(otlp.otlp_json(run))
+        if args.fmt == "csv":
+            raise UserError("--out - (standard output) works only with --format otlp or jaeger")
+        sys.stdout.write(otlp.otlp_json(run) if args.fmt == "otlp" else otlp.jaeger_json(run))
         return 0
     try:
         if args.fmt == "otlp":
             otlp.write_otlp(run, out)
+        elif args.fmt == "jaeger":
+            otlp.write_jaeger(run, out)
         else:
             otlp.write_csv(run, out)
     except otlp.OtlpError as exc:
@@ -311,13 +398,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     except OSError as exc:
         reason = (exc.strerror or str(exc)).lower()
         raise UserError(f"cannot write {out}: {reason}") from None
-    what = f"{len(run.spans)} spans" if args.fmt == "otlp" else f"{len(run.tables)} tables"
+    what = f"{len(run.spans)} spans" if args.fmt != "csv" else f"{len(run.tables)} tables"
     print(f"wrote {what} of {run.name} to {out}")
     return 0
 
 
 def cmd_import_otlp(args: argparse.Namespace) -> int:
-    """Read OTLP/JSON traces into a run directory, whole or not at all."""
+    """Read a trace file (any format `sim.otlp.import_trace` reads) into a run directory,
+    whole or not at all."""
     from sim import otlp
 
     try:
@@ -331,11 +419,15 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
     source = run.manifest["source"]
     print(
         f"imported {source['spans']} spans in {source['traces']} traces from "
-        f"{source['services']} services; inferred {len(run.messages)} messages"
+        f"{source['services']} services ({source['format']}); inferred "
+        f"{len(run.messages)} messages"
     )
+    virtual = run.manifest.get("virtual_nodes") or []
+    if virtual:
+        print(f"services that recorded no spans, shown as virtual nodes: {', '.join(virtual)}")
     unpaired = sum(run.manifest["unpaired_spans"].values())
     if unpaired:
-        print(f"{unpaired} spans have no partner span in the file, so no messages")
+        print(f"{unpaired} spans have no partner span in the file")
     print(f"saved to {args.out}")
     return 0
 
@@ -364,6 +456,8 @@ VERBS = {
     "schema": cmd_schema,
     "export": cmd_export,
     "import-otlp": cmd_import_otlp,
+    "serve-otlp": cmd_serve_otlp,
+    "calibrate": cmd_calibrate,
     "sweep": sweeps.cmd_sweep,
     "advise": sweeps.cmd_advise,
 }

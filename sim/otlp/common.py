@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import ipaddress
 import math
 import os
 import re
@@ -76,6 +77,29 @@ def decode_id(value: Any, digits: int) -> str | None:
     return hexed if is_hex_id(hexed, digits) else None
 
 
+def pad_trace_id(value: Any) -> str | None:
+    """A trace id as 32 lowercase hex digits: Jaeger and Zipkin write 64-bit ones in 16,
+    Tempo's search drops leading zeros; base64 (protobuf JSON) is read too."""
+    if isinstance(value, str) and 0 < len(value) <= 32 and _HEX.match(value):
+        padded = value.lower().zfill(32)
+        return padded if padded.strip("0") else None
+    return decode_id(value, 32)
+
+
+def is_address(value: str) -> bool:
+    """Whether `value` is an IP address (with or without a port): never an agent's name."""
+    text = value.strip()
+    if text.startswith("[") and "]" in text:  # [v6]:port
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":")[0]
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def hex_to_base64(value: str) -> str:
     """A hex id in base64: what `google.protobuf.json_format` expects for bytes fields."""
     return base64.b64encode(bytes.fromhex(value)).decode()
@@ -94,6 +118,8 @@ def any_value(value: Any) -> dict[str, Any]:
         return {"doubleValue": value}
     if isinstance(value, list | tuple):
         return {"arrayValue": {"values": [any_value(v) for v in value]}}
+    if isinstance(value, dict):
+        return {"kvlistValue": {"values": attribute_list(value)}}
     return {"stringValue": str(value)}
 
 
@@ -209,7 +235,7 @@ MAPPED_SPAN_COLUMNS = frozenset(
     {
         "span_id", "parent_id", "correlation_id", "name", "kind", "agent", "peer", "protocol",
         "start", "end", "deadline", "wait", "outcome", "attempts", "error", "status",
-        "trace_id", "links",
+        "trace_id", "links", "otel",
     }
 )  # fmt: skip
 

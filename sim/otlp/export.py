@@ -38,6 +38,8 @@ import pandas as pd
 
 from protocols.envelope import span_id_for, trace_id_for
 from sim._version import __version__
+from sim.agents.steps import DISCOVER
+from sim.otlp import jaeger
 from sim.otlp.common import (
     EPOCH_KEY,
     EPOCH_UNIX_NANO,
@@ -61,16 +63,34 @@ if TYPE_CHECKING:
     from sim.trace.run import Run
 
 HTTP_LIKE = frozenset({"http", "sse", "websocket"})
+# Spans that are one HTTP request (an SSE stream opens with one), named "{method} {route}"
+# as the HTTP conventions name them; a WebSocket's messages are not requests.
+HTTP_NAMED = frozenset({"http", "sse"})
 # SSE opens its stream with a GET, a WebSocket with a GET upgrade; a call is a POST.
 HTTP_METHOD = {"http": "POST", "sse": "GET", "websocket": "GET"}
+# Reads among the calls (span names, `sim.agents.steps`), and the routes they take.
+READS = frozenset({DISCOVER})
+ROUTES = {DISCOVER: "/.well-known/agent-card.json"}
+HTTP_PORT = 80
+# An exception's type by the outcome it ended in (the event a failed span records).
+EXCEPTION_TYPES = {
+    "timeout": "TimeoutError",
+    "deadline_exceeded": "DeadlineExceededError",
+    "cancelled": "CancelledError",
+    "error": "Error",
+}
 SENDS = frozenset({"request", "publish"})  # kinds that carry a span's own call
 RECEIVES = frozenset({"request", "publish", "deliver"})  # kinds that start a handler
 OPEN_BREAKER = frozenset({"open", "forced_open"})
 _SPAN_ID = re.compile(r"[0-9a-f]{16}\Z")
 
 
-def to_otlp(run: Run, epoch_unix_nano: int = EPOCH_UNIX_NANO) -> dict[str, Any]:
-    """The run as an OTLP/JSON `ExportTraceServiceRequest` (a dict ready for json.dump)."""
+def to_otlp(run: Run, epoch_unix_nano: int | None = None) -> dict[str, Any]:
+    """The run as an OTLP/JSON `ExportTraceServiceRequest` (a dict ready for json.dump).
+
+    Simulated second 0 is `epoch_unix_nano`: by default `EPOCH_UNIX_NANO`, or for an
+    imported run the instant its trace started, so that its spans keep their times.
+    """
     from sim.world import sparse_gc
 
     # Millions of small acyclic dicts: the default GC thresholds would rescan them
@@ -79,7 +99,7 @@ def to_otlp(run: Run, epoch_unix_nano: int = EPOCH_UNIX_NANO) -> dict[str, Any]:
         return _Exporter(run, epoch_unix_nano).document()
 
 
-def otlp_json(run: Run, epoch_unix_nano: int = EPOCH_UNIX_NANO) -> str:
+def otlp_json(run: Run, epoch_unix_nano: int | None = None) -> str:
     """The OTLP/JSON text of `run`: one line, so it is also a valid JSON-lines file."""
     from sim.world import sparse_gc
 
@@ -90,6 +110,26 @@ def otlp_json(run: Run, epoch_unix_nano: int = EPOCH_UNIX_NANO) -> str:
 def write_otlp(run: Run, path: str | Path) -> Path:
     """Write `run` as OTLP/JSON to `path`, whole or not at all."""
     text = otlp_json(run)
+    return write_atomically(Path(path), lambda tmp: tmp.write_text(text))
+
+
+def to_jaeger(run: Run) -> dict[str, Any]:
+    """The run as Jaeger's query API JSON (`{"data": [trace, ...]}`), which Jaeger's UI
+    opens by upload; the OTLP export translated as the Collector's Jaeger exporter does."""
+    return jaeger.from_otlp(to_otlp(run))
+
+
+def jaeger_json(run: Run) -> str:
+    """The Jaeger JSON text of `run`."""
+    from sim.world import sparse_gc
+
+    with sparse_gc():
+        return json.dumps(to_jaeger(run), separators=(",", ":")) + "\n"
+
+
+def write_jaeger(run: Run, path: str | Path) -> Path:
+    """Write `run` as Jaeger JSON to `path`, whole or not at all."""
+    text = jaeger_json(run)
     return write_atomically(Path(path), lambda tmp: tmp.write_text(text))
 
 
@@ -174,9 +214,9 @@ def _json_default(value: Any) -> Any:
 class _Exporter:
     """Builds the OTLP document of one run; indexes the messages once."""
 
-    def __init__(self, run: Run, epoch_unix_nano: int) -> None:
+    def __init__(self, run: Run, epoch_unix_nano: int | None) -> None:
         self.run = run
-        self.epoch = int(epoch_unix_nano)
+        self.epoch = int(epoch_unix_nano if epoch_unix_nano is not None else _epoch_of(run))
         spans = run.spans
         self.spans = spans
         last = max(_max(spans["start"]), _max(spans["end"]), run.duration, 0.0)
@@ -222,8 +262,17 @@ class _Exporter:
         extra = sorted(set(self.spans["agent"].tolist()) - set(by_agent))
         for agent in extra:
             by_agent[agent] = []
+        # Imported spans go back under the resource and scope their file gave them.
+        kept: dict[int, dict[int, list[dict[str, Any]]]] = {}
         for row in self.spans.itertuples(index=False):
-            by_agent[row.agent].append(self.span(row))
+            record = _record(row)
+            if record is None:
+                by_agent[row.agent].append(self.span(row))
+            else:
+                spans = kept.setdefault(int(record.get("resource", 0)), {})
+                spans.setdefault(int(record.get("scope", 0)), []).append(
+                    self.faithful_span(row, record)
+                )
         info = {str(r["agent"]): r for r in agents.to_dict(orient="records")}
         resources = [
             {
@@ -231,8 +280,32 @@ class _Exporter:
                 "scopeSpans": [{"scope": dict(scope), "spans": spans}],
             }
             for a, spans in by_agent.items()
+            if spans or not kept
         ]
+        resources += self.kept_resources(kept)
         return {"resourceSpans": resources}
+
+    def kept_resources(self, kept: dict[int, dict[int, list[dict[str, Any]]]]) -> list[dict]:
+        """The resourceSpans of imported spans: the file's resources and scopes."""
+        given = self.run.manifest.get("resources") or []
+        scopes = self.run.manifest.get("scopes") or []
+        out = []
+        for r, by_scope in kept.items():
+            attrs = given[r].get("attributes", {}) if r < len(given) else {}
+            scope_spans = []
+            for sc, spans in by_scope.items():
+                scope = scopes[sc] if sc < len(scopes) else {}
+                entry: dict[str, Any] = {}
+                for key in ("name", "version"):
+                    if scope.get(key):
+                        entry[key] = scope[key]
+                if scope.get("attributes"):
+                    entry["attributes"] = attribute_list(scope["attributes"])
+                scope_spans.append({"scope": entry, "spans": spans})
+            out.append(
+                {"resource": {"attributes": attribute_list(attrs)}, "scopeSpans": scope_spans}
+            )
+        return out
 
     # -- one span -----------------------------------------------------------------------
 
@@ -246,10 +319,10 @@ class _Exporter:
             "spanId": self.ids[row.span_id],
         }
         if row.parent_id:
-            out["parentSpanId"] = self.ids.get(row.parent_id) or span_id_for(
-                out["traceId"], row.parent_id
-            )
+            out["parentSpanId"] = self.parent_id(str(row.parent_id), out["traceId"])
         out["name"] = str(row.name)
+        if str(row.protocol) in HTTP_NAMED and kind in ("client", "server"):
+            out["name"] = f"{http_method(row)} {http_route(str(row.name))}"
         out["kind"] = KIND_CODES.get(kind, KIND_CODES["internal"])
         out["startTimeUnixNano"] = str(self.nanos(start))
         out["endTimeUnixNano"] = str(self.nanos(max(start, self.run_end) if open_ else end))
@@ -268,6 +341,60 @@ class _Exporter:
             out["status"] = {"code": STATUS_ERROR, "message": str(row.error) or outcome}
         else:
             out["status"] = {}  # partial, open: neither a success nor a failure
+        return out
+
+    def parent_id(self, parent: str, trace_id: str) -> str:
+        """The parent's OTLP id: a parent not among the spans (a trace cut short, a
+        caller outside it) keeps its id when it is one, rather than a made-up one."""
+        known = self.ids.get(parent)
+        if known:
+            return known
+        if is_hex_id(parent, 16):
+            return parent.lower()
+        return span_id_for(trace_id, parent)
+
+    def faithful_span(self, row: Any, record: dict[str, Any]) -> dict[str, Any]:
+        """An imported span as its file gave it (`sim.otlp.parse.otel_record`)."""
+        out: dict[str, Any] = {
+            "traceId": self.trace_ids[row.span_id],
+            "spanId": self.ids[row.span_id],
+        }
+        if record.get("trace_state"):
+            out["traceState"] = record["trace_state"]
+        if row.parent_id:
+            out["parentSpanId"] = self.parent_id(str(row.parent_id), out["traceId"])
+        if record.get("flags"):
+            out["flags"] = int(record["flags"])
+        out["name"] = str(record.get("name", row.name))
+        out["kind"] = int(record.get("kind") or 0)
+        out["startTimeUnixNano"] = str(record["start_ns"])
+        if record.get("end_ns") is not None:
+            out["endTimeUnixNano"] = str(record["end_ns"])
+        out["attributes"] = attribute_list(record.get("attributes") or {})
+        events = [
+            {
+                "timeUnixNano": str(event["time_ns"]),
+                "name": event["name"],
+                "attributes": attribute_list(event.get("attributes") or {}),
+            }
+            for event in record.get("events", [])
+        ]
+        if events:
+            out["events"] = events
+        links = []
+        for ref in record.get("links", []):
+            link: dict[str, Any] = {"traceId": ref["trace_id"], "spanId": ref["span_id"]}
+            if ref.get("trace_state"):
+                link["traceState"] = ref["trace_state"]
+            if ref.get("attributes"):
+                link["attributes"] = attribute_list(ref["attributes"])
+            links.append(link)
+        if links:
+            out["links"] = links
+        status = record.get("status") or {}
+        out["status"] = {
+            k: v for k, v in (("code", status.get("code")), ("message", status.get("message"))) if v
+        }
         return out
 
     def links(self, row: Any) -> list[dict[str, str]]:
@@ -319,10 +446,20 @@ class _Exporter:
         status, attempts = int(row.status), int(row.attempts)
         attrs: dict[str, Any] = {}
         if protocol in HTTP_LIKE and kind in ("client", "server"):
-            attrs["http.request.method"] = HTTP_METHOD[protocol]
+            attrs["http.request.method"] = http_method(row)
             if status > 0:
                 attrs["http.response.status_code"] = status
-            attrs["server.address"] = peer if kind == "client" else str(row.agent)
+            host = peer if kind == "client" else str(row.agent)
+            attrs["server.address"] = host
+            attrs["server.port"] = HTTP_PORT
+            if protocol in HTTP_NAMED:
+                route = http_route(str(row.name))
+                attrs["http.route"] = route
+                attrs["url.scheme"] = "http"
+                if kind == "client":
+                    attrs["url.full"] = f"http://{host}{route}"
+                else:
+                    attrs["url.path"] = route
             if kind == "server" and peer:
                 attrs["client.address"] = peer
             attrs["network.protocol.name"] = "websocket" if protocol == "websocket" else "http"
@@ -367,6 +504,10 @@ class _Exporter:
                 "switchboard.status": status or None,
                 "switchboard.error": str(row.error) or None,
                 "switchboard.span.kind": None if kind in KIND_CODES else kind,
+                # HTTP spans are named "{method} {route}": the run's own name, kept.
+                "switchboard.name": str(row.name)
+                if protocol in HTTP_NAMED and kind in ("client", "server")
+                else None,
             }
         )
         for column in self.extra_columns:
@@ -402,6 +543,22 @@ class _Exporter:
         if incoming is not None and m["kind"][incoming] == "deliver" and m["attempt"][incoming] > 1:
             at = m["delivered_at"][incoming]
             events.append((at, "redelivery", _delivery_attributes(m, incoming)))
+        if row.outcome in FAILED and row.outcome != "rejected":
+            # The exception event an instrumented program records for a failure.
+            at = float(row.end) if not math.isnan(float(row.end)) else float(row.start)
+            name = EXCEPTION_TYPES.get(str(row.outcome), "Error")
+            if row.outcome == "error" and int(row.status) >= 400:
+                name = "HTTPError"
+            events.append(
+                (
+                    at,
+                    "exception",
+                    {
+                        "exception.type": name,
+                        "exception.message": str(row.error) or str(row.outcome),
+                    },
+                )
+            )
         if row.outcome == "rejected":
             at = float(row.end) if not math.isnan(float(row.end)) else float(row.start)
             state = self.breaker_state(str(row.agent), str(row.peer), float(row.start))
@@ -422,6 +579,39 @@ class _Exporter:
                 break
             state = to_state
         return state
+
+
+def http_method(row: Any) -> str:
+    """The HTTP method of a span: GET for reads (an agent card, an SSE stream, a
+    WebSocket upgrade), POST for a call."""
+    if str(row.name) in READS:
+        return "GET"
+    return HTTP_METHOD.get(str(row.protocol), "POST")
+
+
+def http_route(name: str) -> str:
+    """The route of a span's request: A2A's card path for a card, else /<name>."""
+    return ROUTES.get(name) or "/" + name.lstrip("/")
+
+
+def _epoch_of(run: Run) -> int:
+    """Second 0 of `run` in Unix nanoseconds: an imported trace's own start, else ours."""
+    origin = run.manifest.get("time_origin_unix_nano")
+    if run.manifest.get("imported") and isinstance(origin, int) and not isinstance(origin, bool):
+        return origin
+    return EPOCH_UNIX_NANO
+
+
+def _record(row: Any) -> dict[str, Any] | None:
+    """An imported span's `otel` record, or None for a simulated span."""
+    text = getattr(row, "otel", "")
+    if not isinstance(text, str) or not text.startswith("{"):
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) and "start_ns" in record else None
 
 
 def _llm_models(manifest: dict[str, Any]) -> dict[str, tuple[str, str]]:
@@ -531,7 +721,14 @@ def _otel_span_ids(spans: pd.DataFrame, trace_ids: dict[str, str]) -> dict[str, 
 
 
 def _resource_attributes(agent: str, info: dict[str, Any] | None) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"service.name": agent}
+    attrs: dict[str, Any] = {
+        "service.name": agent,
+        # One instance per agent in a run; the SDK that "recorded" it is the simulator.
+        "service.instance.id": agent,
+        "telemetry.sdk.name": SCOPE_NAME,
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.version": __version__,
+    }
     if info:
         attrs["service.version"] = str(info.get("version", ""))
         for key in ("role", "version", "workers", "calls"):

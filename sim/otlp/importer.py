@@ -14,16 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from sim.otlp.common import OtlpError, write_atomically
-from sim.otlp.infer import agents_table, fill_peers_and_protocols, find_pairs, infer_messages
+from sim.otlp.infer import (
+    agents_table,
+    fill_peers_and_protocols,
+    find_pairs,
+    find_virtual,
+    infer_messages,
+)
 from sim.otlp.parse import Parsed, parse_file, resolve, spans_table, versions
 from sim.trace.run import Run
 from sim.trace.schema import FORMAT_VERSION, TABLES, empty_table
 
 
-def import_otlp(path: str | Path, name: str | None = None, max_bytes: int | None = None) -> Run:
-    """Read an OTLP/JSON file into a Run; raises OtlpError naming what is wrong and where.
+def import_trace(path: str | Path, name: str | None = None, max_bytes: int | None = None) -> Run:
+    """Read a trace file into a Run; raises OtlpError naming what is wrong and where.
 
-    `max_bytes` caps the JSON read, after decompression (default
+    Reads OTLP/JSON (one request, JSON Lines, a list), OTLP protobuf, Tempo's and
+    Jaeger's trace-by-id responses, Jaeger's UI JSON and Zipkin v2 JSON, gzipped or not
+    (`sim.otlp.shapes`). `max_bytes` caps the bytes read, after decompression (default
     `sim.limits.MAX_OTLP_BYTES`, 1 GiB).
     """
     from sim.world import sparse_gc
@@ -34,12 +42,16 @@ def import_otlp(path: str | Path, name: str | None = None, max_bytes: int | None
         return from_parsed(parsed, name or _stem(source), source.name)
 
 
+import_otlp = import_trace  # its first name, when it read OTLP/JSON only
+
+
 def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
     """The Run of spans already read: times, outcomes, then the inferred tables."""
     origin, how = resolve(parsed)
     records = sorted(parsed.spans, key=lambda s: (s.start, s.order))
     pairs = find_pairs(records)
     fill_peers_and_protocols(records, pairs)
+    find_virtual(records, pairs)
     inferred = infer_messages(records, pairs)
     spans = spans_table(records)
     tables = {
@@ -64,7 +76,7 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "duration": float(duration),
         "imported": True,
         "source": {
-            "format": "otlp/json",
+            "format": parsed.format,
             "file": file_name,
             "requests": parsed.requests,
             "spans": len(records),
@@ -72,6 +84,12 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
             "services": int((~tables["agents"]["inferred"]).sum()),
             "switchboard_export": parsed.switchboard,
         },
+        # The file's resources and scopes, as it gave them: spans point into these lists
+        # (their `otel` column), so an export writes them back unchanged.
+        "resources": [{"attributes": r.attrs} for r in parsed.resources],
+        "scopes": [
+            {"name": sc.name, "version": sc.version, "attributes": sc.attrs} for sc in parsed.scopes
+        ],
         "time_origin": how,
         "time_origin_unix_nano": origin,
         "has_scenario": False,
@@ -82,8 +100,10 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "messages_inferred": True,
         "queues_inferred": True,
         "unpaired_spans": pairs.unpaired,
+        "virtual_nodes": sorted({s.peer for s in pairs.virtual}),
         "missing_parents": pairs.missing_parents,
         "duplicate_spans": parsed.duplicates,
+        "shared_span_ids": parsed.shared_ids,
         "clock_skew_adjusted": inferred.clock_skew_adjusted,
         "versions": versions(),
     }
@@ -113,6 +133,6 @@ def save_run(run: Run, out: str | Path) -> Path:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".gz", ".jsonl", ".json", ".otlp"):
+    for suffix in (".gz", ".jsonl", ".json", ".pb", ".proto", ".otlp", ".jaeger", ".zipkin"):
         name = name.removesuffix(suffix)
     return name or "imported"

@@ -25,11 +25,13 @@ from typing import Any
 
 import pandas as pd
 
-from sim.otlp.common import dtype_default
+from sim.otlp.common import dtype_default, is_address
 from sim.otlp.parse import SpanRecord
 from sim.trace.schema import AGENT_COLUMNS, DTYPES, QUEUE_COLUMNS, conform
 
 CALLERS = frozenset({"client", "producer"})
+# The role of a virtual node by the protocol its callers speak to it.
+VIRTUAL_ROLES = {"db": "database", "cache": "cache"}
 HANDLERS = frozenset({"server", "consumer"})
 DEFAULT_BROKER = "broker"
 
@@ -42,6 +44,12 @@ class Pairs:
     queued: dict[str, list[SpanRecord]] = field(default_factory=dict)  # producer -> consumers
     unpaired: dict[str, int] = field(default_factory=dict)
     missing_parents: int = 0
+    paired: set[str] = field(default_factory=set)
+    # Calls to peers that recorded no spans (a database, an outside API), and messages
+    # published that no consumer span received: as Tempo's service graph, the other
+    # side becomes a virtual node.
+    virtual: list[SpanRecord] = field(default_factory=list)
+    unconsumed: list[SpanRecord] = field(default_factory=list)
 
 
 def find_pairs(spans: list[SpanRecord]) -> Pairs:
@@ -66,6 +74,7 @@ def find_pairs(spans: list[SpanRecord]) -> Pairs:
                     queued[producer.span_id].append(s)
                     paired.update((producer.span_id, s.span_id))
     pairs.queued = dict(queued)
+    pairs.paired = paired
     unpaired: dict[str, int] = {}
     for s in spans:
         if s.kind in CALLERS | HANDLERS and s.span_id not in paired:
@@ -102,30 +111,87 @@ def fill_peers_and_protocols(spans: list[SpanRecord], pairs: Pairs) -> None:
                 s.protocol = "http"  # request-response: what our http protocol models
 
 
+# Database systems (`db.system.name`) that are caches: their calls are `cache`, not `db`.
+CACHE_SYSTEMS = frozenset(
+    {"redis", "memcached", "valkey", "hazelcast", "aerospike", "geode", "coherence", "ignite"}
+)
+_DB_KEYS = ("db.system.name", "db.system", "db.type")  # new name, old, OpenTracing
+_DB_MARKERS = ("db.namespace", "db.name", "db.query.text", "db.statement", "db.instance")
+
+
+def find_virtual(spans: list[SpanRecord], pairs: Pairs) -> None:
+    """The client spans whose server recorded nothing, and producer spans no consumer
+    span received; run after `fill_peers_and_protocols` (it names the peers)."""
+    # A client span around another client span of its service (a library under a
+    # library): the inner one is the call.
+    wraps = {s.parent_id for s in spans if s.kind == "client"}
+    # A call to a service that did record spans but not this one's (sampled out, or the
+    # request never arrived) is no virtual node: nothing is inferred for it.
+    services = {s.agent for s in spans}
+    for s in spans:
+        if s.span_id in pairs.paired or s.span_id in wraps:
+            continue
+        if s.kind == "client" and s.peer and s.peer not in services:
+            pairs.virtual.append(s)
+        elif s.kind == "producer" and destination_of(s):
+            pairs.unconsumed.append(s)
+
+
 def _protocol(s: SpanRecord) -> str:
-    """The protocol a span's attributes name, or "" when they name none."""
+    """What a span's attributes say it talks: db, cache, rpc, queue, websocket, http, or
+    "" when they name none. A database client over HTTP (say Elasticsearch) is still a
+    database call, and gRPC is RPC though it rides on HTTP/2."""
     a = s.attrs
-    if "messaging.system" in a or "messaging.destination.name" in a:
+    system = next((str(a[k]) for k in _DB_KEYS if a.get(k)), "")
+    if system or any(k in a for k in _DB_MARKERS):
+        return "cache" if system.lower() in CACHE_SYSTEMS else "db"
+    if a.get("rpc.system") or a.get("rpc.system.name"):
+        return "rpc"
+    if any(k in a for k in ("messaging.system", "messaging.destination.name",
+                            "messaging.destination")):  # fmt: skip
         return "queue"
     if str(a.get("network.protocol.name", "")).lower() == "websocket":
         return "websocket"
-    if any(k.startswith(("http.", "url.")) for k in a) or "rpc.system" in a:
-        return "http"  # gRPC rides on HTTP/2
+    if any(k.startswith(("http.", "url.")) for k in a):
+        return "http"
     return ""
+
+
+# Attributes naming the other side of a span, in the order Tempo's service graphs read
+# them (`peer.service`, its newer name, then addresses that are names, then the database).
+_PEER_KEYS = {
+    "client": ("peer.service", "service.peer.name", "server.address", "net.peer.name",
+               "peer.hostname", "http.host", "db.namespace", "db.name", "db.system.name",
+               "db.system", "db.type", "rpc.service"),
+    "server": ("peer.service", "service.peer.name", "client.address"),
+    "producer": ("peer.service", "service.peer.name"),
+    "consumer": ("peer.service", "service.peer.name"),
+}  # fmt: skip
 
 
 def _peer_attribute(s: SpanRecord) -> str:
     a = s.attrs
-    keys = ["peer.service"]
-    if s.kind == "client":
-        keys += ["server.address", "net.peer.name"]
-    elif s.kind == "server":
-        keys += ["client.address"]
-    elif s.kind in ("producer", "consumer"):
-        keys += ["messaging.destination.name"]
-    for key in keys:
-        if a.get(key):
-            return str(a[key])
+    for key in _PEER_KEYS.get(s.kind, ("peer.service", "service.peer.name")):
+        value = a.get(key)
+        if value and isinstance(value, str | int) and not is_address(str(value)):
+            return str(value)
+    if s.kind in ("producer", "consumer"):
+        return destination_of(s)
+    return ""
+
+
+def destination_of(s: SpanRecord) -> str:
+    """The queue a messaging span names: `messaging.destination.name`, the older
+    `messaging.destination`, or (RabbitMQ's default exchange) the routing key."""
+    a = s.attrs
+    for key in ("messaging.destination.name", "messaging.destination"):
+        value = a.get(key)
+        if isinstance(value, str) and value and value != "amq.default":
+            return value
+    for key in ("messaging.rabbitmq.destination.routing_key", "messaging.rabbitmq.routing_key"):
+        value = a.get(key)
+        if isinstance(value, str) and value:
+            return value
     return ""
 
 
@@ -206,7 +272,59 @@ def infer_messages(spans: list[SpanRecord], pairs: Pairs) -> Inferred:
             **response,
         )
 
+    for client in pairs.virtual:
+        # The node did not record when the request arrived: it is taken to arrive as sent
+        # and to be answered as the client saw the answer.
+        request = add(
+            type=client.name,
+            protocol=client.protocol,
+            kind="request",
+            src=client.agent,
+            dst=client.peer,
+            correlation_id=client.correlation_id,
+            causation_id="",
+            span_id=client.span_id,
+            attempt=1,
+            sent_at=client.start,
+            delivered_at=client.start,
+            size_bytes=_size(client, client, "http.request.body.size"),
+        )
+        if not math.isnan(client.end):
+            add(
+                type=client.name,
+                protocol=client.protocol,
+                kind="response",
+                src=client.peer,
+                dst=client.agent,
+                correlation_id=client.correlation_id,
+                causation_id=request,
+                span_id=client.span_id,
+                attempt=1,
+                sent_at=client.end,
+                delivered_at=client.end,
+                size_bytes=_size(client, client, "http.response.body.size"),
+            )
+
     events: dict[str, list[tuple[float, int, str]]] = defaultdict(list)  # queue events
+    for producer in pairs.unconsumed:
+        broker = destination_of(producer)
+        stored = producer.start if math.isnan(producer.end) else producer.end
+        add(
+            msg_id=str(producer.attrs.get("messaging.message.id") or ""),
+            type=producer.name,
+            protocol=producer.protocol or "queue",
+            kind="publish",
+            src=producer.agent,
+            dst=broker,
+            correlation_id=producer.correlation_id,
+            causation_id="",
+            span_id=producer.span_id,
+            attempt=1,
+            sent_at=producer.start,
+            delivered_at=stored,
+            size_bytes=_size(producer, producer, "messaging.message.body.size"),
+        )
+        events[broker].append((stored, 0, "publish"))
     for producer_id in sorted(pairs.queued, key=lambda i: (by_id[i].start, by_id[i].order)):
         producer = by_id[producer_id]
         consumers = sorted(pairs.queued[producer_id], key=lambda c: (c.start, c.order))
@@ -264,9 +382,9 @@ def infer_messages(spans: list[SpanRecord], pairs: Pairs) -> Inferred:
 
 def _destination(producer: SpanRecord, consumers: list[SpanRecord]) -> str:
     for s in (producer, *consumers):
-        name = s.attrs.get("messaging.destination.name")
+        name = destination_of(s)
         if name:
-            return str(name)
+            return name
     return DEFAULT_BROKER
 
 
@@ -351,6 +469,10 @@ def agents_table(
     calls: dict[str, set[str]] = defaultdict(set)
     for client, server in pairs.calls:
         calls[client.agent].add(server.agent)
+    virtual: dict[str, str] = {}  # virtual node -> its role
+    for client in pairs.virtual:
+        calls[client.agent].add(client.peer)
+        virtual.setdefault(client.peer, VIRTUAL_ROLES.get(client.protocol, "service"))
     rows = []
     for agent in sorted(attrs):
         a = attrs[agent]
@@ -368,9 +490,11 @@ def agents_table(
                 "inferred": False,
             }
         )
-    for broker in brokers:
-        if broker not in attrs:
-            row = {"agent": broker, "role": "broker", "version": 1, "workers": 0, "calls": ""}
+    nodes = {broker: "broker" for broker in brokers}
+    nodes |= {node: role for node, role in sorted(virtual.items()) if node not in nodes}
+    for node, role in nodes.items():
+        if node not in attrs:
+            row = {"agent": node, "role": role, "version": 1, "workers": 0, "calls": ""}
             rows.append(dict(row, service_version="", inferred=True))
     columns = [*AGENT_COLUMNS, "service_version", "inferred"]
     table = pd.DataFrame(rows, columns=columns)

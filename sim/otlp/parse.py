@@ -1,36 +1,36 @@
-"""Read OpenTelemetry traces (OTLP/JSON) from a real system: files in, span records out.
+"""Read OTLP/JSON traces (whatever the file's format became on the way): span records.
 
-Reads what the OpenTelemetry Collector's file exporter writes (one
-`ExportTraceServiceRequest` per line), what an SDK exporter writes (one object, pretty
-or not), or a JSON array of requests; ids in OTLP/JSON's hex or protobuf JSON's base64,
-enums as integers or names, fields in lowerCamelCase or snake_case. Lines that hold
-metrics or logs are skipped. Plain and gzip-compressed files both work.
+`sim.otlp.source` gives the file's documents and `sim.otlp.shapes` turns each into
+OTLP/JSON `resourceSpans` (Jaeger and Zipkin translated); this module reads those: ids
+in OTLP/JSON's hex or protobuf JSON's base64, enums as integers or names, fields in
+lowerCamelCase or snake_case.
 
 Every span becomes a row of `spans` as it is (ids, parent, name, kind, agent =
-`service.name` of its resource, times in seconds from the time origin, status ->
-outcome); `sim.otlp.infer` then infers the messages, peers, agents and queues. The
-time origin is Switchboard's epoch when the file is a Switchboard export (so a round
+`service.name` of its resource, times in seconds from the time origin, status and the
+other marks of failure real instrumentations use -> outcome), and keeps what the
+contract's columns cannot hold in its `otel` column, so that an export writes it back as
+the file gave it. `sim.otlp.infer` then infers the messages, peers, agents and queues.
+The time origin is Switchboard's epoch when the file is a Switchboard export (so a round
 trip gives back the same times), else the earliest span's start.
 """
 
 from __future__ import annotations
 
-import gzip
+import hashlib
 import json
 import math
 import platform
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from sim import limits
 from sim._version import __version__
+from sim.otlp import shapes, source
 from sim.otlp.common import (
     EPOCH_KEY,
+    KIND_CODES,
     KIND_OF_CODE,
     KIND_OF_NAME,
     MAPPED_SPAN_COLUMNS,
@@ -41,6 +41,7 @@ from sim.otlp.common import (
     OtlpError,
     attribute_map,
     decode_id,
+    is_address,
     span_defaults,
 )
 from sim.trace.schema import DTYPES, conform
@@ -51,6 +52,7 @@ OUTCOMES = frozenset(
 )
 # gRPC status codes (rpc.grpc.status_code) that name an outcome of ours.
 GRPC_OUTCOMES = {1: "cancelled", 4: "deadline_exceeded"}
+GRPC_NAMES = {"CANCELLED": "cancelled", "DEADLINE_EXCEEDED": "deadline_exceeded"}
 
 
 @dataclass(slots=True)
@@ -70,6 +72,16 @@ class SpanRecord:
     status_message: str
     links: list[str]
     exception: str = ""
+    # What the file said that the contract's columns have no room for, kept so that an
+    # export gives it back as it was (`otel_record`).
+    kind_code: int = 0
+    file_name: str | None = None  # the file's name when a Switchboard export renamed it
+    events: list[dict[str, Any]] = field(default_factory=list)
+    link_refs: list[dict[str, Any]] = field(default_factory=list)
+    trace_state: str = ""
+    flags: int = 0
+    resource: int = 0
+    scope: int = 0
     order: int = 0
     start: float = 0.0
     end: float = math.nan
@@ -88,129 +100,58 @@ class Resource:
     attrs: dict[str, Any]
 
 
+@dataclass(slots=True)
+class Scope:
+    """An instrumentation scope of the file (the library that made the spans)."""
+
+    name: str
+    version: str
+    attrs: dict[str, Any]
+
+
 @dataclass
 class Parsed:
     """Everything read from one file, before inference."""
 
     spans: list[SpanRecord] = field(default_factory=list)
     resources: list[Resource] = field(default_factory=list)
+    scopes: list[Scope] = field(default_factory=list)
     epochs: set[int | None] = field(default_factory=set)
     scope_attrs: dict[str, Any] = field(default_factory=dict)
     requests: int = 0
     duplicates: int = 0
+    shared_ids: int = 0
     switchboard: bool = False
+    format: str = "otlp/json"
+    # Distinct resources and scopes by content: a Collector file repeats them per line.
+    resource_index: dict[str, int] = field(default_factory=dict)
+    scope_index: dict[str, int] = field(default_factory=dict)
+
+    def add_resource(self, resource: Resource) -> int:
+        """The index of `resource` in `resources`, adding it if it is new."""
+        key = json.dumps([resource.service, resource.attrs], sort_keys=True, default=str)
+        if key not in self.resource_index:
+            self.resource_index[key] = len(self.resources)
+            self.resources.append(resource)
+        return self.resource_index[key]
+
+    def add_scope(self, scope: Scope) -> int:
+        """The index of `scope` in `scopes`, adding it if it is new."""
+        key = json.dumps([scope.name, scope.version, scope.attrs], sort_keys=True, default=str)
+        if key not in self.scope_index:
+            self.scope_index[key] = len(self.scopes)
+            self.scopes.append(scope)
+        return self.scope_index[key]
 
 
 # -- reading the file -------------------------------------------------------------------
 
 
-def read_documents(path: Path, max_bytes: int | None = None) -> Iterator[tuple[str, Any]]:
-    """Each JSON document in the file, with where it is ("line 3", "item 2", or "").
-
-    At most `max_bytes` of JSON are read (default `sim.limits.MAX_OTLP_BYTES`), after
-    decompression: a small gzip file may inflate to gigabytes.
-    """
-    label = str(path)
-    raw = _read_capped(path, limits.MAX_OTLP_BYTES if max_bytes is None else max_bytes)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise OtlpError(
-            f"{label} is not text, so not OTLP/JSON (OTLP/protobuf is not read: "
-            "export with the JSON encoding)"
-        ) from None
-    if not text.strip():
-        raise OtlpError(f"{label} is empty: expected OTLP/JSON traces")
-    try:
-        whole = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield from _json_lines(label, text, exc)
-        return
-    except (RecursionError, ValueError) as exc:
-        raise OtlpError(f"{label} {_unreadable(exc)}") from None
-    if isinstance(whole, list):
-        for i, item in enumerate(whole):
-            yield f"item {i}", item
-    else:
-        yield "", whole
-
-
-def _json_lines(label: str, text: str, whole_error: json.JSONDecodeError) -> Iterator[tuple]:
-    """The documents of a JSON-lines file; or the whole-file error if it is not one."""
-    lines = text.splitlines()
-    first = next(i for i, line in enumerate(lines) if line.strip())
-    try:
-        json.loads(lines[first])
-    except json.JSONDecodeError:
-        # Not one document per line: a single (pretty-printed) document that is broken.
-        raise OtlpError(
-            f"{label} is not JSON: {whole_error.msg} at line {whole_error.lineno} "
-            f"column {whole_error.colno}"
-        ) from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield f"line {number}", json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise OtlpError(
-                f"{label} line {number} is not JSON: {exc.msg} at column {exc.colno}"
-            ) from None
-        except (RecursionError, ValueError) as exc:
-            raise OtlpError(f"{label} line {number} {_unreadable(exc)}") from None
-
-
-# Bytes read at a time: the cap is checked between chunks, so at most one chunk past it
-# is ever held.
-_CHUNK = 1 << 24
-
-
-def _read_capped(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes, gunzipped if it is gzip, refused past `max_bytes` of them."""
-    label = str(path)
-    chunks: list[bytes] = []
-    size = 0
-    gzipped = False
-    try:
-        with path.open("rb") as file:
-            gzipped = file.read(2) == b"\x1f\x8b"
-            file.seek(0)
-            stream: Any = gzip.GzipFile(fileobj=file) if gzipped else file
-            while chunk := stream.read(_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    what = "inflates to" if gzipped else "holds"
-                    raise OtlpError(
-                        f"{label} {what} more than {_mib(max_bytes)} of JSON, past the cap "
-                        "of an import (a trace too large to import whole, or a gzip bomb); "
-                        "raise it with --max-mb if the file is genuine"
-                    )
-                chunks.append(chunk)
-    except (OSError, EOFError, zlib.error) as exc:
-        if gzipped:
-            raise OtlpError(f"{label} is a damaged gzip file: {exc}") from None
-        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-        raise OtlpError(f"cannot read {label}: {reason.lower()}") from None
-    return b"".join(chunks)
-
-
-def _mib(size: int) -> str:
-    return f"{size / 2**20:,.0f} MiB" if size >= 2**20 else f"{size:,} bytes"
-
-
-def _unreadable(exc: BaseException) -> str:
-    """Why JSON that parses in principle cannot be read: nesting or a huge number."""
-    if isinstance(exc, RecursionError):
-        return "is nested too deeply to read (an OTLP export is a dozen levels deep)"
-    if "integer string conversion" in str(exc):
-        return "holds a number with thousands of digits, which no OTLP field needs"
-    return f"cannot be read ({exc})"
-
-
 def parse_file(path: Path, max_bytes: int | None = None) -> Parsed:
-    """Read every span of an OTLP/JSON file; raises OtlpError naming what and where.
+    """Read every span of a trace file; raises OtlpError naming what and where.
 
-    `max_bytes`: see `read_documents`.
+    `max_bytes` caps the bytes read, after decompression (default
+    `sim.limits.MAX_OTLP_BYTES`).
     """
     try:
         return _parse_file(path, max_bytes)
@@ -224,44 +165,40 @@ def parse_file(path: Path, max_bytes: int | None = None) -> Parsed:
 
 def _parse_file(path: Path, max_bytes: int | None) -> Parsed:
     parsed = Parsed()
-    seen: dict[str, str] = {}  # span id -> trace id
+    seen: dict[str, SpanRecord] = {}  # span id -> its span
     other_signals = False
-    for where, doc in read_documents(path, max_bytes):
+    formats: list[str] = []
+    for where, doc, encoding in source.documents(path, max_bytes):
         place = f"{path}" + (f" {where}" if where else "")
-        if not isinstance(doc, dict):
-            raise OtlpError(
-                f"{place} is not an OTLP trace export: expected an object with "
-                f"resourceSpans, found {_describe(doc)}"
-            )
-        resource_spans = _field(doc, "resourceSpans", "resource_spans")
-        if resource_spans is None:
-            if any(k in doc for k in _OTHER_SIGNALS):
+        for batch in shapes.batches(doc, place, encoding):
+            if isinstance(batch, shapes.OtherSignal):
                 other_signals = True  # a metrics or logs line of a Collector file
                 continue
-            raise OtlpError(
-                f"{place} is not an OTLP trace export: expected an object with "
-                f"resourceSpans, found {_describe(doc)}"
-            )
-        parsed.requests += 1
-        _read_request(parsed, seen, place, _list(resource_spans, place, "resourceSpans"))
+            parsed.requests += 1
+            if batch.format not in formats:
+                formats.append(batch.format)
+            resources = _list(batch.resource_spans, batch.where, "resourceSpans")
+            _read_request(parsed, seen, batch.where, resources)
     if not parsed.spans:
         extra = " (only metrics or logs)" if other_signals else ""
         raise OtlpError(f"{path} holds no spans{extra}: nothing to import")
+    repoint_shared_children(parsed)
+    parsed.format = "+".join(formats)
     return parsed
 
 
-_OTHER_SIGNALS = ("resourceMetrics", "resource_metrics", "resourceLogs", "resource_logs")
-
-
-def _read_request(parsed: Parsed, seen: dict[str, str], place: str, resources: list) -> None:
+def _read_request(parsed: Parsed, seen: dict[str, SpanRecord], place: str, resources: list) -> None:
     for r, rs in enumerate(resources):
         at_r = f"resourceSpans[{r}]"
         rs = _object(rs, place, at_r)
         resource = _field(rs, "resource") or {}
         attrs = attribute_map(_list(_field(resource, "attributes") or [], place, at_r))
-        # The OpenTelemetry default for a resource that does not name its service.
+        # The OpenTelemetry default for a resource that does not name its service; an
+        # address is no service's name (some Zipkin tracers put one there).
         service = str(attrs.get("service.name") or "unknown_service")
-        parsed.resources.append(Resource(service, attrs))
+        if is_address(service):
+            service = str(attrs.get("host.name") or "unknown_service")
+        resource_at = parsed.add_resource(Resource(service, attrs))
         scopes = _field(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans")
         for s, ss in enumerate(_list(scopes or [], place, f"{at_r}.scopeSpans")):
             at_s = f"{at_r}.scopeSpans[{s}]"
@@ -269,26 +206,83 @@ def _read_request(parsed: Parsed, seen: dict[str, str], place: str, resources: l
             scope = _field(ss, "scope", "instrumentationLibrary") or {}
             scope_attrs = attribute_map(_list(_field(scope, "attributes") or [], place, at_s))
             spans = _list(_field(ss, "spans") or [], place, f"{at_s}.spans")
-            if spans:
-                epoch = scope_attrs.get(EPOCH_KEY)
-                parsed.epochs.add(epoch if isinstance(epoch, int) else None)
-                if _field(scope, "name") == SCOPE_NAME:
-                    parsed.switchboard = True
-                    parsed.scope_attrs.update(scope_attrs)
+            if not spans:
+                continue
+            epoch = scope_attrs.get(EPOCH_KEY)
+            parsed.epochs.add(epoch if isinstance(epoch, int) else None)
+            scope_name = _field(scope, "name")
+            if scope_name == SCOPE_NAME:
+                parsed.switchboard = True
+                parsed.scope_attrs.update(scope_attrs)
+            version = _field(scope, "version")
+            scope_at = parsed.add_scope(
+                Scope(
+                    scope_name if isinstance(scope_name, str) else "",
+                    version if isinstance(version, str) else "",
+                    scope_attrs,
+                )
+            )
             for k, span in enumerate(spans):
                 record = _read_span(span, service, place, f"{at_s}.spans[{k}]")
-                trace = seen.get(record.span_id)
-                if trace == record.trace_id:
-                    parsed.duplicates += 1  # the same span exported twice: keep the first
-                    continue
-                if trace is not None:
-                    raise OtlpError(
-                        f"{place}: {at_s}.spans[{k}] reuses span id {record.span_id} of "
-                        f"trace {trace} in trace {record.trace_id}; span ids must be unique"
-                    )
-                seen[record.span_id] = record.trace_id
-                record.order = len(parsed.spans)
-                parsed.spans.append(record)
+                record.resource, record.scope = resource_at, scope_at
+                _add_span(parsed, seen, record, place, f"{at_s}.spans[{k}]")
+
+
+def _add_span(
+    parsed: Parsed, seen: dict[str, SpanRecord], record: SpanRecord, place: str, at: str
+) -> None:
+    """Add a span unless it is a duplicate; give a B3 shared server span its own id."""
+    first = seen.get(record.span_id)
+    if first is not None and first.trace_id == record.trace_id:
+        if {first.kind, record.kind} != {"client", "server"} or first.agent == record.agent:
+            parsed.duplicates += 1  # the same span exported twice: keep the first
+            return
+        # Zipkin's B3 lets a server reuse its client's span id (`shared`); as Jaeger's
+        # query service and Tempo do, the server gets an id of its own, child of the
+        # client's (its children are re-pointed once every span is read).
+        server = record if record.kind == "server" else first
+        client = first if server is record else record
+        server.span_id = _unshared_id(server.trace_id, client.span_id)
+        server.parent_id = client.span_id
+        parsed.shared_ids += 1
+        seen[server.span_id] = server
+        seen[client.span_id] = client
+        if server is first:
+            record.order = len(parsed.spans)
+            parsed.spans.append(record)
+            return
+    elif first is not None:
+        raise OtlpError(
+            f"{place}: {at} reuses span id {record.span_id} of "
+            f"trace {first.trace_id} in trace {record.trace_id}; span ids must be unique"
+        )
+    seen[record.span_id] = record
+    record.order = len(parsed.spans)
+    parsed.spans.append(record)
+
+
+def _unshared_id(trace_id: str, span_id: str) -> str:
+    """The id a shared server span gets: derived, so the same file imports the same."""
+    digest = hashlib.sha256(f"{trace_id}:{span_id}:server".encode()).hexdigest()
+    return digest[:16] if digest[:16].strip("0") else "0" * 15 + "1"
+
+
+def repoint_shared_children(parsed: Parsed) -> None:
+    """Children of a shared id on the server's service hang under the server's new id."""
+    if not parsed.shared_ids:
+        return
+    moved: dict[tuple[str, str, str], str] = {}  # (trace, old id, service) -> new id
+    for s in parsed.spans:
+        if (
+            s.kind == "server"
+            and s.parent_id
+            and s.span_id == _unshared_id(s.trace_id, s.parent_id)
+        ):
+            moved[(s.trace_id, s.parent_id, s.agent)] = s.span_id
+    for s in parsed.spans:
+        new = moved.get((s.trace_id, s.parent_id, s.agent))
+        if new is not None and new != s.span_id:
+            s.parent_id = new
 
 
 def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
@@ -312,21 +306,36 @@ def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
     attrs = attribute_map(_list(_field(span, "attributes") or [], place, f"{at}.attributes"))
     status = _field(span, "status") or {}
     code = _field(status, "code") if isinstance(status, dict) else None
-    code = STATUS_OF_NAME.get(code, 0) if isinstance(code, str) else int(code or 0)
+    code = STATUS_OF_NAME.get(code, 0) if isinstance(code, str) else _int_or(code, 0)
     message = _field(status, "message") if isinstance(status, dict) else ""
-    links = []
+    links, refs = [], []
     for link in _list(_field(span, "links") or [], place, f"{at}.links"):
-        linked = (
-            decode_id(_field(link, "spanId", "span_id"), 16) if isinstance(link, dict) else None
-        )
-        if linked:
-            links.append(linked)
+        if not isinstance(link, dict):
+            continue
+        linked = decode_id(_field(link, "spanId", "span_id"), 16)
+        if not linked:
+            continue
+        links.append(linked)
+        ref: dict[str, Any] = {
+            "trace_id": decode_id(_field(link, "traceId", "trace_id"), 32) or trace_id,
+            "span_id": linked,
+        }
+        link_attrs = attribute_map(_field(link, "attributes") or [])
+        if link_attrs:
+            ref["attributes"] = link_attrs
+        state = _field(link, "traceState", "trace_state")
+        if isinstance(state, str) and state:
+            ref["trace_state"] = state
+        refs.append(ref)
+    events = _events(_field(span, "events") or [])
+    kind_value = _field(span, "kind")
+    state = _field(span, "traceState", "trace_state")
     return SpanRecord(
         span_id=span_id,
         parent_id=parent_id,
         trace_id=trace_id,
         name=name if isinstance(name, str) else "",
-        kind=_kind(_field(span, "kind")),
+        kind=_kind(kind_value),
         agent=service,
         start_ns=start,
         end_ns=end,
@@ -334,8 +343,40 @@ def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
         status_code=code,
         status_message=message if isinstance(message, str) else "",
         links=links,
-        exception=_exception(_field(span, "events") or []),
+        exception=_exception(events),
+        kind_code=_kind_code(kind_value),
+        events=events,
+        link_refs=refs,
+        trace_state=state if isinstance(state, str) else "",
+        flags=_int_or(_field(span, "flags"), 0),
     )
+
+
+def _int_or(value: Any, default: int) -> int:
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _events(events: Any) -> list[dict[str, Any]]:
+    """A span's events as {name, time_ns, attributes}, in the file's order."""
+    out: list[dict[str, Any]] = []
+    if not isinstance(events, list):
+        return out
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        name = _field(event, "name")
+        attrs = attribute_map(_field(event, "attributes") or [])
+        out.append(
+            {
+                "name": name if isinstance(name, str) else "",
+                "time_ns": _int_or(_field(event, "timeUnixNano", "time_unix_nano"), 0),
+                "attributes": attrs,
+            }
+        )
+    return out
 
 
 def _field(obj: Any, *names: str) -> Any:
@@ -390,29 +431,28 @@ def _kind(value: Any) -> str:
     return "internal"
 
 
-def _exception(events: Any) -> str:
-    """The message of a span's first `exception` event, as the SDK records errors."""
-    if not isinstance(events, list):
-        return ""
+def _kind_code(value: Any) -> int:
+    """The SpanKind number as the file gave it (0, unspecified, when unknown)."""
+    if isinstance(value, str):
+        return KIND_CODES.get(KIND_OF_NAME.get(value, ""), 0) if value in KIND_OF_NAME else 0
+    if isinstance(value, int) and not isinstance(value, bool) and value in KIND_OF_CODE:
+        return value
+    return 0
+
+
+def _exception(events: list[dict[str, Any]]) -> str:
+    """The text of a span's first exception event, as the SDK (or OpenTracing's `error`
+    log) records one."""
     for event in events:
-        if isinstance(event, dict) and event.get("name") == "exception":
-            attrs = attribute_map(event.get("attributes") or [])
-            kind, text = attrs.get("exception.type") or "", attrs.get("exception.message") or ""
-            return f"{kind}: {text}" if kind and text else str(kind or text)
+        attrs = event["attributes"]
+        if event["name"] in ("exception", "error") or attrs.get("event") == "error":
+            kind = attrs.get("exception.type") or attrs.get("error.kind") or ""
+            text = attrs.get("exception.message") or attrs.get("message") or ""
+            return f"{kind}: {text}" if kind and text else str(kind or text or event["name"])
     return ""
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        keys = ", ".join(sorted(value)[:5]) or "no keys"
-        return f"an object with {keys}"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    return "a number" if isinstance(value, int | float) else "a string"
+_describe = shapes.describe
 
 
 # -- from spans to a Run ----------------------------------------------------------------
@@ -431,6 +471,8 @@ def resolve(parsed: Parsed) -> tuple[int, str]:
         s.start = (s.start_ns - origin) / NANOS
         s.end = math.nan if s.end_ns is None else (s.end_ns - origin) / NANOS
         s.kind = str(a.get("switchboard.span.kind") or s.kind)
+        if isinstance(a.get("switchboard.name"), str):
+            s.file_name, s.name = s.name, a["switchboard.name"]
         s.correlation_id = str(a.get("switchboard.correlation_id") or s.trace_id)
         s.outcome, s.error = _outcome(s)
         if s.outcome == "open":
@@ -441,7 +483,8 @@ def resolve(parsed: Parsed) -> tuple[int, str]:
 
 
 def _outcome(s: SpanRecord) -> tuple[str, str]:
-    """The outcome and error text of a span, from our attribute or from its status."""
+    """The outcome and error text of a span, from our attribute or from what real
+    instrumentations mark failures with (see `failed`)."""
     a = s.attrs
     error = str(a.get("switchboard.error") or "")
     theirs = a.get("switchboard.outcome")
@@ -449,14 +492,24 @@ def _outcome(s: SpanRecord) -> tuple[str, str]:
         return str(theirs), error
     if s.end_ns is None:
         return "open", error
-    failed = s.status_code == STATUS_ERROR or (s.status_code == 0 and "error.type" in a)
-    if not failed:
+    if not failed(s):
         return "ok", error
-    error = error or s.status_message or s.exception or str(a.get("error.type") or "")
-    grpc = a.get("rpc.grpc.status_code")
-    if isinstance(grpc, int) and grpc in GRPC_OUTCOMES:
-        return GRPC_OUTCOMES[grpc], error
-    text = f"{a.get('error.type') or ''} {error}".lower()
+    flag = a.get("error")
+    flag_text = flag if isinstance(flag, str) and flag.lower() not in ("true", "1") else ""
+    error = (
+        error
+        or s.status_message
+        or s.exception
+        or str(a.get("error.type") or "")
+        or flag_text
+        or (f"HTTP {_status(a)}" if _status(a) else "")
+    )
+    rpc = _rpc_outcome(a)
+    if rpc:
+        return rpc, error
+    if _status(a) in TIMEOUT_STATUSES:
+        return "timeout", error
+    text = f"{a.get('error.type') or ''} {error} {s.exception}".lower()
     if "deadline" in text:
         return "deadline_exceeded", error
     if "timeout" in text or "timed out" in text:
@@ -465,6 +518,50 @@ def _outcome(s: SpanRecord) -> tuple[str, str]:
         return "cancelled", error
     return "error", error
 
+
+# 408 Request Timeout and 504 Gateway Timeout: the answer of a proxy or server that
+# stopped waiting (Envoy's upstream timeout is a 504).
+TIMEOUT_STATUSES = frozenset({408, 504})
+
+
+def failed(s: SpanRecord) -> bool:
+    """Whether a span failed: status ERROR; or, with the status unset, `error.type`, an
+    `error` tag (Jaeger, Envoy, Zipkin: anything but false), an exception event, or an
+    HTTP 5xx (a 4xx on a client). An explicit OK status is a success."""
+    if s.status_code == STATUS_ERROR:
+        return True
+    if s.status_code != 0:
+        return False
+    a = s.attrs
+    flag = a.get("error")
+    if flag is True or (isinstance(flag, str) and flag.lower() not in ("", "false", "0")):
+        return True
+    if "error.type" in a or s.exception:
+        return True
+    status = _status(a)
+    return status >= 500 or (status >= 400 and s.kind == "client")
+
+
+def _rpc_outcome(a: dict[str, Any]) -> str:
+    """A deadline or cancellation an RPC status names, old and new attribute names."""
+    grpc = a.get("rpc.grpc.status_code")
+    if isinstance(grpc, str) and grpc.isdigit():
+        grpc = int(grpc)
+    if isinstance(grpc, int) and grpc in GRPC_OUTCOMES:
+        return GRPC_OUTCOMES[grpc]
+    for key in ("rpc.status_code", "rpc.response.status_code"):
+        code = a.get(key)
+        if isinstance(code, str):
+            named = GRPC_NAMES.get(code.upper()) or (
+                GRPC_OUTCOMES.get(int(code)) if code.isdigit() else None
+            )
+            if named:
+                return named
+    return ""
+
+
+# The column of an imported run's spans holding what the file said (`otel_record`).
+OTEL_COLUMN = "otel"
 
 # The spans columns a GenAI-instrumented trace fills (OTel semantic conventions).
 GEN_AI_USAGE = {
@@ -512,10 +609,37 @@ def spans_table(spans: list[SpanRecord]) -> pd.DataFrame:
             row[column] = _coerce(value, contract[column], defaults[column])
         row["trace_id"] = s.trace_id
         row["links"] = ",".join(s.links)
+        row[OTEL_COLUMN] = otel_record(s)
         rows.append(row)
-    columns = [*contract, "trace_id", "links"]
+    columns = [*contract, "trace_id", "links", OTEL_COLUMN]
     table = pd.DataFrame(rows, columns=columns)
-    return conform("spans", table).astype({"trace_id": "str", "links": "str"})
+    return conform("spans", table).astype({"trace_id": "str", "links": "str", OTEL_COLUMN: "str"})
+
+
+def otel_record(s: SpanRecord) -> str:
+    """What the file said of a span beyond the contract's columns, as JSON: an export
+    writes the span back from it (its kind, times to the nanosecond, attributes, events,
+    links with their trace ids, status, trace state, flags, resource and scope)."""
+    record: dict[str, Any] = {
+        "kind": s.kind_code,
+        "start_ns": s.start_ns,
+        "end_ns": s.end_ns,
+        "attributes": s.attrs,
+        "status": {"code": s.status_code, "message": s.status_message},
+        "resource": s.resource,
+        "scope": s.scope,
+    }
+    if s.file_name is not None:
+        record["name"] = s.file_name
+    if s.events:
+        record["events"] = s.events
+    if s.link_refs:
+        record["links"] = s.link_refs
+    if s.trace_state:
+        record["trace_state"] = s.trace_state
+    if s.flags:
+        record["flags"] = s.flags
+    return json.dumps(record, separators=(",", ":"), default=str)
 
 
 def _coerce(value: Any, dtype: str, default: Any) -> Any:
