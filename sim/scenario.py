@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from protocols.a2a import A2aSettings
 from protocols.http import HttpClientSettings, HttpServerSettings
 from protocols.order import QueueOrder
 from protocols.queue import QueueSettings
@@ -268,12 +269,23 @@ class Agent(Model):
         return self
 
 
+class A2aChannel(A2aSettings):
+    """A2A on a channel: the mode and its timings, and how long the caller's user takes
+    to answer a task that asks for input."""
+
+    answer_delay: Distribution = Field(
+        default_factory=lambda: Constant(value=30.0),
+        description="Seconds the caller's user (a human or another agent) takes to answer "
+        "an input-required task (a scenario value).",
+    )
+
+
 class Channel(Model):
     """How one agent calls another: the protocol and its per-call settings."""
 
     src: AgentId = Field(alias="from")
     dst: AgentId = Field(alias="to")
-    protocol: Literal["http", "queue", "sse", "websocket"] = "http"
+    protocol: Literal["http", "queue", "sse", "websocket", "a2a"] = "http"
     timeout: float | None = Field(
         5.0, gt=0, description="Seconds the caller waits for a response (httpx: 5 s)."
     )
@@ -294,6 +306,11 @@ class Channel(Model):
     websocket: WebSocketSettings = Field(
         default_factory=WebSocketSettings,
         description="WebSocket: handshake, keepalive pings, reconnect backoff, receive queue.",
+    )
+    a2a: A2aChannel = Field(
+        default_factory=A2aChannel,
+        description="Agent2Agent: the mode (blocking, streaming, polling, push), resubscribe, "
+        "push retries, the chunk pace, input-required and its answer delay.",
     )
     retry: RetrySettings | None = Field(None, description="Retries with backoff and jitter.")
     breaker: BreakerSettings | None = Field(

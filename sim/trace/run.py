@@ -18,7 +18,15 @@ import pandas as pd
 from sim._version import __version__
 from sim.metrics import summarize
 from sim.scenario import RECORDED, Scenario
-from sim.trace.schema import ADDED_COLUMNS, COLUMNS, FORMAT_VERSION, TABLES, conform, empty_table
+from sim.trace.schema import (
+    ADDED_COLUMNS,
+    ADDED_TABLES,
+    COLUMNS,
+    FORMAT_VERSION,
+    TABLES,
+    conform,
+    empty_table,
+)
 
 
 def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
@@ -152,8 +160,10 @@ class RunFileError(ValueError):
 def _read_table(path: Path, name: str) -> pd.DataFrame:
     """One table of a saved run, checked against the trace contract."""
     file = path / f"{name}.parquet"
+    if not file.is_file() and name in ADDED_TABLES:
+        return empty_table(name)  # saved before the table was added to the contract
     if not file.is_file():
-        raise RunFileError(f"{path} has no {name}.parquet: a saved run has all seven tables")
+        raise RunFileError(f"{path} has no {name}.parquet: a saved run has all its tables")
     try:
         table = pd.read_parquet(file)
     except Exception as exc:  # pyarrow raises many kinds for a file that is not Parquet
