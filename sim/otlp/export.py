@@ -14,7 +14,8 @@ origin, and one span per row of `spans`:
 - `status`: OK for `ok`, ERROR (with the error as message) for every failure, unset for
   `partial` and `open`;
 - `events`: `retry` for each re-sent request or publish, `redelivery` for each delivery
-  with a delivery count above 1, `breaker.rejected` (or `rejected`) for a refused call;
+  with a delivery count above 1, `breaker.rejected` (or `rejected`) for a refused call,
+  `a2a.task.state` for each row of `tasks` on the span serving the task (`sim.otlp.tasks`);
 - attributes: the HTTP and messaging semantic conventions where they apply, the GenAI
   ones (OTel semantic conventions v1.41: `gen_ai.operation.name` `chat`,
   `gen_ai.provider.name` and its older name `gen_ai.system`, `gen_ai.request.model`,
@@ -55,6 +56,7 @@ from sim.otlp.common import (
     span_defaults,
     write_atomically,
 )
+from sim.otlp.tasks import task_events
 from sim.trace.schema import TABLES
 
 if TYPE_CHECKING:
@@ -195,6 +197,7 @@ class _Exporter:
             if kind == "deliver":
                 self.deliveries[msg_id].append(i)
         self.breakers = _breaker_history(run.breakers)
+        self.task_events = task_events(run.tasks)
         # Columns with no OTLP field or convention: carried as switchboard.<column>.
         self.extra_columns = [
             c for c in spans.columns if c not in MAPPED_SPAN_COLUMNS and c.isidentifier()
@@ -408,6 +411,7 @@ class _Exporter:
             name = "breaker.rejected" if state in OPEN_BREAKER else "rejected"
             attrs = {"switchboard.reason": str(row.error), "switchboard.breaker.state": state}
             events.append((at, name, attrs))
+        events.extend(self.task_events.get(row.span_id, ()))
         events.sort(key=lambda e: e[0])
         return [
             {"timeUnixNano": str(self.nanos(at)), "name": name, "attributes": attribute_list(a)}

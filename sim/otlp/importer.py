@@ -16,6 +16,7 @@ from typing import Any
 from sim.otlp.common import OtlpError, write_atomically
 from sim.otlp.infer import agents_table, fill_peers_and_protocols, find_pairs, infer_messages
 from sim.otlp.parse import Parsed, parse_file, resolve, spans_table, versions
+from sim.otlp.tasks import tasks_table
 from sim.trace.run import Run
 from sim.trace.schema import FORMAT_VERSION, TABLES, empty_table
 
@@ -48,6 +49,9 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "queues": inferred.queues,
         "agents": agents_table(parsed.resources, records, inferred.brokers, pairs),
     }
+    tasks = tasks_table(records, origin)
+    if not tasks.empty:  # A2A task transitions, from a Switchboard export's span events
+        tables["tasks"] = tasks
     # What a trace cannot carry (breakers, faults, effects, ...): empty, typed tables.
     lacking = [name for name in TABLES if name not in tables]
     for name in lacking:

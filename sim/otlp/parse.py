@@ -43,6 +43,7 @@ from sim.otlp.common import (
     decode_id,
     span_defaults,
 )
+from sim.otlp.tasks import read_task_events
 from sim.trace.schema import DTYPES, conform
 
 # Span outcomes a `switchboard.outcome` attribute may carry back.
@@ -78,6 +79,8 @@ class SpanRecord:
     protocol: str = ""
     peer: str = ""
     correlation_id: str = ""
+    # A2A task transitions recorded as span events: (time in ns, attributes).
+    task_events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -335,6 +338,7 @@ def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
         status_message=message if isinstance(message, str) else "",
         links=links,
         exception=_exception(_field(span, "events") or []),
+        task_events=read_task_events(_field(span, "events")),
     )
 
 

@@ -52,7 +52,7 @@ def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
 
 
 class Run:
-    """A finished simulation: its seven tables, its manifest and its summary.
+    """A finished simulation: its eight tables, its manifest and its summary.
 
     Checks are functions of a Run (`sim.checks`); a Run does not call them.
     """
@@ -96,6 +96,11 @@ class Run:
     def effects(self) -> pd.DataFrame:
         """One row per effect a receiver applied (exactly-once checks count them)."""
         return self.tables["effects"]
+
+    @property
+    def tasks(self) -> pd.DataFrame:
+        """One row per agent-protocol task state change (A2A)."""
+        return self.tables["tasks"]
 
     @property
     def name(self) -> str:
