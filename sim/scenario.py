@@ -27,6 +27,7 @@ from pydantic import (
 
 from protocols.a2a import A2aSettings
 from protocols.http import HttpClientSettings, HttpServerSettings
+from protocols.mcp import McpSettings
 from protocols.order import QueueOrder
 from protocols.queue import QueueSettings
 from protocols.resilience import (
@@ -285,7 +286,7 @@ class Channel(Model):
 
     src: AgentId = Field(alias="from")
     dst: AgentId = Field(alias="to")
-    protocol: Literal["http", "queue", "sse", "websocket", "a2a"] = "http"
+    protocol: Literal["http", "queue", "sse", "websocket", "a2a", "mcp"] = "http"
     timeout: float | None = Field(
         5.0, gt=0, description="Seconds the caller waits for a response (httpx: 5 s)."
     )
@@ -311,6 +312,12 @@ class Channel(Model):
         default_factory=A2aChannel,
         description="Agent2Agent: the mode (blocking, streaming, polling, push), resubscribe, "
         "push retries, the chunk pace, input-required and its answer delay.",
+    )
+    mcp: McpSettings = Field(
+        default_factory=McpSettings,
+        description="Model Context Protocol over Streamable HTTP: the revision (2025-11-25 "
+        "or 2026-07-28), sessions, resumption, timeouts and reconnects as python-sdk sets "
+        "them.",
     )
     retry: RetrySettings | None = Field(None, description="Retries with backoff and jitter.")
     breaker: BreakerSettings | None = Field(

@@ -33,7 +33,8 @@ Problem = tuple[str, str]
 # its confirm, the delivery and its ack, for the request and again for the reply.
 # A2A: the request, the stream's status line and Task (or the answer), its last status
 # and end; its chunks, polls and keep-alives are added by the life of the task.
-_HOP_MESSAGES = {"http": 2.0, "websocket": 2.0, "sse": 3.0, "queue": 8.0, "a2a": 4.0}
+# MCP: the POST, its stream's status line, priming event, result and end.
+_HOP_MESSAGES = {"http": 2.0, "websocket": 2.0, "sse": 3.0, "queue": 8.0, "a2a": 4.0, "mcp": 5.0}
 # An orchestrator's task: the registry lookup (2), and per sub-task its SSE assignment,
 # the negotiation's bids and the queued result (about 20, measured on `collaboration`).
 _TASK_MESSAGES = 2.0
@@ -334,6 +335,8 @@ _CHANNEL_TIMERS = (
     ("a2a", "chunk_interval", "artifact chunks"),
     ("a2a", "keepalive", "keep-alives"),
     ("a2a", "resubscribe_delay", "resubscribes"),
+    ("mcp", "progress_interval", "progress notifications"),
+    ("mcp", "close_after", "stream closes"),
     ("websocket", "ping_interval", "pings"),
     ("websocket", "backoff_max", "reconnections"),
     ("queue", "heartbeat", "heartbeats"),
@@ -477,6 +480,8 @@ class _RequestCost:
                     messages += life / interval
             if a2a.mode == "polling":
                 messages += 2 * life / a2a.poll_interval
+        elif channel.protocol == "mcp" and channel.mcp.progress_interval:
+            messages += self._lifetime(dst, channel) / channel.mcp.progress_interval
         return messages
 
     def _lifetime(self, dst: str, channel: sc.Channel) -> float:

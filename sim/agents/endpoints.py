@@ -16,6 +16,7 @@ from typing import Any
 from protocols.a2a import A2aClient, A2aEndpoint, A2aServer, A2aSettings
 from protocols.call import Call, CallResult
 from protocols.http import HttpClient, HttpEndpoint, HttpServer
+from protocols.mcp import McpClient, McpEndpoint, McpServer, McpSettings
 from protocols.node import Node
 from protocols.queue import QueueEndpoint, QueueServer, QueueSettings
 from protocols.queue.server import begin_job
@@ -88,6 +89,9 @@ class Endpoints:
         self.a2a: A2aEndpoint | None = None
         if any(c.protocol == "a2a" and spec.id in (c.src, c.dst) for c in scenario.channels):
             self.a2a = A2aEndpoint(node, client=self._a2a_client())
+        self.mcp: McpEndpoint | None = None
+        if any(c.protocol == "mcp" and spec.id in (c.src, c.dst) for c in scenario.channels):
+            self.mcp = McpEndpoint(node, client=McpClient(node, lambda dst: channel(dst).mcp))
         self.pools: dict[str, WorkerPool] = {}
 
     def _a2a_client(self) -> A2aClient:
@@ -123,6 +127,10 @@ class Endpoints:
                 a2a = A2aServer(node, spec.workers, handler, spec.queue_limit, self._a2a_settings())
                 self.a2a.server = a2a
                 self.pools["a2a"] = a2a.pool
+            elif protocol == "mcp" and self.mcp is not None:
+                mcp = McpServer(node, spec.workers, handler, spec.queue_limit, self._mcp_settings())
+                self.mcp.server = mcp
+                self.pools["mcp"] = mcp.pool
             elif protocol == "websocket" and self.websocket is not None:
                 ws = WebSocketServer(node, spec.workers, handler, spec.queue_limit)
                 self.websocket.server = ws
@@ -166,6 +174,14 @@ class Endpoints:
                 return channel.a2a
         return None
 
+    def _mcp_settings(self) -> McpSettings | None:
+        # The server side (revision, event store, sessions' expiry, progress pace) comes
+        # from the first MCP channel that reaches this agent.
+        for channel in self._scenario.channels:
+            if channel.protocol == "mcp" and channel.dst == self.spec.id:
+                return channel.mcp
+        return None
+
     def cancel(self, protocol: str) -> Cancel | None:
         """How to tell a callee over `protocol` to stop work (HTTP, and A2A's CancelTask)."""
         if protocol == "http":
@@ -186,6 +202,8 @@ class Endpoints:
             return self.websocket.call
         if protocol == "a2a" and self.a2a is not None:
             return self.a2a.client.call
+        if protocol == "mcp" and self.mcp is not None:
+            return self.mcp.client.call
         raise ValueError(f"{self.node.id} has no {protocol} endpoint")
 
     def queue_settings_to(self, dst: str) -> QueueSettings:
