@@ -133,3 +133,22 @@ def test_pushes_accounted_flags_a_push_reported_delivered_that_never_arrived() -
     m.loc[m.type == "a2a.push", "outcome"] = "dropped"
     forged = sim.Run({**run.tables, "spans": spans, "messages": m}, run.manifest)
     assert len(sim.check(forged)["pushes_accounted"]) == len(spans[spans.name == "a2a.push"])
+
+
+def test_a_push_that_overtakes_the_send_messages_answer_is_not_ignored() -> None:
+    # The task asks for input at once, so its push leaves with SendMessage's answer; with
+    # jittered latency it can arrive first, before the client knows the task's id. The
+    # webhook knows it by the push config's token (found by the a2a-modes sweep: two of
+    # ten tasks waited for ever on an input nobody gave).
+    from sim.sweeps.spec import expand, load_spec
+
+    spec = load_spec("a2a-modes")
+    task = next(
+        t
+        for t in expand(spec)
+        if t.labels == {"mode": "push", "connectivity": "online"} and t.replication == 1
+    )
+    run = sim.run(task.data, seed=task.seed)
+    calls = run.spans[(run.spans.kind == "client") & (run.spans.agent == "push")]
+    assert calls.outcome.tolist() == ["ok"] * 10
+    assert sim.check(run)["tasks_settle"].empty

@@ -112,6 +112,10 @@ class Follow:
         self.answering = False
         self.seen: set[int] = set()  # push notifications seen, by number
         self.subscribes = 0
+        # The newest task state seen (its transition count): answers and pushes may
+        # arrive out of order, and an older one must not undo a newer (the spec tells
+        # receivers to go by the status timestamp).
+        self.seq = 0
 
     @property
     def ended(self) -> bool:
@@ -238,7 +242,7 @@ class A2aClient:
             follow.conn = msg.msg_id
         else:
             rpc.return_immediately = True
-            rpc.push = mode == "push"
+            rpc.push = follow.call.key if mode == "push" else ""
             timeout = follow.settings.rpc_timeout
             self._rpc(follow, rpc, follow.type, timeout, self._accepted)
 
@@ -288,10 +292,16 @@ class A2aClient:
         node = self.node
         node.send(node.answer(msg, None, 64, -1))
         push: Push = msg.body
-        follow = self.by_task.get(push.task_id)
+        # By the config's token: the notification may overtake SendMessage's answer.
+        follow = self.follows.get(push.token) or self.by_task.get(push.task_id)
+        if follow is not None:
+            self._learn(follow, push.task_id)
         if follow is None or follow.ended or push.notification in follow.seen:
             return  # a duplicate (at-least-once), or a task this client no longer follows
         follow.seen.add(push.notification)
+        if push.seq < follow.seq:
+            return  # older than what the client knows
+        follow.seq = push.seq
         if push.state in lc.TERMINAL:
             # The notification carries the status; the artifact is read with GetTask.
             follow.state = push.state
@@ -482,6 +492,9 @@ class A2aClient:
 
     def _snapshot(self, follow: Follow, task: Snapshot) -> None:
         self._learn(follow, task.task_id)
+        if task.seq < follow.seq:
+            return  # an answer that a newer push or event overtook
+        follow.seq = task.seq
         # A Task carries the artifact whole: it replaces what the client holds.
         follow.chunks = list(range(task.chunks))
         if task.state == lc.COMPLETED:

@@ -95,6 +95,7 @@ class Task:
         "last_chunk",
         "notifications",
         "push",
+        "seq",
         "span",
         "state",
         "type",
@@ -111,14 +112,15 @@ class Task:
         self.chunks = 0
         self.last_chunk = False
         self.asked = False
-        self.push = False
+        self.push = ""  # the push config's token ("" for none)
         self.notifications = 0
+        self.seq = 0  # transitions so far: what orders snapshots and pushes
         self.error = ""
         self.conns: list[Conn] = []  # open responses: streams and blocking sends
 
     def snapshot(self) -> Snapshot:
         """The Task as GetTask returns it."""
-        return Snapshot(self.id, self.state, self.chunks, self.last_chunk, self.error)
+        return Snapshot(self.id, self.state, self.chunks, self.last_chunk, self.error, self.seq)
 
 
 class Conn:
@@ -282,6 +284,7 @@ class A2aServer:
         node = self.node
         now = node.env.now
         from_state, task.state = task.state, to
+        task.seq += 1
         node.journal.task_transition(
             now, task.id, node.id, from_state, to, reason, task.span, task.correlation_id
         )
@@ -465,7 +468,11 @@ class A2aServer:
             PUSH_TYPE, "client", node.id, task.client, PROTOCOL, node.env.now, task.span,
             task.correlation_id,
         )  # fmt: skip
-        self._push_attempt(PushState(task, Push(task.id, task.state, task.notifications), span))
+        self._push_attempt(
+            PushState(
+                task, Push(task.id, task.state, task.notifications, task.push, task.seq), span
+            )
+        )
 
     def _push_attempt(self, push: PushState) -> None:
         node = self.node

@@ -75,18 +75,21 @@ class Snapshot:
     chunks: int = 0
     last_chunk: bool = False
     error: str = ""
+    seq: int = 0  # how many transitions the task had: its status timestamp, in effect
 
 
 @dataclass(slots=True)
 class Rpc:
     """A JSON-RPC request. `task_id` is empty for a message that starts a task;
-    `return_immediately` is SendMessageConfiguration's; `push` asks for push
-    notifications to the sender's webhook; `payload` is the application's part."""
+    `return_immediately` is SendMessageConfiguration's; `push`, when not empty, asks for
+    push notifications to the sender's webhook with this token (which the webhook uses
+    to know the notification, even before it knows the task's id); `payload` is the
+    application's part."""
 
     method: str
     task_id: str = ""
     return_immediately: bool = False
-    push: bool = False
+    push: str = ""
     payload: object = None
 
 
@@ -125,3 +128,5 @@ class Push:
     task_id: str
     state: str
     notification: int  # the notification's number for its task, for idempotent receivers
+    token: str = ""  # the push config's token, as the client set it
+    seq: int = 0  # the task's transitions so far (pushes may arrive out of order)
