@@ -361,7 +361,7 @@ def test_sweep_file_errors(tmp_path, capsys, text, message):
 def test_unknown_builtin_sweep(capsys):
     assert fails(capsys, "sweep", "no-such-sweep") == (
         "no sweep file or built-in sweep named 'no-such-sweep' "
-        "(built-in sweeps: protocols-under-load)\n"
+        "(built-in sweeps: a2a-modes, protocols-under-load)\n"
     )
 
 
