@@ -152,3 +152,54 @@ def test_a_push_that_overtakes_the_send_messages_answer_is_not_ignored() -> None
     calls = run.spans[(run.spans.kind == "client") & (run.spans.agent == "push")]
     assert calls.outcome.tolist() == ["ok"] * 10
     assert sim.check(run)["tasks_settle"].empty
+
+
+# -- from Python agents -------------------------------------------------------------------
+
+
+class Orchestrator:
+    """A role written in Python: served over A2A, calling its tool over MCP."""
+
+    def on_request(self, ctx: sim.AgentContext, request: sim.Request):
+        yield ctx.work(1.0)
+        yield ctx.call("tool", "tools/call")
+
+
+def test_python_agents_serve_a2a_and_call_over_mcp() -> None:
+    from sim.plugins import register_role, unregister_role
+
+    register_role("t-a2a-orchestrator", Orchestrator)
+    try:
+        run = sim.run(
+            {
+                "name": "python-agents",
+                "duration": 100,
+                "agents": [
+                    {"id": "c", "role": "client"},
+                    {"id": "o", "role": "t-a2a-orchestrator"},
+                    {
+                        "id": "tool",
+                        "role": "service",
+                        "service_time": {"dist": "constant", "value": 12},
+                    },
+                ],  # fmt: skip
+                "channels": [
+                    {"from": "c", "to": "o", "protocol": "a2a", "timeout": 60},
+                    {"from": "o", "to": "tool", "protocol": "mcp", "timeout": 30},
+                ],
+                "workload": [
+                    {
+                        "from": "c",
+                        "to": "o",
+                        "end": 50,
+                        "arrivals": {"kind": "constant", "rate": 0.05},
+                    }
+                ],
+            }
+        )
+    finally:
+        unregister_role("t-a2a-orchestrator")
+    spans = run.spans
+    calls = spans[spans.kind == "client"].groupby("protocol").outcome.agg(list).to_dict()
+    assert calls == {"a2a": ["ok"] * 3, "mcp": ["ok"] * 3}
+    assert run.tasks.to_state.tolist().count("completed") == 3
