@@ -182,7 +182,7 @@ def test_python_agents_serve_a2a_and_call_over_mcp() -> None:
                         "role": "service",
                         "service_time": {"dist": "constant", "value": 12},
                     },
-                ],  # fmt: skip
+                ],
                 "channels": [
                     {"from": "c", "to": "o", "protocol": "a2a", "timeout": 60},
                     {"from": "o", "to": "tool", "protocol": "mcp", "timeout": 30},
