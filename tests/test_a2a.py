@@ -147,8 +147,9 @@ def test_a_stream_carries_the_task_first_then_chunks_with_append_and_last_chunk(
     w.call()
     w.run()
     m = w.h.messages
+    assert m[m.kind == "response"].type.tolist() == ["a2a.card", "task.run"]  # the 200
     stream = m[(m.kind == "event")]
-    assert len(stream) == 1 + 1 + 1 + 6 + 1  # status line, Task, working, 6 chunks, completed
+    assert len(stream) == 1 + 1 + 6 + 1  # the Task, working, 6 chunks, completed
     assert m[m.kind == "control"].type.tolist() == ["a2a.eof"]  # 1.0 closes at terminal
 
 

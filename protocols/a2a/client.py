@@ -251,8 +251,9 @@ class A2aClient:
     def _blocking_reply(self, follow: Follow, reply: Reply | None, why: str) -> None:
         follow.conn = ""
         if reply is None:
-            status = 504 if "proxy" in why else 0
-            follow.call.end(("error", status, f"HTTP 504: {why}" if status else why))
+            follow.call.end(("error", 0, why))
+        elif reply.status != 200:
+            follow.call.end(("error", reply.status, f"HTTP {reply.status}: {reply.error}"))
         elif reply.task is None:
             follow.call.end(_error_result(reply))
         else:

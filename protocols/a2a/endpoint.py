@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from protocols.a2a.client import A2aClient
 from protocols.a2a.server import A2aServer
-from protocols.a2a.wire import CLOSE_TYPE, PROTOCOL, PUSH_TYPE, Reply
+from protocols.a2a.wire import CLOSE_TYPE, PROTOCOL, PUSH_TYPE, Event, Reply
 from protocols.node import Node
 from protocols.transport import Message
 
@@ -37,6 +37,8 @@ class A2aEndpoint:
             if msg.type == PUSH_TYPE:
                 if self.server is not None:
                     self.server.on_push_ack(msg)
+            elif isinstance(msg.body, Event):
+                self.client.on_event(msg)  # a stream's status line
             else:
                 self.client.on_response(msg)
         elif kind == "control" and msg.type == CLOSE_TYPE:

@@ -363,7 +363,8 @@ class A2aServer:
     def _open_stream(self, task: Task, msg: Message, snapshot: bool) -> None:
         conn = Conn(msg, True, self.node.env.now)
         self._open(task, conn)
-        self._send(conn, "event", Event(conn.key, 0, OPEN, task.id), task.type)
+        # The status line is the HTTP response; the events are its body.
+        self._send(conn, "response", Event(conn.key, 0, OPEN, task.id), task.type)
         if snapshot:
             self._event(task, conn, Event(conn.key, 0, TASK, task.id, task.state,
                                           snapshot=task.snapshot()))  # fmt: skip
@@ -408,8 +409,11 @@ class A2aServer:
         self._send(conn, "event", event, task.type)
 
     def _close(self, task: Task, conn: Conn, type_: str, why: str = "") -> None:
-        # The end of a stream's body, or a proxy's cut (a blocking send's gets 504).
-        if conn.open:
+        # The end of a stream's body, or a proxy's cut: a blocking send waiting for its
+        # answer gets the proxy's 504 instead.
+        if conn.open and not conn.stream and type_ == CUT_TYPE:
+            self._answer(conn.request, Reply(SEND, code=0, error=why, status=504))
+        elif conn.open:
             self._send(conn, "control", Event(conn.key, 0, type_, task.id, reason=why), type_)
         self._drop(task, conn)
 

@@ -6,6 +6,7 @@ Every piece is one `Message` with `protocol="a2a"`:
 |-----------------------------------------|------------|---------------|-----------|
 | a JSON-RPC request (any method)         | `request`  | the task's    | `Rpc`     |
 | its JSON-RPC response (result or error) | `response` | the task's    | `Reply`   |
+| a stream's status line (200)            | `response` | the task's    | `Event`   |
 | an SSE event of a task stream           | `event`    | the task's    | `Event`   |
 | the end of a stream's body              | `control`  | `a2a.eof`     | `Event`   |
 | a proxy's cut, a reset, a client's FIN  | `control`  | `a2a.cut`/`a2a.close` | `Event` |
@@ -102,6 +103,7 @@ class Reply:
     code: int = 0
     error: str = ""
     card: tuple[bool, bool] | None = None  # (streaming, push_notifications), for CARD
+    status: int = 200  # the HTTP status (504: a proxy's answer to a blocking send it cut)
 
 
 @dataclass(slots=True)

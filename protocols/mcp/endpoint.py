@@ -28,7 +28,7 @@ class McpEndpoint:
                 self.server.on_request(msg)
             else:
                 self.node.send(self.node.answer(msg, Answer(404, error="no MCP server"), 64, -1))
-        elif kind == "response":
+        elif kind == "response" and isinstance(msg.body, Answer):
             self.client.on_answer(msg)
         elif kind == "control" and msg.type == CLOSE_TYPE:
             if self.server is not None:

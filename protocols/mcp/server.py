@@ -209,7 +209,8 @@ class McpServer:
         stream.conn = msg.msg_id
         stream.attempt = msg.attempt
         stream.n = 0
-        self._frame(stream, "event", Frame(stream.key, 0, OPEN, status=200))
+        # The status line is the HTTP response; the events are its body.
+        self._frame(stream, "response", Frame(stream.key, 0, OPEN, status=200))
         close_after = self.settings.close_after
         if close_after is not None and not self.stateless:
             conn = stream.conn
@@ -226,7 +227,7 @@ class McpServer:
         frame = Frame(key, 0, OPEN, status=200)
         node.send(
             Message(
-                msg_id=node.new_id(), type=msg.type, src=node.id, dst=msg.src, kind="event",
+                msg_id=node.new_id(), type=msg.type, src=node.id, dst=msg.src, kind="response",
                 protocol=PROTOCOL, version=node.version, correlation_id=msg.correlation_id,
                 causation_id=msg.msg_id, span=msg.span, attempt=msg.attempt, size_bytes=64,
                 body=frame,
@@ -321,7 +322,7 @@ class McpServer:
         if frame.n >= 0:  # a crash's reset (-1) acts at once, out of order
             frame.n = stream.n
             stream.n += 1
-        size = self.settings.event_bytes if kind == "event" else 8
+        size = self.settings.event_bytes if kind != "control" else 8
         node.send(
             Message(
                 msg_id=node.new_id(), type=type_ or stream.type, src=node.id, dst=stream.client,

@@ -7,7 +7,8 @@ Every piece is one `Message` with `protocol="mcp"`:
 | a POST (initialize, notifications, tools/call) | `request` | `Post` |
 | a GET resuming a stream with Last-Event-ID  | `request`  | `Get`   |
 | a JSON answer, a 202, a 4xx                 | `response` | `Answer`|
-| a response stream's status line and events  | `event`    | `Frame` |
+| a response stream's status line             | `response` | `Frame` |
+| a response stream's events                  | `event`    | `Frame` |
 | the end of a stream's body, a reset, a FIN  | `control`  | `Frame` |
 """
 
