@@ -60,7 +60,8 @@ BROKEN: dict[str, Any] = {
     ],
 }
 PIGEON = (
-    "invalid scenario: channels.0.protocol: must be 'http', 'queue', 'sse' or 'websocket', "
+    "invalid scenario: channels.0.protocol: must be 'http', 'queue', 'sse', 'websocket', 'a2a' "
+    "or 'mcp', "
     "got 'carrier-pigeon'"
 )
 NEGATIVE = "invalid scenario: workload.0.arrivals.rate: must be greater than 0, got -40.0"
