@@ -170,3 +170,10 @@ def test_2026_a_lost_hang_up_is_learnt_from_the_reset_of_the_next_event() -> Non
     first = w.spans("server").iloc[0]
     assert first.outcome == "cancelled"
     assert first.end < 60.0
+
+
+def test_an_unquoted_revision_in_yaml_is_read_as_the_revision_it_names() -> None:
+    import datetime
+
+    settings = McpSettings.model_validate({"revision": datetime.date(2026, 7, 28)})
+    assert settings.revision == "2026-07-28"
