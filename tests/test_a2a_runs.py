@@ -203,3 +203,22 @@ def test_python_agents_serve_a2a_and_call_over_mcp() -> None:
     calls = spans[spans.kind == "client"].groupby("protocol").outcome.agg(list).to_dict()
     assert calls == {"a2a": ["ok"] * 3, "mcp": ["ok"] * 3}
     assert run.tasks.to_state.tolist().count("completed") == 3
+
+
+def test_mcp_calls_export_with_the_mcp_conventions_and_round_trip(tmp_path: Path) -> None:
+    run = sim.run("mcp-tools")
+    document = otlp.to_otlp(run)
+    spans = [
+        span
+        for resource in document["resourceSpans"]
+        for scope in resource["scopeSpans"]
+        for span in scope["spans"]
+    ]
+    attrs = [{a["key"]: a["value"] for a in span["attributes"]} for span in spans]
+    mcp = [a for a in attrs if a.get("switchboard.protocol", {}).get("stringValue") == "mcp"]
+    assert mcp
+    assert all(a["mcp.method.name"] == {"stringValue": "tools/call"} for a in mcp)
+    assert all(a["http.request.method"] == {"stringValue": "POST"} for a in mcp)
+    back = otlp.import_otlp(otlp.write_otlp(run, tmp_path / "mcp.otlp.json"))
+    assert sorted(back.spans.span_id) == sorted(run.spans.span_id)
+    assert back.tasks.empty

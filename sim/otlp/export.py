@@ -16,7 +16,8 @@ origin, and one span per row of `spans`:
 - `events`: `retry` for each re-sent request or publish, `redelivery` for each delivery
   with a delivery count above 1, `breaker.rejected` (or `rejected`) for a refused call,
   `a2a.task.state` for each row of `tasks` on the span serving the task (`sim.otlp.tasks`);
-- attributes: the HTTP and messaging semantic conventions where they apply, the GenAI
+- attributes: the HTTP and messaging semantic conventions where they apply (A2A and MCP
+  are JSON-RPC over HTTP POSTs; MCP calls also get `mcp.method.name`), the GenAI
   ones (OTel semantic conventions v1.41: `gen_ai.operation.name` `chat`,
   `gen_ai.provider.name` and its older name `gen_ai.system`, `gen_ai.request.model`,
   `gen_ai.usage.input_tokens`/`output_tokens`) on the calls to and spans of an `llm`
@@ -62,9 +63,10 @@ from sim.trace.schema import TABLES
 if TYPE_CHECKING:
     from sim.trace.run import Run
 
-HTTP_LIKE = frozenset({"http", "sse", "websocket"})
-# SSE opens its stream with a GET, a WebSocket with a GET upgrade; a call is a POST.
-HTTP_METHOD = {"http": "POST", "sse": "GET", "websocket": "GET"}
+HTTP_LIKE = frozenset({"http", "sse", "websocket", "a2a", "mcp"})
+# SSE opens its stream with a GET, a WebSocket with a GET upgrade; a call is a POST (an
+# A2A JSON-RPC request, an MCP Streamable HTTP message).
+HTTP_METHOD = {"http": "POST", "sse": "GET", "websocket": "GET", "a2a": "POST", "mcp": "POST"}
 SENDS = frozenset({"request", "publish"})  # kinds that carry a span's own call
 RECEIVES = frozenset({"request", "publish", "deliver"})  # kinds that start a handler
 OPEN_BREAKER = frozenset({"open", "forced_open"})
@@ -350,6 +352,11 @@ class _Exporter:
                 attrs["messaging.message.body.size"] = int(self.m["size_bytes"][message])
             if row.correlation_id:
                 attrs["messaging.message.conversation_id"] = str(row.correlation_id)
+        if protocol == "mcp" and kind in ("client", "server"):
+            # OTel's MCP conventions (semantic conventions v1.41, gen-ai/mcp.md).
+            attrs["mcp.method.name"] = "tools/call"
+            attrs["gen_ai.operation.name"] = "execute_tool"
+            attrs["jsonrpc.protocol.version"] = "2.0"
         if kind in ("client", "server"):
             model = self.models.get(str(row.agent) if kind == "server" else peer)
             if model is not None:
