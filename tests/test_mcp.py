@@ -177,3 +177,31 @@ def test_an_unquoted_revision_in_yaml_is_read_as_the_revision_it_names() -> None
 
     settings = McpSettings.model_validate({"revision": datetime.date(2026, 7, 28)})
     assert settings.revision == "2026-07-28"
+
+
+def test_2025_a_session_with_a_stream_open_does_not_expire() -> None:
+    # A (10 s) ends and is dropped from the event store 300 s later; B (500 s) is still
+    # streaming when C comes at 400 s: the session is in use, so C needs no new
+    # initialize. (Released twice, at its end and when dropped, A would let it expire.)
+    h = Harness(["c", "s"], latency=0.01)
+    settings = McpSettings(session_idle_timeout=60.0, progress_interval=None)
+    node = h.node("s")
+
+    def handler(job: Job) -> None:
+        node.after_work(job.msg.body, lambda: job.reply(200))
+
+    McpEndpoint(node, McpServer(node, 4, handler, None, settings))
+    client = McpEndpoint(h.node("c"), client=McpClient(h.node("c"), settings)).client
+    results = []
+
+    def calls():
+        for at, work in ((0, 10.0), (5, 500.0), (400, 1.0)):
+            yield h.env.timeout(at - h.env.now)
+            client.call("s", "tools/call", f"r{at}", timeout=900, body=work,
+                        on_done=results.append)  # fmt: skip
+
+    h.env.process(calls())
+    h.run(600)
+    m = h.messages
+    assert len(m[(m.type == "initialize") & (m.kind == "request")]) == 1
+    assert results == [("ok", 200, "")] * 3

@@ -129,6 +129,9 @@ class Follow:
             client.hang_up(self)  # a timeout or a cancel; the server closes it otherwise
         client.forget(self)
         outcome, status, error = result
+        if outcome not in ("cancelled", "timeout"):
+            # Only a call given up on may be followed by a CancelTask for its task.
+            client.tasks_of.pop(self.call.key, None)
         off = 0
         if self.total >= 0:
             distinct = len(set(self.chunks))

@@ -65,7 +65,7 @@ class Stream:
 
     __slots__ = (
         "attempt", "buffer", "client", "conn", "correlation_id", "done", "job", "key", "n",
-        "next_id", "session", "span", "type",
+        "next_id", "released", "session", "span", "type",
     )  # fmt: skip
 
     def __init__(self, key: str, msg: Message, session: Session | None) -> None:
@@ -82,6 +82,7 @@ class Stream:
         self.attempt = msg.attempt
         self.n = 0
         self.done = False
+        self.released = False  # no longer counted among its session's open streams
 
 
 class McpServer:
@@ -268,8 +269,11 @@ class McpServer:
         if self.stateless or not self.settings.event_store:
             self._forget(stream)
         else:
-            # Kept for a late resumption while its session lives.
+            # Kept for a late resumption (one within the client's read timeout), then
+            # dropped: the event store does not grow for ever.
             self._release(stream)
+            keep = self.settings.sse_read_timeout
+            self.node.after(keep, lambda: self._forget(stream))
 
     def _cancel(self, stream: Stream, why: str) -> None:
         job = stream.job
@@ -286,13 +290,17 @@ class McpServer:
 
     def _release(self, stream: Stream) -> None:
         session = stream.session
+        if stream.released:
+            return
+        stream.released = True
         if session is not None and session.streams:
             session.streams -= 1
             session.last_used = self.node.env.now
 
     def _forget(self, stream: Stream) -> None:
-        if self.streams.pop(stream.key, None) is not None:
-            self._release(stream)
+        if self.streams.get(stream.key) is stream:
+            del self.streams[stream.key]
+        self._release(stream)
         for request_id, found in list(self.by_request.items()):
             if found is stream:
                 del self.by_request[request_id]
