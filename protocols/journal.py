@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 
 class Journal(Protocol):
-    """The sink of spans, queue samples and breaker transitions."""
+    """The sink of spans, queue samples, breaker and task transitions."""
 
     def span_start(
         self,
@@ -72,6 +72,20 @@ class Journal(Protocol):
 
     def breaker_transition(self, **row: Any) -> None:
         """Record a circuit breaker's state change."""
+        ...
+
+    def task_transition(
+        self,
+        time: float,
+        task_id: str,
+        agent: str,
+        from_state: str,
+        to_state: str,
+        reason: str,
+        span: int = -1,
+        correlation_id: str = "",
+    ) -> None:
+        """Record an agent-protocol task's state change (A2A), on the span serving it."""
         ...
 
     def effect(self, time: float, agent: str, key: str, msg_id: str, correlation_id: str) -> None:

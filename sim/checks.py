@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from protocols.a2a import PUSH_TYPE
+from protocols.a2a.lifecycle import TERMINAL as TERMINAL_TASK_STATES
 from protocols.negotiation import BID
 from protocols.queue.routing import attributes_of, takes
 from sim.metrics import CALLERS, OPEN_STATES, requests
@@ -276,7 +278,8 @@ def streams_complete(run: Run) -> pd.DataFrame:
     spans = run.spans
     if "lost_events" not in spans.columns:
         return pd.DataFrame(columns=columns)
-    lost = spans[spans["lost_events"] > 0]
+    # An A2A call's lost_events counts artifact chunks, which `artifacts_whole` checks.
+    lost = spans[(spans["lost_events"] > 0) & (spans["protocol"] != "a2a")]
     lost = lost.assign(msg_id=request_of(run, lost["span_id"]))
     return lost[columns]
 
@@ -413,6 +416,51 @@ def _still_held(run: Run) -> set[str]:
     return set(last[(last["depth"] + last["in_flight"]) > 0]["queue"])
 
 
+def tasks_settle(run: Run) -> pd.DataFrame:
+    """A2A tasks not in a terminal state at the run's end (reported open), and any task
+    that left a terminal state (which the lifecycle never allows)."""
+    columns = ["correlation_id", "span_id", "msg_id", "task_id", "agent", "state", "since", "why"]
+    tasks = run.tasks
+    if tasks.empty:
+        return pd.DataFrame(columns=columns)
+    ordered = tasks.sort_values("time", kind="stable")
+    last = ordered.drop_duplicates("task_id", keep="last")
+    open_ = last[~last["to_state"].isin(TERMINAL_TASK_STATES)]
+    open_ = open_.assign(why="open at the end of the run")
+    left = ordered[ordered["from_state"].isin(TERMINAL_TASK_STATES)]
+    left = left.assign(why="left a terminal state")
+    rows = pd.concat([open_, left]).rename(columns={"to_state": "state", "time": "since"})
+    rows = rows.assign(msg_id=request_of(run, rows["span_id"]))
+    return rows[columns]
+
+
+def artifacts_whole(run: Run) -> pd.DataFrame:
+    """A2A calls that did not end with every artifact chunk exactly once (a chunk missed
+    across a resubscribe, or one appended twice); `lost_events` counts them."""
+    columns = ["correlation_id", "span_id", "msg_id", "agent", "peer", "lost_events", "outcome"]
+    spans = run.spans
+    bad = spans[(spans["protocol"] == "a2a") & (spans["kind"] == "client")]
+    bad = bad[bad["lost_events"] > 0]
+    bad = bad.assign(msg_id=request_of(run, bad["span_id"]))
+    return bad[columns]
+
+
+def pushes_accounted(run: Run) -> pd.DataFrame:
+    """A2A push notifications neither delivered at least once nor reported failed: still
+    open at the end, or `ok` with no POST that reached the webhook."""
+    columns = ["correlation_id", "span_id", "msg_id", "agent", "peer", "outcome", "attempts"]
+    spans, m = run.spans, run.messages
+    pushes = spans[(spans["name"] == PUSH_TYPE) & (spans["protocol"] == "a2a")]
+    if pushes.empty:
+        return pd.DataFrame(columns=columns)
+    posts = m[(m["type"] == PUSH_TYPE) & (m["kind"] == "request")]
+    reached = set(posts.loc[posts["outcome"] == "delivered", "span_id"])
+    ok_unseen = (pushes["outcome"] == "ok") & ~pushes["span_id"].isin(reached)
+    bad = pushes[(pushes["outcome"] == "open") | ok_unseen]
+    bad = bad.assign(msg_id=request_of(run, bad["span_id"]))
+    return bad[columns]
+
+
 # Message kinds that open a request: what a call puts on the wire for its callee.
 SENDS = ("request", "publish")
 
@@ -451,6 +499,12 @@ CHECKS = [
           "before an earlier one of its key was acked or dead-lettered", in_order_per_key),
     Check("fan_out_complete", "every subscription of a topic gets every message it takes, "
           "or a reason (dead letter, backlog, unconfirmed publish)", fan_out_complete),
+    Check("tasks_settle", "every A2A task ends in a terminal state and never leaves it "
+          "(tasks still open at the end are reported)", tasks_settle),
+    Check("artifacts_whole", "every A2A call holds each artifact chunk exactly once, "
+          "across resubscribes", artifacts_whole),
+    Check("pushes_accounted", "every A2A push notification is delivered at least once or "
+          "reported failed", pushes_accounted),
 ]  # fmt: skip
 
 

@@ -25,7 +25,9 @@ from pydantic import (
     model_validator,
 )
 
+from protocols.a2a import A2aSettings
 from protocols.http import HttpClientSettings, HttpServerSettings
+from protocols.mcp import McpSettings
 from protocols.order import QueueOrder
 from protocols.queue import QueueSettings
 from protocols.resilience import (
@@ -268,12 +270,23 @@ class Agent(Model):
         return self
 
 
+class A2aChannel(A2aSettings):
+    """A2A on a channel: the mode and its timings, and how long the caller's user takes
+    to answer a task that asks for input."""
+
+    answer_delay: Distribution = Field(
+        default_factory=lambda: Constant(value=30.0),
+        description="Seconds the caller's user (a human or another agent) takes to answer "
+        "an input-required task (a scenario value).",
+    )
+
+
 class Channel(Model):
     """How one agent calls another: the protocol and its per-call settings."""
 
     src: AgentId = Field(alias="from")
     dst: AgentId = Field(alias="to")
-    protocol: Literal["http", "queue", "sse", "websocket"] = "http"
+    protocol: Literal["http", "queue", "sse", "websocket", "a2a", "mcp"] = "http"
     timeout: float | None = Field(
         5.0, gt=0, description="Seconds the caller waits for a response (httpx: 5 s)."
     )
@@ -294,6 +307,17 @@ class Channel(Model):
     websocket: WebSocketSettings = Field(
         default_factory=WebSocketSettings,
         description="WebSocket: handshake, keepalive pings, reconnect backoff, receive queue.",
+    )
+    a2a: A2aChannel = Field(
+        default_factory=A2aChannel,
+        description="Agent2Agent: the mode (blocking, streaming, polling, push), resubscribe, "
+        "push retries, the chunk pace, input-required and its answer delay.",
+    )
+    mcp: McpSettings = Field(
+        default_factory=McpSettings,
+        description="Model Context Protocol over Streamable HTTP: the revision (2025-11-25 "
+        "or 2026-07-28), sessions, resumption, timeouts and reconnects as python-sdk sets "
+        "them.",
     )
     retry: RetrySettings | None = Field(None, description="Retries with backoff and jitter.")
     breaker: BreakerSettings | None = Field(

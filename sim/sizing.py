@@ -31,7 +31,10 @@ Problem = tuple[str, str]
 # Wire messages of one request and its answer, by protocol: HTTP and WebSocket a request
 # and a response; SSE a GET, its response and the final event; a queue hop a publish,
 # its confirm, the delivery and its ack, for the request and again for the reply.
-_HOP_MESSAGES = {"http": 2.0, "websocket": 2.0, "sse": 3.0, "queue": 8.0}
+# A2A: the request, the stream's status line and Task (or the answer), its last status
+# and end; its chunks, polls and keep-alives are added by the life of the task.
+# MCP: the POST, its stream's status line, priming event, result and end.
+_HOP_MESSAGES = {"http": 2.0, "websocket": 2.0, "sse": 3.0, "queue": 8.0, "a2a": 4.0, "mcp": 5.0}
 # An orchestrator's task: the registry lookup (2), and per sub-task its SSE assignment,
 # the negotiation's bids and the queued result (about 20, measured on `collaboration`).
 _TASK_MESSAGES = 2.0
@@ -328,6 +331,12 @@ _CHANNEL_TIMERS = (
     ("sse", "keepalive", "keep-alives"),
     ("sse", "progress_interval", "progress events"),
     ("sse", "retry", "reconnections"),
+    ("a2a", "poll_interval", "polls"),
+    ("a2a", "chunk_interval", "artifact chunks"),
+    ("a2a", "keepalive", "keep-alives"),
+    ("a2a", "resubscribe_delay", "resubscribes"),
+    ("mcp", "progress_interval", "progress notifications"),
+    ("mcp", "close_after", "stream closes"),
     ("websocket", "ping_interval", "pings"),
     ("websocket", "backoff_max", "reconnections"),
     ("queue", "heartbeat", "heartbeats"),
@@ -463,6 +472,16 @@ class _RequestCost:
             if channel.sse.progress_interval:
                 messages += life / channel.sse.progress_interval
             messages += life / channel.sse.keepalive
+        elif channel.protocol == "a2a":
+            life = self._lifetime(dst, channel)
+            a2a = channel.a2a
+            for interval in (a2a.chunk_interval, a2a.keepalive):
+                if interval:
+                    messages += life / interval
+            if a2a.mode == "polling":
+                messages += 2 * life / a2a.poll_interval
+        elif channel.protocol == "mcp" and channel.mcp.progress_interval:
+            messages += self._lifetime(dst, channel) / channel.mcp.progress_interval
         return messages
 
     def _lifetime(self, dst: str, channel: sc.Channel) -> float:

@@ -32,7 +32,7 @@ def damaged(saved: Path, tmp_path: Path, harm: Callable[[Path], None]) -> Path:
 CASES: dict[str, tuple[Callable[[Path], object], str]] = {
     "missing table": (
         lambda d: (d / "spans.parquet").unlink(),
-        "has no spans.parquet: a saved run has all seven tables",
+        "has no spans.parquet: a saved run has all its tables",
     ),
     "manifest a list": (
         lambda d: (d / "run.json").write_text("[1, 2]"),

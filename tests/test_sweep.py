@@ -60,7 +60,8 @@ BROKEN: dict[str, Any] = {
     ],
 }
 PIGEON = (
-    "invalid scenario: channels.0.protocol: must be 'http', 'queue', 'sse' or 'websocket', "
+    "invalid scenario: channels.0.protocol: must be 'http', 'queue', 'sse', 'websocket', 'a2a' "
+    "or 'mcp', "
     "got 'carrier-pigeon'"
 )
 NEGATIVE = "invalid scenario: workload.0.arrivals.rate: must be greater than 0, got -40.0"
@@ -361,7 +362,7 @@ def test_sweep_file_errors(tmp_path, capsys, text, message):
 def test_unknown_builtin_sweep(capsys):
     assert fails(capsys, "sweep", "no-such-sweep") == (
         "no sweep file or built-in sweep named 'no-such-sweep' "
-        "(built-in sweeps: protocols-under-load)\n"
+        "(built-in sweeps: a2a-modes, protocols-under-load)\n"
     )
 
 

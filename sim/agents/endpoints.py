@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from protocols.a2a import A2aClient, A2aEndpoint, A2aServer, A2aSettings
 from protocols.call import Call, CallResult
 from protocols.http import HttpClient, HttpEndpoint, HttpServer
 from protocols.llm import TOKENS
+from protocols.mcp import McpClient, McpEndpoint, McpServer, McpSettings
 from protocols.node import Node
 from protocols.queue import QueueEndpoint, QueueServer, QueueSettings
 from protocols.queue.server import begin_job
@@ -86,7 +88,28 @@ class Endpoints:
         ]
         if ws:
             self.websocket = WebSocketEndpoint(node, ws[0].websocket)
+        self.a2a: A2aEndpoint | None = None
+        if any(c.protocol == "a2a" and spec.id in (c.src, c.dst) for c in scenario.channels):
+            self.a2a = A2aEndpoint(node, client=self._a2a_client())
+        self.mcp: McpEndpoint | None = None
+        if any(c.protocol == "mcp" and spec.id in (c.src, c.dst) for c in scenario.channels):
+            self.mcp = McpEndpoint(node, client=McpClient(node, lambda dst: channel(dst).mcp))
         self.pools: dict[str, WorkerPool] = {}
+
+    def _a2a_client(self) -> A2aClient:
+        """The A2A client: each callee's channel settings, and its answer delay drawn
+        from a stream of its own (the user who answers input-required)."""
+        node, channel = self.node, self._channel
+        samplers: dict[str, Callable[[], float]] = {}
+
+        def answer_delay(dst: str) -> float:
+            sampler = samplers.get(dst)
+            if sampler is None:
+                rng = node.stream(f"a2a-answer:{node.id}->{dst}")
+                sampler = samplers[dst] = channel(dst).a2a.answer_delay.sampler(rng)
+            return sampler()
+
+        return A2aClient(node, lambda dst: channel(dst).a2a, answer_delay)
 
     def serve(self, protocols: list[str], handler: Handler) -> None:
         """Serve `handler` over each protocol, each with the agent's workers."""
@@ -102,6 +125,14 @@ class Endpoints:
                 sse = SseServer(node, spec.workers, handler, spec.queue_limit, self._sse_settings())
                 self.sse.server = sse
                 self.pools["sse"] = sse.pool
+            elif protocol == "a2a" and self.a2a is not None:
+                a2a = A2aServer(node, spec.workers, handler, spec.queue_limit, self._a2a_settings())
+                self.a2a.server = a2a
+                self.pools["a2a"] = a2a.pool
+            elif protocol == "mcp" and self.mcp is not None:
+                mcp = McpServer(node, spec.workers, handler, spec.queue_limit, self._mcp_settings())
+                self.mcp.server = mcp
+                self.pools["mcp"] = mcp.pool
             elif protocol == "websocket" and self.websocket is not None:
                 ws = WebSocketServer(node, spec.workers, handler, spec.queue_limit)
                 self.websocket.server = ws
@@ -142,10 +173,28 @@ class Endpoints:
                 return channel.sse
         return None
 
+    def _a2a_settings(self) -> A2aSettings | None:
+        # The server side (chunk pace, capabilities, push delivery, the proxy) comes from
+        # the first A2A channel that reaches this agent.
+        for channel in self._scenario.channels:
+            if channel.protocol == "a2a" and channel.dst == self.spec.id:
+                return channel.a2a
+        return None
+
+    def _mcp_settings(self) -> McpSettings | None:
+        # The server side (revision, event store, sessions' expiry, progress pace) comes
+        # from the first MCP channel that reaches this agent.
+        for channel in self._scenario.channels:
+            if channel.protocol == "mcp" and channel.dst == self.spec.id:
+                return channel.mcp
+        return None
+
     def cancel(self, protocol: str) -> Cancel | None:
-        """How to tell a callee over `protocol` to stop work (HTTP only, so far)."""
+        """How to tell a callee over `protocol` to stop work (HTTP, and A2A's CancelTask)."""
         if protocol == "http":
             return self.http.client.cancel
+        if protocol == "a2a" and self.a2a is not None:
+            return self.a2a.client.cancel
         return None
 
     def attempt(self, protocol: str) -> Attempt:
@@ -158,6 +207,10 @@ class Endpoints:
             return self._queue_call
         if protocol == "websocket" and self.websocket is not None:
             return self.websocket.call
+        if protocol == "a2a" and self.a2a is not None:
+            return self.a2a.client.call
+        if protocol == "mcp" and self.mcp is not None:
+            return self.mcp.client.call
         raise ValueError(f"{self.node.id} has no {protocol} endpoint")
 
     def queue_settings_to(self, dst: str) -> QueueSettings:

@@ -14,8 +14,10 @@ origin, and one span per row of `spans`:
 - `status`: OK for `ok`, ERROR (with the error as message) for every failure, unset for
   `partial` and `open`;
 - `events`: `retry` for each re-sent request or publish, `redelivery` for each delivery
-  with a delivery count above 1, `breaker.rejected` (or `rejected`) for a refused call;
-- attributes: the HTTP and messaging semantic conventions where they apply, the GenAI
+  with a delivery count above 1, `breaker.rejected` (or `rejected`) for a refused call,
+  `a2a.task.state` for each row of `tasks` on the span serving the task (`sim.otlp.tasks`);
+- attributes: the HTTP and messaging semantic conventions where they apply (A2A and MCP
+  are JSON-RPC over HTTP POSTs; MCP calls also get `mcp.method.name`), the GenAI
   ones (OTel semantic conventions v1.41: `gen_ai.operation.name` `chat`,
   `gen_ai.provider.name` and its older name `gen_ai.system`, `gen_ai.request.model`,
   `gen_ai.usage.input_tokens`/`output_tokens`) on the calls to and spans of an `llm`
@@ -57,17 +59,19 @@ from sim.otlp.common import (
     span_defaults,
     write_atomically,
 )
+from sim.otlp.tasks import task_events
 from sim.trace.schema import TABLES
 
 if TYPE_CHECKING:
     from sim.trace.run import Run
 
-HTTP_LIKE = frozenset({"http", "sse", "websocket"})
+HTTP_LIKE = frozenset({"http", "sse", "websocket", "a2a", "mcp"})
 # Spans that are one HTTP request (an SSE stream opens with one), named "{method} {route}"
 # as the HTTP conventions name them; a WebSocket's messages are not requests.
 HTTP_NAMED = frozenset({"http", "sse"})
-# SSE opens its stream with a GET, a WebSocket with a GET upgrade; a call is a POST.
-HTTP_METHOD = {"http": "POST", "sse": "GET", "websocket": "GET"}
+# SSE opens its stream with a GET, a WebSocket with a GET upgrade; a call is a POST (an
+# A2A JSON-RPC request, an MCP Streamable HTTP message).
+HTTP_METHOD = {"http": "POST", "sse": "GET", "websocket": "GET", "a2a": "POST", "mcp": "POST"}
 # Reads among the calls (span names, `sim.agents.steps`), and the routes they take.
 READS = frozenset({DISCOVER})
 ROUTES = {DISCOVER: "/.well-known/agent-card.json"}
@@ -235,6 +239,7 @@ class _Exporter:
             if kind == "deliver":
                 self.deliveries[msg_id].append(i)
         self.breakers = _breaker_history(run.breakers)
+        self.task_events = task_events(run.tasks)
         # Columns with no OTLP field or convention: carried as switchboard.<column>.
         self.extra_columns = [
             c for c in spans.columns if c not in MAPPED_SPAN_COLUMNS and c.isidentifier()
@@ -484,6 +489,11 @@ class _Exporter:
                 attrs["messaging.message.body.size"] = int(self.m["size_bytes"][message])
             if row.correlation_id:
                 attrs["messaging.message.conversation_id"] = str(row.correlation_id)
+        if protocol == "mcp" and kind in ("client", "server"):
+            # OTel's MCP conventions (semantic conventions v1.41, gen-ai/mcp.md).
+            attrs["mcp.method.name"] = "tools/call"
+            attrs["gen_ai.operation.name"] = "execute_tool"
+            attrs["jsonrpc.protocol.version"] = "2.0"
         if kind in ("client", "server"):
             model = self.models.get(str(row.agent) if kind == "server" else peer)
             if model is not None:
@@ -565,6 +575,7 @@ class _Exporter:
             name = "breaker.rejected" if state in OPEN_BREAKER else "rejected"
             attrs = {"switchboard.reason": str(row.error), "switchboard.breaker.state": state}
             events.append((at, name, attrs))
+        events.extend(self.task_events.get(row.span_id, ()))
         events.sort(key=lambda e: e[0])
         return [
             {"timeUnixNano": str(self.nanos(at)), "name": name, "attributes": attribute_list(a)}

@@ -22,6 +22,7 @@ from sim.otlp.infer import (
     infer_messages,
 )
 from sim.otlp.parse import Parsed, parse_file, resolve, spans_table, versions
+from sim.otlp.tasks import tasks_table
 from sim.trace.run import Run
 from sim.trace.schema import FORMAT_VERSION, TABLES, empty_table
 
@@ -60,6 +61,9 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "queues": inferred.queues,
         "agents": agents_table(parsed.resources, records, inferred.brokers, pairs),
     }
+    tasks = tasks_table(records, origin)
+    if not tasks.empty:  # A2A task transitions, from a Switchboard export's span events
+        tables["tasks"] = tasks
     # What a trace cannot carry (breakers, faults, effects, ...): empty, typed tables.
     lacking = [name for name in TABLES if name not in tables]
     for name in lacking:

@@ -44,6 +44,7 @@ from sim.otlp.common import (
     is_address,
     span_defaults,
 )
+from sim.otlp.tasks import EVENT as TASK_EVENT
 from sim.trace.schema import DTYPES, conform
 
 # Span outcomes a `switchboard.outcome` attribute may carry back.
@@ -90,6 +91,8 @@ class SpanRecord:
     protocol: str = ""
     peer: str = ""
     correlation_id: str = ""
+    # A2A task transitions recorded as span events: (time in ns, attributes).
+    task_events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -349,6 +352,7 @@ def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
         link_refs=refs,
         trace_state=state if isinstance(state, str) else "",
         flags=_int_or(_field(span, "flags"), 0),
+        task_events=[(e["time_ns"], e["attributes"]) for e in events if e["name"] == TASK_EVENT],
     )
 
 

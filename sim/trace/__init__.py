@@ -1,6 +1,6 @@
 """The trace contract in one place: what a run records and how it is kept.
 
-- `schema`: the seven tables (`TABLES`), their columns (`COLUMNS`) and dtypes (`DTYPES`),
+- `schema`: the eight tables (`TABLES`), their columns (`COLUMNS`) and dtypes (`DTYPES`),
   `conform`, `empty_table` and the on-disk `FORMAT_VERSION`;
 - `recorder`: the `Recorder`, the journal a run writes while it goes on;
 - `run`: the `Run` (the tables plus a manifest), saved and loaded as a directory;

@@ -5,7 +5,8 @@ text, `\\n` line ends, no index). CSV rather than Parquet bytes because Parquet 
 carry the writer's version and encoding choices, which change with pyarrow, not with the
 simulation. A sparse column (`schema.SPARSE_COLUMNS`: a model call's tokens and cost) that
 holds only its "nothing here" value is left out, so a run without model calls has the
-digest it had before the column existed.
+digest it had before the column existed; likewise an added table (`schema.ADDED_TABLES`:
+`tasks`) that the run leaves empty.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import math
 from typing import TYPE_CHECKING
 
-from sim.trace.schema import SPARSE_COLUMNS
+from sim.trace.schema import ADDED_TABLES, SPARSE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,8 +30,13 @@ def table_digest(table: pd.DataFrame) -> str:
 
 
 def run_digests(run: Run) -> dict[str, str]:
-    """One digest per table of the trace contract, by table name."""
-    return {name: table_digest(_used(name, table)) for name, table in run.tables.items()}
+    """One digest per table of the trace contract, by table name (an added table the run
+    leaves empty has none: the run digests as before that table existed)."""
+    return {
+        name: table_digest(_used(name, table))
+        for name, table in run.tables.items()
+        if not (name in ADDED_TABLES and table.empty)
+    }
 
 
 def _used(name: str, table: pd.DataFrame) -> pd.DataFrame:

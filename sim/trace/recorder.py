@@ -32,6 +32,7 @@ from sim.trace.schema import (
     MESSAGE_COLUMNS,
     QUEUE_COLUMNS,
     SPAN_COLUMNS,
+    TASK_COLUMNS,
     conform,
 )
 
@@ -47,7 +48,7 @@ def span_hex(index: int) -> str:
 
 
 class Recorder:
-    """Collects the rows of the seven tables while a run goes on."""
+    """Collects the rows of the tables while a run goes on."""
 
     def __init__(self) -> None:
         # messages, column by column (after `_flush_messages`: the sent messages wait
@@ -101,6 +102,8 @@ class Recorder:
         # reached its caller (a token stream's span); NaN on other spans.
         self._s_first_token: dict[int, float] = {}
         self.breakers: list[dict[str, Any]] = []
+        # Task state changes: (time, task_id, agent, from, to, reason, span, correlation).
+        self.tasks: list[tuple[Any, ...]] = []
         self.queues: list[tuple[Any, ...]] = []
         self.faults: list[dict[str, Any]] = []
         self.agents: list[dict[str, Any]] = []
@@ -382,6 +385,22 @@ class Recorder:
         """Record a circuit breaker's state change (columns: BREAKER_COLUMNS)."""
         self.breakers.append(row)
 
+    def task_transition(
+        self,
+        time: float,
+        task_id: str,
+        agent: str,
+        from_state: str,
+        to_state: str,
+        reason: str,
+        span: int = -1,
+        correlation_id: str = "",
+    ) -> None:
+        """Record an agent-protocol task's state change (columns: TASK_COLUMNS)."""
+        self.tasks.append(
+            (time, task_id, agent, from_state, to_state, reason, span, correlation_id)
+        )
+
     def effect(self, time: float, agent: str, key: str, msg_id: str, correlation_id: str) -> None:
         """Record an effect applied by a receiver (a handler that really ran) for `key`."""
         self._e_time.append(time)
@@ -401,7 +420,7 @@ class Recorder:
     # -- the tables -------------------------------------------------------------------
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The seven tables of the trace contract (`sim.trace.schema`), by name."""
+        """The tables of the trace contract (`sim.trace.schema`), by name."""
         # Building the columns allocates objects that all survive, after a run that left
         # many behind: the cyclic collector would only rescan them, again and again.
         was_enabled = gc.isenabled()
@@ -492,8 +511,26 @@ class Recorder:
             "faults": pd.DataFrame(self.faults, columns=FAULT_COLUMNS),
             "agents": pd.DataFrame(self.agents, columns=_agent_columns(self.agents)),
             "effects": effects,
+            "tasks": self._task_table(ids),
         }
         return {name: conform(name, table) for name, table in tables.items()}
+
+    def _task_table(self, ids: pa.Array | np.ndarray) -> pd.DataFrame:
+        rows = self.tasks
+        spans = array("q", (row[6] for row in rows))
+        return pd.DataFrame(
+            {
+                "time": _floats(array("d", (row[0] for row in rows))),
+                "task_id": _strings([row[1] for row in rows]),
+                "agent": _strings([row[2] for row in rows]),
+                "from_state": _strings([row[3] for row in rows]),
+                "to_state": _strings([row[4] for row in rows]),
+                "reason": _strings([row[5] for row in rows]),
+                "span_id": _ids(ids, spans),
+                "correlation_id": _strings([row[7] for row in rows]),
+            },
+            columns=TASK_COLUMNS,
+        )
 
     def _frozen(self, name: str) -> pd.Series:
         """A column of unchanging strings: its frozen chunks and the rows since."""

@@ -18,7 +18,15 @@ import pandas as pd
 from sim._version import __version__
 from sim.metrics import summarize
 from sim.scenario import RECORDED, Scenario
-from sim.trace.schema import ADDED_COLUMNS, COLUMNS, FORMAT_VERSION, TABLES, conform, empty_table
+from sim.trace.schema import (
+    ADDED_COLUMNS,
+    ADDED_TABLES,
+    COLUMNS,
+    FORMAT_VERSION,
+    TABLES,
+    conform,
+    empty_table,
+)
 
 
 def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
@@ -44,7 +52,7 @@ def manifest_for(scenario: Scenario, wall_seconds: float) -> dict[str, Any]:
 
 
 class Run:
-    """A finished simulation: its seven tables, its manifest and its summary.
+    """A finished simulation: its eight tables, its manifest and its summary.
 
     Checks are functions of a Run (`sim.checks`); a Run does not call them.
     """
@@ -88,6 +96,11 @@ class Run:
     def effects(self) -> pd.DataFrame:
         """One row per effect a receiver applied (exactly-once checks count them)."""
         return self.tables["effects"]
+
+    @property
+    def tasks(self) -> pd.DataFrame:
+        """One row per agent-protocol task state change (A2A)."""
+        return self.tables["tasks"]
 
     @property
     def name(self) -> str:
@@ -152,8 +165,10 @@ class RunFileError(ValueError):
 def _read_table(path: Path, name: str) -> pd.DataFrame:
     """One table of a saved run, checked against the trace contract."""
     file = path / f"{name}.parquet"
+    if not file.is_file() and name in ADDED_TABLES:
+        return empty_table(name)  # saved before the table was added to the contract
     if not file.is_file():
-        raise RunFileError(f"{path} has no {name}.parquet: a saved run has all seven tables")
+        raise RunFileError(f"{path} has no {name}.parquet: a saved run has all its tables")
     try:
         table = pd.read_parquet(file)
     except Exception as exc:  # pyarrow raises many kinds for a file that is not Parquet

@@ -1,6 +1,6 @@
 """The trace contract: the tables of a Run, their columns and dtypes, and its format.
 
-A run is seven tables (`TABLES`), each with the columns its list below names, in that
+A run is eight tables (`TABLES`), each with the columns its list below names, in that
 order, and the dtypes of `DTYPES`. Columns may be added; the meaning of one never
 changes. `conform` gives a table its contract's dtypes, so that a fresh table, an empty
 one and one read back from disk compare equal. `FORMAT_VERSION` is written into every
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 # The tables of a run, in the order they are saved and shown.
-TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents", "effects")
+TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents", "effects", "tasks")
 # The version of the on-disk format (run.json and one Parquet file per table).
 FORMAT_VERSION = 1
 
@@ -86,6 +86,18 @@ QUEUE_COLUMNS = [
 FAULT_COLUMNS = ["fault_id", "kind", "start", "end", "targets", "params"]
 AGENT_COLUMNS = ["agent", "role", "version", "workers", "calls"]
 EFFECT_COLUMNS = ["time", "agent", "key", "msg_id", "correlation_id"]
+# One row per state change of an agent-protocol task (A2A): `from_state` is "" for the
+# row that creates it; `span_id` is the span serving the task on `agent`.
+TASK_COLUMNS = [
+    "time",
+    "task_id",
+    "agent",
+    "from_state",
+    "to_state",
+    "reason",
+    "span_id",
+    "correlation_id",
+]
 
 
 # Columns added to the contract after format 1, with the value a run saved before each
@@ -99,9 +111,13 @@ ADDED_COLUMNS: dict[str, dict[str, object]] = {
         "ttft": float("nan"),
     }
 }
-# Columns that only some runs use (a model call's tokens, cost and time to first token): a run whose column
-# holds nothing but the "nothing here" value is digested without it, so adding the column
-# left every earlier run's digest as it was (`sim.trace.digest`).
+# Tables added to the contract after format 1: a run saved before one was added reads
+# back with it empty, and a run that leaves one empty is digested without it, so its
+# digests stay what they were before the table existed (`sim.trace.digest`).
+ADDED_TABLES = ("tasks",)
+# Columns that only some runs use (a model call's tokens, cost and time to first token):
+# a run whose column holds nothing but the "nothing here" value is digested without it,
+# so adding the column left every earlier run's digest as it was (`sim.trace.digest`).
 SPARSE_COLUMNS: dict[str, dict[str, object]] = {
     "spans": {"input_tokens": -1, "output_tokens": -1, "cost": float("nan"), "ttft": float("nan")}
 }
@@ -140,6 +156,10 @@ DTYPES: dict[str, dict[str, str]] = {
     },
     "agents": {"agent": "str", "role": "str", "version": "int64", "workers": "int64", "calls": "str"},
     "effects": {"time": "float64", "agent": "str", "key": "str", "msg_id": "str", "correlation_id": "str"},
+    "tasks": {
+        "time": "float64", "task_id": "str", "agent": "str", "from_state": "str",
+        "to_state": "str", "reason": "str", "span_id": "str", "correlation_id": "str",
+    },
 }  # fmt: skip
 
 
@@ -158,6 +178,7 @@ COLUMNS: dict[str, list[str]] = {
     "faults": FAULT_COLUMNS,
     "agents": AGENT_COLUMNS,
     "effects": EFFECT_COLUMNS,
+    "tasks": TASK_COLUMNS,
 }
 
 

@@ -1,0 +1,63 @@
+"""A2A on one node: a client always (its webhook too), a server if the agent serves A2A."""
+
+from __future__ import annotations
+
+from protocols.a2a.client import A2aClient
+from protocols.a2a.server import A2aServer
+from protocols.a2a.wire import CLOSE_TYPE, PROTOCOL, PUSH_TYPE, Event, Reply
+from protocols.node import Node
+from protocols.transport import Message
+
+METHOD_NOT_FOUND = -32601
+
+
+class A2aEndpoint:
+    """Routes requests to the server, push POSTs to the client's webhook, the rest back."""
+
+    def __init__(
+        self, node: Node, server: A2aServer | None = None, client: A2aClient | None = None
+    ) -> None:
+        self.node = node
+        self.client = client or A2aClient(node)
+        self.server = server
+        node.register(PROTOCOL, self)
+
+    def on_message(self, msg: Message) -> None:
+        """Route one A2A message by kind (and type, for pushes and hang-ups)."""
+        kind = msg.kind
+        if kind == "request":
+            if msg.type == PUSH_TYPE:
+                self.client.on_push(msg)
+            elif self.server is not None:
+                self.server.on_request(msg)
+            else:
+                reply = Reply(msg.body.method, code=METHOD_NOT_FOUND, error="no A2A server")
+                self.node.send(self.node.answer(msg, reply, 128, -1))
+        elif kind == "response":
+            if msg.type == PUSH_TYPE:
+                if self.server is not None:
+                    self.server.on_push_ack(msg)
+            elif isinstance(msg.body, Event):
+                self.client.on_event(msg)  # a stream's status line
+            else:
+                self.client.on_response(msg)
+        elif kind == "control" and msg.type == CLOSE_TYPE:
+            if self.server is not None:
+                self.server.on_control(msg)
+        elif kind == "control":
+            self.client.on_control(msg)
+        else:
+            self.client.on_event(msg)
+
+    def on_bounce(self, msg: Message, outcome: str) -> None:
+        """A message of ours found its receiver down."""
+        if msg.kind == "request" and msg.type != PUSH_TYPE:
+            self.client.on_bounce(msg, outcome)
+        elif self.server is not None and msg.type != CLOSE_TYPE:
+            self.server.on_bounce(msg, outcome)
+
+    def reset(self) -> None:
+        """The node crashed."""
+        self.client.reset()
+        if self.server is not None:
+            self.server.reset()
