@@ -12,11 +12,10 @@ import zipfile
 from pathlib import Path
 
 from sim import Run
+from sim.trace.schema import TABLES
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # scenario files over 5 MB are refused
 
-# The tables the CSV download holds: all seven of the trace's.
-TABLES = ("messages", "spans", "breakers", "queues", "faults", "agents", "effects")
 
 
 def run_zip(run: Run, folder: str = "run") -> bytes:
@@ -32,7 +31,7 @@ def run_zip(run: Run, folder: str = "run") -> bytes:
 
 
 def trace_csv_zip(run: Run) -> bytes:
-    """The run's seven tables, each as `<table>.csv`, in one zip."""
+    """Every table of the run's trace contract, each as `<table>.csv`, in one zip."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in TABLES:
