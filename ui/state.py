@@ -100,8 +100,15 @@ def simulate(scenario: Scenario, label: str) -> Run:
         bar.empty()
 
 
+# What belongs to the run on screen, not to the session: a new run starts without it.
+PER_RUN = (TRACE, CURSOR)
+
+
 def store(run: Run, source: dict[str, Any]) -> None:
-    """Put a finished Run on screen for every page; forget the previous error."""
+    """Put a finished Run on screen for every page; forget the previous error and what
+    the pages had chosen in the previous run (its trace, its cursor)."""
+    for name in PER_RUN:
+        st.session_state.pop(name, None)
     st.session_state[RUN] = run
     st.session_state[RUN_SOURCE] = source
     st.session_state[RUN_KEY] = (id(run), digest(run))

@@ -40,6 +40,7 @@ KINDS = "replay_kinds"
 TYPES = "replay_types"
 MESSAGE = "replay_message"
 SELECTION = "replay_selection_seen"  # the chart selection last applied
+FITTED = "replay_fitted"  # (run key, trace) the window and cursor were last fitted to
 CHART = "replay_chart"
 
 
@@ -147,9 +148,15 @@ def diagram(
     """The space-time figure of a window, without cursor (shared: never mutated)."""
     win = view(_run, key, start, end, flt, limit)
     events = state.event_times(_run, key) if logical else None
+    lanes = _run.agents["agent"].tolist()
+    if flt.correlation_id and len(win.rows):
+        # Following a trace: only the agents it involves, so its arrows are not lost
+        # among empty lifelines.
+        involved = set(win.rows["src"]).union(win.rows["dst"])
+        lanes = [a for a in lanes if a in involved]
     return figures.spacetime(
         win.rows,
-        _run.agents["agent"].tolist(),
+        lanes,
         _run.duration,
         _run.faults,
         x_range=(start, end),
@@ -172,6 +179,29 @@ def trace_extent(run: Run, key: str, trace: str) -> tuple[float, float] | None:
     return max(0.0, lo - pad), min(run.duration, hi + pad)
 
 
+def clear_trace() -> None:
+    """Drop the trace filter: every trace again, in the window the sliders hold."""
+    st.session_state[state.TRACE] = ""
+    st.session_state.pop(MESSAGE, None)
+
+
+def fit(key: str, trace: str, fitted: tuple[float, float] | None) -> None:
+    """Following a trace fits the cursor to it (at its end: all of it visible, nothing
+    behind the curtain), once per trace; leaving it brings the cursor back into the
+    window the sliders hold."""
+    last = st.session_state.get(FITTED)
+    if fitted is not None:
+        if last != (key, trace):
+            st.session_state[FITTED] = (key, trace)
+            st.session_state[CURSOR] = float(fitted[1])
+        return
+    if last is not None:
+        st.session_state.pop(FITTED, None)
+        start, end = st.session_state[WINDOW]
+        if not start <= st.session_state[CURSOR] <= end:
+            st.session_state[CURSOR] = float(end)
+
+
 def stage(run: Run, key: str) -> None:
     """The part that reruns on every tick: sliders, diagram, selection."""
     duration = float(run.duration)
@@ -181,12 +211,24 @@ def stage(run: Run, key: str) -> None:
     trace = st.session_state.get(state.TRACE, "")
     start, end = st.session_state[WINDOW]
     fitted = trace_extent(run, key, trace) if trace else None
+    if trace and fitted is None:
+        # A trace chosen in another run (or gone): never a silent, empty filter.
+        st.caption(f"Trace {trace} is not in this run: showing every trace.")
+        trace = ""
+        st.session_state[state.TRACE] = ""
+    fit(key, trace, fitted)
     lo, hi = fitted if fitted else (start, end)
     trace_picker(controls[0], trace, trace_options(run.messages, trace, lo, hi))
     flt, limit = filter_widgets(controls[1:], run, key, trace)
-    time_sliders(duration, fitted=bool(fitted))
     if fitted:
-        st.caption(f"Window fitted to trace {trace}: {lo:.3f}–{hi:.3f} s.")
+        note, button = st.columns([5, 1], vertical_alignment="center")
+        note.info(
+            f"Filtered to trace **{trace}**: its agents only, the window fitted to it "
+            f"({lo:.3f}–{hi:.3f} s).",
+            icon=":material/filter_alt:",
+        )
+        button.button("Show all traces", on_click=clear_trace, key="replay_all_traces")
+    time_sliders(duration, fitted=bool(fitted))
     win = view(run, key, lo, hi, flt, limit)
     cursor = show_diagram(run, key, win, lo, hi, flt, limit)
     # Topology opens at this time; written on every tick, as ticks rerun only this part.

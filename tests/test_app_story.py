@@ -1,0 +1,111 @@
+"""The dashboard tells the failure story (issue 16) under AppTest: state that belongs to
+a run stays with it, following a trace fits the view to it, Compare judges fairly, and
+the failures are drawn where they happened. Browser-only checks are in
+tests/test_browser_story.py."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from sim.trace import Run
+from ui import state
+
+if TYPE_CHECKING:
+    from tests.conftest import Boot
+
+
+def charts(at: Any) -> list[dict[str, Any]]:
+    """Every plotly chart on the page, as its JSON spec."""
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def arrows(spec: dict[str, Any]) -> list[int]:
+    """The seqs of the message arrows of a space-time diagram's spec."""
+    seqs = []
+    for trace in spec["data"]:
+        if trace.get("name") in ("lifelines", "selected") or "customdata" not in trace:
+            continue
+        if trace.get("mode") != "lines+markers":
+            continue
+        seqs += [int(v) for v in trace["customdata"][1::3]]
+    return seqs
+
+
+def cursor(spec: dict[str, Any]) -> float:
+    """The x of the time cursor on a space-time diagram's spec."""
+    return float(next(s["x0"] for s in spec["layout"]["shapes"] if s.get("name") == "cursor"))
+
+
+def timed_out_trace(run: Run) -> str:
+    """A trace whose request timed out, late in the run (after Replay's first window)."""
+    spans = run.spans
+    roots = spans[(spans["parent_id"] == "") & (spans["outcome"] == "timeout")]
+    return str(roots.sort_values("start")["correlation_id"].iloc[-1])
+
+
+# --- state that belongs to a run -------------------------------------------------------
+
+
+def test_opening_cascades_does_not_filter_replay(chain: Run, boot: Boot) -> None:
+    at = boot("cascades", chain)
+    shown = at.selectbox(key="cascades_trace").value
+    assert shown  # Cascades shows a trace...
+    at.switch_page(state.PAGES["replay"]).run()
+    # ...but nobody chose it: Replay shows every trace.
+    assert at.selectbox(key="replay_trace").value == ""
+    seqs = arrows(charts(at)[0])
+    traces = set(chain.messages.set_index("seq").loc[seqs, "correlation_id"])
+    assert len(traces) > 1
+
+
+def test_a_trace_of_another_run_is_not_an_empty_filter(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain, trace="no-such-trace")
+    assert at.selectbox(key="replay_trace").value == ""
+    assert len(arrows(charts(at)[0])) > 0
+    assert any("not in this run" in c.value for c in at.caption)
+
+
+def test_a_new_run_forgets_the_trace_and_cursor_of_the_last(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    trace = timed_out_trace(chain)
+    at.session_state[state.TRACE] = trace
+    at.run()
+    assert at.selectbox(key="replay_trace").value == trace
+    at.switch_page(state.PAGES["run"]).run()
+    at.button[0].click().run()  # Run
+    assert not at.exception
+    assert state.TRACE not in at.session_state
+    at.switch_page(state.PAGES["replay"]).run()
+    assert at.selectbox(key="replay_trace").value == ""
+    assert not any("Filtered to trace" in i.value for i in at.info)
+
+
+# --- following a trace -----------------------------------------------------------------
+
+
+def test_replay_trace_from_cascades_fits_the_cursor_to_it(chain: Run, boot: Boot) -> None:
+    trace = timed_out_trace(chain)
+    at = boot("cascades", chain)
+    at.selectbox(key="cascades_trace").set_value(trace).run()
+    next(b for b in at.button if b.label.startswith("Replay trace")).click().run()
+    assert at.title[0].value == "Replay"
+    spec = charts(at)[0]
+    lo, hi = spec["layout"]["xaxis"]["range"]
+    # Nothing behind the curtain: the cursor stands at the trace's end.
+    assert cursor(spec) == pytest.approx(hi)
+    assert any(f"Filtered to trace **{trace}**" in i.value for i in at.info)
+    # Only the agents the trace involves have a lifeline.
+    rows = chain.messages[chain.messages["correlation_id"] == trace]
+    involved = set(rows["src"]) | set(rows["dst"])
+    assert set(spec["layout"]["yaxis"]["ticktext"]) == involved
+    # Showing all traces again brings the cursor back into the window. (AppTest reruns
+    # the page it last switched to, not the one st.switch_page opened: switch to it.)
+    at.switch_page(state.PAGES["replay"]).run()
+    assert at.selectbox(key="replay_trace").value == trace
+    at.button(key="replay_all_traces").click().run()
+    start, end = at.slider(key="replay_window").value
+    assert start <= cursor(charts(at)[0]) <= end
+    assert at.selectbox(key="replay_trace").value == ""
