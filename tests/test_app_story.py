@@ -93,7 +93,7 @@ def test_replay_trace_from_cascades_fits_the_cursor_to_it(chain: Run, boot: Boot
     next(b for b in at.button if b.label.startswith("Replay trace")).click().run()
     assert at.title[0].value == "Replay"
     spec = charts(at)[0]
-    lo, hi = spec["layout"]["xaxis"]["range"]
+    _, hi = spec["layout"]["xaxis"]["range"]
     # Nothing behind the curtain: the cursor stands at the trace's end.
     assert cursor(spec) == pytest.approx(hi)
     assert any(f"Filtered to trace **{trace}**" in i.value for i in at.info)
@@ -109,3 +109,57 @@ def test_replay_trace_from_cascades_fits_the_cursor_to_it(chain: Run, boot: Boot
     start, end = at.slider(key="replay_window").value
     assert start <= cursor(charts(at)[0]) <= end
     assert at.selectbox(key="replay_trace").value == ""
+
+
+# --- Compare ---------------------------------------------------------------------------
+
+
+def test_compare_labels_runs_by_the_knob_they_differ_in(boot: Boot) -> None:
+    import sim
+    from sim import loading
+
+    data = loading.read_data(loading.builtin_path("timeout-chain"))
+    data["channels"][0]["timeout"] = 5
+    a = sim.run(data)
+    at = boot("compare", a)
+    next(b for b in at.button if b.label == "Run B").click().run()
+    assert not at.exception
+    titles = [c["layout"]["title"]["text"] for c in charts(at)[:2]]
+    assert "A → B (s) 5" in titles[0] and "A → B (s) 20" in titles[1]
+    assert any("differ in: A → B (s) 5 in A, 20 in B" in c.value for c in at.caption)
+
+
+def test_the_run_that_failed_most_requests_does_not_win_on_latency() -> None:
+    from ui import figures
+
+    a = {"requests": 100, "ok": 15, "success_rate": 0.15, "p50": 0.05, "p99": 0.1}
+    b = {"requests": 100, "ok": 99, "success_rate": 0.99, "p50": 0.2, "p99": 0.8}
+    diff = figures.summary_diff(a, b).set_index("metric")
+    assert diff.loc["Success rate", "better"] == "b"
+    for metric in ("p50 latency (s)", "p99 latency (s)"):
+        assert diff.loc[metric, "better"].startswith("neither: a is faster but succeeds less")
+    # With success alike, the faster run wins.
+    diff = figures.summary_diff(a, dict(b, success_rate=0.155)).set_index("metric")
+    assert diff.loc["p99 latency (s)", "better"] == "a"
+
+
+@pytest.mark.parametrize("lo, hi", [(-1.2, -0.8), (0.05, 0.35), (-2.02, -1.98)])
+def test_a_log_latency_axis_within_one_decade_has_tick_labels(lo: float, hi: float) -> None:
+    import math
+
+    from ui.figures.common import log_ticks
+
+    ticks = log_ticks(lo, hi)
+    assert len([v for v in ticks["tickvals"] if lo <= math.log10(v) <= hi]) >= 2
+    assert log_ticks(-3.0, 1.0) == {"dtick": 1}
+
+
+def test_compare_axes_label_runs_within_one_decade(chain: Run) -> None:
+    import math
+
+    from ui import figures
+
+    fig = figures.requests_figure(chain.spans, chain.duration, y_range=(-1.2, -0.8))
+    y = fig.layout.yaxis
+    shown = [v for v in (y.tickvals or ()) if -1.2 <= math.log10(v) <= -0.8]
+    assert len(shown) >= 2  # before: dtick=1 put no tick at all in (0.063 s, 0.16 s)

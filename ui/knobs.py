@@ -228,3 +228,32 @@ def command_line(name: str, seed: int, overrides: Mapping[str, Any]) -> str:
 def _is_number(value: Any) -> bool:
     """True for an int or float that is not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def differences(a: Scenario, b: Scenario) -> tuple[list[str], list[str]]:
+    """The knobs two scenarios set differently, as `label value` phrases for each.
+
+    Two runs of one scenario that differ by a knob (a timeout, a rate) are told apart
+    by these. Knobs only one of the scenarios has (another scenario's channels) are
+    left out: the scenarios' names already differ.
+    """
+    mine = {k.path: k for k in knobs(a)}
+    theirs = {k.path: k for k in knobs(b)}
+    left: list[str] = []
+    right: list[str] = []
+    for path, knob in mine.items():
+        other = theirs.get(path)
+        if other is None or other.label != knob.label or not changed([knob], {path: other.value}):
+            continue
+        left.append(f"{knob.label} {_shown(knob.value)}")
+        right.append(f"{other.label} {_shown(other.value)}")
+    return left, right
+
+
+def _shown(value: Any) -> str:
+    """A knob's value in a label: `none` for no value, numbers without trailing zeros."""
+    if value is None:
+        return "none"
+    if _is_number(value):
+        return f"{float(value):g}"
+    return str(value)

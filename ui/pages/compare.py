@@ -15,7 +15,7 @@ import streamlit as st
 
 import sim
 from sim import Run, loading
-from ui import advisor, figures, state, sweeps
+from ui import advisor, figures, knobs, state, sweeps
 from ui import summary as views
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,20 @@ if other is None:
 key_b = st.session_state.get(OTHER_KEY) or state.digest(other)
 st.session_state[OTHER_KEY] = key_b
 label_b = st.session_state.get(OTHER_LABEL, other.name)
+# Two runs of one scenario read the same but for the seed: name the knobs they differ in.
+knobs_a, knobs_b = knobs.differences(state.scenario_of(run), state.scenario_of(other))
+if knobs_a:
+    label_a += " · " + ", ".join(knobs_a)
+    label_b += " · " + ", ".join(knobs_b)
+    st.caption(
+        "A and B differ in: "
+        + "; ".join(
+            f"{x} in A, {y.rsplit(' ', 1)[-1]} in B" for x, y in zip(knobs_a, knobs_b, strict=True)
+        )
+        + "."
+    )
+elif run.name == other.name:
+    st.caption("A and B set every knob alike: what differs between them is the seed (noise).")
 
 longest = float(max(run.duration, other.duration))
 y_range = latency_range(run, other)
@@ -203,6 +217,10 @@ st.dataframe(
         "b": st.column_config.NumberColumn("B", format="%.4g"),
         "change": st.column_config.NumberColumn("B − A", format="%.4g"),
         "relative": st.column_config.NumberColumn("relative", format="percent"),
-        "better": st.column_config.TextColumn("better", help="Which run did better."),
+        "better": st.column_config.TextColumn(
+            "better",
+            help="Which run did better. Latency counts only requests that succeeded, so a "
+            "run that is faster but succeeds less often does not win on latency.",
+        ),
     },
 )
