@@ -163,3 +163,44 @@ def test_compare_axes_label_runs_within_one_decade(chain: Run) -> None:
     y = fig.layout.yaxis
     shown = [v for v in (y.tickvals or ()) if -1.2 <= math.log10(v) <= -0.8]
     assert len(shown) >= 2  # before: dtick=1 put no tick at all in (0.063 s, 0.16 s)
+
+
+# --- Topology --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def overload() -> Run:
+    """collaboration-overload: the orchestrator's breakers open at about 8 s."""
+    import sim
+
+    return sim.run("collaboration-overload")
+
+
+def test_topology_names_the_open_breakers(overload: Run, boot: Boot) -> None:
+    opened = overload.breakers[overload.breakers["to_state"] == "OPEN"].sort_values("time")
+    assert len(opened) >= 3
+    first = opened.iloc[0]
+    at = boot("topology", overload)
+    at.slider(key="topology_time").set_value(float(first["time"]) + 0.01).run()
+    said = " ".join(w.value for w in at.warning)
+    assert f"breaker {first['agent']} → {first['target']} OPEN" in said
+    assert not any("nothing is broken" in c.value for c in at.caption)
+
+
+def test_topology_names_sit_above_the_arrowheads_and_colours_have_a_legend(
+    overload: Run,
+) -> None:
+    from ui import figures
+
+    g = figures.graph(overload.agents, overload.messages, overload.spans)
+    fig = figures.topology(g, overload.breakers, time=10.0)
+    notes = list(fig.layout.annotations)
+    heads = [i for i, a in enumerate(notes) if a.showarrow]
+    labels = [i for i, a in enumerate(notes) if (a.name or "").startswith("label:")]
+    assert heads and labels and max(heads) < min(labels)  # drawn after: on top
+    assert all(notes[i].bgcolor for i in labels)
+    assert {notes[i].text for i in labels} == set(g.nodes)
+    legend = {t.name for t in fig.data if t.showlegend is not False}
+    roles = {str(g.nodes[n].get("role")) for n in g.nodes}
+    assert {f"agent: {r}" for r in roles} <= legend
+    assert any(n.endswith(" calls") for n in legend if n)

@@ -58,7 +58,7 @@ from ui.figures.sweep import (
     lost_vs_load,
     metric_vs_load,
 )
-from ui.figures.topology import Moment, curve, graph, layout, moment, topology
+from ui.figures.topology import Moment, broken_at, curve, graph, layout, moment, topology
 
 __all__ = [
     "BREAKER_COLORS",
@@ -74,6 +74,7 @@ __all__ = [
     "amplification_vs_load",
     "bands",
     "breakers_figure",
+    "broken_at",
     "busiest",
     "comparison_figure",
     "cursor_of",
