@@ -204,3 +204,51 @@ def test_topology_names_sit_above_the_arrowheads_and_colours_have_a_legend(
     roles = {str(g.nodes[n].get("role")) for n in g.nodes}
     assert {f"agent: {r}" for r in roles} <= legend
     assert any(n.endswith(" calls") for n in legend if n)
+
+
+# --- Replay: drawing and playing -------------------------------------------------------
+
+
+def test_four_thousand_arrows_are_drawn_as_lines_not_webgl_dots(chain: Run) -> None:
+    import pandas as pd
+
+    from ui import figures
+
+    copies = [chain.messages.assign(seq=chain.messages["seq"] + k * 10**6) for k in range(3)]
+    rows = pd.concat(copies, ignore_index=True)
+    assert "zooming the chart does not draw" in figures.window(rows, 0, 120, 120, 4000).note()
+    win = figures.window(rows.iloc[:4000], 0.0, chain.duration, chain.duration, 4000)
+    assert len(win.rows) == 4000
+    fig = figures.spacetime(win.rows, chain.agents["agent"].tolist(), chain.duration)
+    drawn = [t for t in fig.data if t.name not in ("lifelines",)]
+    # WebGL (scattergl) drew only the endpoint dots in Streamlit's plotly.js.
+    assert drawn and all(t.type == "scatter" for t in drawn)
+    assert all("lines" in t.mode for t in drawn)
+
+
+def test_one_x_is_real_time(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    at.slider(key="replay_window").set_value((10.0, 15.0)).run()
+    at.selectbox(key="replay_speed").set_value(1.0).run()
+    assert at.selectbox(key="replay_speed").format_func(1.0) == "1x (real time)"
+    at.button(key="replay_play").click().run()  # from the window's end: back to 10 s
+    # One frame (at least TICK_S = 1 wall second) at 1x: one simulated second.
+    assert cursor(charts(at)[0]) == pytest.approx(11.0)
+    at.button(key="replay_play").click().run()
+
+
+def test_the_default_speed_plays_a_window_in_about_twenty_seconds() -> None:
+    from ui.playback import default_speed, speed_label
+
+    assert default_speed(20.0) == 1.0
+    assert default_speed(0.2) == 0.01
+    assert default_speed(2000.0) == 100.0
+    assert speed_label(0.1) == "0.1x"
+
+
+def test_in_logical_time_the_sliders_say_what_they_hold(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    assert at.slider(key="replay_window").label == "Window (s)"
+    at.button_group(key="replay_time").set_value("logical").run()
+    assert at.slider(key="replay_window").label.startswith("Window (simulated s;")
+    assert "counts events" in at.slider(key="replay_cursor").label

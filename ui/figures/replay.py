@@ -24,7 +24,6 @@ from ui.figures.common import (
     add_fault_bands,
     base_layout,
     color_for,
-    scatter_class,
     time_axis_title,
 )
 
@@ -79,7 +78,8 @@ class Window:
         return (
             f"Showing {len(self.rows):,} of {self.total:,} messages in this window: "
             f"{self.failures_kept:,} that were not delivered and {delivered}. "
-            "Narrow the window or filter to see them all."
+            "Narrow the window or filter to see them all (zooming the chart does not "
+            "draw the ones left out: drag the Window slider instead)."
         )
 
 
@@ -196,7 +196,9 @@ def spacetime(
     lane_index = _lane_index(rows, lanes)
     names = list(lane_index)
     arrows = _arrows(rows, lane_index, duration, events)
-    trace_type = scatter_class(3 * len(rows))
+    # Always SVG: the arrows are capped (MAX_ARROWS, 4,000 at most on the page), which
+    # SVG draws, while WebGL drew only the endpoint dots in Streamlit's plotly.js.
+    trace_type = go.Scatter
     span = x_range or (0.0, duration)
     lo, hi = (_to_x(np.array(span, dtype=float), events)) if len(span) else (0.0, duration)
     fig = go.Figure()

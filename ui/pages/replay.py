@@ -10,6 +10,7 @@ Selecting a message (click an arrow's head, or pick it below) shows its envelope
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,16 +21,18 @@ from streamlit.delta_generator import DeltaGenerator
 
 from sim import Run
 from ui import figures, state
+from ui.playback import SPEEDS, default_speed, speed_label
 
 TICK_S = 1.0  # wall seconds between two frames while playing
 READABLE = 250  # messages in the first window shown: enough to see a pattern, few to read
-STEPS_PER_WINDOW = 20  # a window plays in this many ticks at 1x
+MAX_LAG_S = 5.0  # a late frame catches up at most this much wall time (a pause, a stall)
 NICE = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 
 FOR = "replay_for"  # the run key the widgets below were set up for
 WINDOW = "replay_window"
 CURSOR = "replay_cursor"
 PLAYING = "replay_playing"
+TICKED = "replay_ticked"  # the wall clock (monotonic) of the last frame while playing
 SPEED = "replay_speed"
 TIME = "replay_time"
 LIMIT = "replay_limit"
@@ -69,6 +72,7 @@ def setup(run: Run, key: str) -> None:
     st.session_state[WINDOW] = (0.0, float(width))
     st.session_state[CURSOR] = float(width)
     st.session_state[PLAYING] = False
+    st.session_state[SPEED] = default_speed(width)
     st.session_state.pop(MESSAGE, None)
     st.session_state.pop(SELECTION, None)
 
@@ -77,20 +81,36 @@ def toggle_play() -> None:
     """Play or pause; playing from the window's end starts the window again."""
     playing = not st.session_state.get(PLAYING, False)
     st.session_state[PLAYING] = playing
+    st.session_state.pop(TICKED, None)
     start, end = st.session_state[WINDOW]
     if playing and st.session_state[CURSOR] >= end - 1e-9:
         st.session_state[CURSOR] = float(start)
 
 
-def advance(duration: float) -> bool:
-    """Move the cursor one step; page the window on when it passes the window's end.
+def wall_elapsed() -> float:
+    """Wall seconds since the last frame (TICK_S for the first), at most MAX_LAG_S.
+
+    The cursor moves by what the clock says, not by the frames' target: frames that
+    come late (a large window redraws slowly) still play at the chosen speed.
+    """
+    now = time.monotonic()
+    last = st.session_state.get(TICKED)
+    st.session_state[TICKED] = now
+    if last is None:
+        return TICK_S
+    return min(max(now - last, TICK_S), MAX_LAG_S)
+
+
+def advance(duration: float, elapsed: float = TICK_S) -> bool:
+    """Move the cursor by `elapsed` wall seconds at the chosen speed; page the window
+    on when it passes the window's end.
 
     Returns False (and stops playing) at the end of the run.
     """
     start, end = st.session_state[WINDOW]
     width = max(end - start, slider_step(duration))
     speed = float(st.session_state.get(SPEED, 1.0))
-    cursor = st.session_state[CURSOR] + width / STEPS_PER_WINDOW * speed
+    cursor = st.session_state[CURSOR] + elapsed * speed
     if cursor > duration:
         st.session_state[CURSOR] = float(duration)
         st.session_state[PLAYING] = False
@@ -205,7 +225,7 @@ def fit(key: str, trace: str, fitted: tuple[float, float] | None) -> None:
 def stage(run: Run, key: str) -> None:
     """The part that reruns on every tick: sliders, diagram, selection."""
     duration = float(run.duration)
-    if st.session_state.get(PLAYING) and not advance(duration):
+    if st.session_state.get(PLAYING) and not advance(duration, wall_elapsed()):
         st.rerun()  # the end of the run: rerun the page so the timer stops
     controls = st.columns([1.4, 1, 1, 1, 1, 1])
     trace = st.session_state.get(state.TRACE, "")
@@ -295,11 +315,14 @@ def filter_widgets(
 
 def time_sliders(duration: float, *, fitted: bool) -> None:
     """The window and cursor sliders, side by side; the window is fixed while it is
-    fitted to a trace."""
+    fitted to a trace. In logical time they still pick simulated seconds (an event
+    count means nothing to a reader), and say so."""
     step = slider_step(duration)
+    logical = st.session_state.get(TIME, "physical") == "logical"
+    unit = "simulated s; the diagram counts events" if logical else "s"
     left, right = st.columns(2)
     left.slider(
-        "Window (s)",
+        f"Window ({unit})",
         0.0,
         duration,
         key=WINDOW,
@@ -310,7 +333,7 @@ def time_sliders(duration: float, *, fitted: bool) -> None:
         help="The stretch of the run the diagram shows. Drag either end, or the band.",
     )
     right.slider(
-        "Cursor (s)",
+        f"Cursor ({unit})",
         0.0,
         duration,
         key=CURSOR,
@@ -447,11 +470,11 @@ top[0].button(
 )
 top[1].selectbox(
     "Speed",
-    (0.5, 1.0, 2.0, 4.0),
-    index=1,
+    SPEEDS,
     key=SPEED,
     persist_state="session",
-    format_func=lambda s: f"{s:g}x",
+    format_func=speed_label,
+    help="Simulated seconds per wall second: 1x is real time, 0.01x a hundred times slower.",
 )
 top[2].segmented_control(
     "Time",
