@@ -252,3 +252,73 @@ def test_in_logical_time_the_sliders_say_what_they_hold(chain: Run, boot: Boot) 
     at.button_group(key="replay_time").set_value("logical").run()
     assert at.slider(key="replay_window").label.startswith("Window (simulated s;")
     assert "counts events" in at.slider(key="replay_cursor").label
+
+
+# --- Run page --------------------------------------------------------------------------
+
+
+def walk(node: Any) -> list[Any]:
+    """Every element and block under `node`, in the order the page shows them."""
+    out = [node]
+    for child in getattr(node, "children", {}).values():
+        out += walk(child)
+    return out
+
+
+def test_the_results_come_before_the_knobs(boot: Boot) -> None:
+    at = boot()
+    order = walk(at.main)
+    first_card = next(i for i, n in enumerate(order) if n.type == "metric")
+    knobs = next(
+        i for i, n in enumerate(order) if n.type == "expander" and "Knobs" in n.proto.label
+    )
+    assert first_card < knobs
+
+
+def test_many_knobs_start_folded(boot: Boot) -> None:
+    from sim import loading
+    from ui import knobs
+
+    at = boot()
+    count = len(knobs.knobs(loading.load(at.selectbox(key="scenario").value)))
+    expander = next(n for n in walk(at.main) if n.type == "expander" and "Knobs" in n.proto.label)
+    assert expander.proto.label == f"Knobs ({count})"
+    assert expander.proto.expanded == (count <= 12)
+
+
+def test_the_cards_show_the_change_against_the_previous_run(boot: Boot) -> None:
+    at = boot()
+    assert all(not m.delta for m in at.metric)  # the first run: nothing to compare with
+    before = {m.label: m.value for m in at.metric}
+    at.number_input(key="seed").set_value(at.number_input(key="seed").value + 1).run()
+    at.button[0].click().run()
+    assert not at.exception
+    deltas = {m.label: m.delta for m in at.metric}
+    assert deltas["Requests"] and deltas["Success rate"].endswith(" pp")
+    assert any(before[k] != m.value for k, m in ((m.label, m) for m in at.metric))
+    assert any("against the previous run" in c.value for c in at.caption)
+
+
+def test_faults_read_as_words_not_json(loss: Run) -> None:
+    from ui import summary
+
+    table = summary.faults_table(loss.faults)
+    assert table["params"].tolist() == ["direction both, probability 0.1"]
+    assert table["targets"].tolist() == ["client, api"]
+
+
+def test_tokens_and_cost_cards_when_the_run_made_model_calls(boot: Boot) -> None:
+    import sim
+
+    run = sim.run("llm-pipeline")
+    expected = run.summary()
+    at = boot(run=run)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Tokens in / out"] == (
+        f"{expected['tokens_in'] / 1000:,.1f}k / {expected['tokens_out']:,}"
+        if expected["tokens_in"] >= 100_000
+        else f"{expected['tokens_in']:,} / {expected['tokens_out']:,}"
+    )
+    assert shown["Cost"] == f"${expected['cost']:,.4f}"
+    plain = boot()  # no model calls: no such cards
+    assert "Cost" not in {m.label for m in plain.metric}

@@ -34,6 +34,7 @@ RUN_KEY = "run_key"
 ERROR = "run_error"
 TRACE = "trace"
 CURSOR = "cursor"
+PREVIOUS = "previous_run"  # {"summary": ..., "label": ...} of the run shown before this one
 
 PAGES = {
     "run": "ui/pages/run.py",
@@ -109,6 +110,10 @@ def store(run: Run, source: dict[str, Any]) -> None:
     the pages had chosen in the previous run (its trace, its cursor)."""
     for name in PER_RUN:
         st.session_state.pop(name, None)
+    before = st.session_state.get(RUN)
+    if before is not None and before is not run:
+        # Kept for the summary cards' changes: what did this run change?
+        st.session_state[PREVIOUS] = {"summary": summary(before), "label": heading(before)}
     st.session_state[RUN] = run
     st.session_state[RUN_SOURCE] = source
     st.session_state[RUN_KEY] = (id(run), digest(run))
@@ -157,6 +162,19 @@ def heading(run: Run) -> str:
 
 
 # --- caches --------------------------------------------------------------------------
+
+
+def summary(run: Run) -> dict[str, Any]:
+    """A run's summary, computed once per run per session."""
+    return _summary(run, run_key(run))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _summary(_run: Run, key: str) -> dict[str, Any]:
+    """`Run.summary()`, cached by the run's key."""
+    return _run.summary()
+
+
 # `_run` is left out of the cache key (leading underscore); `key` (run_key) names it.
 
 

@@ -33,6 +33,7 @@ ORIGIN = "scenario_origin"  # {"label": file name, "text": its text as loaded}
 UPLOAD = "upload"  # the file uploader
 UPLOAD_ERROR = "upload_error"  # why the last upload was refused
 OPEN_PATH = "open_path"  # a saved run directory to open
+KNOBS_OPEN = 12  # more knobs than this start folded: they would push the results off screen
 
 
 def peek(name: str) -> Scenario | None:
@@ -264,25 +265,36 @@ def show_summary() -> None:
     if run is None:
         st.info("No run yet: pick a scenario and press Run.", icon=":material/info:")
         return
-    summary = run.summary()
+    summary = state.summary(run)
     st.subheader(state.heading(run), anchor=False)
     wall = run.manifest.get("wall_seconds")
     timing = f" in {wall:.2f} s of wall time" if isinstance(wall, int | float) else ""
-    st.caption(f"{run.duration:,.0f} s simulated{timing}.")
-    show_cards(summary)
+    previous = st.session_state.get(state.PREVIOUS)
+    against = f" Changes are against the previous run, {previous['label']}." if previous else ""
+    st.caption(f"{run.duration:,.0f} s simulated{timing}.{against}")
+    show_cards(summary, previous["summary"] if previous else None)
     show_downloads(run)
     show_outcomes(run, summary)
     show_latency(summary)
     show_faults(run)
 
 
-def show_cards(summary: dict[str, Any]) -> None:
-    """The headline cards, six in a row, then the second row."""
-    for column, card in zip(st.columns(6), views.cards(summary), strict=True):
-        column.metric(card.label, card.value, help=card.help, border=True)
-    more = views.more_cards(summary)
-    for column, card in zip(st.columns(6), more, strict=False):
-        column.metric(card.label, card.value, help=card.help, border=True)
+def show_cards(summary: dict[str, Any], previous: dict[str, Any] | None = None) -> None:
+    """The headline cards, six in a row, then the second row (with tokens and cost
+    when the run made model calls); each with its change against the previous run."""
+    rows = (views.cards(summary), views.more_cards(summary) + views.llm_cards(summary))
+    for row in rows:
+        for column, card in zip(
+            st.columns(6), views.with_deltas(row, summary, previous), strict=False
+        ):
+            column.metric(
+                card.label,
+                card.value,
+                delta=card.delta,
+                delta_color=card.delta_color,  # type: ignore[arg-type]
+                help=card.help,
+                border=True,
+            )
 
 
 def show_outcomes(run: Run, summary: dict[str, Any]) -> None:
@@ -390,8 +402,16 @@ label = editor_label()
 data, scenario, problems = parse(text, label)
 if scenario is not None and scenario.description.strip():
     st.caption(" ".join(scenario.description.split()))
+# The results come first, right under the Run button (filled in at the end, once the
+# run is done): pressing Run changes what is on screen, however many knobs follow.
+results = st.container()
 
-with st.expander("Knobs", expanded=True, icon=":material/tune:"):
+knob_count = len(knobs.knobs(scenario)) if scenario is not None else 0
+with st.expander(
+    f"Knobs ({knob_count})",
+    expanded=knob_count <= KNOBS_OPEN,
+    icon=":material/tune:",
+):
     knob_values: dict[str, Any] = {}
     if scenario is None:
         st.caption("Fix the scenario's errors to use the knobs.")
@@ -467,7 +487,7 @@ if (clicked or first_visit) and scenario is not None and data is not None:
     else:
         run_scenario(final, int(seed), label, st.session_state.get(ORIGIN, {}).get("builtin"))
 
-if state.ERROR in st.session_state and not problems:
-    st.error(st.session_state[state.ERROR], icon=":material/error:")
-
-show_summary()
+with results:
+    if state.ERROR in st.session_state and not problems:
+        st.error(st.session_state[state.ERROR], icon=":material/error:")
+    show_summary()
