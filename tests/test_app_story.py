@@ -322,3 +322,78 @@ def test_tokens_and_cost_cards_when_the_run_made_model_calls(boot: Boot) -> None
     assert shown["Cost"] == f"${expected['cost']:,.4f}"
     plain = boot()  # no model calls: no such cards
     assert "Cost" not in {m.label for m in plain.metric}
+
+
+# --- plugin roles from the Run page (issue 14) ----------------------------------------
+
+SETTINGS_PLUGIN = """
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+import sim
+
+
+class EchoSettings(BaseModel):
+    think: float = Field(0.01, ge=0, description="Seconds of work per request.")
+    copies: int = 1
+    loud: bool = False
+    tone: Literal["flat", "warm"] = "flat"
+
+
+@sim.role("story-echo", settings=EchoSettings)
+class Echo:
+    def on_task_run(self, ctx, request):
+        yield ctx.work(ctx.settings.think)
+        return "echo"
+"""
+
+SETTINGS_SCENARIO = """name: echoes
+duration: 5
+agents:
+  - {id: client, role: client}
+  - {id: echo, role: story-echo, workers: 2, settings: {think: 0.02}}
+workload:
+  - {from: client, to: echo, type: task.run, arrivals: {kind: constant, rate: 2}}
+"""
+
+
+@pytest.fixture
+def settings_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """The module the person starting the dashboard named (make run PLUGINS=...)."""
+    from sim.plugins import unregister_role
+
+    (tmp_path / "story_echo_plugin.py").write_text(SETTINGS_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SWITCHBOARD_PLUGINS", "story_echo_plugin")
+    yield
+    unregister_role("story-echo")
+
+
+def test_a_plugin_roles_settings_are_knobs_it_validates(settings_plugin: Any, boot: Boot) -> None:
+    at = boot()
+    assert any("Plugin roles loaded" in c.value and "story-echo" in c.value for c in at.caption)
+    at.text_area(key="scenario_text").input(SETTINGS_SCENARIO).run()
+    shown = {n.label: n for n in at.number_input}
+    assert shown["echo think"].value == 0.02 and shown["echo copies"].value == 1
+    assert "echo" in shown  # a plugin agent's workers too
+    assert {c.label for c in at.checkbox} >= {"echo loud"}
+    assert at.selectbox(key=next(s.key for s in at.selectbox if s.label == "echo tone")).value == (
+        "flat"
+    )
+
+    shown["echo think"].set_value(0.05).run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    run = at.session_state["run"]
+    served = run.spans[(run.spans["agent"] == "echo") & (run.spans["kind"] == "server")]
+    assert len(served) == 10
+    assert ((served["end"] - served["start"]) >= 0.05 - 1e-9).all()
+
+    # A value the role's model refuses is one sentence naming the field; nothing runs.
+    next(n for n in at.number_input if n.label == "echo think").set_value(-1.0).run()
+    at.button[0].click().run()
+    assert not at.exception
+    said = " ".join(e.value for e in at.error)
+    assert "agents.1.settings.think" in said and "greater than or equal to 0" in said
+    assert at.session_state["run"] is run  # the previous run stays on screen

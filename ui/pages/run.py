@@ -19,6 +19,7 @@ import streamlit as st
 import sim
 from sim import Run, loading
 from sim.otlp import otlp_json
+from sim.plugins import plugin_roles
 from sim.scenario import Scenario
 from ui import export, knobs, state
 from ui import summary as views
@@ -112,8 +113,23 @@ def parse(text: str, label: str) -> tuple[dict[str, Any] | None, Scenario | None
 
 def knob_widget(knob: knobs.Knob, key: str) -> bool | str | int | float | None:
     """One knob as the widget that fits its kind; returns the widget's value."""
-    if knob.kind == "enabled":
-        return st.checkbox(knob.label, value=bool(knob.value), key=key, persist_state="session")
+    if knob.kind in ("enabled", "flag"):
+        return st.checkbox(
+            knob.label, value=bool(knob.value), key=key, persist_state="session", help=knob.help
+        )
+    if knob.kind in ("number", "integer"):
+        # A plugin role's setting: no bounds here, its own model validates what is set.
+        integer = knob.kind == "integer"
+        value = st.number_input(
+            knob.label,
+            value=int(knob.value) if integer else float(knob.value),
+            step=1 if integer else None,
+            format="%d" if integer else "%g",
+            key=key,
+            persist_state="session",
+            help=knob.help,
+        )
+        return int(value) if integer else value
     if knob.kind == "choice":
         return st.selectbox(
             knob.label,
@@ -402,6 +418,12 @@ label = editor_label()
 data, scenario, problems = parse(text, label)
 if scenario is not None and scenario.description.strip():
     st.caption(" ".join(scenario.description.split()))
+if plugin_roles():
+    st.caption(
+        "Plugin roles loaded (by whoever started this dashboard): "
+        + ", ".join(plugin_roles())
+        + ". A scenario names them as `role:`; their settings are knobs below."
+    )
 # The results come first, right under the Run button (filled in at the end, once the
 # run is done): pressing Run changes what is on screen, however many knobs follow.
 results = st.container()
