@@ -555,7 +555,7 @@ def test_breakers_draws_bands_and_filters_by_breaker(chain: Run, boot: Boot) -> 
     at.multiselect(key="breakers_edges").set_value(["B → C"]).run()
     spec = charts(at)[0]
     assert {y for t in spec["data"] if t["type"] == "bar" for y in t["y"]} == {"B → C"}
-    transitions = at.dataframe[-1].value
+    transitions = at.dataframe[0].value  # first, right under the chart
     assert set(transitions["breaker"]) == {"B → C"} and len(transitions) == 3
 
 
@@ -698,7 +698,7 @@ def test_the_overload_run_shows_its_breakers(boot: Boot) -> None:
         f"{a} → {t}" for a, t in zip(run.breakers["agent"], run.breakers["target"], strict=True)
     }
     assert edges == expected
-    assert len(at.dataframe[-1].value) == len(run.breakers)
+    assert len(at.dataframe[0].value) == len(run.breakers)  # the transitions
 
 
 APP_PLUGIN = """

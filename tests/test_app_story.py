@@ -397,3 +397,54 @@ def test_a_plugin_roles_settings_are_knobs_it_validates(settings_plugin: Any, bo
     said = " ".join(e.value for e in at.error)
     assert "agents.1.settings.think" in said and "greater than or equal to 0" in said
     assert at.session_state["run"] is run  # the previous run stays on screen
+
+
+# --- Breakers --------------------------------------------------------------------------
+
+
+def test_a_reason_names_the_calls_it_was_judged_on(overload: Run) -> None:
+    from ui import figures
+
+    table = figures.transitions_table(overload.breakers)
+    opened = table[table["to"] == "OPEN"].iloc[0]
+    assert opened["calls"] == 10
+    assert "over 10 calls (the window holds up to the last 20)" in opened["reason"]
+    # Every opening in this run was judged on fewer calls than the window holds.
+    assert not table["reason"].str.contains("over the last 20 calls").any()
+
+
+def test_the_rate_lines_follow_every_call_not_only_transitions(overload: Run, boot: Boot) -> None:
+    at = boot("breakers", overload)
+    spec = charts(at)[0]
+    edge = "orchestrator → critic-1"
+    line = next(t for t in spec["data"] if t.get("name") == f"{edge} failure rate")
+    transitions = (overload.breakers["target"] == "critic-1").sum()
+    assert len(line["x"]) > 3 * transitions
+    assert any(t.get("name") == f"{edge} at transitions" for t in spec["data"])
+
+
+def test_a_short_half_open_is_visible(chain: Run) -> None:
+    import pandas as pd
+
+    from sim.trace import conform
+    from ui import figures
+
+    rows = [
+        (30.0, "B", "C", "CLOSED", "OPEN", "failure rate 60% >= 50% over the last 10 calls"),
+        (35.0, "B", "C", "OPEN", "HALF_OPEN", "waited 5 s in OPEN"),
+        (35.02, "B", "C", "HALF_OPEN", "OPEN", "a permitted call failed"),
+    ]
+    columns = ["time", "agent", "target", "from_state", "to_state", "reason"]
+    breakers = conform("breakers", pd.DataFrame(rows, columns=columns))
+    fig = figures.breakers_figure(breakers, 120.0)
+    half = next(t for t in fig.data if t.name == "HALF_OPEN")
+    assert half.x[0] >= 120.0 * 0.004  # drawn at least ~0.5 s wide: a visible sliver
+    assert "35.00–35.02 s" in half.hovertext[0]  # its true times on hover
+
+
+def test_the_transitions_come_first_and_settings_are_one_table(overload: Run, boot: Boot) -> None:
+    at = boot("breakers", overload)
+    assert "reason" in at.dataframe[0].value.columns  # right under the chart
+    assert not at.expander  # no stack of settings tables above them
+    grid = next(d.value for d in at.dataframe if "setting" in d.value.columns)
+    assert "orchestrator → critic-1" in grid.columns and "window" in set(grid["setting"])
