@@ -448,3 +448,41 @@ def test_the_transitions_come_first_and_settings_are_one_table(overload: Run, bo
     assert not at.expander  # no stack of settings tables above them
     grid = next(d.value for d in at.dataframe if "setting" in d.value.columns)
     assert "orchestrator → critic-1" in grid.columns and "window" in set(grid["setting"])
+
+
+# --- sweeps run from the page ----------------------------------------------------------
+
+
+def test_a_sweep_run_here_with_other_replications_never_overwrites_the_advisors(
+    tiny_spec: dict[str, Any],
+    tiny_rows: Any,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    boot: Boot,
+) -> None:
+    import yaml
+
+    from sim import advisor
+    from sim import sweeps as sw
+    from sim.sweeps import spec as sweep_spec
+    from ui import sweeps
+
+    name = str(tiny_spec["name"])
+    # The advisor keeps its sweep under the sweeps folder, by the sweep's name.
+    monkeypatch.setattr(sweeps, "SWEEPS_DIR", tmp_path / "sweeps")
+    monkeypatch.setattr(advisor, "ADVISOR_CACHE", tmp_path / "sweeps" / name)
+    builtin = tmp_path / "builtin"
+    builtin.mkdir()
+    (builtin / f"{name}.yaml").write_text(yaml.safe_dump(tiny_spec), encoding="utf-8")
+    monkeypatch.setattr(sweep_spec, "SWEEP_DIR", builtin)
+    kept = sw.save(tiny_rows, tmp_path / "sweeps" / name)
+
+    at = boot("compare", compare_view="sweeps")
+    at.button_group(key="sweep_source").set_value("built-in sweep").run()
+    at.selectbox(key="sweep_builtin").select(name).run()
+    at.number_input(key="sweep_replications").set_value(1).run()
+    next(b for b in at.button if b.label == "Run sweep").click().run()
+
+    assert not at.exception and not at.error
+    assert len(sw.load(kept)) == len(tiny_rows) == 16  # the advisor's sweep is as it was
+    assert len(sw.load(tmp_path / "sweeps" / f"{name}-1rep")) == 8

@@ -82,13 +82,15 @@ def digest(run: Run) -> str:
     return h.hexdigest()[:20]
 
 
-def simulate(scenario: Scenario, label: str) -> Run:
-    """Run a validated Scenario with a progress bar fed by simulated time."""
+def simulate(scenario: Scenario, label: str, where: Any = None) -> Run:
+    """Run a validated Scenario with a progress bar fed by simulated time, drawn in
+    `where` (a container) when given, else where the page is."""
     from sim import sizing, world  # world looked up at call time: tests replace simulate
 
+    place = where if where is not None else st
     for line in sizing.warnings(scenario):  # a soft cap: it runs, but says it will be slow
-        st.warning(line)
-    bar = st.progress(0.0, text=f"Simulating {label}")
+        place.warning(line)
+    bar = place.progress(0.0, text=f"Simulating {label}")
     total = float(scenario.duration)
 
     def report(fraction: float) -> None:

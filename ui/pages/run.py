@@ -211,12 +211,15 @@ def knob_widgets(scenario: Scenario, digest: str) -> dict[str, Any]:
     return values
 
 
-def run_scenario(scenario: Scenario, seed: int, label: str, builtin: str | None) -> None:
-    """Run the scenario with the page's seed; on failure keep the previous Run."""
+def run_scenario(
+    scenario: Scenario, seed: int, label: str, builtin: str | None, where: Any = None
+) -> None:
+    """Run the scenario with the page's seed (its progress bar in `where`); on failure
+    keep the previous Run."""
     scenario = scenario.model_copy(update={"seed": seed})
     name = scenario.name
     try:
-        run = state.simulate(scenario, f"{name} (seed {seed})")
+        run = state.simulate(scenario, f"{name} (seed {seed})", where)
     except loading.ScenarioError as exc:
         st.session_state[state.ERROR] = views.error_text(exc, label)
     except Exception as exc:
@@ -427,6 +430,13 @@ if plugin_roles():
 # The results come first, right under the Run button (filled in at the end, once the
 # run is done): pressing Run changes what is on screen, however many knobs follow.
 results = st.container()
+with results:
+    # The run on screen is drawn before a new one starts (below), so pressing Stop
+    # during a run leaves it on screen; the new one replaces it once it is done.
+    progress = st.container()
+    if state.ERROR in st.session_state and not problems:
+        st.error(st.session_state[state.ERROR], icon=":material/error:")
+    show_summary()
 
 knob_count = len(knobs.knobs(scenario)) if scenario is not None else 0
 with st.expander(
@@ -485,6 +495,7 @@ with st.expander("Open a saved run", icon=":material/folder_open:"):
     )
     if go.button("Open run", icon=":material/folder_open:", width="stretch") and path:
         open_saved(path)
+        st.rerun()  # the summary above shows the run just opened
 
 if overrides:
     origin = st.session_state.get(ORIGIN, {})
@@ -507,9 +518,6 @@ if (clicked or first_visit) and scenario is not None and data is not None:
         problems = list(exc.lines)
         st.error("The knobs made the scenario invalid:\n\n" + "\n\n".join(problems))
     else:
-        run_scenario(final, int(seed), label, st.session_state.get(ORIGIN, {}).get("builtin"))
-
-with results:
-    if state.ERROR in st.session_state and not problems:
-        st.error(st.session_state[state.ERROR], icon=":material/error:")
-    show_summary()
+        builtin = st.session_state.get(ORIGIN, {}).get("builtin")
+        run_scenario(final, int(seed), label, builtin, progress)
+        st.rerun()  # draw the new run (or its error) where the previous one is
