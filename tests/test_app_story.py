@@ -486,3 +486,37 @@ def test_a_sweep_run_here_with_other_replications_never_overwrites_the_advisors(
     assert not at.exception and not at.error
     assert len(sw.load(kept)) == len(tiny_rows) == 16  # the advisor's sweep is as it was
     assert len(sw.load(tmp_path / "sweeps" / f"{name}-1rep")) == 8
+
+
+# --- Queues ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def poison() -> Run:
+    """collaboration-poison: three poisoned results are dead-lettered."""
+    import sim
+
+    return sim.run("collaboration-poison")
+
+
+def test_dead_letters_say_why_the_handler_failed(poison: Run, boot: Boot) -> None:
+    at = boot("queues", poison)
+    letters = at.dataframe[-1].value
+    assert len(letters) == 3
+    assert set(letters["handler_error"]) == {"poison message: the result handler failed"}
+
+
+def test_queues_that_never_held_anything_are_not_drawn(poison: Run, boot: Boot) -> None:
+    from ui import figures
+
+    idle = figures.idle_queues(poison.queues)
+    assert "critic-1.workers" in idle and "orchestrator.results.dlq" not in idle
+    at = boot("queues", poison)
+    drawn = {t.get("name") for t in charts(at)[0]["data"]}
+    assert drawn and not drawn & set(idle)
+    assert any("never held, served or took a message" in c.value for c in at.caption)
+
+
+def test_an_http_only_run_says_why_nothing_was_dead_lettered(loss: Run, boot: Boot) -> None:
+    at = boot("queues", loss)
+    assert any("no channel goes through a queue" in c.value for c in at.caption)

@@ -33,7 +33,7 @@ from ui.figures.compare import (
     requests_figure,
     summary_diff,
 )
-from ui.figures.queues import busiest, dead_letters, queue_totals, queues_figure
+from ui.figures.queues import busiest, dead_letters, idle_queues, queue_totals, queues_figure
 from ui.figures.replay import (
     MAX_ARROWS,
     Filters,
@@ -91,6 +91,7 @@ __all__ = [
     "gave_up_at",
     "goodput_vs_load",
     "graph",
+    "idle_queues",
     "latency_vs_load",
     "layout",
     "lost_vs_load",
