@@ -381,6 +381,8 @@ def arrows(spec: dict[str, Any]) -> list[int]:
     for trace in spec["data"]:
         if trace.get("name") in ("lifelines", "selected") or "customdata" not in trace:
             continue
+        if (trace.get("meta") or {}).get("failures"):  # failure markers, not arrows
+            continue
         seqs += [int(v) for v in trace["customdata"][1::3]]
     return seqs
 

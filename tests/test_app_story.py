@@ -520,3 +520,116 @@ def test_queues_that_never_held_anything_are_not_drawn(poison: Run, boot: Boot) 
 def test_an_http_only_run_says_why_nothing_was_dead_lettered(loss: Run, boot: Boot) -> None:
     at = boot("queues", loss)
     assert any("no channel goes through a queue" in c.value for c in at.caption)
+
+
+# --- the failure story: failures drawn where they happened, and why -------------------
+
+
+def test_failures_say_why_with_what_only_the_simulator_knows(
+    chain: Run, loss: Run, overload: Run
+) -> None:
+    from ui.figures import failures
+
+    events = failures.failure_events(chain.messages, chain.spans, chain.breakers, chain.faults)
+    said = failures.root_causes(events, "A-50")
+    assert said == [
+        "B gave up on C after 15.000 s at 45.385 s (timeout: no response within 15 s)",
+        "B answered A with 504 at 45.387 s (HTTP 504)",
+        "C answered B 9.055 s after B gave up (at 45.385 s); the work was wasted",
+    ]
+    lost = failures.failure_events(loss.messages, loss.spans, loss.breakers, loss.faults)
+    assert (
+        "dropped by the loss fault f0-loss at" in lost[lost["kind"] == "dropped"].iloc[0]["detail"]
+    )
+    refused = failures.failure_events(
+        overload.messages, overload.spans, overload.breakers, overload.faults
+    )
+    first = refused[refused["kind"] == "refused"].iloc[0]["detail"]
+    assert "breaker orchestrator → writer-1 OPEN since 7.967 s: failure rate 70.0% >= 50%" in first
+    assert "over 10 calls" in first
+
+
+def test_retries_are_numbered() -> None:
+    import sim
+    from ui.figures import failures
+
+    run = sim.run("llm-pipeline")
+    events = failures.failure_events(run.messages, run.spans, run.breakers, run.faults)
+    retries = events[events["kind"] == "retry"]
+    retried = run.messages[(run.messages["kind"] == "request") & (run.messages["attempt"] > 1)]
+    assert len(retries) == len(retried) > 0
+    assert set(retries["label"]) == {f"retry {a - 1}" for a in retried["attempt"]}
+
+
+def test_replay_draws_the_failures_where_they_happened(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    at.slider(key="replay_window").set_value((40.0, 60.0)).run()
+    spec = charts(at)[0]
+    marks = {
+        t["meta"]["failures"]: t for t in spec["data"] if (t.get("meta") or {}).get("failures")
+    }
+    assert {"gave up", "5xx", "late"} <= set(marks)
+    gave_up = marks["gave up"]
+    lanes = spec["layout"]["yaxis"]["ticktext"]
+    # B gave up on C at 45.385 s for trace A-50: a marker on B's lifeline, labelled.
+    i = gave_up["customdata"].index("trace:A-50")
+    assert gave_up["x"][i] == pytest.approx(45.384598, abs=1e-6)
+    assert lanes[int(gave_up["y"][i])] == "B" and gave_up["text"][i] == "timeout"
+    assert "B gave up on C after 15.000 s" in gave_up["hovertext"][i]
+    assert any(c.value.startswith("Failures here:") for c in at.caption)
+
+
+def test_a_clicked_failure_offers_its_trace_and_why(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain, replay_failure_trace="A-50")
+    box = next(w.value for w in at.warning if "What went wrong in trace A-50" in w.value)
+    assert "the work was wasted" in box
+    next(b for b in at.button if b.label == "Open A-50 on Cascades").click().run()
+    assert at.title[0].value == "Cascades"
+    assert at.selectbox(key="cascades_trace").value == "A-50"
+
+
+def test_happens_before_follows_deliveries_and_sends(chain: Run) -> None:
+    from ui import figures
+
+    m = chain.messages
+    rows = m[(m["sent_at"] >= 25) & (m["sent_at"] <= 60)]
+    request = int(m[(m["correlation_id"] == "A-50") & (m["src"] == "A")]["seq"].iloc[0])
+    before, after = figures.causal(rows, request)
+    trace = m[m["correlation_id"] == "A-50"].set_index("seq")
+    # Its own trace: B's call to C and every answer came after it.
+    assert set(trace.index) - {request} <= after
+    # Nothing after it was sent before it; nothing before it was delivered after it.
+    seqs = rows.set_index("seq")
+    assert (seqs.loc[list(after), "sent_at"] >= seqs.loc[request, "sent_at"]).all()
+    assert (seqs.loc[list(before), "delivered_at"] <= seqs.loc[request, "sent_at"]).all()
+    assert not before & after
+
+
+def test_selecting_a_message_lights_its_causal_thread(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    at.slider(key="replay_window").set_value((25.0, 60.0)).run()
+    request = int(
+        chain.messages[
+            (chain.messages["correlation_id"] == "A-50") & (chain.messages["src"] == "A")
+        ]["seq"].iloc[0]
+    )
+    at.slider(key="replay_cursor").set_value(30.5).run()  # the picker offers what is near
+    label = next(
+        o for o in at.selectbox(key="replay_message").options if o.startswith(f"#{request} ")
+    )
+    assert "A → B" in label
+    at.selectbox(key="replay_message").set_value(request).run()
+    spec = charts(at)[0]
+    names = {t.get("name"): t for t in spec["data"]}
+    assert "happened after" in names and "selected" in names
+    assert names["http"].get("opacity") == pytest.approx(0.18)
+    at.toggle(key="replay_thread").set_value(False).run()
+    names = {t.get("name") for t in charts(at)[0]["data"]}
+    assert "happened after" not in names
+
+
+def test_cascades_says_what_went_wrong_and_why(chain: Run, boot: Boot) -> None:
+    at = boot("cascades", chain)
+    at.selectbox(key="cascades_trace").set_value("A-50").run()
+    box = next(w.value for w in at.warning if "What went wrong" in w.value)
+    assert "- C answered B 9.055 s after B gave up (at 45.385 s); the work was wasted" in box

@@ -189,6 +189,15 @@ def event_times(_run: Run, key: str) -> np.ndarray:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
+def failures(_run: Run, key: str) -> pd.DataFrame:
+    """The run's failures, one row each, with their root-cause sentences (see
+    `figures.failures.failure_events`)."""
+    from ui.figures import failures as found
+
+    return found.failure_events(_run.messages, _run.spans, _run.breakers, _run.faults)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
 def trace_index(_run: Run, key: str) -> pd.DataFrame:
     """One row per trace of the run (see `figures.trace_index`)."""
     from ui import figures

@@ -11,6 +11,7 @@ No Streamlit here: notebooks and tests call the same builders the pages do.
 1
 """
 
+from ui.figures import failures
 from ui.figures.breakers import bands, breakers_figure, edge_label, state_at, transitions_table
 from ui.figures.cascade import gave_up_at, trace_index, tree_order, waterfall
 from ui.figures.common import (
@@ -38,6 +39,7 @@ from ui.figures.replay import (
     MAX_ARROWS,
     Filters,
     Window,
+    causal,
     cursor_of,
     end_times,
     event_times,
@@ -76,6 +78,7 @@ __all__ = [
     "breakers_figure",
     "broken_at",
     "busiest",
+    "causal",
     "comparison_figure",
     "cursor_of",
     "curve",
@@ -85,6 +88,7 @@ __all__ = [
     "empty_figure",
     "end_times",
     "event_times",
+    "failures",
     "fault_bands",
     "fault_windows",
     "filter_messages",

@@ -155,6 +155,12 @@ trace = top[1].selectbox(
 
 spans = run.spans[run.spans["correlation_id"] == trace]
 st.markdown(describe(spans))
+causes = figures.failures.root_causes(state.failures(run, key), trace)
+if causes:
+    st.warning(
+        "**What went wrong, and why**\n\n" + "\n".join(f"- {line}" for line in causes),
+        icon=":material/report:",
+    )
 st.plotly_chart(cascade(run, key, trace), key="cascade_chart", config={"displaylogo": False})
 
 tree = figures.tree_order(spans)

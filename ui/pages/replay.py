@@ -43,6 +43,8 @@ KINDS = "replay_kinds"
 TYPES = "replay_types"
 MESSAGE = "replay_message"
 SELECTION = "replay_selection_seen"  # the chart selection last applied
+FAILURE = "replay_failure_trace"  # the trace of the failure marker clicked last
+THREAD = "replay_thread"  # light up the selected message's causal thread
 FITTED = "replay_fitted"  # (run key, trace) the window and cursor were last fitted to
 CHART = "replay_chart"
 
@@ -164,8 +166,10 @@ def diagram(
     limit: int,
     logical: bool,
     selected: int | None,
+    thread: bool = True,
 ) -> go.Figure:
-    """The space-time figure of a window, without cursor (shared: never mutated)."""
+    """The space-time figure of a window, without cursor (shared: never mutated): its
+    failures marked, and the selected message's causal thread lit when `thread`."""
     win = view(_run, key, start, end, flt, limit)
     events = state.event_times(_run, key) if logical else None
     lanes = _run.agents["agent"].tolist()
@@ -174,6 +178,10 @@ def diagram(
         # among empty lifelines.
         involved = set(win.rows["src"]).union(win.rows["dst"])
         lanes = [a for a in lanes if a in involved]
+    marks = figures.failures.in_window(state.failures(_run, key), start, end, lanes)
+    if flt.correlation_id:
+        marks = marks[marks["correlation_id"] == flt.correlation_id]
+    related = figures.causal(win.rows, selected) if thread and selected is not None else None
     return figures.spacetime(
         win.rows,
         lanes,
@@ -182,6 +190,8 @@ def diagram(
         x_range=(start, end),
         events=events,
         selected=selected,
+        failures=marks,
+        related=related,
     )
 
 
@@ -253,7 +263,37 @@ def stage(run: Run, key: str) -> None:
     cursor = show_diagram(run, key, win, lo, hi, flt, limit)
     # Topology opens at this time; written on every tick, as ticks rerun only this part.
     st.session_state[state.CURSOR] = float(st.session_state[CURSOR])
+    failure_note(run, key)
     detail(run, key, win, cursor)
+
+
+def failure_note(run: Run, key: str) -> None:
+    """The failure marker clicked last: its trace's root causes, and where to go."""
+    trace = st.session_state.get(FAILURE)
+    if not trace:
+        return
+    said = figures.failures.root_causes(state.failures(run, key), trace)
+    if not said:
+        st.session_state.pop(FAILURE, None)
+        return
+    box, go_to = st.columns([4, 1.3])
+    box.warning(
+        f"**What went wrong in trace {trace}**\n\n" + "\n".join(f"- {line}" for line in said),
+        icon=":material/report:",
+    )
+    if go_to.button(
+        f"Open {trace} on Cascades",
+        icon=":material/waterfall_chart:",
+        key="replay_failure_cascades",
+    ):
+        st.session_state[state.TRACE] = trace
+        st.switch_page(state.PAGES["cascades"])
+    if go_to.button(
+        f"Follow trace {trace}", icon=":material/filter_alt:", key="replay_failure_follow"
+    ):
+        st.session_state[state.TRACE] = trace
+        st.session_state.pop(FAILURE, None)
+        st.rerun()
 
 
 def trace_options(messages: pd.DataFrame, trace: str, lo: float, hi: float) -> list[str]:
@@ -352,7 +392,9 @@ def chosen_message(shown: set[int]) -> int | None:
     picked = _picked(st.session_state.get(CHART))
     if picked is not None and picked != st.session_state.get(SELECTION):
         st.session_state[SELECTION] = picked
-        if picked in shown:
+        if isinstance(picked, str):  # a failure marker: the trace it belongs to
+            st.session_state[FAILURE] = picked.removeprefix(figures.failures.TRACE_PREFIX)
+        elif picked in shown:
             st.session_state[MESSAGE] = picked
     selected = st.session_state.get(MESSAGE)
     return selected if selected in shown else None
@@ -371,7 +413,8 @@ def show_diagram(
     returns the cursor (seconds), held inside the window."""
     logical = st.session_state.get(TIME, "physical") == "logical"
     selected = chosen_message(set(win.rows["seq"].tolist()))
-    base = diagram(run, key, lo, hi, flt, limit, logical, selected)
+    thread = bool(st.session_state.get(THREAD, True))
+    base = diagram(run, key, lo, hi, flt, limit, logical, selected, thread)
     events = state.event_times(run, key) if logical else None
     cursor = min(max(float(st.session_state[CURSOR]), lo), hi)
     st.plotly_chart(
@@ -385,11 +428,22 @@ def show_diagram(
         st.info(win.note(), icon=":material/filter_alt:")
     else:
         st.caption(f"{win.total:,} messages in this window.")
+    lanes = set(win.rows["src"]).union(win.rows["dst"]) if len(win.rows) else set()
+    found = figures.failures.counts(
+        figures.failures.in_window(state.failures(run, key), lo, hi, sorted(lanes))
+    )
+    if found:
+        st.caption(
+            "Failures here: "
+            + ", ".join(f"{n:,} {figures.failures.KINDS[k][0]}" for k, n in found.items())
+            + ". Hover a marker for why; click it for its trace."
+        )
     return cursor
 
 
-def _picked(event: Any) -> int | None:
-    """The `seq` of the first point of a chart selection, or None."""
+def _picked(event: Any) -> int | str | None:
+    """The first point of a chart selection: a message's `seq`, or a failure marker's
+    `trace:<id>`; None when nothing is selected."""
     try:
         points = event["selection"]["points"] if event is not None else []
     except (KeyError, TypeError):
@@ -399,6 +453,8 @@ def _picked(event: Any) -> int | None:
         value = point.get("customdata") if hasattr(point, "get") else None
         if isinstance(value, list):
             value = value[0] if value else None
+        if isinstance(value, str) and value.startswith(figures.failures.TRACE_PREFIX):
+            return value
         if value is not None:
             return int(value)
     return None
@@ -430,6 +486,15 @@ def detail(run: Run, key: str, win: figures.Window, cursor: float) -> None:
             format_func=lambda s: "pick a message near the cursor" if s is None else labels[s],
             help="The 300 messages of the window sent closest to the cursor; or click an "
             "arrow's head on the diagram.",
+        )
+        st.toggle(
+            "Light up its causal thread",
+            value=True,
+            key=THREAD,
+            persist_state="session",
+            help="The messages that happened before the selected one (blue) and after it "
+            "(orange), by happens-before as ShiViz draws it: a delivery before a send at "
+            "the same agent, and chains of those.",
         )
         if seq is not None:
             corr = str(rows.loc[rows["seq"] == seq, "correlation_id"].iloc[0])
