@@ -633,3 +633,32 @@ def test_cascades_says_what_went_wrong_and_why(chain: Run, boot: Boot) -> None:
     at.selectbox(key="cascades_trace").set_value("A-50").run()
     box = next(w.value for w in at.warning if "What went wrong" in w.value)
     assert "- C answered B 9.055 s after B gave up (at 45.385 s); the work was wasted" in box
+
+
+# --- Compare built around the difference -----------------------------------------------
+
+
+def test_compare_matches_the_same_requests_and_says_what_changed(chain: Run, boot: Boot) -> None:
+    import sim
+    from sim import loading
+
+    data = loading.read_data(loading.builtin_path("timeout-chain"))
+    data["channels"][0]["timeout"] = 60  # A waits long enough for B's answer
+    data["channels"][1]["timeout"] = 30
+    at = boot("compare", chain, compare_seed=int(chain.manifest["seed"]))
+    b = sim.run(data)
+    at.session_state["compare_run"] = b
+    at.session_state["compare_label"] = "timeout-chain · seed 3 (longer timeouts)"
+    at.run()
+    assert not at.exception
+    said = " ".join(m.value for m in at.markdown)
+    assert "ended differently" in said and "ok only in B" in said
+    table = next(d.value for d in at.dataframe if "sentence" in d.value.columns)
+    first = table.iloc[0]
+    assert first["sentence"] == f"{first['trace']}: ok in B, failed in A at B → C"
+    # Every card carries its change against A.
+    deltas = {m.label: m.delta for m in at.metric}
+    assert deltas["Success rate"].startswith("+") and deltas["Success rate"].endswith(" pp")
+    next(x for x in at.button if x.label == "Open it in A on Cascades").click().run()
+    assert at.title[0].value == "Cascades"
+    assert at.selectbox(key="cascades_trace").value == first["trace"]

@@ -11,7 +11,7 @@ No Streamlit here: notebooks and tests call the same builders the pages do.
 1
 """
 
-from ui.figures import failures
+from ui.figures import compare, failures
 from ui.figures.breakers import bands, breakers_figure, edge_label, state_at, transitions_table
 from ui.figures.cascade import gave_up_at, trace_index, tree_order, waterfall
 from ui.figures.common import (
@@ -79,6 +79,7 @@ __all__ = [
     "broken_at",
     "busiest",
     "causal",
+    "compare",
     "comparison_figure",
     "cursor_of",
     "curve",

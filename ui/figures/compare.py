@@ -243,3 +243,88 @@ def _num(value: Any) -> float:
         return float(value) if value is not None else float("nan")
     except (TypeError, ValueError):
         return float("nan")
+
+
+# How an outcome reads in a sentence about one request.
+OUTCOME_WORDS = {
+    "ok": "ok",
+    "timeout": "timed out",
+    "deadline_exceeded": "hit its deadline",
+    "error": "failed",
+    "rejected": "was refused",
+    "cancelled": "was cancelled",
+    "partial": "ended partial",
+    "open": "was still open at the end",
+}
+MATCH_COLUMNS = ["trace", "client", "start", "a", "b", "where", "sentence"]
+
+
+def failed_at(spans: pd.DataFrame) -> str:
+    """Where a request's failure began: the earliest-ending call of its trace that did
+    not end ok (`caller → callee`), or '' when every call did."""
+    calls = spans[(spans["kind"] == "client") & (spans["outcome"] != "ok")]
+    if calls.empty:
+        return ""
+    first = calls.sort_values(["end", "start"], kind="stable").iloc[0]
+    return f"{first['agent']} → {first['peer']}"
+
+
+def matched_requests(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """The same requests in two runs (matched by trace id: same seed, same arrivals)
+    that ended differently: `trace, client, start, a, b, where, sentence`, in start
+    order. `where` is the call the failing run's request failed at, and `sentence`
+    says it: 'client-13: ok in B, timed out in A at orchestrator → writer-1'."""
+    ra, rb = requests(a), requests(b)
+    both = ra.merge(rb, on="correlation_id", suffixes=("_a", "_b"))
+    differ = both[both["outcome_a"] != both["outcome_b"]].sort_values("start_a", kind="stable")
+    if differ.empty:
+        return pd.DataFrame(columns=MATCH_COLUMNS)
+    groups = {
+        "A": a.groupby("correlation_id", sort=False),
+        "B": b.groupby("correlation_id", sort=False),
+    }
+    rows = []
+    for r in differ.itertuples(index=False):
+        trace = str(r.correlation_id)
+        outcomes = {"A": str(r.outcome_a), "B": str(r.outcome_b)}
+        where = {
+            side: failed_at(groups[side].get_group(trace))
+            if outcomes[side] != "ok" and trace in groups[side].groups
+            else ""
+            for side in ("A", "B")
+        }
+        # The run it went well in first: "ok in B, timed out in A at X → Y".
+        order = sorted(("A", "B"), key=lambda side: outcomes[side] != "ok")
+        phrases = [
+            f"{OUTCOME_WORDS.get(outcomes[side], outcomes[side])} in {side}"
+            + (f" at {where[side]}" if where[side] else "")
+            for side in order
+        ]
+        shown = "; ".join(f"{side}: {where[side]}" for side in ("A", "B") if where[side])
+        if len([w for w in where.values() if w]) == 1:
+            shown = where["A"] or where["B"]
+        rows.append(
+            (
+                trace,
+                r.agent_a,
+                r.start_a,
+                r.outcome_a,
+                r.outcome_b,
+                shown,
+                f"{trace}: " + ", ".join(phrases),
+            )
+        )
+    return pd.DataFrame(rows, columns=MATCH_COLUMNS)
+
+
+def match_counts(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, int]:
+    """How many requests matched across two runs, and how many ended ok in only one."""
+    ra, rb = requests(a), requests(b)
+    both = ra.merge(rb, on="correlation_id", suffixes=("_a", "_b"))
+    ok_a, ok_b = both["outcome_a"] == "ok", both["outcome_b"] == "ok"
+    return {
+        "matched": len(both),
+        "differ": int((both["outcome_a"] != both["outcome_b"]).sum()),
+        "ok_only_in_a": int((ok_a & ~ok_b).sum()),
+        "ok_only_in_b": int((ok_b & ~ok_a).sum()),
+    }
