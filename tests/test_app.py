@@ -396,7 +396,7 @@ def test_every_page_opens_on_the_default_run(boot: Boot) -> None:
     at = boot()
     default = sim.run(state.default_scenario(loading.builtin_names()))
     expected_charts = {
-        "replay": 1,
+        "replay": 2,  # the space-time diagram and the whole run's overview
         "cascades": 1,
         "breakers": 0 if default.breakers.empty else 1,
         "queues": 1,

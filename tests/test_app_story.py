@@ -662,3 +662,58 @@ def test_compare_matches_the_same_requests_and_says_what_changed(chain: Run, boo
     next(x for x in at.button if x.label == "Open it in A on Cascades").click().run()
     assert at.title[0].value == "Cascades"
     assert at.selectbox(key="cascades_trace").value == first["trace"]
+
+
+# --- the overview that scales ----------------------------------------------------------
+
+
+def test_the_overview_counts_every_message_and_failure(chain: Run) -> None:
+    from ui import figures
+
+    events = figures.failures.failure_events(
+        chain.messages, chain.spans, chain.breakers, chain.faults
+    )
+    agents = chain.agents["agent"].tolist()
+    fig = figures.overview.overview(chain.messages, events, agents, chain.duration)
+    sent, failed = (t for t in fig.data if t.type == "heatmap")
+    assert len(sent.y) == len(agents) and len(sent.x) == figures.overview.BINS
+    assert sum(map(sum, sent.customdata)) == len(chain.messages)
+    assert sum(map(sum, failed.customdata)) == len(events)
+    # B's row holds its failures (it gave up on C and answered A with 5xx).
+    b = agents.index("B")
+    assert sum(failed.customdata[b]) == (events["agent"] == "B").sum() > 0
+
+
+def test_a_box_on_the_overview_is_a_window_of_whole_cells() -> None:
+    from ui.figures.overview import selected_range
+
+    points = [{"x": 40.25, "customdata": 0.5}, {"x": 49.75, "customdata": 0.5}]
+    assert selected_range(points) == (40.0, 50.0)
+    assert selected_range([]) is None
+
+
+def test_jump_to_the_first_failure_and_the_next(chain: Run, boot: Boot) -> None:
+    from ui import figures
+
+    events = figures.failures.failure_events(
+        chain.messages, chain.spans, chain.breakers, chain.faults
+    )
+    times = sorted(events["time"])
+    at = boot("replay", chain)
+    width = at.slider(key="replay_window").value[1] - at.slider(key="replay_window").value[0]
+    at.button(key="jump_first").click().run()
+    start, end = at.slider(key="replay_window").value
+    assert at.slider(key="replay_cursor").value == pytest.approx(times[0])
+    assert start <= times[0] <= end and end - start == pytest.approx(width)
+    at.button(key="jump_next").click().run()
+    later = next(t for t in times if t > times[0] + 1e-6)
+    assert at.slider(key="replay_cursor").value == pytest.approx(later)
+    at.button(key="jump_breaker").click().run()  # timeout-chain has no breaker
+    assert any("No breaker opening after" in c.value for c in at.caption)
+
+
+def test_jump_to_the_next_breaker_opening(overload: Run, boot: Boot) -> None:
+    at = boot("replay", overload)
+    at.button(key="jump_breaker").click().run()
+    opened = overload.breakers[overload.breakers["to_state"] == "OPEN"]["time"].min()
+    assert at.slider(key="replay_cursor").value == pytest.approx(opened)

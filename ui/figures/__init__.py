@@ -11,7 +11,7 @@ No Streamlit here: notebooks and tests call the same builders the pages do.
 1
 """
 
-from ui.figures import compare, failures
+from ui.figures import compare, failures, overview
 from ui.figures.breakers import bands, breakers_figure, edge_label, state_at, transitions_table
 from ui.figures.cascade import gave_up_at, trace_index, tree_order, waterfall
 from ui.figures.common import (
@@ -104,6 +104,7 @@ __all__ = [
     "message_label",
     "metric_vs_load",
     "moment",
+    "overview",
     "per_bucket",
     "queue_totals",
     "queues_figure",

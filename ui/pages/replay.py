@@ -44,7 +44,11 @@ TYPES = "replay_types"
 MESSAGE = "replay_message"
 SELECTION = "replay_selection_seen"  # the chart selection last applied
 FAILURE = "replay_failure_trace"  # the trace of the failure marker clicked last
+OVERVIEW = "replay_overview"  # the overview chart (its box selection sets the window)
+OVERVIEW_SEEN = "replay_overview_seen"  # the overview selection last applied
+OVERVIEW_FROM = 3000  # messages from which the overview opens by itself
 THREAD = "replay_thread"  # light up the selected message's causal thread
+JUMP_NOTE = "replay_jump_note"  # why the last jump went nowhere
 FITTED = "replay_fitted"  # (run key, trace) the window and cursor were last fitted to
 CHART = "replay_chart"
 
@@ -207,6 +211,93 @@ def trace_extent(run: Run, key: str, trace: str) -> tuple[float, float] | None:
     hi = float(max(ends.max(), row["end"].max() if len(row) else lo))
     pad = max((hi - lo) * 0.05, 0.01)
     return max(0.0, lo - pad), min(run.duration, hi + pad)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def overview_chart(_run: Run, key: str, window: tuple[float, float]) -> go.Figure:
+    """The whole run's overview with the window outlined (shared: never mutated)."""
+    return figures.overview.overview(
+        _run.messages,
+        state.failures(_run, key),
+        _run.agents["agent"].tolist(),
+        _run.duration,
+        window=window,
+    )
+
+
+def jump(kind: str, duration: float, first: bool = False) -> None:
+    """Move the window (same width) and the cursor to the next event of `kind` after
+    the cursor (or the first of the run), the event at the window's centre."""
+    run_, key_ = state.current_run(), state.run_key(state.current_run())
+    times = figures.overview.jumps(state.failures(run_, key_), run_.faults, run_.breakers)[kind]
+    after = -1.0 if first else float(st.session_state[CURSOR])
+    at = figures.overview.next_after(times, after)
+    if at is None:
+        st.session_state[JUMP_NOTE] = f"No {kind} after {after:.3f} s."
+        return
+    st.session_state.pop(JUMP_NOTE, None)
+    start, end = st.session_state[WINDOW]
+    width = end - start
+    new_start = max(0.0, min(at - width / 2, duration - width))
+    st.session_state[WINDOW] = (float(new_start), float(new_start + width))
+    st.session_state[CURSOR] = float(at)
+    st.session_state[PLAYING] = False
+
+
+def apply_overview(run: Run) -> None:
+    """A box dragged on the overview (below the diagram) sets the window, before the
+    sliders and the diagram are drawn."""
+    duration = float(run.duration)
+    picked = st.session_state.get(OVERVIEW)
+    try:
+        points = picked["selection"]["points"] if picked is not None else []
+    except (KeyError, TypeError):
+        points = []
+    span = figures.overview.selected_range(
+        [p if isinstance(p, dict) else dict(p) for p in points or []]
+    )
+    if span is not None and span != st.session_state.get(OVERVIEW_SEEN):
+        st.session_state[OVERVIEW_SEEN] = span
+        lo, hi = max(0.0, span[0]), min(duration, span[1])
+        if hi > lo:
+            st.session_state[WINDOW] = (float(lo), float(hi))
+            st.session_state[CURSOR] = float(hi)
+            st.session_state[state.TRACE] = ""  # a window picked on the whole run
+
+
+def show_overview(run: Run, key: str) -> None:
+    """The whole run per agent, traffic and failures over time; drag a box on it to set
+    the window; buttons jump to the first failure, the next failure, fault or breaker
+    opening."""
+    duration = float(run.duration)
+    big = len(run.messages) >= OVERVIEW_FROM
+    with st.expander("Overview of the whole run", expanded=big, icon=":material/grid_on:"):
+        cols = st.columns(4)
+        cols[0].button(
+            "First failure", on_click=jump, args=("failure", duration, True), key="jump_first"
+        )
+        cols[1].button("Next failure", on_click=jump, args=("failure", duration), key="jump_next")
+        cols[2].button("Next fault", on_click=jump, args=("fault", duration), key="jump_fault")
+        cols[3].button(
+            "Next breaker opening",
+            on_click=jump,
+            args=("breaker opening", duration),
+            key="jump_breaker",
+        )
+        if JUMP_NOTE in st.session_state:
+            st.caption(st.session_state[JUMP_NOTE])
+        window = tuple(float(v) for v in st.session_state[WINDOW])
+        st.plotly_chart(
+            overview_chart(run, key, window),
+            key=OVERVIEW,
+            on_select="rerun",
+            selection_mode="box",
+            config={"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]},
+        )
+        st.caption(
+            "Messages sent (blue) and failures (red) per agent over the whole run. Drag "
+            "across it to show that stretch below."
+        )
 
 
 def clear_trace() -> None:
@@ -551,4 +642,6 @@ top[2].segmented_control(
     "(as Maelstrom draws it), which spreads out bursts.",
 )
 
+apply_overview(run)
 st.fragment(stage, run_every=TICK_S if playing else None)(run, key)
+show_overview(run, key)
