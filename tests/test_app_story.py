@@ -574,7 +574,7 @@ def test_replay_draws_the_failures_where_they_happened(chain: Run, boot: Boot) -
     # B gave up on C at 45.385 s for trace A-50: a marker on B's lifeline, labelled.
     i = gave_up["customdata"].index("trace:A-50")
     assert gave_up["x"][i] == pytest.approx(45.384598, abs=1e-6)
-    assert lanes[int(gave_up["y"][i])] == "B" and gave_up["text"][i] == "timeout"
+    assert lanes[round(gave_up["y"][i])] == "B" and gave_up["text"][i] == "timeout"
     assert "B gave up on C after 15.000 s" in gave_up["hovertext"][i]
     assert any(c.value.startswith("Failures here:") for c in at.caption)
 

@@ -35,6 +35,7 @@ GAVE_UP = ("timeout", "deadline_exceeded")
 # Past this many markers in a window, labels are left off (markers and hover stay).
 LABELLED = 150
 TRACE_PREFIX = "trace:"  # a marker's customdata: the trace it links to
+LIFT = 0.22  # how far above its agent's lifeline a marker sits (lanes are 1 apart)
 
 
 def failure_events(
@@ -323,7 +324,9 @@ def failure_traces(
         traces.append(
             go.Scatter(
                 x=np.asarray(x, dtype=float).tolist(),
-                y=part["agent"].map(lane_index).astype(float).tolist(),
+                # Just above the lifeline: apart from the arrows that start or end
+                # there, so a click picks the failure, not an arrow.
+                y=(part["agent"].map(lane_index).astype(float) - LIFT).tolist(),
                 mode="markers+text" if labelled else "markers",
                 text=part["label"].tolist() if labelled else None,
                 textposition="top center",

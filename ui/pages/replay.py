@@ -539,7 +539,16 @@ def _picked(event: Any) -> int | str | None:
         points = event["selection"]["points"] if event is not None else []
     except (KeyError, TypeError):
         return None
-    for point in points or []:
+    # A failure marker over an arrow's end: the marker is what was aimed at.
+    points = sorted(
+        points or [],
+        key=lambda p: (
+            not str(p.get("customdata") if hasattr(p, "get") else "").startswith(
+                figures.failures.TRACE_PREFIX
+            )
+        ),
+    )
+    for point in points:
         # Points are read-only attribute dictionaries (not dict subclasses): use `get`.
         value = point.get("customdata") if hasattr(point, "get") else None
         if isinstance(value, list):
