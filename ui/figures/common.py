@@ -175,12 +175,18 @@ def add_fault_bands(
     for key in _fault_legend(fig, windows):
         fig.add_trace(key)
     xaxes = _x_axes(fig)
+    shapes, notes = [], []
     for window in windows:
         x0, x1 = convert(window["start"]), convert(window["end"])
-        for axis in xaxes:
-            fig.add_shape(**_band(window, x0, x1, axis))
+        shapes += [_band(window, x0, x1, axis) for axis in xaxes]
         if label:
-            fig.add_annotation(**_band_label(window, x0, xaxes[0]))
+            notes.append(_band_label(window, x0, xaxes[0]))
+    # Added in one go: plotly validates the whole list again at each add_shape, which
+    # is quadratic in the number of bands (a long run may have hundreds of windows).
+    if shapes:
+        fig.update_layout(shapes=[*fig.layout.shapes, *shapes])
+    if notes:
+        fig.update_layout(annotations=[*fig.layout.annotations, *notes])
     return fig
 
 

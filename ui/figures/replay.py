@@ -225,7 +225,12 @@ def spacetime(
             failures, lane_index, lambda t: _to_x(np.asarray(t, dtype=float), events)
         ):
             fig.add_trace(trace)
-    add_fault_bands(fig, faults, duration, to_x=(lambda t: float(_to_x(np.array([t]), events)[0])))
+    add_fault_bands(
+        fig,
+        _overlapping(faults, span[0], span[1]),
+        duration,
+        to_x=(lambda t: float(_to_x(np.array([t]), events)[0])),
+    )
     base_layout(fig, height=height or max(340, 130 + 75 * len(names)))
     fig.update_yaxes(
         tickvals=list(range(len(names))),
@@ -238,6 +243,15 @@ def spacetime(
     fig.update_xaxes(title=time_axis_title(events is not None), range=[lo, hi])
     fig.update_layout(hovermode="closest", dragmode="pan", clickmode="event+select")
     return fig
+
+
+def _overlapping(faults: pd.DataFrame | None, start: float, end: float) -> pd.DataFrame | None:
+    """The fault windows that overlap [start, end]: a band per fault of a long run
+    (hundreds) would each be a shape plotly validates again at every addition."""
+    if faults is None or faults.empty:
+        return faults
+    ends = faults["end"].fillna(np.inf)
+    return faults[(faults["start"] <= end) & (ends >= start)]
 
 
 @dataclass(frozen=True)
