@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -217,21 +218,21 @@ def tiled(run: Run, copies: int) -> Run:
         "faults": ("fault_id",),
     }
     for name, table in run.tables.items():
-        if name == "agents":
+        if name == "agents" or table.empty:
             tables[name] = table
             continue
-        parts = []
-        for k in range(copies):
-            part = table.copy()
-            for column in time_columns.get(name, ()):
-                part[column] = part[column] + k * d
-            for column in id_columns.get(name, ()):
-                values = part[column].astype(str)
-                part[column] = values.where(values == "", values + f"~{k}")
-            if name == "messages":
-                part["seq"] = part["seq"] + k * len(table)
-            parts.append(part)
-        tables[name] = conform(name, pd.concat(parts, ignore_index=True))
+        n = len(table)
+        copy = np.repeat(np.arange(copies), n)  # which copy each row belongs to
+        out = pd.DataFrame({c: np.tile(table[c].to_numpy(), copies) for c in table.columns})
+        for column in time_columns.get(name, ()):
+            out[column] = out[column].astype(float) + copy * d
+        suffix = pd.Series(np.char.add("~", copy.astype(str)))
+        for column in id_columns.get(name, ()):
+            values = out[column].astype(str)
+            out[column] = values.where(values == "", values + suffix)
+        if name == "messages":
+            out["seq"] = out["seq"].astype("int64") + copy * n
+        tables[name] = conform(name, out)
     manifest = dict(run.manifest, duration=d * copies)
     manifest["scenario"] = dict(run.manifest["scenario"], duration=d * copies)
     return Run(tables, manifest)
