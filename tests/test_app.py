@@ -381,6 +381,8 @@ def arrows(spec: dict[str, Any]) -> list[int]:
     for trace in spec["data"]:
         if trace.get("name") in ("lifelines", "selected") or "customdata" not in trace:
             continue
+        if (trace.get("meta") or {}).get("failures"):  # failure markers, not arrows
+            continue
         seqs += [int(v) for v in trace["customdata"][1::3]]
     return seqs
 
@@ -394,7 +396,7 @@ def test_every_page_opens_on_the_default_run(boot: Boot) -> None:
     at = boot()
     default = sim.run(state.default_scenario(loading.builtin_names()))
     expected_charts = {
-        "replay": 1,
+        "replay": 2,  # the space-time diagram and the whole run's overview
         "cascades": 1,
         "breakers": 0 if default.breakers.empty else 1,
         "queues": 1,
@@ -555,7 +557,7 @@ def test_breakers_draws_bands_and_filters_by_breaker(chain: Run, boot: Boot) -> 
     at.multiselect(key="breakers_edges").set_value(["B → C"]).run()
     spec = charts(at)[0]
     assert {y for t in spec["data"] if t["type"] == "bar" for y in t["y"]} == {"B → C"}
-    transitions = at.dataframe[-1].value
+    transitions = at.dataframe[0].value  # first, right under the chart
     assert set(transitions["breaker"]) == {"B → C"} and len(transitions) == 3
 
 
@@ -619,7 +621,8 @@ def test_compare_runs_a_second_scenario_beside_the_first(scenarios: Path, boot: 
     assert len(specs) == 3
     assert specs[0]["layout"]["xaxis"]["range"] == specs[1]["layout"]["xaxis"]["range"]
     assert specs[0]["layout"]["yaxis"]["range"] == specs[1]["layout"]["yaxis"]["range"]
-    diff = at.dataframe[0].value.set_index("metric")
+    diff = next(d.value for d in at.dataframe if "metric" in d.value.columns)
+    diff = diff.set_index("metric")
     a, b = sim.run("basic").summary(), sim.run(loading.load("faulty")).summary()
     assert diff.loc["Requests", "a"] == a["requests"] and diff.loc["Requests", "b"] == b["requests"]
 
@@ -698,7 +701,7 @@ def test_the_overload_run_shows_its_breakers(boot: Boot) -> None:
         f"{a} → {t}" for a, t in zip(run.breakers["agent"], run.breakers["target"], strict=True)
     }
     assert edges == expected
-    assert len(at.dataframe[-1].value) == len(run.breakers)
+    assert len(at.dataframe[0].value) == len(run.breakers)  # the transitions
 
 
 APP_PLUGIN = """

@@ -223,8 +223,10 @@ def test_a_builtin_sweep_runs_from_the_page_and_is_saved(
     assert at.subheader[0].value == "tiny · 8 runs"
     assert any(c.value.startswith("Run here and saved to") for c in at.caption)
     assert {t["meta"]["series"] for t in sweep_chart(at)["data"]} == {"http", "queue"}
-    assert (places / "sweeps" / "tiny" / "rows.parquet").is_file()
-    assert len(sw.load(places / "sweeps" / "tiny")) == 8
+    # One replication instead of the file's two: kept beside the sweep, never over it
+    # (runs/sweeps/NAME is also where `python -m sim advise` keeps its sweep).
+    assert not (places / "sweeps" / "tiny").exists()
+    assert len(sw.load(places / "sweeps" / "tiny-1rep")) == 8
 
     # A sweep file with an error: one sentence, and the sweep on screen stays.
     at.selectbox(key="sweep_builtin").select("broken").run()
@@ -235,7 +237,7 @@ def test_a_builtin_sweep_runs_from_the_page_and_is_saved(
 
     # What was run here is now among the saved sweeps.
     at.button_group(key="sweep_source").set_value("saved sweep").run()
-    assert str(places / "sweeps" / "tiny") in at.selectbox(key="sweep_saved").options
+    assert str(places / "sweeps" / "tiny-1rep") in at.selectbox(key="sweep_saved").options
 
 
 def test_the_two_runs_view_is_still_the_default(boot: Boot) -> None:

@@ -222,7 +222,9 @@ def test_logical_time_counts_events_in_order(chain: Run) -> None:
     assert figures.to_logical([chain.messages["sent_at"].min()], events)[0] == 0
 
 
-def test_past_ten_thousand_points_the_diagram_uses_webgl(chain: Run) -> None:
+def test_past_ten_thousand_points_the_diagram_stays_svg(chain: Run) -> None:
+    # WebGL drew only the arrows' endpoint dots in Streamlit's plotly.js (issue 16); the
+    # arrows are capped (4,000 at most on the page), which SVG draws.
     win = figures.window(chain.messages, 0, chain.duration, chain.duration, limit=10**6)
     assert 3 * len(win.rows) < figures.WEBGL_POINTS
     small = figures.spacetime(win.rows, ["A", "B", "C"], chain.duration)
@@ -233,7 +235,7 @@ def test_past_ten_thousand_points_the_diagram_uses_webgl(chain: Run) -> None:
     )
     large = figures.spacetime(big, ["A", "B", "C"], chain.duration)
     assert 3 * len(big) > figures.WEBGL_POINTS
-    assert "scattergl" in {t.type for t in large.data}
+    assert {t.type for t in large.data} == {"scatter"}
 
 
 def test_the_cursor_is_a_line_and_a_curtain_on_a_copy(chain: Run) -> None:

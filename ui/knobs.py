@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sim.plugins import plugin_role
 from sim.scenario import Agent, Channel, Fault, Scenario, Workload
 
 # Workload rate fields, per arrival kind, in the order they are shown.
@@ -36,7 +37,9 @@ class Knob:
     group: str  # "Timeouts", "Protocols", "Breakers", "Retries", "Workers", ...
     label: str
     value: Any
-    kind: str  # "seconds", "optional_seconds", "count", "rate", "share", "enabled", "choice"
+    # "seconds", "optional_seconds", "count", "rate", "share", "enabled", "choice", and for
+    # a plugin role's settings "number", "integer", "flag" (its model validates them)
+    kind: str
     options: tuple[str, ...] = ()
     help: str = ""
 
@@ -55,6 +58,7 @@ def knobs(scenario: Scenario) -> list[Knob]:
         out += _channel_knobs(i, ch, protocols)
     for i, agent in enumerate(scenario.agents):
         out += _worker_knobs(i, agent)
+        out += _settings_knobs(i, agent)
     for i, load in enumerate(scenario.workload):
         out += _rate_knobs(i, load)
     for i, fault in enumerate(scenario.faults):
@@ -118,8 +122,8 @@ def _channel_knobs(i: int, ch: Channel, protocols: tuple[str, ...]) -> list[Knob
 
 
 def _worker_knobs(i: int, agent: Agent) -> list[Knob]:
-    """Agent `i`'s worker count, when it is a service."""
-    if agent.role != "service":
+    """Agent `i`'s worker count, when it is a service or a plugin role."""
+    if agent.role != "service" and plugin_role(agent.role) is None:
         return []
     return [
         Knob(
@@ -131,6 +135,49 @@ def _worker_knobs(i: int, agent: Agent) -> list[Knob]:
             help="Requests the service works on at once.",
         )
     ]
+
+
+def _settings_knobs(i: int, agent: Agent) -> list[Knob]:
+    """A plugin role's settings block, one knob per number, whole number, flag or
+    choice of its model (its own model validates what the knobs set)."""
+    entry = plugin_role(agent.role)
+    if entry is None or entry.settings is None:
+        return []
+    try:
+        values = entry.settings.model_validate(agent.settings or {})
+    except ValueError:  # the scenario's validation already says why
+        return []
+    out = []
+    for name, info in entry.settings.model_fields.items():
+        value = getattr(values, name)
+        choices = typing.get_args(info.annotation) if _is_literal(info.annotation) else ()
+        if isinstance(value, bool):
+            kind = "flag"
+        elif isinstance(value, int):
+            kind = "integer"
+        elif isinstance(value, float):
+            kind = "number"
+        elif choices and isinstance(value, str) and value in choices:
+            kind = "choice"
+        else:
+            continue  # lists, nested models: the editor's text is the place for those
+        out.append(
+            Knob(
+                f"agents.{i}.settings.{name}",
+                "Role settings",
+                f"{agent.id} {name.replace('_', ' ')}",
+                value,
+                kind,
+                options=tuple(str(c) for c in choices),
+                help=info.description or f"A setting of role '{agent.role}' (its settings block).",
+            )
+        )
+    return out
+
+
+def _is_literal(annotation: object) -> bool:
+    """True for a `typing.Literal[...]` annotation."""
+    return typing.get_origin(annotation) is typing.Literal
 
 
 def _rate_knobs(i: int, load: Workload) -> list[Knob]:
@@ -228,3 +275,32 @@ def command_line(name: str, seed: int, overrides: Mapping[str, Any]) -> str:
 def _is_number(value: Any) -> bool:
     """True for an int or float that is not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def differences(a: Scenario, b: Scenario) -> tuple[list[str], list[str]]:
+    """The knobs two scenarios set differently, as `label value` phrases for each.
+
+    Two runs of one scenario that differ by a knob (a timeout, a rate) are told apart
+    by these. Knobs only one of the scenarios has (another scenario's channels) are
+    left out: the scenarios' names already differ.
+    """
+    mine = {k.path: k for k in knobs(a)}
+    theirs = {k.path: k for k in knobs(b)}
+    left: list[str] = []
+    right: list[str] = []
+    for path, knob in mine.items():
+        other = theirs.get(path)
+        if other is None or other.label != knob.label or not changed([knob], {path: other.value}):
+            continue
+        left.append(f"{knob.label} {_shown(knob.value)}")
+        right.append(f"{other.label} {_shown(other.value)}")
+    return left, right
+
+
+def _shown(value: Any) -> str:
+    """A knob's value in a label: `none` for no value, numbers without trailing zeros."""
+    if value is None:
+        return "none"
+    if _is_number(value):
+        return f"{float(value):g}"
+    return str(value)

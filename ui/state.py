@@ -34,6 +34,7 @@ RUN_KEY = "run_key"
 ERROR = "run_error"
 TRACE = "trace"
 CURSOR = "cursor"
+PREVIOUS = "previous_run"  # {"summary": ..., "label": ...} of the run shown before this one
 
 PAGES = {
     "run": "ui/pages/run.py",
@@ -81,13 +82,15 @@ def digest(run: Run) -> str:
     return h.hexdigest()[:20]
 
 
-def simulate(scenario: Scenario, label: str) -> Run:
-    """Run a validated Scenario with a progress bar fed by simulated time."""
+def simulate(scenario: Scenario, label: str, where: Any = None) -> Run:
+    """Run a validated Scenario with a progress bar fed by simulated time, drawn in
+    `where` (a container) when given, else where the page is."""
     from sim import sizing, world  # world looked up at call time: tests replace simulate
 
+    place = where if where is not None else st
     for line in sizing.warnings(scenario):  # a soft cap: it runs, but says it will be slow
-        st.warning(line)
-    bar = st.progress(0.0, text=f"Simulating {label}")
+        place.warning(line)
+    bar = place.progress(0.0, text=f"Simulating {label}")
     total = float(scenario.duration)
 
     def report(fraction: float) -> None:
@@ -100,8 +103,19 @@ def simulate(scenario: Scenario, label: str) -> Run:
         bar.empty()
 
 
+# What belongs to the run on screen, not to the session: a new run starts without it.
+PER_RUN = (TRACE, CURSOR)
+
+
 def store(run: Run, source: dict[str, Any]) -> None:
-    """Put a finished Run on screen for every page; forget the previous error."""
+    """Put a finished Run on screen for every page; forget the previous error and what
+    the pages had chosen in the previous run (its trace, its cursor)."""
+    for name in PER_RUN:
+        st.session_state.pop(name, None)
+    before = st.session_state.get(RUN)
+    if before is not None and before is not run:
+        # Kept for the summary cards' changes: what did this run change?
+        st.session_state[PREVIOUS] = {"summary": summary(before), "label": heading(before)}
     st.session_state[RUN] = run
     st.session_state[RUN_SOURCE] = source
     st.session_state[RUN_KEY] = (id(run), digest(run))
@@ -150,6 +164,19 @@ def heading(run: Run) -> str:
 
 
 # --- caches --------------------------------------------------------------------------
+
+
+def summary(run: Run) -> dict[str, Any]:
+    """A run's summary, computed once per run per session."""
+    return _summary(run, run_key(run))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _summary(_run: Run, key: str) -> dict[str, Any]:
+    """`Run.summary()`, cached by the run's key."""
+    return _run.summary()
+
+
 # `_run` is left out of the cache key (leading underscore); `key` (run_key) names it.
 
 
@@ -159,6 +186,15 @@ def event_times(_run: Run, key: str) -> np.ndarray:
     from ui import figures
 
     return figures.event_times(_run.messages, _run.duration)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def failures(_run: Run, key: str) -> pd.DataFrame:
+    """The run's failures, one row each, with their root-cause sentences (see
+    `figures.failures.failure_events`)."""
+    from ui.figures import failures as found
+
+    return found.failure_events(_run.messages, _run.spans, _run.breakers, _run.faults)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -6,8 +6,9 @@ dashboard, notebooks and tests read the same numbers the same way.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -44,6 +45,8 @@ class Card:
     label: str
     value: str
     help: str
+    delta: str | None = None  # the change against the previous run, when there was one
+    delta_color: str = "normal"  # "normal": up is good; "inverse": down is good; "off"
 
 
 def format_ms(seconds: float | None) -> str:
@@ -140,6 +143,101 @@ def more_cards(summary: Mapping[str, Any]) -> list[Card]:
     ]
 
 
+# Each card's summary entry and which way is better, for the change against the
+# previous run: "up", "down", or None (neither: a count of what was offered).
+CARD_SOURCES = {
+    "Requests": ("requests", None),
+    "Goodput (/s)": ("goodput", "up"),
+    "Success rate": ("success_rate", "up"),
+    "p99 latency": ("p99", "down"),
+    "Amplification": ("amplification", "down"),
+    "Wire messages": ("messages", None),
+    "Errors": ("errors", "down"),
+    "Dead-lettered": ("dead_lettered", "down"),
+    "Breaker open": ("breaker_open_time", "down"),
+    "Wasted work": ("wasted_work", "down"),
+    "Tokens in / out": ("tokens", None),
+    "Cost": ("cost", "down"),
+}
+
+
+def _value(summary: Mapping[str, Any], key: str) -> float | None:
+    """A summary entry as a number for a change (errors and tokens are totals)."""
+    if key == "errors":
+        return float(sum((summary.get("errors_by_kind") or {}).values()))
+    if key == "tokens":
+        parts = [summary.get("tokens_in"), summary.get("tokens_out")]
+        return float(sum(p for p in parts if p is not None)) if any(parts) else None
+    value = summary.get(key)
+    if value is None or isinstance(value, dict | list):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if pd.isna(number) else number
+
+
+def _change(label: str, now: float, before: float) -> str:
+    """A change as a card shows it, in the card's own unit."""
+    change = now - before
+    if label == "Success rate":
+        return f"{change * 100:+.1f} pp"
+    if label == "p99 latency":
+        return f"{change * 1000:+,.1f} ms"
+    if label in ("Breaker open", "Wasted work"):
+        return f"{change:+,.1f} s"
+    if label == "Cost":
+        return f"{change:+,.4f} $"
+    if label in ("Goodput (/s)", "Amplification"):
+        return f"{change:+,.2f}"
+    return f"{change:+,.0f}"
+
+
+def with_deltas(
+    shown: Sequence[Card], summary: Mapping[str, Any], previous: Mapping[str, Any] | None
+) -> list[Card]:
+    """The cards with their change against the `previous` run's summary (when there is
+    one and the entry exists in both): green when it went the better way."""
+    if not previous:
+        return list(shown)
+    out = []
+    for card in shown:
+        key, better = CARD_SOURCES.get(card.label, (None, None))
+        now = _value(summary, key) if key else None
+        before = _value(previous, key) if key else None
+        if now is None or before is None:
+            out.append(card)
+            continue
+        color = "off" if better is None or now == before else "normal"
+        if better == "down":
+            color = "inverse"
+        out.append(replace(card, delta=_change(card.label, now, before), delta_color=color))
+    return out
+
+
+def llm_cards(summary: Mapping[str, Any]) -> list[Card]:
+    """Tokens and cost, for a run with model calls (none otherwise)."""
+    tokens_in, tokens_out = summary.get("tokens_in"), summary.get("tokens_out")
+    cost = summary.get("cost")
+    if not tokens_in and not tokens_out and not cost:
+        return []
+    return [
+        Card(
+            "Tokens in / out",
+            f"{format_count(int(tokens_in or 0))} / {format_count(int(tokens_out or 0))}",
+            "Input and output tokens of every model call the run made, retries included: "
+            f"{int(tokens_in or 0):,} in, {int(tokens_out or 0):,} out.",
+        ),
+        Card(
+            "Cost",
+            f"${float(cost or 0):,.4f}" if float(cost or 0) < 100 else f"${float(cost):,.0f}",
+            "What the model calls cost at the price table of their model profiles "
+            "(presets/llm-models.yaml: editable assumptions, with their source and date).",
+        ),
+    ]
+
+
 def _ordered(outcomes: Sequence[str], known: Sequence[str]) -> list[str]:
     """`outcomes` in the order of `known`, then the unknown ones sorted."""
     first = [o for o in known if o in outcomes]
@@ -220,7 +318,34 @@ def faults_table(faults: pd.DataFrame) -> pd.DataFrame:
     if faults.empty:
         return pd.DataFrame(columns=columns)
     out = faults.rename(columns={"fault_id": "fault"})
+    if "params" in out.columns:
+        out = out.assign(params=out["params"].map(params_text))
+    if "targets" in out.columns:
+        out = out.assign(targets=out["targets"].astype(str).str.replace(",", ", "))
     return out[[c for c in columns if c in out.columns]].reset_index(drop=True)
+
+
+def params_text(params: object) -> str:
+    """A fault's parameters (JSON in the faults table) as `name value, ...`: what a
+    reader scans, not JSON. Text that is not a JSON object is shown as it is."""
+    try:
+        data = json.loads(str(params)) if params else {}
+    except ValueError:
+        return str(params)
+    if not isinstance(data, dict):
+        return str(params)
+    return ", ".join(f"{k.replace('_', ' ')} {_param(v)}" for k, v in data.items())
+
+
+def _param(value: object) -> str:
+    """One parameter's value: numbers without trailing zeros, lists joined."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return "[" + " | ".join(_param(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} {_param(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def error_text(exc: BaseException, what: str) -> str:

@@ -142,6 +142,15 @@ def finished(rows: pd.DataFrame, label: str) -> bool:
     return False
 
 
+def save_place(name: str, replications: int, usual: int) -> Path:
+    """Where a sweep run here is kept: under its name (where the CLI saves it, and where
+    `python -m sim advise` keeps its sweep) only when it is the sweep its file describes;
+    with other replications, beside it (`NAME-1rep`), never over it."""
+    if replications == usual:
+        return SWEEPS_DIR / name
+    return SWEEPS_DIR / f"{name}-{replications}rep"
+
+
 def run_builtin(name: str, replications: int) -> None:
     """Run a built-in sweep here, with a progress bar; save it where the CLI would."""
     try:
@@ -157,7 +166,7 @@ def run_builtin(name: str, replications: int) -> None:
         return
     if not finished(rows, name):
         return
-    where = SWEEPS_DIR / spec.name
+    where = save_place(spec.name, int(replications), int(load_spec(name).replications))
     try:
         sw.save(rows, where)
         note = f"Run here and saved to {where} (Parquet): it opens again under saved sweeps."

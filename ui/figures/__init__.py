@@ -11,6 +11,7 @@ No Streamlit here: notebooks and tests call the same builders the pages do.
 1
 """
 
+from ui.figures import compare, failures, overview
 from ui.figures.breakers import bands, breakers_figure, edge_label, state_at, transitions_table
 from ui.figures.cascade import gave_up_at, trace_index, tree_order, waterfall
 from ui.figures.common import (
@@ -33,11 +34,12 @@ from ui.figures.compare import (
     requests_figure,
     summary_diff,
 )
-from ui.figures.queues import busiest, dead_letters, queue_totals, queues_figure
+from ui.figures.queues import busiest, dead_letters, idle_queues, queue_totals, queues_figure
 from ui.figures.replay import (
     MAX_ARROWS,
     Filters,
     Window,
+    causal,
     cursor_of,
     end_times,
     event_times,
@@ -58,7 +60,7 @@ from ui.figures.sweep import (
     lost_vs_load,
     metric_vs_load,
 )
-from ui.figures.topology import Moment, curve, graph, layout, moment, topology
+from ui.figures.topology import Moment, broken_at, curve, graph, layout, moment, topology
 
 __all__ = [
     "BREAKER_COLORS",
@@ -74,7 +76,10 @@ __all__ = [
     "amplification_vs_load",
     "bands",
     "breakers_figure",
+    "broken_at",
     "busiest",
+    "causal",
+    "compare",
     "comparison_figure",
     "cursor_of",
     "curve",
@@ -84,12 +89,14 @@ __all__ = [
     "empty_figure",
     "end_times",
     "event_times",
+    "failures",
     "fault_bands",
     "fault_windows",
     "filter_messages",
     "gave_up_at",
     "goodput_vs_load",
     "graph",
+    "idle_queues",
     "latency_vs_load",
     "layout",
     "lost_vs_load",
@@ -97,6 +104,7 @@ __all__ = [
     "message_label",
     "metric_vs_load",
     "moment",
+    "overview",
     "per_bucket",
     "queue_totals",
     "queues_figure",

@@ -8,6 +8,10 @@ and the failure-rate and slow-call-rate lines under it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -25,6 +29,57 @@ from ui.figures.common import (
 )
 
 BAND_COLUMNS = ["edge", "agent", "target", "state", "start", "end", "reason", "calls"]
+# A band narrower than this share of the run is drawn this wide (its hover keeps the
+# true times): a HALF_OPEN of a few milliseconds would otherwise be invisible.
+MIN_BAND_SHARE = 0.004
+# Span outcomes a breaker never counted: calls it refused, calls still open at the end.
+UNCOUNTED = ("rejected", "open", "cancelled")
+WINDOW_WORDS = re.compile(r"over the last (\d+) calls")
+
+
+def reason_text(reason: str, calls: object) -> str:
+    """A transition's reason with the number of calls it was judged on: the simulator
+    says 'over the last 20 calls' (the window's size) while the window held 10."""
+    try:
+        judged = int(calls)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return reason
+    found = WINDOW_WORDS.search(reason)
+    if not found or judged <= 0 or judged == int(found.group(1)):
+        return reason
+    return WINDOW_WORDS.sub(
+        f"over {judged} calls (the window holds up to the last {found.group(1)})", reason
+    )
+
+
+def rolling_rates(
+    spans: pd.DataFrame, agent: str, target: str, window: int, slow_call: float | None = None
+) -> pd.DataFrame:
+    """A breaker's failure and slow-call rates after every call it judged, from the
+    spans: `time` (the call's end), `failure_rate`, `slow_rate` over the last `window`
+    calls. The transitions record the rates only when the state changes; these show
+    them rising towards the threshold (an estimate: a breaker's window also restarts
+    at its transitions)."""
+    calls = spans[
+        (spans["agent"] == agent)
+        & (spans["peer"] == target)
+        & (spans["kind"] == "client")
+        & ~spans["outcome"].isin(UNCOUNTED)
+        & spans["end"].notna()
+    ].sort_values("end", kind="stable")
+    if calls.empty:
+        return pd.DataFrame(columns=["time", "failure_rate", "slow_rate"])
+    failed = (calls["outcome"] != "ok").astype(float)
+    took = calls["end"] - calls["start"]
+    slow = (took >= slow_call).astype(float) if slow_call else pd.Series(np.nan, calls.index)
+    size = max(int(window), 1)
+    return pd.DataFrame(
+        {
+            "time": calls["end"].to_numpy(dtype=float),
+            "failure_rate": failed.rolling(size, min_periods=1).mean().to_numpy(),
+            "slow_rate": slow.rolling(size, min_periods=1).mean().to_numpy(),
+        }
+    )
 
 
 def edge_label(agent: str, target: str) -> str:
@@ -83,8 +138,14 @@ def breakers_figure(
     *,
     edges: list[str] | None = None,
     title: str | None = None,
+    spans: pd.DataFrame | None = None,
+    windows: Mapping[tuple[str, str], tuple[int, float | None]] | None = None,
 ) -> go.Figure:
     """State bands per breaker (top) and failure-rate / slow-call-rate lines (bottom).
+
+    With `spans` and `windows` ({(caller, callee): (window calls, slow-call seconds)})
+    the rates are drawn after every call (`rolling_rates`), with the rates recorded at
+    the transitions as dots on them; without, as steps between transitions.
 
     Bands are horizontal bars (`base=start`, `x=end-start`), one trace per state so the
     legend reads as a key; each transition's reason, rates and call count are on hover.
@@ -104,9 +165,9 @@ def breakers_figure(
         row_heights=[0.55, 0.45],
         vertical_spacing=0.1,
     )
-    for band in _state_bars(table):
+    for band in _state_bars(table, duration):
         fig.add_trace(band, row=1, col=1)
-    for line in _rate_lines(breakers, order, duration):
+    for line in _rate_lines(breakers, order, duration, spans, windows or {}):
         fig.add_trace(line, row=2, col=1)
     add_fault_bands(fig, faults, duration)
     base_layout(fig, height=max(460, 330 + 50 * len(order)), title=title)
@@ -114,15 +175,22 @@ def breakers_figure(
     fig.update_yaxes(
         categoryorder="array", categoryarray=order[::-1], fixedrange=True, row=1, col=1
     )
-    fig.update_yaxes(title="rate at transition", tickformat=".0%", range=[0, 1.05], row=2, col=1)
+    fig.update_yaxes(
+        title="rate over the window" if windows else "rate at transition",
+        tickformat=".0%",
+        range=[0, 1.05],
+        row=2,
+        col=1,
+    )
     fig.update_xaxes(range=[0, duration])
     fig.update_xaxes(title=time_axis_title(), row=2, col=1)
     return fig
 
 
-def _state_bars(table: pd.DataFrame) -> list[go.Bar]:
+def _state_bars(table: pd.DataFrame, duration: float) -> list[go.Bar]:
     """One bar trace per state of `bands` rows, Resilience4j's states first, in their
-    order, then any other sorted."""
+    order, then any other sorted; a band too short to see is drawn MIN_BAND_SHARE of
+    the run wide."""
     states = [s for s in BREAKER_STATES if s in set(table["state"])]
     states += sorted(set(table["state"]) - set(states))
     bars = []
@@ -133,13 +201,13 @@ def _state_bars(table: pd.DataFrame) -> list[go.Bar]:
                 orientation="h",
                 y=part["edge"].tolist(),
                 base=part["start"].tolist(),
-                x=(part["end"] - part["start"]).tolist(),
+                x=(part["end"] - part["start"]).clip(lower=duration * MIN_BAND_SHARE).tolist(),
                 marker={"color": color_for(state, BREAKER_COLORS, k), "line": {"width": 0}},
                 name=state,
                 legendgroup=state,
                 hovertext=[
                     f"<b>{r.edge}</b>: {state} {r.start:.2f}–{r.end:.2f} s"
-                    + (f"<br>{r.reason}" if r.reason else "")
+                    + (f"<br>{reason_text(r.reason, r.calls)}" if r.reason else "")
                     + (f"<br>{r.calls} calls in the window" if r.calls else "")
                     for r in part.itertuples(index=False)
                 ],
@@ -150,9 +218,16 @@ def _state_bars(table: pd.DataFrame) -> list[go.Bar]:
     return bars
 
 
-def _rate_lines(breakers: pd.DataFrame, order: list[str], duration: float) -> list[go.Scatter]:
-    """Each breaker's failure rate (solid) and slow-call rate (dotted) as steps, one
-    colour per breaker of `order`; a rate the transitions never recorded is left out."""
+def _rate_lines(
+    breakers: pd.DataFrame,
+    order: list[str],
+    duration: float,
+    spans: pd.DataFrame | None = None,
+    windows: Mapping[tuple[str, str], tuple[int, float | None]] | None = None,
+) -> list[go.Scatter]:
+    """Each breaker's failure rate (solid) and slow-call rate (dotted), one colour per
+    breaker of `order`: after every call when its window is known (`windows`), else as
+    steps between transitions; a rate never recorded is left out."""
     selected = breakers.copy()
     selected["edge"] = [
         edge_label(str(a), str(t))
@@ -169,8 +244,45 @@ def _rate_lines(breakers: pd.DataFrame, order: list[str], duration: float) -> li
         ):
             if column not in rows.columns or not rows[column].map(finite).any():
                 continue
+            pair = (str(rows["agent"].iloc[0]), str(rows["target"].iloc[0]))
+            if spans is not None and windows and pair in windows:
+                rates = rolling_rates(spans, *pair, *windows[pair])
+                if rates[column].map(finite).any():
+                    lines.append(_rolling_line(rates, column, f"{edge} {label}", edge, color, dash))
+                    lines.append(_transition_dots(rows, column, edge, color))
+                    continue
             lines.append(_rate_line(rows, column, duration, f"{edge} {label}", edge, color, dash))
     return lines
+
+
+def _rolling_line(
+    rates: pd.DataFrame, column: str, name: str, edge: str, color: str, dash: str
+) -> go.Scatter:
+    """One rate after every call, as a step line."""
+    return go.Scatter(
+        x=rates["time"].tolist(),
+        y=[None if not finite(v) else float(v) for v in rates[column]],
+        mode="lines",
+        line={"shape": "hv", "color": color, "dash": dash, "width": 1.4},
+        name=name,
+        legendgroup=edge,
+        hovertemplate=f"{name}: %{{y:.0%}} after the call ending %{{x:.2f}} s<extra></extra>",
+    )
+
+
+def _transition_dots(rows: pd.DataFrame, column: str, edge: str, color: str) -> go.Scatter:
+    """The rates the breaker recorded at its transitions, as dots."""
+    return go.Scatter(
+        x=rows["time"].tolist(),
+        y=[None if not finite(v) else float(v) for v in rows[column]],
+        mode="markers",
+        marker={"size": 7, "color": color, "line": {"width": 1, "color": "#333"}},
+        name=f"{edge} at transitions",
+        legendgroup=edge,
+        showlegend=False,
+        hovertemplate=f"{edge} {column.replace('_', ' ')} recorded at a transition: "
+        "%{y:.0%} at %{x:.2f} s<extra></extra>",
+    )
 
 
 def _rate_line(
@@ -204,4 +316,8 @@ def transitions_table(breakers: pd.DataFrame) -> pd.DataFrame:
         edge_label(str(a), str(t)) for a, t in zip(out["agent"], out["target"], strict=True)
     ]
     out = out.rename(columns={"from_state": "from", "to_state": "to"})
+    if "calls" in out.columns:
+        out["reason"] = [
+            reason_text(r, c) for r, c in zip(out["reason"], out["calls"], strict=True)
+        ]
     return out[[c for c in columns if c in out.columns]].reset_index(drop=True)

@@ -86,6 +86,28 @@ FAULT_OPACITY = 0.45
 FAULT_SHAPE_PREFIX = "fault:"
 
 
+def log_ticks(lo: float, hi: float) -> dict[str, Any]:
+    """Tick settings for a log axis whose range is [lo, hi] in log10 units.
+
+    One tick per decade reads best over several decades, but a range inside one decade
+    would then show no label at all: there, ticks at 1, 2 and 5 of each decade, and
+    every tenth of a decade when even those miss the range.
+    """
+    if hi - lo >= 1.0:
+        return {"dtick": 1}
+    for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9), tuple(range(10, 100))):
+        scale = 10 if mantissas[-1] >= 10 else 1
+        values = [
+            m / scale * 10.0**e
+            for e in range(math.floor(lo) - 1, math.ceil(hi) + 1)
+            for m in mantissas
+        ]
+        inside = [v for v in values if lo <= math.log10(v) <= hi]
+        if len(inside) >= 2:
+            return {"tickvals": inside, "ticktext": [f"{v:.3g}" for v in inside]}
+    return {"nticks": 4}
+
+
 def color_for(name: str, palette: dict[str, str], index: int = 0) -> str:
     """The palette's colour for `name`, or a stable extra colour for an unknown name."""
     if name in palette:
@@ -153,12 +175,18 @@ def add_fault_bands(
     for key in _fault_legend(fig, windows):
         fig.add_trace(key)
     xaxes = _x_axes(fig)
+    shapes, notes = [], []
     for window in windows:
         x0, x1 = convert(window["start"]), convert(window["end"])
-        for axis in xaxes:
-            fig.add_shape(**_band(window, x0, x1, axis))
+        shapes += [_band(window, x0, x1, axis) for axis in xaxes]
         if label:
-            fig.add_annotation(**_band_label(window, x0, xaxes[0]))
+            notes.append(_band_label(window, x0, xaxes[0]))
+    # Added in one go: plotly validates the whole list again at each add_shape, which
+    # is quadratic in the number of bands (a long run may have hundreds of windows).
+    if shapes:
+        fig.update_layout(shapes=[*fig.layout.shapes, *shapes])
+    if notes:
+        fig.update_layout(annotations=[*fig.layout.annotations, *notes])
     return fig
 
 

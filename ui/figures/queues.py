@@ -172,12 +172,28 @@ def busiest(queues: pd.DataFrame, n: int = 6) -> list[str]:
     return [str(q) for q in rank.index[:n]]
 
 
-def dead_letters(messages: pd.DataFrame) -> pd.DataFrame:
+def dead_letters(messages: pd.DataFrame, spans: pd.DataFrame | None = None) -> pd.DataFrame:
     """The messages parked in a dead-letter queue: rows of `messages` with outcome
     `dead_lettered`; `attempt` is the delivery count. A `reason` column is kept when
-    the run records one."""
+    the run records one. With `spans`, a `handler_error` column says why the consumer's
+    handler failed on its last delivery (the error of its last failed consumer span)."""
     rows = messages[messages["outcome"] == "dead_lettered"]
-    return rows[[c for c in DLQ_COLUMNS if c in rows.columns]].reset_index(drop=True)
+    out = rows[[c for c in DLQ_COLUMNS if c in rows.columns]].reset_index(drop=True)
+    if spans is not None and not out.empty and "span_id" in rows.columns:
+        failed = spans[(spans["kind"] == "consumer") & (spans["outcome"] != "ok")]
+        last = failed.sort_values("start", kind="stable").groupby("parent_id")["error"].last()
+        errors = rows["span_id"].map(last).fillna("").astype(str).to_numpy()
+        out["handler_error"] = [e or "(no failed handler recorded)" for e in errors]
+    return out
+
+
+def idle_queues(queues: pd.DataFrame) -> list[str]:
+    """The queues that never held, served or took a message: all their samples zero."""
+    if queues.empty:
+        return []
+    counted = [c for c in ("depth", "in_flight", "enqueued", "dlq_depth") if c in queues]
+    peak = queues.groupby("queue", sort=True)[counted].max().sum(axis=1)
+    return [str(q) for q in peak.index[peak == 0]]
 
 
 def queue_totals(queues: pd.DataFrame) -> pd.DataFrame:

@@ -24,9 +24,9 @@ from ui.figures.common import (
     add_fault_bands,
     base_layout,
     color_for,
-    scatter_class,
     time_axis_title,
 )
+from ui.figures.failures import failure_traces
 
 # More arrows than this on screen is unreadable, and slow to draw: thin beyond it.
 MAX_ARROWS = 2000
@@ -37,6 +37,9 @@ DIED_HALFWAY = 0.5
 
 CURSOR = "cursor"
 CURTAIN = "curtain"
+ANCESTORS = "happened before"
+DESCENDANTS = "happened after"
+FADED = 0.18  # the opacity of the arrows outside a causal highlight
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ class Window:
         return (
             f"Showing {len(self.rows):,} of {self.total:,} messages in this window: "
             f"{self.failures_kept:,} that were not delivered and {delivered}. "
-            "Narrow the window or filter to see them all."
+            "Narrow the window or filter to see them all (zooming the chart does not "
+            "draw the ones left out: drag the Window slider instead)."
         )
 
 
@@ -183,6 +187,8 @@ def spacetime(
     events: np.ndarray | None = None,
     selected: int | None = None,
     height: int | None = None,
+    failures: pd.DataFrame | None = None,
+    related: tuple[frozenset[int], frozenset[int]] | None = None,
 ) -> go.Figure:
     """The space-time diagram of `rows` (a slice of `messages`), one lifeline per lane.
 
@@ -191,21 +197,40 @@ def spacetime(
     ones by outcome, each a run of segments separated by `None`. Every point carries the
     message's `seq` as customdata, so a selection names the message. `events` (from
     `event_times`) switches the x axis to logical time. `selected` (a `seq`) is drawn
-    thick on top. Fault windows are shaded over `x_range` (seconds).
+    thick on top. Fault windows are shaded over `x_range` (seconds). `failures` (rows of
+    `failure_events`) are drawn as labelled markers where they happened. `related`
+    (the selected message's causal ancestors and descendants, as seqs) are drawn in
+    colour over the other arrows, which fade.
     """
     lane_index = _lane_index(rows, lanes)
     names = list(lane_index)
     arrows = _arrows(rows, lane_index, duration, events)
-    trace_type = scatter_class(3 * len(rows))
+    # Always SVG: the arrows are capped (MAX_ARROWS, 4,000 at most on the page), which
+    # SVG draws, while WebGL drew only the endpoint dots in Streamlit's plotly.js.
+    trace_type = go.Scatter
     span = x_range or (0.0, duration)
     lo, hi = (_to_x(np.array(span, dtype=float), events)) if len(span) else (0.0, duration)
     fig = go.Figure()
     fig.add_trace(_lifelines(len(names), lo, hi))
-    for mask, style in _categories(rows, selected):
+    for mask, style in _categories(rows, selected, related):
         idx = np.flatnonzero(mask)
         if len(idx):
             fig.add_trace(_arrow_trace(arrows, idx, style, trace_type))
-    add_fault_bands(fig, faults, duration, to_x=(lambda t: float(_to_x(np.array([t]), events)[0])))
+    if related is not None:
+        for trace in fig.data[1:]:
+            if trace.name not in (ANCESTORS, DESCENDANTS, "selected"):
+                trace.opacity = FADED
+    if failures is not None and len(failures):
+        for trace in failure_traces(
+            failures, lane_index, lambda t: _to_x(np.asarray(t, dtype=float), events)
+        ):
+            fig.add_trace(trace)
+    add_fault_bands(
+        fig,
+        _overlapping(faults, span[0], span[1]),
+        duration,
+        to_x=(lambda t: float(_to_x(np.array([t]), events)[0])),
+    )
     base_layout(fig, height=height or max(340, 130 + 75 * len(names)))
     fig.update_yaxes(
         tickvals=list(range(len(names))),
@@ -218,6 +243,15 @@ def spacetime(
     fig.update_xaxes(title=time_axis_title(events is not None), range=[lo, hi])
     fig.update_layout(hovermode="closest", dragmode="pan", clickmode="event+select")
     return fig
+
+
+def _overlapping(faults: pd.DataFrame | None, start: float, end: float) -> pd.DataFrame | None:
+    """The fault windows that overlap [start, end]: a band per fault of a long run
+    (hundreds) would each be a shape plotly validates again at every addition."""
+    if faults is None or faults.empty:
+        return faults
+    ends = faults["end"].fillna(np.inf)
+    return faults[(faults["start"] <= end) & (ends >= start)]
 
 
 @dataclass(frozen=True)
@@ -296,10 +330,15 @@ def _lifelines(lanes: int, lo: float, hi: float) -> go.Scatter:
     )
 
 
-def _categories(rows: pd.DataFrame, selected: int | None) -> list[tuple[np.ndarray, _Style]]:
+def _categories(
+    rows: pd.DataFrame,
+    selected: int | None,
+    related: tuple[frozenset[int], frozenset[int]] | None = None,
+) -> list[tuple[np.ndarray, _Style]]:
     """The arrows' categories in drawing order, each a mask over `rows` and its style:
     delivered messages per protocol (handshakes apart), undelivered ones per outcome,
-    and the selected message last, on top."""
+    the selected message's causal ancestors and descendants, and the selected message
+    last, on top."""
     outcome = rows["outcome"].to_numpy(dtype=object)
     delivered = outcome == "delivered"
     control = rows["kind"].to_numpy(dtype=object) == "control"
@@ -314,6 +353,15 @@ def _categories(rows: pd.DataFrame, selected: int | None) -> list[tuple[np.ndarr
         color = color_for(name, OUTCOME_COLORS, i)
         symbol = OUTCOME_SYMBOLS.get(name, "x")
         out.append((outcome == name, _Style(name, color, 1.2, symbol, "dash")))
+    if related is not None:
+        seqs = rows["seq"].to_numpy()
+        before, after = related
+        out.append(
+            (np.isin(seqs, list(before)), _Style(ANCESTORS, "#1565c0", 2.4, "arrow", "solid"))
+        )
+        out.append(
+            (np.isin(seqs, list(after)), _Style(DESCENDANTS, "#e65100", 2.4, "arrow", "solid"))
+        )
     if selected is not None:
         chosen = rows["seq"].to_numpy() == selected
         out.append((chosen, _Style("selected", "#000000", 3.5, "arrow", "solid")))
@@ -368,6 +416,46 @@ def _arrow_marker(sizes: np.ndarray, style: _Style, *, webgl: bool) -> dict[str,
         if style.symbol == "arrow":
             marker["angleref"] = "previous"  # arrowheads point along each segment
     return marker
+
+
+def causal(rows: pd.DataFrame, seq: int) -> tuple[frozenset[int], frozenset[int]]:
+    """The messages of `rows` that happened before message `seq` and after it, as ShiViz
+    draws happens-before: a message is before another when its delivery precedes that
+    one's send at the same agent, or through a chain of such steps; after, the other
+    way round. Returns (ancestors, descendants), neither holding `seq`."""
+    pick = rows[rows["seq"] == seq]
+    if pick.empty:
+        return frozenset(), frozenset()
+    m = pick.iloc[0]
+    src = rows["src"].to_numpy(dtype=object)
+    dst = rows["dst"].to_numpy(dtype=object)
+    sent = rows["sent_at"].to_numpy(dtype=float)
+    got = rows["delivered_at"].to_numpy(dtype=float)  # NaN: never delivered
+    seqs = rows["seq"].to_numpy()
+    # Forward: the earliest time each agent has heard (transitively) of the message.
+    heard: dict[object, float] = {}
+    if np.isfinite(m["delivered_at"]):
+        heard[m["dst"]] = float(m["delivered_at"])
+    after = set()
+    for i in np.argsort(sent, kind="stable"):
+        if seqs[i] == seq:
+            continue
+        if sent[i] >= heard.get(src[i], np.inf):
+            after.add(int(seqs[i]))
+            if np.isfinite(got[i]) and got[i] < heard.get(dst[i], np.inf):
+                heard[dst[i]] = float(got[i])
+    # Backward: the latest time each agent's knowledge could still reach the message.
+    needed: dict[object, float] = {m["src"]: float(m["sent_at"])}
+    before = set()
+    order = np.argsort(np.where(np.isfinite(got), got, -np.inf), kind="stable")[::-1]
+    for i in order:
+        if seqs[i] == seq or not np.isfinite(got[i]):
+            continue
+        if got[i] <= needed.get(dst[i], -np.inf):
+            before.add(int(seqs[i]))
+            if sent[i] > needed.get(src[i], -np.inf):
+                needed[src[i]] = float(sent[i])
+    return frozenset(before), frozenset(after)
 
 
 def with_cursor(

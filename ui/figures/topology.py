@@ -30,6 +30,7 @@ from ui.figures.common import (
 
 LAYOUT_SEED = 7
 NODE_SIZE = 34  # pixels
+LABEL_PREFIX = "label:"  # the name of an agent's label annotation
 ROLE_COLORS = {"client": "#4c78a8", "service": "#72b7b2", "broker": "#f2cf5b"}
 # Message kinds that go from the initiator of an exchange to its target; responses,
 # acks and pongs go back and would draw every edge twice.
@@ -42,10 +43,12 @@ Arcs = dict[tuple[str, str], Arc]
 
 @dataclass
 class Moment:
-    """What is broken at one time: down agents and cut links."""
+    """What is broken at one time: down agents, cut links and the other fault windows
+    open then (loss, latency, errors...), as `kind on targets`."""
 
     down: dict[str, str] = field(default_factory=dict)  # agent -> "crashed" / "paused"
     cut: list[tuple[set[str], set[str], str]] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
 
     def is_cut(self, a: str, b: str) -> bool:
         """True when a partition stops messages from `a` to `b` at this moment."""
@@ -181,6 +184,29 @@ def moment(
             else:
                 spec_targets = set(getattr(spec, "targets", None) or targets)
                 out.cut.append((spec_targets, {"*"}, "both"))
+        else:
+            on = f" on {', '.join(targets)}" if targets else ""
+            out.other.append(f"{window['kind']} fault{on}")
+    return out
+
+
+HEALTHY_BREAKER_STATES = ("CLOSED", "DISABLED")
+
+
+def broken_at(at: Moment, breakers: dict[tuple[str, str], str]) -> list[str]:
+    """Everything broken at one moment, one phrase each: agents down, partitions, other
+    faults, and every breaker that is not closed (`breakers`: `state_at`'s answer)."""
+    out = [f"{agent} {how}" for agent, how in sorted(at.down.items())]
+    out += [
+        f"partition {' '.join(sorted(a))} | {' '.join(sorted(b - {'*'})) or 'everyone else'}"
+        for a, b, _ in at.cut
+    ]
+    out += at.other
+    out += [
+        f"breaker {a} → {b} {state}"
+        for (a, b), state in sorted(breakers.items())
+        if state not in HEALTHY_BREAKER_STATES
+    ]
     return out
 
 
@@ -210,6 +236,32 @@ def topology(
         fig.add_trace(trace)
     for arrowhead in arrowheads:
         fig.add_annotation(**arrowhead)
+    # Names after the arrowheads, on a white ground: an arrow never hides a name.
+    for name in g.nodes:
+        fig.add_annotation(
+            x=pos[name][0],
+            y=pos[name][1],
+            text=name,
+            showarrow=False,
+            yshift=NODE_SIZE / 2 + 9,
+            bgcolor="rgba(255,255,255,0.85)",
+            font={"size": 12},
+            name=f"{LABEL_PREFIX}{name}",
+        )
+    for role in sorted({str(g.nodes[n].get("role", "service")) for n in g.nodes}):
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                name=f"agent: {role}",
+                marker={
+                    "size": 12,
+                    "color": ROLE_COLORS.get(role, "#72b7b2"),
+                    "line": {"width": 1.5, "color": "#333"},
+                },
+            )
+        )
     return _frame(fig, pos, title)
 
 
@@ -242,7 +294,7 @@ def _protocol_trace(protocol: str, color: str, arcs: list[Arc]) -> go.Scatter:
         y=ys,
         mode="lines",
         line={"color": color, "width": 2.5},
-        name=protocol or "unknown",
+        name=f"{protocol or 'unknown'} calls",
         hoverinfo="skip",
     )
 
@@ -374,9 +426,7 @@ def _agents(g: nx.DiGraph, pos: Positions, at: Moment) -> list[go.Scatter]:
         go.Scatter(
             x=[pos[n][0] for n in nodes],
             y=[pos[n][1] for n in nodes],
-            mode="markers+text",
-            text=nodes,
-            textposition="top center",
+            mode="markers",
             marker={
                 "size": NODE_SIZE,
                 "color": [

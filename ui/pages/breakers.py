@@ -30,8 +30,37 @@ BREAKER_SHOWN = (
 def chart(_run: Run, key: str, edges: tuple[str, ...]) -> go.Figure:
     """The bands-and-rates figure (shared: never mutated)."""
     return figures.breakers_figure(
-        _run.breakers, _run.duration, _run.faults, edges=list(edges) or None
+        _run.breakers,
+        _run.duration,
+        _run.faults,
+        edges=list(edges) or None,
+        spans=_run.spans,
+        windows=windows(_run),
     )
+
+
+def windows(run: Run) -> dict[tuple[str, str], tuple[int, float | None]]:
+    """Each count-window breaker's (window calls, slow-call seconds), by (caller, callee)."""
+    out: dict[tuple[str, str], tuple[int, float | None]] = {}
+    for channel in getattr(state.scenario_of(run), "channels", []) or []:
+        breaker = getattr(channel, "breaker", None)
+        if breaker is not None and getattr(breaker, "window_type", "count") == "count":
+            out[(channel.src, channel.dst)] = (int(breaker.window), breaker.slow_call)
+    return out
+
+
+def settings_grid(run: Run, edges: list[str]) -> pd.DataFrame:
+    """Every shown breaker's settings in one table: a row per setting, a column per
+    breaker (one compact table, not one per breaker)."""
+    columns = {}
+    for edge in edges:
+        agent, target = (s.strip() for s in edge.split("→", 1))
+        found = settings(run, agent, target)
+        if not found.empty:
+            columns[edge] = found.drop_duplicates("setting").set_index("setting")["value"]
+    if not columns:
+        return pd.DataFrame(columns=["setting"])
+    return pd.DataFrame(columns).fillna("").rename_axis("setting").reset_index()
 
 
 def settings(run: Run, agent: str, target: str) -> pd.DataFrame:
@@ -99,32 +128,14 @@ chosen = st.multiselect(
     placeholder="all",
     help="Leave empty to show every breaker.",
 )
-left, right = st.columns([2.6, 1.2])
-with left:
-    st.plotly_chart(
-        chart(run, key, tuple(chosen)), key="breakers_chart", config={"displaylogo": False}
+st.plotly_chart(chart(run, key, tuple(chosen)), key="breakers_chart", config={"displaylogo": False})
+if windows(run):
+    st.caption(
+        "Rates: over each breaker's window after every call it judged (from the spans; an "
+        "estimate, as a breaker's window restarts at its transitions); dots: the rates it "
+        "recorded at its transitions."
     )
-with right:
-    st.markdown("**Settings**")
-    for edge in chosen or edges:
-        agent, target = (s.strip() for s in edge.split("→", 1))
-        found = settings(run, agent, target)
-        with st.expander(edge, expanded=len(chosen or edges) <= 3):
-            if found.empty:
-                st.caption("The scenario lists no channel for this pair.")
-            else:
-                # A static table: a narrow column has no room for a scrolling grid.
-                st.table(found.set_index("setting"))
 
-st.markdown("**Time in each state (s)**")
-spent = time_in_state(bands[bands["edge"].isin(chosen or edges)])
-st.dataframe(
-    spent,
-    hide_index=True,
-    column_config={
-        c: st.column_config.NumberColumn(format="%.1f") for c in spent.columns if c != "breaker"
-    },
-)
 st.markdown("**Transitions**")
 transitions = figures.transitions_table(run.breakers)
 if chosen:
@@ -136,5 +147,29 @@ st.dataframe(
         "time": st.column_config.NumberColumn("time (s)", format="%.3f"),
         "failure_rate": st.column_config.NumberColumn("failure rate", format="percent"),
         "slow_rate": st.column_config.NumberColumn("slow rate", format="percent"),
+        "calls": st.column_config.NumberColumn(
+            "calls judged", help="Calls in the breaker's window when it changed state."
+        ),
     },
+    height=min(38 + 35 * len(transitions), 420),
 )
+
+# Below the transitions: what the breakers are set to, and how long each state lasted.
+left, right = st.columns([1.2, 1])
+with left:
+    st.markdown("**Settings**")
+    grid = settings_grid(run, chosen or edges)
+    if len(grid.columns) > 1:
+        st.dataframe(grid, hide_index=True)
+    else:
+        st.caption("The scenario lists no channel for these breakers.")
+with right:
+    st.markdown("**Time in each state (s)**")
+    spent = time_in_state(bands[bands["edge"].isin(chosen or edges)])
+    st.dataframe(
+        spent,
+        hide_index=True,
+        column_config={
+            c: st.column_config.NumberColumn(format="%.1f") for c in spent.columns if c != "breaker"
+        },
+    )

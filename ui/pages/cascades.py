@@ -16,6 +16,7 @@ from ui import figures, state
 
 PICK = "cascades_trace"
 SHOW = "cascades_show"
+BROWSED = "cascades_browsed"  # the trace shown here when none was chosen (run key, trace)
 CHOICES = {
     "timed out": "Traces where some call timed out, hit its deadline or was cancelled.",
     "failed": "Traces with any span that did not end ok.",
@@ -46,10 +47,15 @@ def cascade(_run: Run, key: str, trace: str) -> go.Figure:
 
 
 def on_show(run: Run, key: str) -> None:
-    """Another list offered: show its first trace (the slowest, the first timeout...)."""
+    """Another list offered: show its first trace (the slowest, the first timeout...).
+
+    Browsing lists is not choosing a trace: the dashboard's chosen trace (which filters
+    Replay) is dropped, and only a trace picked by hand becomes it again.
+    """
     table = candidates(run, key, st.session_state.get(SHOW) or "all")
     if not table.empty:
-        st.session_state[state.TRACE] = str(table["correlation_id"].iloc[0])
+        st.session_state.pop(state.TRACE, None)
+        st.session_state[BROWSED] = (key, str(table["correlation_id"].iloc[0]))
 
 
 def on_pick() -> None:
@@ -111,17 +117,21 @@ if table.empty:
     table = candidates(run, key, "all")
     st.caption(f"No trace is '{show}' in this run: offering every trace.")
 rows = {r.correlation_id: r for r in table.itertuples(index=False)}
+known = set(index["correlation_id"])
 chosen = st.session_state.get(state.TRACE) or ""
-if chosen not in set(index["correlation_id"]):
+if chosen not in known:
     chosen = ""
+browsed = st.session_state.get(BROWSED)
+if not chosen and browsed and browsed[0] == key and browsed[1] in known:
+    chosen = browsed[1]
 options = list(rows)
 if chosen and chosen not in rows:
     options.insert(0, chosen)
     match = index[index["correlation_id"] == chosen]
     rows[chosen] = next(match.itertuples(index=False))
 if not chosen:
+    # Shown, not chosen: Replay stays unfiltered until the user picks a trace.
     chosen = options[0]
-    st.session_state[state.TRACE] = chosen
 st.session_state[PICK] = chosen
 
 
@@ -145,6 +155,12 @@ trace = top[1].selectbox(
 
 spans = run.spans[run.spans["correlation_id"] == trace]
 st.markdown(describe(spans))
+causes = figures.failures.root_causes(state.failures(run, key), trace)
+if causes:
+    st.warning(
+        "**What went wrong, and why**\n\n" + "\n".join(f"- {line}" for line in causes),
+        icon=":material/report:",
+    )
 st.plotly_chart(cascade(run, key, trace), key="cascade_chart", config={"displaylogo": False})
 
 tree = figures.tree_order(spans)

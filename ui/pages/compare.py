@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 import sim
 from sim import Run, loading
-from ui import advisor, figures, state, sweeps
+from ui import advisor, figures, knobs, state, sweeps
 from ui import summary as views
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ SEED = "compare_seed"
 PATH = "compare_path"
 BUCKET = "compare_bucket"
 VIEW = "compare_view"  # two runs, or sweeps
+MATCH = "compare_match"  # the matched request picked
 
 
 def run_other(name: str, seed: int) -> None:
@@ -93,6 +95,68 @@ def both_chart(
         ],
         bucket=bucket,
     )
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def matches(_a: Run, key_a: str, _b: Run, key_b: str) -> tuple[dict[str, int], pd.DataFrame]:
+    """The requests matched across A and B that ended differently, and the counts."""
+    return (
+        figures.compare.match_counts(_a.spans, _b.spans),
+        figures.compare.matched_requests(_a.spans, _b.spans),
+    )
+
+
+def show_difference(run: Run, key: str, other: Run, key_b: str) -> None:
+    """B's headline cards with their change against A, then the same requests matched
+    across both runs that ended differently (same seed, same arrivals: same trace ids)."""
+    summary_a, summary_b = summary_of(run, key), summary_of(other, key_b)
+    st.markdown("**B against A**")
+    for row in (views.cards(summary_b), views.more_cards(summary_b) + views.llm_cards(summary_b)):
+        cells = views.with_deltas(row, summary_b, summary_a)
+        for column, card in zip(st.columns(6), cells, strict=False):
+            column.metric(
+                card.label,
+                card.value,
+                delta=card.delta,
+                delta_color=card.delta_color,  # type: ignore[arg-type]
+                help=card.help,
+                border=True,
+            )
+    counts, differ = matches(run, key, other, key_b)
+    if not counts["matched"]:
+        st.caption("No request of A has the same trace id in B: nothing to match.")
+        return
+    st.markdown(
+        f"**The same requests in A and B**: {counts['matched']:,} matched by trace id; "
+        f"{counts['differ']:,} ended differently ({counts['ok_only_in_b']:,} ok only in B, "
+        f"{counts['ok_only_in_a']:,} ok only in A)."
+    )
+    if differ.empty:
+        return
+    st.dataframe(
+        differ[["sentence", "start", "a", "b", "where", "trace"]],
+        hide_index=True,
+        height=min(38 + 35 * len(differ), 320),
+        column_config={
+            "sentence": st.column_config.TextColumn("what changed", width="large"),
+            "start": st.column_config.NumberColumn("start (s)", format="%.3f"),
+            "a": "outcome in A",
+            "b": "outcome in B",
+            "where": st.column_config.TextColumn(
+                "failed at", help="The first call of the request that did not end ok."
+            ),
+        },
+    )
+    pick, go_a = st.columns([3, 1], vertical_alignment="bottom")
+    trace = pick.selectbox(
+        "A request that ended differently",
+        differ["trace"].tolist(),
+        key=MATCH,
+        format_func=lambda t: differ.set_index("trace").loc[t, "sentence"],
+    )
+    if go_a.button("Open it in A on Cascades", icon=":material/waterfall_chart:") and trace:
+        st.session_state[state.TRACE] = trace
+        st.switch_page(state.PAGES["cascades"])
 
 
 def latency_range(*runs: Run) -> tuple[float, float]:
@@ -163,6 +227,22 @@ if other is None:
 key_b = st.session_state.get(OTHER_KEY) or state.digest(other)
 st.session_state[OTHER_KEY] = key_b
 label_b = st.session_state.get(OTHER_LABEL, other.name)
+# Two runs of one scenario read the same but for the seed: name the knobs they differ in.
+knobs_a, knobs_b = knobs.differences(state.scenario_of(run), state.scenario_of(other))
+if knobs_a:
+    label_a += " · " + ", ".join(knobs_a)
+    label_b += " · " + ", ".join(knobs_b)
+    st.caption(
+        "A and B differ in: "
+        + "; ".join(
+            f"{x} in A, {y.rsplit(' ', 1)[-1]} in B" for x, y in zip(knobs_a, knobs_b, strict=True)
+        )
+        + "."
+    )
+elif run.name == other.name:
+    st.caption("A and B set every knob alike: what differs between them is the seed (noise).")
+
+show_difference(run, key, other, key_b)
 
 longest = float(max(run.duration, other.duration))
 y_range = latency_range(run, other)
@@ -203,6 +283,10 @@ st.dataframe(
         "b": st.column_config.NumberColumn("B", format="%.4g"),
         "change": st.column_config.NumberColumn("B − A", format="%.4g"),
         "relative": st.column_config.NumberColumn("relative", format="percent"),
-        "better": st.column_config.TextColumn("better", help="Which run did better."),
+        "better": st.column_config.TextColumn(
+            "better",
+            help="Which run did better. Latency counts only requests that succeeded, so a "
+            "run that is faster but succeeds less often does not win on latency.",
+        ),
     },
 )

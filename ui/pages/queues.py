@@ -29,8 +29,24 @@ def totals(_run: Run, key: str) -> pd.DataFrame:
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def busiest(_run: Run, key: str) -> list[str]:
-    """The queues drawn when none is picked."""
-    return figures.busiest(_run.queues)
+    """The queues drawn when none is picked: the busiest of those that held anything."""
+    idle = set(figures.idle_queues(_run.queues))
+    active = _run.queues[~_run.queues["queue"].isin(list(idle))]
+    return figures.busiest(active)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def idle(_run: Run, key: str) -> list[str]:
+    """The queues that never held, served or took a message."""
+    return figures.idle_queues(_run.queues)
+
+
+def has_queue_channel(run: Run) -> bool:
+    """True when some channel of the run's scenario goes through a queue."""
+    channels = getattr(state.scenario_of(run), "channels", []) or []
+    return any(getattr(c, "protocol", "") == "queue" for c in channels) or bool(
+        (run.messages["protocol"] == "queue").any()
+    )
 
 
 run = state.current_run()
@@ -55,14 +71,30 @@ else:
         placeholder=f"the {len(top)} busiest" if len(top) < len(names) else "all",
         help="Leave empty for the busiest queues (deepest backlog, then most in flight).",
     )
+    unused = idle(run, key)
     shown = chosen or top
-    if not chosen and len(top) < len(names):
+    if not chosen and unused:
         st.caption(
-            f"The {len(top)} busiest of {len(names)} queues: {', '.join(top)}. Pick others above."
+            f"{len(unused)} of {len(names)} queues never held, served or took a message "
+            f"and are not drawn: {', '.join(unused[:8])}{' …' if len(unused) > 8 else ''}."
         )
-    st.plotly_chart(
-        chart(run, key, tuple(shown)), key="queues_chart", config={"displaylogo": False}
-    )
+    if not chosen and len(top) < len(names) - len(unused):
+        st.caption(
+            f"The {len(top)} busiest of {len(names) - len(unused)} queues that held "
+            f"anything: {', '.join(top)}. Pick others above."
+        )
+    if not shown:
+        st.info("No queue ever held, served or took a message in this run.", icon=":material/info:")
+    else:
+        peak = run.queues[run.queues["queue"].isin(list(shown))]["depth"].max()
+        if peak == 0:
+            st.caption(
+                "No backlog: every message was taken as it came (depth 0 throughout); "
+                "in flight shows the work under way."
+            )
+        st.plotly_chart(
+            chart(run, key, tuple(shown)), key="queues_chart", config={"displaylogo": False}
+        )
     st.markdown("**At the end of the run**")
     table = totals(run, key)
     st.dataframe(
@@ -73,9 +105,18 @@ else:
     )
 
 st.markdown("**Dead-letter queue**")
-letters = figures.dead_letters(run.messages)
+letters = figures.dead_letters(run.messages, run.spans)
 if letters.empty:
-    st.caption("No message was dead-lettered in this run.")
+    if has_queue_channel(run):
+        st.caption(
+            "No message was dead-lettered in this run: every handler succeeded before its "
+            "queue's delivery limit."
+        )
+    else:
+        st.caption(
+            "Nothing can be dead-lettered in this run: no channel goes through a queue "
+            "(only a queue parks the messages its consumer keeps failing)."
+        )
 else:
     st.dataframe(
         letters,
@@ -86,5 +127,8 @@ else:
             ),
             "sent_at": st.column_config.NumberColumn("sent (s)", format="%.3f"),
             "ended_at": st.column_config.NumberColumn("parked (s)", format="%.3f"),
+            "handler_error": st.column_config.TextColumn(
+                "why the handler failed", help="The consumer's error on the last delivery."
+            ),
         },
     )

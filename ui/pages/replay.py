@@ -10,6 +10,7 @@ Selecting a message (click an arrow's head, or pick it below) shows its envelope
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,16 +21,18 @@ from streamlit.delta_generator import DeltaGenerator
 
 from sim import Run
 from ui import figures, state
+from ui.playback import SPEEDS, default_speed, speed_label
 
 TICK_S = 1.0  # wall seconds between two frames while playing
 READABLE = 250  # messages in the first window shown: enough to see a pattern, few to read
-STEPS_PER_WINDOW = 20  # a window plays in this many ticks at 1x
+MAX_LAG_S = 5.0  # a late frame catches up at most this much wall time (a pause, a stall)
 NICE = (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
 
 FOR = "replay_for"  # the run key the widgets below were set up for
 WINDOW = "replay_window"
 CURSOR = "replay_cursor"
 PLAYING = "replay_playing"
+TICKED = "replay_ticked"  # the wall clock (monotonic) of the last frame while playing
 SPEED = "replay_speed"
 TIME = "replay_time"
 LIMIT = "replay_limit"
@@ -40,6 +43,13 @@ KINDS = "replay_kinds"
 TYPES = "replay_types"
 MESSAGE = "replay_message"
 SELECTION = "replay_selection_seen"  # the chart selection last applied
+FAILURE = "replay_failure_trace"  # the trace of the failure marker clicked last
+OVERVIEW = "replay_overview"  # the overview chart (its box selection sets the window)
+OVERVIEW_SEEN = "replay_overview_seen"  # the overview selection last applied
+OVERVIEW_FROM = 3000  # messages from which the overview opens by itself
+THREAD = "replay_thread"  # light up the selected message's causal thread
+JUMP_NOTE = "replay_jump_note"  # why the last jump went nowhere
+FITTED = "replay_fitted"  # (run key, trace) the window and cursor were last fitted to
 CHART = "replay_chart"
 
 
@@ -68,6 +78,7 @@ def setup(run: Run, key: str) -> None:
     st.session_state[WINDOW] = (0.0, float(width))
     st.session_state[CURSOR] = float(width)
     st.session_state[PLAYING] = False
+    st.session_state[SPEED] = default_speed(width)
     st.session_state.pop(MESSAGE, None)
     st.session_state.pop(SELECTION, None)
 
@@ -76,20 +87,36 @@ def toggle_play() -> None:
     """Play or pause; playing from the window's end starts the window again."""
     playing = not st.session_state.get(PLAYING, False)
     st.session_state[PLAYING] = playing
+    st.session_state.pop(TICKED, None)
     start, end = st.session_state[WINDOW]
     if playing and st.session_state[CURSOR] >= end - 1e-9:
         st.session_state[CURSOR] = float(start)
 
 
-def advance(duration: float) -> bool:
-    """Move the cursor one step; page the window on when it passes the window's end.
+def wall_elapsed() -> float:
+    """Wall seconds since the last frame (TICK_S for the first), at most MAX_LAG_S.
+
+    The cursor moves by what the clock says, not by the frames' target: frames that
+    come late (a large window redraws slowly) still play at the chosen speed.
+    """
+    now = time.monotonic()
+    last = st.session_state.get(TICKED)
+    st.session_state[TICKED] = now
+    if last is None:
+        return TICK_S
+    return min(max(now - last, TICK_S), MAX_LAG_S)
+
+
+def advance(duration: float, elapsed: float = TICK_S) -> bool:
+    """Move the cursor by `elapsed` wall seconds at the chosen speed; page the window
+    on when it passes the window's end.
 
     Returns False (and stops playing) at the end of the run.
     """
     start, end = st.session_state[WINDOW]
     width = max(end - start, slider_step(duration))
     speed = float(st.session_state.get(SPEED, 1.0))
-    cursor = st.session_state[CURSOR] + width / STEPS_PER_WINDOW * speed
+    cursor = st.session_state[CURSOR] + elapsed * speed
     if cursor > duration:
         st.session_state[CURSOR] = float(duration)
         st.session_state[PLAYING] = False
@@ -143,18 +170,32 @@ def diagram(
     limit: int,
     logical: bool,
     selected: int | None,
+    thread: bool = True,
 ) -> go.Figure:
-    """The space-time figure of a window, without cursor (shared: never mutated)."""
+    """The space-time figure of a window, without cursor (shared: never mutated): its
+    failures marked, and the selected message's causal thread lit when `thread`."""
     win = view(_run, key, start, end, flt, limit)
     events = state.event_times(_run, key) if logical else None
+    lanes = _run.agents["agent"].tolist()
+    if flt.correlation_id and len(win.rows):
+        # Following a trace: only the agents it involves, so its arrows are not lost
+        # among empty lifelines.
+        involved = set(win.rows["src"]).union(win.rows["dst"])
+        lanes = [a for a in lanes if a in involved]
+    marks = figures.failures.in_window(state.failures(_run, key), start, end, lanes)
+    if flt.correlation_id:
+        marks = marks[marks["correlation_id"] == flt.correlation_id]
+    related = figures.causal(win.rows, selected) if thread and selected is not None else None
     return figures.spacetime(
         win.rows,
-        _run.agents["agent"].tolist(),
+        lanes,
         _run.duration,
         _run.faults,
         x_range=(start, end),
         events=events,
         selected=selected,
+        failures=marks,
+        related=related,
     )
 
 
@@ -172,26 +213,178 @@ def trace_extent(run: Run, key: str, trace: str) -> tuple[float, float] | None:
     return max(0.0, lo - pad), min(run.duration, hi + pad)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def overview_chart(_run: Run, key: str, window: tuple[float, float]) -> go.Figure:
+    """The whole run's overview with the window outlined (shared: never mutated)."""
+    return figures.overview.overview(
+        _run.messages,
+        state.failures(_run, key),
+        _run.agents["agent"].tolist(),
+        _run.duration,
+        window=window,
+    )
+
+
+def jump(kind: str, duration: float, first: bool = False) -> None:
+    """Move the window (same width) and the cursor to the next event of `kind` after
+    the cursor (or the first of the run), the event at the window's centre."""
+    run_, key_ = state.current_run(), state.run_key(state.current_run())
+    times = figures.overview.jumps(state.failures(run_, key_), run_.faults, run_.breakers)[kind]
+    after = -1.0 if first else float(st.session_state[CURSOR])
+    at = figures.overview.next_after(times, after)
+    if at is None:
+        st.session_state[JUMP_NOTE] = f"No {kind} after {after:.3f} s."
+        return
+    st.session_state.pop(JUMP_NOTE, None)
+    start, end = st.session_state[WINDOW]
+    width = end - start
+    new_start = max(0.0, min(at - width / 2, duration - width))
+    st.session_state[WINDOW] = (float(new_start), float(new_start + width))
+    st.session_state[CURSOR] = float(at)
+    st.session_state[PLAYING] = False
+
+
+def apply_overview(run: Run) -> None:
+    """A box dragged on the overview (below the diagram) sets the window, before the
+    sliders and the diagram are drawn."""
+    duration = float(run.duration)
+    picked = st.session_state.get(OVERVIEW)
+    try:
+        points = picked["selection"]["points"] if picked is not None else []
+    except (KeyError, TypeError):
+        points = []
+    span = figures.overview.selected_range(
+        [p if isinstance(p, dict) else dict(p) for p in points or []]
+    )
+    if span is not None and span != st.session_state.get(OVERVIEW_SEEN):
+        st.session_state[OVERVIEW_SEEN] = span
+        lo, hi = max(0.0, span[0]), min(duration, span[1])
+        if hi > lo:
+            st.session_state[WINDOW] = (float(lo), float(hi))
+            st.session_state[CURSOR] = float(hi)
+            st.session_state[state.TRACE] = ""  # a window picked on the whole run
+
+
+def show_overview(run: Run, key: str) -> None:
+    """The whole run per agent, traffic and failures over time; drag a box on it to set
+    the window; buttons jump to the first failure, the next failure, fault or breaker
+    opening."""
+    duration = float(run.duration)
+    big = len(run.messages) >= OVERVIEW_FROM
+    with st.expander("Overview of the whole run", expanded=big, icon=":material/grid_on:"):
+        cols = st.columns(4)
+        cols[0].button(
+            "First failure", on_click=jump, args=("failure", duration, True), key="jump_first"
+        )
+        cols[1].button("Next failure", on_click=jump, args=("failure", duration), key="jump_next")
+        cols[2].button("Next fault", on_click=jump, args=("fault", duration), key="jump_fault")
+        cols[3].button(
+            "Next breaker opening",
+            on_click=jump,
+            args=("breaker opening", duration),
+            key="jump_breaker",
+        )
+        if JUMP_NOTE in st.session_state:
+            st.caption(st.session_state[JUMP_NOTE])
+        window = tuple(float(v) for v in st.session_state[WINDOW])
+        st.plotly_chart(
+            overview_chart(run, key, window),
+            key=OVERVIEW,
+            on_select="rerun",
+            selection_mode="box",
+            config={"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]},
+        )
+        st.caption(
+            "Messages sent (blue) and failures (red) per agent over the whole run. Drag "
+            "across it to show that stretch below."
+        )
+
+
+def clear_trace() -> None:
+    """Drop the trace filter: every trace again, in the window the sliders hold."""
+    st.session_state[state.TRACE] = ""
+    st.session_state.pop(MESSAGE, None)
+
+
+def fit(key: str, trace: str, fitted: tuple[float, float] | None) -> None:
+    """Following a trace fits the cursor to it (at its end: all of it visible, nothing
+    behind the curtain), once per trace; leaving it brings the cursor back into the
+    window the sliders hold."""
+    last = st.session_state.get(FITTED)
+    if fitted is not None:
+        if last != (key, trace):
+            st.session_state[FITTED] = (key, trace)
+            st.session_state[CURSOR] = float(fitted[1])
+        return
+    if last is not None:
+        st.session_state.pop(FITTED, None)
+        start, end = st.session_state[WINDOW]
+        if not start <= st.session_state[CURSOR] <= end:
+            st.session_state[CURSOR] = float(end)
+
+
 def stage(run: Run, key: str) -> None:
     """The part that reruns on every tick: sliders, diagram, selection."""
     duration = float(run.duration)
-    if st.session_state.get(PLAYING) and not advance(duration):
+    if st.session_state.get(PLAYING) and not advance(duration, wall_elapsed()):
         st.rerun()  # the end of the run: rerun the page so the timer stops
     controls = st.columns([1.4, 1, 1, 1, 1, 1])
     trace = st.session_state.get(state.TRACE, "")
     start, end = st.session_state[WINDOW]
     fitted = trace_extent(run, key, trace) if trace else None
+    if trace and fitted is None:
+        # A trace chosen in another run (or gone): never a silent, empty filter.
+        st.caption(f"Trace {trace} is not in this run: showing every trace.")
+        trace = ""
+        st.session_state[state.TRACE] = ""
+    fit(key, trace, fitted)
     lo, hi = fitted if fitted else (start, end)
     trace_picker(controls[0], trace, trace_options(run.messages, trace, lo, hi))
     flt, limit = filter_widgets(controls[1:], run, key, trace)
-    time_sliders(duration, fitted=bool(fitted))
     if fitted:
-        st.caption(f"Window fitted to trace {trace}: {lo:.3f}–{hi:.3f} s.")
+        note, button = st.columns([5, 1], vertical_alignment="center")
+        note.info(
+            f"Filtered to trace **{trace}**: its agents only, the window fitted to it "
+            f"({lo:.3f}–{hi:.3f} s).",
+            icon=":material/filter_alt:",
+        )
+        button.button("Show all traces", on_click=clear_trace, key="replay_all_traces")
+    time_sliders(duration, fitted=bool(fitted))
     win = view(run, key, lo, hi, flt, limit)
     cursor = show_diagram(run, key, win, lo, hi, flt, limit)
     # Topology opens at this time; written on every tick, as ticks rerun only this part.
     st.session_state[state.CURSOR] = float(st.session_state[CURSOR])
+    failure_note(run, key)
     detail(run, key, win, cursor)
+
+
+def failure_note(run: Run, key: str) -> None:
+    """The failure marker clicked last: its trace's root causes, and where to go."""
+    trace = st.session_state.get(FAILURE)
+    if not trace:
+        return
+    said = figures.failures.root_causes(state.failures(run, key), trace)
+    if not said:
+        st.session_state.pop(FAILURE, None)
+        return
+    box, go_to = st.columns([4, 1.3])
+    box.warning(
+        f"**What went wrong in trace {trace}**\n\n" + "\n".join(f"- {line}" for line in said),
+        icon=":material/report:",
+    )
+    if go_to.button(
+        f"Open {trace} on Cascades",
+        icon=":material/waterfall_chart:",
+        key="replay_failure_cascades",
+    ):
+        st.session_state[state.TRACE] = trace
+        st.switch_page(state.PAGES["cascades"])
+    if go_to.button(
+        f"Follow trace {trace}", icon=":material/filter_alt:", key="replay_failure_follow"
+    ):
+        st.session_state[state.TRACE] = trace
+        st.session_state.pop(FAILURE, None)
+        st.rerun()
 
 
 def trace_options(messages: pd.DataFrame, trace: str, lo: float, hi: float) -> list[str]:
@@ -253,11 +446,14 @@ def filter_widgets(
 
 def time_sliders(duration: float, *, fitted: bool) -> None:
     """The window and cursor sliders, side by side; the window is fixed while it is
-    fitted to a trace."""
+    fitted to a trace. In logical time they still pick simulated seconds (an event
+    count means nothing to a reader), and say so."""
     step = slider_step(duration)
+    logical = st.session_state.get(TIME, "physical") == "logical"
+    unit = "simulated s; the diagram counts events" if logical else "s"
     left, right = st.columns(2)
     left.slider(
-        "Window (s)",
+        f"Window ({unit})",
         0.0,
         duration,
         key=WINDOW,
@@ -268,7 +464,7 @@ def time_sliders(duration: float, *, fitted: bool) -> None:
         help="The stretch of the run the diagram shows. Drag either end, or the band.",
     )
     right.slider(
-        "Cursor (s)",
+        f"Cursor ({unit})",
         0.0,
         duration,
         key=CURSOR,
@@ -287,7 +483,9 @@ def chosen_message(shown: set[int]) -> int | None:
     picked = _picked(st.session_state.get(CHART))
     if picked is not None and picked != st.session_state.get(SELECTION):
         st.session_state[SELECTION] = picked
-        if picked in shown:
+        if isinstance(picked, str):  # a failure marker: the trace it belongs to
+            st.session_state[FAILURE] = picked.removeprefix(figures.failures.TRACE_PREFIX)
+        elif picked in shown:
             st.session_state[MESSAGE] = picked
     selected = st.session_state.get(MESSAGE)
     return selected if selected in shown else None
@@ -306,7 +504,8 @@ def show_diagram(
     returns the cursor (seconds), held inside the window."""
     logical = st.session_state.get(TIME, "physical") == "logical"
     selected = chosen_message(set(win.rows["seq"].tolist()))
-    base = diagram(run, key, lo, hi, flt, limit, logical, selected)
+    thread = bool(st.session_state.get(THREAD, True))
+    base = diagram(run, key, lo, hi, flt, limit, logical, selected, thread)
     events = state.event_times(run, key) if logical else None
     cursor = min(max(float(st.session_state[CURSOR]), lo), hi)
     st.plotly_chart(
@@ -320,20 +519,42 @@ def show_diagram(
         st.info(win.note(), icon=":material/filter_alt:")
     else:
         st.caption(f"{win.total:,} messages in this window.")
+    lanes = set(win.rows["src"]).union(win.rows["dst"]) if len(win.rows) else set()
+    found = figures.failures.counts(
+        figures.failures.in_window(state.failures(run, key), lo, hi, sorted(lanes))
+    )
+    if found:
+        st.caption(
+            "Failures here: "
+            + ", ".join(f"{n:,} {figures.failures.KINDS[k][0]}" for k, n in found.items())
+            + ". Hover a marker for why; click it for its trace."
+        )
     return cursor
 
 
-def _picked(event: Any) -> int | None:
-    """The `seq` of the first point of a chart selection, or None."""
+def _picked(event: Any) -> int | str | None:
+    """The first point of a chart selection: a message's `seq`, or a failure marker's
+    `trace:<id>`; None when nothing is selected."""
     try:
         points = event["selection"]["points"] if event is not None else []
     except (KeyError, TypeError):
         return None
-    for point in points or []:
+    # A failure marker over an arrow's end: the marker is what was aimed at.
+    points = sorted(
+        points or [],
+        key=lambda p: (
+            not str(p.get("customdata") if hasattr(p, "get") else "").startswith(
+                figures.failures.TRACE_PREFIX
+            )
+        ),
+    )
+    for point in points:
         # Points are read-only attribute dictionaries (not dict subclasses): use `get`.
         value = point.get("customdata") if hasattr(point, "get") else None
         if isinstance(value, list):
             value = value[0] if value else None
+        if isinstance(value, str) and value.startswith(figures.failures.TRACE_PREFIX):
+            return value
         if value is not None:
             return int(value)
     return None
@@ -365,6 +586,15 @@ def detail(run: Run, key: str, win: figures.Window, cursor: float) -> None:
             format_func=lambda s: "pick a message near the cursor" if s is None else labels[s],
             help="The 300 messages of the window sent closest to the cursor; or click an "
             "arrow's head on the diagram.",
+        )
+        st.toggle(
+            "Light up its causal thread",
+            value=True,
+            key=THREAD,
+            persist_state="session",
+            help="The messages that happened before the selected one (blue) and after it "
+            "(orange), by happens-before as ShiViz draws it: a delivery before a send at "
+            "the same agent, and chains of those.",
         )
         if seq is not None:
             corr = str(rows.loc[rows["seq"] == seq, "correlation_id"].iloc[0])
@@ -405,11 +635,11 @@ top[0].button(
 )
 top[1].selectbox(
     "Speed",
-    (0.5, 1.0, 2.0, 4.0),
-    index=1,
+    SPEEDS,
     key=SPEED,
     persist_state="session",
-    format_func=lambda s: f"{s:g}x",
+    format_func=speed_label,
+    help="Simulated seconds per wall second: 1x is real time, 0.01x a hundred times slower.",
 )
 top[2].segmented_control(
     "Time",
@@ -421,4 +651,6 @@ top[2].segmented_control(
     "(as Maelstrom draws it), which spreads out bursts.",
 )
 
+apply_overview(run)
 st.fragment(stage, run_every=TICK_S if playing else None)(run, key)
+show_overview(run, key)

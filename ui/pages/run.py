@@ -19,6 +19,7 @@ import streamlit as st
 import sim
 from sim import Run, loading
 from sim.otlp import otlp_json
+from sim.plugins import plugin_roles
 from sim.scenario import Scenario
 from ui import export, knobs, state
 from ui import summary as views
@@ -33,6 +34,7 @@ ORIGIN = "scenario_origin"  # {"label": file name, "text": its text as loaded}
 UPLOAD = "upload"  # the file uploader
 UPLOAD_ERROR = "upload_error"  # why the last upload was refused
 OPEN_PATH = "open_path"  # a saved run directory to open
+KNOBS_OPEN = 12  # more knobs than this start folded: they would push the results off screen
 
 
 def peek(name: str) -> Scenario | None:
@@ -111,8 +113,23 @@ def parse(text: str, label: str) -> tuple[dict[str, Any] | None, Scenario | None
 
 def knob_widget(knob: knobs.Knob, key: str) -> bool | str | int | float | None:
     """One knob as the widget that fits its kind; returns the widget's value."""
-    if knob.kind == "enabled":
-        return st.checkbox(knob.label, value=bool(knob.value), key=key, persist_state="session")
+    if knob.kind in ("enabled", "flag"):
+        return st.checkbox(
+            knob.label, value=bool(knob.value), key=key, persist_state="session", help=knob.help
+        )
+    if knob.kind in ("number", "integer"):
+        # A plugin role's setting: no bounds here, its own model validates what is set.
+        integer = knob.kind == "integer"
+        value = st.number_input(
+            knob.label,
+            value=int(knob.value) if integer else float(knob.value),
+            step=1 if integer else None,
+            format="%d" if integer else "%g",
+            key=key,
+            persist_state="session",
+            help=knob.help,
+        )
+        return int(value) if integer else value
     if knob.kind == "choice":
         return st.selectbox(
             knob.label,
@@ -194,12 +211,15 @@ def knob_widgets(scenario: Scenario, digest: str) -> dict[str, Any]:
     return values
 
 
-def run_scenario(scenario: Scenario, seed: int, label: str, builtin: str | None) -> None:
-    """Run the scenario with the page's seed; on failure keep the previous Run."""
+def run_scenario(
+    scenario: Scenario, seed: int, label: str, builtin: str | None, where: Any = None
+) -> None:
+    """Run the scenario with the page's seed (its progress bar in `where`); on failure
+    keep the previous Run."""
     scenario = scenario.model_copy(update={"seed": seed})
     name = scenario.name
     try:
-        run = state.simulate(scenario, f"{name} (seed {seed})")
+        run = state.simulate(scenario, f"{name} (seed {seed})", where)
     except loading.ScenarioError as exc:
         st.session_state[state.ERROR] = views.error_text(exc, label)
     except Exception as exc:
@@ -264,25 +284,36 @@ def show_summary() -> None:
     if run is None:
         st.info("No run yet: pick a scenario and press Run.", icon=":material/info:")
         return
-    summary = run.summary()
+    summary = state.summary(run)
     st.subheader(state.heading(run), anchor=False)
     wall = run.manifest.get("wall_seconds")
     timing = f" in {wall:.2f} s of wall time" if isinstance(wall, int | float) else ""
-    st.caption(f"{run.duration:,.0f} s simulated{timing}.")
-    show_cards(summary)
+    previous = st.session_state.get(state.PREVIOUS)
+    against = f" Changes are against the previous run, {previous['label']}." if previous else ""
+    st.caption(f"{run.duration:,.0f} s simulated{timing}.{against}")
+    show_cards(summary, previous["summary"] if previous else None)
     show_downloads(run)
     show_outcomes(run, summary)
     show_latency(summary)
     show_faults(run)
 
 
-def show_cards(summary: dict[str, Any]) -> None:
-    """The headline cards, six in a row, then the second row."""
-    for column, card in zip(st.columns(6), views.cards(summary), strict=True):
-        column.metric(card.label, card.value, help=card.help, border=True)
-    more = views.more_cards(summary)
-    for column, card in zip(st.columns(6), more, strict=False):
-        column.metric(card.label, card.value, help=card.help, border=True)
+def show_cards(summary: dict[str, Any], previous: dict[str, Any] | None = None) -> None:
+    """The headline cards, six in a row, then the second row (with tokens and cost
+    when the run made model calls); each with its change against the previous run."""
+    rows = (views.cards(summary), views.more_cards(summary) + views.llm_cards(summary))
+    for row in rows:
+        for column, card in zip(
+            st.columns(6), views.with_deltas(row, summary, previous), strict=False
+        ):
+            column.metric(
+                card.label,
+                card.value,
+                delta=card.delta,
+                delta_color=card.delta_color,  # type: ignore[arg-type]
+                help=card.help,
+                border=True,
+            )
 
 
 def show_outcomes(run: Run, summary: dict[str, Any]) -> None:
@@ -390,8 +421,29 @@ label = editor_label()
 data, scenario, problems = parse(text, label)
 if scenario is not None and scenario.description.strip():
     st.caption(" ".join(scenario.description.split()))
+if plugin_roles():
+    st.caption(
+        "Plugin roles loaded (by whoever started this dashboard): "
+        + ", ".join(plugin_roles())
+        + ". A scenario names them as `role:`; their settings are knobs below."
+    )
+# The results come first, right under the Run button (filled in at the end, once the
+# run is done): pressing Run changes what is on screen, however many knobs follow.
+results = st.container()
+with results:
+    # The run on screen is drawn before a new one starts (below), so pressing Stop
+    # during a run leaves it on screen; the new one replaces it once it is done.
+    progress = st.container()
+    if state.ERROR in st.session_state and not problems:
+        st.error(st.session_state[state.ERROR], icon=":material/error:")
+    show_summary()
 
-with st.expander("Knobs", expanded=True, icon=":material/tune:"):
+knob_count = len(knobs.knobs(scenario)) if scenario is not None else 0
+with st.expander(
+    f"Knobs ({knob_count})",
+    expanded=knob_count <= KNOBS_OPEN,
+    icon=":material/tune:",
+):
     knob_values: dict[str, Any] = {}
     if scenario is None:
         st.caption("Fix the scenario's errors to use the knobs.")
@@ -443,6 +495,7 @@ with st.expander("Open a saved run", icon=":material/folder_open:"):
     )
     if go.button("Open run", icon=":material/folder_open:", width="stretch") and path:
         open_saved(path)
+        st.rerun()  # the summary above shows the run just opened
 
 if overrides:
     origin = st.session_state.get(ORIGIN, {})
@@ -465,9 +518,6 @@ if (clicked or first_visit) and scenario is not None and data is not None:
         problems = list(exc.lines)
         st.error("The knobs made the scenario invalid:\n\n" + "\n\n".join(problems))
     else:
-        run_scenario(final, int(seed), label, st.session_state.get(ORIGIN, {}).get("builtin"))
-
-if state.ERROR in st.session_state and not problems:
-    st.error(st.session_state[state.ERROR], icon=":material/error:")
-
-show_summary()
+        builtin = st.session_state.get(ORIGIN, {}).get("builtin")
+        run_scenario(final, int(seed), label, builtin, progress)
+        st.rerun()  # draw the new run (or its error) where the previous one is

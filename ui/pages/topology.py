@@ -51,9 +51,9 @@ if st.session_state.get(FOR) != (key, cursor) or TIME not in st.session_state:
 
 st.title("Topology", anchor=False)
 st.caption(
-    f"{state.heading(run)}: who calls whom. Edge colour: protocol; mid-edge marker: the "
-    "breaker's state at the chosen time; dashed red: a partitioned link; grey, crossed: "
-    "an agent that is down."
+    f"{state.heading(run)}: who calls whom. Edge colour: protocol; agent colour: role; "
+    "mid-edge marker: the breaker's state at the chosen time; dashed red: a partitioned "
+    "link; grey, crossed: an agent that is down. The legend names every colour."
 )
 time = st.slider(
     "Time (s)",
@@ -66,11 +66,10 @@ time = st.slider(
 )
 scenario = state.scenario_of(run)
 moment = figures.moment(run.faults, list(scenario.faults or []), time, duration)
-broken = [f"{agent} {how}" for agent, how in sorted(moment.down.items())]
-broken += [
-    f"partition {' '.join(sorted(a))} | {' '.join(sorted(b - {'*'})) or 'everyone else'}"
-    for a, b, _ in moment.cut
-]
-st.caption(f"At {time:.1f} s: " + ("; ".join(broken) if broken else "nothing is broken."))
+broken = figures.broken_at(moment, figures.state_at(run.breakers, time))
+if broken:
+    st.warning(f"At {time:.1f} s: " + "; ".join(broken) + ".", icon=":material/warning:")
+else:
+    st.caption(f"At {time:.1f} s: no agent down, no link cut, no fault open, every breaker closed.")
 st.plotly_chart(chart(run, key, float(time)), key="topology_chart", config={"displaylogo": False})
 st.dataframe(edges_table(run, key, time), hide_index=True)

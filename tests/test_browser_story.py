@@ -1,0 +1,330 @@
+"""The failure story in a real headless Chromium (issue 16): what only a browser shows.
+
+Failure markers drawn and clickable, the causal highlight, Compare's matched requests,
+the overview on a 1,000,000-message run (its seconds measured into
+test-artifacts/overview-1m.json, never asserted), arrows past 2,000 drawn as SVG lines,
+and Stop during a run keeping the previous one. Server, browser and page fixtures and
+the page helpers are tests/test_browser.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim
+import tests.test_browser as tb
+from sim import loading
+from sim.trace import Run, conform
+from tests.test_browser import (
+    ARTIFACTS,
+    CHARTS,
+    LARGE_MS,
+    charts_rendered,
+    exceptions,
+    go_to,
+    heading,
+    run_button,
+    shoot,
+    slider_value,
+    wait_idle,
+)
+
+pytestmark = pytest.mark.browser
+
+# The server, browser and page fixtures of tests/test_browser.py (one server per module).
+server = tb.server
+browser = tb.browser
+page = tb.page
+
+MILLION = 1_000_000
+
+
+def plot(page: Any, index: int = 0) -> str:
+    """A JS expression for the `index`-th plotly chart's graph div."""
+    return f'document.querySelectorAll("{CHARTS} .js-plotly-plot")[{index}]'
+
+
+def names(page: Any, index: int = 0) -> list[str]:
+    """The names of a chart's traces as plotly.js drew them."""
+    return page.evaluate(f"() => {plot(page, index)}._fullData.map(t => t.name)")
+
+
+def point_on(page: Any, trace: str, i: int, index: int = 0) -> dict[str, float]:
+    """Page coordinates of point `i` of the trace named `trace` on a chart."""
+    return page.evaluate(
+        """([sel, index, name, i]) => {
+            const gd = document.querySelectorAll(sel)[index];
+            const t = gd._fullData.find(t => t.name === name);
+            const box = gd.getBoundingClientRect();
+            const xa = gd._fullLayout[t.xaxis === 'x' ? 'xaxis' : 'xaxis' + t.xaxis.slice(1)];
+            const ya = gd._fullLayout[t.yaxis === 'y' ? 'yaxis' : 'yaxis' + t.yaxis.slice(1)];
+            return {x: box.left + xa._offset + xa.l2p(t.x[i]),
+                    y: box.top + ya._offset + ya.l2p(t.y[i])};
+        }""",
+        [f"{CHARTS} .js-plotly-plot", index, trace, i],
+    )
+
+
+def open_a_saved_run(page: Any, folder: Path, name: str) -> None:
+    """Open a saved run directory from the Run page and wait for its summary."""
+    expander = page.locator("[data-testid='stExpander']").filter(has_text="Open a saved run")
+    field = page.get_by_label("Run directory", exact=True)
+    if not field.is_visible():
+        expander.locator("summary").click()
+    field.fill(str(folder))
+    field.press("Enter")
+    page.get_by_role("button", name="Open run", exact=True).click()
+    page.wait_for_function(
+        "n => { const e = document.querySelector(\"[data-testid='stHeading'] h3\");"
+        " return e && e.innerText.startsWith(n); }",
+        arg=name,
+        timeout=LARGE_MS,
+    )
+    wait_idle(page, LARGE_MS)
+    assert exceptions(page) == 0
+
+
+@pytest.fixture(scope="module")
+def chain_run() -> Run:
+    """timeout-chain: C slows from 30 s to 60 s and the timeouts cascade."""
+    return sim.run("timeout-chain")
+
+
+def test_failures_are_drawn_where_they_happened_and_link_to_cascades(
+    page: Any, tmp_path: Path, chain_run: Run
+) -> None:
+    page.wait_for_selector("[data-testid='stMetricValue']")
+    wait_idle(page)
+    open_a_saved_run(page, chain_run.save(tmp_path / "timeout-chain"), "timeout-chain")
+    go_to(page, "replay")
+    # Jump to the first failure (the overview is folded on a run this small).
+    page.locator("[data-testid='stExpander']").filter(has_text="Overview of the whole run").locator(
+        "summary"
+    ).click()
+    page.get_by_role("button", name="First failure").click()
+    wait_idle(page)
+    charts_rendered(page)
+    gave_up = "caller gave up (timeout, deadline)"
+    page.wait_for_function(f"n => {plot(page)}._fullData.some(t => t.name === n)", arg=gave_up)
+    drawn = names(page)
+    assert gave_up in drawn and "5xx answer" in drawn
+    # Markers are SVG points with their labels (timeout, 502...) in the diagram.
+    labels = page.locator(f"{CHARTS} .textpoint").all_text_contents()
+    assert "timeout" in labels or "502" in labels or "504" in labels
+    shoot(page, "readme-failures")
+
+    # Click a "caller gave up" marker: its trace's root causes, and a way to Cascades.
+    head = point_on(page, gave_up, 0)
+    page.mouse.click(head["x"], head["y"])
+    box = page.locator("[data-testid='stAlert']").filter(has_text="What went wrong in trace")
+    box.wait_for()
+    assert "gave up on" in box.inner_text()
+    trace = box.inner_text().split("What went wrong in trace ")[1].split()[0]
+    page.get_by_role("button", name=f"Open {trace} on Cascades").click()
+    page.wait_for_function(
+        "() => { const h = document.querySelector('h1'); return h && h.innerText.trim() === 'Cascades'; }"
+    )
+    wait_idle(page)
+    charts_rendered(page)
+    assert exceptions(page) == 0
+    assert page.locator("[data-testid='stAlert']").filter(has_text="What went wrong").count() == 1
+    title = page.locator(f"{CHARTS} .gtitle").first.text_content()
+    assert title == f"trace {trace}"
+
+
+def test_a_picked_message_lights_its_causal_thread(
+    page: Any, tmp_path: Path, chain_run: Run
+) -> None:
+    page.wait_for_selector("[data-testid='stMetricValue']")
+    wait_idle(page)
+    open_a_saved_run(page, chain_run.save(tmp_path / "timeout-chain"), "timeout-chain")
+    go_to(page, "replay")
+    drawn = page.evaluate(f"() => {plot(page)}._fullData.find(t => t.name === 'http').x.length")
+    i = 3 * (drawn // 6) + 1  # an arrival half-way through
+    head = point_on(page, "http", i)
+    page.mouse.move(head["x"], head["y"])
+    page.mouse.click(head["x"], head["y"])
+    page.wait_for_function(
+        f"() => {plot(page)}._fullData.some(t => t.name === 'happened before' "
+        "|| t.name === 'happened after')"
+    )
+    wait_idle(page)
+    drawn_names = names(page)
+    assert "selected" in drawn_names
+    faded = page.evaluate(f"() => {plot(page)}._fullData.find(t => t.name === 'http').opacity")
+    assert faded < 0.5  # everything else fades
+    assert exceptions(page) == 0
+    shoot(page, "readme-causal")
+
+
+def longer_timeouts(folder: Path) -> Path:
+    """timeout-chain where A and B wait long enough: the requests A lost, B keeps."""
+    data = loading.read_data(loading.builtin_path("timeout-chain"))
+    data["channels"][0]["timeout"] = 60
+    data["channels"][1]["timeout"] = 30
+    return sim.run(data).save(folder)
+
+
+def test_compare_matches_the_same_requests(page: Any, tmp_path: Path, chain_run: Run) -> None:
+    page.wait_for_selector("[data-testid='stMetricValue']")
+    wait_idle(page)
+    open_a_saved_run(page, chain_run.save(tmp_path / "a"), "timeout-chain")
+    go_to(page, "compare")
+    page.locator("[data-testid='stButtonGroup'] button").filter(has_text="saved run").click()
+    wait_idle(page)
+    field = page.get_by_label("Run directory", exact=True)
+    field.fill(str(longer_timeouts(tmp_path / "b")))
+    field.press("Enter")
+    page.get_by_role("button", name="Load B").click()
+    page.get_by_text("matched by trace id").wait_for()
+    wait_idle(page)
+    charts_rendered(page)
+    assert exceptions(page) == 0
+    said = page.locator("[data-testid='stMarkdown']").filter(has_text="ended differently")
+    assert "ok only in B" in said.inner_text()
+    # B's cards carry their change against A.
+    assert page.locator("[data-testid='stMetricDelta']").count() >= 6
+    picker = page.locator("[data-testid='stSelectbox']").filter(
+        has_text="A request that ended differently"
+    )
+    assert ": ok in B, failed in A at B → C" in picker.locator("input").input_value()
+    shoot(page, "readme-compare-runs")
+
+
+def tiled(run: Run, copies: int) -> Run:
+    """`run` repeated `copies` times end to end: a run of `copies` times its messages,
+    every id made unique per copy (a synthetic large run that takes seconds to build)."""
+    d = run.duration
+    tables: dict[str, pd.DataFrame] = {}
+    time_columns = {
+        "messages": ("sent_at", "delivered_at", "ended_at"),
+        "spans": ("start", "end", "deadline"),
+        "queues": ("time",),
+        "effects": ("time",),
+        "faults": ("start", "end"),
+        "breakers": ("time",),
+    }
+    id_columns = {
+        "messages": ("msg_id", "correlation_id", "causation_id", "span_id"),
+        "spans": ("span_id", "parent_id", "correlation_id"),
+        "effects": ("msg_id", "correlation_id", "key"),
+        "faults": ("fault_id",),
+    }
+    for name, table in run.tables.items():
+        if name == "agents" or table.empty:
+            tables[name] = table
+            continue
+        n = len(table)
+        copy = np.repeat(np.arange(copies), n)  # which copy each row belongs to
+        out = pd.DataFrame({c: np.tile(table[c].to_numpy(), copies) for c in table.columns})
+        for column in time_columns.get(name, ()):
+            out[column] = out[column].astype(float) + copy * d
+        suffix = pd.Series(np.char.add("~", copy.astype(str)))
+        for column in id_columns.get(name, ()):
+            values = out[column].astype(str)
+            out[column] = values.where(values == "", values + suffix)
+        if name == "messages":
+            out["seq"] = out["seq"].astype("int64") + copy * n
+        tables[name] = conform(name, out)
+    manifest = dict(run.manifest, duration=d * copies)
+    manifest["scenario"] = dict(run.manifest["scenario"], duration=d * copies)
+    return Run(tables, manifest)
+
+
+def test_the_overview_of_a_million_message_run(page: Any, tmp_path: Path, chain_run: Run) -> None:
+    """Seconds measured into test-artifacts/overview-1m.json, not asserted."""
+    copies = -(-MILLION // len(chain_run.messages))
+    started = time.monotonic()
+    big = tiled(chain_run, copies)
+    folder = big.save(tmp_path / "million")
+    seconds: dict[str, float] = {"build and save": round(time.monotonic() - started, 2)}
+    assert len(big.messages) >= MILLION
+
+    page.wait_for_selector("[data-testid='stMetricValue']")
+    wait_idle(page)
+    started = time.monotonic()
+    open_a_saved_run(page, folder, "timeout-chain")
+    seconds["open"] = round(time.monotonic() - started, 2)
+    seconds["replay"] = round(go_to(page, "replay", LARGE_MS), 2)
+    assert exceptions(page) == 0
+    overview = page.locator("[data-testid='stExpander']").filter(
+        has_text="Overview of the whole run"
+    )
+    assert overview.locator(f"{CHARTS} .main-svg").count() >= 1  # open by itself
+    shoot(page, "readme-overview")
+
+    # Drag across the overview: the window follows (whole cells of it).
+    chart_index = page.evaluate(f'() => document.querySelectorAll("{CHARTS}").length') - 1
+    box = page.evaluate(
+        f"""() => {{ const gd = {plot(page, chart_index)};
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            const r = gd.getBoundingClientRect();
+            return {{x0: r.left + xa._offset + xa.l2p(20000), x1: r.left + xa._offset + xa.l2p(21000),
+                     y: r.top + ya._offset + ya._length / 2}}; }}"""
+    )
+    started = time.monotonic()
+    page.mouse.move(box["x0"], box["y"])
+    page.mouse.down()
+    page.mouse.move((box["x0"] + box["x1"]) / 2, box["y"], steps=5)
+    page.mouse.move(box["x1"], box["y"], steps=5)
+    page.mouse.up()
+    page.wait_for_function(
+        """() => { const b = Array.from(document.querySelectorAll("[data-testid='stSlider']"))
+                .find(b => b.innerText.includes('Window'));
+            const v = parseFloat(b.querySelectorAll("input[type='range']")[0].value);
+            return v > 19000 && v < 21000; }""",
+        timeout=LARGE_MS,
+    )
+    wait_idle(page, LARGE_MS)
+    charts_rendered(page, LARGE_MS)
+    seconds["drag a window"] = round(time.monotonic() - started, 2)
+    window = page.locator("[data-testid='stSlider']").filter(has_text="Window")
+    lo = float(window.locator("input[type='range']").nth(0).input_value())
+    hi = float(window.locator("input[type='range']").nth(1).input_value())
+    assert 19_000 < lo < hi < 22_000
+
+    started = time.monotonic()
+    page.get_by_role("button", name="Next failure").click()
+    wait_idle(page, LARGE_MS)
+    charts_rendered(page, LARGE_MS)
+    seconds["next failure"] = round(time.monotonic() - started, 2)
+    assert slider_value(page, "Cursor") > lo
+
+    # 4,000 arrows on screen: SVG lines, no WebGL canvas in the diagram.
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Arrows at most").click()
+    page.locator("[role='option']").filter(has_text="4000").first.click()
+    wait_idle(page, LARGE_MS)
+    charts_rendered(page, LARGE_MS)
+    diagram = page.locator(CHARTS).first
+    assert diagram.locator(".gl-container canvas").count() == 0
+    assert diagram.locator(".scatterlayer path.js-line").count() >= 2
+    assert exceptions(page) == 0
+    (ARTIFACTS / "overview-1m.json").write_text(
+        json.dumps({"messages": len(big.messages), "seconds": seconds}, indent=2)
+    )
+    print(f"\n{len(big.messages):,} messages; seconds: {seconds}")
+
+
+def test_stop_during_a_run_keeps_the_previous_one(page: Any) -> None:
+    page.wait_for_selector("[data-testid='stMetricValue']")
+    wait_idle(page)
+    before = heading(page)
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.locator("[role='option']").filter(has_text="large").first.click()
+    wait_idle(page)
+    run_button(page).click()
+    page.locator("[data-testid='stProgress']").wait_for()
+    page.get_by_role("button", name="Stop").click()
+    wait_idle(page)
+    time.sleep(1.0)  # whatever the page would still redraw after stopping
+    assert exceptions(page) == 0
+    assert heading(page) == before  # the previous run is still on screen
+    assert page.locator("[data-testid='stMetricValue']").count() >= 10
+    shoot(page, "stopped")

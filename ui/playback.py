@@ -1,0 +1,25 @@
+"""Replay's playback speed: pure helpers (no Streamlit), so tests read them directly.
+
+A speed is simulated seconds per wall second: 1x is real time. Runs span milliseconds to
+hours, so the speeds offered span five decades, and the default plays the first window
+in about PLAY_WALL_S whatever its width.
+"""
+
+from __future__ import annotations
+
+import math
+
+PLAY_WALL_S = 20.0  # the first window plays in about this many wall seconds by default
+SPEEDS = (0.001, 0.01, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 100.0)
+
+
+def default_speed(width: float) -> float:
+    """The speed that plays a window of `width` simulated seconds in about PLAY_WALL_S:
+    the nearest offered one, on a log scale."""
+    wanted = max(width, 1e-9) / PLAY_WALL_S
+    return min(SPEEDS, key=lambda s: abs(math.log(s / wanted)))
+
+
+def speed_label(speed: float) -> str:
+    """How a speed reads: `1x (real time)`, `0.1x`, `10x`."""
+    return f"{speed:g}x" + (" (real time)" if speed == 1.0 else "")
