@@ -545,7 +545,13 @@ def test_failures_say_why_with_what_only_the_simulator_knows(
         overload.messages, overload.spans, overload.breakers, overload.faults
     )
     first = refused[refused["kind"] == "refused"].iloc[0]["detail"]
-    assert "breaker orchestrator → writer-1 OPEN since 7.967 s: failure rate 70.0% >= 50%" in first
+    # The sentence names the breaker's opening as the breakers table records it.
+    b = overload.breakers
+    opened = b[(b["target"] == "writer-1") & (b["to_state"] == "OPEN")].iloc[0]
+    assert (
+        f"breaker orchestrator → writer-1 OPEN since {opened['time']:.3f} s: "
+        f"failure rate {opened['failure_rate']:.1%} >= 50%"
+    ) in first
     assert "over 10 calls" in first
 
 

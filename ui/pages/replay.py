@@ -33,6 +33,10 @@ WINDOW = "replay_window"
 CURSOR = "replay_cursor"
 PLAYING = "replay_playing"
 TICKED = "replay_ticked"  # the wall clock (monotonic) of the last frame while playing
+# Where playback has got to, apart from the Cursor slider's key: a frame requested while
+# the previous one was still drawing carries the slider's old value from the browser,
+# and moving on from that made the cursor step back (and move again after Pause).
+PLAY_POS = "replay_play_pos"
 SPEED = "replay_speed"
 TIME = "replay_time"
 LIMIT = "replay_limit"
@@ -91,6 +95,11 @@ def toggle_play() -> None:
     start, end = st.session_state[WINDOW]
     if playing and st.session_state[CURSOR] >= end - 1e-9:
         st.session_state[CURSOR] = float(start)
+    if playing:
+        st.session_state[PLAY_POS] = float(st.session_state[CURSOR])
+    elif PLAY_POS in st.session_state:
+        # Paused: the cursor stays where the last frame drew it.
+        st.session_state[CURSOR] = st.session_state.pop(PLAY_POS)
 
 
 def wall_elapsed() -> float:
@@ -116,15 +125,16 @@ def advance(duration: float, elapsed: float = TICK_S) -> bool:
     start, end = st.session_state[WINDOW]
     width = max(end - start, slider_step(duration))
     speed = float(st.session_state.get(SPEED, 1.0))
-    cursor = st.session_state[CURSOR] + elapsed * speed
+    cursor = st.session_state.get(PLAY_POS, st.session_state[CURSOR]) + elapsed * speed
     if cursor > duration:
         st.session_state[CURSOR] = float(duration)
         st.session_state[PLAYING] = False
+        st.session_state.pop(PLAY_POS, None)
         return False
     if cursor > end:
         start = end
         st.session_state[WINDOW] = (float(start), float(min(start + width, duration)))
-    st.session_state[CURSOR] = float(cursor)
+    st.session_state[CURSOR] = st.session_state[PLAY_POS] = float(cursor)
     return True
 
 
@@ -139,6 +149,8 @@ def on_cursor(duration: float) -> None:
     """A cursor moved outside the window takes the window with it."""
     start, end = st.session_state[WINDOW]
     cursor = st.session_state[CURSOR]
+    if PLAY_POS in st.session_state:
+        st.session_state[PLAY_POS] = float(cursor)  # scrubbed while playing: go on from here
     if not start <= cursor <= end:
         width = end - start
         new_start = max(0.0, min(cursor - width / 2, duration - width))
