@@ -200,26 +200,27 @@ def _review(ctx: AgentContext, peer: str) -> Steps:
     bids carry the task's correlation id: one task is one trace, negotiation included)."""
     stance = stance_of(ctx.spec)
     with ctx.span(REVIEW, peer, "websocket") as review:
-        deadline = min(stance.deadline, ctx.time_left)  # never past the stream's deadline
-        if deadline <= 0:
+        if min(stance.deadline, ctx.time_left) <= 0:
             review.end("deadline_exceeded", "no time left to negotiate")
             return None
-        talk = yield from _negotiate(ctx, peer, ctx.now + deadline, stance)
+        talk = yield from _negotiate(ctx, peer, stance)
         agreed = talk.outcome == "agreed"
         why = "" if agreed else f"no agreement with {peer} ({talk.outcome})"
         review.end("ok" if agreed else "error", why, attempts=talk.rounds)
     return talk
 
 
-def _negotiate(ctx: AgentContext, peer: str, until: float, stance: sc.NegotiationStance) -> Steps:
-    """Bid and counter-bid with `peer` in a session until agreement or `until`."""
+def _negotiate(ctx: AgentContext, peer: str, stance: sc.NegotiationStance) -> Steps:
+    """Bid and counter-bid with `peer` in a session, until agreement or the deadline: the
+    stance's from the first bid, never past the stream's."""
     talk = Talk()
     with ctx.span(NEGOTIATE, peer, "websocket", "client") as span:
         try:
-            ws = yield ctx.connect(peer, timeout=until - ctx.now)
+            ws = yield ctx.connect(peer, timeout=min(stance.deadline, ctx.time_left))
         except CallError as exc:
             span.end("error", f"no session with {peer}: {exc.error}")
             return talk
+        until = ctx.now + min(stance.deadline, ctx.time_left)
         position = stance.position
         while True:
             talk.rounds += 1
