@@ -302,5 +302,7 @@ def test_the_collaborations_negotiation_is_a_websocket_session_under_the_review(
         assert kinds[:2] == ["session.open", "session.accept"]
         assert kinds[-1] == "session.close"
         assert {t for t in kinds[2:-2] if not t.startswith("session.")} <= {
-            "negotiation.bid", "negotiation.agree"}
+            "negotiation.bid",
+            "negotiation.agree",
+        }
     assert not violations(run)

@@ -38,8 +38,8 @@ from protocols.call import Call, CallResult
 from protocols.http import payload_of
 from protocols.kernel import start_soon
 from protocols.queue import Deduper, QueueServer
-from protocols.schemas import Rejected, SchemaRegistry, default_registry
 from protocols.resilience import FanOut, FanOutSettings, Policies
+from protocols.schemas import Rejected, SchemaRegistry, default_registry
 from protocols.workers import Job, WorkerPool
 from sim import scenario as sc
 from sim.agents.api import (
@@ -473,7 +473,9 @@ class PluginAgent(Agent):
         self._service_time = spec.service_time.sampler(self._work_rng)
         self._samplers: dict[str, Callable[[], float]] = {}
         self._plugin_peers = {
-            a.id for a in ctx.scenario.agents if a.role not in BUILTIN_ROLES or a.role in HOSTED_ROLES
+            a.id
+            for a in ctx.scenario.agents
+            if a.role not in BUILTIN_ROLES or a.role in HOSTED_ROLES
         }
         self._agent_ids = {a.id for a in ctx.scenario.agents}
         self._replies = itertools.count(1)
