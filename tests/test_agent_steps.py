@@ -42,6 +42,14 @@ class Planner:
         return answer.body
 
 
+class Napper:
+    """Naps under a span of its own."""
+
+    def on_task_run(self, ctx: sim.AgentContext, request: sim.Request) -> Any:
+        with ctx.span("nap"):
+            yield ctx.sleep(5)
+
+
 class Tool:
     """Works, then answers."""
 
@@ -128,7 +136,7 @@ class Brittle(Sink):
 
 ROLES = {"s-planner": Planner, "s-tool": Tool, "s-whole": Whole, "s-parts": Parts,
          "s-pairs": Pairs, "s-reporter": Reporter, "s-reader": Reader, "s-sink": Sink,
-         "s-brittle": Brittle}  # fmt: skip
+         "s-brittle": Brittle, "s-napper": Napper}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -185,6 +193,23 @@ def test_a_span_of_the_codes_own_is_the_parent_of_what_it_starts() -> None:
     assert (doomed["outcome"] == "error").all() and (doomed["error"] == "KeyError: 'gone'").all()
     # The request itself answered 200.
     assert (served["status"] == 200).all()
+
+
+def test_a_span_the_agent_crashed_in_ends_when_it_crashed() -> None:
+    faults = [{"kind": "crash", "targets": ["napper"], "start": 10, "end": 12}]
+    run = sim.run(
+        scenario([{"id": "napper", "role": "s-napper", "workers": 64}], [], faults=faults)
+    )
+    s = run.spans
+    naps = s[s["name"] == "nap"]
+    cut = naps[(naps["start"] < 10) & (naps["start"] > 5)]
+    assert len(cut) > 3
+    assert (cut["end"] == 10).all() and (cut["outcome"] == "error").all()
+    assert (cut["error"] == "crashed").all()
+    whole = naps[naps["start"].between(12, 24)]
+    assert len(whole) > 10
+    assert ((whole["end"] - whole["start"] - 5).abs() < 1e-9).all()
+    assert (whole["outcome"] == "ok").all()
 
 
 def test_a_draw_split_in_parts_works_as_long_as_the_whole() -> None:

@@ -10,7 +10,8 @@ record, as the built-in roles mark theirs (the collaboration's `progress`, `revi
 While the `with` block runs, the calls, fan-outs, streams, sessions, publishes and
 spans the code starts are children of this span (not of the request's), in the
 request's trace. A block left by an exception ends the span `error` with the
-exception's text; `end()` called first decides instead. A span opened without `with`
+exception's text (`crashed` when the agent crashed; `cancelled` when the caller
+cancelled the request); `end()` called first decides instead. A span opened without `with`
 is ended by `end()` only (an open span reads `open` in the trace).
 """
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 from types import TracebackType
 from typing import Protocol
+
+import simpy
 
 from protocols.journal import Journal
 
@@ -78,7 +81,11 @@ class Span:
             parents.pop()
         if exc is None:
             self.end("ok")
-        elif kind is not None and not self.ended:
+        elif isinstance(exc, simpy.Interrupt):
+            # The agent crashed, or the caller cancelled the request the code serves.
+            cause = str(exc.cause)
+            self.end("cancelled" if cause == "cancelled" else "error", cause)
+        elif kind is not None:
             text = str(exc)
             self.end("error", f"{kind.__name__}{': ' + text if text else ''}")
 
