@@ -13,8 +13,8 @@ in `sim.agents.discovery`; this module holds the orchestrator:
 3-4. it assigns sub-tasks to several workers at once: a FanOut of SSE streams (A2A's
    SendStreamingMessage is a POST answered with an event stream);
 5. each worker streams its progress back on its stream;
-6-7. a writer negotiates its draft with its critic, peer to peer over a WebSocket (the
-   critic reports only once that negotiation has ended);
+6-7. a writer negotiates its draft with its critic, peer to peer in a WebSocket session
+   (the critic reports only once that negotiation has ended);
 8-9. each worker publishes its `task.result` to the orchestrator's response queue on the
    broker; the orchestrator matches results by correlation id, reads them through the
    schema registry (converting other versions), and answers the client.
