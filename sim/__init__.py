@@ -37,10 +37,12 @@ from sim.agents.api import (
     CallRejected,
     CallTimeout,
     FanOutResult,
+    Readable,
     Request,
     Response,
     SessionMessage,
     StreamEvent,
+    Unreadable,
     handles,
 )
 from sim.agents.plugin import AgentContext
@@ -64,6 +66,7 @@ __all__ = [
     "FanOutResult",
     "PluginError",
     "Published",
+    "Readable",
     "Request",
     "Response",
     "Run",
@@ -71,6 +74,7 @@ __all__ = [
     "ScenarioError",
     "SessionMessage",
     "StreamEvent",
+    "Unreadable",
     "UserError",
     "__version__",
     "check",

@@ -28,6 +28,9 @@ from pydantic import BaseModel
 # The roles of `sim.agents.registry`, which a plugin may not replace. Listed here too
 # because the scenario model checks role names and may not import the agents.
 BUILTIN_ROLES = ("client", "service", "broker", "orchestrator", "worker", "registry", "llm")
+# The built-in roles written on the plugin API (`sim.agents.plugin` hosts them, as it
+# hosts a plugin's): calls to their agents carry bodies both ways, as to plugin roles.
+HOSTED_ROLES = ("orchestrator", "worker", "registry")
 # The environment variable the dashboard reads its plugin modules from (comma-separated).
 PLUGINS_ENV = "SWITCHBOARD_PLUGINS"
 

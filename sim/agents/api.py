@@ -72,6 +72,8 @@ class Request:
     msg_id: str
     # Absolute simulated time the caller stops waiting (inf: none); see ctx.time_left.
     deadline: float = math.inf
+    # The message version its sender speaks (its agent's `version`); see ctx.read.
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,26 @@ class FanOutResult:
     def responses(self) -> list[Response]:
         """The OK answers, in call order."""
         return [r for r in self.results if isinstance(r, Response)]
+
+
+class Unreadable(ValueError):
+    """A request whose body the schema registry cannot read (`ctx.read`): invalid for
+    the version it claims, or with no converter to a version the reader reads. `reason`
+    says why in one sentence."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Readable:
+    """A request's body as the schema registry read it (`ctx.read`): the data (a dict),
+    the version it is now in, and whether it was converted from the sender's."""
+
+    data: dict[str, Any]
+    version: int
+    converted: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,10 +199,12 @@ __all__ = [
     "CallRejected",
     "CallTimeout",
     "FanOutResult",
+    "Readable",
     "Request",
     "Response",
     "SessionMessage",
     "StreamEvent",
+    "Unreadable",
     "declared_handlers",
     "handles",
     "method_name",

@@ -28,8 +28,8 @@ class Context:
     network: Transport | None = None
     # What an answer says that its protocol's response does not carry (an HTTP response
     # here is a status, not a body): the responder leaves it under a key both sides know
-    # (the registry's agent cards, by the task's correlation id), the caller takes it once
-    # the response has reached it.
+    # (a plugin-API call's reply key: the registry's agent cards, say), the caller takes
+    # it once the response has reached it.
     answers: dict[str, Any] = field(default_factory=dict)
     # Plugin roles' code (sim.agents.plugin): with `strict`, the first exception it
     # raises stops the run and is kept here, for the world to raise again as it was.

@@ -5,17 +5,22 @@ seconds; the registry lists, in answer to `agent.card`, the workers whose card i
 younger than `discovery.ttl`, so a worker that stops (crashed, cut off, stalled) stops
 getting work once its card lapses. The orchestrator (`sim.agents.collaboration`) keeps
 the cards it got last and uses them while the registry does not answer.
+
+The registry is a role written on the plugin API (docs/agents.md), as the
+collaboration's other roles are: its code uses `ctx` only.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Generator
+from typing import Any
 
-from protocols.workers import Job
+import simpy
+
 from sim import scenario as sc
-from sim.agents.context import Context
-from sim.agents.roles import Service
-from sim.agents.steps import DISCOVER, HEARTBEAT
+from sim.agents.api import Request
+from sim.agents.plugin import AgentContext
 
 
 def registry_of(scenario: sc.Scenario) -> sc.Agent | None:
@@ -23,45 +28,45 @@ def registry_of(scenario: sc.Scenario) -> sc.Agent | None:
     return next((a for a in scenario.agents if a.role == "registry"), None)
 
 
-def answer_key(registry: str, correlation_id: str) -> str:
-    """Where the registry leaves its answer to a discovery call (see Context.answers)."""
-    return f"{registry}:{correlation_id}"
+def workers_of(scenario: sc.Scenario) -> list[str]:
+    """The scenario's workers, in its order: the cards when they are static."""
+    return [a.id for a in scenario.agents if a.role == "worker"]
 
 
-class Registry(Service):
+class Registry:
     """Serves agent cards over HTTP (`agent.card`): the workers' discovery endpoint.
 
     A worker's card is listed while it is renewed: each heartbeat (`agent.heartbeat`)
     keeps it for the discovery's `ttl`; a worker that stops (it crashed, it is cut off,
     it stalls) drops out once its last heartbeat is that old. With no heartbeat set the
-    cards are static: every worker of the scenario, up or down. Cards live in memory: a
-    crash loses them until the workers' next heartbeats. The answer lists the workers
-    in the scenario's order.
+    cards are static: every worker of the scenario, up or down. Cards live in `ctx.state`:
+    a crash loses them until the workers' next heartbeats. The answer's body lists the
+    workers in the scenario's order.
     """
 
-    role = "registry"
+    def on_agent_heartbeat(
+        self, ctx: AgentContext, request: Request
+    ) -> Generator[simpy.Event, Any, None]:
+        """Renew the sender's card (from when the heartbeat arrived), then do the work."""
+        if request.src in workers_of(ctx.scenario):
+            ctx.state.setdefault("cards", {})[request.src] = ctx.now + ctx.spec.discovery.ttl
+        yield ctx.work()
 
-    def __init__(self, ctx: Context, spec: sc.Agent) -> None:
-        super().__init__(ctx, spec)
-        self.discovery = spec.discovery
-        self.workers = [a.id for a in ctx.scenario.agents if a.role == "worker"]
-        self.cards: dict[str, float] = {}  # worker -> when its card expires
-        self.node.on_crash.append(self.cards.clear)
+    def on_agent_card(
+        self, ctx: AgentContext, request: Request
+    ) -> Generator[simpy.Event, Any, list[str]]:
+        """The cards listed when the request arrived, after the work."""
+        workers = workers_of(ctx.scenario)
+        if ctx.spec.discovery.heartbeat is not None:
+            cards = ctx.state.get("cards", {})
+            now = ctx.now
+            workers = [w for w in workers if cards.get(w, -math.inf) > now]
+        yield ctx.work()
+        return workers
 
-    def live(self, now: float) -> list[str]:
-        """The workers whose cards are listed at `now`."""
-        if self.discovery.heartbeat is None:
-            return list(self.workers)
-        cards = self.cards
-        return [w for w in self.workers if cards.get(w, -math.inf) > now]
+    def on_request(self, ctx: AgentContext, request: Request) -> Generator[simpy.Event, Any, None]:
+        """Any other request: a service's work."""
+        yield ctx.work()
 
-    def _handle(self, job: Job) -> None:
-        if self._injected_error(job):
-            return
-        msg, now = job.msg, self.ctx.env.now
-        if msg.type == HEARTBEAT and msg.src in self.workers:
-            self.cards[msg.src] = now + self.discovery.ttl
-        elif msg.type == DISCOVER:
-            self.ctx.answers[answer_key(self.id, msg.correlation_id)] = self.live(now)
-        work = self._work_time()
-        self.node.after_work(work, lambda: job.reply(200))
+
+__all__ = ["Registry", "registry_of", "workers_of"]

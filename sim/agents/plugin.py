@@ -37,14 +37,18 @@ from pydantic import BaseModel, TypeAdapter
 from protocols.call import Call, CallResult
 from protocols.http import payload_of
 from protocols.kernel import start_soon
+from protocols.queue import Deduper, QueueServer
 from protocols.resilience import FanOut, FanOutSettings, Policies
+from protocols.schemas import Rejected, SchemaRegistry, default_registry
 from protocols.workers import Job, WorkerPool
 from sim import scenario as sc
 from sim.agents.api import (
     CallError,
     FanOutResult,
+    Readable,
     Request,
     Response,
+    Unreadable,
     declared_handlers,
     method_name,
     result_of,
@@ -56,10 +60,11 @@ from sim.agents.plugin_calls import CallEvent, Wrapped
 from sim.agents.plugin_host import Raising
 from sim.agents.plugin_queue import PluginQueues, PublishEvent
 from sim.agents.plugin_session import Session, SessionDesk
+from sim.agents.plugin_span import Span
 from sim.agents.plugin_stream import PROGRESS, Stream, StreamDesk, emit
 from sim.agents.roles import POISON, Agent
 from sim.distributions import Distribution
-from sim.plugins import BUILTIN_ROLES, PluginRole
+from sim.plugins import BUILTIN_ROLES, HOSTED_ROLES, PluginRole
 
 # The prefix of a span error that an exception in plugin code caused (the summary
 # counts them as `exceptions`).
@@ -85,6 +90,9 @@ class AgentContext:
         self._open: list[Stream | Session] = []
         # The session `on_session` serves (its code's context has no request).
         self._session: Session | None = None
+        # The code's own spans it is inside (`with ctx.span(...)`): the innermost is the
+        # parent of what it starts.
+        self._parents: list[Span] = []
 
     # -- who and when ------------------------------------------------------------------
 
@@ -130,6 +138,23 @@ class AgentContext:
         """The agent's durable store, kept across crashes."""
         return self._agent.durable
 
+    @property
+    def scenario(self) -> sc.Scenario:
+        """The run's scenario as validated (its agents, channels, ...): to read, not change."""
+        return self._agent.ctx.scenario
+
+    @property
+    def version(self) -> int:
+        """The message version the agent speaks: every message it sends from now on
+        carries it (set it to model an upgrade; a crash does not undo it)."""
+        return self._agent.node.version
+
+    @version.setter
+    def version(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"version must be an integer >= 1, got {value!r}")
+        self._agent.node.version = value
+
     # -- time --------------------------------------------------------------------------
 
     def work(self, seconds: float | dict[str, Any] | BaseModel | None = None) -> simpy.Event:
@@ -153,6 +178,38 @@ class AgentContext:
         done = self._agent.ctx.env.event()
         self._agent.node.after(seconds, done.succeed)
         return done
+
+    def draw(self, seconds: float | dict[str, Any] | BaseModel | None = None) -> float:
+        """A draw of seconds as `work` would spend them (from the distribution given, or
+        the agent's `service_time`, on the same stream), without spending them: to split
+        one piece of work into parts (`yield ctx.work(total / 3)`) or to decide on it."""
+        return self._agent.draw(seconds)
+
+    def event(self) -> simpy.Event:
+        """A new event of the code's own: one handler yields it (`yield done |
+        ctx.sleep(5)`), another fires it (`done.succeed(value)`): how the requests an
+        agent serves at once wait for each other."""
+        return self._agent.ctx.env.event()
+
+    def span(
+        self, name: str, peer: str | None = None, protocol: str = "plugin", kind: str = "internal"
+    ) -> Span:
+        """Open a span of the code's own (a step of its work, on the record): `with
+        ctx.span("review", peer="critic") as s:` makes it the parent of what the block
+        starts, and ends it when the block ends (`ok`, or `error` with the exception's
+        text; `s.end(outcome, error, attempts=, status=, answered=)` first decides). See
+        `sim.agents.plugin_span`."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"span() needs a name, got {name!r}")
+        if kind not in ("internal", "client", "server", "producer", "consumer"):
+            raise ValueError(f"span() kind must be internal, client, server, producer or "
+                             f"consumer, got {kind!r}")  # fmt: skip
+        agent = self._agent
+        parent, cid, _, _ = self._lineage()
+        journal = agent.node.journal
+        span = journal.span_start(name, kind, agent.id, peer if peer is not None else agent.id,
+                                  protocol, agent.ctx.env.now, parent, cid)  # fmt: skip
+        return Span(self, journal, span, cid)
 
     # -- calls -------------------------------------------------------------------------
 
@@ -217,7 +274,7 @@ class AgentContext:
             outcome, answered, error = result
             finished.succeed(FanOutResult(outcome, answered, error, list(results)))
 
-        parent = self._job.span if self._job is not None else -1
+        parent = self._lineage()[0]
         FanOut(agent.node, name, cid, len(specs), start, settings, parent, on_done=ended)
         return finished
 
@@ -260,13 +317,19 @@ class AgentContext:
     def _lineage(self) -> tuple[int, str, str, float]:
         """(parent span, correlation id, causation id, incoming deadline) of a call."""
         job = self._job
+        parents = self._parents
         if job is None:
             session = self._session
             if session is not None:
-                return session.span, session.correlation_id, session.causation_id, math.inf
+                parent = parents[-1].id if parents else session.span
+                return parent, session.correlation_id, session.causation_id, math.inf
+            # main's: a new trace per call, but under its own span (one trace) if any.
+            if parents:
+                return parents[-1].id, parents[-1].correlation_id, "", math.inf
             return -1, self._agent.new_correlation_id(), "", math.inf
         msg = job.msg
-        return job.span, msg.correlation_id, msg.msg_id, msg.deadline
+        parent = parents[-1].id if parents else job.span
+        return parent, msg.correlation_id, msg.msg_id, msg.deadline
 
     # -- queues (sim.agents.plugin_queue) -----------------------------------------------
 
@@ -321,6 +384,32 @@ class AgentContext:
         if reply is not None and reply in answers:
             answers[reply] = body
         job.reply(status, error)
+
+    def dead_letter(self, reason: str) -> None:
+        """Refuse the request for good, whatever its queue's `on_error`: a request that
+        came from a queue goes to the dead-letter queue with `reason` (its span
+        `rejected`). Only a queue's delivery can be dead-lettered; anything else raises."""
+        job = self._job
+        if job is None or not isinstance(job.owner, QueueServer):
+            what = "main() or on_session()" if job is None else f"a request over {job.msg.protocol}"
+            raise RuntimeError(f"dead_letter() refuses a queue's delivery, and {what} is none")
+        if self.responded:
+            raise RuntimeError(f"request {job.msg.msg_id} has already been answered")
+        if not isinstance(reason, str) or not reason:
+            raise ValueError("dead_letter() needs a reason (one sentence, for the DLQ)")
+        self.responded = True
+        job.owner.dead_letter(job, reason)
+
+    def read(self, request: Request, reads: Iterable[int] | None = None) -> Readable:
+        """Read `request`'s body through the schema registry (`protocols.schemas`): as
+        its type at the version its sender speaks (`request.version`), converted to one
+        of the versions in `reads` (None: as sent). Gives a `Readable` (`data` a dict,
+        `version`, `converted`); raises `Unreadable` (with `reason`) when the body is
+        not valid for its version or cannot be converted."""
+        read = self._agent.schemas.accept(request.type, request.version, request.body, reads)
+        if isinstance(read, Rejected):
+            raise Unreadable(read.reason)
+        return Readable(read.data.model_dump(), read.version, read.converted)
 
     def _cancel_calls(self) -> None:
         for event in list(self._calls.values()):
@@ -383,12 +472,17 @@ class PluginAgent(Agent):
         self._work_rng = ctx.streams.get(f"service:{self.id}")
         self._service_time = spec.service_time.sampler(self._work_rng)
         self._samplers: dict[str, Callable[[], float]] = {}
-        self._plugin_peers = {a.id for a in ctx.scenario.agents if a.role not in BUILTIN_ROLES}
+        self._plugin_peers = {
+            a.id
+            for a in ctx.scenario.agents
+            if a.role not in BUILTIN_ROLES or a.role in HOSTED_ROLES
+        }
         self._agent_ids = {a.id for a in ctx.scenario.agents}
         self._replies = itertools.count(1)
         self._waiting: set[str] = set()
         self._requests = itertools.count(1)
         self._queues: PluginQueues | None = None
+        self._schemas: SchemaRegistry | None = None
         self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
         self.node.on_crash.append(self._forget)
         self.stream_desk = StreamDesk(self)
@@ -398,6 +492,29 @@ class PluginAgent(Agent):
     def pools(self) -> dict[str, WorkerPool]:
         """The worker pool of each protocol it serves, by protocol."""
         return self.endpoints.pools
+
+    @property
+    def dedupe(self) -> Deduper | None:
+        """The deduper of its queue servers, which an idempotent queue channel gives them
+        (None: it has none). Setting None makes them apply every copy of a message: a
+        consumer that is not idempotent (what the `exactly_once` check finds)."""
+        queue = self.endpoints.queue
+        servers = queue.servers if queue is not None else []
+        return next((s.dedupe for s in servers if s.dedupe is not None), None)
+
+    @dedupe.setter
+    def dedupe(self, dedupe: Deduper | None) -> None:
+        queue = self.endpoints.queue
+        for server in queue.servers if queue is not None else []:
+            server.dedupe = dedupe
+
+    @property
+    def schemas(self) -> SchemaRegistry:
+        """The schema registry its code reads bodies through (`ctx.read`), made on first
+        use."""
+        if self._schemas is None:
+            self._schemas = default_registry()
+        return self._schemas
 
     @property
     def queues(self) -> PluginQueues:
@@ -533,7 +650,16 @@ class PluginAgent(Agent):
         reply = None
         if isinstance(body, Wrapped):
             body, reply = body.data, body.reply
+        request = Request(msg.type, body, msg.src, msg.protocol, msg.correlation_id,
+                          msg.msg_id, msg.deadline, msg.version)  # fmt: skip
         if body == POISON:
+            poisoned = getattr(self.behaviour, "on_poison", None)
+            if callable(poisoned):
+                # The role says how its handler fails on it.
+                driver = _Driver(self, poisoned, AgentContext(self, job, request, reply),
+                                 msg.type, (request,))  # fmt: skip
+                job.on_cancel = driver.cancel
+                return
             # A poison message: its handler works as long as a service's would, then
             # fails (as the built-in service's does), without running the role's code.
             work = self._work_time()
@@ -543,8 +669,6 @@ class PluginAgent(Agent):
         if handler is None:
             job.reply(501, f"role '{self.role}' has no handler for '{msg.type}'")
             return
-        request = Request(msg.type, body, msg.src, msg.protocol, msg.correlation_id,
-                          msg.msg_id, msg.deadline)  # fmt: skip
         driver = _Driver(self, handler, AgentContext(self, job, request, reply), msg.type,
                          (request,))  # fmt: skip
         job.on_cancel = driver.cancel

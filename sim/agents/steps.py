@@ -16,6 +16,8 @@ ASSIGN = "assign"
 SUBTASK = "task.run"
 PROGRESS = "progress"
 REVIEW = "review"
+# A writer's and its critic's negotiation (client: the writer, server: the critic).
+NEGOTIATE = "negotiate"
 RESULT = "task.result"
 COMPLETE = "task.complete"
 

@@ -1,28 +1,31 @@
 """A collaboration worker: sub-tasks on SSE streams, drafts negotiated over WebSocket,
 results published to the orchestrator's response queue, heartbeats to the registry.
 
-A writer (`pairs_with` its critic) negotiates its draft after its work; a critic whose
+A writer (`pairs_with` its critic) negotiates its draft after its work, in a WebSocket
+session it opens to its critic: bids and counter-bids until the gap is within the
+threshold or the deadline comes (the critic serves it in `on_session`). A critic whose
 writer works on the same task reports only once that negotiation has ended, and both
 report the negotiation's outcome in their `task.result`.
+
+Written on the plugin API (docs/agents.md): the code uses `ctx` only.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
 
-from protocols.negotiation import Negotiator, Outcome, Stance
-from protocols.schemas import TASK_RESULT
-from protocols.workers import Job
 from sim import scenario as sc
-from sim.agents.context import Context
+from sim.agents.api import CallError, CallFailed, CallTimeout, Request
 from sim.agents.discovery import registry_of
-from sim.agents.roles import Service
-from sim.agents.steps import HEARTBEAT, PROGRESS, RESULT, REVIEW
+from sim.agents.plugin import AgentContext
+from sim.agents.plugin_session import Session
+from sim.agents.plugin_span import Span
+from sim.agents.steps import HEARTBEAT, NEGOTIATE, PROGRESS, RESULT, REVIEW
 
 # Progress events a worker emits over its stream while it works (one per part of its work).
 PROGRESS_PARTS = 3
@@ -31,217 +34,259 @@ RESULT_BYTES = 2048
 # wants it shorter; their limits overlap, so they agree unless the deadline comes first.
 WRITER = sc.NegotiationStance(position=80, limit=60)
 CRITIC = sc.NegotiationStance(position=40, limit=65)
+# A side concedes a share of the gap drawn from this range in each counter-bid.
+CONCEDE = (0.2, 0.5)
+BID, AGREE = "negotiation.bid", "negotiation.agree"
+BID_BYTES = 512
+
+Steps = Generator[simpy.Event, Any, Any]
 
 
-class Worker(Service):
+@dataclass
+class Talk:
+    """How a negotiation ended: `agreed` (at `value`), `deadline` or `failed`, after
+    `rounds` bids."""
+
+    outcome: str = "failed"
+    rounds: int = 0
+    value: float | None = None
+
+
+class Worker:
     """Takes sub-tasks on SSE streams, negotiates drafts over WebSocket, queues results."""
 
-    role = "worker"
-
-    def __init__(self, ctx: Context, spec: sc.Agent) -> None:
-        super().__init__(ctx, spec)
-        self.stance = spec.negotiation or (WRITER if spec.pairs_with else CRITIC)
-        self.negotiator: Negotiator | None = None
-        # The writers that negotiate their drafts with this worker (it is their critic).
-        self.writers = frozenset(a.id for a in ctx.scenario.agents if a.pairs_with == self.id)
-        # A critic's sub-tasks at work (by task: how many), the negotiations that ended
-        # for them before they were done, and those that wait for theirs.
-        self._working: dict[str, int] = {}
-        self._reviewed: dict[str, Outcome] = {}
-        self._awaiting: dict[str, simpy.Event] = {}
-        if self.endpoints.websocket is not None:
-            s = self.stance
-            self.negotiator = Negotiator(
-                self.endpoints.websocket,
-                Stance(s.position, s.limit, think=s.think),
-                on_result=self._negotiated,
-            )
-        self.node.on_crash.append(self._forget_reviews)
-        if spec.upgrade_at is not None:
-            # A timer of the world, not of the node: an upgrade outlives a crash.
-            ctx.env.timeout(spec.upgrade_at).callbacks.append(self._upgrade)
+    def main(self, ctx: AgentContext) -> Steps:
+        """Register at the registry now and renew the card every heartbeat (again after a
+        restart: a crash stops the heartbeats, so the card lapses); speak the next
+        message version from `upgrade_at` on."""
+        spec = ctx.spec
         registry = registry_of(ctx.scenario)
-        self.registry = registry.id if registry is not None else None
-        self.heartbeat = registry.discovery.heartbeat if registry is not None else None
-        self._beats = itertools.count(1)
+        beat = registry.discovery.heartbeat if registry is not None else None
+        upgrade = spec.upgrade_at if ctx.version == spec.version else None
+        due = ctx.now
+        while True:
+            if upgrade is not None and ctx.now >= upgrade:
+                ctx.version, upgrade = spec.version + 1, None
+            if registry is not None and beat is not None and ctx.now >= due:
+                ctx.call(registry.id, HEARTBEAT)  # not awaited: the next one comes anyway
+                due += beat
+            wake = [t for t in (upgrade, due if beat is not None else None) if t is not None]
+            if not wake:
+                return
+            yield ctx.sleep(max(min(wake) - ctx.now, 0.0))
 
-    def start(self) -> None:
-        """Register at the registry now, and renew the card every heartbeat (again after
-        a restart: a crash stops the heartbeats, so the card lapses)."""
-        if self.registry is not None and self.heartbeat is not None:
-            self.node.after(0.0, self._beat)
-
-    def _beat(self) -> None:
-        assert self.registry is not None and self.heartbeat is not None
-        self.call(self.registry, HEARTBEAT, f"{self.id}-hb-{next(self._beats)}")
-        self.node.after(self.heartbeat, self._beat)
-
-    def _upgrade(self, _event: simpy.Event) -> None:
-        self.node.version = self.spec.version + 1
-
-    def _negotiated(self, outcome: Outcome) -> None:
-        """A negotiation ended here: as a critic, its task's sub-task may report now."""
-        if outcome.initiator:
-            return  # the writer's own: its sub-task waits on it directly
-        cid = outcome.correlation_id
-        waiting = self._awaiting.pop(cid, None)
-        if waiting is not None:
-            waiting.succeed(outcome)
-        elif cid in self._working:
-            self._reviewed[cid] = outcome  # its sub-task is still at work: kept for it
-
-    def _forget_reviews(self) -> None:
-        # A crash loses what the critic knew, and its sub-tasks died with the node.
-        self._working.clear()
-        self._reviewed.clear()
-        self._awaiting.clear()
-
-    def _handle(self, job: Job) -> None:
-        if job.msg.protocol != "sse":
-            super()._handle(job)  # HTTP or WebSocket requests: a plain service's work
+    def on_task_run(self, ctx: AgentContext, request: Request) -> Steps:
+        """A sub-task: over SSE the collaboration's steps 5-8, else a service's work."""
+        if request.protocol != "sse":
+            yield ctx.work()
             return
-        faults = self.ctx.faults
-        status = faults.error_status(self.id) if faults.errors else 0
-        if status:
-            job.reply(status, f"HTTP {status} (injected)")
-            return
-        proc = self.node.spawn(self._subtask(job))
-        job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
-
-    def _subtask(self, job: Job) -> Generator[simpy.Event, Any, None]:
+        cid = request.correlation_id
         # A critic whose writer works on the same task reports after their negotiation:
         # while its sub-task is at work, it keeps that negotiation's outcome for it.
-        reviewing = self.negotiator is not None and not self.spec.pairs_with
-        reviewing = reviewing and self._writer_on(job)
-        if not reviewing:
-            yield from self._work_and_report(job, False)
-            return
-        cid, working = job.msg.correlation_id, self._working
-        working[cid] = working.get(cid, 0) + 1
+        reviewing = _writer_on(ctx, request)
+        working: dict[str, int] = ctx.state.setdefault("working", {})
+        if reviewing:
+            working[cid] = working.get(cid, 0) + 1
         try:
-            yield from self._work_and_report(job, True)
+            yield from _work_and_report(ctx, request, reviewing)
         finally:
-            if working.get(cid, 0) > 1:
+            if reviewing and cid in working:
                 working[cid] -= 1
-            else:
-                working.pop(cid, None)
-                self._reviewed.pop(cid, None)
+                if not working[cid]:
+                    del working[cid]
+                    ctx.state.get("reviewed", {}).pop(cid, None)
 
-    def _work_and_report(self, job: Job, reviewing: bool) -> Generator[simpy.Event, Any, None]:
-        node, env, msg = self.node, self.ctx.env, job.msg
-        journal, cid = node.journal, msg.correlation_id
-        sse = self.endpoints.sse
-        assert sse is not None and sse.server is not None
-        # Step 5: the work, in parts, each followed by a progress event on the stream.
-        work = self._service_time() * self.ctx.faults.service_factor(self.id)
-        span = journal.span_start(PROGRESS, "internal", self.id, msg.src, "sse", env.now,
-                                  job.span, cid)  # fmt: skip
+    def on_session(self, ctx: AgentContext, session: Session) -> Steps:
+        """The critic's side of a negotiation its writer opened; its sub-task of the same
+        task may report once it has ended."""
+        stance = stance_of(ctx.spec)
+        talk = Talk()
+        with ctx.span(NEGOTIATE, session.peer, "websocket", "server") as span:
+            position, until = stance.position, math.inf
+            while True:
+                left = max(until - ctx.now, 0.0) if math.isfinite(until) else None
+                try:
+                    msg = yield session.receive(timeout=left)
+                except CallTimeout:
+                    talk.outcome = "deadline"
+                    break
+                except CallFailed:
+                    break
+                if msg is None:
+                    break
+                bid = msg.body
+                talk.rounds, until = bid["round"], bid.get("deadline", until)
+                theirs = bid["value"]
+                if msg.type == AGREE or abs(theirs - position) <= bid["threshold"]:
+                    if msg.type != AGREE:
+                        session.send(AGREE, {"value": theirs, "round": talk.rounds}, BID_BYTES)
+                    talk.outcome, talk.value = "agreed", theirs
+                    break
+                yield ctx.work(stance.think)
+                if ctx.now >= until:
+                    talk.outcome = "deadline"
+                    break
+                position = concede(ctx, stance, position, theirs)
+                talk.rounds += 1
+                session.send(BID, {"value": position, "round": talk.rounds, "deadline": until,
+                                   "threshold": bid["threshold"]}, BID_BYTES)  # fmt: skip
+            end_negotiation(span, talk)
+        cid = session.correlation_id
+        waiting = ctx.state.setdefault("awaiting", {}).pop(cid, None)
+        if waiting is not None:
+            waiting.succeed(talk)
+        elif cid in ctx.state.get("working", {}):
+            ctx.state.setdefault("reviewed", {})[cid] = talk  # its sub-task is still at work
+
+
+def stance_of(spec: sc.Agent) -> sc.NegotiationStance:
+    """The worker's negotiation stance: its scenario's, else a writer's or a critic's."""
+    return spec.negotiation or (WRITER if spec.pairs_with else CRITIC)
+
+
+def concede(ctx: AgentContext, stance: sc.NegotiationStance, mine: float, theirs: float) -> float:
+    """A counter-bid: toward theirs by a drawn share of the gap, never past the limit (a
+    side already past it holds)."""
+    moved = mine + (theirs - mine) * ctx.rng.uniform(*CONCEDE)
+    if theirs > mine:
+        return min(moved, max(stance.limit, mine))
+    return max(moved, min(stance.limit, mine))
+
+
+def end_negotiation(span: Span, talk: Talk) -> None:
+    """A negotiation's span: ok when agreed, else how it ended; `attempts` the bids."""
+    outcome = {"agreed": "ok", "deadline": "deadline_exceeded"}.get(talk.outcome, "error")
+    error = "" if talk.outcome == "agreed" else f"no agreement after {talk.rounds} bids"
+    span.end(outcome, error, attempts=talk.rounds)
+
+
+def _writer_on(ctx: AgentContext, request: Request) -> bool:
+    """Whether a writer of this critic works on the same task (it will negotiate)."""
+    if ctx.spec.pairs_with:
+        return False
+    writers = {a.id for a in ctx.scenario.agents if a.pairs_with == ctx.id}
+    body = request.body
+    chosen = body.get("workers", ()) if isinstance(body, dict) else ()
+    return any(w in writers for w in chosen)
+
+
+def _work_and_report(ctx: AgentContext, request: Request, reviewing: bool) -> Steps:
+    # Step 5: the work, in parts, each followed by a progress event on the stream.
+    total = ctx.draw()
+    with ctx.span(PROGRESS, request.src, "sse") as progress:
         events = 0
         for part in range(1, PROGRESS_PARTS + 1):
-            yield from node.work(work / PROGRESS_PARTS)
-            events += bool(sse.server.emit(job, "progress", {"done": part / PROGRESS_PARTS}))
-        journal.span_end(span, "ok", env.now, attempts=events)
-        # Steps 6-7: a writer agrees its draft with its critic before it reports; the
-        # critic of a writer on the same task reports once that negotiation has ended.
-        outcome: Outcome | None = None
-        if self.negotiator is not None and self.spec.pairs_with:
-            outcome = yield from self._review(job)
-        elif reviewing:
-            outcome = yield from self._await_review(job)
-        # Step 8: the result goes to the orchestrator's response queue; the stream ends.
-        self._publish(job, outcome)
-        job.reply(200)
+            yield ctx.work(total / PROGRESS_PARTS)
+            events += bool(ctx.emit({"done": part / PROGRESS_PARTS}))
+        progress.end("ok", attempts=events)
+    # Steps 6-7: a writer agrees its draft with its critic before it reports; the critic
+    # of a writer on the same task reports once that negotiation has ended.
+    talk: Talk | None = None
+    peer = ctx.spec.pairs_with
+    if peer and ctx.scenario.channel(ctx.id, peer).protocol == "websocket":
+        talk = yield from _review(ctx, peer)
+    elif reviewing:
+        talk = yield from _await_review(ctx, request)
+    # Step 8: the result goes to the orchestrator's response queue; the answer (the
+    # handler's end) ends the stream. Without a queue channel to the orchestrator, its
+    # wait for the result times out.
+    if ctx.scenario.channel(ctx.id, request.src).protocol == "queue":
+        body = result_body(request.correlation_id, ctx.id, ctx.version, talk)
+        ctx.publish(request.src, RESULT, body, size_bytes=RESULT_BYTES)
 
-    def _review(self, job: Job) -> Generator[simpy.Event, Any, Outcome | None]:
-        assert self.negotiator is not None and self.spec.pairs_with
-        node, now, msg = self.node, self.ctx.env.now, job.msg
-        peer = self.spec.pairs_with
-        # The negotiation's spans and bids carry the task's correlation id, under this span:
-        # one task is one trace, negotiation included.
-        span = node.journal.span_start(
-            REVIEW, "internal", self.id, peer, "websocket", now, job.span, msg.correlation_id
-        )
-        deadline = self.stance.deadline
-        if math.isfinite(msg.deadline):
-            deadline = min(deadline, msg.deadline - now)  # never past the stream's deadline
-        if deadline <= 0:
-            node.journal.span_end(span, "deadline_exceeded", now, "no time left to negotiate")
+
+def _review(ctx: AgentContext, peer: str) -> Steps:
+    """The writer's step 6-7: a `review` span over its negotiation with its critic (its
+    bids carry the task's correlation id: one task is one trace, negotiation included)."""
+    stance = stance_of(ctx.spec)
+    with ctx.span(REVIEW, peer, "websocket") as review:
+        if min(stance.deadline, ctx.time_left) <= 0:
+            review.end("deadline_exceeded", "no time left to negotiate")
             return None
-        talk = self.negotiator.start(
-            peer, deadline, self.stance.threshold, parent=span, correlation_id=msg.correlation_id
-        )
-        outcome: Outcome = yield talk.done
-        agreed = outcome.outcome == "agreed"
-        node.journal.span_end(
-            span,
-            "ok" if agreed else "error",
-            self.ctx.env.now,
-            "" if agreed else f"no agreement with {peer} ({outcome.outcome})",
-            attempts=outcome.rounds,
-        )
-        return outcome
-
-    def _writer_on(self, job: Job) -> bool:
-        """Whether a writer of this critic works on the same task (it will negotiate)."""
-        body = job.msg.body
-        workers = body.get("workers", ()) if isinstance(body, dict) else ()
-        return any(w in self.writers for w in workers)
-
-    def _await_review(self, job: Job) -> Generator[simpy.Event, Any, Outcome | None]:
-        """A critic waits for its writer's negotiation of this task to end (or for the
-        stream's deadline; without one, for its stance's negotiation time)."""
-        env, msg = self.ctx.env, job.msg
-        cid = msg.correlation_id
-        done = self._reviewed.pop(cid, None)
-        if done is not None:
-            return done
-        wait = msg.deadline - env.now if math.isfinite(msg.deadline) else self.stance.deadline
-        if wait <= 0:
-            return None
-        ended = self._awaiting[cid] = env.event()
-        yield ended | env.timeout(wait)
-        if self._awaiting.get(cid) is ended:
-            del self._awaiting[cid]
-        return ended.value if ended.triggered else None
-
-    def _publish(self, job: Job, outcome: Outcome | None) -> None:
-        queue = self.endpoints.queue
-        if queue is None:
-            return  # no queue channel to the orchestrator: its wait for the result times out
-        node, msg = self.node, job.msg
-        orchestrator, cid = msg.src, msg.correlation_id
-        span = node.journal.span_start(
-            RESULT, "producer", self.id, orchestrator, "queue", node.env.now, job.span, cid
-        )
-
-        def confirmed(ok: bool, why: str) -> None:
-            node.journal.span_end(span, "ok" if ok else "error", node.env.now, why)
-
-        queue.publisher.publish(
-            queue.settings.requests_of(orchestrator),
-            TASK_RESULT,
-            result_body(cid, self.id, node.version, outcome),
-            correlation_id=cid,
-            causation_id=msg.msg_id,
-            span=span,
-            size_bytes=RESULT_BYTES,
-            on_confirm=confirmed,
-        )
+        talk = yield from _negotiate(ctx, peer, stance)
+        agreed = talk.outcome == "agreed"
+        why = "" if agreed else f"no agreement with {peer} ({talk.outcome})"
+        review.end("ok" if agreed else "error", why, attempts=talk.rounds)
+    return talk
 
 
-def result_body(cid: str, worker: str, version: int, outcome: Outcome | None) -> dict[str, Any]:
+def _negotiate(ctx: AgentContext, peer: str, stance: sc.NegotiationStance) -> Steps:
+    """Bid and counter-bid with `peer` in a session, until agreement or the deadline: the
+    stance's from the first bid, never past the stream's."""
+    talk = Talk()
+    with ctx.span(NEGOTIATE, peer, "websocket", "client") as span:
+        try:
+            ws = yield ctx.connect(peer, timeout=min(stance.deadline, ctx.time_left))
+        except CallError as exc:
+            span.end("error", f"no session with {peer}: {exc.error}")
+            return talk
+        until = ctx.now + min(stance.deadline, ctx.time_left)
+        position = stance.position
+        while True:
+            talk.rounds += 1
+            ws.send(BID, {"value": position, "round": talk.rounds, "deadline": until,
+                          "threshold": stance.threshold}, BID_BYTES)  # fmt: skip
+            try:
+                msg = yield ws.receive(timeout=max(until - ctx.now, 0.0))
+            except CallTimeout:
+                talk.outcome = "deadline"
+                break
+            except CallFailed:
+                break
+            if msg is None:
+                break
+            talk.rounds = msg.body["round"]
+            theirs = msg.body["value"]
+            if msg.type == AGREE or abs(theirs - position) <= stance.threshold:
+                if msg.type != AGREE:
+                    ws.send(AGREE, {"value": theirs, "round": talk.rounds}, BID_BYTES)
+                talk.outcome, talk.value = "agreed", theirs
+                break
+            yield ctx.work(stance.think)
+            if ctx.now >= until:
+                talk.outcome = "deadline"
+                break
+            position = concede(ctx, stance, position, theirs)
+        ws.close()
+        end_negotiation(span, talk)
+    return talk
+
+
+def _await_review(ctx: AgentContext, request: Request) -> Steps:
+    """A critic waits for its writer's negotiation of this task to end (or for the
+    stream's deadline; without one, for its stance's negotiation time)."""
+    cid = request.correlation_id
+    done = ctx.state.setdefault("reviewed", {}).pop(cid, None)
+    if done is not None:
+        return done
+    left = ctx.time_left
+    wait = left if math.isfinite(left) else stance_of(ctx.spec).deadline
+    if wait <= 0:
+        return None
+    awaiting = ctx.state.setdefault("awaiting", {})
+    ended = awaiting[cid] = ctx.event()
+    yield ended | ctx.sleep(wait)
+    if awaiting.get(cid) is ended:
+        del awaiting[cid]
+    return ended.value if ended.triggered else None
+
+
+def result_body(cid: str, worker: str, version: int, talk: Talk | None) -> dict[str, Any]:
     """A worker's `task.result` data, in the message version it speaks.
 
     v2 states a confidence: the agreed draft score, or NaN when the writer and its critic
     did not agree, which v2's schema refuses (such a result cannot be read or converted).
     """
-    if outcome is None:
+    if talk is None:
         text, confidence = f"{worker}: part done", 1.0
-    elif outcome.outcome == "agreed" and outcome.value is not None:
-        text, confidence = f"{worker}: draft agreed at {outcome.value:.1f}", outcome.value / 100
+    elif talk.outcome == "agreed" and talk.value is not None:
+        text, confidence = f"{worker}: draft agreed at {talk.value:.1f}", talk.value / 100
     else:
         text, confidence = f"{worker}: draft not agreed", math.nan
     if version >= 2:
         return {"task_id": cid, "state": "completed", "parts": [{"text": text}],
                 "confidence": confidence}  # fmt: skip
     return {"task_id": cid, "status": "completed", "output": text}
+
+
+__all__ = ["AGREE", "BID", "Talk", "Worker", "result_body", "stance_of"]
