@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 from pandas.arrays import ArrowStringArray
 
+from protocols.queue.wire import PROTOCOL as QUEUE
+from protocols.queue.wire import Delivery, Publish
 from protocols.transport import Message
 from sim.loading import ScenarioError
 from sim.trace.schema import (
@@ -72,6 +74,13 @@ class Recorder:
         self._m_size: list[int] = []
         self._m_dup: list[bool] = []
         self._m_reason: dict[int, str] = {}
+        # Queue copies' sparse attributes (see schema.SPARSE_COLUMNS), by seq: the
+        # subscription of a topic's copy, the ordering key of a publish or delivery.
+        self._m_sub: dict[int, str] = {}
+        self._m_key: dict[int, str] = {}
+        # The subscription whose copy of a msg_id the next dead letter of it is about
+        # (`dead_letter_copy`), taken by `mark_last`.
+        self._dead_copy: dict[str, str] = {}
         # spans: parent .. deadline wait in `_s_fixed` until a flush (see span_start)
         self._s_fixed: list[tuple[Any, ...]] = []
         self._s_parent = array("q")
@@ -164,6 +173,7 @@ class Recorder:
         msgs = self._m_msgs
         if not msgs:
             return
+        self._queue_attributes(msgs, len(self._m_outcome) - len(msgs))
         self._m_id.extend([m.msg_id for m in msgs])
         self._m_type.extend([m.type for m in msgs])
         self._m_version.extend([m.version for m in msgs])
@@ -178,6 +188,23 @@ class Recorder:
         self._m_size.extend([m.size_bytes for m in msgs])
         self._m_dup.extend([m.duplicate for m in msgs])
         msgs.clear()
+
+    def _queue_attributes(self, msgs: list[Message], base: int) -> None:
+        """Note the subscription and ordering key of the queue copies among `msgs`
+        (seqs from `base`): read off their bodies, so a network duplicate has them too."""
+        subs, keys = self._m_sub, self._m_key
+        for seq, msg in enumerate(msgs, base):
+            if msg.protocol != QUEUE:
+                continue
+            body = msg.body
+            kind = type(body)
+            if kind is Delivery:
+                if body.topic:
+                    subs[seq] = body.queue
+                if body.ordering_key:
+                    keys[seq] = body.ordering_key
+            elif kind is Publish and body.ordering_key:
+                keys[seq] = body.ordering_key
 
     def _flush_spans(self) -> None:
         """Split the fixed fields of the spans opened since the last flush into columns."""
@@ -232,23 +259,33 @@ class Recorder:
         It scans back from the end: it is for rare events, not the hot path.
         """
         self._flush_messages()
-        found = self._last_delivered(msg_id, attempt) if attempt else -1
+        # A topic's copies share the msg_id: only the named subscription's are this one's.
+        subscription = self._dead_copy.pop(msg_id, None)
+        found = self._last_delivered(msg_id, attempt, subscription) if attempt else -1
         if found < 0:
-            found = self._last_delivered(msg_id, 0)
+            found = self._last_delivered(msg_id, 0, subscription)
         if found < 0:
             return False
         self.message_ended(found, outcome, now, reason)
         return True
 
-    def _last_delivered(self, msg_id: str, attempt: int) -> int:
-        """The seq of the last delivered copy of `msg_id` (of `attempt`, unless 0), or -1.
+    def dead_letter_copy(self, msg_id: str, subscription: str) -> None:
+        """The next `mark_last` of `msg_id` is of its copy in `subscription`."""
+        self._dead_copy[msg_id] = subscription
+
+    def _last_delivered(self, msg_id: str, attempt: int, subscription: str | None = None) -> int:
+        """The seq of the last delivered copy of `msg_id` (of `attempt`, unless 0; in
+        `subscription`, unless None), or -1.
 
         When that copy is a network duplicate whose original was delivered too, the
         original: the duplicate is the network's extra copy, the original the sender's.
         """
         outcomes, attempts, dup = self._m_outcome, self._m_attempt, self._m_dup
+        subs = self._m_sub
         duplicate = -1
         for seq in self._seqs_of(msg_id):
+            if subscription is not None and subs.get(seq, "") != subscription:
+                continue
             if duplicate >= 0:
                 # Looking back for the duplicate's original: the same attempt, not a copy.
                 if not dup[seq] and attempts[seq] == attempts[duplicate]:
@@ -435,6 +472,8 @@ class Recorder:
                 "size_bytes": _numbers(self._m_size, np.int64),
                 "duplicate": _numbers(self._m_dup, np.bool_),
                 "reason": _sparse(self._m_reason, n),
+                "subscription": _sparse(self._m_sub, n),
+                "ordering_key": _sparse(self._m_key, n),
             },
             columns=MESSAGE_COLUMNS,
             copy=False,
