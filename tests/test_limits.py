@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import simpy
 
-from protocols.transport import Message
 import sim
+from protocols.transport import Message
 from sim import cli, loading
 from sim import scenario as sc
 from sim.distributions import Pareto

@@ -510,3 +510,31 @@ def test_ordering_keys_a_publisher_gives_are_in_the_trace_and_the_check_reads_th
     keyed_by_publisher(monkeypatch, keys=1)
     late = in_order_per_key(sim.run(shop(ordered=False)))
     assert not late.empty and set(late.key) == {"k0"}
+
+
+def test_a_push_to_an_endpoint_that_is_down_is_dead_lettered_in_the_trace_too():
+    # billing's push endpoint is down from t=20 on: each order pushed there is refused
+    # 3 times, then dead-lettered. No copy ever arrived, yet each dead letter is a row.
+    import sim
+
+    data = shop(ordered=False, max_deliveries=3)
+    for channel in data["channels"]:
+        channel["queue"] = dict(channel["queue"], push_endpoint=channel["to"])
+    data["faults"] = [{"kind": "crash", "targets": ["billing"], "start": 20}]
+    run = sim.run(data)
+    m = run.messages
+    last = run.queues[run.queues.time == run.queues.time.max()].set_index("queue")
+    parked = int(last.loc["billing.requests", "dead_lettered"])
+    assert parked > 10 and last.loc["shipping.requests", "dead_lettered"] == 0
+    unarrived = m[m.outcome == "dead_lettered"]
+    assert len(unarrived) == parked  # the broker's count and the trace's agree
+    assert unarrived.delivered_at.isna().all()
+    assert (unarrived.sent_at > 20).all() and (unarrived.attempt == 3).all()
+    assert (unarrived.subscription == "billing.requests").all()
+    assert unarrived.reason.str.endswith(
+        "(3 deliveries); this delivery never arrived (unavailable: billing is down)"
+    ).all()
+    # Each was pushed 3 times, and only its last push carries the dead letter.
+    pushes = m[m.msg_id.isin(unarrived.msg_id) & (m.kind == "deliver") & (m.dst == "billing")]
+    assert pushes.groupby("msg_id").size().eq(3).all()
+    assert (pushes[pushes.attempt < 3].outcome == "unavailable").all()

@@ -41,6 +41,8 @@ NAN = math.nan
 # What a receiver may still say of a copy it was delivered (the only change an ended
 # copy's outcome may undergo, once): it refused it, parked it, or found it expired.
 VERDICTS = frozenset({"rejected", "dead_lettered", "expired"})
+# How a copy ends that never reached its receiver (a dead letter may still follow it).
+UNDELIVERED = frozenset({"dropped", "partitioned", "unavailable"})
 
 
 def span_hex(index: int) -> str:
@@ -235,7 +237,8 @@ class Recorder:
 
         A copy ends once. The one change allowed after that is a receiver's verdict on a
         delivered copy (`VERDICTS`: rejected, dead-lettered, expired); anything else
-        asked of an ended copy is ignored, so its outcome never changes again.
+        asked of an ended copy is ignored, so its outcome never changes again. (A dead
+        letter of a message none of whose deliveries arrived is `mark_last`'s.)
         """
         current = self._m_outcome[seq]
         if current != "in_flight" and (current != "delivered" or outcome not in VERDICTS):
@@ -254,7 +257,9 @@ class Recorder:
         a copy still on the wire (a network duplicate, or the DLQ's own delivery), whose
         arrival would overwrite the verdict. With `attempt` (the broker's delivery
         count), a delivered copy of that attempt comes first; an original before its
-        network duplicate. Returns whether a copy was marked.
+        network duplicate. When no delivery ever arrived (each was lost, or refused by
+        a receiver that was down), the last broker delivery that ended so is marked
+        instead, its reason saying how it ended. Returns whether a copy was marked.
 
         It scans back from the end: it is for rare events, not the hot path.
         """
@@ -264,9 +269,22 @@ class Recorder:
         found = self._last_delivered(msg_id, attempt, subscription) if attempt else -1
         if found < 0:
             found = self._last_delivered(msg_id, 0, subscription)
+        if found >= 0:
+            self.message_ended(found, outcome, now, reason)
+            return True
+        # No copy reached its receiver: every delivery the broker counted was lost or
+        # refused (a push endpoint, or a consumer, down). The broker gave up on the last
+        # of them, so that copy ends as its dead letter, and says why it never arrived.
+        found = self._last_undelivered(msg_id, attempt, subscription)
         if found < 0:
             return False
-        self.message_ended(found, outcome, now, reason)
+        lost = self._m_outcome[found]
+        why = self._m_reason.get(found, "")
+        self._m_ended[found] = now
+        self._m_outcome[found] = outcome
+        self._m_reason[found] = (
+            f"{reason}; this delivery never arrived ({lost}{': ' + why if why else ''})"
+        )
         return True
 
     def dead_letter_copy(self, msg_id: str, subscription: str) -> None:
@@ -274,8 +292,8 @@ class Recorder:
         self._dead_copy[msg_id] = subscription
 
     def _last_delivered(self, msg_id: str, attempt: int, subscription: str | None = None) -> int:
-        """The seq of the last delivered copy of `msg_id` (of `attempt`, unless 0; in
-        `subscription`, unless None), or -1.
+        """The seq of the last delivered copy of `msg_id` the broker sent (of `attempt`,
+        unless 0; in `subscription`, unless None), or -1.
 
         When that copy is a network duplicate whose original was delivered too, the
         original: the duplicate is the network's extra copy, the original the sender's.
@@ -283,7 +301,7 @@ class Recorder:
         outcomes, attempts, dup = self._m_outcome, self._m_attempt, self._m_dup
         subs = self._m_sub
         duplicate = -1
-        for seq in self._seqs_of(msg_id):
+        for seq in self._deliveries_of(msg_id):
             if subscription is not None and subs.get(seq, "") != subscription:
                 continue
             if duplicate >= 0:
@@ -298,17 +316,48 @@ class Recorder:
             duplicate = seq
         return duplicate
 
-    def _seqs_of(self, msg_id: str) -> Iterator[int]:
-        """The seqs of the copies of `msg_id`, newest first."""
-        # The ids not yet frozen, then each frozen chunk, newest first.
+    def _last_undelivered(self, msg_id: str, attempt: int, subscription: str | None) -> int:
+        """The seq of the last broker delivery of `msg_id` that ended without arriving
+        (of `attempt` first, unless 0; in `subscription`, unless None), or -1.
+
+        Copies still on the wire are left alone: their arrival is still to come.
+        """
+        subs, outcomes, attempts = self._m_sub, self._m_outcome, self._m_attempt
+        fallback = -1
+        for seq in self._deliveries_of(msg_id):
+            if subscription is not None and subs.get(seq, "") != subscription:
+                continue
+            if outcomes[seq] not in UNDELIVERED:
+                continue
+            if not attempt or attempts[seq] == attempt:
+                return seq
+            if fallback < 0:
+                fallback = seq
+        return fallback
+
+    def _deliveries_of(self, msg_id: str) -> Iterator[int]:
+        """The seqs of the broker's deliveries of `msg_id`, newest first.
+
+        Only `deliver` copies: the publish that stored the message shares its msg_id,
+        but a dead letter is of a delivery.
+        """
+        # The rows not yet frozen, then each frozen chunk, newest first.
         parts = itertools.chain(
-            [self._m_id], (chunk.to_pylist() for chunk in reversed(self._chunks["_m_id"]))
+            [(self._m_id, self._m_kind)],
+            (
+                (ids.to_pylist(), kinds.to_pylist())
+                for ids, kinds in zip(
+                    reversed(self._chunks["_m_id"]),
+                    reversed(self._chunks["_m_kind"]),
+                    strict=True,
+                )
+            ),
         )
         end = len(self._m_outcome)
-        for ids in parts:
+        for ids, kinds in parts:
             start = end - len(ids)
             for index in range(len(ids) - 1, -1, -1):
-                if ids[index] == msg_id:
+                if ids[index] == msg_id and kinds[index] == "deliver":
                     yield start + index
             end = start
 
