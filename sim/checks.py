@@ -294,6 +294,10 @@ def in_order_per_key(run: Run) -> pd.DataFrame:
     else the one `order_by` derives. Into each consumer, a message whose first delivery
     began before an earlier-published message of its key was acked (its handler ended
     OK) or dead-lettered was delivered out of order.
+
+    Earlier-published means received by the broker earlier: an ordered queue (an SQS
+    FIFO group, a Pub/Sub ordering key) keeps the order in which its publishes arrive,
+    and two a publisher sends at once may arrive the other way round over the network.
     """
     columns = ["correlation_id", "msg_id", "agent", "peer", "key", "delivered", "earlier_done"]
     scenario = run.scenario
@@ -307,7 +311,7 @@ def in_order_per_key(run: Run) -> pd.DataFrame:
     if not watched or spans.empty:
         return pd.DataFrame(columns=columns)
     consumed = spans[(spans["kind"] == "consumer") & (spans["protocol"] == "queue")]
-    published = spans[spans["kind"] == "producer"].set_index("span_id")["start"]
+    arrived = _arrivals(run.messages)
     dead = spans[spans["kind"] == "dead_letter"].groupby("parent_id")["start"].min()
     given = _given_keys(run.messages)
     per_channel = []
@@ -334,11 +338,16 @@ def in_order_per_key(run: Run) -> pd.DataFrame:
     if not per_channel:
         return pd.DataFrame(columns=columns)
     per = pd.concat(per_channel)
-    per["published"] = per.index.map(published)
-    per["done"] = per["ok"].fillna(per.index.to_series().map(dead)).fillna(float("inf"))
+    per["published"] = per.index.map(arrived["delivered_at"])
+    per["arrival"] = per.index.map(arrived["seq"])
+    # Done when handled OK or dead-lettered, whichever came first: a broker that gives up
+    # on a message (its visibility timeout at the delivery limit) moves on to the next of
+    # its key while the handler may still be running.
+    parked = per.index.to_series().map(dead)
+    per["done"] = pd.concat([per["ok"], parked], axis=1).min(axis=1).fillna(float("inf"))
     # A key orders every message into its consumer, whichever producer published it.
     per = per.dropna(subset=["published"]).rename_axis("parent_id").reset_index()
-    per = per.sort_values(["agent", "key", "published", "parent_id"], kind="stable")
+    per = per.sort_values(["agent", "key", "published", "arrival"], kind="stable")
     per["earlier_done"] = per.groupby(["agent", "key"], sort=False)["done"].transform(
         lambda done: done.cummax().shift(1)
     )
@@ -349,6 +358,14 @@ def in_order_per_key(run: Run) -> pd.DataFrame:
         msg_id=request_of(run, late["parent_id"]).to_numpy(), delivered=late["first"]
     )
     return late[columns].reset_index(drop=True)
+
+
+def _arrivals(messages: pd.DataFrame) -> pd.DataFrame:
+    """When (`delivered_at`) and in which order (`seq`) the broker first received a
+    publish, by the span that published it."""
+    copies = messages[(messages["kind"] == "publish") & messages["delivered_at"].notna()]
+    first = copies.sort_values(["delivered_at", "seq"], kind="stable")
+    return first.drop_duplicates("span_id").set_index("span_id")[["delivered_at", "seq"]]
 
 
 def _given_keys(messages: pd.DataFrame) -> pd.Series:

@@ -8,15 +8,18 @@ broker's own counts agree with themselves and with the trace.
 `make test` runs a bounded number of examples; `make fuzz` runs many more
 (`SWITCHBOARD_FUZZ_EXAMPLES`, default 2,000) with a random seed each time, and prints a
 failing scenario as YAML-ready JSON so it can be saved and replayed with `python -m sim`.
+Scenarios it found once are kept in tests/fuzz_repros/ and judged on every run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -31,6 +34,8 @@ FUZZ_EXAMPLES = int(os.environ.get("SWITCHBOARD_FUZZ_EXAMPLES", "0"))
 EXAMPLES = FUZZ_EXAMPLES or 80
 # A call's end may trail its deadline by the answer's way back (checks.SLACK).
 SLACK = 1e-6
+# Generated scenarios that once failed the oracle, kept as they were printed.
+REPROS = sorted((Path(__file__).parent / "fuzz_repros").glob("*.json"))
 
 
 @st.composite
@@ -331,3 +336,9 @@ def test_generated_scenarios_pass_the_oracle(scenario: dict[str, Any]) -> None:
     """Random scenarios over every protocol run clean: checks, accounting, crashes, brokers."""
     note(json.dumps(scenario))
     judge(sim.run(scenario))
+
+
+@pytest.mark.parametrize("path", REPROS, ids=[p.stem for p in REPROS])
+def test_scenarios_the_fuzzer_found_pass_the_oracle(path: Path) -> None:
+    """Each generated scenario that once failed the oracle passes it now."""
+    judge(sim.run(json.loads(path.read_text())))
