@@ -134,11 +134,12 @@ def channel(
             "broker": BROKER,
             # A queue of its own: channels sharing one must agree on its settings.
             "request_queue": f"{dst}.from-{src}",
-            # Pub/Sub redelivers a nacked message at once: with no limit, a zero service
-            # time and zero latency that loops at one instant (sim.sizing refuses it).
+            # Pub/Sub and RabbitMQ requeue a failed message at once: with no limit, a zero
+            # service time and zero latency that loops at one instant (sim.sizing refuses
+            # it). SQS and Redis Streams wait out the visibility timeout: no limit is fine.
             "max_deliveries": draw(
                 st.integers(1, 5)
-                if flavour == "pubsub"
+                if flavour in ("pubsub", "rabbitmq")
                 else st.one_of(st.none(), st.integers(1, 5))
             ),
             "visibility_timeout": draw(st.floats(0.5, 10.0)),
