@@ -383,8 +383,9 @@ def fan_out_complete(run: Run) -> pd.DataFrame:
     whose deadline passed before the run's end must reach every subscription of the
     topic (each queue channel naming it) whose filter and binding take it: a consumer
     span there (ok, failed or still running), or a dead letter of that subscription's
-    copy. A publish the broker never confirmed, or a subscription still holding messages
-    at the run's end (its backlog), is a reason too.
+    copy. A publish the broker never received (every copy lost, its caller given up
+    before a retry) or never confirmed, or a subscription still holding messages at the
+    run's end (its backlog), is a reason too.
     """
     columns = ["correlation_id", "msg_id", "agent", "peer", "topic", "subscription", "start"]
     scenario = run.scenario
@@ -405,6 +406,7 @@ def fan_out_complete(run: Run) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     producers = spans[(spans["kind"] == "producer") & (spans["deadline"] < run.duration - SLACK)]
     producers = producers[~producers["error"].str.startswith("publish failed")]
+    producers = producers[producers["span_id"].isin(_arrivals(run.messages).index)]
     consumed = spans[(spans["kind"] == "consumer") & (spans["protocol"] == "queue")]
     reached = set(zip(consumed["parent_id"], consumed["agent"], strict=True))
     dead = spans[spans["kind"] == "dead_letter"]
