@@ -55,6 +55,11 @@ class Journal(Protocol):
         span) or received (the span of the stream that carried it)."""
         ...
 
+    def dead_letter_copy(self, msg_id: str, subscription: str) -> None:
+        """The dead letter of `msg_id` reported next is of its copy in `subscription`
+        (a topic's copies share their msg_id; this says which one is dead)."""
+        ...
+
     def queue_sample(
         self,
         time: float,

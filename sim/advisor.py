@@ -25,19 +25,31 @@ from sim.sweeps.stats import means
 ADVISOR_SWEEP = "protocols-under-load"
 ADVISOR_CACHE = Path("runs") / "sweeps" / ADVISOR_SWEEP
 
-# Simplest first: the order in which the rule of thumb reaches for them.
-SIMPLICITY = ("http", "queue", "sse", "websocket")
+# Simplest first: the order in which the rule of thumb reaches for them. The sweep's
+# brokers beyond a plain queue: a Pub/Sub topic (`pubsub`) and an SQS FIFO queue (`fifo`).
+SIMPLICITY = ("http", "queue", "pubsub", "fifo", "sse", "websocket")
 # What each protocol can do beyond one request and one answer.
 STREAMS = frozenset({"sse", "websocket"})  # partial results flow back as they are made
 BIDIRECTIONAL = frozenset({"websocket"})  # either side may speak at any time
+FANS_OUT = frozenset({"pubsub"})  # one publish, a copy for every subscription
+ORDERED = frozenset({"fifo"})  # in order per key (message group), one in flight per key
 ROLE = {
     "http": "request-response",
     "queue": "a durable hand-off (the broker keeps each request until it is served)",
+    "pubsub": "publish-subscribe (every subscription gets its own copy, acked on its own)",
+    "fifo": "ordered delivery (a message group in order, one in flight at a time)",
     "sse": "progress streamed back",
     "websocket": "a two-way conversation",
 }
 CLEAN_CASES = ("none", "clean", "baseline")
-NAMES = {"http": "HTTP", "queue": "a queue", "sse": "SSE", "websocket": "WebSocket"}
+NAMES = {
+    "http": "HTTP",
+    "queue": "a queue",
+    "pubsub": "a Pub/Sub topic",
+    "fifo": "an SQS FIFO queue",
+    "sse": "SSE",
+    "websocket": "WebSocket",
+}
 
 
 class Needs(BaseModel):
@@ -52,6 +64,12 @@ class Needs(BaseModel):
     )
     streaming: bool = Field(False, description="Must partial results stream back?")
     bidirectional: bool = Field(False, description="Do both sides talk (negotiation)?")
+    fan_out: bool = Field(
+        False, description="Must one message reach several subscribers (publish-subscribe)?"
+    )
+    ordered: bool = Field(
+        False, description="Must messages of a key (a conversation) be handled in order?"
+    )
     load: float = Field(0.75, gt=0, description="Offered load as a fraction of capacity.")
 
 
@@ -142,11 +160,20 @@ def _verdicts(
             "amplification": _value(c, "amplification"),
             "streams": protocol in STREAMS,
             "bidirectional": protocol in BIDIRECTIONAL,
+            "fan_out": protocol in FANS_OUT,
+            "ordered": protocol in ORDERED,
         }
         record["meets_p99"] = needs.p99 is None or (not math.isnan(p99) and p99 <= needs.p99)
         record["meets_loss"] = needs.loss_tolerable or lost <= needs.max_loss
-        record["meets_features"] = (not needs.streaming or record["streams"]) and (
-            not needs.bidirectional or record["bidirectional"]
+        # Fan-out and order are the carrier's own; streaming and a conversation may be
+        # added beside it (a stack).
+        record["meets_carrier"] = (not needs.fan_out or record["fan_out"]) and (
+            not needs.ordered or record["ordered"]
+        )
+        record["meets_features"] = (
+            record["meets_carrier"]
+            and (not needs.streaming or record["streams"])
+            and (not needs.bidirectional or record["bidirectional"])
         )
         records.append(record)
     return pd.DataFrame.from_records(records)
@@ -159,7 +186,7 @@ def _value(frame: pd.DataFrame, column: str) -> float:
 
 
 def _choose(v: pd.DataFrame, needs: Needs) -> tuple[list[str], bool]:
-    numbers = v[v["meets_p99"] & v["meets_loss"]]
+    numbers = v[v["meets_p99"] & v["meets_loss"] & v["meets_carrier"]]
     whole = numbers[numbers["meets_features"]]
     if not whole.empty:  # one protocol does everything: the simplest such
         return [str(whole["protocol"].iloc[0])], True
@@ -186,9 +213,10 @@ def _first(v: pd.DataFrame, allowed: frozenset[str]) -> str | None:
 
 
 def _closest(v: pd.DataFrame, needs: Needs) -> str:
-    # Nothing meets every number: keep loss first (it cannot be bought back with
-    # capacity), then the lowest p99.
-    pool = v[v["meets_loss"]] if v["meets_loss"].any() else v
+    # Nothing meets every number: keep what the carrier must do (fan-out, order) and loss
+    # first (neither can be bought back with capacity), then the lowest p99.
+    pool = v[v["meets_carrier"]] if v["meets_carrier"].any() else v
+    pool = pool[pool["meets_loss"]] if pool["meets_loss"].any() else pool
     return str(pool.sort_values(["p99"], kind="stable")["protocol"].iloc[0])
 
 
@@ -245,6 +273,17 @@ def _explain(
         reasons.append(f"Partial results must stream: {stack[0]} {carrier}.")
     if needs.bidirectional:
         reasons.append("Both sides talk: only WebSocket lets either side speak at any time.")
+    for needed, feature, what in (
+        (needs.fan_out, "fan_out", "One message must reach several subscribers"),
+        (needs.ordered, "ordered", "Messages of a key must be handled in order"),
+    ):
+        if needed:
+            able = [p for p, r in by.items() if r[feature]]
+            reasons.append(
+                f"{what}: of the swept brokers only {', '.join(able) or 'none'} can; "
+                f"{stack[0]}: p99 {_ms(first['p99'])} on a clean network, "
+                f"{_pct(first['lost_rate'])} lost under faults."
+            )
     if len(stack) == 1 and stack[0] != "http" and "http" in by:
         http = by["http"]
         reasons.append(

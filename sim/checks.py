@@ -268,7 +268,11 @@ def dead_letters_have_reasons(run: Run) -> pd.DataFrame:
     """Dead-lettered messages recorded without a reason."""
     m = run.messages
     bad = m[(m["outcome"] == "dead_lettered") & (m["reason"] == "")]
-    return bad[["correlation_id", "msg_id", "src", "dst", "attempt", "ended_at"]]
+    # A topic's copies share their msg_id: the subscription says whose copy it was.
+    columns = ["correlation_id", "msg_id", "src", "dst", "attempt", "ended_at"]
+    if "subscription" in bad.columns:
+        columns.append("subscription")
+    return bad[columns]
 
 
 def streams_complete(run: Run) -> pd.DataFrame:
@@ -288,11 +292,15 @@ def in_order_per_key(run: Run) -> pd.DataFrame:
     """Messages delivered before an earlier one of their key was done with.
 
     It watches the queue channels that ask for order: an ordered queue (`ordered`, `fifo`)
-    or one naming its key (`order_by`: the producer, or the correlation id). On such a
-    channel, a message whose first delivery began before an earlier-published message
-    of its key was acked (its handler ended OK) or dead-lettered was delivered out of
-    order. Keys a publisher gives by hand (the Python API) are not in the trace, so
-    those queues are watched by `order_by` only.
+    or one naming its key (`order_by`: the producer, or the correlation id). A message's
+    key is the one its publisher gave (the `ordering_key` of its publish in the trace),
+    else the one `order_by` derives. Into each consumer, a message whose first delivery
+    began before an earlier-published message of its key was acked (its handler ended
+    OK) or dead-lettered was delivered out of order.
+
+    Earlier-published means received by the broker earlier: an ordered queue (an SQS
+    FIFO group, a Pub/Sub ordering key) keeps the order in which its publishes arrive,
+    and two a publisher sends at once may arrive the other way round over the network.
     """
     columns = ["correlation_id", "msg_id", "agent", "peer", "key", "delivered", "earlier_done"]
     scenario = run.scenario
@@ -306,9 +314,10 @@ def in_order_per_key(run: Run) -> pd.DataFrame:
     if not watched or spans.empty:
         return pd.DataFrame(columns=columns)
     consumed = spans[(spans["kind"] == "consumer") & (spans["protocol"] == "queue")]
-    published = spans[spans["kind"] == "producer"].set_index("span_id")["start"]
+    arrived = _arrivals(run.messages)
     dead = spans[spans["kind"] == "dead_letter"].groupby("parent_id")["start"].min()
-    found = []
+    given = _given_keys(run.messages)
+    per_channel = []
     for (src, dst), order_by in watched.items():
         mine = consumed[(consumed["agent"] == dst) & (consumed["peer"] == src)]
         if mine.empty:
@@ -323,28 +332,51 @@ def in_order_per_key(run: Run) -> pd.DataFrame:
                 correlation_id=("correlation_id", "first"),
             )
         )
-        per["published"] = per.index.map(published)
-        per["done"] = per["ok"].fillna(per.index.to_series().map(dead)).fillna(float("inf"))
-        per["key"] = src if order_by == "producer" else per["correlation_id"]
-        per = per.dropna(subset=["published"]).reset_index()
-        per = per.sort_values(["key", "published", "parent_id"], kind="stable")
-        per["earlier_done"] = per.groupby("key")["done"].transform(
-            lambda done: done.cummax().shift(1)
+        derived = (
+            pd.Series(src, index=per.index) if order_by == "producer" else per["correlation_id"]
         )
-        late = per[per["first"] < per["earlier_done"] - SLACK]
-        if late.empty:
-            continue
-        found.append(
-            late.assign(
-                msg_id=request_of(run, late["parent_id"]).to_numpy(),
-                agent=dst,
-                peer=src,
-                delivered=late["first"],
-            )[columns]
-        )
-    if not found:
+        own = pd.Series(per.index.map(given), index=per.index, dtype="object")
+        per["key"] = own.fillna(derived).astype("str")
+        per_channel.append(per.assign(agent=dst, peer=src))
+    if not per_channel:
         return pd.DataFrame(columns=columns)
-    return pd.concat(found, ignore_index=True)
+    per = pd.concat(per_channel)
+    per["published"] = per.index.map(arrived["delivered_at"])
+    per["arrival"] = per.index.map(arrived["seq"])
+    # Done when handled OK or dead-lettered, whichever came first: a broker that gives up
+    # on a message (its visibility timeout at the delivery limit) moves on to the next of
+    # its key while the handler may still be running.
+    parked = per.index.to_series().map(dead)
+    per["done"] = pd.concat([per["ok"], parked], axis=1).min(axis=1).fillna(float("inf"))
+    # A key orders every message into its consumer, whichever producer published it.
+    per = per.dropna(subset=["published"]).rename_axis("parent_id").reset_index()
+    per = per.sort_values(["agent", "key", "published", "arrival"], kind="stable")
+    per["earlier_done"] = per.groupby(["agent", "key"], sort=False)["done"].transform(
+        lambda done: done.cummax().shift(1)
+    )
+    late = per[per["first"] < per["earlier_done"] - SLACK]
+    if late.empty:
+        return pd.DataFrame(columns=columns)
+    late = late.assign(
+        msg_id=request_of(run, late["parent_id"]).to_numpy(), delivered=late["first"]
+    )
+    return late[columns].reset_index(drop=True)
+
+
+def _arrivals(messages: pd.DataFrame) -> pd.DataFrame:
+    """When (`delivered_at`) and in which order (`seq`) the broker first received a
+    publish, by the span that published it."""
+    copies = messages[(messages["kind"] == "publish") & messages["delivered_at"].notna()]
+    first = copies.sort_values(["delivered_at", "seq"], kind="stable")
+    return first.drop_duplicates("span_id").set_index("span_id")[["delivered_at", "seq"]]
+
+
+def _given_keys(messages: pd.DataFrame) -> pd.Series:
+    """The ordering key each publisher gave, by the span that published ("" none: absent)."""
+    if "ordering_key" not in messages.columns:
+        return pd.Series(dtype="str")
+    keyed = messages[(messages["kind"] == "publish") & (messages["ordering_key"] != "")]
+    return keyed.drop_duplicates("span_id").set_index("span_id")["ordering_key"]
 
 
 def fan_out_complete(run: Run) -> pd.DataFrame:
@@ -354,8 +386,9 @@ def fan_out_complete(run: Run) -> pd.DataFrame:
     whose deadline passed before the run's end must reach every subscription of the
     topic (each queue channel naming it) whose filter and binding take it: a consumer
     span there (ok, failed or still running), or a dead letter of that subscription's
-    copy. A publish the broker never confirmed, or a subscription still holding messages
-    at the run's end (its backlog), is a reason too.
+    copy. A publish the broker never received (every copy lost, its caller given up
+    before a retry) or never confirmed, or a subscription still holding messages at the
+    run's end (its backlog), is a reason too.
     """
     columns = ["correlation_id", "msg_id", "agent", "peer", "topic", "subscription", "start"]
     scenario = run.scenario
@@ -376,6 +409,7 @@ def fan_out_complete(run: Run) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     producers = spans[(spans["kind"] == "producer") & (spans["deadline"] < run.duration - SLACK)]
     producers = producers[~producers["error"].str.startswith("publish failed")]
+    producers = producers[producers["span_id"].isin(_arrivals(run.messages).index)]
     consumed = spans[(spans["kind"] == "consumer") & (spans["protocol"] == "queue")]
     reached = set(zip(consumed["parent_id"], consumed["agent"], strict=True))
     dead = spans[spans["kind"] == "dead_letter"]

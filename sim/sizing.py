@@ -288,12 +288,13 @@ def _zero_time_loops(scenario: sc.Scenario) -> Iterator[Problem]:
         if channel.protocol != "queue":
             continue
         consumer = agents.get(channel.dst)
-        settings = [channel.queue, brokers.get(channel.queue.broker)]
-        endless = any(
-            q is not None and q.on_error == "requeue" and q.max_deliveries is None for q in settings
-        )
+        # The queue runs by the channel's knobs over its broker's (Scenario.queue_settings,
+        # without its scan of the agents): a limit the channel sets wins over the broker's
+        # (or its flavour's) none.
+        settings = channel.queue.over(brokers.get(channel.queue.broker))
         if (
-            endless
+            settings.on_error == "requeue"
+            and settings.max_deliveries is None
             and consumer is not None
             and consumer.service_time.mean() == 0
             and _instant(scenario, channel.queue.broker, channel.dst)

@@ -262,3 +262,98 @@ def test_a_request_open_past_its_deadline_with_its_caller_awake_is_lost():
     found = check(run)["nothing_lost"]
     assert list(found["span_id"]) == [spans.loc[first, "span_id"]]
     assert found["msg_id"].iloc[0] != ""
+
+
+# -- in_order_per_key ----------------------------------------------------------------------
+
+
+ZERO = {"dist": "constant", "value": 0.0}
+
+
+def ordered_queue(queue: dict[str, Any], flavour: str, latency: dict[str, Any], **service: Any):
+    """One client publishing to one service through an ordered queue of `flavour`."""
+    return {
+        "name": "ordered",
+        "seed": 0,
+        "duration": 21,
+        "agents": [
+            {"id": "c0", "role": "client"},
+            {"id": "s0", "role": "service", "workers": 4, **service},
+            {"id": "mq", "role": "broker", "queue": {"flavour": flavour}},
+        ],
+        "channels": [
+            {"from": "c0", "to": "s0", "protocol": "queue", "queue": {"broker": "mq", **queue}}
+        ],
+        "network": {"default": {"latency": latency}},
+        "workload": [{"from": "c0", "to": "s0", "arrivals": {"kind": "poisson", "rate": 2}}],
+    }
+
+
+def test_publishes_the_network_reordered_are_in_order_in_the_order_they_arrived():
+    # Found by the generated scenarios (tests/fuzz_repros/pubsub-ordered-in-order-per-key):
+    # an ordered Pub/Sub subscription over a jittery network. c0-19 was published after
+    # c0-18 but reached the broker first, which delivers in the order publishes arrive.
+    # The check used to order by the publisher's start and flag c0-19.
+    queue = {"topic": "t", "ordered": True, "max_deliveries": 1, "request_queue": "s0.t"}
+    jitter = {"dist": "uniform", "low": 0.0, "high": 0.03125}
+    run = sim.run(
+        ordered_queue(queue, "pubsub", jitter, service_time={"dist": "constant", "value": 0})
+    )
+    m = run.messages
+    publish = m[(m.kind == "publish") & (m.src == "c0")].set_index("correlation_id")
+    assert publish.loc["c0-18", "sent_at"] < publish.loc["c0-19", "sent_at"]
+    assert publish.loc["c0-18", "delivered_at"] > publish.loc["c0-19", "delivered_at"]
+    deliveries = m[(m.kind == "deliver") & (m.dst == "s0")]
+    # The broker delivered each key in the order publishes arrived, each once.
+    assert deliveries.correlation_id.is_unique
+    arrived = publish.sort_values("delivered_at").index.tolist()
+    assert deliveries.correlation_id.tolist() == arrived
+    assert check(run)["in_order_per_key"].empty
+
+
+def test_a_message_the_broker_gave_up_on_is_done_with_when_dead_lettered():
+    # An SQS FIFO group whose visibility timeout (0.5 s) is shorter than the work (1 s),
+    # with one delivery allowed: at 0.5 s the broker parks each message and delivers the
+    # next of its group while the first's handler still runs. That is the group's order,
+    # not a reordering: the check used to count the message done at its handler's end.
+    queue = {"fifo": True, "max_deliveries": 1, "visibility_timeout": 0.5}
+    fast, slow = {"dist": "constant", "value": 0.001}, {"dist": "constant", "value": 1.0}
+    run = sim.run(ordered_queue(queue, "sqs", fast, service_time=slow))
+    s = run.spans
+    dead = s[s.kind == "dead_letter"].set_index("parent_id").start
+    handled = s[(s.kind == "consumer") & (s.outcome == "ok")].set_index("parent_id")
+    both = dead.index.intersection(handled.index)  # (the last may still be running)
+    assert len(both) > 10 and (handled.loc[both, "end"] > dead[both] + 0.4).all()
+    assert check(run)["in_order_per_key"].empty
+    # Once the broker waits for the handler (a visibility timeout past the work), the
+    # check still sees each message done before the next of its group is delivered.
+    queue["visibility_timeout"] = 5.0
+    fine = sim.run(ordered_queue(queue, "sqs", fast, service_time=slow))
+    assert (fine.messages.outcome != "dead_lettered").all()
+    assert check(fine)["in_order_per_key"].empty
+
+
+# -- fan_out_complete ----------------------------------------------------------------------
+
+
+def test_a_publish_the_broker_never_received_owes_its_subscriptions_nothing():
+    # Found by the generated scenarios (tests/fuzz_repros/sns-fan-out-under-loss): SNS to
+    # SQS on a network that loses 20%. A publish lost on its way, whose caller timed out
+    # before its confirm timeout could retry it, never reached the topic: no subscription
+    # can miss it. The check used to excuse only a publish that failed by its own timer.
+    queue = {"topic": "t", "visibility_timeout": 0.5, "request_queue": "s0.t"}
+    data = ordered_queue(queue, "sqs", {"dist": "constant", "value": 0.0}, service_time=ZERO)
+    data["channels"][0]["timeout"] = 0.2
+    data["network"]["default"]["loss"] = 0.2
+    run = sim.run(data)
+    m, s = run.messages, run.spans
+    publishes = m[(m.kind == "publish") & (m.src == "c0")]
+    received = set(publishes.loc[publishes.delivered_at.notna(), "span_id"])
+    producers = s[s.kind == "producer"]
+    unreceived = producers[~producers.span_id.isin(received)]
+    assert len(unreceived) >= 2 and (unreceived.outcome == "timeout").all()
+    assert check(run)["fan_out_complete"].empty
+    # A copy the subscription did miss is still found.
+    first = producers[producers.span_id.isin(received)].span_id.iloc[0]
+    run.tables["spans"] = s[~((s.kind == "consumer") & (s.parent_id == first))]
+    assert list(check(run)["fan_out_complete"].msg_id) == publishes.msg_id.iloc[:1].tolist()

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import simpy
 
+import sim
 from protocols.transport import Message
 from sim import cli, loading
 from sim import scenario as sc
@@ -505,6 +506,48 @@ def test_a_queue_that_would_redeliver_for_ever_at_one_instant_is_refused(
     )
     data["agents"][1]["service_time"] = {"dist": "constant", "value": 0.01}
     assert problems(data) == []
+
+
+@pytest.mark.parametrize(
+    ("broker", "channel"),
+    [
+        # Pub/Sub has no delivery limit by default: the channel's own limit ends the loop.
+        ({"flavour": "pubsub"}, {"max_deliveries": 1}),
+        # The channel requeues, and its RabbitMQ broker's quorum queues stop at 20.
+        ({"flavour": "rabbitmq"}, {"on_error": "requeue"}),
+    ],
+    ids=["channel-limit", "broker-limit"],
+)
+def test_a_queue_whose_limit_comes_from_the_channel_or_the_broker_runs(
+    broker: dict[str, Any], channel: dict[str, Any]
+) -> None:
+    # The loop check reads the queue's settings as the run does: a channel's knobs over
+    # its broker's. It used to judge each alone and refuse both of these.
+    data = scenario(
+        duration=10,
+        agents=[
+            {"id": "c", "role": "client"},
+            {"id": "s", "service_time": ZERO},
+            {"id": "broker", "role": "broker", "queue": broker},
+        ],
+        channels=[{"from": "c", "to": "s", "protocol": "queue", "queue": channel}],
+        network={"default": {"latency": ZERO}},
+        workload=[],
+        faults=[{"kind": "poison", "from": "c", "to": "s", "start": 1}],
+    )
+    assert problems(data) == []
+    run = sim.run(data)
+    dead = run.messages[run.messages.outcome == "dead_lettered"]
+    limit = channel.get("max_deliveries", 20)
+    assert list(dead.attempt) == [limit]  # the poison request, at the limit
+    # Without a limit anywhere, the same queue is refused.
+    data["channels"][0]["queue"] = {**channel, "max_deliveries": None, "on_error": "requeue"}
+    data["agents"][2]["queue"] = {**broker, "max_deliveries": None}
+    assert problems(data) == [
+        "channels.0.queue.max_deliveries: none, with on_error requeue, a service time of 0 s "
+        "and links of zero latency, redelivers a message that always fails for ever at one "
+        "instant; set max_deliveries"
+    ]
 
 
 def test_an_alias_bomb_is_refused_before_anything_walks_it(

@@ -445,3 +445,96 @@ def test_scenario_settings_errors_are_one_sentence(queue, error):
         sim.run(data)
     assert error in str(raised.value)
     assert "\n" not in str(raised.value).strip()
+
+
+# -- fan-out copies in the trace -----------------------------------------------------------
+
+
+def test_each_subscription_dead_letter_marks_its_own_copy_in_the_trace():
+    # billing gives up on the poison order after 5 deliveries, shipping after 8: at billing's
+    # fifth, shipping's fifth copy (same msg_id, same attempt) was delivered as well.
+    import sim
+
+    data = shop(ordered=False)
+    data["channels"][1]["queue"] = dict(data["channels"][1]["queue"], max_deliveries=8)
+    run = sim.run(data)
+    m = run.messages
+    dead = m[m.outcome == "dead_lettered"]
+    assert list(zip(dead.dst, dead.attempt, dead.subscription, strict=True)) == [
+        ("billing", 5, "billing.requests"),
+        ("shipping", 8, "shipping.requests"),
+    ]
+    assert all("max_delivery_attempts 5" in r for r in dead[dead.dst == "billing"].reason)
+    poison = m[m.msg_id == dead.msg_id.iloc[0]]
+    shipping5 = poison[(poison.dst == "shipping") & (poison.attempt == 5)]
+    assert list(shipping5.outcome) == ["delivered"]  # not billing's dead letter
+    # Every copy a subscription got names it; the publish and the replies name none.
+    delivered = m[m.kind == "deliver"]
+    copies = delivered[delivered.dst.isin(["billing", "shipping"])]
+    assert (copies.subscription == copies.dst + ".requests").all()
+    assert (delivered[delivered.dst == "shop"].subscription == "").all()
+    assert (m[m.kind == "publish"].subscription == "").all()
+
+
+def keyed_by_publisher(monkeypatch: pytest.MonkeyPatch, keys: int = 3) -> None:
+    """Every queue request is published with its own ordering key: k0, k1, k2, k0, ..."""
+    from protocols.queue import client
+
+    call = getattr(client.QueueClient.call, "original", client.QueueClient.call)
+    sent = iter(range(10**9))
+
+    def with_key(self: client.QueueClient, *args: Any, **kwargs: Any) -> Any:
+        return call(self, *args, ordering_key=f"k{next(sent) % keys}", **kwargs)
+
+    with_key.original = call  # type: ignore[attr-defined]
+    monkeypatch.setattr(client.QueueClient, "call", with_key)
+
+
+def test_ordering_keys_a_publisher_gives_are_in_the_trace_and_the_check_reads_them(monkeypatch):
+    import sim
+    from sim.checks import in_order_per_key
+
+    keyed_by_publisher(monkeypatch)
+    ordered = sim.run(shop(ordered=True))
+    m = ordered.messages
+    published = m[(m.kind == "publish") & (m.src == "shop")]  # not the replies
+    assert set(published.ordering_key) == {"k0", "k1", "k2"}
+    # Each subscription delivers by the publisher's key, and says so on each copy.
+    copies = m[(m.kind == "deliver") & (m.dst == "billing")]
+    by_msg = published.drop_duplicates("msg_id").set_index("msg_id").ordering_key
+    assert (copies.ordering_key == copies.msg_id.map(by_msg)).all()
+    # The broker held back only the poison order's key, and the check agrees: read by
+    # the producer (order_by), the other keys' orders would look reordered past it.
+    assert in_order_per_key(ordered).empty
+    # Unordered, with one key for everything: the reorderings are reported by that key.
+    keyed_by_publisher(monkeypatch, keys=1)
+    late = in_order_per_key(sim.run(shop(ordered=False)))
+    assert not late.empty and set(late.key) == {"k0"}
+
+
+def test_a_push_to_an_endpoint_that_is_down_is_dead_lettered_in_the_trace_too():
+    # billing's push endpoint is down from t=20 on: each order pushed there is refused
+    # 3 times, then dead-lettered. No copy ever arrived, yet each dead letter is a row.
+    import sim
+
+    data = shop(ordered=False, max_deliveries=3)
+    for channel in data["channels"]:
+        channel["queue"] = dict(channel["queue"], push_endpoint=channel["to"])
+    data["faults"] = [{"kind": "crash", "targets": ["billing"], "start": 20}]
+    run = sim.run(data)
+    m = run.messages
+    last = run.queues[run.queues.time == run.queues.time.max()].set_index("queue")
+    parked = int(last.loc["billing.requests", "dead_lettered"])
+    assert parked > 10 and last.loc["shipping.requests", "dead_lettered"] == 0
+    unarrived = m[m.outcome == "dead_lettered"]
+    assert len(unarrived) == parked  # the broker's count and the trace's agree
+    assert unarrived.delivered_at.isna().all()
+    assert (unarrived.sent_at > 20).all() and (unarrived.attempt == 3).all()
+    assert (unarrived.subscription == "billing.requests").all()
+    assert unarrived.reason.str.endswith(
+        "(3 deliveries); this delivery never arrived (unavailable: billing is down)"
+    ).all()
+    # Each was pushed 3 times, and only its last push carries the dead letter.
+    pushes = m[m.msg_id.isin(unarrived.msg_id) & (m.kind == "deliver") & (m.dst == "billing")]
+    assert pushes.groupby("msg_id").size().eq(3).all()
+    assert (pushes[pushes.attempt < 3].outcome == "unavailable").all()

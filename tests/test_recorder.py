@@ -3,13 +3,15 @@
 A row's outcome is set when its copy ends (delivered, dropped, ...); the one change
 allowed after that is a receiver's verdict on a delivered copy (rejected, dead-lettered,
 expired), and nothing changes a verdict. `mark_last` (the broker's dead letters) gives
-the verdict to the last delivered copy, never to one still on the wire.
+the verdict to the last delivered copy, never to one still on the wire; when none of the
+broker's deliveries arrived, to the last of them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -96,6 +98,43 @@ def test_a_dead_letter_marks_the_delivery_of_its_count_and_each_copy_once():
     assert rec2.mark_last("m2", "dead_lettered", 1.0, "y", attempt=1)
     assert not rec2.mark_last("m2", "dead_lettered", 1.0, "z", attempt=1)
     assert outcomes(rec2) == ["dead_lettered", "dead_lettered"]
+
+
+def test_a_dead_letter_none_of_whose_deliveries_arrived_marks_the_last_of_them(monkeypatch):
+    # Small chunks, so the early rows are frozen by the time the broker gives up.
+    monkeypatch.setattr(recorder_module, "CHUNK_ROWS", 2)
+    rec = Recorder()
+    publish = rec.message_sent(
+        Message(msg_id="m1", type="task", src="p", dst="broker", kind="publish",
+                protocol="queue"), 0.0)  # fmt: skip
+    rec.message_delivered(publish, 0.1)
+    pushes = [rec.message_sent(message("m1", attempt=n), float(n)) for n in (1, 2, 3)]
+    for n, seq in enumerate(pushes[:2], 1):
+        rec.message_ended(seq, "unavailable", n + 0.1, "api is down")
+    rec.message_ended(pushes[2], "dropped", 3.1)  # the last: lost on the way
+    noise = [rec.message_sent(message(f"x{i}"), 3.5) for i in range(4)]
+    # The broker gave up after 3 deliveries, none of which arrived: the third is its row.
+    assert rec.mark_last("m1", "dead_lettered", 3.2, "limit 3 reached", attempt=3)
+    m = rec.tables()["messages"]
+    assert m["outcome"].tolist() == [
+        "delivered",
+        "unavailable",
+        "unavailable",
+        "dead_lettered",
+        *["in_flight"] * len(noise),
+    ]
+    assert m["ended_at"].iloc[3] == 3.2 and pd.isna(m["delivered_at"].iloc[3])
+    assert m["reason"].iloc[3] == "limit 3 reached; this delivery never arrived (dropped)"
+    # Another dead letter of it finds the earlier refused delivery, never the publish nor
+    # a copy still on the wire.
+    on_wire = rec.message_sent(message("m1", attempt=4), 4.0)
+    assert rec.mark_last("m1", "dead_lettered", 4.5, "again", attempt=4)
+    m = rec.tables()["messages"]
+    assert m["outcome"].iloc[2] == "dead_lettered" and m["outcome"].iloc[on_wire] == "in_flight"
+    assert m["reason"].iloc[2] == "again; this delivery never arrived (unavailable: api is down)"
+    assert rec.mark_last("m1", "dead_lettered", 5.0, "once more", attempt=4)
+    assert not rec.mark_last("m1", "dead_lettered", 5.0, "nothing left", attempt=4)
+    assert rec.tables()["messages"]["outcome"].iloc[0] == "delivered"
 
 
 POISON_UNDER_DUPLICATION: dict[str, Any] = {

@@ -508,7 +508,7 @@ def test_the_advisors_numbers_are_the_sweeps(advisor_rows):
     advice = advise(advisor_rows, Needs())
     assert advice.load == 0.75
     v = advice.verdicts.set_index("protocol")
-    assert list(v.index) == ["http", "queue", "sse", "websocket"]
+    assert list(v.index) == ["http", "queue", "pubsub", "fifo", "sse", "websocket"]
     at = advisor_rows[advisor_rows["load"] == 0.75]
     for protocol in v.index:
         mine = at[at["protocol"] == protocol]
@@ -562,6 +562,40 @@ def test_the_recommendation_follows_the_needs(advisor_rows, needs, stack, headli
     at = advisor_rows[(advisor_rows["load"] == 0.75) & advisor_rows["protocol"].isin(stack)]
     pd.testing.assert_frame_equal(advice.evidence, at.reset_index(drop=True))
     assert len(advice.evidence) == len(stack) * 2 * 2
+
+
+@pytest.mark.parametrize(
+    ("needs", "stack", "headline"),
+    [
+        (
+            Needs(fan_out=True, loss_tolerable=False),
+            ["pubsub"],
+            "Use a Pub/Sub topic for publish-subscribe (every subscription gets its own copy, "
+            "acked on its own) (at 75% of capacity).",
+        ),
+        (
+            Needs(ordered=True, streaming=True),
+            ["fifo", "sse"],
+            "Use an SQS FIFO queue for ordered delivery (a message group in order, one in "
+            "flight at a time) + SSE for progress streamed back (at 75% of capacity).",
+        ),
+    ],
+)
+def test_which_broker_for_fan_out_or_order(advisor_rows, needs, stack, headline):
+    advice = advise(advisor_rows, needs)
+    assert (advice.stack, advice.met, advice.headline) == (stack, True, headline)
+    v = advice.verdicts.set_index("protocol")
+    # The broker cases' own rows: a topic and its subscription lose nothing under the
+    # partition, as a queue does; one FIFO message group serves one request at a time, so
+    # at 75% of capacity its p99 is many times the plain queue's.
+    assert v.loc["pubsub", "lost_rate"] <= Needs().max_loss
+    assert v.loc["pubsub", "p99"] == pytest.approx(v.loc["queue", "p99"], rel=0.25)
+    assert v.loc["fifo", "lost_rate"] <= Needs().max_loss
+    assert v.loc["fifo", "p99"] > 5 * v.loc["queue", "p99"]
+    assert list(v.index[v["fan_out"]]) == ["pubsub"] and list(v.index[v["ordered"]]) == ["fifo"]
+    assert any(
+        r.startswith(("One message must reach", "Messages of a key")) for r in advice.reasons
+    )
 
 
 def test_an_unreachable_p99_target_is_not_met(advisor_rows):

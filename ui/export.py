@@ -17,7 +17,6 @@ from sim.trace.schema import TABLES
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024  # scenario files over 5 MB are refused
 
 
-
 def run_zip(run: Run, folder: str = "run") -> bytes:
     """The run saved as a directory (`run.json` + one Parquet file per table), zipped
     under `folder/`; `sim.load` reads the unzipped folder back."""

@@ -274,7 +274,9 @@ class Broker:
         for name in topic.subscriptions:
             queue = self.declare(name)
             if takes(queue.settings, attributes):
-                self._store(queue, self._stored(msg, body))
+                stored = self._stored(msg, body)
+                stored.topic = topic.name
+                self._store(queue, stored)
                 took.append(queue)
             else:
                 topic.filtered += 1
@@ -369,7 +371,7 @@ class Broker:
                     queue.name, tag, m.msg_id, m.type, m.version, m.producer,
                     m.correlation_id, m.causation_id, m.span, m.size_bytes, m.payload,
                     m.reply_to, m.deliveries, m.enqueued_at, m.ready_at, m.deadline,
-                    m.idempotency_key,
+                    m.idempotency_key, "" if queue.is_dlq else m.topic, m.ordering_key,
                 ),
                 deadline=m.deadline,
                 idempotency_key=m.idempotency_key,
@@ -479,6 +481,10 @@ class Broker:
             where = f"{queue.name}: {where}"  # which subscription's copy, of a fan-out
         journal.span_end(span, "error", now, error=f"{where}: {reason}", attempts=deliveries)
         if self.on_dead_letter is not None:
+            if m.topic and not queue.is_dlq:
+                # The copies of a fan-out share its msg_id: name this subscription's, so
+                # the dead letter marks its own copy and not another subscription's.
+                journal.dead_letter_copy(m.msg_id, queue.name)
             self.on_dead_letter(record)
 
     def _to_dead_letter_topic(self, m: Stored, topic: str) -> None:
@@ -497,6 +503,7 @@ class Broker:
                 m.span, m.size_bytes, m.payload, m.reply_to, now, now,
             )  # fmt: skip
             copy.deadline, copy.idempotency_key = m.deadline, m.idempotency_key
+            copy.topic = topic
             queue = self.declare(name)
             self._store(queue, copy)
             self._dispatch(queue)

@@ -454,6 +454,7 @@ class QueueClient:
         deadline: float | None = None,
         idempotency_key: str = "",
         settings: QueueSettings | None = None,
+        ordering_key: str = "",
     ) -> Call:
         """Publish a request to `dst`'s request queue; the Call ends on its reply.
 
@@ -462,6 +463,8 @@ class QueueClient:
         code in a process yields `call.wait()`. `deadline` (absolute; `timeout` from now
         when None) and `idempotency_key` travel with the request to its consumer.
         `settings` (the endpoint's when None) are the channel's: its broker, its queues.
+        `ordering_key` is the request's own ordering key or FIFO group ("": its queue
+        derives one, if it is ordered).
         """
         node = self.node
         settings = settings or self.endpoint.settings
@@ -490,6 +493,7 @@ class QueueClient:
             idempotency_key=idempotency_key,
             settings=settings,
             topic=settings.topic is not None,
+            ordering_key=ordering_key,
         )
         return call
 

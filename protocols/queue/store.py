@@ -39,6 +39,7 @@ class Stored:
     deadline: float = math.inf  # the request's deadline (absolute), carried by its publish
     idempotency_key: str = ""  # the publish's (its msg_id is the key when none)
     ordering_key: str = ""  # its ordering key or FIFO message group ("": unordered)
+    topic: str = ""  # the topic it was copied from into a subscription ("": published to a queue)
 
 
 @dataclass(slots=True, frozen=True)

@@ -16,7 +16,10 @@ of these kinds; its `body` is one of the small records below:
 
 A publish to a topic (`Publish.topic`) is copied by the broker into every subscription
 of the topic; each copy keeps the message's msg_id (as a Pub/Sub messageId is the same
-in every subscription).
+in every subscription), and its deliveries name the topic (`Delivery.topic`) beside the
+subscription (`Delivery.queue`): a copy is the pair (msg_id, subscription). The trace
+records that pair (the messages table's `subscription` column), and the ordering key a
+publish gives and a delivery is ordered by (`ordering_key`).
 
 A publish carries its request's deadline and idempotency key in the message's envelope
 fields (`deadline`, `idempotency_key`); the broker keeps them and every delivery carries
@@ -81,6 +84,8 @@ class Delivery:
     ready_at: float  # last made ready (stored, requeued, redriven)
     deadline: float = math.inf  # the request's deadline (absolute), as published
     idempotency_key: str = ""  # as published ("": its msg_id is the key)
+    topic: str = ""  # the topic it was published to, when `queue` is its subscription
+    ordering_key: str = ""  # the key it is delivered in order of ("": unordered)
 
 
 @dataclass(slots=True, frozen=True)

@@ -60,6 +60,12 @@ def add_sweep_verbs(verbs: Any) -> None:
     advise.add_argument("--streaming", action="store_true", help="partial results must stream")
     advise.add_argument("--bidirectional", action="store_true", help="both sides talk")
     advise.add_argument(
+        "--fan-out", action="store_true", help="one message must reach several subscribers"
+    )
+    advise.add_argument(
+        "--ordered", action="store_true", help="messages of a key must be handled in order"
+    )
+    advise.add_argument(
         "--load", type=_fraction, default=0.75, help="offered load, fraction of capacity (0.75)"
     )
     advise.add_argument(
@@ -144,6 +150,8 @@ def cmd_advise(args: argparse.Namespace) -> int:
         loss_tolerable=not args.no_loss,
         streaming=args.streaming,
         bidirectional=args.bidirectional,
+        fan_out=args.fan_out,
+        ordered=args.ordered,
         load=args.load,
     )
     if args.sweep_dir:

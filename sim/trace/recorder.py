@@ -22,6 +22,8 @@ import pandas as pd
 import pyarrow as pa
 from pandas.arrays import ArrowStringArray
 
+from protocols.queue.wire import PROTOCOL as QUEUE
+from protocols.queue.wire import Delivery, Publish
 from protocols.transport import Message
 from sim.loading import ScenarioError
 from sim.trace.schema import (
@@ -40,6 +42,8 @@ NAN = math.nan
 # What a receiver may still say of a copy it was delivered (the only change an ended
 # copy's outcome may undergo, once): it refused it, parked it, or found it expired.
 VERDICTS = frozenset({"rejected", "dead_lettered", "expired"})
+# How a copy ends that never reached its receiver (a dead letter may still follow it).
+UNDELIVERED = frozenset({"dropped", "partitioned", "unavailable"})
 
 
 def span_hex(index: int) -> str:
@@ -73,6 +77,13 @@ class Recorder:
         self._m_size: list[int] = []
         self._m_dup: list[bool] = []
         self._m_reason: dict[int, str] = {}
+        # Queue copies' sparse attributes (see schema.SPARSE_COLUMNS), by seq: the
+        # subscription of a topic's copy, the ordering key of a publish or delivery.
+        self._m_sub: dict[int, str] = {}
+        self._m_key: dict[int, str] = {}
+        # The subscription whose copy of a msg_id the next dead letter of it is about
+        # (`dead_letter_copy`), taken by `mark_last`.
+        self._dead_copy: dict[str, str] = {}
         # spans: parent .. deadline wait in `_s_fixed` until a flush (see span_start)
         self._s_fixed: list[tuple[Any, ...]] = []
         self._s_parent = array("q")
@@ -170,6 +181,7 @@ class Recorder:
         msgs = self._m_msgs
         if not msgs:
             return
+        self._queue_attributes(msgs, len(self._m_outcome) - len(msgs))
         self._m_id.extend([m.msg_id for m in msgs])
         self._m_type.extend([m.type for m in msgs])
         self._m_version.extend([m.version for m in msgs])
@@ -184,6 +196,23 @@ class Recorder:
         self._m_size.extend([m.size_bytes for m in msgs])
         self._m_dup.extend([m.duplicate for m in msgs])
         msgs.clear()
+
+    def _queue_attributes(self, msgs: list[Message], base: int) -> None:
+        """Note the subscription and ordering key of the queue copies among `msgs`
+        (seqs from `base`): read off their bodies, so a network duplicate has them too."""
+        subs, keys = self._m_sub, self._m_key
+        for seq, msg in enumerate(msgs, base):
+            if msg.protocol != QUEUE:
+                continue
+            body = msg.body
+            kind = type(body)
+            if kind is Delivery:
+                if body.topic:
+                    subs[seq] = body.queue
+                if body.ordering_key:
+                    keys[seq] = body.ordering_key
+            elif kind is Publish and body.ordering_key:
+                keys[seq] = body.ordering_key
 
     def _flush_spans(self) -> None:
         """Split the fixed fields of the spans opened since the last flush into columns."""
@@ -214,7 +243,8 @@ class Recorder:
 
         A copy ends once. The one change allowed after that is a receiver's verdict on a
         delivered copy (`VERDICTS`: rejected, dead-lettered, expired); anything else
-        asked of an ended copy is ignored, so its outcome never changes again.
+        asked of an ended copy is ignored, so its outcome never changes again. (A dead
+        letter of a message none of whose deliveries arrived is `mark_last`'s.)
         """
         current = self._m_outcome[seq]
         if current != "in_flight" and (current != "delivered" or outcome not in VERDICTS):
@@ -233,28 +263,53 @@ class Recorder:
         a copy still on the wire (a network duplicate, or the DLQ's own delivery), whose
         arrival would overwrite the verdict. With `attempt` (the broker's delivery
         count), a delivered copy of that attempt comes first; an original before its
-        network duplicate. Returns whether a copy was marked.
+        network duplicate. When no delivery ever arrived (each was lost, or refused by
+        a receiver that was down), the last broker delivery that ended so is marked
+        instead, its reason saying how it ended. Returns whether a copy was marked.
 
         It scans back from the end: it is for rare events, not the hot path.
         """
         self._flush_messages()
-        found = self._last_delivered(msg_id, attempt) if attempt else -1
+        # A topic's copies share the msg_id: only the named subscription's are this one's.
+        subscription = self._dead_copy.pop(msg_id, None)
+        found = self._last_delivered(msg_id, attempt, subscription) if attempt else -1
         if found < 0:
-            found = self._last_delivered(msg_id, 0)
+            found = self._last_delivered(msg_id, 0, subscription)
+        if found >= 0:
+            self.message_ended(found, outcome, now, reason)
+            return True
+        # No copy reached its receiver: every delivery the broker counted was lost or
+        # refused (a push endpoint, or a consumer, down). The broker gave up on the last
+        # of them, so that copy ends as its dead letter, and says why it never arrived.
+        found = self._last_undelivered(msg_id, attempt, subscription)
         if found < 0:
             return False
-        self.message_ended(found, outcome, now, reason)
+        lost = self._m_outcome[found]
+        why = self._m_reason.get(found, "")
+        self._m_ended[found] = now
+        self._m_outcome[found] = outcome
+        self._m_reason[found] = (
+            f"{reason}; this delivery never arrived ({lost}{': ' + why if why else ''})"
+        )
         return True
 
-    def _last_delivered(self, msg_id: str, attempt: int) -> int:
-        """The seq of the last delivered copy of `msg_id` (of `attempt`, unless 0), or -1.
+    def dead_letter_copy(self, msg_id: str, subscription: str) -> None:
+        """The next `mark_last` of `msg_id` is of its copy in `subscription`."""
+        self._dead_copy[msg_id] = subscription
+
+    def _last_delivered(self, msg_id: str, attempt: int, subscription: str | None = None) -> int:
+        """The seq of the last delivered copy of `msg_id` the broker sent (of `attempt`,
+        unless 0; in `subscription`, unless None), or -1.
 
         When that copy is a network duplicate whose original was delivered too, the
         original: the duplicate is the network's extra copy, the original the sender's.
         """
         outcomes, attempts, dup = self._m_outcome, self._m_attempt, self._m_dup
+        subs = self._m_sub
         duplicate = -1
-        for seq in self._seqs_of(msg_id):
+        for seq in self._deliveries_of(msg_id):
+            if subscription is not None and subs.get(seq, "") != subscription:
+                continue
             if duplicate >= 0:
                 # Looking back for the duplicate's original: the same attempt, not a copy.
                 if not dup[seq] and attempts[seq] == attempts[duplicate]:
@@ -267,17 +322,48 @@ class Recorder:
             duplicate = seq
         return duplicate
 
-    def _seqs_of(self, msg_id: str) -> Iterator[int]:
-        """The seqs of the copies of `msg_id`, newest first."""
-        # The ids not yet frozen, then each frozen chunk, newest first.
+    def _last_undelivered(self, msg_id: str, attempt: int, subscription: str | None) -> int:
+        """The seq of the last broker delivery of `msg_id` that ended without arriving
+        (of `attempt` first, unless 0; in `subscription`, unless None), or -1.
+
+        Copies still on the wire are left alone: their arrival is still to come.
+        """
+        subs, outcomes, attempts = self._m_sub, self._m_outcome, self._m_attempt
+        fallback = -1
+        for seq in self._deliveries_of(msg_id):
+            if subscription is not None and subs.get(seq, "") != subscription:
+                continue
+            if outcomes[seq] not in UNDELIVERED:
+                continue
+            if not attempt or attempts[seq] == attempt:
+                return seq
+            if fallback < 0:
+                fallback = seq
+        return fallback
+
+    def _deliveries_of(self, msg_id: str) -> Iterator[int]:
+        """The seqs of the broker's deliveries of `msg_id`, newest first.
+
+        Only `deliver` copies: the publish that stored the message shares its msg_id,
+        but a dead letter is of a delivery.
+        """
+        # The rows not yet frozen, then each frozen chunk, newest first.
         parts = itertools.chain(
-            [self._m_id], (chunk.to_pylist() for chunk in reversed(self._chunks["_m_id"]))
+            [(self._m_id, self._m_kind)],
+            (
+                (ids.to_pylist(), kinds.to_pylist())
+                for ids, kinds in zip(
+                    reversed(self._chunks["_m_id"]),
+                    reversed(self._chunks["_m_kind"]),
+                    strict=True,
+                )
+            ),
         )
         end = len(self._m_outcome)
-        for ids in parts:
+        for ids, kinds in parts:
             start = end - len(ids)
             for index in range(len(ids) - 1, -1, -1):
-                if ids[index] == msg_id:
+                if ids[index] == msg_id and kinds[index] == "deliver":
                     yield start + index
             end = start
 
@@ -462,6 +548,8 @@ class Recorder:
                 "size_bytes": _numbers(self._m_size, np.int64),
                 "duplicate": _numbers(self._m_dup, np.bool_),
                 "reason": _sparse(self._m_reason, n),
+                "subscription": _sparse(self._m_sub, n),
+                "ordering_key": _sparse(self._m_key, n),
             },
             columns=MESSAGE_COLUMNS,
             copy=False,

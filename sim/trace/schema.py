@@ -36,6 +36,8 @@ MESSAGE_COLUMNS = [
     "size_bytes",
     "duplicate",
     "reason",
+    "subscription",
+    "ordering_key",
 ]
 SPAN_COLUMNS = [
     "span_id",
@@ -103,23 +105,33 @@ TASK_COLUMNS = [
 # Columns added to the contract after format 1, with the value a run saved before each
 # was added reads back for it (what the recorder writes where it has nothing to say).
 ADDED_COLUMNS: dict[str, dict[str, object]] = {
+    "messages": {"subscription": "", "ordering_key": ""},
     "spans": {
         "lost_events": -1,
         "input_tokens": -1,
         "output_tokens": -1,
         "cost": float("nan"),
         "ttft": float("nan"),
-    }
+    },
 }
 # Tables added to the contract after format 1: a run saved before one was added reads
 # back with it empty, and a run that leaves one empty is digested without it, so its
 # digests stay what they were before the table existed (`sim.trace.digest`).
 ADDED_TABLES = ("tasks",)
-# Columns that only some runs use (a model call's tokens, cost and time to first token):
-# a run whose column holds nothing but the "nothing here" value is digested without it,
-# so adding the column left every earlier run's digest as it was (`sim.trace.digest`).
+# Columns that only some runs use (a model call's tokens, cost and time to first token; a
+# topic's subscription and an ordering key on queue messages): a run whose column holds
+# nothing but the "nothing here" value is digested without it, so adding the column left
+# every earlier run's digest as it was (`sim.trace.digest`).
+#
+# messages.subscription: on a `deliver` copy of a message published to a topic, the
+# subscription (queue) it was copied into. A topic's copies keep the message's msg_id in
+# every subscription (as Pub/Sub's messageId does), so a copy is (msg_id, subscription).
+# messages.ordering_key: on a `publish`, the ordering key (FIFO message group) its
+# publisher gave; on a `deliver`, the key its queue delivers it in order of (given, or
+# derived from `order_by` in an ordered queue). "" elsewhere.
 SPARSE_COLUMNS: dict[str, dict[str, object]] = {
-    "spans": {"input_tokens": -1, "output_tokens": -1, "cost": float("nan"), "ttft": float("nan")}
+    "messages": {"subscription": "", "ordering_key": ""},
+    "spans": {"input_tokens": -1, "output_tokens": -1, "cost": float("nan"), "ttft": float("nan")},
 }
 
 # Column types of every table: applied when tables are built and when they are loaded,
@@ -130,7 +142,8 @@ DTYPES: dict[str, dict[str, str]] = {
         "kind": "str", "src": "str", "dst": "str", "correlation_id": "str",
         "causation_id": "str", "span_id": "str", "attempt": "int64", "sent_at": "float64",
         "delivered_at": "float64", "ended_at": "float64", "outcome": "str",
-        "size_bytes": "int64", "duplicate": "bool", "reason": "str",
+        "size_bytes": "int64", "duplicate": "bool", "reason": "str", "subscription": "str",
+        "ordering_key": "str",
     },
     "spans": {
         "span_id": "str", "parent_id": "str", "correlation_id": "str", "name": "str",
