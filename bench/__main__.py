@@ -8,6 +8,7 @@ import sys
 from bench import (
     custom_agents,
     kernel,
+    mmc,
     policies,
     protocol_queue,
     protocol_sse,
@@ -19,6 +20,7 @@ from bench.kernel import bare_run
 argv = sys.argv[1:]
 small = "--small" in argv
 kernel.main(argv)
+mmc.main(argv)
 policies.main(argv)
 
 # One bare SimPy figure for the protocol ratios, measured here, beside them.

@@ -99,14 +99,9 @@ class Call:
         owner.pending.pop(self.key, None)
         self.result = result
         node = owner.node
+        # Positional: once per call, and keywords cost more.
         node.journal.span_end(
-            self.span,
-            result[0],
-            node.env.now,
-            error=result[2],
-            wait=self.queued,
-            attempts=self.attempts,
-            status=result[1],
+            self.span, result[0], node.env.now, result[2], self.queued, self.attempts, result[1]
         )
         # Dropped once told: a callback that refers back to this call (most do) would
         # otherwise keep both alive in a reference cycle.

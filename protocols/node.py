@@ -182,7 +182,11 @@ class Node:
 
         def fire(_event: simpy.Event) -> None:
             if epoch == self.epoch:
-                self.when_running(action)
+                # when_running(action), inline: a worker handed over runs this per job.
+                if self._paused is None:
+                    action()
+                else:
+                    self._deferred.append(action)
 
         self.call_later(delay, fire)
 

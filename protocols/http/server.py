@@ -32,7 +32,7 @@ from protocols.http.wire import (
 )
 from protocols.node import Node
 from protocols.transport import Message
-from protocols.workers import Job, WorkerPool, end_span, server_span
+from protocols.workers import Job, WorkerPool
 
 IN_FLIGHT = -1
 
@@ -141,12 +141,18 @@ class HttpServer:
             send_control(node, msg, RST)
             return
         now = node.env.now
-        span = server_span(node, msg, PROTOCOL, now)
-        if self.settings.rate_limit is not None and not self._admit(now):
-            wait = (1.0 - self._tokens) / self.settings.rate_limit
+        # server_span(), inline: once per request.
+        deadline = msg.deadline
+        span = node.journal.span_start(
+            msg.type, "server", node.id, msg.src, PROTOCOL, now, msg.span, msg.correlation_id,
+            deadline if deadline != math.inf else math.nan,
+        )  # fmt: skip
+        settings = self.settings
+        if settings.rate_limit is not None and not self._admit(now):
+            wait = (1.0 - self._tokens) / settings.rate_limit
             self._refuse(msg, span, 429, "rate limited", wait)
             return
-        key = msg.idempotency_key or (msg.msg_id if self.settings.dedupe else "")
+        key = msg.idempotency_key or (msg.msg_id if settings.dedupe else "")
         if key:
             stored = self.results.get(key)
             if stored is not None and stored[1] > now:
@@ -192,13 +198,22 @@ class HttpServer:
         """Close the job's span, store its result for its key, answer, free the worker."""
         node = self.node
         now = node.env.now
-        end_span(node, job, status, error, outcome)
+        # end_span() and status_outcome(), inline: once per request.
+        if 200 <= status < 300:
+            judged = "ok"
+        else:
+            judged, error = "error", error or f"HTTP {status}"
+        span = job.span
+        wait = job.started - job.arrived
+        node.journal.span_end(span, outcome or judged, now, error, wait, None, status)
         msg = job.msg
         self.jobs.pop(msg.msg_id, None)
-        key = msg.idempotency_key or (msg.msg_id if self.settings.dedupe else "")
+        settings = self.settings
+        key = msg.idempotency_key or (msg.msg_id if settings.dedupe else "")
         if key:
-            self.results[key] = (status, now + self.settings.idempotency_ttl)
-        send_response(node, msg, status, job.span)
+            self.results[key] = (status, now + settings.idempotency_ttl)
+        # send_response(), inline.
+        node.transport.send(node.answer(msg, HttpResponse(status, 0.0), RESPONSE_BYTES, span))
         self.pool.done(job)
 
     def _admit(self, now: float) -> bool:

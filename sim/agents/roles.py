@@ -318,9 +318,13 @@ class Service(Agent):
         return self.endpoints.pools
 
     def _handle(self, job: Job) -> None:
-        if self._injected_error(job):
+        faults = self.ctx.faults
+        # _injected_error() and _work_time(), with their tests inline: once per request.
+        if faults.errors and self._injected_error(job):
             return
-        work = self._work_time()
+        work = self._service_time()
+        if faults.overload:
+            work *= faults.service_factor(self.id)
         if self.spec.calls and payload_of(job.msg.body) != POISON:
             proc = self.node.spawn(self._serve_with_calls(job, work))
             # A cancelled job stops, and cancels the downstream call it waits on.

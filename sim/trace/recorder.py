@@ -15,6 +15,7 @@ import itertools
 import math
 from array import array
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -182,19 +183,22 @@ class Recorder:
         if not msgs:
             return
         self._queue_attributes(msgs, len(self._m_outcome) - len(msgs))
-        self._m_id.extend([m.msg_id for m in msgs])
-        self._m_type.extend([m.type for m in msgs])
-        self._m_version.extend([m.version for m in msgs])
-        self._m_protocol.extend([m.protocol for m in msgs])
-        self._m_kind.extend([m.kind for m in msgs])
-        self._m_src.extend([m.src for m in msgs])
-        self._m_dst.extend([m.dst for m in msgs])
-        self._m_corr.extend([m.correlation_id for m in msgs])
-        self._m_cause.extend([m.causation_id for m in msgs])
-        self._m_span.extend([m.span for m in msgs])
-        self._m_attempt.extend([m.attempt for m in msgs])
-        self._m_size.extend([m.size_bytes for m in msgs])
-        self._m_dup.extend([m.duplicate for m in msgs])
+        # One pass in C (attrgetter, zip) rather than a comprehension per column.
+        (ids, types, versions, protocols, kinds, srcs, dsts, corrs, causes, spans, attempts,
+         sizes, dups) = zip(*map(_MESSAGE_FIELDS, msgs), strict=True)  # fmt: skip
+        self._m_id.extend(ids)
+        self._m_type.extend(types)
+        self._m_version.extend(versions)
+        self._m_protocol.extend(protocols)
+        self._m_kind.extend(kinds)
+        self._m_src.extend(srcs)
+        self._m_dst.extend(dsts)
+        self._m_corr.extend(corrs)
+        self._m_cause.extend(causes)
+        self._m_span.extend(spans)
+        self._m_attempt.extend(attempts)
+        self._m_size.extend(sizes)
+        self._m_dup.extend(dups)
         msgs.clear()
 
     def _queue_attributes(self, msgs: list[Message], base: int) -> None:
@@ -219,15 +223,18 @@ class Recorder:
         fixed = self._s_fixed
         if not fixed:
             return
-        self._s_parent.extend([f[0] for f in fixed])
-        self._s_corr.extend([f[1] for f in fixed])
-        self._s_name.extend([f[2] for f in fixed])
-        self._s_kind.extend([f[3] for f in fixed])
-        self._s_agent.extend([f[4] for f in fixed])
-        self._s_peer.extend([f[5] for f in fixed])
-        self._s_protocol.extend([f[6] for f in fixed])
-        self._s_start.extend([f[7] for f in fixed])
-        self._s_deadline.extend([f[8] for f in fixed])
+        parents, corrs, names, kinds, agents, peers, protocols, starts, deadlines = zip(
+            *fixed, strict=True
+        )
+        self._s_parent.extend(parents)
+        self._s_corr.extend(corrs)
+        self._s_name.extend(names)
+        self._s_kind.extend(kinds)
+        self._s_agent.extend(agents)
+        self._s_peer.extend(peers)
+        self._s_protocol.extend(protocols)
+        self._s_start.extend(starts)
+        self._s_deadline.extend(deadlines)
         fixed.clear()
 
     def message_delivered(self, seq: int, now: float) -> None:
@@ -631,6 +638,11 @@ class Recorder:
         return _arrow_strings(pa.chunked_array(arrays, type=pa.large_string()))
 
 
+# The fields of a Message that `_flush_messages` splits into columns, in their order.
+_MESSAGE_FIELDS = attrgetter(
+    "msg_id", "type", "version", "protocol", "kind", "src", "dst", "correlation_id",
+    "causation_id", "span", "attempt", "size_bytes", "duplicate",
+)  # fmt: skip
 # Messages between two freezes of the unchanging string columns (see Recorder._freeze).
 CHUNK_ROWS = 16384
 # Messages at one simulated instant that can only be a loop (a burst of a workload is
