@@ -6,6 +6,7 @@ tests/test_browser_story.py."""
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -545,11 +546,16 @@ def test_failures_say_why_with_what_only_the_simulator_knows(
         overload.messages, overload.spans, overload.breakers, overload.faults
     )
     first = refused[refused["kind"] == "refused"].iloc[0]["detail"]
-    # The sentence names the breaker's opening as the breakers table records it.
+    # The sentence names the opening of the breaker that refused, as the breakers table
+    # records it: its last opening before the refusal.
+    found = re.search(r"refused at ([\d.]+) s: breaker orchestrator → (\S+) OPEN since", first)
+    assert found is not None, first
+    refused_at, peer = float(found.group(1)), found.group(2)
     b = overload.breakers
-    opened = b[(b["target"] == "writer-1") & (b["to_state"] == "OPEN")].iloc[0]
+    opens = b[(b["target"] == peer) & (b["to_state"] == "OPEN") & (b["time"] <= refused_at)]
+    opened = opens.iloc[-1]
     assert (
-        f"breaker orchestrator → writer-1 OPEN since {opened['time']:.3f} s: "
+        f"breaker orchestrator → {peer} OPEN since {opened['time']:.3f} s: "
         f"failure rate {opened['failure_rate']:.1%} >= 50%"
     ) in first
     assert "over 10 calls" in first

@@ -624,3 +624,61 @@ def test_uploads_over_5_mb_are_refused() -> None:
         export.upload_text("big.yaml", b"#" * (5 * 1024 * 1024 + 1))
     with pytest.raises(export.UploadError, match="not UTF-8"):
         export.upload_text("bin.yaml", b"\xff\xfe\x00bad")
+
+
+# --- model calls: streamed tokens and the first token ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def token_stream() -> Run:
+    """A client streaming answers from a model, one token per event (the most events)."""
+    return sim.run(
+        {
+            "name": "tokens",
+            "seed": 3,
+            "duration": 30,
+            "agents": [
+                {"id": "c", "role": "client"},
+                {
+                    "id": "model",
+                    "role": "llm",
+                    "workers": 100,
+                    "llm": {"model": "claude-sonnet-4.6", "stream": {"chunk_tokens": 1}},
+                },
+            ],
+            "channels": [{"from": "c", "to": "model", "timeout": 120, "protocol": "sse"}],
+            "workload": [{"from": "c", "to": "model", "arrivals": {"kind": "poisson", "rate": 1}}],
+        }
+    )
+
+
+def test_replay_draws_a_token_stream_by_its_first_and_last_events(token_stream: Run) -> None:
+    m = token_stream.messages
+    events = m[m["kind"] == "event"]
+    per_stream = events.groupby("span_id").size()
+    assert per_stream.min() > 3  # one token per event: hundreds per answer
+    win = figures.window(m, 0, 30, 30, limit=2000)
+    drawn = win.rows[win.rows["kind"] == "event"]
+    # Each stream still shows when it began and when it ended.
+    assert (
+        drawn.groupby("span_id")["seq"]
+        .agg(["min", "max", "size"])
+        .equals(events.groupby("span_id")["seq"].agg(["min", "max"]).assign(size=2))
+    )
+    assert win.folded == len(events) - 2 * len(per_stream) and win.streams == len(per_stream)
+    # The rest of the traffic is all there: only stream events were left out.
+    assert len(win.rows) == len(m) - win.folded
+    assert f"{win.folded:,} events between them are left out" in win.note()
+    # Under the limit nothing is folded.
+    assert figures.window(m, 0, 30, 30, limit=len(m)).folded == 0
+
+
+def test_the_waterfall_marks_a_model_calls_first_token(token_stream: Run) -> None:
+    spans = token_stream.spans
+    trace = spans[spans["correlation_id"] == spans["correlation_id"].iloc[0]]
+    fig = cascade.waterfall(trace, duration=30)
+    marks = [t for t in fig.data if t.name == "first token"]
+    assert len(marks) == 1
+    timed = trace[trace["ttft"].notna()]
+    assert sorted(marks[0].x) == pytest.approx(sorted(timed["start"] + timed["ttft"]))
+    assert len(timed) == 2  # generated on the model's span, received on the stream's

@@ -124,7 +124,7 @@ def waterfall(
 
     One horizontal bar per span (`base=start`, `x=end-start`), one trace per outcome;
     a hatched bar for the time queued (`wait`); a `|` marker at each deadline; an `x`
-    where a timeout fired; a red hatched bar over the work done after a caller gave up.
+    where a timeout fired; a diamond at a model call's first token (`ttft`); a red hatched bar over the work done after a caller gave up.
     Spans still open at the end of the run stop at `duration`. Fault windows are shaded.
     """
     tree = tree_order(spans)
@@ -140,6 +140,7 @@ def waterfall(
         *_wasted_bars(tree, starts, ends),
         *_deadline_marks(tree),
         *_timeout_marks(tree, ends),
+        *_first_token_marks(tree, starts),
     ):
         fig.add_trace(trace)
     add_fault_bands(fig, faults, end_of_run)
@@ -161,11 +162,13 @@ def _span_hover(row: pd.Series, start: float, end: float) -> str:
     deadline = f"<br>deadline {row['deadline']:.3f} s" if finite(row["deadline"]) else ""
     wait = f"<br>queued {row['wait']:.3f} s" if finite(row["wait"]) and row["wait"] > 0 else ""
     error = f"<br>{row['error']}" if row.get("error") else ""
+    ttft = row.get("ttft")
+    first = f"<br>first token after {ttft:.3f} s" if finite(ttft) else ""
     return (
         f"<b>{row['agent']} → {row['peer']}</b> {row['name']} "
         f"({row['kind']}, {row['protocol']})<br>"
         f"{start:.3f}–{end:.3f} s ({end - start:.3f} s): "
-        f"<b>{row['outcome']}</b>{error}{deadline}{wait}<br>span {row['span_id']}"
+        f"<b>{row['outcome']}</b>{error}{deadline}{wait}{first}<br>span {row['span_id']}"
     )
 
 
@@ -283,6 +286,32 @@ def _timeout_marks(tree: pd.DataFrame, ends: np.ndarray) -> list[go.Scatter]:
             hovertext=[
                 f"{tree['outcome'].iloc[i]} at {ends[i]:.3f} s: {tree['error'].iloc[i]}"
                 for i in fired
+            ],
+            hoverinfo="text",
+        )
+    ]
+
+
+def _first_token_marks(tree: pd.DataFrame, starts: np.ndarray) -> list[go.Scatter]:
+    """A diamond where a model call's first token came (its `ttft` after the span's
+    start: generated, on the model's span; received, on a stream's): the wait a user of
+    a streamed answer feels, apart from the whole answer's."""
+    if "ttft" not in tree:
+        return []
+    ttft = tree["ttft"].to_numpy(dtype=float)
+    has = np.flatnonzero(np.isfinite(ttft))
+    if not len(has):
+        return []
+    return [
+        go.Scatter(
+            x=(starts[has] + ttft[has]).tolist(),
+            y=has.tolist(),
+            mode="markers",
+            marker={"symbol": "diamond", "size": 11, "color": "#9467bd", "line": {"width": 1}},
+            name="first token",
+            hovertext=[
+                f"first token at {starts[i] + ttft[i]:.3f} s ({ttft[i]:.3f} s after the start)"
+                for i in has
             ],
             hoverinfo="text",
         )

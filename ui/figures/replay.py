@@ -64,6 +64,8 @@ class Window:
     step: int = 1  # every `step`-th delivered message is drawn when thinned
     failures_kept: int = 0
     notes: list[str] = field(default_factory=list)
+    folded: int = 0  # stream events left out between each stream's first and last
+    streams: int = 0  # the streams they belong to
 
     @property
     def thinned(self) -> bool:
@@ -74,14 +76,20 @@ class Window:
         """The sentence that says the diagram was thinned ('' when it was not)."""
         if not self.thinned:
             return ""
-        delivered = (
-            "every delivered one"
-            if self.step == 1
-            else (f"every {_ordinal(self.step)} delivered one")
+        if self.step == 1:
+            delivered = "the other delivered ones" if self.folded else "every delivered one"
+        else:
+            delivered = f"every {_ordinal(self.step)} delivered one"
+
+        folded = (
+            f" The {self.streams:,} streams show their first and last events (a model's "
+            f"tokens, progress): {self.folded:,} events between them are left out."
+            if self.folded
+            else ""
         )
         return (
             f"Showing {len(self.rows):,} of {self.total:,} messages in this window: "
-            f"{self.failures_kept:,} that were not delivered and {delivered}. "
+            f"{self.failures_kept:,} that were not delivered and {delivered}.{folded} "
             "Narrow the window or filter to see them all (zooming the chart does not "
             "draw the ones left out: drag the Window slider instead)."
         )
@@ -127,15 +135,20 @@ def window(
 ) -> Window:
     """The messages on the wire at some point in [start, end], at most `limit` of them.
 
-    Past the limit every undelivered message is kept (they are what a reader looks for)
-    up to half the limit, and the delivered ones are sampled evenly: every k-th in
-    sequence order, so the sample is the same on every rerun.
+    Past the limit, streams are thinned first: each SSE stream keeps its first and last
+    delivered events (a model's token stream says when it began and ended; the chunks
+    between say little more). Then every undelivered message is kept (they are what a
+    reader looks for) up to half the limit, and the delivered ones are sampled evenly:
+    every k-th in sequence order, so the sample is the same on every rerun.
     """
     stop = end_times(messages, duration)
     inside = messages[(messages["sent_at"] <= end) & (stop >= start)]
     total = len(inside)
     if total <= limit:
         return Window(inside, total, start, end)
+    inside, folded, streams = fold_streams(inside)
+    if len(inside) <= limit:
+        return Window(inside, total, start, end, folded=folded, streams=streams)
     failed = inside[inside["outcome"] != "delivered"]
     if len(failed) > limit // 2:
         failed = failed.iloc[:: -(-len(failed) // (limit // 2))]
@@ -143,7 +156,33 @@ def window(
     room = max(limit - len(failed), 1)
     step = max(-(-len(delivered) // room), 1)
     rows = pd.concat([delivered.iloc[::step], failed]).sort_values("seq", kind="stable")
-    return Window(rows, total, start, end, step=step, failures_kept=len(failed))
+    return Window(
+        rows,
+        total,
+        start,
+        end,
+        step=step,
+        failures_kept=len(failed),
+        folded=folded,
+        streams=streams,
+    )
+
+
+def fold_streams(rows: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """`rows` without the delivered stream events between each stream's first and last
+    (a stream: the events of one span); with how many were left out, and of how many
+    streams."""
+    events = rows[(rows["kind"] == "event") & (rows["outcome"] == "delivered")]
+    if len(events) < 3:
+        return rows, 0, 0
+    seq = events.groupby("span_id")["seq"]
+    first, last = seq.transform("min"), seq.transform("max")
+    middle = (events["seq"] != first) & (events["seq"] != last)
+    if not bool(middle.any()):
+        return rows, 0, 0
+    dropped = events.index[middle.to_numpy()]
+    streams = int(events.loc[dropped, "span_id"].nunique())
+    return rows.drop(index=dropped), len(dropped), streams
 
 
 def event_times(messages: pd.DataFrame, duration: float) -> np.ndarray:
