@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -166,7 +167,8 @@ class LazyRun(Run):
 
 
 def _in(column: str, values: tuple[str, ...] | list[str]) -> pc.Expression:
-    return pc.field(column).isin(list(values))
+    # Typed, so that an empty list is a set of strings rather than of nulls.
+    return pc.field(column).isin(pa.array(list(values), type=pa.string()))
 
 
 def _value_counts(run: LazyRun, name: str, column: str) -> dict[str, int]:

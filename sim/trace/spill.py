@@ -69,14 +69,14 @@ _STRING = pa.large_string()
 class SpillingRecorder(Recorder):
     """A `Recorder` that writes its finished columns to Parquet under `directory`."""
 
-    def __init__(self, directory: str | Path, rows: int = SPILL_ROWS) -> None:
+    def __init__(self, directory: str | Path, rows: int | None = None) -> None:
         super().__init__()
         self.directory = Path(directory)
         self.raw = self.directory / RAW
         if self.raw.exists():
             shutil.rmtree(self.raw)
         self.raw.mkdir(parents=True)
-        self._rows = max(1, rows)
+        self._rows = max(1, SPILL_ROWS if rows is None else rows)
         self._next_spill = self._rows
         # Rows already on disk (messages, spans) and the raw parts holding them.
         self._m_base = 0
