@@ -186,11 +186,9 @@ def lazy_summary(run: LazyRun) -> dict[str, Any]:
     roots_where = (
         _in("kind", CALLERS) & (pc.field("parent_id") == "") & ~_in("name", NOT_REQUESTS)
     )
+    # The requests, with only the columns the summary reads of them.
     roots = run.scan(
-        "spans",
-        ["span_id", "parent_id", "kind", "name", "agent", "peer", "correlation_id", "outcome"]
-        + ["start", "end"],
-        roots_where,
+        "spans", ["span_id", "agent", "correlation_id", "outcome", "start", "end"], roots_where
     )
     ok = roots[roots["outcome"] == "ok"]
     n_requests = len(roots)

@@ -262,12 +262,22 @@ class SpillingRecorder(Recorder):
         ids = _span_ids(k if self.tasks else 0)
         _save(self.directory, "tasks", self._task_table(ids))
         shutil.rmtree(self.raw)
+        self._release()
         run = LazyRun(self.directory, manifest)
         saved = dict(manifest, summary=run.summary())
         (self.directory / "run.json").write_text(
             json.dumps(saved, indent=2, default=_json_default)
         )
         return run
+
+    def _release(self) -> None:
+        """Drop the in-memory columns once they are in the files (the summary that
+        follows reads the files, and a big run's columns are hundreds of MB)."""
+        for name, value in vars(self).items():
+            if name.startswith(("_m_", "_s_", "_e_")) and hasattr(value, "clear"):
+                value.clear()
+            elif name.startswith(("_m_", "_s_", "_e_")) and isinstance(value, array):
+                del value[:]
 
     def _finish_messages(self) -> None:
         path = self.directory / "messages.parquet"
