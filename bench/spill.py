@@ -47,9 +47,7 @@ def one(mode: str, pairs: int, rate: float, duration: float) -> dict[str, Any]:
 def measure(mode: str, pairs: int, rate: float, duration: float) -> dict[str, Any]:
     """`one` in a fresh interpreter, so that its peak is its own."""
     args = [sys.executable, "-m", "bench.spill", "--one", mode, str(pairs), str(rate)]
-    done = subprocess.run(
-        [*args, str(duration)], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([*args, str(duration)], capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 

@@ -41,9 +41,7 @@ def small_spills(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_spilled_run_has_the_in_memory_runs_digests_and_summary(
-    name: str, tmp_path: Path
-) -> None:
+def test_spilled_run_has_the_in_memory_runs_digests_and_summary(name: str, tmp_path: Path) -> None:
     memory = sim.run(name)
     spilled = sim.run(name, spill=tmp_path)
     assert isinstance(spilled, LazyRun)

@@ -75,7 +75,7 @@ class LazyTables(dict[str, pd.DataFrame]):
     def items(self) -> list[tuple[str, pd.DataFrame]]:  # type: ignore[override]
         return [(name, self[name]) for name in TABLES]
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         return self[name] if name in TABLES else default
 
     def loaded(self) -> list[str]:
@@ -183,9 +183,7 @@ def _value_counts(run: LazyRun, name: str, column: str) -> dict[str, int]:
 def lazy_summary(run: LazyRun) -> dict[str, Any]:
     """The summary of `sim.metrics.summarize`, each part from a narrow scan of the files."""
     duration = run.duration
-    roots_where = (
-        _in("kind", CALLERS) & (pc.field("parent_id") == "") & ~_in("name", NOT_REQUESTS)
-    )
+    roots_where = _in("kind", CALLERS) & (pc.field("parent_id") == "") & ~_in("name", NOT_REQUESTS)
     # The requests, with only the columns the summary reads of them.
     roots = run.scan(
         "spans", ["span_id", "agent", "correlation_id", "outcome", "start", "end"], roots_where
@@ -242,6 +240,11 @@ def lazy_summary(run: LazyRun) -> dict[str, Any]:
     }
 
 
+# What `sim.metrics.wasted_work` reads of a span.
+WASTED_COLUMNS = ["span_id", "parent_id", "agent", "correlation_id", "kind", "outcome"]
+WASTED_COLUMNS += ["start", "end", "wait"]
+
+
 def _wasted(run: LazyRun) -> pd.DataFrame:
     """`sim.metrics.wasted_work` of the spans it can concern, in their order."""
     gave_up = run.scan("spans", ["span_id"], _in("outcome", GAVE_UP))["span_id"].tolist()
@@ -249,8 +252,7 @@ def _wasted(run: LazyRun) -> pd.DataFrame:
         return pd.DataFrame({"wasted": pd.Series(dtype="float64")})
     spans = run.scan(
         "spans",
-        ["span_id", "parent_id", "agent", "correlation_id", "kind", "outcome"]
-        + ["start", "end", "wait"],
+        [*WASTED_COLUMNS],
         _in("outcome", GAVE_UP) | (_in("kind", SERVERS) & _in("parent_id", gave_up)),
     )
     return wasted_work(spans)

@@ -32,9 +32,9 @@ the in-memory run's (tests/test_spill.py).
 from __future__ import annotations
 
 import json
-from bisect import bisect_left
 import shutil
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -265,9 +265,7 @@ class SpillingRecorder(Recorder):
         self._release()
         run = LazyRun(self.directory, manifest)
         saved = dict(manifest, summary=run.summary())
-        (self.directory / "run.json").write_text(
-            json.dumps(saved, indent=2, default=_json_default)
-        )
+        (self.directory / "run.json").write_text(json.dumps(saved, indent=2, default=_json_default))
         return run
 
     def _release(self) -> None:
