@@ -31,6 +31,7 @@ def one(mode: str, pairs: int, rate: float, duration: float) -> dict[str, Any]:
         world = World(scenario, spill=directory if mode == "spill" else None)
         run = world.run()
         ran = time.perf_counter() - started
+        run_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         summary = run.summary()
         total = time.perf_counter() - started
     return {
@@ -40,6 +41,7 @@ def one(mode: str, pairs: int, rate: float, duration: float) -> dict[str, Any]:
         "requests": summary["requests"],
         "run_seconds": round(ran, 1),
         "with_summary_seconds": round(total, 1),
+        "run_peak_rss_mb": round(run_peak),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
@@ -56,7 +58,8 @@ def show(r: dict[str, Any]) -> None:
     """One line per measurement."""
     print(
         f"  {r['mode']:<7} {r['agents']:>6,} agents {r['messages']:>11,} messages  "
-        f"peak {r['peak_rss_mb']:>6,} MB  run {r['run_seconds']:>7.1f} s  "
+        f"peak {r['peak_rss_mb']:>6,} MB (run {r['run_peak_rss_mb']:>6,} MB, then summary)  "
+        f"run {r['run_seconds']:>7.1f} s  "
         f"+summary {r['with_summary_seconds']:>7.1f} s"
     )
 
