@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from sim.network import Network
 from sim.streams import Streams
 from sim.trace.recorder import Recorder
 from sim.trace.run import Run, manifest_for
+from sim.trace.spill import SpillingRecorder
 
 Progress = Callable[[float], None]
 
@@ -40,14 +42,20 @@ class World:
     """Everything a run owns: clock, streams, journal, network, agents and faults."""
 
     def __init__(
-        self, scenario: sc.Scenario, plain: bool | None = None, strict: bool = False
+        self,
+        scenario: sc.Scenario,
+        plain: bool | None = None,
+        strict: bool = False,
+        spill: str | Path | None = None,
     ) -> None:
         """`plain` forces SimPy's public API only (see protocols.kernel); the trace is
         the same either way. `strict`: the first exception a plugin role's code raises
-        stops the run, and `run` raises it (otherwise it answers 500 and the run goes on)."""
+        stops the run, and `run` raises it (otherwise it answers 500 and the run goes on).
+        `spill`: a directory the trace is written to as the run goes on
+        (`sim.trace.spill`); `run` then returns a `LazyRun` reading it."""
         self.scenario = scenario
         self.env = kernel.environment(plain)
-        self.recorder = Recorder()
+        self.recorder = Recorder() if spill is None else SpillingRecorder(spill)
         self.ctx = Context(
             env=self.env,
             scenario=scenario,
@@ -118,6 +126,8 @@ class World:
         wall = time.perf_counter() - started
         manifest = manifest_for(self.scenario, wall)
         manifest["kernel"] = "fast" if kernel.fast(self.env) else "plain"
+        if isinstance(self.recorder, SpillingRecorder):
+            return self.recorder.finish(manifest)
         return Run(self.recorder.tables(), manifest)
 
     def _sample_queues(self) -> Generator[simpy.Event, Any, None]:
@@ -174,9 +184,16 @@ def simulate(
     progress: Progress | None = None,
     plain: bool | None = None,
     strict: bool = False,
+    spill: str | Path | None = None,
 ) -> Run:
-    """Run a validated scenario and return its trace (`plain`, `strict`: see `World`)."""
-    return World(scenario, plain, strict).run(progress)
+    """Run a validated scenario and return its trace (`plain`, `strict`, `spill`: see
+    `World`). `SWITCHBOARD_TRACE=memory` forces the in-memory trace even when `spill`
+    is given: the run is then saved to `spill` at its end (the same files)."""
+    if spill is not None and os.environ.get("SWITCHBOARD_TRACE") == "memory":
+        run = World(scenario, plain, strict).run(progress)
+        run.save(spill)
+        return run
+    return World(scenario, plain, strict, spill).run(progress)
 
 
 def run(
@@ -185,6 +202,7 @@ def run(
     progress: Progress | None = None,
     plain_simpy: bool | None = None,
     strict: bool = False,
+    spill: str | Path | None = None,
     **overrides: Any,
 ) -> Run:
     """Run a scenario (a Scenario, a path, a built-in name, or a dict) and return its Run.
@@ -194,6 +212,9 @@ def run(
     SimPy's public API only, without the kernel's shortcuts (same trace, slower).
     `strict=True` stops at the first exception a plugin role's code raises and raises it
     here, with its traceback; otherwise that request answers 500 and the run goes on.
+    `spill="DIR"` writes the trace to Parquet files in DIR as the run goes on, so it is
+    never whole in memory, and returns a `sim.trace.lazy.LazyRun` reading them (same
+    tables and digests as the in-memory run; `SWITCHBOARD_TRACE=memory` forces that).
     """
     if isinstance(scenario, sc.Scenario):
         data = scenario.model_dump(mode="json", by_alias=True, exclude_unset=False)
@@ -208,7 +229,7 @@ def run(
         data["seed"] = seed
     for key, value in overrides.items():
         loading.set_path(data, key.replace("__", "."), value)
-    return simulate(loading.validate(data, label), progress, plain_simpy, strict)
+    return simulate(loading.validate(data, label), progress, plain_simpy, strict, spill)
 
 
 __all__ = ["World", "run", "simulate"]

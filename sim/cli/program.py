@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH=VALUE",
         help="override a field, e.g. --set agents.1.workers=8 (repeatable)",
     )
+    run.add_argument(
+        "--spill",
+        metavar="DIR",
+        help="write the trace to DIR as the run goes (never whole in memory, for runs of "
+        "millions of messages); DIR is then the saved run",
+    )
     run.add_argument("--quiet", action="store_true", help="print only where the run was saved")
     run.add_argument(
         "--check",
@@ -167,10 +173,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     seed = [] if args.seed is None else [f"seed={args.seed}"]
     scenario = loading.load(args.scenario, [*args.overrides, *seed])
     out = Path(args.out) if args.out else Path("runs") / f"{scenario.name}-seed{scenario.seed}"
+    if args.spill and not args.out:
+        out = Path(args.spill)
     _check_writable(out)
+    if args.spill:
+        _check_writable(Path(args.spill))
     _warn(scenario)
     try:
-        run = simulate(scenario, strict=args.strict)
+        run = simulate(scenario, strict=args.strict, spill=args.spill)
     except Exception:
         if not args.strict:
             raise

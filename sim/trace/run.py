@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,20 @@ class Run:
         """The scenario that produced this run (its plugin roles accepted as recorded,
         whether or not their plugin is loaded here)."""
         return Scenario.model_validate(self.manifest["scenario"], context=RECORDED)
+
+    def batches(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The table `name` (only `columns`) a batch of rows at a time, in order: here
+        the whole table at once (a run read from disk, `LazyRun`, reads it in parts)."""
+        table = self.tables[name]
+        yield table if columns is None else table[columns]
+
+    def row_count(self, name: str) -> int:
+        """Rows in the table `name`."""
+        return len(self.tables[name])
+
+    def column_names(self, name: str) -> list[str]:
+        """The columns of the table `name`."""
+        return [str(column) for column in self.tables[name].columns]
 
     def summary(self) -> dict[str, Any]:
         """Headline numbers: outcomes, latency percentiles, goodput, amplification."""

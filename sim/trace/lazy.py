@@ -1,0 +1,277 @@
+"""A Run read from its Parquet files as it is asked, not loaded whole.
+
+`LazyRun` is a `Run` over a saved run's directory (a spilled run's, or any other). Its
+`tables` load a table only when one is asked for (a check or a figure that needs every
+row still gets them), while `summary`, `count`, `scan` and `batches` read through
+`pyarrow.dataset` with column projection and filters, so a run of ten million messages
+can be summarised without holding its rows. `summary` gives exactly the in-memory
+summary: it narrows each table to the rows and columns a part of `sim.metrics.summarize`
+reads, then hands them to the same functions (tests/test_spill.py compares both).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from sim.metrics import (
+    CALLERS,
+    GAVE_UP,
+    NOT_REQUESTS,
+    SERVERS,
+    breaker_open_time,
+    counts,
+    delivery,
+    latency_by_channel,
+    model_usage,
+    wasted_work,
+)
+from sim.trace.run import Run, RunFileError, _json_default, _read_table
+from sim.trace.schema import ADDED_COLUMNS, TABLES, conform
+
+# Rows per batch when a table is read a batch at a time.
+BATCH_ROWS = 131072
+
+
+class LazyTables(dict[str, pd.DataFrame]):
+    """The tables of a run on disk, each read (and kept) the first time it is asked for."""
+
+    def __init__(self, load: Callable[[str], pd.DataFrame]) -> None:
+        super().__init__()
+        self._load = load
+
+    def __missing__(self, name: str) -> pd.DataFrame:
+        if name not in TABLES:
+            raise KeyError(name)
+        table = self._load(name)
+        self[name] = table
+        return table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TABLES)
+
+    def __len__(self) -> int:
+        return len(TABLES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in TABLES
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return list(TABLES)
+
+    def values(self) -> list[pd.DataFrame]:  # type: ignore[override]
+        return [self[name] for name in TABLES]
+
+    def items(self) -> list[tuple[str, pd.DataFrame]]:  # type: ignore[override]
+        return [(name, self[name]) for name in TABLES]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in TABLES else default
+
+    def loaded(self) -> list[str]:
+        """The tables read so far."""
+        return [name for name in TABLES if dict.__contains__(self, name)]
+
+
+class LazyRun(Run):
+    """A Run whose tables stay in their Parquet files until asked for."""
+
+    def __init__(self, directory: str | Path, manifest: dict[str, Any]) -> None:
+        self.directory = Path(directory)
+        self.manifest = manifest
+        self.tables = LazyTables(lambda name: _read_table(self.directory, name))
+
+    @classmethod
+    def open(cls, directory: str | Path) -> LazyRun:
+        """A saved run's directory, read lazily (`RunFileError` if it is not one)."""
+        path = Path(directory)
+        try:
+            manifest = json.loads((path / "run.json").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise RunFileError(f"{path} holds no readable run.json ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise RunFileError(f"{path / 'run.json'} must hold a JSON object")
+        return cls(path, manifest)
+
+    def dataset(self, name: str) -> ds.Dataset:
+        """The table `name` as a pyarrow dataset (for projections, filters, scans)."""
+        return ds.dataset(self.directory / f"{name}.parquet", format="parquet")
+
+    def count(self, name: str, where: pc.Expression | None = None) -> int:
+        """Rows of `name` (matching `where`), counted without reading them."""
+        return int(self.dataset(name).count_rows(filter=where))
+
+    def scan(
+        self, name: str, columns: list[str] | None = None, where: pc.Expression | None = None
+    ) -> pd.DataFrame:
+        """The rows of `name` matching `where`, only `columns`, with the contract's dtypes."""
+        table = self.dataset(name).to_table(columns=columns, filter=where)
+        return conform(name, table.to_pandas())
+
+    def batches(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """The table a batch of rows at a time, in order (an empty table: one empty batch)."""
+        file = pq.ParquetFile(self.directory / f"{name}.parquet")
+        empty = True
+        names = file.schema_arrow.names
+        stored = None if columns is None else [c for c in columns if c in names]
+        for batch in file.iter_batches(batch_size=BATCH_ROWS, columns=stored):
+            empty = False
+            yield self._conform(name, batch.to_pandas(), columns)
+        if empty:
+            table = file.schema_arrow.empty_table()
+            yield self._conform(name, table.select(stored or names).to_pandas(), columns)
+
+    @staticmethod
+    def _conform(name: str, frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
+        # A column added to the contract after the run was saved reads as its "nothing
+        # here" value, as `Run.load` gives it.
+        for column, value in ADDED_COLUMNS.get(name, {}).items():
+            if column not in frame.columns and (columns is None or column in columns):
+                frame[column] = value
+        return conform(name, frame)
+
+    def column_names(self, name: str) -> list[str]:
+        """The columns of the table `name` (from the file's schema)."""
+        names = list(pq.ParquetFile(self.directory / f"{name}.parquet").schema_arrow.names)
+        return names + [c for c in ADDED_COLUMNS.get(name, {}) if c not in names]
+
+    def row_count(self, name: str) -> int:
+        """Rows in the table `name` (from the file's footer)."""
+        return int(pq.ParquetFile(self.directory / f"{name}.parquet").metadata.num_rows)
+
+    def summary(self) -> dict[str, Any]:
+        """`Run.summary`, reading only the rows and columns each number needs."""
+        return lazy_summary(self)
+
+    def save(self, directory: str | Path) -> Path:
+        """Copy the run's files into `directory` (nothing is loaded)."""
+        path = Path(directory)
+        if path.resolve() == self.directory.resolve():
+            return path
+        path.mkdir(parents=True, exist_ok=True)
+        for name in TABLES:
+            shutil.copyfile(self.directory / f"{name}.parquet", path / f"{name}.parquet")
+        manifest = dict(self.manifest, summary=self.summary())
+        (path / "run.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
+        return path
+
+
+def _in(column: str, values: tuple[str, ...] | list[str]) -> pc.Expression:
+    # Typed, so that an empty list is a set of strings rather than of nulls.
+    return pc.field(column).isin(pa.array(list(values), type=pa.string()))
+
+
+def _value_counts(run: LazyRun, name: str, column: str) -> dict[str, int]:
+    """`sim.metrics.counts` of a column, a batch at a time."""
+    total: Counter[str] = Counter()
+    for batch in run.dataset(name).to_batches(columns=[column], batch_size=BATCH_ROWS):
+        for item in pc.value_counts(batch.column(0)).to_pylist():
+            total[str(item["values"])] += int(item["counts"])
+    return {key: total[key] for key in sorted(total)}
+
+
+def lazy_summary(run: LazyRun) -> dict[str, Any]:
+    """The summary of `sim.metrics.summarize`, each part from a narrow scan of the files."""
+    duration = run.duration
+    roots_where = _in("kind", CALLERS) & (pc.field("parent_id") == "") & ~_in("name", NOT_REQUESTS)
+    # The requests, with only the columns the summary reads of them.
+    roots = run.scan(
+        "spans", ["span_id", "agent", "correlation_id", "outcome", "start", "end"], roots_where
+    )
+    ok = roots[roots["outcome"] == "ok"]
+    n_requests = len(roots)
+    latency = (ok["end"] - ok["start"]) if not ok.empty else pd.Series(dtype="float64")
+    errors = roots[~roots["outcome"].isin(["ok", "open"])]
+    n_messages = run.row_count("messages")
+    messages_by_outcome = _value_counts(run, "messages", "outcome")
+    # The callers' successful calls (latency by channel), a narrow frame.
+    calls = run.scan(
+        "spans",
+        ["kind", "outcome", "agent", "peer", "start", "end"],
+        _in("kind", CALLERS) & (pc.field("outcome") == "ok"),
+    )
+    # Server work done for a request, and the broker's accepted and dead letters.
+    done = run.scan(
+        "spans",
+        ["kind", "outcome", "parent_id"],
+        _in("kind", SERVERS)
+        & (pc.field("outcome") == "ok")
+        & _in("parent_id", roots["span_id"].tolist()),
+    )
+    letters = run.scan(
+        "messages",
+        ["kind", "outcome", "src", "correlation_id"],
+        ((pc.field("kind") == "publish") & (pc.field("outcome") == "delivered"))
+        | (pc.field("outcome") == "dead_lettered"),
+    )
+    return {
+        "requests": n_requests,
+        "ok": len(ok),
+        "goodput": len(ok) / duration if duration > 0 else 0.0,
+        "success_rate": len(ok) / n_requests if n_requests else 0.0,
+        "p50": _quantile(latency, 0.5),
+        "p95": _quantile(latency, 0.95),
+        "p99": _quantile(latency, 0.99),
+        "messages": n_messages,
+        "amplification": n_messages / n_requests if n_requests else 0.0,
+        "messages_by_outcome": messages_by_outcome,
+        "spans_by_outcome": _value_counts(run, "spans", "outcome"),
+        "requests_by_outcome": counts(roots["outcome"]),
+        "errors_by_kind": counts(errors["outcome"]),
+        "exceptions": run.count(
+            "spans", pc.starts_with(pc.field("error"), "raised ") & ~_in("kind", CALLERS)
+        ),
+        "latency_by_channel": latency_by_channel(calls).to_dict(orient="records"),
+        **delivery(letters, done, roots),
+        "dead_lettered": messages_by_outcome.get("dead_lettered", 0),
+        "wasted_work": float(_wasted(run)["wasted"].sum()),
+        "breaker_open_time": breaker_open_time(run.breakers, duration),
+        **_usage(run),
+    }
+
+
+# What `sim.metrics.wasted_work` reads of a span.
+WASTED_COLUMNS = ["span_id", "parent_id", "agent", "correlation_id", "kind", "outcome"]
+WASTED_COLUMNS += ["start", "end", "wait"]
+
+
+def _wasted(run: LazyRun) -> pd.DataFrame:
+    """`sim.metrics.wasted_work` of the spans it can concern, in their order."""
+    gave_up = run.scan("spans", ["span_id"], _in("outcome", GAVE_UP))["span_id"].tolist()
+    if not gave_up:
+        return pd.DataFrame({"wasted": pd.Series(dtype="float64")})
+    spans = run.scan(
+        "spans",
+        [*WASTED_COLUMNS],
+        _in("outcome", GAVE_UP) | (_in("kind", SERVERS) & _in("parent_id", gave_up)),
+    )
+    return wasted_work(spans)
+
+
+def _usage(run: LazyRun) -> dict[str, Any]:
+    """`sim.metrics.model_usage` of the spans that were model calls."""
+    if "input_tokens" not in run.dataset("spans").schema.names:
+        return {}
+    billed = run.scan(
+        "spans", ["input_tokens", "output_tokens", "cost"], pc.field("input_tokens") >= 0
+    )
+    return model_usage(billed)
+
+
+def _quantile(values: pd.Series, q: float) -> float | None:
+    if values.empty:
+        return None
+    return float(values.quantile(q))
+
+
+__all__ = ["BATCH_ROWS", "LazyRun", "LazyTables", "lazy_summary"]

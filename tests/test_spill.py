@@ -1,0 +1,139 @@
+"""A trace spilled to Parquet as the run goes (`sim.run(spill=DIR)`, `--spill DIR`).
+
+The spilled run is the in-memory run, written differently: the same digests on every
+table, the same summary, the same files `sim.load` reads. Spills here come every few
+dozen messages (`SPILL_ROWS` is patched down) so that rows change after they went to
+disk: copies delivered, spans ended and dead letters marked in an earlier part.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+import sim
+from sim import cli
+from sim.trace import run_digests, spill
+from sim.trace.lazy import LazyRun
+from sim.trace.recorder import Recorder
+from sim.trace.spill import SpillingRecorder
+from tests.test_recorder import POISON_UNDER_DUPLICATION, message
+
+# Scenarios that between them use every table and sparse column: dead letters marked on
+# copies long spilled (poison), model calls' tokens and ttft (llm), tasks (a2a),
+# network duplicates and crashes.
+SCENARIOS = [
+    "basic",
+    "collaboration-poison",
+    "llm-pipeline",
+    "a2a-long-task",
+    "fault-duplicate",
+    "fault-crash",
+]
+
+
+@pytest.fixture(autouse=True)
+def small_spills(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill, "SPILL_ROWS", 37)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_spilled_run_has_the_in_memory_runs_digests_and_summary(name: str, tmp_path: Path) -> None:
+    memory = sim.run(name)
+    spilled = sim.run(name, spill=tmp_path)
+    assert isinstance(spilled, LazyRun)
+    assert run_digests(spilled) == run_digests(memory)
+    assert spilled.summary() == memory.summary()
+
+
+def test_summary_reads_no_whole_table_of_messages_or_spans(tmp_path: Path) -> None:
+    run = sim.run("collaboration-poison", spill=tmp_path)
+    assert isinstance(run, LazyRun)
+    summary = run.summary()
+    assert summary["dead_lettered"] == 3
+    assert not {"messages", "spans"} & set(run.tables.loaded())
+    # The common queries: counts and narrow scans straight from the files.
+    assert run.count("messages") == summary["messages"]
+    dead = run.scan("messages", ["msg_id", "outcome"], pc.field("outcome") == "dead_lettered")
+    assert list(dead["outcome"]) == ["dead_lettered"] * 3
+    assert not {"messages", "spans"} & set(run.tables.loaded())
+    # Asked for the whole table, it loads it, equal to the in-memory one.
+    assert run.messages.equals(sim.run("collaboration-poison").messages)
+
+
+def test_trace_is_on_disk_while_the_run_goes(tmp_path: Path) -> None:
+    parts: list[int] = []
+    raw = tmp_path / spill.RAW
+    sim.run("basic", spill=tmp_path, progress=lambda _: parts.append(len(list(raw.glob("*")))))
+    assert parts[len(parts) // 2] > 0  # raw parts were written halfway through
+    assert not raw.exists()  # and joined into the run's files at the end
+    assert pq.ParquetFile(tmp_path / "messages.parquet").num_row_groups > 10
+
+
+def test_spilled_directory_is_a_saved_run(tmp_path: Path) -> None:
+    spilled = sim.run("fault-duplicate", spill=tmp_path / "spill")
+    loaded = sim.load(tmp_path / "spill")
+    assert run_digests(loaded) == run_digests(spilled)
+    assert loaded.manifest["summary"] == spilled.summary()
+    copied = spilled.save(tmp_path / "copy")
+    assert run_digests(sim.load(copied)) == run_digests(spilled)
+
+
+def test_switch_forces_the_in_memory_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_TRACE", "memory")
+    run = sim.run("basic", spill=tmp_path)
+    assert not isinstance(run, LazyRun)
+    assert run_digests(sim.load(tmp_path)) == run_digests(run)
+
+
+def test_cli_spill_saves_the_run_where_it_spilled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["run", "basic", "--spill", str(tmp_path / "big")]) == 0
+    out = capsys.readouterr().out
+    assert f"saved to {tmp_path / 'big'}" in out
+    assert run_digests(sim.load(tmp_path / "big")) == run_digests(sim.run("basic"))
+
+
+def replay(rec: Recorder) -> None:
+    """Dead letters asked for when every copy of the message is already on disk."""
+    a1 = rec.message_sent(message("m1", attempt=1), 0.0)
+    a2 = rec.message_sent(message("m1", attempt=2), 1.0)
+    b1 = rec.message_sent(message("m1", attempt=1), 1.5)
+    original = rec.message_sent(message("m2"), 1.5)
+    copy = rec.message_sent(message("m2", duplicate=True), 1.5)
+    for seq in (a1, a2, b1, copy, original):
+        rec.message_delivered(seq, 1.6)
+    rec.message_sent(message("m3"), 1.7)  # spilled again after the deliveries
+    assert rec.mark_last("m1", "dead_lettered", 2.0, "a", attempt=2)
+    assert rec.mark_last("m1", "dead_lettered", 3.0, "b", attempt=1)
+    assert rec.mark_last("m2", "dead_lettered", 3.0, "x", attempt=1)
+    assert rec.mark_last("m2", "dead_lettered", 3.0, "y", attempt=1)
+    assert not rec.mark_last("m2", "dead_lettered", 3.0, "z", attempt=1)
+
+
+def test_dead_letters_land_on_the_right_copy_once_it_is_on_disk(tmp_path: Path) -> None:
+    memory = Recorder()
+    replay(memory)
+    spilling = SpillingRecorder(tmp_path, rows=1)
+    replay(spilling)
+    assert spilling._parts  # every copy went to disk before its dead letter
+    run = spilling.finish({"name": "replay", "duration": 4.0})
+    assert run.messages.equals(memory.tables()["messages"])
+    assert run.messages["outcome"].tolist() == [
+        "delivered", "dead_lettered", "dead_lettered", "dead_lettered", "dead_lettered",
+        "in_flight",
+    ]  # fmt: skip
+
+
+def test_poison_under_duplication_spilled_every_few_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spill, "SPILL_ROWS", 200)
+    memory = sim.run(POISON_UNDER_DUPLICATION)
+    spilled = sim.run(POISON_UNDER_DUPLICATION, spill=tmp_path)
+    assert memory.summary()["dead_lettered"] > 0
+    assert run_digests(spilled) == run_digests(memory)
