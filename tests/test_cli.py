@@ -144,8 +144,9 @@ def test_the_package_names_its_public_api():
          "means", "run", "sweep",
          # agents written in Python (docs/agents.md)
          "AgentContext", "CallError", "CallFailed", "CallRejected", "CallTimeout",
-         "FanOutResult", "PluginError", "Published", "Request", "Response", "SessionMessage",
-         "StreamEvent", "handles", "load_plugins", "register_role", "role"]
+         "FanOutResult", "PluginError", "Published", "Readable", "Request", "Response",
+         "SessionMessage", "StreamEvent", "Unreadable", "handles", "load_plugins",
+         "register_role", "role"]
     )  # fmt: skip
     for name in ("run", "load", "check", "sweep", "means"):
         assert inspect.isfunction(getattr(sim, name)), name

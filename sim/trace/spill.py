@@ -132,11 +132,13 @@ class SpillingRecorder(Recorder):
             "correlation_id": self._take("_m_corr"),
             "causation_id": self._take("_m_cause"),
             "span_id": hex_ids(np.frombuffer(self._m_span, dtype=np.int64)),
-            "attempt": _ints(self._m_attempt),
+            "attempt": _ints(self._m_attempt[self._m_base : end]),
             "size_bytes": _ints(self._m_size),
-            "duplicate": pa.array(self._m_dup, type=pa.bool_()),
+            "duplicate": pa.array(self._m_dup[self._m_base : end], type=pa.bool_()),
         }
-        for values in (self._m_version, self._m_attempt, self._m_size, self._m_dup):
+        # A copy's attempt and duplicate flag stay in memory too (a few bytes a row): a
+        # dead letter's search for its copy (`Recorder.mark_last`) reads them by seq.
+        for values in (self._m_version, self._m_size):
             values.clear()
         del self._m_span[:]
         return pa.table(columns)
@@ -191,52 +193,21 @@ class SpillingRecorder(Recorder):
 
     # -- mark_last over rows on disk --------------------------------------------------
 
-    def mark_last(
-        self, msg_id: str, outcome: str, now: float, reason: str = "", attempt: int = 0
-    ) -> bool:
-        """`Recorder.mark_last`, finding copies in the raw parts too (newest first)."""
-        self._flush_messages()
-        found = self._last_delivered(msg_id, attempt) if attempt else -1
-        if found < 0:
-            found = self._last_delivered(msg_id, 0)
-        if found < 0:
-            return False
-        self.message_ended(found, outcome, now, reason)
-        return True
-
-    def _last_delivered(self, msg_id: str, attempt: int) -> int:
-        """`Recorder._last_delivered` over copies in memory and on disk."""
-        outcomes = self._m_outcome
-        duplicate, duplicate_attempt = -1, 0
-        for seq, copy_attempt, dup in self._copies_of(msg_id):
-            if duplicate >= 0:
-                if not dup and copy_attempt == duplicate_attempt:
-                    return seq if outcomes[seq] == "delivered" else duplicate
-                continue
-            if outcomes[seq] != "delivered" or (attempt and copy_attempt != attempt):
-                continue
-            if not dup:
-                return seq
-            duplicate, duplicate_attempt = seq, copy_attempt
-        return duplicate
-
-    def _copies_of(self, msg_id: str) -> Iterator[tuple[int, int, bool]]:
-        """(seq, attempt, duplicate) of each copy of `msg_id`, newest first."""
-        # In memory: the frozen chunks not yet spilled, then the rows since.
-        ids = [*(c.to_pylist() for c in self._chunks["_m_id"]), self._m_id]
-        flat = [i for part in ids for i in part]
-        for index in range(len(flat) - 1, -1, -1):
-            if flat[index] == msg_id:
-                yield self._m_base + index, self._m_attempt[index], self._m_dup[index]
+    def _deliveries_of(self, msg_id: str) -> Iterator[int]:
+        """`Recorder._deliveries_of` over the copies in memory, then on disk (newest
+        first): `Recorder.mark_last` finds a dead letter's copy wherever it is."""
+        ids = [i for c in self._chunks["_m_id"] for i in c.to_pylist()] + list(self._m_id)
+        kinds = [k for c in self._chunks["_m_kind"] for k in c.to_pylist()] + list(self._m_kind)
+        for index in range(len(ids) - 1, -1, -1):
+            if ids[index] == msg_id and kinds[index] == "deliver":
+                yield self._m_base + index
         for number in range(len(self._parts) - 1, -1, -1):
             rows = pq.read_table(
                 self.raw / f"messages-{number:06d}.parquet",
-                columns=["seq", "attempt", "duplicate"],
-                filters=pc.field("msg_id") == msg_id,
+                columns=["seq"],
+                filters=(pc.field("msg_id") == msg_id) & (pc.field("kind") == "deliver"),
             )
-            seqs, attempts, dups = (rows[c].to_pylist() for c in ("seq", "attempt", "duplicate"))
-            for index in range(len(seqs) - 1, -1, -1):
-                yield seqs[index], attempts[index], dups[index]
+            yield from reversed(rows["seq"].to_pylist())
 
     # -- the end ----------------------------------------------------------------------
 
@@ -281,6 +252,7 @@ class SpillingRecorder(Recorder):
         path = self.directory / "messages.parquet"
         writer: pq.ParquetWriter | None = None
         reasons = _Sparse(self._m_reason)
+        subscriptions, keys = _Sparse(self._m_sub), _Sparse(self._m_key)
         for number, (lo, hi, _s_lo, _s_hi) in enumerate(self._parts):
             part = pq.read_table(self.raw / f"messages-{number:06d}.parquet")
             columns = {name: part[name] for name in part.column_names}
@@ -289,6 +261,8 @@ class SpillingRecorder(Recorder):
             columns["ended_at"] = _doubles(self._m_ended, lo, hi)
             columns["outcome"] = pa.array(self._m_outcome[lo:hi], type=_STRING)
             columns["reason"] = _sparse_strings(reasons, lo, hi)
+            columns["subscription"] = _sparse_strings(subscriptions, lo, hi)
+            columns["ordering_key"] = _sparse_strings(keys, lo, hi)
             table = pa.table({name: columns[name] for name in MESSAGE_COLUMNS})
             writer = _append(writer, path, table)
         if writer is None:
