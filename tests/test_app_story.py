@@ -729,3 +729,52 @@ def test_jump_to_the_next_breaker_opening(overload: Run, boot: Boot) -> None:
     at.button(key="jump_breaker").click().run()
     opened = overload.breakers[overload.breakers["to_state"] == "OPEN"]["time"].min()
     assert at.slider(key="replay_cursor").value == pytest.approx(opened)
+
+
+def test_queues_shows_each_topics_subscriptions_with_their_own_backlog(boot: Boot) -> None:
+    # One topic, two subscribers: billing keeps up, shipping (one slow worker) falls
+    # behind; each subscription's backlog is its own.
+    import sim
+
+    run = sim.run(
+        {
+            "name": "orders-fan-out",
+            "duration": 30,
+            "agents": [
+                {"id": "shop", "role": "client"},
+                {"id": "billing", "role": "service"},
+                {
+                    "id": "shipping",
+                    "role": "service",
+                    "workers": 1,
+                    "service_time": {"dist": "constant", "value": 0.5},
+                },
+                {"id": "broker", "role": "broker", "queue": {"flavour": "pubsub"}},
+            ],
+            "channels": [
+                {
+                    "from": "shop",
+                    "to": "billing",
+                    "protocol": "queue",
+                    "queue": {"topic": "orders"},
+                },
+                {
+                    "from": "shop",
+                    "to": "shipping",
+                    "protocol": "queue",
+                    "queue": {"topic": "orders"},
+                },
+            ],
+            "workload": [
+                {"from": "shop", "to": "billing", "arrivals": {"kind": "poisson", "rate": 4}}
+            ],
+        }
+    )
+    at = boot("queues", run)
+    topics = next(d.value for d in at.dataframe if "subscription" in d.value.columns)
+    rows = topics.set_index("subscriber")
+    assert list(rows["subscription"]) == ["billing.requests", "shipping.requests"]
+    assert set(rows["topic"]) == {"orders"}
+    assert rows.loc["shipping", "backlog"] > 10 * max(rows.loc["billing", "backlog"], 1)
+    assert rows.loc["billing", "acked"] > rows.loc["shipping", "acked"] > 0
+    assert any("copies every message it takes" in c.value for c in at.caption)

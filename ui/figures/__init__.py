@@ -34,7 +34,14 @@ from ui.figures.compare import (
     requests_figure,
     summary_diff,
 )
-from ui.figures.queues import busiest, dead_letters, idle_queues, queue_totals, queues_figure
+from ui.figures.queues import (
+    busiest,
+    dead_letters,
+    idle_queues,
+    queue_totals,
+    queues_figure,
+    topic_subscriptions,
+)
 from ui.figures.replay import (
     MAX_ARROWS,
     Filters,
@@ -117,6 +124,7 @@ __all__ = [
     "state_at",
     "summary_diff",
     "to_logical",
+    "topic_subscriptions",
     "topology",
     "trace_index",
     "transitions_table",

@@ -9,6 +9,7 @@ messages.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -205,3 +206,43 @@ def queue_totals(queues: pd.DataFrame) -> pd.DataFrame:
     last = last.set_index("queue").drop(columns=["time"])
     last.insert(0, "max_depth", queues.groupby("queue")["depth"].max())
     return last.reset_index()
+
+
+def topic_subscriptions(scenario: Any, queues: pd.DataFrame) -> pd.DataFrame:
+    """Each topic's subscriptions with their backlog: `topic, subscription, subscriber,
+    backlog` (ready and in flight at the last sample), `deepest`, `acked`,
+    `redelivered` and `dead_lettered`, by topic then subscription. A subscription is a
+    queue channel naming the topic (its queue, the channel's request queue); a topic
+    copies each publish into every one, so one that falls behind shows here alone."""
+    columns = ["topic", "subscription", "subscriber", "backlog", "deepest", "acked",
+               "redelivered", "dead_lettered"]  # fmt: skip
+    rows: dict[tuple[str, str], str] = {}
+    for channel in getattr(scenario, "channels", None) or []:
+        if getattr(channel, "protocol", "") != "queue":
+            continue
+        settings = scenario.queue_settings(channel)
+        if settings.topic is not None:
+            rows.setdefault((settings.topic, settings.requests_of(channel.dst)), channel.dst)
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    totals = queue_totals(queues).set_index("queue") if not queues.empty else pd.DataFrame()
+    out = []
+    for (topic, queue), agent in sorted(rows.items()):
+        last = totals.loc[queue] if queue in totals.index else None
+
+        def count(name: str, last: Any = last) -> int:
+            return int(last[name]) if last is not None and name in last else 0
+
+        out.append(
+            (
+                topic,
+                queue,
+                agent,
+                count("depth") + count("in_flight"),
+                count("max_depth"),
+                count("acked"),
+                count("redelivered"),
+                count("dead_lettered"),
+            )
+        )
+    return pd.DataFrame(out, columns=columns)

@@ -104,6 +104,26 @@ else:
         column_config={"max_depth": st.column_config.NumberColumn("deepest")},
     )
 
+topics = figures.topic_subscriptions(state.scenario_of(run), run.queues)
+if not topics.empty:
+    st.markdown("**Topics and their subscriptions**")
+    st.caption(
+        "A topic copies every message it takes into each of its subscriptions, which are "
+        "served, acked and dead-lettered apart: one subscriber falling behind shows here "
+        "as its own backlog while the others keep up."
+    )
+    st.dataframe(
+        topics,
+        hide_index=True,
+        key="queues_topics",
+        column_config={
+            "backlog": st.column_config.NumberColumn(
+                "backlog", help="Ready and in flight at the end of the run."
+            ),
+            "deepest": st.column_config.NumberColumn("deepest", help="Deepest ready backlog."),
+        },
+    )
+
 st.markdown("**Dead-letter queue**")
 letters = figures.dead_letters(run.messages, run.spans)
 if letters.empty:
