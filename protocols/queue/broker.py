@@ -219,7 +219,6 @@ class Broker:
     # -- publish ----------------------------------------------------------------------
 
     def _on_publish(self, msg: Message) -> None:
-        node = self.node
         body: Publish = msg.body
         if body.topic:
             stored_in = self._fan_out(msg, body)
@@ -228,23 +227,7 @@ class Broker:
             self._store(queue, self._stored(msg, body))
             stored_in = [queue]
         # Stored (durably, at once): confirm it, then deliver.
-        node.send(
-            Message(
-                msg_id=node.new_id(),
-                type=msg.type,
-                src=node.id,
-                dst=msg.src,
-                kind="ack",
-                protocol=PROTOCOL,
-                version=node.version,
-                correlation_id=msg.correlation_id,
-                causation_id=msg.msg_id,
-                span=msg.span,
-                attempt=msg.attempt,
-                size_bytes=CONTROL_BYTES,
-                body=Confirm(body.queue),
-            )
-        )
+        self._ack_to(msg, Confirm(body.queue), msg.span)
         for queue in stored_in:
             self._dispatch(queue)
 
@@ -544,23 +527,28 @@ class Broker:
         self._dispatch(queue)
 
     def _answer_ack(self, msg: Message, queue: str, tag: int, ok: bool) -> None:
+        self._ack_to(msg, AckReply(queue, tag, ok))
+
+    def _ack_to(self, msg: Message, body: object, span: int = -1) -> None:
+        """Answer `msg` with a broker `ack` carrying `body` (a publish's Confirm, an
+        exactly-once ack's AckReply), in `span` (-1: none, a Message's default)."""
         node = self.node
-        node.send(
-            Message(
-                msg_id=node.new_id(),
-                type=msg.type,
-                src=node.id,
-                dst=msg.src,
-                kind="ack",
-                protocol=PROTOCOL,
-                version=node.version,
-                correlation_id=msg.correlation_id,
-                causation_id=msg.msg_id,
-                attempt=msg.attempt,
-                size_bytes=CONTROL_BYTES,
-                body=AckReply(queue, tag, ok),
-            )
+        reply = Message(
+            msg_id=node.new_id(),
+            type=msg.type,
+            src=node.id,
+            dst=msg.src,
+            kind="ack",
+            protocol=PROTOCOL,
+            version=node.version,
+            correlation_id=msg.correlation_id,
+            causation_id=msg.msg_id,
+            attempt=msg.attempt,
+            span=span,
+            size_bytes=CONTROL_BYTES,
+            body=body,
         )
+        node.send(reply)
 
     def _on_extend(self, msg: Message) -> None:
         # modifyAckDeadline: each delivery still held by this consumer gets a fresh one.
