@@ -21,6 +21,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from sim import Run
 from ui import figures, state
+from ui import tasks as task_bands
 from ui.playback import SPEEDS, default_speed, speed_label
 
 TICK_S = 1.0  # wall seconds between two frames while playing
@@ -666,3 +667,4 @@ top[2].segmented_control(
 apply_overview(run)
 st.fragment(stage, run_every=TICK_S if playing else None)(run, key)
 show_overview(run, key)
+task_bands.show(run, key)  # A2A tasks' state bands and table; nothing without tasks

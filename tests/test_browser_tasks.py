@@ -1,0 +1,66 @@
+"""A2A tasks and real traces in a real headless Chromium (issues 15 and 17): the task
+bands drawn and hovered on Replay; a trace file opened by upload; a live receiver
+followed as spans arrive. Server, browser and page fixtures and the page helpers are
+tests/test_browser.py's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sim
+import tests.test_browser as tb
+from tests.test_browser import CHARTS, exceptions, go_to, shoot, wait_idle
+from tests.test_browser_story import open_a_saved_run
+
+pytestmark = pytest.mark.browser
+
+server = tb.server
+browser = tb.browser
+page = tb.page
+
+# The graph div of the chart holding a trace of this name.
+FIND_CHART = f"""name => Array.from(document.querySelectorAll("{CHARTS} .js-plotly-plot"))
+    .find(gd => (gd._fullData || []).some(t => t.name === name))"""
+
+
+def band_centre(page: Any, state: str, i: int = 0) -> dict[str, float]:
+    """Page coordinates of the middle of band `i` of the bar trace named `state`."""
+    return page.evaluate(
+        f"""([state, i]) => {{
+            const gd = ({FIND_CHART})(state);
+            const t = gd._fullData.find(t => t.name === state);
+            const box = gd.getBoundingClientRect();
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            return {{x: box.left + xa._offset + xa.l2p(t.base[i] + t.x[i] / 2),
+                     y: box.top + ya._offset + ya.d2p(t.y[i])}};
+        }}""",
+        [state, i],
+    )
+
+
+def test_task_bands_are_drawn_on_replay_and_say_why_on_hover(page: Any, tmp_path: Path) -> None:
+    run = sim.run("a2a-long-task")
+    folder = run.save(tmp_path / "a2a")
+    wait_idle(page)
+    open_a_saved_run(page, folder, "a2a-long-task")
+    go_to(page, "replay")
+    assert exceptions(page) == 0
+    heading = page.get_by_role("heading", name="A2A tasks")
+    heading.scroll_into_view_if_needed()
+    drawn = page.evaluate(f"() => ({FIND_CHART})('input-required')._fullData.map(t => t.name)")
+    assert {"working", "input-required", "completed"} <= set(drawn)
+    # The chart's own SVG has the hatched bars of the waits for input.
+    chart = page.locator(CHARTS).filter(has=page.locator(".legendtext", has_text="input-required"))
+    assert chart.locator("pattern").count() >= 1
+    spot = band_centre(page, "input-required")
+    page.mouse.move(spot["x"], spot["y"])
+    label = page.locator(".hoverlayer .hovertext").first
+    label.wait_for()
+    text = label.text_content() or ""
+    assert "input-required" in text and "asks its client for input" in text
+    assert "task m" in text
+    assert page.get_by_text("Tasks", exact=True).is_visible()
+    shoot(page, "replay-tasks")
