@@ -4,6 +4,7 @@ a live OTLP receiver followed."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import sim
+from sim.otlp import jaeger_json, otlp_json
 from sim.trace import Run
+from ui import state
 
 if TYPE_CHECKING:
     from tests.conftest import Boot
@@ -55,3 +58,53 @@ def test_a_run_without_tasks_shows_nothing_extra_on_replay(chain: Run, boot: Boo
     at = boot("replay", chain)
     assert "A2A tasks" not in subheaders(at)
     assert len(at.get("plotly_chart")) == 2
+
+
+# --- a trace file opened by upload (issue 17) -----------------------------------------
+
+
+def heading(at: AppTest) -> str:
+    """The Run page's summary heading."""
+    return at.subheader[0].value
+
+
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="trace_upload").set_value((name, data, "application/octet-stream"))
+    return at.run()
+
+
+def test_an_uploaded_trace_becomes_the_run_on_every_page(a2a: Run, boot: Boot) -> None:
+    at = boot()
+    assert heading(at) != "a2a-long-task · imported trace"
+    upload(at, "a2a.otlp.json.gz", gzip.compress(otlp_json(a2a).encode()))
+    assert not at.exception and not at.error
+    assert heading(at) == "a2a-long-task · imported trace"
+    assert at.session_state["run"].manifest["source"]["spans"] == len(a2a.spans)
+    for page in ("replay", "cascades", "breakers", "queues", "topology", "compare"):
+        at.switch_page(state.PAGES[page]).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    # The A2A tasks came back from the export's span events, and Replay draws them.
+    at.switch_page(state.PAGES["replay"]).run()
+    assert "A2A tasks" in subheaders(at)
+    bands = charts(at)[2]["data"]
+    completed = next(t for t in bands if t["name"] == "completed")
+    assert len(completed["x"]) == a2a.tasks["task_id"].nunique()
+
+
+def test_a_jaeger_file_opens_too(chain: Run, boot: Boot) -> None:
+    at = boot()
+    upload(at, "chain.jaeger.json", jaeger_json(chain).encode())
+    assert not at.exception and not at.error
+    assert heading(at).endswith("· imported trace")
+    assert at.session_state["run"].manifest["source"]["spans"] == len(chain.spans)
+
+
+def test_a_bad_trace_file_gets_one_sentence_and_the_run_stays(boot: Boot) -> None:
+    at = boot()
+    before = heading(at)
+    upload(at, "notes.json", b'{"hello": 1}')
+    assert not at.exception
+    assert len(at.error) == 1
+    said = at.error[0].value
+    assert said.startswith("notes.json is not a trace this reads") and "/tmp" not in said
+    assert heading(at) == before

@@ -5,6 +5,7 @@ tests/test_browser.py's."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 import sim
 import tests.test_browser as tb
+from sim.otlp import otlp_json
 from tests.test_browser import CHARTS, exceptions, go_to, shoot, wait_idle
 from tests.test_browser_story import open_a_saved_run
 
@@ -64,3 +66,36 @@ def test_task_bands_are_drawn_on_replay_and_say_why_on_hover(page: Any, tmp_path
     assert "task m" in text
     assert page.get_by_text("Tasks", exact=True).is_visible()
     shoot(page, "replay-tasks")
+
+
+def upload_trace(page: Any, path: Path) -> None:
+    """Give the Run page's trace uploader a file."""
+    expander = page.locator("[data-testid='stExpander']").filter(has_text="Open a saved run")
+    box = page.locator("[data-testid='stFileUploader']").filter(has_text="Or open a trace file")
+    if not box.is_visible():
+        expander.locator("summary").click()
+    box.locator("input[type='file']").set_input_files(str(path))
+
+
+def test_a_trace_file_opens_by_upload_and_a_bad_one_says_why(page: Any, tmp_path: Path) -> None:
+    wait_idle(page)
+    before = tb.heading(page)
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"hello": 1}')
+    upload_trace(page, bad)
+    alert = page.locator("[data-testid='stAlertContentError']")
+    alert.wait_for()
+    wait_idle(page)
+    assert "notes.json is not a trace this reads" in alert.inner_text()
+    assert tb.heading(page) == before and exceptions(page) == 0
+
+    good = tmp_path / "a2a.otlp.json.gz"
+    good.write_bytes(gzip.compress(otlp_json(sim.run("a2a-long-task")).encode()))
+    upload_trace(page, good)
+    page.wait_for_function(
+        "() => { const e = document.querySelector(\"[data-testid='stHeading'] h3\");"
+        " return e && e.innerText.trim() === 'a2a-long-task · imported trace'; }"
+    )
+    wait_idle(page)
+    assert exceptions(page) == 0 and alert.count() == 0
+    shoot(page, "run-imported-trace")

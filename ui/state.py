@@ -157,8 +157,10 @@ def current_run() -> Run:
 
 
 def heading(run: Run) -> str:
-    """`scenario · seed N` for the Run on screen."""
+    """`scenario · seed N` for the Run on screen (`name · imported trace` for a trace)."""
     source = st.session_state.get(RUN_SOURCE, {})
+    if run.manifest.get("imported"):  # a real trace has no seed
+        return f"{source.get('scenario', run.name)} · imported trace"
     seed = source.get("seed", run.manifest.get("seed"))
     return f"{source.get('scenario', run.name)} · seed {seed}"
 

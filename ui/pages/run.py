@@ -21,7 +21,7 @@ from sim import Run, loading
 from sim.otlp import otlp_json
 from sim.plugins import plugin_roles
 from sim.scenario import Scenario
-from ui import export, knobs, state
+from ui import export, knobs, state, traces
 from ui import summary as views
 
 log = logging.getLogger(__name__)
@@ -496,6 +496,7 @@ with st.expander("Open a saved run", icon=":material/folder_open:"):
     if go.button("Open run", icon=":material/folder_open:", width="stretch") and path:
         open_saved(path)
         st.rerun()  # the summary above shows the run just opened
+    traces.upload()  # a real system's trace file, imported
 
 if overrides:
     origin = st.session_state.get(ORIGIN, {})
