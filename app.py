@@ -9,6 +9,7 @@ an upload never names code to import) and lists the pages.
 import streamlit as st
 
 from sim.plugins import PluginError, env_plugins, load_plugins
+from ui import live
 
 st.set_page_config(page_title="Switchboard", layout="wide")
 
@@ -17,6 +18,7 @@ try:
 except PluginError as exc:
     st.error(str(exc))
 
+live.sidebar()  # a followed live trace: its counts, re-imported every few seconds
 st.navigation(
     [
         st.Page("ui/pages/run.py", title="Run", icon=":material/play_arrow:", default=True),

@@ -6,6 +6,7 @@ tests/test_browser.py's."""
 from __future__ import annotations
 
 import gzip
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import sim
 import tests.test_browser as tb
 from sim.otlp import otlp_json
+from tests.test_app_tasks import otlp_request, post
 from tests.test_browser import CHARTS, exceptions, go_to, shoot, wait_idle
 from tests.test_browser_story import open_a_saved_run
 
@@ -99,3 +101,49 @@ def test_a_trace_file_opens_by_upload_and_a_bad_one_says_why(page: Any, tmp_path
     wait_idle(page)
     assert exceptions(page) == 0 and alert.count() == 0
     shoot(page, "run-imported-trace")
+
+
+def sidebar_has(page: Any, text: str, timeout: float = 30_000) -> None:
+    """Wait until the sidebar says `text` (the live fragment ticks every few seconds)."""
+    page.wait_for_function(
+        "t => { const s = document.querySelector(\"[data-testid='stSidebar']\");"
+        " return s && s.innerText.includes(t); }",
+        arg=text,
+        timeout=timeout,
+    )
+
+
+def test_a_receiver_started_on_the_page_is_followed_live(page: Any) -> None:
+    wait_idle(page)
+    expander = page.locator("[data-testid='stExpander']").filter(has_text="Follow a live trace")
+    expander.locator("summary").click()
+    port = page.get_by_label("Or start a receiver here, on port", exact=True)
+    port.fill("0")
+    port.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Start receiver").click()
+    address = page.locator("code", has_text="http://127.0.0.1:").first
+    address.wait_for()
+    url = address.inner_text().strip()
+    assert url.endswith("/v1/traces")
+    sidebar_has(page, "0 requests, 0 spans, 0 traces")
+
+    assert post(url, otlp_request(1, 3)) == 200
+    assert post(url, otlp_request(2, 2)) == 200
+    sidebar_has(page, "2 requests, 5 spans, 2 traces")  # no click: the page followed
+    page.wait_for_function(
+        "() => { const e = document.querySelector(\"[data-testid='stHeading'] h3\");"
+        " return e && e.innerText.includes('(live) · imported trace'); }"
+    )
+    assert post(url, otlp_request(3, 4)) == 200
+    sidebar_has(page, "3 requests, 9 spans, 3 traces")
+    wait_idle(page)
+    assert exceptions(page) == 0
+    shoot(page, "run-live")
+
+    page.locator("[data-testid='stSidebar']").get_by_role("button", name="Stop following").click()
+    page.wait_for_function(
+        "() => !document.querySelector(\"[data-testid='stSidebar']\").innerText.includes('Live:')"
+    )
+    with pytest.raises(urllib.error.URLError):
+        post(url, otlp_request(4, 1))

@@ -14,6 +14,7 @@ import streamlit as st
 
 from sim import Run
 from sim.otlp import OtlpError, import_trace
+from sim.trace import TABLES
 from ui import state
 from ui import summary as views
 
@@ -38,10 +39,27 @@ def import_bytes(name: str, data: bytes) -> Run:
             raise OtlpError(str(exc).replace(str(path), shown)) from None
 
 
+SUFFIXES = (".gz", ".jsonl", ".json", ".pb", ".binpb", ".proto", ".otlp", ".jaeger", ".zipkin")
+
+
+def trace_name(run: Run, label: str) -> str:
+    """What an imported run is called: a Switchboard export's own run name, else the
+    file's name without its format suffixes."""
+    # The importer's manifest names a file without a Switchboard run name after the last
+    # table the trace lacks ("tasks"): a loop variable in `from_parsed` shadows its
+    # `name`. Such a name is a table's, never the run's.
+    if run.manifest.get("source", {}).get("switchboard_export") and run.name not in TABLES:
+        return run.name
+    name = Path(label).name
+    for suffix in SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name or "trace"
+
+
 def source_of(run: Run, label: str) -> dict[str, Any]:
     """What `state.store` keeps about an imported run: its name and where it came from."""
     return {
-        "scenario": run.name,
+        "scenario": trace_name(run, label),
         "seed": run.manifest.get("seed"),
         "label": label,
         "imported": True,

@@ -21,7 +21,7 @@ from sim import Run, loading
 from sim.otlp import otlp_json
 from sim.plugins import plugin_roles
 from sim.scenario import Scenario
-from ui import export, knobs, state, traces
+from ui import export, knobs, live, state, traces
 from ui import summary as views
 
 log = logging.getLogger(__name__)
@@ -497,6 +497,7 @@ with st.expander("Open a saved run", icon=":material/folder_open:"):
         open_saved(path)
         st.rerun()  # the summary above shows the run just opened
     traces.upload()  # a real system's trace file, imported
+live.controls()  # follow a receiver's file, or start one here
 
 if overrides:
     origin = st.session_state.get(ORIGIN, {})
