@@ -704,3 +704,11 @@ def test_cli_export_jaeger_and_import_it(tmp_path: Path, capsys: pytest.CaptureF
     again = Run.load(tmp_path / "r")
     assert sorted(again.spans["span_id"]) == sorted(shop_run().spans["span_id"])
     assert not math.isnan(again.duration)
+
+
+def test_a_foreign_trace_is_named_after_its_file(tmp_path: Path) -> None:
+    # Before, a loop over the tables the trace lacks reused the `name` argument, so every
+    # Jaeger or Zipkin import was called "tasks".
+    run = otlp.import_trace(write_json(tmp_path / "checkout.json", zipkin_doc()))
+    assert run.name == run.manifest["name"] == "checkout"
+    assert run.manifest["has_breakers"] is False

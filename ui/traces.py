@@ -14,7 +14,6 @@ import streamlit as st
 
 from sim import Run
 from sim.otlp import OtlpError, import_trace
-from sim.trace import TABLES
 from ui import state
 from ui import summary as views
 
@@ -45,10 +44,7 @@ SUFFIXES = (".gz", ".jsonl", ".json", ".pb", ".binpb", ".proto", ".otlp", ".jaeg
 def trace_name(run: Run, label: str) -> str:
     """What an imported run is called: a Switchboard export's own run name, else the
     file's name without its format suffixes."""
-    # The importer's manifest names a file without a Switchboard run name after the last
-    # table the trace lacks ("tasks"): a loop variable in `from_parsed` shadows its
-    # `name`. Such a name is a table's, never the run's.
-    if run.manifest.get("source", {}).get("switchboard_export") and run.name not in TABLES:
+    if run.manifest.get("source", {}).get("switchboard_export"):
         return run.name
     name = Path(label).name
     for suffix in SUFFIXES:

@@ -65,9 +65,9 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
     if not tasks.empty:  # A2A task transitions, from a Switchboard export's span events
         tables["tasks"] = tasks
     # What a trace cannot carry (breakers, faults, effects, ...): empty, typed tables.
-    lacking = [name for name in TABLES if name not in tables]
-    for name in lacking:
-        tables[name] = empty_table(name)
+    lacking = [table for table in TABLES if table not in tables]
+    for table in lacking:
+        tables[table] = empty_table(table)
     scope = parsed.scope_attrs
     ends = [s.end for s in records if not math.isnan(s.end)] + [s.start for s in records]
     duration = scope.get("switchboard.run.duration")
@@ -97,7 +97,7 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "time_origin": how,
         "time_origin_unix_nano": origin,
         "has_scenario": False,
-        **{f"has_{name}": False for name in lacking},
+        **{f"has_{table}": False for table in lacking},
         "has_messages": not inferred.messages.empty,
         "has_queues": not inferred.queues.empty,
         "has_deadlines": bool(spans["deadline"].notna().any()),
