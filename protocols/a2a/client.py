@@ -15,8 +15,10 @@ an `error`, `canceled` `cancelled`, `rejected` `rejected`, whatever mode followe
   terminal one, reads the task with GetTask. A lost notification leaves the client
   waiting until its timeout.
 
-At an interrupted state (input-required, auth-required) the client's user answers after
-the channel's answer delay, with a message on the same task in the same mode.
+At an interrupted state the client's user answers with a message on the same task in
+the same mode: after the channel's answer delay for input-required; after the auth
+delay for auth-required, with credentials or (`auth_answer` says so) declining, which
+makes the agent reject the task.
 
 The artifact: a streaming client appends each chunk as it comes (append=true) and
 takes a snapshot's artifact whole; the others read it from the final Task. At the end
@@ -153,7 +155,9 @@ class A2aClient:
     """The client side: calls that follow tasks, and the webhook push notifications reach.
 
     `settings_for(dst)` gives the channel's settings; `answer_delay(dst)` draws how long
-    the user takes to answer an input-required task.
+    the user takes to answer an input-required task; `auth_answer(dst)` how long the
+    client takes to authorize an auth-required one, and whether it supplies the
+    credentials (False: it declines). Without it credentials come after `answer_delay`.
     """
 
     def __init__(
@@ -161,6 +165,7 @@ class A2aClient:
         node: Node,
         settings: A2aSettings | Callable[[str], A2aSettings] | None = None,
         answer_delay: Callable[[str], float] | None = None,
+        auth_answer: Callable[[str], tuple[float, bool]] | None = None,
     ) -> None:
         self.node = node
         if settings is None or isinstance(settings, A2aSettings):
@@ -169,6 +174,7 @@ class A2aClient:
         else:
             self.settings_for = settings
         self.answer_delay = answer_delay or (lambda _dst: 0.0)
+        self.auth_answer = auth_answer or (lambda dst: (self.answer_delay(dst), True))
         self.pending: dict[str, Call] = {}
         self.follows: dict[str, Follow] = {}  # by call key
         self.by_task: dict[str, Follow] = {}
@@ -233,10 +239,10 @@ class A2aClient:
             return
         self._send_message(follow)
 
-    def _send_message(self, follow: Follow) -> None:
+    def _send_message(self, follow: Follow, declined: bool = False) -> None:
         """The first message, or the answer to an interrupted task, in the mode's way."""
         mode = follow.settings.mode
-        rpc = Rpc(SEND, follow.task_id, payload=follow.body)
+        rpc = Rpc(SEND, follow.task_id, payload=follow.body, declined=declined)
         if mode == "streaming":
             rpc.method = STREAM
             self._open_stream(follow, rpc)
@@ -516,12 +522,15 @@ class A2aClient:
                 self._finish(follow)
         elif state in lc.INTERRUPTED and not follow.answering:
             follow.answering = True
-            delay = self.answer_delay(follow.dst)
-            self.node.after(delay, lambda: self._answer(follow))
+            if state == lc.AUTH_REQUIRED:
+                delay, supplies = self.auth_answer(follow.dst)
+            else:
+                delay, supplies = self.answer_delay(follow.dst), True
+            self.node.after(delay, lambda: self._answer(follow, declined=not supplies))
         elif state == lc.WORKING:
             follow.answering = False
 
-    def _answer(self, follow: Follow) -> None:
+    def _answer(self, follow: Follow, declined: bool = False) -> None:
         if follow.ended or follow.state not in lc.INTERRUPTED:
             return
         if follow.conn and follow.settings.mode == "streaming":
@@ -530,7 +539,7 @@ class A2aClient:
             self.conns.pop(follow.conn, None)
             self.rpcs.pop(follow.conn, None)
             follow.conn = ""
-        self._send_message(follow)
+        self._send_message(follow, declined)
 
     def _finish(self, follow: Follow) -> None:
         outcome, status = RESULTS[follow.state]
