@@ -18,6 +18,9 @@ give up after `max_reconnections`.
 
 When the caller gives up (its timeout, a cancel), the client tells the server: a
 notifications/cancelled POST (2025-11-25) or closing the stream (2026-07-28).
+
+Once a 2025-11-25 session is initialized, a `listen.Listener` keeps its standalone GET
+stream (the server's notifications and pings) and sends the client's pings.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from protocols.call import Call, CallResult, abort_all, status_result
+from protocols.mcp.listen import Listener
 from protocols.mcp.settings import DEFAULTS, McpSettings
 from protocols.mcp.wire import (
     CALL_TOOL,
@@ -150,6 +154,7 @@ class McpClient:
         self.sessions: dict[str, SessionState] = {}
         self.conns: dict[str, Follow] = {}  # by the msg_id of a POST or GET
         self.requests: dict[str, Callable[[Answer | None, str], None]] = {}
+        self.listeners: dict[str, Listener] = {}  # by server: its session's GET stream
 
     def call(
         self,
@@ -215,17 +220,45 @@ class McpClient:
                 return
             session.id = answer.session
             self._post(follow, Post(INITIALIZED, session=session.id), None)
+            self._listen(dst, session, follow)
             for each in waiting:
                 if not each.ended:
                     self._post_call(each)
 
         self._post(follow, Post(INITIALIZE), answered, follow.settings.timeout)
 
+    def _listen(self, dst: str, session: SessionState, follow: Follow) -> None:
+        """Keep the new session's GET stream and pings (python-sdk opens the stream once
+        notifications/initialized is sent)."""
+        self._unlisten(dst)
+        settings = follow.settings
+        if not settings.get_stream and settings.ping_interval is None:
+            return
+        sid = session.id
+
+        def current() -> bool:
+            return self.sessions.get(dst) is session and session.id == sid
+
+        def drop() -> None:
+            if current():
+                session.id = ""
+
+        listener = Listener(self.node, settings, dst, sid, follow.correlation_id,
+                            self.requests, current, drop)  # fmt: skip
+        self.listeners[dst] = listener
+        listener.start()
+
+    def _unlisten(self, dst: str) -> None:
+        listener = self.listeners.pop(dst, None)
+        if listener is not None:
+            listener.stop()
+
     def _expired(self, follow: Follow, session_id: str) -> None:
         # 404: the session is gone. Drop it (unless a newer one replaced it already).
         session = self.sessions.get(follow.dst)
         if session is not None and session.id == session_id:
             session.id = ""
+            self._unlisten(follow.dst)
         if not follow.settings.reinitialize or follow.reinitialized >= 1:
             error = f"Session terminated ({SESSION_TERMINATED}): HTTP 404"
             follow.call.end(("error", 404, error))
@@ -314,6 +347,14 @@ class McpClient:
     def on_frame(self, msg: Message) -> None:
         """A piece of a response stream: read it in order, holding any ahead of a hole."""
         frame: Frame = msg.body
+        listener = self.listeners.get(msg.src)
+        if (
+            listener is not None
+            and listener.reader.conn
+            and listener.reader.conn == msg.causation_id
+        ):
+            listener.on_frame(msg)
+            return
         follow = self.conns.get(msg.causation_id)
         if follow is None or follow.conn != msg.causation_id or follow.ended:
             if msg.kind == "event" and follow is None:
@@ -491,5 +532,6 @@ class McpClient:
         abort_all(self)
         self.follows.clear()
         self.sessions.clear()
+        self.listeners.clear()
         self.conns.clear()
         self.requests.clear()
