@@ -75,3 +75,19 @@ class InOrder(Generic[T]):
                 self.stalled(conn, at)
 
         self.node.after(self.stall_timeout, check)
+
+
+class ReadsInOrder(Generic[T]):
+    """A base for what reads one connection at a time through its `reader`: the
+    connection it reads is its `conn`."""
+
+    reader: InOrder[T]
+
+    @property
+    def conn(self) -> str:
+        """The connection being read ("" for none)."""
+        return self.reader.conn
+
+    @conn.setter
+    def conn(self, conn: str) -> None:
+        self.reader.conn = conn

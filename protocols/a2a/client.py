@@ -57,7 +57,8 @@ from protocols.a2a.wire import (
     Rpc,
     Snapshot,
 )
-from protocols.call import Call, CallResult, abort_all
+from protocols.call import Call, CallResult, abort_all, start_call_span
+from protocols.inorder import InOrder, ReadsInOrder
 from protocols.node import Node
 from protocols.transport import Message
 
@@ -86,7 +87,7 @@ class TaskCall(Call):
         super().end(result)
 
 
-class Follow:
+class Follow(ReadsInOrder[Event]):
     """What the client knows of one call's task: its id, state, stream and artifact."""
 
     def __init__(
@@ -105,9 +106,12 @@ class Follow:
         self.call: TaskCall
         self.task_id = ""
         self.state = ""
-        self.conn = ""  # the request that opened the current stream or blocking wait
-        self.expected = 0
-        self.held: dict[int, Event] = {}
+        # The current stream's events in order; its connection (`conn`) is the request
+        # that opened the stream, or the blocking send waiting for its answer.
+        self.reader: InOrder[Event] = InOrder(
+            client.node, settings.stall_timeout,
+            lambda event: client.read(self, event), lambda _conn, at: client.stalled(self, at),
+        )  # fmt: skip
         self.heard = 0.0
         self.chunks: list[int] = []  # chunk indexes as received (a repeat is a duplicate)
         self.total = -1  # chunks the finished task's artifact has (-1: not known)
@@ -202,11 +206,8 @@ class A2aClient:
     ) -> Call:
         """Start a task on `dst` and follow it; the Call ends when the task does."""
         node = self.node
-        now = node.env.now
-        if deadline is None:
-            deadline = now + timeout if timeout is not None else math.nan
-        span = node.journal.span_start(
-            type_, "client", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
+        span, deadline = start_call_span(
+            node, type_, dst, PROTOCOL, timeout, deadline, parent, correlation_id
         )
         settings = self.settings_for(dst)
         key = node.new_id()
@@ -338,9 +339,7 @@ class A2aClient:
 
     def _open_stream(self, follow: Follow, rpc: Rpc) -> None:
         msg = self._rpc(follow, rpc, follow.type, None, self._stream_refused)
-        follow.conn = msg.msg_id
-        follow.expected = 0
-        follow.held.clear()
+        follow.reader.open(msg.msg_id)
         follow.heard = self.node.env.now
         self.conns[msg.msg_id] = follow
         self._watch(follow, msg.msg_id)
@@ -369,7 +368,7 @@ class A2aClient:
         def check() -> None:
             if follow.conn != conn or follow.ended:
                 return
-            watch = limit if follow.expected == 0 else settings.read_timeout
+            watch = limit if follow.reader.expected == 0 else settings.read_timeout
             if watch is None:
                 node.after(settings.rpc_timeout, check)
                 return
@@ -387,30 +386,15 @@ class A2aClient:
         follow = self.conns.get(event.conn)
         if follow is None or follow.conn != event.conn or follow.ended:
             return
-        n = event.n
-        if n < follow.expected or n in follow.held:
-            return  # a duplicate copy
-        if n > follow.expected:
-            if not follow.held:
-                self._watch_hole(follow, follow.conn, follow.expected)
-            follow.held[n] = event
-            return
-        conn = follow.conn
-        self._read(follow, event)
-        while follow.conn == conn and follow.expected in follow.held:
-            self._read(follow, follow.held.pop(follow.expected))
-        if follow.held and follow.conn == conn:
-            self._watch_hole(follow, conn, follow.expected)
+        follow.reader.arrive(event.n, event)
 
-    def _watch_hole(self, follow: Follow, conn: str, at: int) -> None:
-        def check() -> None:
-            if follow.conn == conn and follow.expected == at and not follow.ended:
-                self._broken(follow, f"event {at} of the stream never arrived")
+    def stalled(self, follow: Follow, at: int) -> None:
+        """Event `at` of the follow's stream never arrived: the stream is broken."""
+        if not follow.ended:
+            self._broken(follow, f"event {at} of the stream never arrived")
 
-        self.node.after(follow.settings.stall_timeout, check)
-
-    def _read(self, follow: Follow, event: Event) -> None:
-        follow.expected += 1
+    def read(self, follow: Follow, event: Event) -> None:
+        """The follow's stream's next event, in order."""
         follow.heard = self.node.env.now
         name = event.name
         if name == TASK and event.snapshot is not None:

@@ -29,7 +29,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from protocols.call import Call, CallResult, abort_all, status_result
+from protocols.call import Call, CallResult, abort_all, start_call_span, status_result
+from protocols.inorder import InOrder, ReadsInOrder
 from protocols.mcp.listen import Listener
 from protocols.mcp.settings import DEFAULTS, McpSettings
 from protocols.mcp.wire import (
@@ -81,7 +82,7 @@ class SessionState:
         self.waiting: list[Follow] = []
 
 
-class Follow:
+class Follow(ReadsInOrder[Frame]):
     """One tool call on the client: its request ids, stream, events and tries."""
 
     def __init__(
@@ -100,9 +101,11 @@ class Follow:
         self.call: ToolCall
         self.request_id = ""
         self.stream = ""  # the stream's key: the msg_id of the POST that opened it
-        self.conn = ""  # the msg_id of the request of the current connection
-        self.expected = 0
-        self.held: dict[int, Frame] = {}
+        # The current connection's frames in order; `conn` is the msg_id of its request.
+        self.reader: InOrder[Frame] = InOrder(
+            client.node, settings.stall_timeout,
+            lambda frame: client.read(self, frame), lambda _conn, at: client.stalled(self, at),
+        )  # fmt: skip
         self.heard = 0.0
         self.last_event_id = 0
         self.events = 0
@@ -173,11 +176,8 @@ class McpClient:
     ) -> Call:
         """Call a tool on `dst`; the Call ends with its result, its timeout or a failure."""
         node = self.node
-        now = node.env.now
-        if deadline is None:
-            deadline = now + timeout if timeout is not None else math.nan
-        span = node.journal.span_start(
-            type_, "client", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
+        span, deadline = start_call_span(
+            node, type_, dst, PROTOCOL, timeout, deadline, parent, correlation_id
         )
         settings = self.settings_for(dst)
         key = node.new_id()
@@ -288,9 +288,8 @@ class McpClient:
                 follow.call.end(status_result(answer.status, answer.error))
 
         msg = self._post(follow, post, answered)
-        follow.stream = follow.conn = msg.msg_id
-        follow.expected = 0
-        follow.held.clear()
+        follow.stream = msg.msg_id
+        follow.reader.open(msg.msg_id)
         follow.last_event_id = 0
         follow.heard = node.env.now
         self.conns[msg.msg_id] = follow
@@ -309,9 +308,7 @@ class McpClient:
             attempt=follow.attempt + follow.tries, size_bytes=256, body=get,
             deadline=follow.deadline,
         )  # fmt: skip
-        follow.conn = msg.msg_id
-        follow.expected = 0
-        follow.held.clear()
+        follow.reader.open(msg.msg_id)
         follow.heard = node.env.now
         self.conns[msg.msg_id] = follow
 
@@ -333,7 +330,7 @@ class McpClient:
             if follow.conn != conn or follow.ended:
                 return
             # The HTTP timeout until the status line, then the SSE read timeout.
-            limit = settings.timeout if follow.expected == 0 else settings.sse_read_timeout
+            limit = settings.timeout if follow.reader.expected == 0 else settings.sse_read_timeout
             idle = node.env.now - follow.heard
             if idle >= limit - _EPS:
                 self._broken(follow, f"no bytes for {limit:g} s")
@@ -363,30 +360,15 @@ class McpClient:
         if frame.n < 0:
             self._broken(follow, "the server reset the connection", hang_up=False)
             return
-        n = frame.n
-        if n < follow.expected or n in follow.held:
-            return
-        if n > follow.expected:
-            if not follow.held:
-                self._watch_hole(follow, follow.conn, follow.expected)
-            follow.held[n] = frame
-            return
-        conn = follow.conn
-        self._read(follow, frame)
-        while follow.conn == conn and follow.expected in follow.held:
-            self._read(follow, follow.held.pop(follow.expected))
-        if follow.held and follow.conn == conn:
-            self._watch_hole(follow, conn, follow.expected)
+        follow.reader.arrive(frame.n, frame)
 
-    def _watch_hole(self, follow: Follow, conn: str, at: int) -> None:
-        def check() -> None:
-            if follow.conn == conn and follow.expected == at and not follow.ended:
-                self._broken(follow, f"frame {at} of the stream never arrived")
+    def stalled(self, follow: Follow, at: int) -> None:
+        """Frame `at` of the follow's connection never arrived: the connection is broken."""
+        if not follow.ended:
+            self._broken(follow, f"frame {at} of the stream never arrived")
 
-        self.node.after(follow.settings.stall_timeout, check)
-
-    def _read(self, follow: Follow, frame: Frame) -> None:
-        follow.expected += 1
+    def read(self, follow: Follow, frame: Frame) -> None:
+        """The follow's connection's next frame, in order."""
         follow.heard = self.node.env.now
         name = frame.name
         if frame.retry is not None:

@@ -200,14 +200,20 @@ def cmd_advise(args: argparse.Namespace) -> int:
         advice = advisor.advise(rows, needs)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    where = f"at load {advice.load:g} (means over replications, clean network)"
+    _print_advice(advice, where, format_verdicts(advice.verdicts))
+    return 0
+
+
+def _print_advice(advice: advisor.Advice, where: str, table: str) -> None:
+    """The recommendation, its reasons and notes, then the evidence table."""
     print(advice.headline)
     for line in [*advice.reasons, *advice.notes]:
         print(f"  - {line}")
     print()
-    print(f"evidence at load {advice.load:g} (means over replications, clean network):")
-    print(format_verdicts(advice.verdicts))
+    print(f"evidence {where}:")
+    print(table)
     print(f"\n{len(advice.evidence)} sweep rows behind the recommendation")
-    return 0
 
 
 def _advise_a2a(args: argparse.Namespace) -> int:
@@ -225,14 +231,9 @@ def _advise_a2a(args: argparse.Namespace) -> int:
         advice = advisor_a2a.advise_a2a(rows, needs)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    print(advice.headline)
-    for line in [*advice.reasons, *advice.notes]:
-        print(f"  - {line}")
-    print()
     case = "offline for a while" if needs.offline else "online"
-    print(f"evidence with the client {case} (means over replications):")
-    print(format_modes(advice.verdicts))
-    print(f"\n{len(advice.evidence)} sweep rows behind the recommendation")
+    where = f"with the client {case} (means over replications)"
+    _print_advice(advice, where, format_modes(advice.verdicts))
     return 0
 
 
