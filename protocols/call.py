@@ -8,6 +8,7 @@ protocol that owns the call keeps it in its `pending` map until it ends.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -143,3 +144,18 @@ def status_result(status: int, error: str = "") -> CallResult:
     the outcome of `status_outcome`, with no error when it is `ok`."""
     outcome, why = status_outcome(status, error)
     return outcome, status, why if outcome != "ok" else ""
+
+
+def start_call_span(
+    node: Node, type_: str, dst: str, protocol: str, timeout: float | None,
+    deadline: float | None, parent: int, correlation_id: str,
+) -> tuple[int, float]:  # fmt: skip
+    """Start a caller's span now; return it and the call's absolute deadline: `deadline`
+    if given, else now + `timeout`, NaN when there is neither."""
+    now = node.env.now
+    if deadline is None:
+        deadline = now + timeout if timeout is not None else math.nan
+    span = node.journal.span_start(
+        type_, "client", node.id, dst, protocol, now, parent, correlation_id, deadline
+    )
+    return span, deadline

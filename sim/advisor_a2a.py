@@ -16,6 +16,7 @@ the caller can give, and costs the fewest messages:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,6 +26,9 @@ from sim.advisor import Advice
 from sim.sweeps.stats import means
 
 A2A_SWEEP = "a2a-modes"
+# Where `python -m sim advise --a2a` keeps the built-in sweep once run (as the protocol
+# advisor keeps its own under runs/sweeps).
+A2A_CACHE = Path("runs") / "sweeps" / A2A_SWEEP
 MODES = ("blocking", "streaming", "polling", "push")
 # What the caller's user sees while the task runs, by mode.
 PROGRESS = {"blocking": "nothing", "streaming": "every chunk as it is made",
@@ -117,4 +121,4 @@ def advise_a2a(rows: pd.DataFrame, needs: A2aNeeds) -> Advice:
                   met, notes)  # fmt: skip
 
 
-__all__ = ["A2A_SWEEP", "A2aNeeds", "advise_a2a"]
+__all__ = ["A2A_CACHE", "A2A_SWEEP", "A2aNeeds", "advise_a2a"]

@@ -271,13 +271,26 @@ class Agent(Model):
 
 
 class A2aChannel(A2aSettings):
-    """A2A on a channel: the mode and its timings, and how long the caller's user takes
-    to answer a task that asks for input."""
+    """A2A on a channel: the mode and its timings, how long the caller's user takes to
+    answer a task that asks for input, and how the caller answers one that asks for
+    credentials."""
 
     answer_delay: Distribution = Field(
         default_factory=lambda: Constant(value=30.0),
         description="Seconds the caller's user (a human or another agent) takes to answer "
         "an input-required task (a scenario value).",
+    )
+    auth_delay: Distribution = Field(
+        default_factory=lambda: Constant(value=30.0),
+        description="Seconds the caller (or its user, through an OAuth consent) takes to "
+        "supply the credentials an auth-required task asks for (a scenario value).",
+    )
+    auth_declined: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability that the caller has no credentials for an auth-required "
+        "task and declines; the agent then rejects the task.",
     )
 
 

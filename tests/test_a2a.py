@@ -23,6 +23,7 @@ class World:
         work: float = 60.0,
         faults: list[dict] = (),
         answer: float = 5.0,
+        auth: tuple[float, bool] | None = None,
         **settings,
     ) -> None:
         self.h = Harness(["c", "s"], latency=0.01)
@@ -37,7 +38,8 @@ class World:
         self.server = A2aServer(node, 4, handler, None, self.settings)
         A2aEndpoint(node, self.server)
         c = self.h.node("c")
-        self.client = A2aEndpoint(c, client=A2aClient(c, self.settings, lambda _: answer)).client
+        client = A2aClient(c, self.settings, lambda _: answer, (lambda _: auth) if auth else None)
+        self.client = A2aEndpoint(c, client=client).client
         self.results: list[tuple] = []
 
     def call(self, timeout: float = 300.0):
@@ -250,6 +252,58 @@ def test_input_required_is_answered_after_the_delay_and_the_task_resumes(mode: s
     asked, resumed = w.tasks.time.iloc[2], w.tasks.time.iloc[3]
     assert resumed - asked >= 30.0
     assert w.span().lost_events == 0
+
+
+@pytest.mark.parametrize("mode", ["blocking", "streaming", "polling", "push"])
+def test_auth_required_is_supplied_after_the_auth_delay_and_the_task_resumes(mode: str) -> None:
+    w = World(mode=mode, auth_required=1.0, auth=(20.0, True), poll_interval=5.0)
+    w.call()
+    w.run()
+    assert w.results == [("ok", 200, "")]
+    assert w.transitions() == [
+        ("", "submitted"), ("submitted", "working"), ("working", "auth-required"),
+        ("auth-required", "working"), ("working", "completed"),
+    ]  # fmt: skip
+    asked, resumed = w.tasks.time.iloc[2], w.tasks.time.iloc[3]
+    assert resumed - asked >= 20.0
+    assert w.tasks.reason.iloc[2] == "the task needs the client's credentials"
+    assert w.span().lost_events == 0
+
+
+def test_a_stream_closes_at_auth_required_and_the_credentials_open_another() -> None:
+    w = World(mode="streaming", auth_required=1.0, auth=(20.0, True))
+    w.call()
+    w.run()
+    m = w.h.messages
+    # 1.0 closes a stream at an interrupted state: one end at auth-required, one at the end.
+    assert m[m.kind == "control"].type.tolist() == ["a2a.eof", "a2a.eof"]
+    sends = m[(m.kind == "request") & (m.type == "task.run")]
+    # SendStreamingMessage after the card, then again on the task once authorized.
+    asked = w.tasks.time.iloc[2]
+    assert sends.sent_at.tolist() == pytest.approx([0.02, asked + 0.01 + 20.0])
+    assert w.results == [("ok", 200, "")]
+
+
+@pytest.mark.parametrize("mode", ["blocking", "streaming", "polling", "push"])
+def test_credentials_declined_end_the_task_rejected(mode: str) -> None:
+    w = World(mode=mode, auth_required=1.0, auth=(20.0, False), poll_interval=5.0)
+    w.call()
+    w.run()
+    assert w.transitions()[-2:] == [("working", "auth-required"), ("auth-required", "rejected")]
+    assert w.tasks.reason.iloc[-1] == "the client declined: no credentials"
+    assert w.results == [("rejected", 503, "the client declined: no credentials")]
+    assert w.span(kind="server").outcome == "rejected"
+
+
+def test_credentials_never_supplied_fail_the_task_at_the_agents_auth_timeout() -> None:
+    w = World(mode="polling", auth_required=1.0, auth=(1000.0, True), auth_timeout=100.0)
+    w.call(timeout=300)
+    w.run()
+    assert w.transitions()[-2:] == [("working", "auth-required"), ("auth-required", "failed")]
+    failed_at = w.tasks.time.iloc[-1] - w.tasks.time.iloc[-2]
+    assert failed_at == pytest.approx(100.0)
+    assert w.results == [("error", 500, "no credentials within 100 s")]
+    assert w.span(kind="server").outcome == "error"
 
 
 def test_cancel_ends_the_task_canceled_and_a_second_cancel_is_refused() -> None:

@@ -111,6 +111,40 @@ def test_tasks_settle_reports_a_task_left_waiting_for_input() -> None:
     assert found.why.tolist() == ["open at the end of the run"]
 
 
+def test_tasks_needing_credentials_settle_supplied_or_declined() -> None:
+    # Every task asks for credentials; the caller declines for some of them.
+    run = sim.run(scenario(mode="streaming", auth_required=1.0, auth_declined=0.6,
+                           auth_delay={"dist": "constant", "value": 8}))  # fmt: skip
+    tasks = run.tasks
+    asked = tasks[tasks.to_state == "auth-required"]
+    assert asked.task_id.nunique() == 3
+    after = tasks[tasks.from_state == "auth-required"]
+    assert set(after.to_state) == {"working", "rejected"}
+    assert (after.time.to_numpy() - asked.time.to_numpy() >= 8).all()
+    ends = tasks.drop_duplicates("task_id", keep="last").to_state
+    assert set(ends) == {"completed", "rejected"}
+    calls = run.spans[(run.spans.kind == "client") & (run.spans.protocol == "a2a")]
+    assert sorted(calls.outcome) == sorted(ends.map({"completed": "ok", "rejected": "rejected"}))
+    assert sim.check(run)["tasks_settle"].empty
+
+
+@pytest.mark.parametrize(("auth_timeout", "open_"), [(None, ["auth-required"]), (120, [])])
+def test_credentials_lost_offline_leave_the_task_open_or_failed_at_the_auth_timeout(
+    auth_timeout: float | None, open_: list[str]
+) -> None:
+    # The second task (taken at 100 s) asks for credentials; the caller's answer at 155 s
+    # is sent in the partition and lost. Without an auth timeout the task waits for ever
+    # (the check reports it open); with one the agent fails it.
+    run = sim.run(scenario(mode="polling", auth_required=1.0, auth_timeout=auth_timeout,
+                           auth_delay={"dist": "constant", "value": 55}, faults=[OFFLINE]))  # fmt: skip
+    found = sim.check(run)["tasks_settle"]
+    assert found.state.tolist() == open_
+    if auth_timeout is not None:
+        failed = run.tasks[run.tasks.to_state == "failed"]
+        assert failed.reason.tolist() == ["no credentials within 120 s"]
+        assert failed.from_state.tolist() == ["auth-required"]
+
+
 def test_artifacts_whole_flags_chunks_lost_across_a_0_3_resubscribe() -> None:
     cut = {"kind": "partition", "groups": [["c"], ["s"]], "start": 125, "end": 132}
     old = sim.run(scenario(version="0.3", chunk_interval=10, faults=[cut]))

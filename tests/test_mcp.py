@@ -205,3 +205,121 @@ def test_2025_a_session_with_a_stream_open_does_not_expire() -> None:
     m = h.messages
     assert len(m[(m.type == "initialize") & (m.kind == "request")]) == 1
     assert results == [("ok", 200, "")] * 3
+
+
+# -- 2025-11-25: the standalone GET stream and pings --------------------------------------
+
+
+def test_2025_the_client_opens_the_get_stream_once_initialized_and_hears_the_server() -> None:
+    w = World(notify_interval=5.0)
+    w.call_at(0)
+    w.h.run(40)
+    gets = w.sent("mcp.stream", "request")
+    # Right after notifications/initialized, as python-sdk's start_get_stream.
+    assert gets.sent_at.tolist() == pytest.approx([0.02])
+    told = w.sent("notifications/tools/list_changed", "event")
+    assert told.sent_at.tolist() == pytest.approx([5.03 + 5 * i for i in range(7)])
+    listener = w.client.listeners["s"]
+    assert (listener.notifications, listener.lost) == ([1, 2, 3, 4, 5, 6, 7], 0)
+
+
+@pytest.mark.parametrize(
+    ("store", "heard", "lost"), [(True, [1, 2, 3, 4, 5], 0), (False, [1, 4, 5], 2)]
+)
+def test_2025_a_cut_get_stream_resumes_with_last_event_id_and_replays_exactly_the_missed(
+    store: bool, heard: list[int], lost: int
+) -> None:
+    # Notification 2 (10.03 s) is lost in the partition; 3 (15.03 s) shows the hole, which
+    # breaks the GET stream at 16.04 s; the GET at 17.04 s (Last-Event-ID: 1) gets 2 and 3
+    # replayed from the event store (none without one), then 4 and 5 live.
+    w = World(notify_interval=5.0, faults=[CUT], event_store=store)
+    w.call_at(0)
+    w.h.run(27)
+    gets = w.sent("mcp.stream", "request")
+    assert gets.sent_at.tolist() == pytest.approx([0.02, 17.04])
+    listener = w.client.listeners["s"]
+    assert (listener.notifications, listener.lost) == (heard, lost)
+
+
+def test_2025_a_server_offering_no_get_stream_answers_405_and_the_client_gives_up() -> None:
+    w = World(standalone_stream=False)
+    w.call_at(0)
+    w.h.run(60)
+    assert w.results == [("ok", 200, "")]  # the calls do not need it
+    # python-sdk counts the 405 as a failure, tries once more after 1 s, then stops.
+    assert w.sent("mcp.stream", "request").sent_at.tolist() == pytest.approx([0.02, 1.04])
+    listener = w.client.listeners["s"]
+    assert listener.stopped
+    assert (
+        listener.why == "gave the GET stream up after 2 failure(s): HTTP 405: no standalone stream"
+    )
+
+
+def test_2025_a_second_get_stream_on_a_session_is_refused_409() -> None:
+    w = World()
+    w.call_at(0)
+    w.h.run(1)
+    session = next(iter(w.server.sessions))
+    from protocols.mcp.wire import Answer, Get
+    from protocols.transport import Message
+
+    answers: list[Answer] = []
+    w.server._answer = lambda msg, status, session="", error="": answers.append(status)
+    w.server.on_request(Message("x", "mcp.stream", "c", "s", body=Get("", 0, session)))
+    assert answers == [409]
+
+
+def test_2025_pings_answered_keep_the_session() -> None:
+    w = World(ping_interval=30.0, get_stream=False)
+    w.call_at(0)
+    w.call_at(100)
+    w.h.run(150)
+    pings = w.sent("ping", "request")
+    assert pings.sent_at.tolist() == pytest.approx([30.02, 60.02, 90.02, 120.02])
+    assert len(w.sent("ping", "response")) == 4
+    assert len(w.sent("initialize", "request")) == 1
+    assert w.results == [("ok", 200, "")] * 2
+
+
+def test_2025_an_unanswered_ping_breaks_the_session_and_the_next_call_initializes_again() -> None:
+    # The ping at 30.02 s is lost in the partition; at 60.02 s (python-sdk's 30 s timeout)
+    # the client takes the session for broken and drops it, so the call at 100 s
+    # initializes a new session instead of meeting a 404 (and pings it from 130.02 s).
+    w = World(ping_interval=30.0, get_stream=False,
+              faults=[{**CUT, "start": 29, "end": 35}])  # fmt: skip
+    w.call_at(0)
+    w.call_at(100)
+    w.h.run(150)
+    assert w.sent("ping", "request").sent_at.tolist() == pytest.approx([30.02, 130.02])
+    assert w.sent("initialize", "request").sent_at.tolist() == pytest.approx([0.0, 100.0])
+    assert w.results == [("ok", 200, "")] * 2
+    assert w.spans("server").status.tolist() == [200, 200]  # no 404 on the way
+
+
+@pytest.mark.parametrize("store", [True, False])
+def test_2025_a_server_ping_left_unanswered_ends_the_session(store: bool) -> None:
+    # The server pings over the GET stream every 20 s; the one at 40.03 s is lost in the
+    # partition, and the one at 60.03 s shows the hole: the client resumes the stream at
+    # 62.04 s. With an event store both pings are replayed and answered, and the session
+    # lives. Without one, the ping of 40.03 s is never answered: at 70.03 s the server
+    # ends the session; the client's GETs get 404, and so does its call at 100 s, which
+    # initializes again.
+    w = World(server_ping_interval=20.0, event_store=store,
+              faults=[{**CUT, "start": 35, "end": 45}])  # fmt: skip
+    w.call_at(0)
+    w.call_at(100)
+    w.h.run(150)
+    pings = w.sent("ping", "event")
+    assert pings.sent_at.tolist()[:3] == pytest.approx([20.03, 40.03, 60.03])
+    answered = w.sent("response", "request").sent_at.tolist()
+    assert w.results == [("ok", 200, "")] * 2
+    if store:
+        assert answered[:3] == pytest.approx([20.04, 62.06, 62.06])
+        assert len(w.sent("initialize", "request")) == 1
+    else:
+        assert answered[:1] == pytest.approx([20.04])
+        assert answered[1] > 100  # the new session's
+        gets = w.sent("mcp.stream", "request").sent_at.tolist()
+        assert gets[1:4] == pytest.approx([62.04, 71.04, 72.06])  # resume, then 404 twice
+        assert w.sent("initialize", "request").sent_at.tolist() == pytest.approx([0.0, 100.02])
+        assert w.spans("server").status.tolist() == [200, 404, 200]

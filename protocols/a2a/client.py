@@ -15,8 +15,10 @@ an `error`, `canceled` `cancelled`, `rejected` `rejected`, whatever mode followe
   terminal one, reads the task with GetTask. A lost notification leaves the client
   waiting until its timeout.
 
-At an interrupted state (input-required, auth-required) the client's user answers after
-the channel's answer delay, with a message on the same task in the same mode.
+At an interrupted state the client's user answers with a message on the same task in
+the same mode: after the channel's answer delay for input-required; after the auth
+delay for auth-required, with credentials or (`auth_answer` says so) declining, which
+makes the agent reject the task.
 
 The artifact: a streaming client appends each chunk as it comes (append=true) and
 takes a snapshot's artifact whole; the others read it from the final Task. At the end
@@ -55,7 +57,8 @@ from protocols.a2a.wire import (
     Rpc,
     Snapshot,
 )
-from protocols.call import Call, CallResult, abort_all
+from protocols.call import Call, CallResult, abort_all, start_call_span
+from protocols.inorder import InOrder, ReadsInOrder
 from protocols.node import Node
 from protocols.transport import Message
 
@@ -84,7 +87,7 @@ class TaskCall(Call):
         super().end(result)
 
 
-class Follow:
+class Follow(ReadsInOrder[Event]):
     """What the client knows of one call's task: its id, state, stream and artifact."""
 
     def __init__(
@@ -103,9 +106,12 @@ class Follow:
         self.call: TaskCall
         self.task_id = ""
         self.state = ""
-        self.conn = ""  # the request that opened the current stream or blocking wait
-        self.expected = 0
-        self.held: dict[int, Event] = {}
+        # The current stream's events in order; its connection (`conn`) is the request
+        # that opened the stream, or the blocking send waiting for its answer.
+        self.reader: InOrder[Event] = InOrder(
+            client.node, settings.stall_timeout,
+            lambda event: client.read(self, event), lambda _conn, at: client.stalled(self, at),
+        )  # fmt: skip
         self.heard = 0.0
         self.chunks: list[int] = []  # chunk indexes as received (a repeat is a duplicate)
         self.total = -1  # chunks the finished task's artifact has (-1: not known)
@@ -153,7 +159,9 @@ class A2aClient:
     """The client side: calls that follow tasks, and the webhook push notifications reach.
 
     `settings_for(dst)` gives the channel's settings; `answer_delay(dst)` draws how long
-    the user takes to answer an input-required task.
+    the user takes to answer an input-required task; `auth_answer(dst)` how long the
+    client takes to authorize an auth-required one, and whether it supplies the
+    credentials (False: it declines). Without it credentials come after `answer_delay`.
     """
 
     def __init__(
@@ -161,6 +169,7 @@ class A2aClient:
         node: Node,
         settings: A2aSettings | Callable[[str], A2aSettings] | None = None,
         answer_delay: Callable[[str], float] | None = None,
+        auth_answer: Callable[[str], tuple[float, bool]] | None = None,
     ) -> None:
         self.node = node
         if settings is None or isinstance(settings, A2aSettings):
@@ -169,6 +178,7 @@ class A2aClient:
         else:
             self.settings_for = settings
         self.answer_delay = answer_delay or (lambda _dst: 0.0)
+        self.auth_answer = auth_answer or (lambda dst: (self.answer_delay(dst), True))
         self.pending: dict[str, Call] = {}
         self.follows: dict[str, Follow] = {}  # by call key
         self.by_task: dict[str, Follow] = {}
@@ -196,11 +206,8 @@ class A2aClient:
     ) -> Call:
         """Start a task on `dst` and follow it; the Call ends when the task does."""
         node = self.node
-        now = node.env.now
-        if deadline is None:
-            deadline = now + timeout if timeout is not None else math.nan
-        span = node.journal.span_start(
-            type_, "client", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
+        span, deadline = start_call_span(
+            node, type_, dst, PROTOCOL, timeout, deadline, parent, correlation_id
         )
         settings = self.settings_for(dst)
         key = node.new_id()
@@ -233,10 +240,10 @@ class A2aClient:
             return
         self._send_message(follow)
 
-    def _send_message(self, follow: Follow) -> None:
+    def _send_message(self, follow: Follow, declined: bool = False) -> None:
         """The first message, or the answer to an interrupted task, in the mode's way."""
         mode = follow.settings.mode
-        rpc = Rpc(SEND, follow.task_id, payload=follow.body)
+        rpc = Rpc(SEND, follow.task_id, payload=follow.body, declined=declined)
         if mode == "streaming":
             rpc.method = STREAM
             self._open_stream(follow, rpc)
@@ -332,9 +339,7 @@ class A2aClient:
 
     def _open_stream(self, follow: Follow, rpc: Rpc) -> None:
         msg = self._rpc(follow, rpc, follow.type, None, self._stream_refused)
-        follow.conn = msg.msg_id
-        follow.expected = 0
-        follow.held.clear()
+        follow.reader.open(msg.msg_id)
         follow.heard = self.node.env.now
         self.conns[msg.msg_id] = follow
         self._watch(follow, msg.msg_id)
@@ -363,7 +368,7 @@ class A2aClient:
         def check() -> None:
             if follow.conn != conn or follow.ended:
                 return
-            watch = limit if follow.expected == 0 else settings.read_timeout
+            watch = limit if follow.reader.expected == 0 else settings.read_timeout
             if watch is None:
                 node.after(settings.rpc_timeout, check)
                 return
@@ -381,30 +386,15 @@ class A2aClient:
         follow = self.conns.get(event.conn)
         if follow is None or follow.conn != event.conn or follow.ended:
             return
-        n = event.n
-        if n < follow.expected or n in follow.held:
-            return  # a duplicate copy
-        if n > follow.expected:
-            if not follow.held:
-                self._watch_hole(follow, follow.conn, follow.expected)
-            follow.held[n] = event
-            return
-        conn = follow.conn
-        self._read(follow, event)
-        while follow.conn == conn and follow.expected in follow.held:
-            self._read(follow, follow.held.pop(follow.expected))
-        if follow.held and follow.conn == conn:
-            self._watch_hole(follow, conn, follow.expected)
+        follow.reader.arrive(event.n, event)
 
-    def _watch_hole(self, follow: Follow, conn: str, at: int) -> None:
-        def check() -> None:
-            if follow.conn == conn and follow.expected == at and not follow.ended:
-                self._broken(follow, f"event {at} of the stream never arrived")
+    def stalled(self, follow: Follow, at: int) -> None:
+        """Event `at` of the follow's stream never arrived: the stream is broken."""
+        if not follow.ended:
+            self._broken(follow, f"event {at} of the stream never arrived")
 
-        self.node.after(follow.settings.stall_timeout, check)
-
-    def _read(self, follow: Follow, event: Event) -> None:
-        follow.expected += 1
+    def read(self, follow: Follow, event: Event) -> None:
+        """The follow's stream's next event, in order."""
         follow.heard = self.node.env.now
         name = event.name
         if name == TASK and event.snapshot is not None:
@@ -516,12 +506,15 @@ class A2aClient:
                 self._finish(follow)
         elif state in lc.INTERRUPTED and not follow.answering:
             follow.answering = True
-            delay = self.answer_delay(follow.dst)
-            self.node.after(delay, lambda: self._answer(follow))
+            if state == lc.AUTH_REQUIRED:
+                delay, supplies = self.auth_answer(follow.dst)
+            else:
+                delay, supplies = self.answer_delay(follow.dst), True
+            self.node.after(delay, lambda: self._answer(follow, declined=not supplies))
         elif state == lc.WORKING:
             follow.answering = False
 
-    def _answer(self, follow: Follow) -> None:
+    def _answer(self, follow: Follow, declined: bool = False) -> None:
         if follow.ended or follow.state not in lc.INTERRUPTED:
             return
         if follow.conn and follow.settings.mode == "streaming":
@@ -530,7 +523,7 @@ class A2aClient:
             self.conns.pop(follow.conn, None)
             self.rpcs.pop(follow.conn, None)
             follow.conn = ""
-        self._send_message(follow)
+        self._send_message(follow, declined)
 
     def _finish(self, follow: Follow) -> None:
         outcome, status = RESULTS[follow.state]

@@ -5,22 +5,20 @@ from __future__ import annotations
 from protocols.a2a.client import A2aClient
 from protocols.a2a.server import A2aServer
 from protocols.a2a.wire import CLOSE_TYPE, PROTOCOL, PUSH_TYPE, Event, Reply
+from protocols.endpoint_base import ClientServerEndpoint
 from protocols.node import Node
 from protocols.transport import Message
 
 METHOD_NOT_FOUND = -32601
 
 
-class A2aEndpoint:
+class A2aEndpoint(ClientServerEndpoint[A2aClient, A2aServer]):
     """Routes requests to the server, push POSTs to the client's webhook, the rest back."""
 
     def __init__(
         self, node: Node, server: A2aServer | None = None, client: A2aClient | None = None
     ) -> None:
-        self.node = node
-        self.client = client or A2aClient(node)
-        self.server = server
-        node.register(PROTOCOL, self)
+        super().__init__(node, PROTOCOL, CLOSE_TYPE, client or A2aClient(node), server)
 
     def on_message(self, msg: Message) -> None:
         """Route one A2A message by kind (and type, for pushes and hang-ups)."""
@@ -49,15 +47,6 @@ class A2aEndpoint:
         else:
             self.client.on_event(msg)
 
-    def on_bounce(self, msg: Message, outcome: str) -> None:
-        """A message of ours found its receiver down."""
-        if msg.kind == "request" and msg.type != PUSH_TYPE:
-            self.client.on_bounce(msg, outcome)
-        elif self.server is not None and msg.type != CLOSE_TYPE:
-            self.server.on_bounce(msg, outcome)
-
-    def reset(self) -> None:
-        """The node crashed."""
-        self.client.reset()
-        if self.server is not None:
-            self.server.reset()
+    def client_bounce(self, msg: Message) -> bool:
+        """A request of ours, but a push POST (the server's, to a webhook)."""
+        return msg.kind == "request" and msg.type != PUSH_TYPE

@@ -6,7 +6,10 @@ pool; a worker taking it makes it WORKING and runs the handler, which ends with
 works the task emits an artifact chunk every `chunk_interval` (append=true), the last
 one (last_chunk=true) with its completion. With `input_required` a task may, when first
 taken, ask its client for input: it frees its worker until the client's next message
-on the task, which puts it back in the queue as WORKING.
+on the task, which puts it back in the queue as WORKING. With `auth_required` a task
+may likewise need credentials its client must supply (AUTH_REQUIRED, spec §7.6): the
+client's message on the task brings them (WORKING again), or declines (REJECTED); a
+task still waiting after `auth_timeout` FAILS.
 
 How a client learns of it, by the request's method:
 
@@ -35,6 +38,7 @@ the task's server span ends at its terminal state.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
 from protocols.a2a import lifecycle as lc
@@ -85,6 +89,7 @@ class Task:
 
     __slots__ = (
         "asked",
+        "authed",
         "chunks",
         "client",
         "conns",
@@ -112,6 +117,7 @@ class Task:
         self.chunks = 0
         self.last_chunk = False
         self.asked = False
+        self.authed = False  # asked its client for credentials already
         self.push = ""  # the push config's token ("" for none)
         self.notifications = 0
         self.seq = 0  # transitions so far: what orders snapshots and pushes
@@ -176,6 +182,7 @@ class A2aServer:
         self.conns: dict[str, tuple[Task, Conn]] = {}
         self.pushes: dict[str, PushState] = {}  # by the msg_id of each attempt's POST
         self._random = node.stream(f"a2a-input:{node.id}")
+        self._auth_random: random.Random | None = None  # made on first use
 
     # -- requests -------------------------------------------------------------------------
 
@@ -233,6 +240,13 @@ class A2aServer:
             self._error(msg, UNSUPPORTED_OPERATION, f"task {task.id} is {task.state}")
             return
         task.push = task.push or rpc.push
+        if rpc.declined and task.state in lc.INTERRUPTED:
+            # The client will not give what the task waits for: the agent cannot go on,
+            # and refuses the task (REJECTED, "at creation or later").
+            why = "no credentials" if task.state == lc.AUTH_REQUIRED else "no input"
+            self.transition(task, lc.REJECTED, f"the client declined: {why}")
+            self._respond(task, msg, rpc)
+            return
         resumed = task.state in lc.INTERRUPTED
         if resumed:
             self.transition(task, lc.WORKING, "the client answered")
@@ -323,6 +337,12 @@ class A2aServer:
             self.transition(task, lc.INPUT_REQUIRED, "the agent asks its client for input")
             self.pool.done(job)  # the worker is free while the client thinks
             return
+        if not task.authed and settings.auth_required and self._needs_auth():
+            task.authed = True
+            self.transition(task, lc.AUTH_REQUIRED, "the task needs the client's credentials")
+            self.pool.done(job)  # the worker is free while the client authorizes
+            self._await_credentials(task)
+            return
         interval = settings.chunk_interval
         if interval is not None:
             node = self.node
@@ -334,6 +354,26 @@ class A2aServer:
 
             node.after(interval, tick)
         self.handler(job)
+
+    def _needs_auth(self) -> bool:
+        # A stream of its own, made on first use: runs that never ask draw nothing.
+        if self._auth_random is None:
+            self._auth_random = self.node.stream(f"a2a-auth:{self.node.id}")
+        return self._auth_random.random() < self.settings.auth_required
+
+    def _await_credentials(self, task: Task) -> None:
+        """Fail `task` if it is still waiting at this auth-required when the agent's
+        `auth_timeout` runs out (the client never answered, or its answer was lost)."""
+        limit = self.settings.auth_timeout
+        if limit is None:
+            return
+        seq = task.seq
+
+        def expire() -> None:
+            if self.tasks.get(task.id) is task and task.seq == seq:
+                self.transition(task, lc.FAILED, f"no credentials within {limit:g} s")
+
+        self.node.after(limit, expire)
 
     def _chunk(self, task: Task, last: bool) -> None:
         index = task.chunks

@@ -91,6 +91,21 @@ class A2aSettings(BaseModel):
         description="Probability that a task asks its client for input once, when a worker "
         "first takes it (INPUT_REQUIRED); the client answers after its answer delay.",
     )
+    auth_required: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability that a task needs credentials its client must supply "
+        "(AUTH_REQUIRED, spec §7.6), decided when a worker first takes it; the client "
+        "supplies them, or declines, after its auth delay.",
+    )
+    auth_timeout: float | None = Field(
+        600.0,
+        gt=0,
+        description="Seconds the agent waits at auth-required before it fails the task. The "
+        "spec sets none; 600 s is the longest lifetime RFC 6749 §4.1.2 recommends for an "
+        "OAuth authorization code. None: it waits for ever (reported open at the end).",
+    )
     keepalive: float | None = Field(
         None,
         gt=0,

@@ -92,6 +92,7 @@ class Rpc:
     return_immediately: bool = False
     push: str = ""
     payload: object = None
+    declined: bool = False  # the client's answer to an interrupted task is "no" (§7.6)
 
 
 @dataclass(slots=True)

@@ -18,6 +18,9 @@ give up after `max_reconnections`.
 
 When the caller gives up (its timeout, a cancel), the client tells the server: a
 notifications/cancelled POST (2025-11-25) or closing the stream (2026-07-28).
+
+Once a 2025-11-25 session is initialized, a `listen.Listener` keeps its standalone GET
+stream (the server's notifications and pings) and sends the client's pings.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from protocols.call import Call, CallResult, abort_all, status_result
+from protocols.call import Call, CallResult, abort_all, start_call_span, status_result
+from protocols.inorder import InOrder, ReadsInOrder
+from protocols.mcp.listen import Listener
 from protocols.mcp.settings import DEFAULTS, McpSettings
 from protocols.mcp.wire import (
     CALL_TOOL,
@@ -77,7 +82,7 @@ class SessionState:
         self.waiting: list[Follow] = []
 
 
-class Follow:
+class Follow(ReadsInOrder[Frame]):
     """One tool call on the client: its request ids, stream, events and tries."""
 
     def __init__(
@@ -96,9 +101,11 @@ class Follow:
         self.call: ToolCall
         self.request_id = ""
         self.stream = ""  # the stream's key: the msg_id of the POST that opened it
-        self.conn = ""  # the msg_id of the request of the current connection
-        self.expected = 0
-        self.held: dict[int, Frame] = {}
+        # The current connection's frames in order; `conn` is the msg_id of its request.
+        self.reader: InOrder[Frame] = InOrder(
+            client.node, settings.stall_timeout,
+            lambda frame: client.read(self, frame), lambda _conn, at: client.stalled(self, at),
+        )  # fmt: skip
         self.heard = 0.0
         self.last_event_id = 0
         self.events = 0
@@ -150,6 +157,7 @@ class McpClient:
         self.sessions: dict[str, SessionState] = {}
         self.conns: dict[str, Follow] = {}  # by the msg_id of a POST or GET
         self.requests: dict[str, Callable[[Answer | None, str], None]] = {}
+        self.listeners: dict[str, Listener] = {}  # by server: its session's GET stream
 
     def call(
         self,
@@ -168,11 +176,8 @@ class McpClient:
     ) -> Call:
         """Call a tool on `dst`; the Call ends with its result, its timeout or a failure."""
         node = self.node
-        now = node.env.now
-        if deadline is None:
-            deadline = now + timeout if timeout is not None else math.nan
-        span = node.journal.span_start(
-            type_, "client", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
+        span, deadline = start_call_span(
+            node, type_, dst, PROTOCOL, timeout, deadline, parent, correlation_id
         )
         settings = self.settings_for(dst)
         key = node.new_id()
@@ -215,17 +220,45 @@ class McpClient:
                 return
             session.id = answer.session
             self._post(follow, Post(INITIALIZED, session=session.id), None)
+            self._listen(dst, session, follow)
             for each in waiting:
                 if not each.ended:
                     self._post_call(each)
 
         self._post(follow, Post(INITIALIZE), answered, follow.settings.timeout)
 
+    def _listen(self, dst: str, session: SessionState, follow: Follow) -> None:
+        """Keep the new session's GET stream and pings (python-sdk opens the stream once
+        notifications/initialized is sent)."""
+        self._unlisten(dst)
+        settings = follow.settings
+        if not settings.get_stream and settings.ping_interval is None:
+            return
+        sid = session.id
+
+        def current() -> bool:
+            return self.sessions.get(dst) is session and session.id == sid
+
+        def drop() -> None:
+            if current():
+                session.id = ""
+
+        listener = Listener(self.node, settings, dst, sid, follow.correlation_id,
+                            self.requests, current, drop)  # fmt: skip
+        self.listeners[dst] = listener
+        listener.start()
+
+    def _unlisten(self, dst: str) -> None:
+        listener = self.listeners.pop(dst, None)
+        if listener is not None:
+            listener.stop()
+
     def _expired(self, follow: Follow, session_id: str) -> None:
         # 404: the session is gone. Drop it (unless a newer one replaced it already).
         session = self.sessions.get(follow.dst)
         if session is not None and session.id == session_id:
             session.id = ""
+            self._unlisten(follow.dst)
         if not follow.settings.reinitialize or follow.reinitialized >= 1:
             error = f"Session terminated ({SESSION_TERMINATED}): HTTP 404"
             follow.call.end(("error", 404, error))
@@ -255,9 +288,8 @@ class McpClient:
                 follow.call.end(status_result(answer.status, answer.error))
 
         msg = self._post(follow, post, answered)
-        follow.stream = follow.conn = msg.msg_id
-        follow.expected = 0
-        follow.held.clear()
+        follow.stream = msg.msg_id
+        follow.reader.open(msg.msg_id)
         follow.last_event_id = 0
         follow.heard = node.env.now
         self.conns[msg.msg_id] = follow
@@ -276,9 +308,7 @@ class McpClient:
             attempt=follow.attempt + follow.tries, size_bytes=256, body=get,
             deadline=follow.deadline,
         )  # fmt: skip
-        follow.conn = msg.msg_id
-        follow.expected = 0
-        follow.held.clear()
+        follow.reader.open(msg.msg_id)
         follow.heard = node.env.now
         self.conns[msg.msg_id] = follow
 
@@ -300,7 +330,7 @@ class McpClient:
             if follow.conn != conn or follow.ended:
                 return
             # The HTTP timeout until the status line, then the SSE read timeout.
-            limit = settings.timeout if follow.expected == 0 else settings.sse_read_timeout
+            limit = settings.timeout if follow.reader.expected == 0 else settings.sse_read_timeout
             idle = node.env.now - follow.heard
             if idle >= limit - _EPS:
                 self._broken(follow, f"no bytes for {limit:g} s")
@@ -314,6 +344,14 @@ class McpClient:
     def on_frame(self, msg: Message) -> None:
         """A piece of a response stream: read it in order, holding any ahead of a hole."""
         frame: Frame = msg.body
+        listener = self.listeners.get(msg.src)
+        if (
+            listener is not None
+            and listener.reader.conn
+            and listener.reader.conn == msg.causation_id
+        ):
+            listener.on_frame(msg)
+            return
         follow = self.conns.get(msg.causation_id)
         if follow is None or follow.conn != msg.causation_id or follow.ended:
             if msg.kind == "event" and follow is None:
@@ -322,30 +360,15 @@ class McpClient:
         if frame.n < 0:
             self._broken(follow, "the server reset the connection", hang_up=False)
             return
-        n = frame.n
-        if n < follow.expected or n in follow.held:
-            return
-        if n > follow.expected:
-            if not follow.held:
-                self._watch_hole(follow, follow.conn, follow.expected)
-            follow.held[n] = frame
-            return
-        conn = follow.conn
-        self._read(follow, frame)
-        while follow.conn == conn and follow.expected in follow.held:
-            self._read(follow, follow.held.pop(follow.expected))
-        if follow.held and follow.conn == conn:
-            self._watch_hole(follow, conn, follow.expected)
+        follow.reader.arrive(frame.n, frame)
 
-    def _watch_hole(self, follow: Follow, conn: str, at: int) -> None:
-        def check() -> None:
-            if follow.conn == conn and follow.expected == at and not follow.ended:
-                self._broken(follow, f"frame {at} of the stream never arrived")
+    def stalled(self, follow: Follow, at: int) -> None:
+        """Frame `at` of the follow's connection never arrived: the connection is broken."""
+        if not follow.ended:
+            self._broken(follow, f"frame {at} of the stream never arrived")
 
-        self.node.after(follow.settings.stall_timeout, check)
-
-    def _read(self, follow: Follow, frame: Frame) -> None:
-        follow.expected += 1
+    def read(self, follow: Follow, frame: Frame) -> None:
+        """The follow's connection's next frame, in order."""
         follow.heard = self.node.env.now
         name = frame.name
         if frame.retry is not None:
@@ -491,5 +514,6 @@ class McpClient:
         abort_all(self)
         self.follows.clear()
         self.sessions.clear()
+        self.listeners.clear()
         self.conns.clear()
         self.requests.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from protocols.endpoint_base import ClientServerEndpoint
 from protocols.mcp.client import McpClient
 from protocols.mcp.server import McpServer
 from protocols.mcp.wire import CLOSE_TYPE, PROTOCOL, Answer
@@ -9,16 +10,13 @@ from protocols.node import Node
 from protocols.transport import Message
 
 
-class McpEndpoint:
+class McpEndpoint(ClientServerEndpoint[McpClient, McpServer]):
     """Routes POSTs and GETs to the server, answers and stream frames to the client."""
 
     def __init__(
         self, node: Node, server: McpServer | None = None, client: McpClient | None = None
     ) -> None:
-        self.node = node
-        self.client = client or McpClient(node)
-        self.server = server
-        node.register(PROTOCOL, self)
+        super().__init__(node, PROTOCOL, CLOSE_TYPE, client or McpClient(node), server)
 
     def on_message(self, msg: Message) -> None:
         """Route one MCP message by kind."""
@@ -35,16 +33,3 @@ class McpEndpoint:
                 self.server.on_control(msg)
         else:
             self.client.on_frame(msg)
-
-    def on_bounce(self, msg: Message, outcome: str) -> None:
-        """A message of ours found its receiver down."""
-        if msg.kind == "request":
-            self.client.on_bounce(msg, outcome)
-        elif self.server is not None and msg.type != CLOSE_TYPE:
-            self.server.on_bounce(msg, outcome)
-
-    def reset(self) -> None:
-        """The node crashed."""
-        self.client.reset()
-        if self.server is not None:
-            self.server.reset()

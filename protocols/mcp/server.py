@@ -17,6 +17,15 @@ the cancellation: the job stops.
 
 Sessions expire lazily: a session idle for `session_idle_timeout` (no request and no
 open stream) is gone when its next request arrives, which is answered 404.
+
+2025-11-25's standalone GET stream (`standalone_stream`; else a GET that opens one gets
+405): one per session (a second while it is connected gets 409, as python-sdk's
+server answers), carrying the server's notifications/tools/list_changed every
+`notify_interval` and its pings every `server_ping_interval`, each with an event id of
+the session's standalone stream; with an event store they are kept, and a GET with
+Last-Event-ID replays those after it. A ping the client does not answer (a POST of its
+response) within `timeout` ends the session. `ping` POSTed by the client is answered
+200 (2026-07-28 has no ping: 404).
 """
 
 from __future__ import annotations
@@ -32,13 +41,17 @@ from protocols.mcp.wire import (
     EOF_TYPE,
     INITIALIZE,
     INITIALIZED,
+    LIST_CHANGED,
     OPEN,
+    PING,
     PRIMING,
     PROGRESS,
     PROTOCOL,
     RESET,
     RESET_TYPE,
+    RESPONSE,
     RESULT,
+    STREAM_TYPE,
     Answer,
     Frame,
     Get,
@@ -50,14 +63,17 @@ from protocols.workers import Job, WorkerPool, end_span, server_span
 
 
 class Session:
-    """A 2025-11-25 session: when it was last used, its streams in flight."""
+    """A 2025-11-25 session: when it was last used, its streams in flight, its
+    standalone GET stream and the server's pings awaiting an answer."""
 
-    __slots__ = ("id", "last_used", "streams")
+    __slots__ = ("id", "last_used", "pings", "standalone", "streams")
 
     def __init__(self, session_id: str, now: float) -> None:
         self.id = session_id
         self.last_used = now
         self.streams = 0
+        self.standalone: Stream | None = None
+        self.pings: set[str] = set()
 
 
 class Stream:
@@ -140,7 +156,16 @@ class McpServer:
                     span = server_span(self.node, msg, PROTOCOL, self.node.env.now)
                     self.node.journal.span_end(span, "error", self.node.env.now, why, status=status)
                 return
-        if method == INITIALIZED:
+        if method == PING:
+            if self.stateless:
+                self._answer(msg, 404, error="no ping in 2026-07-28")
+            else:
+                self._answer(msg, 200)
+        elif method == RESPONSE:
+            if session is not None:
+                session.pings.discard(post.request_id)
+            self._answer(msg, 202)
+        elif method == INITIALIZED:
             self._answer(msg, 202)
         elif method == CANCELLED:
             stream = self.by_request.get(str(post.payload))
@@ -159,7 +184,7 @@ class McpServer:
         now = self.node.env.now
         idle = self.settings.session_idle_timeout
         if idle is not None and not session.streams and now - session.last_used >= idle:
-            del self.sessions[session_id]  # expired while nobody used it
+            self._close_session(session)  # expired while nobody used it
             return None, 404
         session.last_used = now
         return session, 200
@@ -193,6 +218,9 @@ class McpServer:
         if session is None:
             self._answer(msg, status, error="session not found")
             return
+        if not get.stream or get.stream == standalone_key(session):
+            self._standalone(msg, get, session)
+            return
         stream = self.streams.get(get.stream)
         if stream is None or not self.settings.event_store:
             # Without an event store the GET is a standalone stream, which never carries
@@ -205,6 +233,76 @@ class McpServer:
                 self._frame(stream, "event", Frame(stream.key, 0, name, event_id, status_, error))
         if stream.done:
             self._end(stream)
+
+    def _standalone(self, msg: Message, get: Get, session: Session) -> None:
+        """A GET for the session's standalone stream: open it, or reconnect it and replay
+        what the event store kept after Last-Event-ID."""
+        if not self.settings.standalone_stream:
+            self._answer(msg, 405, error="no standalone stream")
+            return
+        stream = session.standalone
+        if stream is not None and stream.conn:
+            self._answer(msg, 409, error="Conflict: Only one SSE stream is allowed per session")
+            return
+        if stream is None:
+            stream = session.standalone = Stream(standalone_key(session), msg, session)
+            stream.type = STREAM_TYPE
+            self.streams[stream.key] = stream
+            self._speak(session, stream)
+        self._connect(stream, msg)
+        for event_id, name, status_, error in stream.buffer:
+            if event_id > get.last_event_id:
+                self._frame(stream, "event", Frame(stream.key, 0, name, event_id, status_, error),
+                            name)  # fmt: skip
+
+    def _speak(self, session: Session, stream: Stream) -> None:
+        """The server's own messages on a session's standalone stream, while it lives."""
+        node = self.node
+        settings = self.settings
+
+        def alive() -> bool:
+            return self.sessions.get(session.id) is session
+
+        notify = settings.notify_interval
+        if notify is not None:
+
+            def tick() -> None:
+                if alive():
+                    self._event(stream, LIST_CHANGED)
+                    node.after(notify, tick)
+
+            node.after(notify, tick)
+        every = settings.server_ping_interval
+        if every is not None:
+            timeout = settings.timeout
+
+            def ping() -> None:
+                if not alive():
+                    return
+                node.after(every, ping)
+                if not stream.conn:
+                    return  # no channel to ping the client on
+                ping_id = str(stream.next_id)
+                session.pings.add(ping_id)
+                self._event(stream, PING)
+
+                def expire() -> None:
+                    if ping_id in session.pings and alive():
+                        # Unanswered: the client is taken for gone, and its session ended.
+                        self._close_session(session)
+
+                node.after(timeout, expire)
+
+            node.after(every, ping)
+
+    def _close_session(self, session: Session) -> None:
+        """End a session: forget it, and end its standalone stream."""
+        del self.sessions[session.id]
+        stream = session.standalone
+        if stream is not None:
+            if stream.conn:
+                self._end(stream)
+            self.streams.pop(stream.key, None)
 
     def _connect(self, stream: Stream, msg: Message) -> None:
         stream.conn = msg.msg_id
@@ -319,7 +417,8 @@ class McpServer:
                 stream.buffer.append((event_id, name, status, error))
         if stream.conn:
             frame = Frame(stream.key, 0, name, event_id, status, error, retry)
-            self._frame(stream, "event", frame)
+            # The standalone stream's events are typed by what they carry.
+            self._frame(stream, "event", frame, name if stream.type == STREAM_TYPE else "")
 
     def _end(self, stream: Stream) -> None:
         self._frame(stream, "control", Frame(stream.key, 0, EOF), EOF_TYPE)
@@ -377,3 +476,8 @@ class McpServer:
         self.sessions.clear()
         self.streams.clear()
         self.by_request.clear()
+
+
+def standalone_key(session: Session) -> str:
+    """The key of a session's standalone GET stream."""
+    return f"{session.id}/get"

@@ -86,6 +86,22 @@ class McpSettings(BaseModel):
         description="A hole in a stream (a lost event) that stays open this long breaks the "
         "connection: TCP's minimum retransmission timeout (RFC 6298), as for SSE.",
     )
+    get_stream: bool = Field(
+        True,
+        description="2025-11-25: once initialized, open the standalone GET stream for the "
+        "server's own messages, as python-sdk does (`start_get_stream` after "
+        "notifications/initialized); reconnect it with Last-Event-ID after `retry:` or "
+        "`reconnection_delay`, giving up after `max_reconnections` failures in a row (a "
+        "clean close by the server resets the count).",
+    )
+    ping_interval: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds between the client's pings to a server it holds a session with "
+        "(2025-11-25). python-sdk pings only when the application calls send_ping: None. "
+        "A ping unanswered within `timeout` is a broken session: the client drops it and "
+        "initializes again on its next call.",
+    )
     # -- server ---------------------------------------------------------------------------
     json_response: bool = Field(
         False,
@@ -119,6 +135,25 @@ class McpSettings(BaseModel):
     )
     server_retry: float | None = Field(
         None, gt=0, description="The `retry:` the server sends with its priming event, in s."
+    )
+    standalone_stream: bool = Field(
+        True,
+        description="Offer the standalone GET stream (python-sdk's server does, one per "
+        "session: a second gets 409); False: a GET that opens one is answered 405.",
+    )
+    notify_interval: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds between the server's notifications/tools/list_changed on a "
+        "session's standalone stream (kept in the event store for a resumption). None: "
+        "none (a scenario value: servers send them when their tools change).",
+    )
+    server_ping_interval: float | None = Field(
+        None,
+        gt=0,
+        description="Seconds between the server's pings on a session's standalone stream; "
+        "one unanswered within `timeout` ends the session (the client's next request gets "
+        "404). None: none, as python-sdk's server.",
     )
     request_bytes: int = Field(512, ge=0, description="Size of a POST.")
     event_bytes: int = Field(256, ge=0, description="Size of an SSE event.")

@@ -5,7 +5,7 @@ Every piece is one `Message` with `protocol="mcp"`:
 | piece                                       | kind       | body    |
 |---------------------------------------------|------------|---------|
 | a POST (initialize, notifications, tools/call) | `request` | `Post` |
-| a GET resuming a stream with Last-Event-ID  | `request`  | `Get`   |
+| a GET resuming a stream with Last-Event-ID, or opening the standalone stream | `request` | `Get` |
 | a JSON answer, a 202, a 4xx                 | `response` | `Answer`|
 | a response stream's status line             | `response` | `Frame` |
 | a response stream's events                  | `event`    | `Frame` |
@@ -22,6 +22,13 @@ INITIALIZE = "initialize"
 INITIALIZED = "notifications/initialized"
 CANCELLED = "notifications/cancelled"
 CALL_TOOL = "tools/call"
+PING = "ping"  # either side's liveness check, answered `{}` (2025-11-25; gone in 2026-07-28)
+RESPONSE = "response"  # the client's POST of a JSON-RPC response (to the server's ping)
+LIST_CHANGED = "notifications/tools/list_changed"  # a server notification, unprompted
+
+# The standalone GET stream (2025-11-25): its GET, status line and ends carry this type;
+# its events the method they carry.
+STREAM_TYPE = "mcp.stream"
 
 # Frame names.
 OPEN = "open"  # the status line (200) of a stream, position 0
@@ -52,7 +59,8 @@ class Post:
 
 @dataclass(slots=True)
 class Get:
-    """A GET resuming stream `stream` after event `last_event_id` (Last-Event-ID)."""
+    """A GET resuming stream `stream` after event `last_event_id` (Last-Event-ID); with
+    `stream` empty or the standalone stream's key, the standalone GET stream."""
 
     stream: str
     last_event_id: int

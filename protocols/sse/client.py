@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from protocols.call import Call, CallResult, abort_all
+from protocols.call import Call, CallResult, abort_all, start_call_span
 from protocols.node import Node
 from protocols.sse.settings import DEFAULTS, SseSettings
 from protocols.sse.stream import OPEN_STATE, EventHook, SseStream, StreamCall
@@ -64,11 +64,8 @@ class SseClient:
         retried call's), and each reconnect counts on from it.
         """
         node = self.node
-        now = node.env.now
-        if deadline is None:
-            deadline = now + timeout if timeout is not None else math.nan
-        span = node.journal.span_start(
-            type_, "client", node.id, dst, PROTOCOL, now, parent, correlation_id, deadline
+        span, deadline = start_call_span(
+            node, type_, dst, PROTOCOL, timeout, deadline, parent, correlation_id
         )
         key = node.new_id()
         stream = SseStream(

@@ -6,6 +6,7 @@ frames to the client; a GET that finds no server is answered 404.
 
 from __future__ import annotations
 
+from protocols.endpoint_base import ClientServerEndpoint
 from protocols.node import Node
 from protocols.sse.client import SseClient
 from protocols.sse.server import SseServer, refuse
@@ -14,7 +15,7 @@ from protocols.sse.wire import CLOSE_TYPE, PROTOCOL
 from protocols.transport import Message
 
 
-class SseEndpoint:
+class SseEndpoint(ClientServerEndpoint[SseClient, SseServer]):
     """SSE on one node: routes GETs to the server and the response's frames to the client."""
 
     def __init__(
@@ -24,10 +25,7 @@ class SseEndpoint:
         client: SseClient | None = None,
         settings: SseSettings | None = None,
     ) -> None:
-        self.node = node
-        self.client = client or SseClient(node, settings)
-        self.server = server
-        node.register(PROTOCOL, self)
+        super().__init__(node, PROTOCOL, CLOSE_TYPE, client or SseClient(node, settings), server)
 
     def on_message(self, msg: Message) -> None:
         """A GET or the client's hang-up goes to the server; the rest to the client."""
@@ -45,16 +43,3 @@ class SseEndpoint:
                 self.server.on_control(msg)
         else:
             self.client.on_frame(msg)
-
-    def on_bounce(self, msg: Message, outcome: str) -> None:
-        """A GET of ours was refused, or a frame of ours found its client down."""
-        if msg.kind == "request":
-            self.client.on_bounce(msg, outcome)
-        elif self.server is not None and msg.type != CLOSE_TYPE:
-            self.server.on_bounce(msg, outcome)
-
-    def reset(self) -> None:
-        """The node crashed."""
-        self.client.reset()
-        if self.server is not None:
-            self.server.reset()

@@ -10,6 +10,7 @@ server that consumes it.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -97,8 +98,9 @@ class Endpoints:
         self.pools: dict[str, WorkerPool] = {}
 
     def _a2a_client(self) -> A2aClient:
-        """The A2A client: each callee's channel settings, and its answer delay drawn
-        from a stream of its own (the user who answers input-required)."""
+        """The A2A client: each callee's channel settings, its answer delay drawn from a
+        stream of its own (the user who answers input-required), and its answer to
+        auth-required (delay, and whether it declines) from another."""
         node, channel = self.node, self._channel
         samplers: dict[str, Callable[[], float]] = {}
 
@@ -109,7 +111,19 @@ class Endpoints:
                 sampler = samplers[dst] = channel(dst).a2a.answer_delay.sampler(rng)
             return sampler()
 
-        return A2aClient(node, lambda dst: channel(dst).a2a, answer_delay)
+        auths: dict[str, tuple[Callable[[], float], random.Random]] = {}
+
+        def auth_answer(dst: str) -> tuple[float, bool]:
+            # Its own stream, made when first asked: runs without auth draw nothing.
+            found = auths.get(dst)
+            if found is None:
+                rng = node.stream(f"a2a-auth:{node.id}->{dst}")
+                found = auths[dst] = (channel(dst).a2a.auth_delay.sampler(rng), rng)
+            sampler, rng = found
+            declined = channel(dst).a2a.auth_declined
+            return sampler(), not (declined and rng.random() < declined)
+
+        return A2aClient(node, lambda dst: channel(dst).a2a, answer_delay, auth_answer)
 
     def serve(self, protocols: list[str], handler: Handler) -> None:
         """Serve `handler` over each protocol, each with the agent's workers."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sim import advisor
+from sim import advisor, advisor_a2a
 from sim.cli.errors import UserError
 
 
@@ -65,15 +65,26 @@ def add_sweep_verbs(verbs: Any) -> None:
     advise.add_argument(
         "--ordered", action="store_true", help="messages of a key must be handled in order"
     )
+    advise.add_argument("--load", type=_fraction, help="offered load, fraction of capacity (0.75)")
     advise.add_argument(
-        "--load", type=_fraction, default=0.75, help="offered load, fraction of capacity (0.75)"
+        "--a2a",
+        action="store_true",
+        help="ask instead which A2A mode (blocking, streaming, polling, push) suits a long "
+        f"task, judged on the built-in {advisor_a2a.A2A_SWEEP} sweep",
+    )
+    advise.add_argument(
+        "--progress", action="store_true", help="with --a2a: the user must see progress"
+    )
+    advise.add_argument(
+        "--offline", action="store_true", help="with --a2a: the client goes offline for a while"
     )
     advise.add_argument(
         "--sweep",
         dest="sweep_dir",
         metavar="DIR",
         help=f"a saved sweep to judge on (default: the built-in {advisor.ADVISOR_SWEEP}, "
-        f"run once and kept in {advisor.ADVISOR_CACHE})",
+        f"run once and kept in {advisor.ADVISOR_CACHE}; with --a2a, "
+        f"{advisor_a2a.A2A_SWEEP} in {advisor_a2a.A2A_CACHE})",
     )
     advise.add_argument("--workers", type=_workers, help="local processes if the sweep must run")
 
@@ -141,10 +152,40 @@ def format_means(table: Any) -> str:
     return shown.to_string(index=False, na_rep="-")
 
 
-def cmd_advise(args: argparse.Namespace) -> int:
-    """Recommend a protocol stack from a sweep's evidence."""
+# The protocol question's flags, which the A2A question does not take.
+STACK_FLAGS = (
+    ("p99", "--p99"), ("no_loss", "--no-loss"), ("streaming", "--streaming"),
+    ("bidirectional", "--bidirectional"), ("fan_out", "--fan-out"), ("ordered", "--ordered"),
+    ("load", "--load"),
+)  # fmt: skip
+A2A_FLAGS = (("progress", "--progress"), ("offline", "--offline"))
+
+
+def _given(args: argparse.Namespace, flags: tuple[tuple[str, str], ...]) -> list[str]:
+    return [flag for name, flag in flags if getattr(args, name) not in (None, False)]
+
+
+def _rows(args: argparse.Namespace, name: str, cache: Path) -> Any:
+    """The saved sweep named by --sweep, or the built-in `name`, run once and kept."""
     from sim import sweeps as sw
 
+    if args.sweep_dir:
+        return sw.load(args.sweep_dir)
+    spec = sw.load_spec(name)
+    with _progress_bar(spec.cells * spec.replications, quiet=False) as tick:
+        return sw.cached(spec, cache, workers=args.workers, progress=tick)
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    """Recommend a protocol stack (or, with --a2a, an A2A mode) from a sweep's evidence."""
+    if args.a2a:
+        return _advise_a2a(args)
+    stray = _given(args, A2A_FLAGS)
+    if stray:
+        raise UserError(
+            f"{' and '.join(stray)} {'is a need' if len(stray) == 1 else 'are needs'} of the "
+            "A2A question: add --a2a to ask which A2A mode suits a long task"
+        )
     needs = advisor.Needs(
         p99=args.p99,
         loss_tolerable=not args.no_loss,
@@ -152,26 +193,62 @@ def cmd_advise(args: argparse.Namespace) -> int:
         bidirectional=args.bidirectional,
         fan_out=args.fan_out,
         ordered=args.ordered,
-        load=args.load,
+        load=0.75 if args.load is None else args.load,
     )
-    if args.sweep_dir:
-        rows = sw.load(args.sweep_dir)
-    else:
-        spec = sw.load_spec(advisor.ADVISOR_SWEEP)
-        with _progress_bar(spec.cells * spec.replications, quiet=False) as tick:
-            rows = sw.cached(spec, advisor.ADVISOR_CACHE, workers=args.workers, progress=tick)
+    rows = _rows(args, advisor.ADVISOR_SWEEP, advisor.ADVISOR_CACHE)
     try:
         advice = advisor.advise(rows, needs)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    where = f"at load {advice.load:g} (means over replications, clean network)"
+    _print_advice(advice, where, format_verdicts(advice.verdicts))
+    return 0
+
+
+def _print_advice(advice: advisor.Advice, where: str, table: str) -> None:
+    """The recommendation, its reasons and notes, then the evidence table."""
     print(advice.headline)
     for line in [*advice.reasons, *advice.notes]:
         print(f"  - {line}")
     print()
-    print(f"evidence at load {advice.load:g} (means over replications, clean network):")
-    print(format_verdicts(advice.verdicts))
+    print(f"evidence {where}:")
+    print(table)
     print(f"\n{len(advice.evidence)} sweep rows behind the recommendation")
+
+
+def _advise_a2a(args: argparse.Namespace) -> int:
+    """Recommend an A2A mode for a long task from the a2a-modes sweep's evidence."""
+    stray = _given(args, STACK_FLAGS)
+    if stray:
+        raise UserError(
+            f"--a2a asks which A2A mode suits a long task; {', '.join(stray)} "
+            f"{'belongs' if len(stray) == 1 else 'belong'} to the protocol question "
+            "(its needs are --progress and --offline)"
+        )
+    needs = advisor_a2a.A2aNeeds(progress=args.progress, offline=args.offline)
+    rows = _rows(args, advisor_a2a.A2A_SWEEP, advisor_a2a.A2A_CACHE)
+    try:
+        advice = advisor_a2a.advise_a2a(rows, needs)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    case = "offline for a while" if needs.offline else "online"
+    where = f"with the client {case} (means over replications)"
+    _print_advice(advice, where, format_modes(advice.verdicts))
     return 0
+
+
+def format_modes(v: Any) -> str:
+    """The A2A advisor's per-mode table as plain text."""
+    shown = v[["protocol", "completed", "p99", "messages", "progress"]].copy()
+    # Formatted as the reasons above say them, so that both read the same figure.
+    shown["completed"] = [f"{x:.0%}" for x in shown["completed"]]
+    shown["p99"] = ["-" if math.isnan(x) else f"{x:.0f}" for x in shown["p99"]]
+    shown["messages"] = [f"{x:.1f}" for x in shown["messages"]]
+    shown = shown.rename(
+        columns={"protocol": "mode", "completed": "completed", "p99": "p99 s",
+                 "messages": "msgs/task", "progress": "the user sees"}
+    )  # fmt: skip
+    return shown.to_string(index=False, na_rep="-")
 
 
 def format_verdicts(v: Any) -> str:
