@@ -247,6 +247,11 @@ class SpillingRecorder(Recorder):
                 value.clear()
             elif name.startswith(("_m_", "_s_", "_e_")) and isinstance(value, array):
                 del value[:]
+        # A process the run left suspended is closed when it is collected, and the span
+        # it was in ends then (`with ctx.span(...)`): that span, and any copy, now reads
+        # as ended, so the late end is ignored as on an ended span (instead of an
+        # IndexError printed for every such process).
+        self._m_outcome = self._s_outcome = _ENDED  # type: ignore[assignment]
 
     def _finish_messages(self) -> None:
         path = self.directory / "messages.parquet"
@@ -302,6 +307,19 @@ class SpillingRecorder(Recorder):
             _save(self.directory, "spans", pd.DataFrame(columns=SPAN_COLUMNS))
         else:
             writer.close()
+
+
+class _Ended:
+    """The outcome column of a finished spilled run: every row has ended."""
+
+    def __getitem__(self, row: int) -> str:
+        return "ended"
+
+    def __len__(self) -> int:
+        return 0
+
+
+_ENDED = _Ended()
 
 
 def _append(writer: pq.ParquetWriter | None, path: Path, table: pa.Table) -> pq.ParquetWriter:
