@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 
 from sim.metrics import GAVE_UP, SERVERS, breaker_open_time, model_usage, wasted_work
 from sim.trace import streamed
-from sim.trace.run import Run, RunFileError, _json_default, _read_table
-from sim.trace.schema import ADDED_COLUMNS, TABLES, conform
+from sim.trace.run import Run, RunFileError, _first_line, _json_default, _read_table
+from sim.trace.schema import ADDED_COLUMNS, ADDED_TABLES, COLUMNS, TABLES, conform
 
 # Rows per batch when a table is read a batch at a time.
 BATCH_ROWS = 131072
@@ -83,14 +83,20 @@ class LazyRun(Run):
 
     @classmethod
     def open(cls, directory: str | Path) -> LazyRun:
-        """A saved run's directory, read lazily (`RunFileError` if it is not one)."""
+        """A saved run's directory, read lazily (`RunFileError`, one sentence, if it is
+        not one: no run.json, or a table missing, unreadable or short of its columns;
+        only the files' footers are read)."""
         path = Path(directory)
+        if not (path / "run.json").is_file():
+            raise RunFileError(f"{path} holds no run.json, so it is not a saved run")
         try:
             manifest = json.loads((path / "run.json").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise RunFileError(f"{path} holds no readable run.json ({exc})") from None
         if not isinstance(manifest, dict):
             raise RunFileError(f"{path / 'run.json'} must hold a JSON object")
+        for name in TABLES:
+            _check_table(path, name)
         return cls(path, manifest)
 
     def dataset(self, name: str) -> ds.Dataset:
@@ -110,6 +116,9 @@ class LazyRun(Run):
 
     def batches(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """The table a batch of rows at a time, in order (an empty table: one empty batch)."""
+        if not self._on_disk(name):
+            yield from super().batches(name, columns)
+            return
         file = pq.ParquetFile(self.directory / f"{name}.parquet")
         empty = True
         names = file.schema_arrow.names
@@ -132,12 +141,20 @@ class LazyRun(Run):
 
     def column_names(self, name: str) -> list[str]:
         """The columns of the table `name` (from the file's schema)."""
+        if not self._on_disk(name):
+            return super().column_names(name)
         names = list(pq.ParquetFile(self.directory / f"{name}.parquet").schema_arrow.names)
         return names + [c for c in ADDED_COLUMNS.get(name, {}) if c not in names]
 
     def row_count(self, name: str) -> int:
         """Rows in the table `name` (from the file's footer)."""
+        if not self._on_disk(name):
+            return super().row_count(name)
         return int(pq.ParquetFile(self.directory / f"{name}.parquet").metadata.num_rows)
+
+    def _on_disk(self, name: str) -> bool:
+        # A table added to the contract after the run was saved has no file: it is empty.
+        return (self.directory / f"{name}.parquet").is_file()
 
     def summary(self) -> dict[str, Any]:
         """`Run.summary`, reading only the rows and columns each number needs."""
@@ -154,6 +171,23 @@ class LazyRun(Run):
         manifest = dict(self.manifest, summary=self.summary())
         (path / "run.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
         return path
+
+
+def _check_table(path: Path, name: str) -> None:
+    """What `Run.load` checks of a table, from its file's footer alone."""
+    file = path / f"{name}.parquet"
+    if not file.is_file():
+        if name in ADDED_TABLES:
+            return  # saved before the table was added: it reads empty
+        raise RunFileError(f"{path} has no {name}.parquet: a saved run has all its tables")
+    try:
+        names = pq.ParquetFile(file).schema_arrow.names
+    except Exception as exc:  # pyarrow raises many kinds for a file that is not Parquet
+        raise RunFileError(f"{file} is not a readable Parquet file ({_first_line(exc)})") from None
+    added = ADDED_COLUMNS.get(name, {})
+    missing = [c for c in COLUMNS[name] if c not in names and c not in added]
+    if missing:
+        raise RunFileError(f"{file} lacks the columns {', '.join(missing)} of the {name} table")
 
 
 def _in(column: str, values: tuple[str, ...]) -> pc.Expression:
