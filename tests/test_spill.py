@@ -8,18 +8,26 @@ disk: copies delivered, spans ended and dead letters marked in an earlier part.
 
 from __future__ import annotations
 
+import gc
+import sys
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 import sim
+from bench.kernel import pairs_scenario
 from sim import cli
-from sim.trace import run_digests, spill
+from sim.trace import Run, run_digests, spill, streamed
 from sim.trace.lazy import LazyRun
 from sim.trace.recorder import Recorder
 from sim.trace.spill import SpillingRecorder
+from sim.world import World
 from tests.test_recorder import POISON_UNDER_DUPLICATION, message
 
 # Scenarios that between them use every table and sparse column: dead letters marked on
@@ -137,3 +145,104 @@ def test_poison_under_duplication_spilled_every_few_messages(
     spilled = sim.run(POISON_UNDER_DUPLICATION, spill=tmp_path)
     assert memory.summary()["dead_lettered"] > 0
     assert run_digests(spilled) == run_digests(memory)
+
+
+def test_processes_closed_after_the_run_end_nothing(tmp_path: Path) -> None:
+    # The collaboration's workers are left inside spans when the run ends; collecting
+    # them ends those spans after the spilled columns were released.
+    raised: list[BaseException | None] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: raised.append(unraisable.exc_value)
+    try:
+        run = sim.run("collaboration", spill=tmp_path)
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert raised == []
+    assert run_digests(run) == run_digests(sim.run("collaboration"))
+
+
+def queue_held() -> dict[str, Any]:
+    """`basic` over a queue whose consumer is too slow: requests still held at the end."""
+    data = yaml.safe_load((Path(sim.__file__).parent.parent / "scenarios/basic.yaml").read_text())
+    data["agents"].append({"id": "broker", "role": "broker"})
+    data["agents"][1]["service_time"] = {"dist": "lognormal", "mean": 0.5, "p99": 2.0}
+    data["channels"] = [
+        {"from": "client", "to": "api", "protocol": "queue", "queue": {"broker": "broker"}}
+    ]
+    data["duration"] = 20
+    return data
+
+
+def test_summary_of_requests_a_broker_holds(tmp_path: Path) -> None:
+    memory = sim.run(queue_held())
+    assert memory.summary()["held"] > 100  # the second look at unserved requests is used
+    spilled = sim.run(queue_held(), spill=tmp_path)
+    assert spilled.summary() == memory.summary()
+
+
+def test_summary_of_a_run_whose_span_ids_are_not_hex(tmp_path: Path) -> None:
+    # An imported trace's ids may be anything: they are numbered through a dict.
+    tables = dict(sim.run("fault-duplicate").tables)
+    spans = tables["spans"].copy()
+    rename = {old: f"span-{i}" for i, old in enumerate(spans["span_id"])} | {"": ""}
+    spans["span_id"] = spans["span_id"].map(rename)
+    spans["parent_id"] = spans["parent_id"].map(rename)
+    tables["spans"] = spans
+    run = Run(tables, {"name": "renamed", "duration": 60.0})
+    run.save(tmp_path)
+    assert LazyRun.open(tmp_path).summary() == run.summary()
+    assert run.summary()["redone"] > 0
+
+
+_POOLS: list[pa.MemoryPool] = []
+
+
+def test_summary_memory_is_a_few_dozen_bytes_a_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python objects and numpy arrays (tracemalloc) and Arrow buffers (a pool of its own)
+    # at their peak while the summary is computed, batches of 2,048 rows: what is kept
+    # per request, not the tables.
+    monkeypatch.setattr(streamed, "BATCH_ROWS", 2048)
+    World(pairs_scenario(50, 10.0, 40.0), spill=tmp_path).run()
+    run = LazyRun.open(tmp_path)
+    pool = pa.proxy_memory_pool(pa.default_memory_pool())
+    _POOLS.append(pool)  # alive as long as any buffer it gave is
+    before = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    tracemalloc.start()
+    try:
+        summary = run.summary()
+        traced = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        pa.set_memory_pool(before)
+    assert summary["requests"] > 15000
+    assert (traced + pool.max_memory()) / summary["requests"] < 200
+
+
+def held_bytes(recorder: Recorder) -> int:
+    """What the recorder's message and span columns hold in memory (their containers:
+    lists of interned strings and small ints point at shared objects)."""
+    return sum(
+        sys.getsizeof(value)
+        for name, value in vars(recorder).items()
+        if name.startswith(("_m_", "_s_"))
+    )
+
+
+def test_spilled_recorder_keeps_a_few_dozen_bytes_a_row(tmp_path: Path) -> None:
+    world = World(pairs_scenario(50, 10.0, 70.0), spill=tmp_path)
+    recorder = world.recorder
+    seen = []
+    for until in (35.0, 70.0):
+        world.env.run(until=until)
+        seen.append((recorder.message_count + len(recorder._s_outcome), held_bytes(recorder)))
+    (rows, held), (more_rows, more_held) = seen
+    assert more_rows - rows > 50000
+    # What each message or span added: only the columns that may still change (a copy's
+    # delivery and end times, outcome, attempt and duplicate flag; a span's end, wait,
+    # outcome, attempts, error and status) in machine numbers and pointers, about 35
+    # bytes a row with the containers' spare room (51 as lists).
+    assert (more_held - held) / (more_rows - rows) < 42

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +22,7 @@ import streamlit as st
 from sim import Run, loading
 from sim.scenario import Scenario
 from sim.trace import TABLES
+from sim.trace.lazy import LazyRun
 from ui import summary as views
 
 if TYPE_CHECKING:  # annotations only: the Run page, which imports this, never needs networkx
@@ -70,16 +72,34 @@ def run_key(run: Run) -> str:
 
 
 def digest(run: Run) -> str:
-    """The content digest behind `run_key` (no session state)."""
+    """The content digest behind `run_key` (no session state). A run read from its files
+    (`LazyRun`) is named by the files' bytes, so naming it loads no table."""
     h = hashlib.sha256()
     manifest = {k: v for k, v in run.manifest.items() if k not in ("wall_seconds", "summary")}
     h.update(json.dumps(manifest, sort_keys=True, default=str).encode())
+    if isinstance(run, LazyRun):
+        for name in TABLES:
+            file = run.directory / f"{name}.parquet"
+            h.update(name.encode())
+            if file.is_file():
+                with file.open("rb") as stream:
+                    for block in iter(lambda: stream.read(1 << 20), b""):
+                        h.update(block)
+        return h.hexdigest()[:20]
     for name in TABLES:
         table = run.tables[name]
         h.update(f"{name}:{len(table)}:{','.join(map(str, table.columns))}".encode())
         if len(table):
             h.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
     return h.hexdigest()[:20]
+
+
+def open_saved(folder: Path) -> Run:
+    """A saved run directory, read lazily: its tables load when a page first asks for
+    one, and its summary reads only the columns it needs (`sim.trace.lazy.LazyRun`), so
+    a run of millions of messages opens at once. `RunFileError` (one sentence) if the
+    directory is not a saved run."""
+    return LazyRun.open(folder)
 
 
 def simulate(scenario: Scenario, label: str, where: Any = None) -> Run:

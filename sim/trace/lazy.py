@@ -3,17 +3,17 @@
 `LazyRun` is a `Run` over a saved run's directory (a spilled run's, or any other). Its
 `tables` load a table only when one is asked for (a check or a figure that needs every
 row still gets them), while `summary`, `count`, `scan` and `batches` read through
-`pyarrow.dataset` with column projection and filters, so a run of ten million messages
-can be summarised without holding its rows. `summary` gives exactly the in-memory
-summary: it narrows each table to the rows and columns a part of `sim.metrics.summarize`
-reads, then hands them to the same functions (tests/test_spill.py compares both).
+`pyarrow` with column projection and filters, so a run of ten million messages can be
+summarised without holding its rows. `summary` gives exactly the in-memory summary: the
+spans are read once a batch at a time (`sim.trace.streamed`: a few dozen bytes kept per
+request), the rest from narrow scans handed to `sim.metrics`' own functions
+(tests/test_spill.py compares both).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,20 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from sim.metrics import (
-    CALLERS,
-    GAVE_UP,
-    NOT_REQUESTS,
-    SERVERS,
-    breaker_open_time,
-    counts,
-    delivery,
-    latency_by_channel,
-    model_usage,
-    wasted_work,
-)
-from sim.trace.run import Run, RunFileError, _json_default, _read_table
-from sim.trace.schema import ADDED_COLUMNS, TABLES, conform
+from sim.metrics import GAVE_UP, SERVERS, breaker_open_time, model_usage, wasted_work
+from sim.trace import streamed
+from sim.trace.run import Run, RunFileError, _first_line, _json_default, _read_table
+from sim.trace.schema import ADDED_COLUMNS, ADDED_TABLES, COLUMNS, TABLES, conform
 
 # Rows per batch when a table is read a batch at a time.
 BATCH_ROWS = 131072
@@ -93,14 +83,20 @@ class LazyRun(Run):
 
     @classmethod
     def open(cls, directory: str | Path) -> LazyRun:
-        """A saved run's directory, read lazily (`RunFileError` if it is not one)."""
+        """A saved run's directory, read lazily (`RunFileError`, one sentence, if it is
+        not one: no run.json, or a table missing, unreadable or short of its columns;
+        only the files' footers are read)."""
         path = Path(directory)
+        if not (path / "run.json").is_file():
+            raise RunFileError(f"{path} holds no run.json, so it is not a saved run")
         try:
             manifest = json.loads((path / "run.json").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise RunFileError(f"{path} holds no readable run.json ({exc})") from None
         if not isinstance(manifest, dict):
             raise RunFileError(f"{path / 'run.json'} must hold a JSON object")
+        for name in TABLES:
+            _check_table(path, name)
         return cls(path, manifest)
 
     def dataset(self, name: str) -> ds.Dataset:
@@ -120,6 +116,9 @@ class LazyRun(Run):
 
     def batches(self, name: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """The table a batch of rows at a time, in order (an empty table: one empty batch)."""
+        if not self._on_disk(name):
+            yield from super().batches(name, columns)
+            return
         file = pq.ParquetFile(self.directory / f"{name}.parquet")
         empty = True
         names = file.schema_arrow.names
@@ -142,12 +141,20 @@ class LazyRun(Run):
 
     def column_names(self, name: str) -> list[str]:
         """The columns of the table `name` (from the file's schema)."""
+        if not self._on_disk(name):
+            return super().column_names(name)
         names = list(pq.ParquetFile(self.directory / f"{name}.parquet").schema_arrow.names)
         return names + [c for c in ADDED_COLUMNS.get(name, {}) if c not in names]
 
     def row_count(self, name: str) -> int:
         """Rows in the table `name` (from the file's footer)."""
+        if not self._on_disk(name):
+            return super().row_count(name)
         return int(pq.ParquetFile(self.directory / f"{name}.parquet").metadata.num_rows)
+
+    def _on_disk(self, name: str) -> bool:
+        # A table added to the contract after the run was saved has no file: it is empty.
+        return (self.directory / f"{name}.parquet").is_file()
 
     def summary(self) -> dict[str, Any]:
         """`Run.summary`, reading only the rows and columns each number needs."""
@@ -166,73 +173,57 @@ class LazyRun(Run):
         return path
 
 
-def _in(column: str, values: tuple[str, ...] | list[str]) -> pc.Expression:
+def _check_table(path: Path, name: str) -> None:
+    """What `Run.load` checks of a table, from its file's footer alone."""
+    file = path / f"{name}.parquet"
+    if not file.is_file():
+        if name in ADDED_TABLES:
+            return  # saved before the table was added: it reads empty
+        raise RunFileError(f"{path} has no {name}.parquet: a saved run has all its tables")
+    try:
+        names = pq.ParquetFile(file).schema_arrow.names
+    except Exception as exc:  # pyarrow raises many kinds for a file that is not Parquet
+        raise RunFileError(f"{file} is not a readable Parquet file ({_first_line(exc)})") from None
+    added = ADDED_COLUMNS.get(name, {})
+    missing = [c for c in COLUMNS[name] if c not in names and c not in added]
+    if missing:
+        raise RunFileError(f"{file} lacks the columns {', '.join(missing)} of the {name} table")
+
+
+def _in(column: str, values: tuple[str, ...]) -> pc.Expression:
     # Typed, so that an empty list is a set of strings rather than of nulls.
     return pc.field(column).isin(pa.array(list(values), type=pa.string()))
 
 
-def _value_counts(run: LazyRun, name: str, column: str) -> dict[str, int]:
-    """`sim.metrics.counts` of a column, a batch at a time."""
-    total: Counter[str] = Counter()
-    for batch in run.dataset(name).to_batches(columns=[column], batch_size=BATCH_ROWS):
-        for item in pc.value_counts(batch.column(0)).to_pylist():
-            total[str(item["values"])] += int(item["counts"])
-    return {key: total[key] for key in sorted(total)}
-
-
 def lazy_summary(run: LazyRun) -> dict[str, Any]:
-    """The summary of `sim.metrics.summarize`, each part from a narrow scan of the files."""
+    """The summary of `sim.metrics.summarize`, from one pass over the spans a batch at a
+    time (`sim.trace.streamed`) and narrow scans of the rest: memory a few tens of bytes
+    a request, not the tables'."""
     duration = run.duration
-    roots_where = _in("kind", CALLERS) & (pc.field("parent_id") == "") & ~_in("name", NOT_REQUESTS)
-    # The requests, with only the columns the summary reads of them.
-    roots = run.scan(
-        "spans", ["span_id", "agent", "correlation_id", "outcome", "start", "end"], roots_where
-    )
-    ok = roots[roots["outcome"] == "ok"]
-    n_requests = len(roots)
-    latency = (ok["end"] - ok["start"]) if not ok.empty else pd.Series(dtype="float64")
-    errors = roots[~roots["outcome"].isin(["ok", "open"])]
+    totals = streamed.span_totals(run.directory / "spans.parquet")
+    latency = totals.ok_latency()
+    n_requests = sum(totals.requests_by_outcome.values())
+    n_ok = totals.requests_by_outcome.get("ok", 0)
+    requests_by_outcome = streamed.counts(totals.requests_by_outcome)
     n_messages = run.row_count("messages")
-    messages_by_outcome = _value_counts(run, "messages", "outcome")
-    # The callers' successful calls (latency by channel), a narrow frame.
-    calls = run.scan(
-        "spans",
-        ["kind", "outcome", "agent", "peer", "start", "end"],
-        _in("kind", CALLERS) & (pc.field("outcome") == "ok"),
-    )
-    # Server work done for a request, and the broker's accepted and dead letters.
-    done = run.scan(
-        "spans",
-        ["kind", "outcome", "parent_id"],
-        _in("kind", SERVERS)
-        & (pc.field("outcome") == "ok")
-        & _in("parent_id", roots["span_id"].tolist()),
-    )
-    letters = run.scan(
-        "messages",
-        ["kind", "outcome", "src", "correlation_id"],
-        ((pc.field("kind") == "publish") & (pc.field("outcome") == "delivered"))
-        | (pc.field("outcome") == "dead_lettered"),
-    )
+    messages_by_outcome = streamed.message_outcomes(run.directory / "messages.parquet")
     return {
         "requests": n_requests,
-        "ok": len(ok),
-        "goodput": len(ok) / duration if duration > 0 else 0.0,
-        "success_rate": len(ok) / n_requests if n_requests else 0.0,
+        "ok": n_ok,
+        "goodput": n_ok / duration if duration > 0 else 0.0,
+        "success_rate": n_ok / n_requests if n_requests else 0.0,
         "p50": _quantile(latency, 0.5),
         "p95": _quantile(latency, 0.95),
         "p99": _quantile(latency, 0.99),
         "messages": n_messages,
         "amplification": n_messages / n_requests if n_requests else 0.0,
         "messages_by_outcome": messages_by_outcome,
-        "spans_by_outcome": _value_counts(run, "spans", "outcome"),
-        "requests_by_outcome": counts(roots["outcome"]),
-        "errors_by_kind": counts(errors["outcome"]),
-        "exceptions": run.count(
-            "spans", pc.starts_with(pc.field("error"), "raised ") & ~_in("kind", CALLERS)
-        ),
-        "latency_by_channel": latency_by_channel(calls).to_dict(orient="records"),
-        **delivery(letters, done, roots),
+        "spans_by_outcome": streamed.counts(totals.spans_by_outcome),
+        "requests_by_outcome": requests_by_outcome,
+        "errors_by_kind": {k: v for k, v in requests_by_outcome.items() if k not in ("ok", "open")},
+        "exceptions": totals.exceptions,
+        "latency_by_channel": totals.latency_by_channel().to_dict(orient="records"),
+        **streamed.delivery(run.directory, totals),
         "dead_lettered": messages_by_outcome.get("dead_lettered", 0),
         "wasted_work": float(_wasted(run)["wasted"].sum()),
         "breaker_open_time": breaker_open_time(run.breakers, duration),
@@ -247,13 +238,15 @@ WASTED_COLUMNS += ["start", "end", "wait"]
 
 def _wasted(run: LazyRun) -> pd.DataFrame:
     """`sim.metrics.wasted_work` of the spans it can concern, in their order."""
-    gave_up = run.scan("spans", ["span_id"], _in("outcome", GAVE_UP))["span_id"].tolist()
-    if not gave_up:
+    # Their ids stay an Arrow array: a run of timeouts can have millions.
+    gave_up = run.dataset("spans").to_table(columns=["span_id"], filter=_in("outcome", GAVE_UP))
+    if not gave_up.num_rows:
         return pd.DataFrame({"wasted": pd.Series(dtype="float64")})
     spans = run.scan(
         "spans",
         [*WASTED_COLUMNS],
-        _in("outcome", GAVE_UP) | (_in("kind", SERVERS) & _in("parent_id", gave_up)),
+        _in("outcome", GAVE_UP)
+        | (_in("kind", SERVERS) & pc.field("parent_id").isin(gave_up["span_id"])),
     )
     return wasted_work(spans)
 

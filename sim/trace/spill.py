@@ -83,6 +83,13 @@ class SpillingRecorder(Recorder):
         self._s_base = 0
         self._parts: list[tuple[int, int, int, int]] = []
         self._writers: dict[str, pq.ParquetWriter] = {}
+        # The small numbers that stay in memory, in machine ints rather than a list's
+        # 8-byte pointers: 4 bytes an attempt count or status, 1 a duplicate flag. Only
+        # `mark_last` reads a copy's attempt and flag back (`Recorder._last_delivered`).
+        self._m_attempt = array("i")  # type: ignore[assignment]
+        self._m_dup = array("b")  # type: ignore[assignment]
+        self._s_attempts = array("i")  # type: ignore[assignment]
+        self._s_status = array("i")  # type: ignore[assignment]
 
     # -- the one hot-path addition: count messages to the next spill -------------------
 
@@ -132,15 +139,20 @@ class SpillingRecorder(Recorder):
             "correlation_id": self._take("_m_corr"),
             "causation_id": self._take("_m_cause"),
             "span_id": hex_ids(np.frombuffer(self._m_span, dtype=np.int64)),
-            "attempt": _ints(self._m_attempt[self._m_base : end]),
+            "attempt": _machine_ints(self._m_attempt, self._m_base, end),
+            "sent_at": _doubles(self._m_sent),
             "size_bytes": _ints(self._m_size),
-            "duplicate": pa.array(self._m_dup[self._m_base : end], type=pa.bool_()),
+            "duplicate": pc.cast(
+                _machine_ints(self._m_dup, self._m_base, end, np.int8), pa.bool_()
+            ),
         }
         # A copy's attempt and duplicate flag stay in memory too (a few bytes a row): a
-        # dead letter's search for its copy (`Recorder.mark_last`) reads them by seq.
+        # dead letter's search for its copy (`Recorder.mark_last`) reads them by seq. The
+        # send time never changes and nothing reads it back by seq: it goes.
         for values in (self._m_version, self._m_size):
             values.clear()
         del self._m_span[:]
+        del self._m_sent[:]
         return pa.table(columns)
 
     def _span_part(self, end: int) -> pa.Table:
@@ -247,6 +259,11 @@ class SpillingRecorder(Recorder):
                 value.clear()
             elif name.startswith(("_m_", "_s_", "_e_")) and isinstance(value, array):
                 del value[:]
+        # A process the run left suspended is closed when it is collected, and the span
+        # it was in ends then (`with ctx.span(...)`): that span, and any copy, now reads
+        # as ended, so the late end is ignored as on an ended span (instead of an
+        # IndexError printed for every such process).
+        self._m_outcome = self._s_outcome = _ENDED  # type: ignore[assignment]
 
     def _finish_messages(self) -> None:
         path = self.directory / "messages.parquet"
@@ -256,7 +273,6 @@ class SpillingRecorder(Recorder):
         for number, (lo, hi, _s_lo, _s_hi) in enumerate(self._parts):
             part = pq.read_table(self.raw / f"messages-{number:06d}.parquet")
             columns = {name: part[name] for name in part.column_names}
-            columns["sent_at"] = _doubles(self._m_sent, lo, hi)
             columns["delivered_at"] = _doubles(self._m_delivered, lo, hi)
             columns["ended_at"] = _doubles(self._m_ended, lo, hi)
             columns["outcome"] = pa.array(self._m_outcome[lo:hi], type=_STRING)
@@ -282,9 +298,9 @@ class SpillingRecorder(Recorder):
             columns["end"] = _doubles(self._s_end, lo, hi)
             columns["wait"] = _doubles(self._s_wait, lo, hi)
             columns["outcome"] = pa.array(self._s_outcome[lo:hi], type=_STRING)
-            columns["attempts"] = pa.array(self._s_attempts[lo:hi], type=pa.int64())
+            columns["attempts"] = _machine_ints(self._s_attempts, lo, hi)
             columns["error"] = pa.array(self._s_error[lo:hi], type=_STRING)
-            columns["status"] = pa.array(self._s_status[lo:hi], type=pa.int64())
+            columns["status"] = _machine_ints(self._s_status, lo, hi)
             columns["answered"] = _sparse_ints(answered, lo, hi)
             columns["lost_events"] = _sparse_ints(lost, lo, hi)
             tokens_in = np.full(hi - lo, -1, dtype=np.int64)
@@ -302,6 +318,19 @@ class SpillingRecorder(Recorder):
             _save(self.directory, "spans", pd.DataFrame(columns=SPAN_COLUMNS))
         else:
             writer.close()
+
+
+class _Ended:
+    """The outcome column of a finished spilled run: every row has ended."""
+
+    def __getitem__(self, row: int) -> str:
+        return "ended"
+
+    def __len__(self) -> int:
+        return 0
+
+
+_ENDED = _Ended()
 
 
 def _append(writer: pq.ParquetWriter | None, path: Path, table: pa.Table) -> pq.ParquetWriter:
@@ -336,6 +365,12 @@ def hex_ids(indexes: np.ndarray) -> pa.Array:
 
 def _ints(values: list[Any]) -> pa.Array:
     return pa.array(np.array(values, dtype=np.int64))
+
+
+def _machine_ints(values: Any, lo: int, hi: int, dtype: type = np.intc) -> pa.Array:
+    """Rows lo..hi-1 of an array("i") (typed as the `Recorder`'s list it replaces) as an
+    int64 column."""
+    return pa.array(np.frombuffer(values, dtype=dtype)[lo:hi].astype(np.int64))
 
 
 def _doubles(values: array, lo: int = 0, hi: int | None = None) -> pa.Array:

@@ -16,7 +16,6 @@ from typing import Any
 
 import streamlit as st
 
-import sim
 from sim import Run, loading
 from sim.otlp import otlp_json
 from sim.plugins import plugin_roles
@@ -236,7 +235,7 @@ def open_saved(path: str) -> None:
     """Put a saved run directory (`--out`, `Run.save`) on screen, read once."""
     folder = Path(path).expanduser()
     try:
-        run = sim.load(folder)
+        run = state.open_saved(folder)
     except Exception as exc:
         st.session_state[state.ERROR] = views.error_text(exc, f"Opening {folder}")
     else:
