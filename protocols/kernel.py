@@ -30,7 +30,8 @@ from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.core import NORMAL, URGENT
+from simpy.core import NORMAL, URGENT, EmptySchedule, StopSimulation
+from simpy.events import Event, EventPriority
 
 # (when, SimPy event id, target): the target's `result` is not None once the timer is moot.
 Entry = tuple[float, int, Any]
@@ -50,11 +51,71 @@ def plain_by_default() -> bool:
 
 def environment(plain: bool | None = None) -> simpy.Environment:
     """A new SimPy environment; `plain` (default: `SWITCHBOARD_KERNEL=plain`) forbids the
-    shortcuts on it."""
-    env = simpy.Environment()
+    shortcuts on it (and its `run` is SimPy's own)."""
     if plain if plain is not None else plain_by_default():
+        env = simpy.Environment()
         setattr(env, _PLAIN, True)
-    return env
+        return env
+    if not all(hasattr(simpy.Environment(), n) for n in _INTERNALS):
+        return simpy.Environment()  # a SimPy without the internals the loop reads
+    return FastEnvironment()
+
+
+class FastEnvironment(simpy.Environment):
+    """SimPy's environment with `run`'s loop over `step` written out in one frame.
+
+    `Environment.run` calls `step()` once per event: a Python call, and the setting up of
+    its exception handlers, for every event of the run. This loop does what `step` does,
+    statement for statement, without the call: the same events in the same order, the
+    same errors, the same `StopSimulation` and `EmptySchedule` handling.
+    """
+
+    def run(self, until: float | Event | None = None) -> Any:
+        """As `simpy.Environment.run` (see there)."""
+        if until is not None:
+            if not isinstance(until, Event):
+                at = until if isinstance(until, int) else float(until)
+                if at <= self._now:
+                    raise ValueError(
+                        f"until ({at}) must be greater than the current simulation time"
+                    )
+                until = Event(self)
+                until._ok = True
+                until._value = None
+                self.schedule(until, URGENT, at - self._now)
+            elif until.callbacks is None:
+                return until.value
+            until.callbacks.append(StopSimulation.callback)
+        queue = self._queue
+        try:
+            while True:
+                # Environment.step(), inline (see there for the why of each line).
+                try:
+                    self._now, _, _, event = heappop(queue)
+                except IndexError:
+                    raise EmptySchedule from None
+                callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+                try:
+                    for callback in callbacks:
+                        callback(event)
+                except StopSimulation:
+                    event.callbacks = callbacks[callbacks.index(callback) + 1 :]
+                    # Before everything else when the run resumes, as SimPy does.
+                    self.schedule(event, EventPriority(-1))
+                    raise
+                if not event._ok and not hasattr(event, "_defused"):
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+        except StopSimulation as stop:
+            return stop.args[0]
+        except EmptySchedule:
+            if until is not None:
+                assert not until.triggered
+                raise RuntimeError(
+                    f'No scheduled events left but "until" event was not triggered: {until}'
+                ) from None
+        return None
 
 
 def fast(env: simpy.Environment) -> bool:
