@@ -62,13 +62,37 @@ def environment(plain: bool | None = None) -> simpy.Environment:
 
 
 class FastEnvironment(simpy.Environment):
-    """SimPy's environment with `run`'s loop over `step` written out in one frame.
+    """SimPy's environment with `run`'s loop over `step` written out in one frame, and
+    its clock readable without a property call.
 
     `Environment.run` calls `step()` once per event: a Python call, and the setting up of
     its exception handlers, for every event of the run. This loop does what `step` does,
     statement for statement, without the call: the same events in the same order, the
     same errors, the same `StopSimulation` and `EmptySchedule` handling.
+
+    `now` is SimPy's property over `_now`; the hot path reads it a dozen times per
+    request. Here it is a plain attribute, set with `_now` wherever the clock moves
+    (`__init__`, `run`, `step`: SimPy sets `_now` nowhere else).
     """
+
+    # Shadows SimPy's read-only property, so that an instance attribute can be set.
+    now: float = 0.0
+
+    def __init__(self, initial_time: float = 0) -> None:
+        super().__init__(initial_time)
+        self.now = initial_time
+
+    def step(self) -> None:
+        """As `simpy.Environment.step`, keeping `now` in step with `_now`."""
+        queue = self._queue
+        if queue:
+            # The clock moves before the callbacks run: SimPy's step pops the event and
+            # sets `_now` first.
+            self.now = queue[0][0]
+        try:
+            super().step()  # EmptySchedule when the queue is empty
+        finally:
+            self.now = self._now
 
     def run(self, until: float | Event | None = None) -> Any:
         """As `simpy.Environment.run` (see there)."""
@@ -87,14 +111,18 @@ class FastEnvironment(simpy.Environment):
                 return until.value
             until.callbacks.append(StopSimulation.callback)
         queue = self._queue
+        # Any: a Due, a SimPy event, or whatever stands in for one (see `Due`).
+        event: Any
+        callbacks: Any
         try:
             while True:
                 # Environment.step(), inline (see there for the why of each line).
                 try:
-                    self._now, _, _, event = heappop(queue)
+                    now, _, _, event = heappop(queue)
                 except IndexError:
                     raise EmptySchedule from None
-                callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+                self._now = self.now = now
+                callbacks, event.callbacks = event.callbacks, None
                 try:
                     for callback in callbacks:
                         callback(event)
@@ -131,7 +159,8 @@ class Due:
     """
 
     __slots__ = ("callbacks",)
-    callbacks: list[Callable[[Any], None]]
+    # None once processed (Environment.step sets it so).
+    callbacks: list[Callable[[Any], None]] | None
     # Read by Environment.step for every event (a failed event raises).
     _ok = True
     _value = None
