@@ -245,7 +245,9 @@ class Timers:
         entry = (env._now + delay, next(env._eid), target)
         heap = self._heap
         heappush(heap, entry)
-        if heap[0] is entry:
+        # By event id (unique), not identity: compiled (mypyc), a tuple is boxed anew
+        # each time it is stored, so `heap[0] is entry` would never hold.
+        if heap[0][1] == entry[1]:
             self._arm(entry)
 
     def _arm(self, entry: Entry) -> None:
@@ -266,7 +268,7 @@ class Timers:
         # timers that now lead, so the next pending one can be armed.
         while heap:
             top = heap[0]
-            if top is entry:
+            if top[1] == entry[1]:  # this entry (ids are unique; see `add`)
                 heappop(heap)
                 due = entry
             elif top[2].result is not None:
