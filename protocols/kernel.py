@@ -210,6 +210,34 @@ def start_soon(env: simpy.Environment, callback: Callable[[Any], None]) -> None:
     env.schedule(begin, URGENT)
 
 
+def settle(env: simpy.Environment, event: simpy.Event) -> None:
+    """Succeed `event` (with None); process it at once when nothing could run before it.
+
+    For the last thing a callback does. `event.succeed()` would put the event on the
+    heap at the current time, behind every event already due at this instant, and the
+    loop would take it next only if none is. When none is (the heap's first event is
+    later), its callbacks run here instead, as the loop would run them: the same code at
+    the same moment, with the event id it would have taken spent, but without the event
+    going through the heap (a process resumed after a piece of work, say).
+    """
+    queue = env._queue
+    if (
+        type(env) is not FastEnvironment
+        or (queue and queue[0][0] <= env._now)
+        or event.triggered
+        or event.callbacks is None
+    ):
+        event.succeed()
+        return
+    event._ok = True
+    event._value = None
+    next(env._eid)  # the id env.schedule would have taken, so later ones stay the same
+    # Environment.step for it (an event that succeeded cannot fail).
+    callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+    for callback in callbacks:
+        callback(event)
+
+
 def _first_step(callback: Callable[[Any], None]) -> Generator[simpy.Event, Any, None]:
     callback(None)
     return
