@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8501
 PLUGINS ?= $(SWITCHBOARD_PLUGINS)
 
-.PHONY: run test lint format bench fuzz clean
+.PHONY: run test lint format bench compiled fuzz clean
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -52,8 +52,13 @@ format: $(VENV)/.dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(VENV)/.dev
+# The hot path's modules compiled with mypyc into .compiled/ (protocols/compiled.py): used
+# in place of their source while current; SWITCHBOARD_COMPILED=0 ignores them.
+compiled: $(VENV)/.dev
+	$(PY) -m bench.compile
+
+bench: compiled
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache runs test-artifacts
+	rm -rf $(VENV) .compiled .pytest_cache .ruff_cache runs test-artifacts

@@ -18,3 +18,9 @@ broker). `resilience` holds the policies a call goes through whatever carries it
 (breaker, backoff, budgets, deadlines, fan-out). `negotiation` is an agents' negotiation
 over WebSocket.
 """
+
+# A mypyc build of the hot path's modules, when one is built and current (see
+# protocols.compiled), is imported in their place.
+from protocols.compiled import extend as _extend
+
+__path__ = _extend(__path__, __name__)

@@ -30,7 +30,8 @@ from heapq import heappop, heappush
 from typing import Any
 
 import simpy
-from simpy.core import NORMAL, URGENT
+from simpy.core import NORMAL, URGENT, EmptySchedule, StopSimulation
+from simpy.events import Event, EventPriority
 
 # (when, SimPy event id, target): the target's `result` is not None once the timer is moot.
 Entry = tuple[float, int, Any]
@@ -50,11 +51,99 @@ def plain_by_default() -> bool:
 
 def environment(plain: bool | None = None) -> simpy.Environment:
     """A new SimPy environment; `plain` (default: `SWITCHBOARD_KERNEL=plain`) forbids the
-    shortcuts on it."""
-    env = simpy.Environment()
+    shortcuts on it (and its `run` is SimPy's own)."""
     if plain if plain is not None else plain_by_default():
+        env = simpy.Environment()
         setattr(env, _PLAIN, True)
-    return env
+        return env
+    if not all(hasattr(simpy.Environment(), n) for n in _INTERNALS):
+        return simpy.Environment()  # a SimPy without the internals the loop reads
+    return FastEnvironment()
+
+
+class FastEnvironment(simpy.Environment):
+    """SimPy's environment with `run`'s loop over `step` written out in one frame, and
+    its clock readable without a property call.
+
+    `Environment.run` calls `step()` once per event: a Python call, and the setting up of
+    its exception handlers, for every event of the run. This loop does what `step` does,
+    statement for statement, without the call: the same events in the same order, the
+    same errors, the same `StopSimulation` and `EmptySchedule` handling.
+
+    `now` is SimPy's property over `_now`; the hot path reads it a dozen times per
+    request. Here it is a plain attribute, set with `_now` wherever the clock moves
+    (`__init__`, `run`, `step`: SimPy sets `_now` nowhere else).
+    """
+
+    # Shadows SimPy's read-only property, so that an instance attribute can be set.
+    now: float = 0.0
+
+    def __init__(self, initial_time: float = 0) -> None:
+        super().__init__(initial_time)
+        self.now = initial_time
+
+    def step(self) -> None:
+        """As `simpy.Environment.step`, keeping `now` in step with `_now`."""
+        queue = self._queue
+        if queue:
+            # The clock moves before the callbacks run: SimPy's step pops the event and
+            # sets `_now` first.
+            self.now = queue[0][0]
+        try:
+            super().step()  # EmptySchedule when the queue is empty
+        finally:
+            self.now = self._now
+
+    def run(self, until: float | Event | None = None) -> Any:
+        """As `simpy.Environment.run` (see there)."""
+        if until is not None:
+            if not isinstance(until, Event):
+                at = until if isinstance(until, int) else float(until)
+                if at <= self._now:
+                    raise ValueError(
+                        f"until ({at}) must be greater than the current simulation time"
+                    )
+                until = Event(self)
+                until._ok = True
+                until._value = None
+                self.schedule(until, URGENT, at - self._now)
+            elif until.callbacks is None:
+                return until.value
+            until.callbacks.append(StopSimulation.callback)
+        queue = self._queue
+        # Any: a Due, a SimPy event, or whatever stands in for one (see `Due`).
+        event: Any
+        callbacks: Any
+        try:
+            while True:
+                # Environment.step(), inline (see there for the why of each line).
+                try:
+                    now, _, _, event = heappop(queue)
+                except IndexError:
+                    raise EmptySchedule from None
+                self._now = self.now = now
+                callbacks, event.callbacks = event.callbacks, None
+                try:
+                    for callback in callbacks:
+                        callback(event)
+                except StopSimulation:
+                    event.callbacks = callbacks[callbacks.index(callback) + 1 :]
+                    # Before everything else when the run resumes, as SimPy does.
+                    self.schedule(event, EventPriority(-1))
+                    raise
+                if not event._ok and not hasattr(event, "_defused"):
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+        except StopSimulation as stop:
+            return stop.args[0]
+        except EmptySchedule:
+            if until is not None:
+                assert not until.triggered
+                raise RuntimeError(
+                    f'No scheduled events left but "until" event was not triggered: {until}'
+                ) from None
+        return None
 
 
 def fast(env: simpy.Environment) -> bool:
@@ -70,7 +159,8 @@ class Due:
     """
 
     __slots__ = ("callbacks",)
-    callbacks: list[Callable[[Any], None]]
+    # None once processed (Environment.step sets it so).
+    callbacks: list[Callable[[Any], None]] | None
     # Read by Environment.step for every event (a failed event raises).
     _ok = True
     _value = None
@@ -120,6 +210,34 @@ def start_soon(env: simpy.Environment, callback: Callable[[Any], None]) -> None:
     env.schedule(begin, URGENT)
 
 
+def settle(env: simpy.Environment, event: simpy.Event) -> None:
+    """Succeed `event` (with None); process it at once when nothing could run before it.
+
+    For the last thing a callback does. `event.succeed()` would put the event on the
+    heap at the current time, behind every event already due at this instant, and the
+    loop would take it next only if none is. When none is (the heap's first event is
+    later), its callbacks run here instead, as the loop would run them: the same code at
+    the same moment, with the event id it would have taken spent, but without the event
+    going through the heap (a process resumed after a piece of work, say).
+    """
+    queue = env._queue
+    if (
+        type(env) is not FastEnvironment
+        or (queue and queue[0][0] <= env._now)
+        or event.triggered
+        or event.callbacks is None
+    ):
+        event.succeed()
+        return
+    event._ok = True
+    event._value = None
+    next(env._eid)  # the id env.schedule would have taken, so later ones stay the same
+    # Environment.step for it (an event that succeeded cannot fail).
+    callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
+    for callback in callbacks:
+        callback(event)
+
+
 def _first_step(callback: Callable[[Any], None]) -> Generator[simpy.Event, Any, None]:
     callback(None)
     return
@@ -155,7 +273,9 @@ class Timers:
         entry = (env._now + delay, next(env._eid), target)
         heap = self._heap
         heappush(heap, entry)
-        if heap[0] is entry:
+        # By event id (unique), not identity: compiled (mypyc), a tuple is boxed anew
+        # each time it is stored, so `heap[0] is entry` would never hold.
+        if heap[0][1] == entry[1]:
             self._arm(entry)
 
     def _arm(self, entry: Entry) -> None:
@@ -176,7 +296,7 @@ class Timers:
         # timers that now lead, so the next pending one can be armed.
         while heap:
             top = heap[0]
-            if top is entry:
+            if top[1] == entry[1]:  # this entry (ids are unique; see `add`)
                 heappop(heap)
                 due = entry
             elif top[2].result is not None:

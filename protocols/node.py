@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import simpy
 
 from protocols.journal import Journal
-from protocols.kernel import Later, scheduler
+from protocols.kernel import Later, scheduler, settle
 from protocols.transport import Message, Transport
 
 
@@ -199,6 +199,18 @@ class Node:
         if self.up:
             _Work(self, action, max(seconds, 0.0))
 
+    def work_event(self, seconds: float) -> simpy.Event:
+        """An event that fires when `seconds` of processing are done (see `after_work`),
+        for code waiting on it in a process; it never fires if the node crashes first.
+
+        When the work ends and nothing else is due at that instant, the event is
+        processed at once (`kernel.settle`) rather than through SimPy's heap.
+        """
+        done = self.env.event()
+        if self.up:
+            _Work(self, done.succeed, max(seconds, 0.0), done)
+        return done
+
     def when_running(self, action: Callable[[], object]) -> None:
         """Do `action` now, or when the pause ends."""
         if self._paused is None:
@@ -347,11 +359,20 @@ class _Work:
     finished work leaves no reference cycle behind.
     """
 
-    __slots__ = ("action", "before", "epoch", "node")
+    __slots__ = ("action", "before", "epoch", "event", "node")
 
-    def __init__(self, node: Node, action: Callable[[], object], seconds: float) -> None:
+    def __init__(
+        self,
+        node: Node,
+        action: Callable[[], object],
+        seconds: float,
+        event: simpy.Event | None = None,
+    ) -> None:
         self.node = node
         self.action = action
+        # The event `action` succeeds, when it is one (Node.work_event): settled at once
+        # when the work ends outside a pause (where firing is the callback's last act).
+        self.event = event
         self.epoch = node.epoch
         # start(seconds), inline: this runs once per piece of work.
         self.before = node._paused_total if node._paused is None else node.paused_time()
@@ -374,6 +395,8 @@ class _Work:
             more = node._paused_total - self.before
             if more > 0:
                 self.start(more)
+            elif self.event is not None:
+                settle(node.env, self.event)
             else:
                 self.action()
             return

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from protocols.call import status_outcome
@@ -150,8 +151,29 @@ class WorkerPool:
         if not self.queue:
             return
         self.owed += 1
-        # Node.after drops the action if the node crashes first (drain voids `owed`).
-        self.node.after(0.0, self._next)
+        node = self.node
+        # node.after(0.0, self._next), with its callback in `_handed`: once per queued
+        # job. A node that is down schedules nothing (drain voids `owed`).
+        if node.up:
+            node.call_later(0.0, partial(self._handed, node.epoch))
+
+    def _handed(self, epoch: int, _event: object) -> None:
+        """Node.after's callback for `_next`: dropped if the node crashed since, held
+        while it is paused."""
+        node = self.node
+        if epoch != node.epoch:
+            return
+        if node._paused is not None:
+            node._deferred.append(self._next)
+            return
+        # _next() and _start(), inline.
+        self.owed -= 1
+        queue, running = self.queue, self.running
+        while queue and len(running) + self.owed < self.workers:
+            job = queue.take(node.env.now)
+            job.started = node.env.now
+            running[id(job)] = job
+            self._begin(job)
 
     def _next(self) -> None:
         self.owed -= 1

@@ -30,6 +30,12 @@ The packages: `trace` (the tables, the recorder, the Run), `agents` (the roles),
 (`python -m sim`).
 """
 
+# A mypyc build of the hot path's modules, when one is built and current (see
+# protocols.compiled), is imported in their place.
+from protocols.compiled import extend as _extend
+
+__path__ = _extend(__path__, __name__)
+
 from sim._version import __version__
 from sim.agents.api import (
     CallError,

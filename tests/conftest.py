@@ -7,6 +7,13 @@ every file built them itself); tests copy a table before they change it.
 
 from __future__ import annotations
 
+import os
+
+# The suite tests the plain modules, the source of truth: some tests patch a recorder's
+# methods, which a compiled (mypyc) class forbids. tests/test_compiled.py compares a
+# build's traces with theirs; SWITCHBOARD_COMPILED=1 runs the suite on the build.
+os.environ.setdefault("SWITCHBOARD_COMPILED", "0")
+
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

@@ -9,6 +9,12 @@ connections to one callee, `server` for the worker pool, 429/503 and Idempotency
 wire, and `endpoint` for the routing of one node's HTTP messages.
 """
 
+# A mypyc build of the hot path's modules, when one is built and current (see
+# protocols.compiled), is imported in their place.
+from protocols.compiled import extend as _extend
+
+__path__ = _extend(__path__, __name__)
+
 from protocols.http.client import HttpClient
 from protocols.http.endpoint import HttpEndpoint
 from protocols.http.server import HttpServer, send_control, send_response

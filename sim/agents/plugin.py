@@ -167,9 +167,7 @@ class AgentContext:
         faults = agent.ctx.faults
         if faults.overload:
             work *= faults.service_factor(agent.id)
-        done = agent.ctx.env.event()
-        agent.node.after_work(work, done.succeed)
-        return done
+        return agent.node.work_event(work)
 
     def sleep(self, seconds: float) -> simpy.Event:
         """Wait `seconds` without working (a pause holds the wake-up)."""

@@ -7,6 +7,12 @@
 - `digest`: SHA-256 digests of a run's tables, to tell whether a trace changed.
 """
 
+# A mypyc build of the hot path's modules, when one is built and current (see
+# protocols.compiled), is imported in their place.
+from protocols.compiled import extend as _extend
+
+__path__ = _extend(__path__, __name__)
+
 from sim.trace.digest import run_digests, table_digest
 from sim.trace.recorder import Recorder
 from sim.trace.run import Run, load, manifest_for

@@ -183,22 +183,10 @@ class Recorder:
         if not msgs:
             return
         self._queue_attributes(msgs, len(self._m_outcome) - len(msgs))
-        # One pass in C (attrgetter, zip) rather than a comprehension per column.
-        (ids, types, versions, protocols, kinds, srcs, dsts, corrs, causes, spans, attempts,
-         sizes, dups) = zip(*map(_MESSAGE_FIELDS, msgs), strict=True)  # fmt: skip
-        self._m_id.extend(ids)
-        self._m_type.extend(types)
-        self._m_version.extend(versions)
-        self._m_protocol.extend(protocols)
-        self._m_kind.extend(kinds)
-        self._m_src.extend(srcs)
-        self._m_dst.extend(dsts)
-        self._m_corr.extend(corrs)
-        self._m_cause.extend(causes)
-        self._m_span.extend(spans)
-        self._m_attempt.extend(attempts)
-        self._m_size.extend(sizes)
-        self._m_dup.extend(dups)
+        # A pass in C per column (map of an attrgetter), rather than a comprehension per
+        # column or one zip(*...) transposing a tuple of every field per message.
+        for column, field in _MESSAGE_COLUMNS:
+            getattr(self, column).extend(map(field, msgs))
         msgs.clear()
 
     def _queue_attributes(self, msgs: list[Message], base: int) -> None:
@@ -638,10 +626,15 @@ class Recorder:
         return _arrow_strings(pa.chunked_array(arrays, type=pa.large_string()))
 
 
-# The fields of a Message that `_flush_messages` splits into columns, in their order.
-_MESSAGE_FIELDS = attrgetter(
-    "msg_id", "type", "version", "protocol", "kind", "src", "dst", "correlation_id",
-    "causation_id", "span", "attempt", "size_bytes", "duplicate",
+# The column each field of a Message goes to when `_flush_messages` splits them.
+_MESSAGE_COLUMNS = tuple(
+    (column, attrgetter(field))
+    for column, field in (
+        ("_m_id", "msg_id"), ("_m_type", "type"), ("_m_version", "version"),
+        ("_m_protocol", "protocol"), ("_m_kind", "kind"), ("_m_src", "src"), ("_m_dst", "dst"),
+        ("_m_corr", "correlation_id"), ("_m_cause", "causation_id"), ("_m_span", "span"),
+        ("_m_attempt", "attempt"), ("_m_size", "size_bytes"), ("_m_dup", "duplicate"),
+    )
 )  # fmt: skip
 # Messages between two freezes of the unchanging string columns (see Recorder._freeze).
 CHUNK_ROWS = 16384

@@ -1,0 +1,71 @@
+"""The mypyc build of the hot path (protocols.compiled): used only while current, and,
+when it is, giving the same trace as the plain modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from protocols import compiled
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _fake_build(tmp_path: Path) -> tuple[Path, Path]:
+    """A source tree with the compiled modules' files, and a build noting their hashes."""
+    root, build = tmp_path / "src", tmp_path / "build"
+    for module in compiled.MODULES:
+        (root / module).parent.mkdir(parents=True, exist_ok=True)
+        (root / module).write_text(f"# {module}\n")
+    build.mkdir()
+    hashes = compiled.source_hashes(root)
+    (build / compiled.MANIFEST).write_text(json.dumps(hashes))
+    return root, build
+
+
+def test_a_build_is_used_only_while_its_sources_are_unchanged(tmp_path: Path) -> None:
+    root, build = _fake_build(tmp_path)
+    assert compiled.usable(build, root)
+    (root / compiled.MODULES[0]).write_text("# edited since the build\n")
+    assert not compiled.usable(build, root)
+
+
+def test_no_build_or_a_broken_manifest_means_the_plain_modules(tmp_path: Path) -> None:
+    root, build = _fake_build(tmp_path)
+    assert not compiled.usable(tmp_path / "nowhere", root)
+    (build / compiled.MANIFEST).write_text("{not json")
+    assert not compiled.usable(build, root)
+
+
+_DIGESTS = """
+import json, sys
+import protocols.kernel, sim
+from sim.trace import run_digests
+print(json.dumps({"kernel": protocols.kernel.__file__,
+                  "digests": {n: run_digests(sim.run(n)) for n in sys.argv[1:]}}))
+"""
+# Scenarios over the compiled modules' paths: HTTP with faults, queues, streams, agents.
+SCENARIOS = ["basic", "fault-crash", "fault-loss", "retry-storm-breaker", "collaboration"]
+
+
+def _run(compiled_modules: bool) -> dict[str, object]:
+    env = {**os.environ, "SWITCHBOARD_COMPILED": "1" if compiled_modules else "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", _DIGESTS, *SCENARIOS],
+        cwd=REPO, env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    result: dict[str, object] = json.loads(out.splitlines()[-1])
+    return result
+
+
+@pytest.mark.skipif(not compiled.usable(), reason="no current mypyc build (make compiled)")
+def test_the_compiled_modules_give_the_plain_modules_trace() -> None:
+    fast, plain = _run(True), _run(False)
+    assert str(fast["kernel"]).endswith(".so"), "the build was not imported"
+    assert str(plain["kernel"]).endswith(".py"), "SWITCHBOARD_COMPILED=0 did not refuse it"
+    assert fast["digests"] == plain["digests"]

@@ -1,0 +1,95 @@
+"""The kernel's shortcuts into SimPy: the same events at the same moments as SimPy's
+public API, with less work (protocols.kernel)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+import simpy
+
+from protocols import kernel
+from protocols.node import Node
+from protocols.transport import PerfectTransport
+
+
+def _clock(plain: bool) -> list[tuple[str, float, float]]:
+    env = kernel.environment(plain=plain)
+    assert isinstance(env, kernel.FastEnvironment) is not plain
+    seen: list[tuple[str, float, float]] = []
+    for delay in (1.0, 2.5, 4.0):
+        env.timeout(delay).callbacks.append(lambda _e: seen.append(("fired", env.now, env._now)))
+    env.run(until=2.0)
+    seen.append(("ran", env.now, env._now))
+    while env.peek() < 3.0:
+        env.step()
+        seen.append(("stepped", env.now, env._now))
+    env.run()
+    seen.append(("ran", env.now, env._now))
+    with pytest.raises(simpy.core.EmptySchedule):
+        env.step()
+    return seen
+
+
+def test_the_fast_environment_keeps_its_clock_through_run_and_step() -> None:
+    seen = _clock(plain=False)
+    assert seen == _clock(plain=True)
+    assert ("fired", 2.5, 2.5) in seen and seen[-1] == ("ran", 4.0, 4.0)
+
+
+def test_the_fast_run_loop_raises_what_simpy_raises() -> None:
+    for plain in (True, False):
+        env = kernel.environment(plain=plain)
+        failed = env.event()
+        failed.fail(ValueError("broken"))
+        with pytest.raises(ValueError, match="broken"):
+            env.run()
+        env = kernel.environment(plain=plain)
+        done = env.timeout(3.0, value="v")
+        assert env.run(until=done) == "v" and env.now == 3.0
+        with pytest.raises(RuntimeError, match="No scheduled events left"):
+            env.run(until=env.event())
+
+
+def _order(plain: bool, busy: bool) -> tuple[list[tuple[str, float]], int]:
+    """What a process waiting on work sees, and the id of the next event after it."""
+    env = kernel.environment(plain=plain)
+    node = Node("a", env, PerfectTransport(env), None, lambda: "id", None)  # type: ignore[arg-type]
+    log: list[tuple[str, float]] = []
+
+    def worker() -> Generator[simpy.Event, Any, None]:
+        yield node.work_event(2.0)
+        log.append(("worked", env.now))
+        yield env.timeout(1.0)
+        log.append(("slept", env.now))
+
+    if busy:  # something else is due at the instant the work ends
+        env.timeout(2.0).callbacks.append(lambda _e: log.append(("other", env.now)))
+    env.process(worker())
+    env.run()
+    return log, next(env._eid)
+
+
+def test_work_resumes_its_waiter_at_once_as_the_heap_would() -> None:
+    for busy in (False, True):
+        assert _order(plain=False, busy=busy) == _order(plain=True, busy=busy)
+    log, _ = _order(plain=False, busy=True)
+    assert log == [("other", 2.0), ("worked", 2.0), ("slept", 3.0)]
+
+
+def test_settle_runs_the_callbacks_now_only_when_nothing_else_is_due() -> None:
+    env = kernel.environment(plain=False)
+    ran: list[float] = []
+    idle = env.event()
+    idle.callbacks.append(lambda _e: ran.append(env.now))
+    kernel.settle(env, idle)
+    assert ran == [0.0] and idle.processed and idle.ok
+    # Something due now: the event waits its turn on the heap, as succeed() puts it.
+    env.timeout(0.0)
+    queued = env.event()
+    queued.callbacks.append(lambda _e: ran.append(-1.0))
+    kernel.settle(env, queued)
+    assert ran == [0.0] and queued.triggered and not queued.processed
+    env.run()
+    assert ran == [0.0, -1.0]
