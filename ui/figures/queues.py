@@ -183,8 +183,11 @@ def dead_letters(messages: pd.DataFrame, spans: pd.DataFrame | None = None) -> p
     if spans is not None and not out.empty and "span_id" in rows.columns:
         failed = spans[(spans["kind"] == "consumer") & (spans["outcome"] != "ok")]
         last = failed.sort_values("start", kind="stable").groupby("parent_id")["error"].last()
-        errors = rows["span_id"].map(last).fillna("").astype(str).to_numpy()
-        out["handler_error"] = [e or "(no failed handler recorded)" for e in errors]
+        # A plain dict lookup: mapping through an empty Series gives float NaNs.
+        errors = last.dropna().astype(str).to_dict()
+        out["handler_error"] = [
+            errors.get(s) or "(no failed handler recorded)" for s in rows["span_id"]
+        ]
     return out
 
 
