@@ -9,6 +9,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 
 from sim.trace import Run
@@ -702,6 +703,41 @@ def test_a_box_on_the_overview_is_a_window_of_whole_cells() -> None:
     points = [{"x": 40.25, "customdata": 0.5}, {"x": 49.75, "customdata": 0.5}]
     assert selected_range(points) == (40.0, 50.0)
     assert selected_range([]) is None
+
+
+def test_the_link_overview_counts_every_message_and_each_links_failure_rate(chain: Run) -> None:
+    from ui.figures import overview
+
+    agents = chain.agents["agent"].tolist()
+    counts = overview.by_link(chain.messages, chain.spans, agents, chain.duration)
+    assert counts.rows == ("A → B", "B → A", "B → C", "C → B")
+    assert counts.traffic.sum() == len(chain.messages)
+    per_link = chain.messages.groupby(["src", "dst"]).size()
+    assert counts.traffic[counts.rows.index("B → C")].sum() == per_link[("B", "C")]
+    # A -> B's failure rate is out of A's calls to B that ended; failed unless ok.
+    calls = chain.spans[(chain.spans["kind"] == "client") & (chain.spans["agent"] == "A")]
+    calls = calls[calls["peer"] == "B"]
+    ended = calls[calls["outcome"] != "open"]
+    a_b = counts.rows.index("A → B")
+    assert counts.tried is not None and counts.tried[a_b].sum() == len(ended)
+    assert counts.failed[a_b].sum() == (ended["outcome"] != "ok").sum() > 0
+    rate = counts.rate[a_b]
+    assert np.nanmax(rate) <= 1.0 and np.nanmax(rate) > 0.5  # the timeouts of C's slow spell
+    fig = overview.figure(counts, chain.duration)
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert [t.name for t in heat] == ["messages", "failure rate"]
+    assert list(heat[1].y) == list(counts.rows) and heat[1].zmax == 1.0
+
+
+def test_the_overview_shows_links_at_a_toggle(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    at.button_group(key="replay_overview_by").set_value("link").run()
+    assert not at.exception
+    spec = charts(at)[-1]
+    heat = [t for t in spec["data"] if t["type"] == "heatmap"]
+    assert heat[0]["y"] == ["A → B", "B → A", "B → C", "C → B"]
+    assert heat[1]["name"] == "failure rate"
+    assert any("per link" in c.value for c in at.caption)
 
 
 def test_jump_to_the_first_failure_and_the_next(chain: Run, boot: Boot) -> None:

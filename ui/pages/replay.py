@@ -50,6 +50,7 @@ SELECTION = "replay_selection_seen"  # the chart selection last applied
 FAILURE = "replay_failure_trace"  # the trace of the failure marker clicked last
 OVERVIEW = "replay_overview"  # the overview chart (its box selection sets the window)
 OVERVIEW_SEEN = "replay_overview_seen"  # the overview selection last applied
+OVERVIEW_BY = "replay_overview_by"  # its rows: one per agent, or one per link
 OVERVIEW_FROM = 3000  # messages from which the overview opens by itself
 THREAD = "replay_thread"  # light up the selected message's causal thread
 JUMP_NOTE = "replay_jump_note"  # why the last jump went nowhere
@@ -225,16 +226,24 @@ def trace_extent(run: Run, key: str, trace: str) -> tuple[float, float] | None:
     return max(0.0, lo - pad), min(run.duration, hi + pad)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def overview_chart(_run: Run, key: str, window: tuple[float, float]) -> go.Figure:
-    """The whole run's overview with the window outlined (shared: never mutated)."""
-    return figures.overview.overview(
-        _run.messages,
-        state.failures(_run, key),
-        _run.agents["agent"].tolist(),
-        _run.duration,
-        window=window,
+@st.cache_data(max_entries=8, show_spinner=False)
+def overview_bins(_run: Run, key: str, by: str) -> figures.overview.Bins:
+    """The run's overview counts per agent or per link, binned once per run: moving the
+    window redraws the overview from these, never from the messages."""
+    agents = _run.agents["agent"].tolist()
+    if by == "link":
+        return figures.overview.by_link(_run.messages, _run.spans, agents, _run.duration)
+    return figures.overview.by_agent(
+        _run.messages, state.failures(_run, key), agents, _run.duration
     )
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def overview_chart(
+    _run: Run, key: str, window: tuple[float, float], by: str = "agent"
+) -> go.Figure:
+    """The whole run's overview with the window outlined (shared: never mutated)."""
+    return figures.overview.figure(overview_bins(_run, key, by), _run.duration, window=window)
 
 
 def jump(kind: str, duration: float, first: bool = False) -> None:
@@ -298,17 +307,34 @@ def show_overview(run: Run, key: str) -> None:
         )
         if JUMP_NOTE in st.session_state:
             st.caption(st.session_state[JUMP_NOTE])
+        by = st.segmented_control(
+            "Rows",
+            ("agent", "link"),
+            key=OVERVIEW_BY,
+            persist_state="session",
+            default="agent",
+            format_func=lambda v: {"agent": "per agent", "link": "per link (sender → receiver)"}[v],
+            help="Per agent: messages it sent and failures at its lifeline. Per link: "
+            "messages on it and the share of its calls (and of its messages outside "
+            "calls) that failed.",
+        )
+        by = by or "agent"
         window = tuple(float(v) for v in st.session_state[WINDOW])
         st.plotly_chart(
-            overview_chart(run, key, window),
+            overview_chart(run, key, window, by),
             key=OVERVIEW,
             on_select="rerun",
             selection_mode="box",
             config={"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]},
         )
         st.caption(
-            "Messages sent (blue) and failures (red) per agent over the whole run. Drag "
-            "across it to show that stretch below."
+            (
+                "Messages (blue) and the share of calls that failed (red, darkest: all) "
+                "per link over the whole run."
+                if by == "link"
+                else "Messages sent (blue) and failures (red) per agent over the whole run."
+            )
+            + " Drag across it to show that stretch below."
         )
 
 
