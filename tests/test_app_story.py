@@ -218,7 +218,7 @@ def test_four_thousand_arrows_are_drawn_as_lines_not_webgl_dots(chain: Run) -> N
 
     copies = [chain.messages.assign(seq=chain.messages["seq"] + k * 10**6) for k in range(3)]
     rows = pd.concat(copies, ignore_index=True)
-    assert "zooming the chart does not draw" in figures.window(rows, 0, 120, 120, 4000).note()
+    assert "drag across the diagram" in figures.window(rows, 0, 120, 120, 4000).note()
     win = figures.window(rows.iloc[:4000], 0.0, chain.duration, chain.duration, 4000)
     assert len(win.rows) == 4000
     fig = figures.spacetime(win.rows, chain.agents["agent"].tolist(), chain.duration)
@@ -226,6 +226,62 @@ def test_four_thousand_arrows_are_drawn_as_lines_not_webgl_dots(chain: Run) -> N
     # WebGL (scattergl) drew only the endpoint dots in Streamlit's plotly.js.
     assert drawn and all(t.type == "scatter" for t in drawn)
     assert all("lines" in t.mode for t in drawn)
+
+
+def test_a_box_dragged_across_the_diagram_asks_for_that_window() -> None:
+    import numpy as np
+
+    from ui.figures import zoom
+
+    box = {"selection": {"points": [], "box": [{"x": [12.5, 10.0], "y": [0, 3]}]}}
+    assert zoom.box_range(box) == (10.0, 12.5)
+    assert zoom.window_of(box, None, 120.0, 0.1) == (10.0, 12.5)
+    # A click selects points, no box: not a zoom.
+    assert zoom.box_range({"selection": {"points": [{"x": 1}], "box": []}}) is None
+    assert zoom.box_range(None) is None
+    # In logical time x counts events: the window spans the events' times.
+    events = np.array([0.0, 1.0, 2.0, 5.0, 9.0])
+    assert zoom.window_of({"selection": {"box": [{"x": [1.2, 2.6]}]}}, events, 10, 0.1) == (
+        1.0,
+        5.0,
+    )
+    # Never narrower than the sliders' step, never past the run.
+    assert zoom.window_of({"selection": {"box": [{"x": [119.99, 130]}]}}, None, 120, 1.0) == (
+        119.0,
+        120.0,
+    )
+
+
+def test_the_diagram_is_dragged_to_zoom_and_says_so(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    spec = charts(at)[0]
+    assert spec["layout"]["dragmode"] == "select"
+    assert any("Drag across the diagram to zoom" in c.value for c in at.caption)
+
+
+def test_a_playback_frame_moves_only_the_cursor(chain: Run, boot: Boot) -> None:
+    from ui import figures
+
+    base = figures.spacetime(chain.messages.iloc[:50], ["A", "B", "C"], chain.duration)
+    fig = figures.with_cursor(base, 1.0)
+    assert figures.move_cursor(fig, 2.5) is fig  # in place: no copy of the arrows
+    assert figures.cursor_of(fig) == 2.5
+    curtain = next(s for s in fig.layout.shapes if s.name == "curtain")
+    assert curtain.x0 == 2.5
+
+    # Two frames of the same window: the same arrows, the cursor moved on; another
+    # window draws its own arrows.
+    at = boot("replay", chain)
+    at.button(key="replay_play").click().run()
+    first = charts(at)[0]
+    at.run()
+    second = charts(at)[0]
+    assert cursor(second) > cursor(first)
+    assert second["data"] == first["data"]
+    at.button(key="replay_play").click().run()  # pause
+    at.slider(key="replay_window").set_value((30.0, 40.0)).run()
+    third = charts(at)[0]
+    assert third["data"] != first["data"] and 30.0 <= cursor(third) <= 40.0
 
 
 def test_one_x_is_real_time(chain: Run, boot: Boot) -> None:

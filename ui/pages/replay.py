@@ -21,6 +21,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from sim import Run
 from ui import figures, state
+from ui.figures import zoom
 from ui.playback import SPEEDS, default_speed, speed_label
 
 TICK_S = 1.0  # wall seconds between two frames while playing
@@ -56,6 +57,8 @@ THREAD = "replay_thread"  # light up the selected message's causal thread
 JUMP_NOTE = "replay_jump_note"  # why the last jump went nowhere
 FITTED = "replay_fitted"  # (run key, trace) the window and cursor were last fitted to
 CHART = "replay_chart"
+OWN_FIGURE = "replay_own_figure"  # (cached diagram, this session's copy with its cursor)
+ZOOM_SEEN = "replay_zoom_seen"  # the box dragged across the diagram last applied
 
 
 def default_width(messages: int, duration: float, limit: int) -> float:
@@ -366,6 +369,7 @@ def stage(run: Run, key: str) -> None:
     duration = float(run.duration)
     if st.session_state.get(PLAYING) and not advance(duration, wall_elapsed()):
         st.rerun()  # the end of the run: rerun the page so the timer stops
+    apply_zoom(run, key)
     controls = st.columns([1.4, 1, 1, 1, 1, 1])
     trace = st.session_state.get(state.TRACE, "")
     start, end = st.session_state[WINDOW]
@@ -394,6 +398,27 @@ def stage(run: Run, key: str) -> None:
     st.session_state[state.CURSOR] = float(st.session_state[CURSOR])
     failure_note(run, key)
     detail(run, key, win, cursor)
+
+
+def apply_zoom(run: Run, key: str) -> None:
+    """A stretch dragged across the diagram becomes the window (before the sliders are
+    drawn): the arrows the thinned sample left out are queried again and drawn."""
+    event = st.session_state.get(CHART)
+    span = zoom.box_range(event)
+    if span is None or span == st.session_state.get(ZOOM_SEEN):
+        return
+    st.session_state[ZOOM_SEEN] = span
+    logical = st.session_state.get(TIME, "physical") == "logical"
+    events = state.event_times(run, key) if logical else None
+    duration = float(run.duration)
+    picked = zoom.window_of(event, events, duration, slider_step(duration))
+    if picked is None:
+        return
+    st.session_state[WINDOW] = (float(picked[0]), float(picked[1]))
+    st.session_state[CURSOR] = float(picked[1])
+    st.session_state[PLAYING] = False
+    st.session_state[state.TRACE] = ""  # a stretch picked on every trace's arrows
+    st.rerun()  # the whole page: the overview outlines the new window too
 
 
 def failure_note(run: Run, key: str) -> None:
@@ -547,16 +572,19 @@ def show_diagram(
     events = state.event_times(run, key) if logical else None
     cursor = min(max(float(st.session_state[CURSOR]), lo), hi)
     st.plotly_chart(
-        figures.with_cursor(base, cursor, events),
+        cursor_figure(base, cursor, events),
         key=CHART,
         on_select="rerun",
-        selection_mode="points",
+        selection_mode=("points", "box"),
         config={"displaylogo": False, "scrollZoom": True},
     )
     if win.thinned:
         st.info(win.note(), icon=":material/filter_alt:")
     else:
-        st.caption(f"{win.total:,} messages in this window.")
+        st.caption(
+            f"{win.total:,} messages in this window, every one drawn. Drag across the "
+            "diagram to zoom into a stretch; click an arrow's head to pick its message."
+        )
     lanes = set(win.rows["src"]).union(win.rows["dst"]) if len(win.rows) else set()
     found = figures.failures.counts(
         figures.failures.in_window(state.failures(run, key), lo, hi, sorted(lanes))
@@ -570,9 +598,25 @@ def show_diagram(
     return cursor
 
 
+def cursor_figure(base: go.Figure, cursor: float, events: Any) -> go.Figure:
+    """The diagram with its cursor at `cursor`: this session's own copy of the cached
+    `base`, made once per diagram, whose cursor each playback frame moves in place
+    (copying a figure of 2,000 arrows cost four times the rest of a frame's server
+    time)."""
+    held = st.session_state.get(OWN_FIGURE)
+    if held is not None and held[0] is base:
+        return figures.move_cursor(held[1], cursor, events)
+    shown = figures.with_cursor(base, cursor, events)
+    shown.update_layout(zoom.DRAG)
+    st.session_state[OWN_FIGURE] = (base, shown)
+    return shown
+
+
 def _picked(event: Any) -> int | str | None:
     """The first point of a chart selection: a message's `seq`, or a failure marker's
     `trace:<id>`; None when nothing is selected."""
+    if zoom.box_range(event) is not None:
+        return None  # a stretch dragged across the diagram: a zoom, not a pick
     try:
         points = event["selection"]["points"] if event is not None else []
     except (KeyError, TypeError):
