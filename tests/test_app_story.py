@@ -218,7 +218,7 @@ def test_four_thousand_arrows_are_drawn_as_lines_not_webgl_dots(chain: Run) -> N
 
     copies = [chain.messages.assign(seq=chain.messages["seq"] + k * 10**6) for k in range(3)]
     rows = pd.concat(copies, ignore_index=True)
-    assert "drag across the diagram" in figures.window(rows, 0, 120, 120, 4000).note()
+    assert "Box select in the diagram's toolbar" in figures.window(rows, 0, 120, 120, 4000).note()
     win = figures.window(rows.iloc[:4000], 0.0, chain.duration, chain.duration, 4000)
     assert len(win.rows) == 4000
     fig = figures.spacetime(win.rows, chain.agents["agent"].tolist(), chain.duration)
@@ -252,11 +252,12 @@ def test_a_box_dragged_across_the_diagram_asks_for_that_window() -> None:
     )
 
 
-def test_the_diagram_is_dragged_to_zoom_and_says_so(chain: Run, boot: Boot) -> None:
+def test_the_diagram_zooms_with_box_select_and_says_so(chain: Run, boot: Boot) -> None:
     at = boot("replay", chain)
     spec = charts(at)[0]
-    assert spec["layout"]["dragmode"] == "select"
-    assert any("Drag across the diagram to zoom" in c.value for c in at.caption)
+    assert spec["layout"]["selectdirection"] == "h"
+    assert spec["layout"]["dragmode"] == "pan"  # a click still picks a message
+    assert any("pick Box select in the diagram's toolbar" in c.value for c in at.caption)
 
 
 def test_a_playback_frame_moves_only_the_cursor(chain: Run, boot: Boot) -> None:

@@ -1,9 +1,11 @@
 """The failure story in a real headless Chromium (issue 16): what only a browser shows.
 
 Failure markers drawn and clickable, the causal highlight, Compare's matched requests,
-the overview on a 1,000,000-message run (its seconds measured into
-test-artifacts/overview-1m.json, never asserted), arrows past 2,000 drawn as SVG lines,
-and Stop during a run keeping the previous one. Server, browser and page fixtures and
+the overview (per agent and per link) on a 1,000,000-message run and zooming the
+diagram into a stretch of it (its seconds measured into test-artifacts/overview-1m.json,
+never asserted), arrows past 2,000 drawn as SVG lines, Stop during a run keeping the
+previous one and leaving no bar behind, and playback frame intervals (measured into
+test-artifacts/playback.json, never asserted). Server, browser and page fixtures and
 the page helpers are tests/test_browser.py's.
 """
 
@@ -86,8 +88,12 @@ def arrows_drawn(page: Any) -> int:
 
 
 def drag_across(page: Any, t0: float, t1: float) -> None:
-    """Drag the mouse across the space-time diagram from time `t0` to `t1` (seconds)."""
-    page.locator(CHARTS).first.scroll_into_view_if_needed()
+    """Pick Box select in the space-time diagram's toolbar and drag across it from time
+    `t0` to `t1` (seconds)."""
+    chart = page.locator(CHARTS).first
+    chart.scroll_into_view_if_needed()
+    chart.hover()  # the toolbar shows on hover
+    chart.locator(".modebar-btn[data-attr='dragmode'][data-val='select']").click()
     box = page.evaluate(
         f"""([t0, t1]) => {{ const gd = {plot(page)};
             const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
@@ -289,6 +295,19 @@ def test_the_overview_of_a_million_message_run(page: Any, tmp_path: Path, chain_
         has_text="Overview of the whole run"
     )
     assert overview.locator(f"{CHARTS} .main-svg").count() >= 1  # open by itself
+    # Per link: traffic and failure rate of each sender -> receiver, binned once per run.
+    started = time.monotonic()
+    overview.locator("[data-testid='stButtonGroup'] button").filter(has_text="per link").click()
+    page.wait_for_function(
+        f"""() => Array.from(document.querySelectorAll("{CHARTS} .js-plotly-plot"))
+            .some(gd => (gd._fullData || []).some(t => t.name === 'failure rate'))""",
+        timeout=LARGE_MS,
+    )
+    wait_idle(page, LARGE_MS)
+    charts_rendered(page, LARGE_MS)
+    seconds["per link"] = round(time.monotonic() - started, 2)
+    assert exceptions(page) == 0
+    assert "B → C" in overview.locator(f"{CHARTS} .ytick").all_text_contents()
     shoot(page, "readme-overview")
 
     # Drag across the overview: the window follows (whole cells of it).

@@ -90,9 +90,9 @@ class Window:
         return (
             f"Showing {len(self.rows):,} of {self.total:,} messages in this window: "
             f"{self.failures_kept:,} that were not delivered and {delivered}.{folded} "
-            "To draw every arrow, drag across the diagram: the stretch becomes the "
-            "window and is queried again at full density (or narrow the Window slider, "
-            "or filter)."
+            "To draw every arrow, pick Box select in the diagram's toolbar and drag "
+            "across a stretch: it becomes the window and is queried again at full "
+            "density (or narrow the Window slider, or filter)."
         )
 
 

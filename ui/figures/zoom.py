@@ -1,9 +1,11 @@
 """Zooming Replay's space-time diagram into a stretch dragged across it.
 
 Streamlit's plotly chart reports box selections, not zoom: a box dragged across the
-diagram (its drag mode is a horizontal selection) names a stretch, which becomes
+diagram with the toolbar's Box select (a horizontal band) names a stretch, which becomes
 Replay's window, so the arrows the thinned sample left out are queried again and drawn.
-Pure functions of the selection event, no Streamlit.
+Dragging still pans by default: in select mode plotly.js reports a click as an empty
+selection, and clicking an arrow must keep picking its message. Pure functions of the
+selection event, no Streamlit.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-# The layout the diagram is shown with: a drag selects a stretch of time, a click a
-# message (scrolling still zooms the drawn sample).
-DRAG = {"dragmode": "select", "selectdirection": "h"}
+# Box select on the diagram picks a stretch of time: the whole height, any width.
+DRAG = {"selectdirection": "h"}
+HOW = "pick Box select in the diagram's toolbar and drag across a stretch"
 
 
 def _get(value: Any, name: str) -> Any:

@@ -582,8 +582,8 @@ def show_diagram(
         st.info(win.note(), icon=":material/filter_alt:")
     else:
         st.caption(
-            f"{win.total:,} messages in this window, every one drawn. Drag across the "
-            "diagram to zoom into a stretch; click an arrow's head to pick its message."
+            f"{win.total:,} messages in this window, every one drawn. To zoom into a "
+            f"stretch, {zoom.HOW}; click an arrow's head to pick its message."
         )
     lanes = set(win.rows["src"]).union(win.rows["dst"]) if len(win.rows) else set()
     found = figures.failures.counts(
