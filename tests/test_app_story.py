@@ -784,6 +784,8 @@ def test_the_link_overview_counts_every_message_and_each_links_failure_rate(chai
     heat = [t for t in fig.data if t.type == "heatmap"]
     assert [t.name for t in heat] == ["messages", "failure rate"]
     assert list(heat[1].y) == list(counts.rows) and heat[1].zmax == 1.0
+    # Traffic shades from zero: links as busy as each other read alike.
+    assert heat[0].zmin == 0.0 and heat[0].zmax == pytest.approx(np.log1p(counts.traffic).max())
 
 
 def test_the_overview_shows_links_at_a_toggle(chain: Run, boot: Boot) -> None:

@@ -184,7 +184,7 @@ def figure(
             counts.traffic,
             "Blues",
             f"%{{y}}: %{{customdata:,.0f}} {sent_what} around %{{x:.1f}} s",
-            {},
+            _from_zero(np.log1p(counts.traffic)),  # steady traffic: one shade, not stripes
         )
     ]
     if link:
@@ -207,7 +207,7 @@ def figure(
                 counts.failed,
                 "Reds",
                 "%{y}: %{customdata:,.0f} failures around %{x:.1f} s",
-                {},
+                _from_zero(np.log1p(counts.failed)),
             )
         )
     for row, z, custom, scale, hover, bounds in panels:
@@ -272,6 +272,13 @@ def figure(
         fixedrange=True,
     )
     return fig
+
+
+def _from_zero(z: np.ndarray) -> dict[str, float]:
+    """A heatmap's colour range from zero to its largest value (plotly.js ignores a
+    `zmin` given without `zmax`)."""
+    top = float(np.nanmax(z)) if z.size and np.isfinite(z).any() else 0.0
+    return {"zmin": 0.0, "zmax": max(top, 1e-9)}
 
 
 def selected_range(points: Sequence[dict[str, object]]) -> tuple[float, float] | None:
