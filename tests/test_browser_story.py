@@ -459,7 +459,9 @@ def frame_intervals(page: Any, seconds: float) -> dict[str, Any]:
     time.sleep(seconds)
     page.get_by_role("button", name="Pause").click()
     stamps = page.evaluate("() => { cancelAnimationFrame(window.__poll); return window.__frames; }")
-    wait_idle(page, LARGE_MS)
+    # Paused once the Play button is back (frames still queued may keep the script
+    # state flipping for a while on a loaded machine).
+    page.get_by_role("button", name="Play").wait_for(timeout=LARGE_MS)
     gaps = np.diff(np.asarray(stamps, dtype=float)) / 1000.0
     big = [s for s in sizes if s > 10_000]  # the frames' deltas, not the small acks
     return {
