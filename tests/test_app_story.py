@@ -9,6 +9,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 
 from sim.trace import Run
@@ -217,7 +218,7 @@ def test_four_thousand_arrows_are_drawn_as_lines_not_webgl_dots(chain: Run) -> N
 
     copies = [chain.messages.assign(seq=chain.messages["seq"] + k * 10**6) for k in range(3)]
     rows = pd.concat(copies, ignore_index=True)
-    assert "zooming the chart does not draw" in figures.window(rows, 0, 120, 120, 4000).note()
+    assert "Box select in the diagram's toolbar" in figures.window(rows, 0, 120, 120, 4000).note()
     win = figures.window(rows.iloc[:4000], 0.0, chain.duration, chain.duration, 4000)
     assert len(win.rows) == 4000
     fig = figures.spacetime(win.rows, chain.agents["agent"].tolist(), chain.duration)
@@ -225,6 +226,63 @@ def test_four_thousand_arrows_are_drawn_as_lines_not_webgl_dots(chain: Run) -> N
     # WebGL (scattergl) drew only the endpoint dots in Streamlit's plotly.js.
     assert drawn and all(t.type == "scatter" for t in drawn)
     assert all("lines" in t.mode for t in drawn)
+
+
+def test_a_box_dragged_across_the_diagram_asks_for_that_window() -> None:
+    import numpy as np
+
+    from ui.figures import zoom
+
+    box = {"selection": {"points": [], "box": [{"x": [12.5, 10.0], "y": [0, 3]}]}}
+    assert zoom.box_range(box) == (10.0, 12.5)
+    assert zoom.window_of(box, None, 120.0, 0.1) == (10.0, 12.5)
+    # A click selects points, no box: not a zoom.
+    assert zoom.box_range({"selection": {"points": [{"x": 1}], "box": []}}) is None
+    assert zoom.box_range(None) is None
+    # In logical time x counts events: the window spans the events' times.
+    events = np.array([0.0, 1.0, 2.0, 5.0, 9.0])
+    assert zoom.window_of({"selection": {"box": [{"x": [1.2, 2.6]}]}}, events, 10, 0.1) == (
+        1.0,
+        5.0,
+    )
+    # Never narrower than the sliders' step, never past the run.
+    assert zoom.window_of({"selection": {"box": [{"x": [119.99, 130]}]}}, None, 120, 1.0) == (
+        119.0,
+        120.0,
+    )
+
+
+def test_the_diagram_zooms_with_box_select_and_says_so(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    spec = charts(at)[0]
+    assert spec["layout"]["selectdirection"] == "h"
+    assert spec["layout"]["dragmode"] == "pan"  # a click still picks a message
+    assert any("pick Box select in the diagram's toolbar" in c.value for c in at.caption)
+
+
+def test_a_playback_frame_moves_only_the_cursor(chain: Run, boot: Boot) -> None:
+    from ui import figures
+
+    base = figures.spacetime(chain.messages.iloc[:50], ["A", "B", "C"], chain.duration)
+    fig = figures.with_cursor(base, 1.0)
+    assert figures.move_cursor(fig, 2.5) is fig  # in place: no copy of the arrows
+    assert figures.cursor_of(fig) == 2.5
+    curtain = next(s for s in fig.layout.shapes if s.name == "curtain")
+    assert curtain.x0 == 2.5
+
+    # Two frames of the same window: the same arrows, the cursor moved on; another
+    # window draws its own arrows.
+    at = boot("replay", chain)
+    at.button(key="replay_play").click().run()
+    first = charts(at)[0]
+    at.run()
+    second = charts(at)[0]
+    assert cursor(second) > cursor(first)
+    assert second["data"] == first["data"]
+    at.button(key="replay_play").click().run()  # pause
+    at.slider(key="replay_window").set_value((30.0, 40.0)).run()
+    third = charts(at)[0]
+    assert third["data"] != first["data"] and 30.0 <= cursor(third) <= 40.0
 
 
 def test_one_x_is_real_time(chain: Run, boot: Boot) -> None:
@@ -702,6 +760,43 @@ def test_a_box_on_the_overview_is_a_window_of_whole_cells() -> None:
     points = [{"x": 40.25, "customdata": 0.5}, {"x": 49.75, "customdata": 0.5}]
     assert selected_range(points) == (40.0, 50.0)
     assert selected_range([]) is None
+
+
+def test_the_link_overview_counts_every_message_and_each_links_failure_rate(chain: Run) -> None:
+    from ui.figures import overview
+
+    agents = chain.agents["agent"].tolist()
+    counts = overview.by_link(chain.messages, chain.spans, agents, chain.duration)
+    assert counts.rows == ("A → B", "B → A", "B → C", "C → B")
+    assert counts.traffic.sum() == len(chain.messages)
+    per_link = chain.messages.groupby(["src", "dst"]).size()
+    assert counts.traffic[counts.rows.index("B → C")].sum() == per_link[("B", "C")]
+    # A -> B's failure rate is out of A's calls to B that ended; failed unless ok.
+    calls = chain.spans[(chain.spans["kind"] == "client") & (chain.spans["agent"] == "A")]
+    calls = calls[calls["peer"] == "B"]
+    ended = calls[calls["outcome"] != "open"]
+    a_b = counts.rows.index("A → B")
+    assert counts.tried is not None and counts.tried[a_b].sum() == len(ended)
+    assert counts.failed[a_b].sum() == (ended["outcome"] != "ok").sum() > 0
+    rate = counts.rate[a_b]
+    assert np.nanmax(rate) <= 1.0 and np.nanmax(rate) > 0.5  # the timeouts of C's slow spell
+    fig = overview.figure(counts, chain.duration)
+    heat = [t for t in fig.data if t.type == "heatmap"]
+    assert [t.name for t in heat] == ["messages", "failure rate"]
+    assert list(heat[1].y) == list(counts.rows) and heat[1].zmax == 1.0
+    # Traffic shades from zero: links as busy as each other read alike.
+    assert heat[0].zmin == 0.0 and heat[0].zmax == pytest.approx(np.log1p(counts.traffic).max())
+
+
+def test_the_overview_shows_links_at_a_toggle(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    at.button_group(key="replay_overview_by").set_value("link").run()
+    assert not at.exception
+    spec = charts(at)[-1]
+    heat = [t for t in spec["data"] if t["type"] == "heatmap"]
+    assert heat[0]["y"] == ["A → B", "B → A", "B → C", "C → B"]
+    assert heat[1]["name"] == "failure rate"
+    assert any("per link" in c.value for c in at.caption)
 
 
 def test_jump_to_the_first_failure_and_the_next(chain: Run, boot: Boot) -> None:

@@ -1,12 +1,16 @@
-"""The overview of a whole run that scales: per agent, messages sent and failures over
-time, as two heatmaps of fixed size whatever the run's size (a 1,000,000-message run
-bins in a fraction of a second). Dragging a box on it picks Replay's window: an
-invisible grid of points, one per cell, makes the box selectable.
+"""The overview of a whole run that scales: messages and failures over time, per agent
+or per link (sender -> receiver), as two heatmaps of fixed size whatever the run's size.
+
+The counts are binned once per run (`by_agent`, `by_link`: a 1,000,000-message run bins
+in a fraction of a second, and the page caches the result by run); `figure` draws them.
+Dragging a box on it picks Replay's window: an invisible grid of points, one per cell,
+makes the box selectable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,6 +21,38 @@ from ui.figures.common import base_layout, time_axis_title
 
 BINS = 240  # time columns: about one per 4 px on a normal screen
 PICKER = "window picker"  # the invisible trace a box selection reads
+ARROW = " → "  # between a link's sender and receiver in its row label
+# Client calls that had not ended when the run stopped are neither ok nor failed.
+UNFINISHED = ("open",)
+CALL_OK = ("ok",)
+# A message outside calls (stream events, queue publishes and deliveries) failed when it
+# never arrived. Requests and answers are judged through their call (a lost request
+# shows as its call failing); handshakes, acks and pings are bookkeeping.
+NOT_JUDGED = ("request", "response", "control", "ack", "ping", "pong")
+NOT_FAILED = ("delivered", "in_flight")
+
+
+@dataclass(frozen=True)
+class Bins:
+    """A run's counts per row (an agent, or a link) and time bin, binned once.
+
+    `traffic`: messages sent; `failed`: failures; `tried` (links only): what the
+    failure rate is out of, the calls that ended there plus the messages outside calls.
+    """
+
+    by: str  # "agent" or "link"
+    rows: tuple[str, ...]
+    traffic: np.ndarray
+    failed: np.ndarray
+    edges: np.ndarray
+    tried: np.ndarray | None = None
+
+    @property
+    def rate(self) -> np.ndarray:
+        """Failures per try in each cell (NaN where nothing was tried); links only."""
+        tried = self.tried if self.tried is not None else self.traffic
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(tried > 0, self.failed / np.maximum(tried, 1), np.nan)
 
 
 def binned(
@@ -33,6 +69,87 @@ def binned(
     return grid, edges
 
 
+def by_agent(
+    messages: pd.DataFrame,
+    failures: pd.DataFrame,
+    agents: Sequence[str],
+    duration: float,
+    bins: int = BINS,
+) -> Bins:
+    """Messages each agent sent, and the failures at its lifeline (`failures` from
+    `failures.failure_events`), per time bin."""
+    lanes = list(agents)
+    index = {a: i for i, a in enumerate(lanes)}
+    sent = messages["src"].map(index).fillna(-1).to_numpy(dtype=int)
+    traffic, edges = binned(
+        messages["sent_at"].to_numpy(dtype=float), sent, len(lanes), duration, bins
+    )
+    where = failures["agent"].map(index).fillna(-1).to_numpy(dtype=int)
+    failed, _ = binned(failures["time"].to_numpy(dtype=float), where, len(lanes), duration, bins)
+    return Bins("agent", tuple(lanes), traffic, failed, edges)
+
+
+def link_label(src: str, dst: str) -> str:
+    """A link's row label: `A → B`."""
+    return f"{src}{ARROW}{dst}"
+
+
+def by_link(
+    messages: pd.DataFrame,
+    spans: pd.DataFrame,
+    agents: Sequence[str],
+    duration: float,
+    bins: int = BINS,
+) -> Bins:
+    """Per link (sender -> receiver, in agent order): the messages sent on it, and its
+    failure rate over time, of the calls over it that ended then (client spans, failed
+    unless ok) and of the messages on it outside calls (failed when never delivered)."""
+    order = {a: i for i, a in enumerate(agents)}
+    calls = spans[(spans["kind"] == "client") & ~spans["outcome"].isin(UNFINISHED)]
+    calls = calls[calls["peer"].astype(str) != ""]
+    pairs = pd.concat(
+        [
+            messages[["src", "dst"]].drop_duplicates(),
+            calls[["agent", "peer"]]
+            .drop_duplicates()
+            .rename(columns={"agent": "src", "peer": "dst"}),
+        ]
+    ).drop_duplicates()
+    pairs = sorted(
+        ((str(s), str(d)) for s, d in pairs.itertuples(index=False)),
+        key=lambda p: (order.get(p[0], len(order)), p[0], order.get(p[1], len(order)), p[1]),
+    )
+    rows = tuple(link_label(s, d) for s, d in pairs)
+    index = pd.Series(range(len(pairs)), index=pd.MultiIndex.from_tuples(pairs), dtype=int)
+
+    def lane_of(src: pd.Series, dst: pd.Series) -> np.ndarray:
+        # One vectorised lookup of (src, dst) pairs: a million rows in well under a second.
+        keys = pd.MultiIndex.from_arrays([src.astype(str), dst.astype(str)])
+        return index.reindex(keys).fillna(-1).to_numpy(dtype=int)
+
+    n = len(rows)
+    traffic, edges = binned(
+        messages["sent_at"].to_numpy(dtype=float),
+        lane_of(messages["src"], messages["dst"]),
+        n,
+        duration,
+        bins,
+    )
+    lanes = lane_of(calls["agent"], calls["peer"])
+    ended = calls["end"].fillna(calls["start"]).to_numpy(dtype=float)
+    bad = ~calls["outcome"].isin(CALL_OK).to_numpy()
+    tried, _ = binned(ended, lanes, n, duration, bins)
+    failed, _ = binned(ended[bad], lanes[bad], n, duration, bins)
+    loose = messages[~messages["kind"].isin(NOT_JUDGED)]
+    if len(loose):
+        where = lane_of(loose["src"], loose["dst"])
+        sent = loose["sent_at"].to_numpy(dtype=float)
+        lost = ~loose["outcome"].isin(NOT_FAILED).to_numpy()
+        tried += binned(sent, where, n, duration, bins)[0]
+        failed += binned(sent[lost], where[lost], n, duration, bins)[0]
+    return Bins("link", rows, traffic, failed, edges, tried)
+
+
 def overview(
     messages: pd.DataFrame,
     failures: pd.DataFrame,
@@ -44,34 +161,71 @@ def overview(
 ) -> go.Figure:
     """Messages sent per agent per time bin (top, blues) and failures there (bottom,
     reds; `failures` from `failures.failure_events`), Replay's `window` outlined."""
-    lanes = list(agents)
-    index = {a: i for i, a in enumerate(lanes)}
-    sent = messages["src"].map(index).fillna(-1).to_numpy(dtype=int)
-    traffic, edges = binned(
-        messages["sent_at"].to_numpy(dtype=float), sent, len(lanes), duration, bins
-    )
-    where = failures["agent"].map(index).fillna(-1).to_numpy(dtype=int)
-    failed, _ = binned(failures["time"].to_numpy(dtype=float), where, len(lanes), duration, bins)
+    return figure(by_agent(messages, failures, agents, duration, bins), duration, window=window)
+
+
+def figure(
+    counts: Bins, duration: float, *, window: tuple[float, float] | None = None
+) -> go.Figure:
+    """The overview of binned `counts`: traffic on top (blues, log scale so a burst does
+    not wash out the rest), failures below (reds: a count per agent, a rate per link),
+    Replay's `window` outlined."""
+    lanes = list(counts.rows)
+    edges = counts.edges
     centres = (edges[:-1] + edges[1:]) / 2
     width = float(edges[1] - edges[0])
+    link = counts.by == "link"
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06)
-    for row, grid, scale, what in (
-        (1, traffic, "Blues", "messages sent"),
-        (2, failed, "Reds", "failures"),
-    ):
+    sent_what = "messages" if link else "messages sent"
+    panels: list[tuple[int, np.ndarray, np.ndarray, str, str, dict[str, float]]] = [
+        (
+            1,
+            np.log1p(counts.traffic),
+            counts.traffic,
+            "Blues",
+            f"%{{y}}: %{{customdata:,.0f}} {sent_what} around %{{x:.1f}} s",
+            _from_zero(np.log1p(counts.traffic)),  # steady traffic: one shade, not stripes
+        )
+    ]
+    if link:
+        tried = counts.tried if counts.tried is not None else counts.traffic
+        panels.append(
+            (
+                2,
+                counts.rate,
+                tried,
+                "Reds",
+                "%{y}: %{z:.0%} failed of %{customdata:,.0f} calls and messages around %{x:.1f} s",
+                {"zmin": 0.0, "zmax": 1.0},
+            )
+        )
+    else:
+        panels.append(
+            (
+                2,
+                np.log1p(counts.failed),
+                counts.failed,
+                "Reds",
+                "%{y}: %{customdata:,.0f} failures around %{x:.1f} s",
+                _from_zero(np.log1p(counts.failed)),
+            )
+        )
+    for row, z, custom, scale, hover, bounds in panels:
         fig.add_trace(
             go.Heatmap(
-                z=np.log1p(grid),  # a burst should not wash out the rest of the run
+                z=z,
                 x=centres,
                 y=lanes,
-                customdata=grid,
+                customdata=custom,
                 colorscale=scale,
                 showscale=False,
-                hovertemplate=f"%{{y}}: %{{customdata:,.0f}} {what} around %{{x:.1f}} s"
-                "<extra></extra>",
-                name=what,
+                hovertemplate=hover + "<extra></extra>",
+                name="failure rate"
+                if (link and row == 2)
+                else ("failures" if row == 2 else sent_what),
                 xgap=0,
                 ygap=1,
+                **bounds,
             ),
             row=row,
             col=1,
@@ -110,8 +264,21 @@ def overview(
     fig.update_xaxes(range=[0, duration])
     fig.update_xaxes(title=time_axis_title(), row=2, col=1)
     fig.update_yaxes(title="sent", autorange="reversed", row=1, col=1, fixedrange=True)
-    fig.update_yaxes(title="failures", autorange="reversed", row=2, col=1, fixedrange=True)
+    fig.update_yaxes(
+        title="failure rate" if link else "failures",
+        autorange="reversed",
+        row=2,
+        col=1,
+        fixedrange=True,
+    )
     return fig
+
+
+def _from_zero(z: np.ndarray) -> dict[str, float]:
+    """A heatmap's colour range from zero to its largest value (plotly.js ignores a
+    `zmin` given without `zmax`)."""
+    top = float(np.nanmax(z)) if z.size and np.isfinite(z).any() else 0.0
+    return {"zmin": 0.0, "zmax": max(top, 1e-9)}
 
 
 def selected_range(points: Sequence[dict[str, object]]) -> tuple[float, float] | None:

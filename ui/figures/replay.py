@@ -90,8 +90,9 @@ class Window:
         return (
             f"Showing {len(self.rows):,} of {self.total:,} messages in this window: "
             f"{self.failures_kept:,} that were not delivered and {delivered}.{folded} "
-            "Narrow the window or filter to see them all (zooming the chart does not "
-            "draw the ones left out: drag the Window slider instead)."
+            "To draw every arrow, pick Box select in the diagram's toolbar and drag "
+            "across a stretch: it becomes the window and is queried again at full "
+            "density (or narrow the Window slider, or filter)."
         )
 
 
@@ -535,6 +536,19 @@ def with_cursor(
         layer="above",
     )
     return out
+
+
+def move_cursor(fig: go.Figure, cursor: float, events: np.ndarray | None = None) -> go.Figure:
+    """Move the cursor and curtain `with_cursor` drew on `fig` to `cursor` (seconds), in
+    place: a playback frame changes two shapes, not a copy of every arrow."""
+    x = float(to_logical([cursor], events)[0]) if events is not None else float(cursor)
+    right = fig.layout.xaxis.range[1] if fig.layout.xaxis.range else x
+    for shape in fig.layout.shapes:
+        if shape.name == CURTAIN:
+            shape.update(x0=x, x1=max(float(right), x))
+        elif shape.name == CURSOR:
+            shape.update(x0=x, x1=x)
+    return fig
 
 
 def cursor_of(fig: go.Figure | dict) -> float | None:

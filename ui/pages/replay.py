@@ -22,6 +22,7 @@ from streamlit.delta_generator import DeltaGenerator
 from sim import Run
 from ui import figures, state
 from ui import tasks as task_bands
+from ui.figures import zoom
 from ui.playback import SPEEDS, default_speed, speed_label
 
 TICK_S = 1.0  # wall seconds between two frames while playing
@@ -51,11 +52,14 @@ SELECTION = "replay_selection_seen"  # the chart selection last applied
 FAILURE = "replay_failure_trace"  # the trace of the failure marker clicked last
 OVERVIEW = "replay_overview"  # the overview chart (its box selection sets the window)
 OVERVIEW_SEEN = "replay_overview_seen"  # the overview selection last applied
+OVERVIEW_BY = "replay_overview_by"  # its rows: one per agent, or one per link
 OVERVIEW_FROM = 3000  # messages from which the overview opens by itself
 THREAD = "replay_thread"  # light up the selected message's causal thread
 JUMP_NOTE = "replay_jump_note"  # why the last jump went nowhere
 FITTED = "replay_fitted"  # (run key, trace) the window and cursor were last fitted to
 CHART = "replay_chart"
+OWN_FIGURE = "replay_own_figure"  # (cached diagram, this session's copy with its cursor)
+ZOOM_SEEN = "replay_zoom_seen"  # the box dragged across the diagram last applied
 
 
 def default_width(messages: int, duration: float, limit: int) -> float:
@@ -226,16 +230,24 @@ def trace_extent(run: Run, key: str, trace: str) -> tuple[float, float] | None:
     return max(0.0, lo - pad), min(run.duration, hi + pad)
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def overview_chart(_run: Run, key: str, window: tuple[float, float]) -> go.Figure:
-    """The whole run's overview with the window outlined (shared: never mutated)."""
-    return figures.overview.overview(
-        _run.messages,
-        state.failures(_run, key),
-        _run.agents["agent"].tolist(),
-        _run.duration,
-        window=window,
+@st.cache_data(max_entries=8, show_spinner=False)
+def overview_bins(_run: Run, key: str, by: str) -> figures.overview.Bins:
+    """The run's overview counts per agent or per link, binned once per run: moving the
+    window redraws the overview from these, never from the messages."""
+    agents = _run.agents["agent"].tolist()
+    if by == "link":
+        return figures.overview.by_link(_run.messages, _run.spans, agents, _run.duration)
+    return figures.overview.by_agent(
+        _run.messages, state.failures(_run, key), agents, _run.duration
     )
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def overview_chart(
+    _run: Run, key: str, window: tuple[float, float], by: str = "agent"
+) -> go.Figure:
+    """The whole run's overview with the window outlined (shared: never mutated)."""
+    return figures.overview.figure(overview_bins(_run, key, by), _run.duration, window=window)
 
 
 def jump(kind: str, duration: float, first: bool = False) -> None:
@@ -299,17 +311,34 @@ def show_overview(run: Run, key: str) -> None:
         )
         if JUMP_NOTE in st.session_state:
             st.caption(st.session_state[JUMP_NOTE])
+        by = st.segmented_control(
+            "Rows",
+            ("agent", "link"),
+            key=OVERVIEW_BY,
+            persist_state="session",
+            default="agent",
+            format_func=lambda v: {"agent": "per agent", "link": "per link (sender → receiver)"}[v],
+            help="Per agent: messages it sent and failures at its lifeline. Per link: "
+            "messages on it and the share of its calls (and of its messages outside "
+            "calls) that failed.",
+        )
+        by = by or "agent"
         window = tuple(float(v) for v in st.session_state[WINDOW])
         st.plotly_chart(
-            overview_chart(run, key, window),
+            overview_chart(run, key, window, by),
             key=OVERVIEW,
             on_select="rerun",
             selection_mode="box",
             config={"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d"]},
         )
         st.caption(
-            "Messages sent (blue) and failures (red) per agent over the whole run. Drag "
-            "across it to show that stretch below."
+            (
+                "Messages (blue) and the share of calls that failed (red, darkest: all) "
+                "per link over the whole run."
+                if by == "link"
+                else "Messages sent (blue) and failures (red) per agent over the whole run."
+            )
+            + " Drag across it to show that stretch below."
         )
 
 
@@ -341,6 +370,7 @@ def stage(run: Run, key: str) -> None:
     duration = float(run.duration)
     if st.session_state.get(PLAYING) and not advance(duration, wall_elapsed()):
         st.rerun()  # the end of the run: rerun the page so the timer stops
+    apply_zoom(run, key)
     controls = st.columns([1.4, 1, 1, 1, 1, 1])
     trace = st.session_state.get(state.TRACE, "")
     start, end = st.session_state[WINDOW]
@@ -369,6 +399,27 @@ def stage(run: Run, key: str) -> None:
     st.session_state[state.CURSOR] = float(st.session_state[CURSOR])
     failure_note(run, key)
     detail(run, key, win, cursor)
+
+
+def apply_zoom(run: Run, key: str) -> None:
+    """A stretch dragged across the diagram becomes the window (before the sliders are
+    drawn): the arrows the thinned sample left out are queried again and drawn."""
+    event = st.session_state.get(CHART)
+    span = zoom.box_range(event)
+    if span is None or span == st.session_state.get(ZOOM_SEEN):
+        return
+    st.session_state[ZOOM_SEEN] = span
+    logical = st.session_state.get(TIME, "physical") == "logical"
+    events = state.event_times(run, key) if logical else None
+    duration = float(run.duration)
+    picked = zoom.window_of(event, events, duration, slider_step(duration))
+    if picked is None:
+        return
+    st.session_state[WINDOW] = (float(picked[0]), float(picked[1]))
+    st.session_state[CURSOR] = float(picked[1])
+    st.session_state[PLAYING] = False
+    st.session_state[state.TRACE] = ""  # a stretch picked on every trace's arrows
+    st.rerun()  # the whole page: the overview outlines the new window too
 
 
 def failure_note(run: Run, key: str) -> None:
@@ -522,16 +573,19 @@ def show_diagram(
     events = state.event_times(run, key) if logical else None
     cursor = min(max(float(st.session_state[CURSOR]), lo), hi)
     st.plotly_chart(
-        figures.with_cursor(base, cursor, events),
+        cursor_figure(base, cursor, events),
         key=CHART,
         on_select="rerun",
-        selection_mode="points",
+        selection_mode=("points", "box"),
         config={"displaylogo": False, "scrollZoom": True},
     )
     if win.thinned:
         st.info(win.note(), icon=":material/filter_alt:")
     else:
-        st.caption(f"{win.total:,} messages in this window.")
+        st.caption(
+            f"{win.total:,} messages in this window, every one drawn. To zoom into a "
+            f"stretch, {zoom.HOW}; click an arrow's head to pick its message."
+        )
     lanes = set(win.rows["src"]).union(win.rows["dst"]) if len(win.rows) else set()
     found = figures.failures.counts(
         figures.failures.in_window(state.failures(run, key), lo, hi, sorted(lanes))
@@ -545,9 +599,25 @@ def show_diagram(
     return cursor
 
 
+def cursor_figure(base: go.Figure, cursor: float, events: Any) -> go.Figure:
+    """The diagram with its cursor at `cursor`: this session's own copy of the cached
+    `base`, made once per diagram, whose cursor each playback frame moves in place
+    (copying a figure of 2,000 arrows cost four times the rest of a frame's server
+    time)."""
+    held = st.session_state.get(OWN_FIGURE)
+    if held is not None and held[0] is base:
+        return figures.move_cursor(held[1], cursor, events)
+    shown = figures.with_cursor(base, cursor, events)
+    shown.update_layout(zoom.DRAG)
+    st.session_state[OWN_FIGURE] = (base, shown)
+    return shown
+
+
 def _picked(event: Any) -> int | str | None:
     """The first point of a chart selection: a message's `seq`, or a failure marker's
     `trace:<id>`; None when nothing is selected."""
+    if zoom.box_range(event) is not None:
+        return None  # a stretch dragged across the diagram: a zoom, not a pick
     try:
         points = event["selection"]["points"] if event is not None else []
     except (KeyError, TypeError):
