@@ -1,0 +1,186 @@
+"""A sweep's runs on Dask: a LocalCluster this process starts, or a running scheduler.
+
+Runs go to the workers in batches (`batches`): one Dask task runs a few runs one after
+another and sends back only their rows, so the scheduler's cost per task (a few
+milliseconds of messages and bookkeeping) is shared by several runs. Each batch takes
+runs from across the grid (every k-th run), since neighbouring runs cost alike (a high
+load does ten times the work of a low one) and batches of neighbours would leave one
+worker with the expensive tail.
+
+A worker process that dies (a crash in C code, the operating system's out-of-memory
+killer) takes its batch with it, and Dask blames every task that was on that worker.
+The runs of such batches are therefore tried again one at a time once the rest are done:
+a run that still kills its worker is then the culprit, and its row says so in one
+sentence naming it; the others get their rows as usual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.forkserver
+from collections.abc import Iterator
+from typing import Any
+
+from sim.loading import ScenarioError
+from sim.sweeps.spec import RunTask
+from sim.sweeps.task import failed_row, run_batch
+
+# `scheduler="local"` (`--dask local`): a LocalCluster on this machine.
+LOCAL = "local"
+# Batches per worker thread: enough that the workers finish close together (the last
+# batch is a small share of each one's work) and progress moves often.
+BATCHES_PER_THREAD = 4
+# At most this many runs per task: past it the saving per task is nil, and a long batch
+# delays progress and, if its worker dies, costs more to redo.
+MAX_BATCH = 16
+
+
+def batches(tasks: list[RunTask], threads: int) -> list[list[RunTask]]:
+    """`tasks` split into batches for `threads` worker threads, each batch every k-th task
+    (so that each holds a share of cheap and dear runs); together they hold each task once."""
+    if not tasks:
+        return []
+    size = max(1, min(MAX_BATCH, len(tasks) // (max(threads, 1) * BATCHES_PER_THREAD)))
+    count = -(-len(tasks) // size)  # ceiling division
+    return [tasks[start::count] for start in range(count)]
+
+
+@contextlib.contextmanager
+def client_for(scheduler: str, workers: int) -> Iterator[Any]:
+    """A `distributed.Client` on a LocalCluster of `workers` processes
+    (`scheduler="local"`, see `local_cluster`), or on the scheduler at that address;
+    closed on leaving."""
+    if scheduler == LOCAL:
+        with local_cluster(workers) as client:
+            yield client
+        return
+    client = _connect(_distributed(), scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int) -> Iterator[Any]:
+    """A client of a new LocalCluster on this machine, as `--dask local` starts it:
+    `workers` processes of one thread each (a run is pure Python: threads would only
+    share the GIL), forked with the simulator already imported; shut down on leaving."""
+    import dask
+
+    distributed = _distributed()
+    # A worker that dies fails its tasks at once instead of Dask trying them on three
+    # more workers: `dask_rows` runs them again one by one to find which run killed it.
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        _forked_workers(),
+        distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            # No dashboard; the scheduler's HTTP endpoints (health, metrics) on a free
+            # port, not on 8787, which another cluster may hold (Dask warns on stderr).
+            # No dashboard; the scheduler's HTTP endpoints (health, metrics) on a free
+            # port, not on 8787, which another cluster may hold (Dask warns on stderr).
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
+            silence_logs=logging.CRITICAL,  # a restarted worker is reported in its row
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+def dask_rows(tasks: list[RunTask], client: Any) -> Iterator[dict[str, Any]]:
+    """Rows of `tasks` run on `client`'s cluster, as their batches finish."""
+    distributed = _distributed()
+    threads = sum(client.nthreads().values())
+    groups = batches(tasks, threads)
+    futures = client.map(run_batch, groups, pure=False)
+    owner = {future.key: group for future, group in zip(futures, groups, strict=True)}
+    orphans: list[RunTask] = []
+    for future in distributed.as_completed(futures):
+        group = owner[future.key]
+        try:
+            rows = future.result()
+        except distributed.KilledWorker:
+            orphans.extend(group)
+            continue
+        except Exception as exc:  # e.g. the workers cannot import the simulator
+            error = f"the run's worker failed: {exc.__class__.__name__}: {exc}"
+            rows = [failed_row(task, error) for task in group]
+        yield from rows
+    for task in sorted(orphans, key=lambda t: t.index):
+        yield _alone(distributed, client, task)
+
+
+def _alone(distributed: Any, client: Any, task: RunTask) -> dict[str, Any]:
+    # The only task on the cluster: if its worker dies, this run is what killed it.
+    future = client.submit(run_batch, [task], pure=False)
+    try:
+        rows: list[dict[str, Any]] = future.result()
+        return rows[0]
+    except distributed.KilledWorker:
+        return failed_row(
+            task,
+            f"run {task.index} ({task.label}) killed its Dask worker process each time "
+            "it was tried",
+        )
+    except Exception as exc:
+        return failed_row(task, f"the run's worker failed: {exc.__class__.__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def _forked_workers() -> Iterator[None]:
+    """Have the LocalCluster fork its workers from this process's fork server, which has
+    imported Dask and the simulator once, instead of spawning fresh interpreters that
+    import both again (seconds each on a busy machine; a restart after a crash too)."""
+    import dask
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # not on Linux
+        yield
+        return
+    # The server reads its preload list when it starts, so start it now: Dask would
+    # otherwise start it with its own list, which lacks the simulator. One already
+    # running (a local pool's) has the simulator; a worker then imports Dask itself.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["distributed", "sim.sweeps.task", "sim.world"])
+    multiprocessing.forkserver.ensure_running()
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        yield
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:  # pragma: no cover - a dependency, but say so plainly
+        raise ScenarioError(
+            ["running a sweep on Dask needs dask.distributed (pip install 'dask[distributed]')"]
+        ) from None
+    return distributed
+
+
+def _connect(distributed: Any, scheduler: str) -> Any:
+    """A client of the scheduler at `scheduler`, or one sentence saying why not."""
+    try:
+        return distributed.Client(scheduler, timeout=10)
+    except ValueError as exc:  # "missing port number in address 'foo'": the user's typo
+        raise ScenarioError(
+            [
+                f"'{scheduler}' is not a Dask scheduler address ({exc}); expected e.g. "
+                "tcp://10.0.0.5:8786, or 'local' for a cluster on this machine"
+            ]
+        ) from None
+    except (OSError, TimeoutError) as exc:  # refused, unreachable, timed out
+        reason = str(exc) or exc.__class__.__name__
+        reason = reason[:1].lower() + reason[1:]
+        raise ScenarioError([f"cannot reach the Dask scheduler at {scheduler}: {reason}"]) from None
+    except Exception as exc:
+        # Something that is not a Dask scheduler answered; Dask misreads its reply as
+        # anything (a MemoryError for a frame of exabytes, say), so name no details.
+        raise ScenarioError(
+            [f"what answers at {scheduler} is not a Dask scheduler ({exc.__class__.__name__})"]
+        ) from None
