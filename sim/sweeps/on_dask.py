@@ -1,11 +1,13 @@
 """A sweep's runs on Dask: a LocalCluster this process starts, or a running scheduler.
 
-Runs go to the workers in batches (`batches`): one Dask task runs a few runs one after
-another and sends back only their rows, so the scheduler's cost per task (a few
-milliseconds of messages and bookkeeping) is shared by several runs. Each batch takes
-runs from across the grid (every k-th run), since neighbouring runs cost alike (a high
-load does ten times the work of a low one) and batches of neighbours would leave one
-worker with the expensive tail.
+Runs go to the workers in batches (`batches`): one Dask task runs several runs one
+after another and sends back only their rows, so the scheduler's cost per task (a few
+milliseconds of messages and bookkeeping) is shared by several runs. Batches shrink as
+the sweep goes on ("guided" scheduling): the first are large, the last are single runs,
+so that the workers finish together instead of one waiting for another's last large
+batch. Each batch takes runs from across the grid (in the order of a golden-ratio
+sequence, which no axis's length lines up with), since neighbouring runs cost alike: a
+high load does ten times the work of a low one.
 
 A worker process that dies (a crash in C code, the operating system's out-of-memory
 killer) takes its batch with it, and Dask blames every task that was on that worker.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import multiprocessing.forkserver
 from collections.abc import Iterator
@@ -29,22 +32,29 @@ from sim.sweeps.task import failed_row, run_batch
 
 # `scheduler="local"` (`--dask local`): a LocalCluster on this machine.
 LOCAL = "local"
-# Batches per worker thread: enough that the workers finish close together (the last
-# batch is a small share of each one's work) and progress moves often.
-BATCHES_PER_THREAD = 4
+# A batch is at most 1/SHARE of the runs not yet batched per worker thread: the larger,
+# the more tasks and the more evenly the workers end.
+SHARE = 2
 # At most this many runs per task: past it the saving per task is nil, and a long batch
 # delays progress and, if its worker dies, costs more to redo.
 MAX_BATCH = 16
+_GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 def batches(tasks: list[RunTask], threads: int) -> list[list[RunTask]]:
-    """`tasks` split into batches for `threads` worker threads, each batch every k-th task
-    (so that each holds a share of cheap and dear runs); together they hold each task once."""
-    if not tasks:
-        return []
-    size = max(1, min(MAX_BATCH, len(tasks) // (max(threads, 1) * BATCHES_PER_THREAD)))
-    count = -(-len(tasks) // size)  # ceiling division
-    return [tasks[start::count] for start in range(count)]
+    """`tasks` in batches for `threads` worker threads, largest first: each holds
+    1/SHARE of the remaining tasks per thread (at most MAX_BATCH, at least one), taken
+    from across the grid; together they hold each task once."""
+    # Runs by the fractional part of index x golden ratio: every stretch of this order
+    # spreads over the whole grid, whatever the lengths of its axes.
+    order = sorted(tasks, key=lambda task: (task.index * _GOLDEN) % 1.0)
+    out: list[list[RunTask]] = []
+    start = 0
+    while start < len(order):
+        size = max(1, min(MAX_BATCH, (len(order) - start) // (SHARE * max(threads, 1))))
+        out.append(order[start : start + size])
+        start += size
+    return out
 
 
 @contextlib.contextmanager
@@ -101,8 +111,11 @@ def dask_rows(tasks: list[RunTask], client: Any) -> Iterator[dict[str, Any]]:
     groups = batches(tasks, threads)
     futures = client.map(run_batch, groups, pure=False)
     owner = {future.key: group for future, group in zip(futures, groups, strict=True)}
+    # Only `as_completed` holds the futures: each is let go once its rows are read, so
+    # the cluster drops them (and cannot rerun a finished batch when a worker dies).
+    finished, futures = distributed.as_completed(futures), []
     orphans: list[RunTask] = []
-    for future in distributed.as_completed(futures):
+    for future in finished:
         group = owner[future.key]
         try:
             rows = future.result()
