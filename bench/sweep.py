@@ -1,7 +1,8 @@
 """The sweep benchmark (issue 18): what Dask costs over a serial sweep, and what it gains.
 
-One sweep of 32 runs (the built-in protocols-under-load shape: 4 protocols x 8 loads, one
-replication, a clean network, 120 simulated seconds each, about a second of work per run)
+One sweep of 96 runs (the built-in protocols-under-load shape: 4 protocols x 8 loads, 3
+replications, a clean network, 60 simulated seconds each, about half a second of work per
+run on a quiet core; runs vary tenfold in cost with the load)
 is timed in this one process four ways: serially in this process, on a local pool of 2
 processes, and on Dask LocalClusters of 1 and of 2 worker processes (one thread each),
 started as `sim sweep --dask local` starts them (`sim.sweeps.on_dask.local_cluster`).
@@ -15,8 +16,8 @@ The goal's two ratios:
 Each time is the best of `repeats` tries, taken in turn (serial, pool, Dask 1, Dask 2,
 serial, ...) so that a burst of other work on the machine does not fall on one path alone.
 Each is of `sweep(...)` alone, as a user waits for it with a running cluster; a cluster's
-start-up (which `--dask local` adds once per sweep) is printed apart. All paths are warmed
-up first.
+start-up (which `--dask local` adds once per sweep) is printed apart. A cluster runs only
+while its own sweep is timed, and is warmed up first.
 
 On a shared machine the wall times are at the mercy of other work (the share of a core
 the serial sweep got and the load average say how much), so the same two ratios are also
@@ -44,13 +45,13 @@ from sim.sweeps import on_dask
 LOADS = [0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5]
 
 
-def spec(duration: float) -> dict[str, Any]:
-    """4 protocols x 8 loads x 1 replication of request-response, `duration` s each."""
+def spec(duration: float, replications: int = 3) -> dict[str, Any]:
+    """4 protocols x 8 loads x `replications` of request-response, `duration` s each."""
     return {
         "name": "bench-sweep",
         "scenario": "request-response",
         "seed": 1,
-        "replications": 1,
+        "replications": replications,
         "axes": [
             {
                 "name": "protocol",
@@ -87,40 +88,37 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return a.drop(columns=drop).equals(b.drop(columns=drop))
 
 
-def measure(duration: float = 120.0, repeats: int = 2) -> dict[str, Any]:
+def measure(duration: float = 60.0, repeats: int = 2) -> dict[str, Any]:
     """Wall seconds of the same sweep serially, on a 2-process pool and on Dask
     LocalClusters of 1 and 2 workers; Dask's overhead and its 2-worker speed-up."""
     source = spec(duration)
-    warm = spec(1.0)
+    warm = spec(1.0, replications=1)
     sw.sweep(warm, workers=2)  # starts the fork server, which pools and clusters fork from
-    startup: dict[str, float] = {}
-    with contextlib.ExitStack() as stack:
-        clients: dict[str, Any] = {}
-        for name, workers in (("dask1", 1), ("dask2", 2)):
-            started = time.perf_counter()
-            clients[name] = stack.enter_context(on_dask.local_cluster(workers))
-            startup[name] = time.perf_counter() - started
-            sw.sweep(warm, client=clients[name])  # the first task's hand-off, once
-        ways: dict[str, dict[str, Any]] = {
-            "serial": {"workers": 1},
-            "pool2": {"workers": 2},
-            "dask1": {"client": clients["dask1"]},
-            "dask2": {"client": clients["dask2"]},
-        }
-        times: dict[str, list[float]] = {name: [] for name in ways}
-        cpus: dict[str, list[dict[str, Any]]] = {name: [] for name in ways}
-        rows: dict[str, pd.DataFrame] = {}
-        share: list[float] = []
-        for _ in range(repeats):
-            # The idle clusters stay up while the other paths run, as a user's would.
-            for name, how in ways.items():
-                seconds, cpu, workers, rows[name] = _timed(source=source, **how)
-                times[name].append(seconds)
-                cpus[name].append({"main": cpu, "workers": workers})
-                if name == "serial":
-                    # The share of a core the serial sweep got: below ~95%, other work on
-                    # the machine was taking CPU and every figure here is noisy.
-                    share.append(cpu / seconds)
+    workers = {"serial": 1, "pool2": 2, "dask1": 1, "dask2": 2}
+    times: dict[str, list[float]] = {name: [] for name in workers}
+    cpus: dict[str, list[dict[str, Any]]] = {name: [] for name in workers}
+    startup: dict[str, list[float]] = {"dask1": [], "dask2": []}
+    rows: dict[str, pd.DataFrame] = {}
+    share: list[float] = []
+    for _ in range(repeats):
+        for name, n in workers.items():
+            with contextlib.ExitStack() as stack:
+                how: dict[str, Any] = {"workers": n}
+                if name.startswith("dask"):
+                    # A cluster only while it is measured: an idle one's scheduler would
+                    # share this process (and its GIL) with the serial sweep.
+                    started = time.perf_counter()
+                    client = stack.enter_context(on_dask.local_cluster(n))
+                    startup[name].append(time.perf_counter() - started)
+                    sw.sweep(warm, client=client)  # the first task's hand-off, once
+                    how = {"client": client}
+                seconds, cpu, on_workers, rows[name] = _timed(source=source, **how)
+            times[name].append(seconds)
+            cpus[name].append({"main": cpu, "workers": on_workers})
+            if name == "serial":
+                # The share of a core the serial sweep got: below ~95%, other work on the
+                # machine was taking CPU and every figure here is noisy.
+                share.append(cpu / seconds)
     best = {name: min(ts) for name, ts in times.items()}
     # The CPU figures of each path's least costly try.
     serial_cpu = min(c["main"] for c in cpus["serial"])
@@ -136,7 +134,7 @@ def measure(duration: float = 120.0, repeats: int = 2) -> dict[str, Any]:
         "times": times,
         "core_share": min(share),
         "load_average": os.getloadavg()[0],
-        "startup": startup,
+        "startup": {name: min(ts) for name, ts in startup.items()},
         "overhead": best["dask1"] / best["serial"] - 1,
         "speedup": best["dask1"] / best["dask2"],
         "pool_speedup": best["serial"] / best["pool2"],
@@ -150,9 +148,9 @@ def measure(duration: float = 120.0, repeats: int = 2) -> dict[str, Any]:
 def main(argv: list[str]) -> None:
     """Print the sweep's wall times and the goal's two ratios."""
     small = "--small" in argv
-    r = measure(duration=12.0 if small else 120.0, repeats=1 if small else 2)
+    r = measure(duration=6.0 if small else 60.0, repeats=1 if small else 2)
     print(
-        f"sweep: {r['runs']} runs (4 protocols x 8 loads, {r['duration']:g} s simulated, "
+        f"sweep: {r['runs']} runs (4 protocols x 8 loads x 3, {r['duration']:g} s simulated, "
         f"{r['run_seconds']:.2f} s of work per run on average)"
     )
     print(f"  serial, in process            {r['serial']:>7.2f} s")
@@ -174,6 +172,13 @@ def main(argv: list[str]) -> None:
         f"  from CPU seconds              overhead {r['cpu_overhead']:+.1%}   "
         f"speed-up {r['cpu_speedup']:.2f} on two free cores"
     )
+    cpu = "  ".join(
+        f"{k} "
+        + "/".join(f"{c['main']:.1f}+" + "+".join(f"{w:.1f}" for w in c["workers"]) for c in cs)
+        for k, cs in r["cpus"].items()
+        if k != "pool2"
+    )
+    print(f"  CPU s (this process+workers)  {cpu}")
     print(
         f"  cluster start-up (not counted): 1 worker {r['startup']['dask1']:.1f} s, "
         f"2 workers {r['startup']['dask2']:.1f} s"
