@@ -1,26 +1,37 @@
-"""The sweep benchmark: how well a sweep spreads over processes, locally and on Dask.
+"""The sweep benchmark (issue 18): what Dask costs over a serial sweep, and what it gains.
 
-One sweep of 32 runs (the built-in protocols-under-load shape: 4 protocols x 8 loads, one
-replication, a clean network, 120 simulated seconds each, about half a second of work
-per run) is timed three ways in this one process: in-process (1 worker), on a local pool
-of 2 processes, and on a Dask LocalCluster of 2 worker processes with 1 thread each.
-The figures of merit are the pool's speedup over one worker (ideally the number of
-cores) and Dask's overhead over the pool (scheduling, serialisation, the network hop);
-each time is the best of two tries (one with `--small`, at a tenth of the duration).
-On a shared machine the wall times are at the mercy of other work, so each parallel path
-also reports how busy its workers were (time inside runs over workers x wall time): the
-machinery's own cost, which contention scales out of.
+One sweep of 96 runs (the built-in protocols-under-load shape: 4 protocols x 8 loads, 3
+replications, a clean network, 60 simulated seconds each, about half a second of work per
+run on a quiet core; runs vary tenfold in cost with the load)
+is timed in this one process four ways: serially in this process, on a local pool of 2
+processes, and on Dask LocalClusters of 1 and of 2 worker processes (one thread each),
+started as `sim sweep --dask local` starts them (`sim.sweeps.on_dask.local_cluster`).
+The goal's two ratios:
 
-Each timing is of `sweep(...)` alone, as a user waits for it: the local one includes
-forking its pool from the already-running fork server; the Dask one assumes a running
-cluster (its start-up is printed apart, not counted). Both are warmed up first (the fork
-server started, the Dask workers' imports done), so neither pays a one-off cost the
-other does not. Runs vary tenfold in cost (a 150% load does more than a 10% one), so the
-pool's last runs can leave a core idle: the speedup includes that tail, as a user sees it.
+- overhead = (Dask, 1 worker) / (serial) - 1: scheduling, serialisation, the hop to the
+  worker process and back, as a user pays it for nothing on one core (goal: under 10%);
+- speed-up = (Dask, 1 worker) / (Dask, 2 workers): what a second worker gives (goal: 1.9
+  or more on a machine with 2 free cores).
+
+Each time is the best of `repeats` tries, taken in turn (serial, pool, Dask 1, Dask 2,
+serial, ...) so that a burst of other work on the machine does not fall on one path alone.
+Each is of `sweep(...)` alone, as a user waits for it with a running cluster; a cluster's
+start-up (which `--dask local` adds once per sweep) is printed apart. A cluster runs only
+while its own sweep is timed, and is warmed up first.
+
+On a shared machine the wall times are at the mercy of other work (the share of a core
+the serial sweep got and the load average say how much), so the same two ratios are also
+given from CPU seconds, which other work hardly changes: the overhead as the CPU the Dask
+sweep took in all its processes (the worker's, and this one's, where the scheduler and
+client run) over the serial sweep's; the speed-up as the 1-worker sweep's CPU over what
+each would take on two free cores (its busiest worker's, or half of all its processes'
+if that is more): the imbalance between the workers and every process's own cost count,
+other work does not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -29,17 +40,18 @@ from typing import Any
 import pandas as pd
 
 from sim import sweeps as sw
+from sim.sweeps import on_dask
 
 LOADS = [0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5]
 
 
-def spec(duration: float) -> dict[str, Any]:
-    """4 protocols x 8 loads x 1 replication of request-response, `duration` s each."""
+def spec(duration: float, replications: int = 3) -> dict[str, Any]:
+    """4 protocols x 8 loads x `replications` of request-response, `duration` s each."""
     return {
         "name": "bench-sweep",
         "scenario": "request-response",
         "seed": 1,
-        "replications": 1,
+        "replications": replications,
         "axes": [
             {
                 "name": "protocol",
@@ -52,18 +64,22 @@ def spec(duration: float) -> dict[str, Any]:
     }
 
 
-def _timed(**how: Any) -> tuple[float, float, pd.DataFrame]:
-    """Wall seconds, this process's CPU seconds and the rows of one sweep."""
+def _timed(**how: Any) -> tuple[float, float, list[float], pd.DataFrame]:
+    """Wall seconds, this process's CPU seconds, each Dask worker's CPU seconds (none off
+    Dask) and the rows of one sweep."""
+    client = how.get("client")
+    before = client.run(time.process_time) if client is not None else {}
     started, cpu = time.perf_counter(), time.process_time()
     rows = sw.sweep(how.pop("source"), **how)
-    return time.perf_counter() - started, time.process_time() - cpu, rows
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    after = client.run(time.process_time) if client is not None else {}
+    return wall, cpu, [after[w] - before[w] for w in before if w in after], rows
 
 
-def _busy(rows: pd.DataFrame, seconds: float, workers: int = 2) -> float:
-    """The share of the workers' time spent inside runs: what the sweep machinery (start-up,
-    hand-off, an idle worker at the end) leaves is the rest. Other work on the machine
-    slows the runs and the sweep alike, so this share is steadier than the wall times."""
-    return float(rows["wall_seconds"].sum()) / (workers * seconds)
+def _on_two_cores(cpu: dict[str, Any]) -> float:
+    """Wall seconds a Dask sweep would take on two free cores, from its CPU seconds: its
+    busiest worker's, or all its processes' (workers, scheduler, client) over two cores."""
+    return max(max(cpu["workers"]), (sum(cpu["workers"]) + cpu["main"]) / 2)
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -72,90 +88,103 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return a.drop(columns=drop).equals(b.drop(columns=drop))
 
 
-def measure(duration: float = 120.0, repeats: int = 2) -> dict[str, Any]:
-    """Wall seconds of the same sweep on 1 worker, a 2-process pool and a 2-worker Dask
-    cluster, with the pool's speedup and Dask's overhead over the pool.
-
-    Each is the best of `repeats`, taken in turn (1, pool, Dask, 1, pool, Dask, ...) so
-    that a burst of other work on the machine does not fall on one path alone.
-    """
-    from distributed import Client, LocalCluster
-
+def measure(duration: float = 60.0, repeats: int = 2) -> dict[str, Any]:
+    """Wall seconds of the same sweep serially, on a 2-process pool and on Dask
+    LocalClusters of 1 and 2 workers; Dask's overhead and its 2-worker speed-up."""
     source = spec(duration)
-    warm = spec(1.0)
-    sw.sweep(warm, workers=2)  # starts the fork server, which later pools fork from
-    started = time.perf_counter()
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.wait_for_workers(2)
-        startup = time.perf_counter() - started
-        sw.sweep(warm, client=client)  # the workers import the simulator once
-        times: dict[str, list[float]] = {"one": [], "two": [], "dask": []}
-        share: list[float] = []
-        busy: dict[str, list[float]] = {"two": [], "dask": []}
-        for _ in range(repeats):
-            # The idle cluster stays up while the local paths run, as a user's would.
-            seconds, cpu, rows_one = _timed(source=source, workers=1)
-            times["one"].append(seconds)
-            # The share of a core the in-process sweep got: below ~95%, other work on
-            # the machine was taking CPU and every figure here is noisy.
-            share.append(cpu / seconds)
-            seconds, _, rows_two = _timed(source=source, workers=2)
-            times["two"].append(seconds)
-            busy["two"].append(_busy(rows_two, seconds))
-            seconds, _, rows_dask = _timed(source=source, client=client)
-            times["dask"].append(seconds)
-            busy["dask"].append(_busy(rows_dask, seconds))
-    one, two, dask = (min(times[k]) for k in ("one", "two", "dask"))
-    work = float(rows_one["wall_seconds"].sum())
+    warm = spec(1.0, replications=1)
+    sw.sweep(warm, workers=2)  # starts the fork server, which pools and clusters fork from
+    workers = {"serial": 1, "pool2": 2, "dask1": 1, "dask2": 2}
+    times: dict[str, list[float]] = {name: [] for name in workers}
+    cpus: dict[str, list[dict[str, Any]]] = {name: [] for name in workers}
+    startup: dict[str, list[float]] = {"dask1": [], "dask2": []}
+    rows: dict[str, pd.DataFrame] = {}
+    share: list[float] = []
+    for _ in range(repeats):
+        for name, n in workers.items():
+            with contextlib.ExitStack() as stack:
+                how: dict[str, Any] = {"workers": n}
+                if name.startswith("dask"):
+                    # A cluster only while it is measured: an idle one's scheduler would
+                    # share this process (and its GIL) with the serial sweep.
+                    started = time.perf_counter()
+                    client = stack.enter_context(on_dask.local_cluster(n))
+                    startup[name].append(time.perf_counter() - started)
+                    sw.sweep(warm, client=client)  # the first task's hand-off, once
+                    how = {"client": client}
+                seconds, cpu, on_workers, rows[name] = _timed(source=source, **how)
+            times[name].append(seconds)
+            cpus[name].append({"main": cpu, "workers": on_workers})
+            if name == "serial":
+                # The share of a core the serial sweep got: below ~95%, other work on the
+                # machine was taking CPU and every figure here is noisy.
+                share.append(cpu / seconds)
+    best = {name: min(ts) for name, ts in times.items()}
+    # The CPU figures of each path's least costly try.
+    serial_cpu = min(c["main"] for c in cpus["serial"])
+    one_cpu = min(c["main"] + sum(c["workers"]) for c in cpus["dask1"])
+    one_wall = min(_on_two_cores(c) for c in cpus["dask1"])
+    two_wall = min(_on_two_cores(c) for c in cpus["dask2"])
+    work = float(rows["serial"]["wall_seconds"].sum())
     return {
-        "runs": len(rows_one),
+        "runs": len(rows["serial"]),
         "duration": duration,
-        "run_seconds": work / len(rows_one),
-        "one": one,
-        "two": two,
-        "dask": dask,
+        "run_seconds": work / len(rows["serial"]),
+        **best,
         "times": times,
         "core_share": min(share),
-        "busy": {k: max(v) for k, v in busy.items()},
         "load_average": os.getloadavg()[0],
-        "startup": startup,
-        "speedup": one / two,
-        "overhead": dask / two - 1,
-        "same": _same(rows_one, rows_two) and _same(rows_one, rows_dask),
+        "startup": {name: min(ts) for name, ts in startup.items()},
+        "overhead": best["dask1"] / best["serial"] - 1,
+        "speedup": best["dask1"] / best["dask2"],
+        "pool_speedup": best["serial"] / best["pool2"],
+        "cpu_overhead": one_cpu / serial_cpu - 1,
+        "cpu_speedup": one_wall / two_wall,
+        "cpus": cpus,
+        "same": all(_same(rows["serial"], r) for r in rows.values()),
     }
 
 
 def main(argv: list[str]) -> None:
-    """Print the sweep's wall times side by side."""
+    """Print the sweep's wall times and the goal's two ratios."""
     small = "--small" in argv
-    r = measure(duration=12.0 if small else 120.0, repeats=1 if small else 2)
+    r = measure(duration=6.0 if small else 60.0, repeats=1 if small else 2)
     print(
-        f"sweep: {r['runs']} runs (4 protocols x 8 loads, {r['duration']:g} s simulated, "
+        f"sweep: {r['runs']} runs (4 protocols x 8 loads x 3, {r['duration']:g} s simulated, "
         f"{r['run_seconds']:.2f} s of work per run on average)"
     )
-    print(f"  1 worker, in process          {r['one']:>7.2f} s")
+    print(f"  serial, in process            {r['serial']:>7.2f} s")
     print(
-        f"  local pool, 2 processes       {r['two']:>7.2f} s   speedup {r['speedup']:.2f}   "
-        f"workers busy {r['busy']['two']:.0%}"
+        f"  local pool, 2 processes       {r['pool2']:>7.2f} s   "
+        f"speed-up {r['pool_speedup']:.2f} over serial"
     )
     print(
-        f"  Dask, 2 workers x 1 thread    {r['dask']:>7.2f} s   "
-        f"overhead {r['overhead']:+.1%} vs the pool   workers busy {r['busy']['dask']:.0%} "
-        f"(cluster start-up {r['startup']:.1f} s, not counted)"
+        f"  Dask, 1 worker                {r['dask1']:>7.2f} s   overhead "
+        f"{r['overhead']:+.1%} over serial (goal < 10%)"
+    )
+    print(
+        f"  Dask, 2 workers               {r['dask2']:>7.2f} s   speed-up "
+        f"{r['speedup']:.2f} over 1 worker (goal >= 1.9)"
     )
     every = "  ".join(f"{k} " + "/".join(f"{t:.2f}" for t in ts) for k, ts in r["times"].items())
     print(f"  same rows on every path       {'yes' if r['same'] else 'NO'}   (each try: {every})")
     print(
-        f"  noise: the in-process sweep got {r['core_share']:.0%} of a core at worst; "
+        f"  from CPU seconds              overhead {r['cpu_overhead']:+.1%}   "
+        f"speed-up {r['cpu_speedup']:.2f} on two free cores"
+    )
+    cpu = "  ".join(
+        f"{k} "
+        + "/".join(f"{c['main']:.1f}+" + "+".join(f"{w:.1f}" for w in c["workers"]) for c in cs)
+        for k, cs in r["cpus"].items()
+        if k != "pool2"
+    )
+    print(f"  CPU s (this process+workers)  {cpu}")
+    print(
+        f"  cluster start-up (not counted): 1 worker {r['startup']['dask1']:.1f} s, "
+        f"2 workers {r['startup']['dask2']:.1f} s"
+    )
+    print(
+        f"  noise: the serial sweep got {r['core_share']:.0%} of a core at worst; "
         f"load average {r['load_average']:.1f} on {os.cpu_count()} cores"
     )
 

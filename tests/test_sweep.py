@@ -12,20 +12,25 @@ minutes on two cores; nothing here measures speed (see bench/sweep.py for that).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import socket
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import distributed
 import pandas as pd
 import pytest
+import yaml
 
 import sim
 from sim import cli
 from sim import sweeps as sw
 from sim.advisor import Needs, advise
+from sim.sweeps import on_dask
 from sim.sweeps.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -248,6 +253,32 @@ def test_a_run_that_raises_becomes_an_error_row(monkeypatch):
 
 # --- Dask -----------------------------------------------------------------------------------
 
+# SMALL with 8 replications of 5 simulated seconds: 32 runs, enough for the Dask path to
+# give each of its tasks several.
+BATCHED: dict[str, Any] = {
+    **SMALL,
+    "name": "batched",
+    "replications": 8,
+    "axes": [*SMALL["axes"][:2], {"name": "duration", "path": "duration", "values": [5]}],
+}
+# The run of BATCHED that kills its worker process in the crash test: queue, load 0.9,
+# replication 5 (index 16 + 8 + 5, seed 7 + 5).
+CRASHING = {"index": 29, "seed": 12, "rate": 36.0}
+
+
+@pytest.fixture(scope="module")
+def batched_serial() -> pd.DataFrame:
+    """The BATCHED sweep run in this process, one run after another."""
+    return sw.sweep(BATCHED, workers=1)
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Any:
+    """One real cluster of two worker processes on loopback for the Dask checks that do
+    not break their workers, so that the file pays its start-up once."""
+    with on_dask.local_cluster(2) as client:
+        yield client
+
 
 def break_queue_runs() -> None:
     """Run on each Dask worker: make every queue run raise, as a bug in one run would."""
@@ -263,37 +294,113 @@ def break_queue_runs() -> None:
     sim.world.simulate = simulate
 
 
-def test_dask_gives_the_local_results_and_error_rows(small_rows):
-    distributed = pytest.importorskip("distributed")
-    # One real cluster of two worker processes on loopback for every Dask check, so the
-    # file pays its start-up once.
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        on_client = sw.sweep(SMALL, client=client)
-        pd.testing.assert_frame_equal(comparable(on_client), comparable(small_rows))
-        assert on_client.attrs == small_rows.attrs
-        # The command line's path: the scheduler's address, with a client of its own.
-        on_address = sw.sweep(SMALL, scheduler=cluster.scheduler_address)
-        pd.testing.assert_frame_equal(comparable(on_address), comparable(small_rows))
+class CrashOneRun(distributed.WorkerPlugin):
+    """On every worker, also one restarted after a crash: the CRASHING run ends the
+    worker's process at once, as a segfault or the out-of-memory killer would."""
 
-        check_broken(sw.sweep(BROKEN, client=client))
+    def setup(self, worker: Any) -> None:
+        import os
 
-        client.run(break_queue_runs)
-        rows = sw.sweep(SMALL, client=client)
-        queue, http = rows[rows["protocol"] == "queue"], rows[rows["protocol"] == "http"]
-        assert list(queue["error"]) == ["RuntimeError: the queue blew up"] * 4
-        assert queue[sw.metric_columns(rows)].isna().all(axis=None)
-        pd.testing.assert_frame_equal(
-            comparable(http), comparable(small_rows[small_rows["protocol"] == "http"])
-        )
+        import sim.world
+
+        real = sim.world.simulate
+
+        def simulate(scenario: Any, progress: Any = None) -> Any:
+            arrivals = scenario.workload[0].arrivals
+            if (
+                scenario.channels[0].protocol == "queue"
+                and scenario.seed == CRASHING["seed"]
+                and arrivals.rate == CRASHING["rate"]
+            ):
+                os._exit(1)
+            return real(scenario, progress)
+
+        sim.world.simulate = simulate
+
+
+def test_batches_hold_each_run_once_shrink_and_mix_the_grid():
+    tasks = sw.expand(load_spec(BATCHED))
+    groups = on_dask.batches(tasks, threads=2)
+    # Large batches first, single runs last, so that both workers end together.
+    assert [len(g) for g in groups] == [8, 6, 4, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1]
+    assert sorted(t.index for g in groups for t in g) == list(range(32))
+    # The first batch holds a run of every cell (cheap and dear runs together).
+    cells = {(t.labels["protocol"], t.labels["load"]) for t in groups[0]}
+    assert cells == {("http", 0.5), ("http", 0.9), ("queue", 0.5), ("queue", 0.9)}
+    # Many threads for few runs: one run per task; a huge sweep: at most MAX_BATCH.
+    assert [len(g) for g in on_dask.batches(tasks, threads=64)] == [1] * 32
+    sizes = [len(g) for g in on_dask.batches(tasks * 40, threads=2)]
+    assert max(sizes) == on_dask.MAX_BATCH and sizes[-1] == 1 and len(sizes) < 100
+    assert on_dask.batches([], threads=2) == []
+
+
+def test_dask_local_cluster_gives_the_serial_results(tmp_path, capsys, recwarn):
+    # The command line's own cluster: `--dask` (local) with two worker processes.
+    path, out = tmp_path / "batched.yaml", tmp_path / "out"
+    path.write_text(yaml.safe_dump(BATCHED))
+    args = ["sweep", str(path), "--dask", "--workers", "2", "--out", str(out), "--quiet"]
+    with contextlib.ExitStack() as stack:
+        # Another cluster's dashboard on Dask's default port (unless something holds it
+        # already) must not make this one warn on stderr.
+        taken = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        assert cli.main(args) == 0
+    assert capsys.readouterr() == (f"32 runs (0 failed) saved to {out}\n", "")
+    assert not [w for w in recwarn if "already in use" in str(w.message)]
+    serial = sw.sweep(path, workers=1)
+    on_dask_rows = sw.load(out)
+    pd.testing.assert_frame_equal(comparable(on_dask_rows), comparable(serial))
+    assert on_dask_rows.attrs == serial.attrs
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "means.parquet"), sw.means(serial))
+
+
+def test_dask_runs_go_in_batches_and_progress_counts_each_run(dask_client, batched_serial):
+    told: list[tuple[int, int]] = []
+    with distributed.get_task_stream(dask_client) as stream:
+        rows = sw.sweep(BATCHED, client=dask_client, progress=lambda d, t, _: told.append((d, t)))
+    pd.testing.assert_frame_equal(comparable(rows), comparable(batched_serial))
+    # 32 runs, 2 worker threads: 13 Dask tasks of 8 runs down to 1, not 32 of one.
+    assert len(stream.data) == 13
+    assert told == [(done, 32) for done in range(1, 33)]
+
+
+def test_dask_gives_the_local_results_and_error_rows(dask_client, small_rows):
+    client = dask_client
+    on_client = sw.sweep(SMALL, client=client)
+    pd.testing.assert_frame_equal(comparable(on_client), comparable(small_rows))
+    assert on_client.attrs == small_rows.attrs
+    # A scheduler's address, with a client of its own.
+    on_address = sw.sweep(SMALL, scheduler=client.scheduler.address)
+    pd.testing.assert_frame_equal(comparable(on_address), comparable(small_rows))
+
+    check_broken(sw.sweep(BROKEN, client=client))
+
+    client.run(break_queue_runs)
+    rows = sw.sweep(SMALL, client=client)
+    queue, http = rows[rows["protocol"] == "queue"], rows[rows["protocol"] == "http"]
+    assert list(queue["error"]) == ["RuntimeError: the queue blew up"] * 4
+    assert queue[sw.metric_columns(rows)].isna().all(axis=None)
+    pd.testing.assert_frame_equal(
+        comparable(http), comparable(small_rows[small_rows["protocol"] == "http"])
+    )
+
+
+def test_a_run_that_kills_its_dask_worker_is_named_and_the_rest_finish(batched_serial):
+    with on_dask.local_cluster(2) as client:
+        client.register_plugin(CrashOneRun())
+        told: list[str] = []
+        rows = sw.sweep(BATCHED, client=client, progress=lambda _d, _t, r: told.append(r["error"]))
+    crashed = rows["index"] == CRASHING["index"]
+    assert list(rows.loc[crashed, "error"]) == [
+        "run 29 (protocol=queue, load=0.9, duration=5 #5) killed its Dask worker process "
+        "each time it was tried"
+    ]
+    assert rows.loc[crashed, sw.metric_columns(rows)].isna().all(axis=None)
+    # The runs that shared a batch or a worker with it were run again and came back whole.
+    pd.testing.assert_frame_equal(comparable(rows[~crashed]), comparable(batched_serial[~crashed]))
+    assert len(told) == 32 and sum(bool(e) for e in told) == 1
 
 
 # --- sweep files and the command line -------------------------------------------------------
@@ -401,13 +508,33 @@ def test_bad_sweep_and_advise_arguments(capsys, args, message):
 
 
 def test_a_bad_scheduler_address_is_one_sentence(tmp_path, capsys):
-    pytest.importorskip("distributed")
     path = tmp_path / "tiny.yaml"
     path.write_text(TINY)
     assert fails(capsys, "sweep", str(path), "--quiet", "--scheduler", "nowhere") == (
         "'nowhere' is not a Dask scheduler address (missing port number in address "
-        "'nowhere'); expected e.g. tcp://10.0.0.5:8786\n"
+        "'nowhere'); expected e.g. tcp://10.0.0.5:8786, or 'local' for a cluster on this "
+        "machine\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--dask", "tcp://10.0.0.5:8786", "--workers", "2"],
+            "--workers counts local processes or the workers of --dask local; the cluster at "
+            "tcp://10.0.0.5:8786 has its own workers",
+        ),
+        (
+            ["--dask", "--scheduler", "tcp://10.0.0.5:8786"],
+            "give --dask or --scheduler, not both: they say the same",
+        ),
+    ],
+)
+def test_dask_arguments_that_contradict_each_other(tmp_path, capsys, args, message):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    assert fails(capsys, "sweep", str(path), "--quiet", *args) == f"error: {message}\n"
 
 
 def test_python_m_sim_sweep_writes_the_results(tmp_path):

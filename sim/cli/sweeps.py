@@ -44,10 +44,20 @@ def add_sweep_verbs(verbs: Any) -> None:
     """Add `sweep` and `advise` to the CLI's subparsers."""
     sweep = verbs.add_parser("sweep", help="run a scenario over a grid of overrides")
     sweep.add_argument("sweep", help="a sweep file, or the name of a built-in sweep")
-    sweep.add_argument("--workers", type=_workers, help="local processes (default: all cores)")
     sweep.add_argument(
-        "--scheduler", metavar="ADDRESS", help="run on a Dask cluster, e.g. tcp://10.0.0.5:8786"
+        "--workers",
+        type=_workers,
+        help="local processes, or Dask workers with --dask local (default: all cores)",
     )
+    sweep.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS|local",
+        help="run on Dask: a LocalCluster of --workers processes started here ('local', the "
+        "default), or the scheduler at ADDRESS, e.g. tcp://10.0.0.5:8786",
+    )
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="the same as --dask ADDRESS")
     sweep.add_argument("--replications", type=_workers, help="replace the file's replications")
     sweep.add_argument("--out", help="directory for the results (default: runs/sweeps/NAME)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar, no table")
@@ -119,9 +129,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.replications:
         spec = spec.model_copy(update={"replications": args.replications})
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / spec.name
+    scheduler = _scheduler(args)
     _check_dir(out)
     with _progress_bar(sw.run_count(spec), args.quiet) as tick:
-        rows = sw.sweep(spec, workers=args.workers, scheduler=args.scheduler, progress=tick)
+        rows = sw.sweep(spec, workers=args.workers, scheduler=scheduler, progress=tick)
     try:
         sw.save(rows, out)
     except OSError as exc:
@@ -132,6 +143,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(format_means(sw.means(rows)))
     print(f"{len(rows)} runs ({failed} failed) saved to {out}")
     return 0
+
+
+def _scheduler(args: argparse.Namespace) -> str | None:
+    """Where the sweep's runs go: a Dask address, 'local' for a LocalCluster, or None
+    for local processes."""
+    if args.dask is not None and args.scheduler is not None:
+        raise UserError("give --dask or --scheduler, not both: they say the same")
+    scheduler: str | None = args.dask if args.dask is not None else args.scheduler
+    if scheduler not in (None, "local") and args.workers:
+        raise UserError(
+            f"--workers counts local processes or the workers of --dask local; the "
+            f"cluster at {scheduler} has its own workers"
+        )
+    return scheduler
 
 
 def format_means(table: Any) -> str:

@@ -7,7 +7,9 @@
     rows = sim.sweeps.load("runs/sweeps/mine")
 
 - `spec`: sweep files (a base scenario, axes of overrides, replications) and their grid;
-- `runner`: every run of a sweep, on local processes or a Dask cluster, as rows;
+- `runner`: every run of a sweep, in this process, on local processes or on Dask, as rows;
+- `task`: one run as a worker runs it, a row of metrics (and a batch of them);
+- `on_dask`: runs on a Dask LocalCluster or scheduler, in batches, a dead worker's run named;
 - `stats`: each cell's means with confidence intervals;
 - `store`: a sweep saved to a directory, read back, or cached there.
 """

@@ -5,17 +5,17 @@ replication with its own seed (the same seeds in every cell, so cells are compar
 common random numbers), and returns one row per run with the run's summary metrics.
 `sim.sweeps.stats.means(rows)` (`sim.means`) gives each cell's means.
 
-Runs go to a local process pool over all cores by default, or to a Dask distributed
-cluster (`client=` or `scheduler=`); either way rows come back as runs finish, and a run
-that fails is a row with its error, never the end of the sweep.
+Runs go to a local process pool over all cores by default, or to Dask
+(`sweeps.on_dask`): a cluster of `client=`, a scheduler's address, or `scheduler="local"`
+for a LocalCluster of `workers` processes. Either way every run gets the same seed and
+gives the same row, rows come back as runs finish, and a run that fails is a row with its
+error, never the end of the sweep.
 """
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -23,73 +23,22 @@ from typing import Any
 
 import pandas as pd
 
-from sim.loading import ScenarioError
 from sim.sweeps.spec import RunTask, SweepSpec, expand, fingerprint, load_spec
+from sim.sweeps.task import ERROR_KINDS, METRICS, failed_row, metrics_of, run_task
 
-# The metrics of a row, in the order tables show them; all numbers.
-METRICS = (
-    "requests",
-    "ok",
-    "success_rate",
-    "error_rate",
-    "goodput",
-    "p50",
-    "p95",
-    "p99",
-    "messages",
-    "amplification",
-    "served",
-    "redone",
-    "held",
-    "lost",
-    "lost_rate",
-    "dead_lettered",
-    "breaker_open_time",
-    "wasted_work",
-)
-# Errors by kind become columns `errors.<kind>`; these always exist so that every sweep's
-# table has them, even when no run saw one.
-ERROR_KINDS = ("timeout", "error", "unavailable", "deadline_exceeded", "rejected", "open_circuit")
+__all__ = [
+    "ERROR_KINDS",
+    "METRICS",
+    "Progress",
+    "iter_rows",
+    "metrics_of",
+    "run_task",
+    "sweep",
+    "to_frame",
+    "usable_cores",
+]
 
 Progress = Callable[[int, int, dict[str, Any]], None]
-
-
-def run_task(task: RunTask) -> dict[str, Any]:
-    """Run one cell of a sweep and return its row; never raises (an error is a row)."""
-    from sim.loading import validate
-    from sim.world import simulate
-
-    row: dict[str, Any] = {
-        "index": task.index,
-        **task.labels,
-        "replication": task.replication,
-        "seed": task.seed,
-        "error": "",
-    }
-    started = time.perf_counter()
-    try:
-        if isinstance(task.data, dict) and "__error__" in task.data:
-            raise ScenarioError([task.data["__error__"]])
-        run = simulate(validate(task.data, task.label))
-        row.update(metrics_of(run.summary()))
-    except ScenarioError as exc:
-        row["error"] = f"invalid scenario: {exc.lines[0].removeprefix(task.label + ': ')}"
-    except Exception as exc:  # a bug in one run must not end the sweep
-        row["error"] = f"{exc.__class__.__name__}: {exc}"
-    row["wall_seconds"] = time.perf_counter() - started
-    return row
-
-
-def metrics_of(summary: dict[str, Any]) -> dict[str, Any]:
-    """A sweep row's metric columns from a Run's summary."""
-    out = {name: summary.get(name) for name in METRICS if name in summary}
-    requests = summary.get("requests") or 0
-    out["error_rate"] = 1.0 - summary["success_rate"] if requests else 0.0
-    out["lost_rate"] = summary.get("lost", 0) / requests if requests else 0.0
-    errors = summary.get("errors_by_kind", {})
-    for kind in sorted({*ERROR_KINDS, *errors}):
-        out[f"errors.{kind}"] = errors.get(kind, 0)
-    return out
 
 
 def sweep(
@@ -104,8 +53,9 @@ def sweep(
 
     `source` is a sweep file, a built-in sweep's name, a dict or a SweepSpec. Runs go to
     `client` (a `distributed.Client`) or a cluster at `scheduler` (`tcp://HOST:PORT`) when
-    given, else to a local pool of `workers` processes (default: every core; 1 runs them
-    in this process). `progress(done, total, row)` is told of each run as it finishes.
+    given, or with `scheduler="local"` to a Dask LocalCluster of `workers` processes
+    started for this sweep, else to a local pool of `workers` processes (default: every
+    core; 1 runs them in this process). `progress(done, total, row)` is told of each run as it finishes.
     The frame's `attrs["sweep"]` holds the spec.
     """
     spec = load_spec(source)
@@ -128,7 +78,14 @@ def iter_rows(
 ) -> Iterator[dict[str, Any]]:
     """Rows of `tasks` as their runs finish (not in grid order)."""
     if client is not None or scheduler is not None:
-        yield from _dask_rows(tasks, client, scheduler)
+        from sim.sweeps import on_dask  # imports dask.distributed, a second's work
+
+        if client is not None:
+            yield from on_dask.dask_rows(tasks, client)
+            return
+        assert scheduler is not None
+        with on_dask.client_for(scheduler, workers or usable_cores()) as own:
+            yield from on_dask.dask_rows(tasks, own)
         return
     n = min(workers or usable_cores(), len(tasks)) if tasks else 1
     if n <= 1:
@@ -155,7 +112,7 @@ def _pool(workers: int) -> Executor:
     method = "forkserver" if "forkserver" in methods else "spawn"
     context = multiprocessing.get_context(method)
     if method == "forkserver":
-        context.set_forkserver_preload(["sim.sweeps.runner", "sim.world"])
+        context.set_forkserver_preload(["sim.sweeps.task", "sim.world"])
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
@@ -167,59 +124,12 @@ def _pool_rows(pool: Executor, tasks: list[RunTask]) -> Iterator[dict[str, Any]]
         yield _result(future, futures[future])
 
 
-def _dask_rows(
-    tasks: list[RunTask], client: Any, scheduler: str | None
-) -> Iterator[dict[str, Any]]:
-    try:
-        import distributed
-    except ImportError:  # pragma: no cover - a runtime dependency, but say so plainly
-        raise ScenarioError(["running on a cluster needs dask.distributed installed"]) from None
-    own = client is None
-    if own:
-        try:
-            client = distributed.Client(scheduler, timeout=10)
-        except ValueError as exc:  # "missing port number in address 'foo'": the user's typo
-            raise ScenarioError(
-                [
-                    f"'{scheduler}' is not a Dask scheduler address ({exc}); expected e.g. "
-                    "tcp://10.0.0.5:8786"
-                ]
-            ) from None
-        except (OSError, TimeoutError) as exc:  # refused, unreachable, timed out
-            reason = str(exc) or exc.__class__.__name__
-            reason = reason[:1].lower() + reason[1:]
-            raise ScenarioError(
-                [f"cannot reach the Dask scheduler at {scheduler}: {reason}"]
-            ) from None
-        except Exception as exc:
-            # Something that is not a Dask scheduler answered; Dask misreads its reply as
-            # anything (a MemoryError for a frame of exabytes, say), so name no details.
-            raise ScenarioError(
-                [f"what answers at {scheduler} is not a Dask scheduler ({exc.__class__.__name__})"]
-            ) from None
-    try:
-        futures = client.map(run_task, tasks, pure=False)
-        owner = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-        for future in distributed.as_completed(futures):
-            yield _result(future, owner[future.key])
-    finally:
-        if own:
-            client.close()
-
-
-def _result(future: Any, task: RunTask) -> dict[str, Any]:
+def _result(future: Future[dict[str, Any]], task: RunTask) -> dict[str, Any]:
     # run_task never raises; a future still fails when its worker process dies.
     try:
         return future.result()
     except Exception as exc:
-        return {
-            "index": task.index,
-            **task.labels,
-            "replication": task.replication,
-            "seed": task.seed,
-            "error": f"the run's worker failed: {exc.__class__.__name__}: {exc}",
-            "wall_seconds": math.nan,
-        }
+        return failed_row(task, f"the run's worker failed: {exc.__class__.__name__}: {exc}")
 
 
 def to_frame(spec: SweepSpec, rows: list[dict[str, Any]]) -> pd.DataFrame:
