@@ -27,7 +27,7 @@ def speed_label(speed: float) -> str:
 
 # In-browser playback (plotly animation frames that move only the cursor): about this
 # many wall seconds between two frames, and at most this many frames per window.
-FRAME_S = 0.1
+FRAME_S = 0.2
 MAX_FRAMES = 400
 
 
