@@ -555,7 +555,9 @@ def test_the_window_plays_in_the_browser_without_a_rerun(
     chart.locator(".updatemenu-button").filter(has_text="Play window").click()
     time.sleep(5.0)
     chart.locator(".updatemenu-button").filter(has_text="Pause").click()
-    samples = page.evaluate("() => { cancelAnimationFrame(window.__poll); return window.__cursor; }")
+    samples = page.evaluate(
+        "() => { cancelAnimationFrame(window.__poll); return window.__cursor; }"
+    )
     time.sleep(0.5)
     paused = page.evaluate(f"() => {plot(page)}.data.find(t => t.name === 'cursor').x[0]")
     ran = page.evaluate("() => { window.__watch.disconnect(); return window.__ran; }")
