@@ -327,6 +327,11 @@ def test_the_window_plays_in_the_browser_at_the_chosen_speed(chain: Run, boot: B
     xs, play = in_chart_playback(charts(at)[0])
     assert np.diff(xs) == pytest.approx(10.0 * play["frame"]["duration"] / 1000.0)
     assert xs[-1] == pytest.approx(15.0)
+    # From the cursor when it stands inside the window.
+    at.slider(key="replay_cursor").set_value(12.0).run()
+    xs, _ = in_chart_playback(charts(at)[0])
+    assert xs[0] == pytest.approx(12.0) and xs[-1] == pytest.approx(15.0)
+    at.slider(key="replay_cursor").set_value(15.0).run()
 
     # Logical time: the same frames, their x counted in events.
     at.segmented_control(key="replay_time").set_value("logical").run()

@@ -4,8 +4,9 @@ Failure markers drawn and clickable, the causal highlight, Compare's matched req
 the overview (per agent and per link) on a 1,000,000-message run and zooming the
 diagram into a stretch of it (its seconds measured into test-artifacts/overview-1m.json,
 never asserted), arrows past 2,000 drawn as SVG lines, Stop during a run keeping the
-previous one and leaving no bar behind, and playback frame intervals (measured into
-test-artifacts/playback.json, never asserted). Server, browser and page fixtures and
+previous one and leaving no bar behind, playback frame intervals (measured into
+test-artifacts/playback.json, never asserted), and the window played in the browser by
+the chart's own Play window with no rerun (intervals into playback-client.json). Server, browser and page fixtures and
 the page helpers are tests/test_browser.py's.
 """
 
@@ -562,6 +563,7 @@ def test_the_window_plays_in_the_browser_without_a_rerun(
     paused = page.evaluate(f"() => {plot(page)}.data.find(t => t.name === 'cursor').x[0]")
     ran = page.evaluate("() => { window.__watch.disconnect(); return window.__ran; }")
     mark = page.evaluate(f"() => {plot(page)}.__mark")
+    chart.screenshot(path=ARTIFACTS / "playback-client.png")  # paused mid-window
 
     stamps = np.asarray([s[0] for s in samples], dtype=float) / 1000.0
     xs = np.asarray([s[1] for s in samples], dtype=float)

@@ -61,7 +61,7 @@ THREAD = "replay_thread"  # light up the selected message's causal thread
 JUMP_NOTE = "replay_jump_note"  # why the last jump went nowhere
 FITTED = "replay_fitted"  # (run key, trace) the window and cursor were last fitted to
 CHART = "replay_chart"
-OWN_FIGURE = "replay_own_figure"  # (cached diagram, speed, this session's copy with its cursor)
+OWN_FIGURE = "replay_own_figure"  # (diagram, in-chart playback, this session's copy)
 ZOOM_SEEN = "replay_zoom_seen"  # the box dragged across the diagram last applied
 
 
@@ -616,17 +616,22 @@ def cursor_figure(
     `base`, made once per diagram and speed, whose cursor a server-side frame moves in
     place (copying a figure of 2,000 arrows cost four times the rest of a frame's
     server time). With a `speed`, the copy carries an in-browser playback of the window
-    `span` at that speed (Play window, in the chart): plotly.js moves the cursor
+    `span` at that speed (Play window, in the chart), from the cursor (from the
+    window's start when the cursor stands at its end): plotly.js moves the cursor
     without a rerun, so the arrows are not drawn again at each frame."""
+    start, end = span
+    playback = None
+    if speed is not None:
+        playback = (speed, cursor if start <= cursor < end else start)
     held = st.session_state.get(OWN_FIGURE)
-    if held is not None and held[0] is base and held[1] == speed:
+    if held is not None and held[0] is base and held[1] == playback:
         return figures.move_cursor(held[2], cursor, events)
     shown = figures.with_cursor(base, cursor, events)
     shown.update_layout(zoom.DRAG)
-    if speed is not None:
-        times, frame_ms = frame_times(span[0], span[1], speed)
+    if playback is not None:
+        times, frame_ms = frame_times(playback[1], end, playback[0])
         figures.with_playback(shown, times, frame_ms, events)
-    st.session_state[OWN_FIGURE] = (base, speed, shown)
+    st.session_state[OWN_FIGURE] = (base, playback, shown)
     return shown
 
 
