@@ -389,7 +389,7 @@ def arrows(spec: dict[str, Any]) -> list[int]:
 
 def cursor(spec: dict[str, Any]) -> float:
     """The x of the time cursor on a space-time diagram's spec."""
-    return next(s["x0"] for s in spec["layout"]["shapes"] if s.get("name") == "cursor")
+    return next(t["x"][0] for t in spec["data"] if t.get("name") == "cursor")
 
 
 def test_every_page_opens_on_the_default_run(boot: Boot) -> None:

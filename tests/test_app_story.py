@@ -38,7 +38,7 @@ def arrows(spec: dict[str, Any]) -> list[int]:
 
 def cursor(spec: dict[str, Any]) -> float:
     """The x of the time cursor on a space-time diagram's spec."""
-    return float(next(s["x0"] for s in spec["layout"]["shapes"] if s.get("name") == "cursor"))
+    return float(next(t["x"][0] for t in spec["data"] if t.get("name") == "cursor"))
 
 
 def timed_out_trace(run: Run) -> str:
@@ -267,8 +267,8 @@ def test_a_playback_frame_moves_only_the_cursor(chain: Run, boot: Boot) -> None:
     fig = figures.with_cursor(base, 1.0)
     assert figures.move_cursor(fig, 2.5) is fig  # in place: no copy of the arrows
     assert figures.cursor_of(fig) == 2.5
-    curtain = next(s for s in fig.layout.shapes if s.name == "curtain")
-    assert curtain.x0 == 2.5
+    curtain = next(t for t in fig.data if t.name == "curtain")
+    assert curtain.x[0] == 2.5
 
     # Two frames of the same window: the same arrows, the cursor moved on; another
     # window draws its own arrows.
@@ -278,7 +278,7 @@ def test_a_playback_frame_moves_only_the_cursor(chain: Run, boot: Boot) -> None:
     at.run()
     second = charts(at)[0]
     assert cursor(second) > cursor(first)
-    assert second["data"] == first["data"]
+    assert second["data"][:-2] == first["data"][:-2]  # the last two: curtain, cursor
     at.button(key="replay_play").click().run()  # pause
     at.slider(key="replay_window").set_value((30.0, 40.0)).run()
     third = charts(at)[0]
@@ -293,6 +293,59 @@ def test_one_x_is_real_time(chain: Run, boot: Boot) -> None:
     at.button(key="replay_play").click().run()  # from the window's end: back to 10 s
     # One frame (at least TICK_S = 1 wall second) at 1x: one simulated second.
     assert cursor(charts(at)[0]) == pytest.approx(11.0)
+    at.button(key="replay_play").click().run()
+
+
+def in_chart_playback(spec: dict[str, Any]) -> tuple[list[float], dict[str, Any]]:
+    """The cursor's x in each animation frame of a space-time diagram's spec, and the
+    options of its in-chart Play button (checking every frame moves only the cursor and
+    its curtain)."""
+    names = [t.get("name") for t in spec["data"]]
+    moved = {names.index("curtain"), names.index("cursor")}
+    xs = []
+    for frame in spec.get("frames", []):
+        assert set(frame["traces"]) == moved  # no arrow is sent again
+        xs.append(float(frame["data"][frame["traces"].index(names.index("cursor"))]["x"][0]))
+    menu = next(m for m in spec["layout"].get("updatemenus", []) if m["name"] == "playback")
+    play = next(b for b in menu["buttons"] if b["label"] == "Play window")
+    return xs, play["args"][1]
+
+
+def test_the_window_plays_in_the_browser_at_the_chosen_speed(chain: Run, boot: Boot) -> None:
+    at = boot("replay", chain)
+    at.slider(key="replay_window").set_value((10.0, 15.0)).run()
+    at.selectbox(key="replay_speed").set_value(1.0).run()
+    xs, play = in_chart_playback(charts(at)[0])
+    assert xs[0] == pytest.approx(10.0) and xs[-1] == pytest.approx(15.0)
+    # 1x is real time: each frame moves the cursor by the simulated seconds it is shown.
+    wall = play["frame"]["duration"] / 1000.0
+    assert np.diff(xs) == pytest.approx(wall)
+    assert play["frame"]["redraw"] is False and play["transition"]["duration"] == 0
+    assert play["fromcurrent"] is True  # Pause, then Play window, goes on
+
+    at.selectbox(key="replay_speed").set_value(10.0).run()
+    xs, play = in_chart_playback(charts(at)[0])
+    assert np.diff(xs) == pytest.approx(10.0 * play["frame"]["duration"] / 1000.0)
+    assert xs[-1] == pytest.approx(15.0)
+    # From the cursor when it stands inside the window.
+    at.slider(key="replay_cursor").set_value(12.0).run()
+    xs, _ = in_chart_playback(charts(at)[0])
+    assert xs[0] == pytest.approx(12.0) and xs[-1] == pytest.approx(15.0)
+    at.slider(key="replay_cursor").set_value(15.0).run()
+
+    # Logical time: the same frames, their x counted in events.
+    at.segmented_control(key="replay_time").set_value("logical").run()
+    logical, play = in_chart_playback(charts(at)[0])
+    events = state.event_times(chain, state.run_key(chain))
+    from ui import figures
+
+    assert logical[0] == figures.to_logical([10.0], events)[0]
+    assert logical[-1] == figures.to_logical([15.0], events)[0]
+    assert logical == sorted(logical)
+
+    # Playing on the server (page after page): no in-chart playback to fight it.
+    at.button(key="replay_play").click().run()
+    assert not charts(at)[0].get("frames")
     at.button(key="replay_play").click().run()
 
 

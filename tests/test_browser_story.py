@@ -4,8 +4,9 @@ Failure markers drawn and clickable, the causal highlight, Compare's matched req
 the overview (per agent and per link) on a 1,000,000-message run and zooming the
 diagram into a stretch of it (its seconds measured into test-artifacts/overview-1m.json,
 never asserted), arrows past 2,000 drawn as SVG lines, Stop during a run keeping the
-previous one and leaving no bar behind, and playback frame intervals (measured into
-test-artifacts/playback.json, never asserted). Server, browser and page fixtures and
+previous one and leaving no bar behind, playback frame intervals (measured into
+test-artifacts/playback.json, never asserted), and the window played in the browser by
+the chart's own Play window with no rerun (intervals into playback-client.json). Server, browser and page fixtures and
 the page helpers are tests/test_browser.py's.
 """
 
@@ -504,3 +505,88 @@ def test_playback_frame_intervals(page: Any, tmp_path: Path, chain_run: Run) -> 
     assert exceptions(page) == 0
     (ARTIFACTS / "playback.json").write_text(json.dumps(measured, indent=2))
     print(f"\nplayback frames: {measured}")
+
+
+def test_the_window_plays_in_the_browser_without_a_rerun(
+    page: Any, tmp_path: Path, chain_run: Run
+) -> None:
+    """Play window, in the diagram, on a window of about 2,000 arrows: plotly.js moves
+    the cursor from frame to frame with no Streamlit rerun (the chart keeps a mark put on
+    it, the script never runs). The cursor's position is sampled from the chart for
+    about 5 s; intervals and the speed achieved go to test-artifacts/playback-client.json,
+    not asserted."""
+    page.wait_for_selector("[data-testid='stMetricValue']")
+    wait_idle(page)
+    open_a_saved_run(page, tiled(chain_run, 20).save(tmp_path / "twenty"), "timeout-chain")
+    go_to(page, "replay")
+    click_slider(page, "Window", 0.075)  # 0-180 s of 2,400: about 2,000 arrows
+    page.wait_for_function(
+        f"""() => {plot(page)}._fullData.filter(t => t.mode === 'lines+markers')
+            .reduce((n, t) => n + t.x.length / 3, 0) > 1500""",
+        timeout=LARGE_MS,
+    )
+    wait_idle(page)
+    charts_rendered(page)
+    arrows = arrows_drawn(page)
+    # 10x: a frame every 0.2 s of wall time is asked for (at 1x, 400 frames of 0.45 s).
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Speed").click()
+    page.get_by_role("option", name="10x", exact=True).click()
+    page.wait_for_function(f"() => ({plot(page)}._transitionData._frames || []).length > 50")
+    wait_idle(page)
+    charts_rendered(page)
+    speed = 10.0
+    # Mark the chart, watch the script state, and sample the cursor at every paint.
+    page.evaluate(
+        f"""() => {{ const gd = {plot(page)}; gd.__mark = 'before play';
+            window.__ran = 0; window.__cursor = [];
+            const app = document.querySelector("[data-testid='stApp']");
+            window.__watch = new MutationObserver(() => {{
+                if (app.getAttribute('data-test-script-state') === 'running') window.__ran++; }});
+            window.__watch.observe(app, {{attributes: true}});
+            const read = () => {{ const g = {plot(page)};
+                const t = g && g.data.find(t => t.name === 'cursor'); return t ? t.x[0] : null; }};
+            let last = read();
+            const tick = () => {{ const x = read();
+                if (x !== null && x !== last) {{ last = x; window.__cursor.push([performance.now(), x]); }}
+                window.__poll = requestAnimationFrame(tick); }};
+            tick(); }}"""
+    )
+    chart = page.locator(CHARTS).first
+    chart.scroll_into_view_if_needed()
+    chart.locator(".updatemenu-button").filter(has_text="Play window").click()
+    time.sleep(5.0)
+    chart.locator(".updatemenu-button").filter(has_text="Pause").click()
+    samples = page.evaluate(
+        "() => { cancelAnimationFrame(window.__poll); return window.__cursor; }"
+    )
+    time.sleep(0.5)
+    paused = page.evaluate(f"() => {plot(page)}.data.find(t => t.name === 'cursor').x[0]")
+    ran = page.evaluate("() => { window.__watch.disconnect(); return window.__ran; }")
+    mark = page.evaluate(f"() => {plot(page)}.__mark")
+    chart.screenshot(path=ARTIFACTS / "playback-client.png")  # paused mid-window
+
+    stamps = np.asarray([s[0] for s in samples], dtype=float) / 1000.0
+    xs = np.asarray([s[1] for s in samples], dtype=float)
+    gaps = np.diff(stamps)
+    measured = {
+        "arrows": arrows,
+        "speed": speed,
+        "frames seen": len(xs),
+        "interval_s": {
+            "median": round(float(np.median(gaps)), 3) if len(gaps) else None,
+            "p90": round(float(np.percentile(gaps, 90)), 3) if len(gaps) else None,
+            "max": round(float(gaps.max()), 3) if len(gaps) else None,
+        },
+        # Simulated seconds per wall second, first frame to last seen.
+        "speed achieved": round(float((xs[-1] - xs[0]) / (stamps[-1] - stamps[0])), 2)
+        if len(xs) > 1
+        else None,
+    }
+    (ARTIFACTS / "playback-client.json").write_text(json.dumps(measured, indent=2))
+    print(f"\nin-browser playback: {measured}")
+
+    assert len(xs) >= 5  # the cursor moved, frame after frame
+    assert bool(np.all(np.diff(xs) > 0))  # forward only
+    assert ran == 0 and mark == "before play"  # no rerun: the chart was never rebuilt
+    assert paused == xs[-1] or paused >= xs[-1]  # Pause holds it (one frame may be queued)
+    assert exceptions(page) == 0

@@ -241,14 +241,16 @@ def test_past_ten_thousand_points_the_diagram_stays_svg(chain: Run) -> None:
 def test_the_cursor_is_a_line_and_a_curtain_on_a_copy(chain: Run) -> None:
     win = figures.window(chain.messages, 0, 20, chain.duration)
     base = figures.spacetime(win.rows, ["A", "B", "C"], chain.duration, x_range=(0, 20))
-    shapes = len(base.layout.shapes)
+    traces = len(base.data)
     fig = figures.with_cursor(base, 7.5)
 
     assert figures.cursor_of(fig) == 7.5
     assert figures.cursor_of(json.loads(fig.to_json())) == 7.5
-    curtain = next(s for s in fig.layout.shapes if s.name == "curtain")
-    assert (curtain.x0, curtain.x1) == (7.5, 20)
-    assert len(base.layout.shapes) == shapes  # the cached base figure is untouched
+    # Traces drawn last, over every arrow: plotly.js animates traces without a redraw.
+    assert [t.name for t in fig.data[-2:]] == ["curtain", "cursor"]
+    curtain = fig.data[-2]
+    assert (min(curtain.x), max(curtain.x)) == (7.5, 20)
+    assert len(base.data) == traces  # the cached base figure is untouched
 
 
 def test_filters_select_by_trace_agent_protocol_kind_and_type(chain: Run) -> None:

@@ -58,6 +58,7 @@ from ui.figures.replay import (
     to_logical,
     window,
     with_cursor,
+    with_playback,
 )
 from ui.figures.sweep import (
     advice_figure,
@@ -134,4 +135,5 @@ __all__ = [
     "waterfall",
     "window",
     "with_cursor",
+    "with_playback",
 ]

@@ -37,6 +37,9 @@ DIED_HALFWAY = 0.5
 
 CURSOR = "cursor"
 CURTAIN = "curtain"
+PLAYBACK = "playback"  # the in-chart Play/Pause buttons
+PLAY_LABEL = "Play window"
+PAUSE_LABEL = "Pause"
 ANCESTORS = "happened before"
 DESCENDANTS = "happened after"
 FADED = 0.18  # the opacity of the arrows outside a causal highlight
@@ -498,66 +501,135 @@ def causal(rows: pd.DataFrame, seq: int) -> tuple[frozenset[int], frozenset[int]
     return frozenset(before), frozenset(after)
 
 
+def _cursor_x(cursor: float, events: np.ndarray | None) -> float:
+    """The cursor's x: seconds, or event order when `events` is given."""
+    return float(to_logical([cursor], events)[0]) if events is not None else float(cursor)
+
+
+def _curtain_x(x: float, right: float) -> list[float]:
+    """The curtain's outline along x: from the cursor to the right edge and back."""
+    edge = max(right, x)
+    return [x, edge, edge, x, x]
+
+
+def _extent(fig: go.Figure) -> tuple[float, float, float]:
+    """The right edge of the x axis and the y axis' two ends (lanes are reversed)."""
+    xr = fig.layout.xaxis.range
+    yr = fig.layout.yaxis.range or (0.5, -0.5)
+    return (float(xr[1]) if xr else np.inf), float(min(yr)), float(max(yr))
+
+
 def with_cursor(
     fig: go.Figure, cursor: float, events: np.ndarray | None = None, copy: bool = True
 ) -> go.Figure:
     """`fig` with a time cursor: a line at `cursor` (seconds) and a translucent curtain
     over what has not happened yet, up to the right edge of the x axis.
 
-    Returns a copy unless `copy` is False, so a cached base figure is never changed.
+    Both are the figure's last two traces (on top of every arrow), not layout shapes:
+    plotly.js animates traces without redrawing the figure, shapes only with a full
+    redraw. Returns a copy unless `copy` is False, so a cached base figure is never
+    changed.
     """
     out = go.Figure(fig) if copy else fig
-    x = float(to_logical([cursor], events)[0]) if events is not None else float(cursor)
-    right = out.layout.xaxis.range[1] if out.layout.xaxis.range else x
-    out.add_shape(
-        type="rect",
-        name=CURTAIN,
-        xref="x",
-        yref="y domain",
-        x0=x,
-        x1=max(float(right), x),
-        y0=0,
-        y1=1,
-        fillcolor="white",
-        opacity=0.7,
-        line_width=0,
-        layer="above",
+    x = _cursor_x(cursor, events)
+    right, top, bottom = _extent(out)
+    right = right if np.isfinite(right) else x
+    skip = {"hoverinfo": "skip", "showlegend": False, "mode": "lines"}
+    out.add_trace(
+        go.Scatter(
+            x=_curtain_x(x, right),
+            y=[top, top, bottom, bottom, top],
+            fill="toself",
+            fillcolor="rgba(255,255,255,0.7)",
+            line={"width": 0},
+            hoveron="points",
+            name=CURTAIN,
+            **skip,
+        )
     )
-    out.add_shape(
-        type="line",
-        name=CURSOR,
-        xref="x",
-        yref="y domain",
-        x0=x,
-        x1=x,
-        y0=0,
-        y1=1,
-        line={"color": "#111111", "width": 2},
-        layer="above",
+    out.add_trace(
+        go.Scatter(
+            x=[x, x], y=[top, bottom], line={"color": "#111111", "width": 2}, name=CURSOR, **skip
+        )
     )
     return out
 
 
+def _cursor_traces(fig: go.Figure) -> tuple[int, int]:
+    """The indices of the curtain and cursor traces `with_cursor` added."""
+    names = [t.name for t in fig.data]
+    return names.index(CURTAIN), names.index(CURSOR)
+
+
 def move_cursor(fig: go.Figure, cursor: float, events: np.ndarray | None = None) -> go.Figure:
     """Move the cursor and curtain `with_cursor` drew on `fig` to `cursor` (seconds), in
-    place: a playback frame changes two shapes, not a copy of every arrow."""
-    x = float(to_logical([cursor], events)[0]) if events is not None else float(cursor)
-    right = fig.layout.xaxis.range[1] if fig.layout.xaxis.range else x
-    for shape in fig.layout.shapes:
-        if shape.name == CURTAIN:
-            shape.update(x0=x, x1=max(float(right), x))
-        elif shape.name == CURSOR:
-            shape.update(x0=x, x1=x)
+    place: a playback frame changes two small traces, not a copy of every arrow."""
+    x = _cursor_x(cursor, events)
+    right, _, _ = _extent(fig)
+    curtain, line = _cursor_traces(fig)
+    fig.data[curtain].x = _curtain_x(x, right if np.isfinite(right) else x)
+    fig.data[line].x = [x, x]
+    return fig
+
+
+def with_playback(
+    fig: go.Figure, times: Sequence[float], frame_ms: float, events: np.ndarray | None = None
+) -> go.Figure:
+    """Give `fig` (with a cursor from `with_cursor`) an in-browser playback, in place:
+    one animation frame per time of `times` (seconds) that moves only the cursor and
+    curtain traces, and Play/Pause buttons in the chart. plotly.js plays it without a
+    rerun of the page and without redrawing the arrows (`redraw` off), each frame shown
+    `frame_ms` wall milliseconds."""
+    curtain, line = _cursor_traces(fig)
+    right, _, _ = _extent(fig)
+    xs = _to_x(np.asarray(times, dtype=float), events).tolist()
+    fig.frames = [
+        go.Frame(
+            name=f"{k}",
+            data=[
+                {"x": _curtain_x(x, right if np.isfinite(right) else x)},
+                {"x": [x, x]},
+            ],
+            traces=[curtain, line],
+        )
+        for k, x in enumerate(xs)
+    ]
+    play = {
+        "frame": {"duration": frame_ms, "redraw": False},
+        "transition": {"duration": 0},
+        "fromcurrent": True,
+        "mode": "immediate",
+    }
+    pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
+    fig.update_layout(
+        updatemenus=[
+            {
+                "type": "buttons",
+                "name": PLAYBACK,
+                "direction": "left",
+                "showactive": False,
+                "x": 0.0,
+                "xanchor": "left",
+                "y": 1.0,
+                "yanchor": "bottom",
+                "pad": {"b": 4},
+                "buttons": [
+                    {"label": PLAY_LABEL, "method": "animate", "args": [None, play]},
+                    {"label": PAUSE_LABEL, "method": "animate", "args": [[None], pause]},
+                ],
+            }
+        ]
+    )
     return fig
 
 
 def cursor_of(fig: go.Figure | dict) -> float | None:
     """The x of the cursor line drawn by `with_cursor`, or None."""
-    shapes = fig["layout"].get("shapes", []) if isinstance(fig, dict) else fig.layout.shapes
-    for shape in shapes:
-        name = shape.get("name") if isinstance(shape, dict) else shape.name
+    data = fig.get("data", []) if isinstance(fig, dict) else fig.data
+    for trace in data:
+        name = trace.get("name") if isinstance(trace, dict) else trace.name
         if name == CURSOR:
-            return float(shape["x0"] if isinstance(shape, dict) else shape.x0)
+            return float(trace["x"][0])
     return None
 
 

@@ -1,8 +1,11 @@
 """Replay page: the space-time diagram of a run's messages, with a time cursor that plays.
 
 Scrub a window of time; the diagram draws at most a few thousand arrows of it and says
-when it thinned them. Play moves the cursor (a `run_every` fragment: only the diagram
-reruns); what has not happened yet sits behind a translucent curtain. Filters: trace
+when it thinned them. "Play window", in the chart, plays the window in the browser
+(plotly animation frames that move only the cursor: no rerun, the arrows are not drawn
+again); Play, above it, plays on through the run, paging the window (a `run_every`
+fragment: only the diagram reruns, about one frame a second). What has not happened yet
+sits behind a translucent curtain. Filters: trace
 (correlation ID, shared with Cascades), agents, protocols, kinds, message types.
 Selecting a message (click an arrow's head, or pick it below) shows its envelope.
 """
@@ -23,7 +26,7 @@ from sim import Run
 from ui import figures, state
 from ui import tasks as task_bands
 from ui.figures import zoom
-from ui.playback import SPEEDS, default_speed, speed_label
+from ui.playback import SPEEDS, default_speed, frame_times, speed_label
 
 TICK_S = 1.0  # wall seconds between two frames while playing
 READABLE = 250  # messages in the first window shown: enough to see a pattern, few to read
@@ -58,7 +61,7 @@ THREAD = "replay_thread"  # light up the selected message's causal thread
 JUMP_NOTE = "replay_jump_note"  # why the last jump went nowhere
 FITTED = "replay_fitted"  # (run key, trace) the window and cursor were last fitted to
 CHART = "replay_chart"
-OWN_FIGURE = "replay_own_figure"  # (cached diagram, this session's copy with its cursor)
+OWN_FIGURE = "replay_own_figure"  # (diagram, in-chart playback, this session's copy)
 ZOOM_SEEN = "replay_zoom_seen"  # the box dragged across the diagram last applied
 
 
@@ -572,8 +575,11 @@ def show_diagram(
     base = diagram(run, key, lo, hi, flt, limit, logical, selected, thread)
     events = state.event_times(run, key) if logical else None
     cursor = min(max(float(st.session_state[CURSOR]), lo), hi)
+    # Playing on the server (across windows) moves the cursor each tick: no in-chart
+    # playback then, which would fight it.
+    speed = None if st.session_state.get(PLAYING) else float(st.session_state.get(SPEED, 1.0))
     st.plotly_chart(
-        cursor_figure(base, cursor, events),
+        cursor_figure(base, cursor, events, (lo, hi), speed),
         key=CHART,
         on_select="rerun",
         selection_mode=("points", "box"),
@@ -599,17 +605,33 @@ def show_diagram(
     return cursor
 
 
-def cursor_figure(base: go.Figure, cursor: float, events: Any) -> go.Figure:
+def cursor_figure(
+    base: go.Figure,
+    cursor: float,
+    events: Any,
+    span: tuple[float, float],
+    speed: float | None,
+) -> go.Figure:
     """The diagram with its cursor at `cursor`: this session's own copy of the cached
-    `base`, made once per diagram, whose cursor each playback frame moves in place
-    (copying a figure of 2,000 arrows cost four times the rest of a frame's server
-    time)."""
+    `base`, made once per diagram and speed, whose cursor a server-side frame moves in
+    place (copying a figure of 2,000 arrows cost four times the rest of a frame's
+    server time). With a `speed`, the copy carries an in-browser playback of the window
+    `span` at that speed (Play window, in the chart), from the cursor (from the
+    window's start when the cursor stands at its end): plotly.js moves the cursor
+    without a rerun, so the arrows are not drawn again at each frame."""
+    start, end = span
+    playback = None
+    if speed is not None:
+        playback = (speed, cursor if start <= cursor < end else start)
     held = st.session_state.get(OWN_FIGURE)
-    if held is not None and held[0] is base:
-        return figures.move_cursor(held[1], cursor, events)
+    if held is not None and held[0] is base and held[1] == playback:
+        return figures.move_cursor(held[2], cursor, events)
     shown = figures.with_cursor(base, cursor, events)
     shown.update_layout(zoom.DRAG)
-    st.session_state[OWN_FIGURE] = (base, shown)
+    if playback is not None:
+        times, frame_ms = frame_times(playback[1], end, playback[0])
+        figures.with_playback(shown, times, frame_ms, events)
+    st.session_state[OWN_FIGURE] = (base, playback, shown)
     return shown
 
 
@@ -722,7 +744,9 @@ top[1].selectbox(
     key=SPEED,
     persist_state="session",
     format_func=speed_label,
-    help="Simulated seconds per wall second: 1x is real time, 0.01x a hundred times slower.",
+    help="Simulated seconds per wall second: 1x is real time, 0.01x a hundred times slower. "
+    "Play window, in the diagram, plays the window smoothly in the browser; Play goes on "
+    "through the run, a window after another, about a frame a second.",
 )
 top[2].segmented_control(
     "Time",
