@@ -291,6 +291,15 @@ def test_run_page_runs_another_scenario(page: Page) -> None:
     others = [t.strip() for t in options.all_inner_texts() if t.strip() not in (current, "large")]
     if others:
         options.filter(has_text=others[0]).first.click()
+        # The pick's rerun may not have started when the click returns (the script state
+        # still reads notRunning): wait until it has put the picked file's seed in the seed
+        # box, or Run goes out with the old scenario's widgets.
+        path = loading.builtin_path(others[0])
+        seed = loading.from_text(path.read_text(encoding="utf-8"), path.name).seed
+        page.wait_for_function(
+            "s => document.querySelector(\"[data-testid='stNumberInput'] input\").value === s",
+            arg=str(seed),
+        )
         wait_idle(page)
     else:
         page.keyboard.press("Escape")
