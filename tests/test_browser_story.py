@@ -13,6 +13,7 @@ the page helpers are tests/test_browser.py's.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -476,6 +477,10 @@ def frame_intervals(page: Any, seconds: float) -> dict[str, Any]:
     }
 
 
+@pytest.mark.skipif(
+    not os.environ.get("SWITCHBOARD_MEASURE_PLAYBACK"),
+    reason="a measurement (SWITCHBOARD_MEASURE_PLAYBACK=1 pytest -s -m browser -k playback_frame)",
+)
 def test_playback_frame_intervals(page: Any, tmp_path: Path, chain_run: Run) -> None:
     """Frame intervals while playing (the target is one a second), measured into
     test-artifacts/playback.json, not asserted: the default window of the default run,
