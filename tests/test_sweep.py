@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 import sim
-from sim import cli
+from sim import advisor_a2a, cli
 from sim import sweeps as sw
 from sim.advisor import Needs, advise
 from sim.sweeps import on_dask
@@ -788,3 +788,25 @@ def test_a_sweeps_name_cannot_write_outside_runs_sweeps(
     assert cli.main(["sweep", str(path)]) == 2
     assert "name: must be a folder name" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.yaml"]
+
+
+def test_advise_runs_its_sweep_on_dask_with_the_serial_advice(tmp_path, monkeypatch, capsys):
+    # The A2A question's built-in sweep (16 runs) is small enough to run twice here.
+    monkeypatch.setattr(advisor_a2a, "A2A_CACHE", tmp_path / "serial")
+    assert cli.main(["advise", "--a2a", "--offline", "--workers", "1"]) == 0
+    serial = capsys.readouterr().out
+    monkeypatch.setattr(advisor_a2a, "A2A_CACHE", tmp_path / "dask")
+    assert cli.main(["advise", "--a2a", "--offline", "--dask", "--workers", "2"]) == 0
+    assert capsys.readouterr().out == serial
+    assert serial.startswith("Use streaming")
+    pd.testing.assert_frame_equal(
+        comparable(sw.load(tmp_path / "dask")), comparable(sw.load(tmp_path / "serial"))
+    )
+
+
+def test_advise_on_a_saved_sweep_has_nothing_to_run_on_dask(advisor_rows, tmp_path, capsys):
+    sw.save(advisor_rows, tmp_path / "saved")
+    assert fails(capsys, "advise", "--sweep", str(tmp_path / "saved"), "--dask") == (
+        f"error: --sweep {tmp_path / 'saved'} is judged as saved, nothing runs: "
+        "--dask says where runs would go\n"
+    )

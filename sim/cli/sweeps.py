@@ -49,15 +49,7 @@ def add_sweep_verbs(verbs: Any) -> None:
         type=_workers,
         help="local processes, or Dask workers with --dask local (default: all cores)",
     )
-    sweep.add_argument(
-        "--dask",
-        nargs="?",
-        const="local",
-        metavar="ADDRESS|local",
-        help="run on Dask: a LocalCluster of --workers processes started here ('local', the "
-        "default), or the scheduler at ADDRESS, e.g. tcp://10.0.0.5:8786",
-    )
-    sweep.add_argument("--scheduler", metavar="ADDRESS", help="the same as --dask ADDRESS")
+    _add_dask(sweep)
     sweep.add_argument("--replications", type=_workers, help="replace the file's replications")
     sweep.add_argument("--out", help="directory for the results (default: runs/sweeps/NAME)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar, no table")
@@ -96,7 +88,25 @@ def add_sweep_verbs(verbs: Any) -> None:
         f"run once and kept in {advisor.ADVISOR_CACHE}; with --a2a, "
         f"{advisor_a2a.A2A_SWEEP} in {advisor_a2a.A2A_CACHE})",
     )
-    advise.add_argument("--workers", type=_workers, help="local processes if the sweep must run")
+    advise.add_argument(
+        "--workers",
+        type=_workers,
+        help="local processes, or Dask workers with --dask local, if the sweep must run",
+    )
+    _add_dask(advise)
+
+
+def _add_dask(verb: argparse.ArgumentParser) -> None:
+    """--dask and --scheduler: where a sweep's runs go when they must run."""
+    verb.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS|local",
+        help="run on Dask: a LocalCluster of --workers processes started here ('local', the "
+        "default), or the scheduler at ADDRESS, e.g. tcp://10.0.0.5:8786",
+    )
+    verb.add_argument("--scheduler", metavar="ADDRESS", help="the same as --dask ADDRESS")
 
 
 @contextlib.contextmanager
@@ -194,11 +204,17 @@ def _rows(args: argparse.Namespace, name: str, cache: Path) -> Any:
     """The saved sweep named by --sweep, or the built-in `name`, run once and kept."""
     from sim import sweeps as sw
 
+    scheduler = _scheduler(args)
     if args.sweep_dir:
+        if scheduler is not None:
+            raise UserError(
+                f"--sweep {args.sweep_dir} is judged as saved, nothing runs: "
+                "--dask says where runs would go"
+            )
         return sw.load(args.sweep_dir)
     spec = sw.load_spec(name)
     with _progress_bar(spec.cells * spec.replications, quiet=False) as tick:
-        return sw.cached(spec, cache, workers=args.workers, progress=tick)
+        return sw.cached(spec, cache, workers=args.workers, progress=tick, scheduler=scheduler)
 
 
 def cmd_advise(args: argparse.Namespace) -> int:

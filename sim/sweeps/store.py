@@ -54,9 +54,11 @@ def cached(
     directory: str | Path,
     workers: int | None = None,
     progress: Progress | None = None,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
     """The sweep's rows from `directory` if they were saved by the same sweep, else run
-    it and save them there (how the advisor keeps the built-in sweep between uses)."""
+    it (on `scheduler`, as `sweep` takes it) and save them there (how the advisor keeps
+    the built-in sweep between uses)."""
     spec = load_spec(source)
     where = Path(directory)
     if (where / "sweep.json").is_file():
@@ -66,7 +68,7 @@ def cached(
             rows = None
         if rows is not None and rows.attrs.get("fingerprint") == fingerprint(spec):
             return rows
-    rows = sweep(spec, workers=workers, progress=progress)
+    rows = sweep(spec, workers=workers, scheduler=scheduler, progress=progress)
     with contextlib.suppress(OSError):  # a read-only place: the rows are only not kept
         save(rows, where)
     return rows
