@@ -304,7 +304,7 @@ def test_the_second_stage_of_a_tandem_waits_what_erlang_c_says() -> None:
 
 # --- one worker pool per agent, whatever the protocols ---------------------------------
 
-MIXED_HORIZON = 1_800.0
+MIXED_HORIZON = 2_400.0
 
 
 @pytest.mark.slow
