@@ -6,7 +6,9 @@ It counts what went in and out, so queue samples and utilisation come from it. E
 server opens a span per request (`server_span`), closes it with the outcome of the
 status it answers (`end_span`), and loses its jobs when its node crashes (`crash`).
 The queue is served oldest first unless the pool is given another order
-(`protocols.order`: LIFO, adaptive LIFO, priority).
+(`protocols.order`: LIFO, adaptive LIFO, priority). Servers of several protocols on one
+node may share one pool (`WorkerPool.shared`, then `adopt` by each): an agent's workers
+are its own, whatever protocol brings the request.
 
     pool = WorkerPool(node, workers=4, queue_limit=100, begin=handler)
     if not pool.submit(job):
@@ -92,6 +94,23 @@ class WorkerPool:
         # starts from the event loop a moment later (see `done`), and a job arriving at
         # that same instant must not take the worker first.
         self.owed = 0
+        # A shared pool's begin, per owner (see `adopt`); empty for a pool of one server.
+        self._begins: dict[int, Callable[[Job], None]] = {}
+
+    @classmethod
+    def shared(cls, node: Node, workers: int, queue_limit: int | None = None) -> WorkerPool:
+        """A pool that servers of several protocols share; each `adopt`s it."""
+        pool = cls(node, workers, _unowned, queue_limit)
+        pool._begin = pool._begin_by_owner
+        return pool
+
+    def adopt(self, owner: object, begin: Callable[[Job], None]) -> None:
+        """Serve `owner`'s jobs too: `begin` starts each of them (a shared pool)."""
+        self._begins[id(owner)] = begin
+        self._begin = self._begin_by_owner
+
+    def _begin_by_owner(self, job: Job) -> None:
+        self._begins[id(job.owner)](job)
 
     def use_order(self, order: QueueOrder) -> None:
         """Serve the queue in `order` from now on (before any job is queued)."""
@@ -117,11 +136,16 @@ class WorkerPool:
             and len(self.queue) >= self.queue_limit
         )
 
-    def submit(self, job: Job) -> bool:
-        """Take a job: start it, or queue it; False (and nothing done) when full."""
+    def submit(self, job: Job, bounded: bool = True) -> bool:
+        """Take a job: start it, or queue it; False (and nothing done) when full.
+
+        A job that is not `bounded` is never refused: a broker's delivery, already
+        admitted by the consumer's prefetch, waits whatever the accept queue's limit.
+        """
         running = self.running
         if (
-            self.queue_limit is not None
+            bounded
+            and self.queue_limit is not None
             and len(running) >= self.workers
             and len(self.queue) >= self.queue_limit
         ):
@@ -198,26 +222,49 @@ class WorkerPool:
                 return
             self.completed += 1
 
-    def drain(self) -> list[Job]:
-        """Empty the pool (a crash): the jobs running and queued, for their owner to end."""
+    def drain(self, owner: object = None) -> list[Job]:
+        """Empty the pool (a crash): the jobs running and queued, for their owner to end;
+        only `owner`'s when given (a shared pool: each server ends its own)."""
+        self.owed = 0  # the hand-overs pending are void: the node's epoch has passed
+        if owner is not None and self._begins:
+            running = [job for job in self.running.values() if job.owner is owner]
+            queued = [job for job in self.queue if job.owner is owner]
+            for job in running:
+                del self.running[id(job)]
+            for job in queued:
+                self.queue.remove(job)
+            return running + queued
         lost = list(self.running.values()) + list(self.queue)
         self.running.clear()
         self.queue.clear()
-        self.owed = 0  # the hand-overs pending are void: the node's epoch has passed
         return lost
 
-    def crash(self, attempts: bool = False) -> None:
+    def crash(self, attempts: bool = False, owner: object = None) -> None:
         """The node crashed: the jobs running and queued are lost, their spans end in error.
 
         `attempts` records each span's attempts, the attempt of the message that brought
-        the job (a queue delivery's count).
+        the job (a queue delivery's count). With `owner`, only that server's jobs.
         """
         node = self.node
         now = node.env.now
-        for job in self.drain():
+        for job in self.drain(owner):
             why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
             count = job.msg.attempt if attempts else None
             node.journal.span_end(job.span, "error", now, error=why, attempts=count)
+
+
+def adopted(
+    pool: WorkerPool | None, owner: object, begin: Callable[[Job], None]
+) -> WorkerPool | None:
+    """`pool` adopted by `owner` (its jobs begun by `begin`), or None when there is none:
+    a server's constructor takes the agent's shared pool this way, else makes its own."""
+    if pool is not None:
+        pool.adopt(owner, begin)
+    return pool
+
+
+def _unowned(job: Job) -> None:
+    raise RuntimeError("a shared worker pool got a job from a server that did not adopt it")
 
 
 def server_span(node: Node, msg: Message, protocol: str, now: float) -> int:

@@ -248,3 +248,78 @@ def batch_means(samples: Sequence[float], batches: int) -> list[float]:
     if size < 1:
         raise ValueError("fewer samples than batches")
     return [fmean(samples[i * size : (i + 1) * size]) for i in range(batches)]
+
+
+def mmck_blocking(arrival_rate: float, service_rate: float, servers: int, capacity: int) -> float:
+    """The chance an arrival is turned away by an M/M/c/K queue: c servers, at most K
+    requests in the system (K - c waiting), Poisson arrivals, exponential service.
+
+    By PASTA an arrival sees the time-stationary distribution, p_n proportional to
+    a^n / n! for n <= c and a^n / (c! c^(n-c)) above (a = lambda / mu), so the answer is
+    p_K (Gross and Harris, Fundamentals of Queueing Theory, section 2.5). K = c is
+    Erlang B; c = 1 is the M/M/1/K formula (1 - rho) rho^K / (1 - rho^(K+1)). The terms
+    are built by the ratio p_n / p_(n-1) = a / min(n, c), which never overflows.
+
+    >>> round(mmck_blocking(0.8, 1.0, 1, 3), 6)  # M/M/1/3
+    0.173442
+    >>> round(mmck_blocking(5.0, 1.0, 10, 10), 6) == round(erlang_b(10, 5.0), 6)
+    True
+    """
+    if arrival_rate <= 0 or service_rate <= 0:
+        raise ValueError("arrival_rate and service_rate must be positive")
+    if servers < 1 or capacity < servers:
+        raise ValueError("need at least one server and a capacity of at least the servers")
+    load = arrival_rate / service_rate
+    term, total = 1.0, 1.0
+    for n in range(1, capacity + 1):
+        term *= load / min(n, servers)
+        total += term
+    return term / total
+
+
+def mmc_wait_tail(arrival_rate: float, service_rate: float, servers: int, t: float) -> float:
+    """P(Wq > t) in a FIFO M/M/c queue: C(c, a) e^(-(c mu - lambda) t), Erlang C times the
+    tail of the exponential wait of those who wait (Kleinrock, Queueing Systems I, 3.40).
+    For c = 1 it is rho e^(-(mu - lambda) t).
+
+    >>> round(mmc_wait_tail(0.5, 1.0, 1, 0.0), 6)
+    0.5
+    """
+    if t < 0:
+        raise ValueError("t must not be negative")
+    p_wait = erlang_c(servers, arrival_rate / service_rate)
+    return p_wait * math.exp(-(servers * service_rate - arrival_rate) * t)
+
+
+def mm1_sojourn_tail(arrival_rate: float, service_rate: float, t: float) -> float:
+    """P(T > t) for the time in system T (wait plus service) of a FIFO M/M/1 queue:
+    T is exponential with rate mu - lambda, so e^(-(mu - lambda) t) (Kleinrock 3.26).
+
+    The share of callers whose timeout `t` fires first, when the server keeps working
+    on abandoned requests (no cancellation), so the queue stays M/M/1.
+
+    >>> round(mm1_sojourn_tail(0.5, 1.0, 2.0), 6)
+    0.367879
+    """
+    if not 0 < arrival_rate < service_rate:
+        raise ValueError("the queue is unstable: arrival_rate must be below service_rate")
+    if t < 0:
+        raise ValueError("t must not be negative")
+    return math.exp(-(service_rate - arrival_rate) * t)
+
+
+def truncated_geometric(failure: float, max_attempts: int) -> list[float]:
+    """P(a call makes k attempts), k = 1..max_attempts, when each attempt fails on its own
+    with probability `failure` and a failed one is retried until `max_attempts`:
+    q^(k-1) (1 - q) below the cap, and q^(n-1) at the cap (the last attempt is made
+    whatever its result). The mean is (1 - q^n) / (1 - q); the call fails with q^n.
+
+    >>> truncated_geometric(0.5, 3)
+    [0.5, 0.25, 0.25]
+    """
+    if not 0 <= failure <= 1:
+        raise ValueError("failure must lie in [0, 1]")
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    probs = [failure ** (k - 1) * (1 - failure) for k in range(1, max_attempts)]
+    return [*probs, failure ** (max_attempts - 1)]

@@ -136,8 +136,13 @@ class World:
         while True:
             now = self.env.now
             for service in self._services:
+                sampled: set[int] = set()
                 for protocol, pool in service.pools.items():
-                    # The HTTP pool keeps the plain name; others say which protocol.
+                    if id(pool) in sampled:
+                        continue  # one pool shared by the agent's protocols
+                    sampled.add(id(pool))
+                    # The HTTP pool (the shared one with it) keeps the plain name; others
+                    # say which protocol.
                     suffix = "workers" if protocol == "http" else f"{protocol}.workers"
                     rec.queue_sample(
                         now,

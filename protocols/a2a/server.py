@@ -70,7 +70,7 @@ from protocols.a2a.wire import (
 )
 from protocols.node import Node
 from protocols.transport import Message
-from protocols.workers import Job, WorkerPool, server_span
+from protocols.workers import Job, WorkerPool, adopted, server_span
 
 OPEN = "open"  # a stream's status line (200), position 0 of its connection
 KEEPALIVE_TYPE = "a2a.keepalive"
@@ -173,11 +173,14 @@ class A2aServer:
         handler: Callable[[Job], None],
         queue_limit: int | None = None,
         settings: A2aSettings | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.node = node
         self.settings = settings or DEFAULTS
         self.handler = handler
-        self.pool = WorkerPool(node, workers, self._begin, queue_limit)
+        self.pool = adopted(pool, self, self._begin) or WorkerPool(
+            node, workers, self._begin, queue_limit
+        )
         self.tasks: dict[str, Task] = {}
         self.conns: dict[str, tuple[Task, Conn]] = {}
         self.pushes: dict[str, PushState] = {}  # by the msg_id of each attempt's POST
@@ -577,7 +580,7 @@ class A2aServer:
                 self._send(conn, "control", Event(conn.key, 0, CUT_TYPE, task.id,
                                                   reason="the server reset the connection"),
                            CUT_TYPE)  # fmt: skip
-        self.pool.crash()
+        self.pool.crash(owner=self)
         for task in self.tasks.values():
             if task.state not in lc.TERMINAL:
                 node.journal.span_end(task.span, "error", now, error="crashed with the task")

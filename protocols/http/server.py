@@ -32,7 +32,7 @@ from protocols.http.wire import (
 )
 from protocols.node import Node
 from protocols.transport import Message
-from protocols.workers import Job, WorkerPool
+from protocols.workers import Job, WorkerPool, adopted
 
 IN_FLIGHT = -1
 
@@ -82,11 +82,15 @@ class HttpServer:
         handler: Callable[[Job], None],
         queue_limit: int | None = None,
         settings: HttpServerSettings | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.node = node
         self.settings = settings or HttpServerSettings()
         self._handler = handler
-        self.pool = WorkerPool(node, workers, self.begin, queue_limit)
+        # `pool`: the agent's, shared with its other protocols' servers.
+        self.pool = adopted(pool, self, self.begin) or WorkerPool(
+            node, workers, self.begin, queue_limit
+        )
         self.connections: dict[tuple[str, int], bool] = {}
         # Requests taken in and not yet answered, by message id (to cancel them).
         self.jobs: dict[str, Job] = {}
@@ -240,7 +244,7 @@ class HttpServer:
 
     def reset(self) -> None:
         """A crash: the requests held are lost, connections and stored results forgotten."""
-        self.pool.crash()
+        self.pool.crash(owner=self)
         self.connections.clear()
         self.results.clear()
         self.jobs.clear()

@@ -59,7 +59,7 @@ from protocols.mcp.wire import (
 )
 from protocols.node import Node
 from protocols.transport import Message
-from protocols.workers import Job, WorkerPool, end_span, server_span
+from protocols.workers import Job, WorkerPool, adopted, end_span, server_span
 
 
 class Session:
@@ -114,11 +114,14 @@ class McpServer:
         handler: Callable[[Job], None],
         queue_limit: int | None = None,
         settings: McpSettings | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.node = node
         self.settings = settings or DEFAULTS
         self.handler = handler
-        self.pool = WorkerPool(node, workers, self._begin, queue_limit)
+        self.pool = adopted(pool, self, self._begin) or WorkerPool(
+            node, workers, self._begin, queue_limit
+        )
         self.sessions: dict[str, Session] = {}
         self.streams: dict[str, Stream] = {}
         self.by_request: dict[str, Stream] = {}
@@ -472,7 +475,7 @@ class McpServer:
         for stream in self.streams.values():
             if stream.conn:
                 self._frame(stream, "control", Frame(stream.key, -1, RESET), RESET_TYPE)
-        self.pool.crash()
+        self.pool.crash(owner=self)
         self.sessions.clear()
         self.streams.clear()
         self.by_request.clear()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import simpy
 
@@ -36,7 +36,7 @@ from protocols.queue.client import Consumer, Host
 from protocols.queue.settings import QueueSettings
 from protocols.queue.wire import PROTOCOL, REPLY_BYTES, Delivery
 from protocols.transport import Message
-from protocols.workers import Job, WorkerPool
+from protocols.workers import Job, WorkerPool, adopted
 
 
 class Deduper:
@@ -87,17 +87,12 @@ class ServerHost(Host, Protocol):
         ...
 
 
-def begin_job(job: Job) -> None:
-    """Start a job in a worker pool that queue servers share: its own server begins it."""
-    cast("QueueServer", job.owner).begin(job)
-
-
 class QueueServer:
     """Consumes a request queue into a worker pool; `handler(job)` ends with job.reply.
 
     `settings` (the endpoint's when None) are the queue's: its consumer, `on_error`,
-    idempotence, `drop_expired`. Servers of several queues on one node may share one
-    `pool`, made with `begin_job` as its `begin`.
+    idempotence, `drop_expired`. Servers of several queues (or protocols) on one node may
+    share one `pool` (`WorkerPool.shared`), which each adopts.
     """
 
     def __init__(
@@ -118,9 +113,9 @@ class QueueServer:
         self.queue = queue or self.settings.requests_of(node.id)
         self._handler = handler
         # The handler runs as is unless expired requests are dropped: a call less each.
-        self.pool = pool or WorkerPool(
-            node, workers, self.begin if self.settings.drop_expired else handler
-        )
+        begin = self.begin if self.settings.drop_expired else handler
+        # `pool`: shared with the node's other queue servers, or its other protocols'.
+        self.pool = adopted(pool, self, begin) or WorkerPool(node, workers, begin)
         if dedupe is None and self.settings.idempotent:
             dedupe = Deduper(node.env, self.settings.dedupe_ttl)
         self.dedupe = dedupe
@@ -176,7 +171,7 @@ class QueueServer:
             idempotency_key=d.idempotency_key,
         )
         # Its wait counts from when the broker made it ready: broker queue + pool queue.
-        self.pool.submit(Job(self, request, span, d.ready_at, data=d))
+        self.pool.submit(Job(self, request, span, d.ready_at, data=d), bounded=False)
 
     def begin(self, job: Job) -> None:
         """A worker took the job: drop it if its deadline passed (when set), else handle."""
@@ -259,4 +254,4 @@ class QueueServer:
 
     def reset(self) -> None:
         """The server crashed: the deliveries it held are lost (the broker redelivers)."""
-        self.pool.crash(attempts=True)
+        self.pool.crash(attempts=True, owner=self)

@@ -38,7 +38,7 @@ from protocols.sse.wire import (
     Open,
 )
 from protocols.transport import Message
-from protocols.workers import Job, WorkerPool, end_span, server_span
+from protocols.workers import Job, WorkerPool, adopted, end_span, server_span
 
 # A refusal of a (re)connect: the status to answer with, 0 to accept.
 Gate = Callable[[Message], int]
@@ -106,12 +106,15 @@ class SseServer:
         queue_limit: int | None = None,
         settings: SseSettings | None = None,
         gate: Gate | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.node = node
         self.settings = settings or DEFAULTS
         self.handler = handler
         self.gate = gate
-        self.pool = WorkerPool(node, workers, self._begin, queue_limit)
+        self.pool = adopted(pool, self, self._begin) or WorkerPool(
+            node, workers, self._begin, queue_limit
+        )
         self.streams: dict[str, ServerStream] = {}
         self.admit: Admit | None = None
         self.resumable = True
@@ -318,7 +321,7 @@ class SseServer:
                 if stream.conn:
                     frame = Frame(stream.key, -1, RESET)
                     self._send(stream, "control", frame, RESET_TYPE, 0)
-        self.pool.crash()
+        self.pool.crash(owner=self)
         self.streams.clear()
 
 

@@ -9,7 +9,7 @@ from protocols.node import Node
 from protocols.transport import Message
 from protocols.websocket.connection import WsConn
 from protocols.websocket.wire import OPEN, PROTOCOL, RESPONSE_BYTES
-from protocols.workers import Job, WorkerPool, end_span, server_span
+from protocols.workers import Job, WorkerPool, adopted, end_span, server_span
 
 
 def respond(conn: WsConn, request: Message, status: int, span: int) -> None:
@@ -30,9 +30,10 @@ class WebSocketServer:
         workers: int,
         handler: Callable[[Job], None],
         queue_limit: int | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.node = node
-        self.pool = WorkerPool(node, workers, handler, queue_limit)
+        self.pool = adopted(pool, self, handler) or WorkerPool(node, workers, handler, queue_limit)
         self._conns: dict[int, WsConn] = {}
 
     def on_request(self, conn: WsConn, app: Message) -> None:
@@ -61,5 +62,5 @@ class WebSocketServer:
 
     def reset(self) -> None:
         """The server crashed: the requests it held are lost, their spans end in error."""
-        self.pool.crash()
+        self.pool.crash(owner=self)
         self._conns.clear()

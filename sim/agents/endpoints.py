@@ -21,7 +21,6 @@ from protocols.llm import TOKENS
 from protocols.mcp import McpClient, McpEndpoint, McpServer, McpSettings
 from protocols.node import Node
 from protocols.queue import QueueEndpoint, QueueServer, QueueSettings
-from protocols.queue.server import begin_job
 from protocols.resilience import Attempt, Cancel
 from protocols.sse import SseClient, SseEndpoint, SseServer, SseSettings, SseStream
 from protocols.websocket import WebSocketEndpoint, WebSocketServer
@@ -125,30 +124,34 @@ class Endpoints:
 
         return A2aClient(node, lambda dst: channel(dst).a2a, answer_delay, auth_answer)
 
-    def serve(self, protocols: list[str], handler: Handler) -> None:
-        """Serve `handler` over each protocol, each with the agent's workers."""
+    def serve(self, protocols: list[str], handler: Handler, shared: bool = False) -> None:
+        """Serve `handler` over each protocol, each with the agent's workers: with
+        `shared`, one pool of them for all the protocols (a service's `workers` are the
+        requests it serves at once, whatever brings them), else a pool per protocol."""
         spec, node = self.spec, self.node
+        workers, limit = spec.workers, spec.queue_limit
+        pool = WorkerPool.shared(node, workers, limit) if shared else None
         for protocol in protocols:
             if protocol == "http":
-                server = HttpServer(node, spec.workers, handler, spec.queue_limit, spec.http)
+                server = HttpServer(node, workers, handler, limit, spec.http, pool)
                 self.http.server = server
                 self.pools["http"] = server.pool
             elif protocol == "queue" and self.queue is not None:
-                self.pools["queue"] = self._serve_queues(handler)
+                self.pools["queue"] = self._serve_queues(handler, pool)
             elif protocol == "sse" and self.sse is not None:
-                sse = SseServer(node, spec.workers, handler, spec.queue_limit, self._sse_settings())
+                sse = SseServer(node, workers, handler, limit, self._sse_settings(), pool=pool)
                 self.sse.server = sse
                 self.pools["sse"] = sse.pool
             elif protocol == "a2a" and self.a2a is not None:
-                a2a = A2aServer(node, spec.workers, handler, spec.queue_limit, self._a2a_settings())
+                a2a = A2aServer(node, workers, handler, limit, self._a2a_settings(), pool)
                 self.a2a.server = a2a
                 self.pools["a2a"] = a2a.pool
             elif protocol == "mcp" and self.mcp is not None:
-                mcp = McpServer(node, spec.workers, handler, spec.queue_limit, self._mcp_settings())
+                mcp = McpServer(node, workers, handler, limit, self._mcp_settings(), pool)
                 self.mcp.server = mcp
                 self.pools["mcp"] = mcp.pool
             elif protocol == "websocket" and self.websocket is not None:
-                ws = WebSocketServer(node, spec.workers, handler, spec.queue_limit)
+                ws = WebSocketServer(node, workers, handler, limit, pool)
                 self.websocket.server = ws
                 self.pools["websocket"] = ws.pool
 
@@ -157,7 +160,7 @@ class Endpoints:
         if stream.first_event == TOKENS:
             self.node.journal.span_first_token(stream.span, stream.first_event_at)
 
-    def _serve_queues(self, handler: Handler) -> WorkerPool:
+    def _serve_queues(self, handler: Handler, pool: WorkerPool | None = None) -> WorkerPool:
         """A queue server per queue that carries requests to this agent, each with its
         channels' settings; the agent's workers serve them all, from one pool."""
         spec, queue = self.spec, self.queue
@@ -169,8 +172,10 @@ class Endpoints:
                 served.setdefault((settings.broker, settings.requests_of(spec.id)), settings)
         if not served:
             served[queue.settings.broker, queue.settings.requests_of(spec.id)] = queue.settings
-        # One queue: its server's own pool. Several: one pool, each job begun by its server.
-        pool = WorkerPool(self.node, spec.workers, begin_job) if len(served) > 1 else None
+        # One queue: its server's own pool. Several: one pool, each job begun by its server
+        # (the agent's `pool` when its protocols share one).
+        if pool is None and len(served) > 1:
+            pool = WorkerPool.shared(self.node, spec.workers)
         for (_, name), settings in served.items():
             server = QueueServer(
                 queue, spec.workers, handler, queue=name, settings=settings, pool=pool

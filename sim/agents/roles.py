@@ -310,7 +310,8 @@ class Service(Agent):
     def __init__(self, ctx: Context, spec: sc.Agent) -> None:
         super().__init__(ctx, spec)
         self._service_time = spec.service_time.sampler(ctx.streams.get(f"service:{self.id}"))
-        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
+        # One pool: `workers` are the requests it serves at once over all its protocols.
+        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle, shared=True)
 
     @property
     def pools(self) -> dict[str, WorkerPool]:
