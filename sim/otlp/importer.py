@@ -108,6 +108,10 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "missing_parents": pairs.missing_parents,
         "duplicate_spans": parsed.duplicates,
         "shared_span_ids": parsed.shared_ids,
+        # Times and parents the file gave that could not be used as they were.
+        "spans_without_start": parsed.undated,
+        "ends_before_start": parsed.ends_before_start,
+        "self_parents": parsed.self_parents,
         "clock_skew_adjusted": inferred.clock_skew_adjusted,
         "versions": versions(),
     }

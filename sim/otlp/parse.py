@@ -42,6 +42,7 @@ from sim.otlp.common import (
     attribute_map,
     decode_id,
     is_address,
+    shown,
     span_defaults,
 )
 from sim.otlp.tasks import EVENT as TASK_EVENT
@@ -73,6 +74,9 @@ class SpanRecord:
     status_message: str
     links: list[str]
     exception: str = ""
+    # False when the file gave no start time (OTLP/JSON omits a zero one; Zipkin's
+    # `timestamp` is optional): `date_undated` gives the span one from its neighbours.
+    dated: bool = True
     # What the file said that the contract's columns have no room for, kept so that an
     # export gives it back as it was (`otel_record`).
     kind_code: int = 0
@@ -124,6 +128,10 @@ class Parsed:
     requests: int = 0
     duplicates: int = 0
     shared_ids: int = 0
+    # Repairs made to what a file said, counted for the manifest (see `repair_times`).
+    undated: int = 0
+    ends_before_start: int = 0
+    self_parents: int = 0
     switchboard: bool = False
     format: str = "otlp/json"
     # Distinct resources and scopes by content: a Collector file repeats them per line.
@@ -186,6 +194,7 @@ def _parse_file(path: Path, max_bytes: int | None) -> Parsed:
         extra = " (only metrics or logs)" if other_signals else ""
         raise OtlpError(f"{path} holds no spans{extra}: nothing to import")
     repoint_shared_children(parsed)
+    repair_times(parsed)
     parsed.format = "+".join(formats)
     return parsed
 
@@ -270,6 +279,68 @@ def _unshared_id(trace_id: str, span_id: str) -> str:
     return digest[:16] if digest[:16].strip("0") else "0" * 15 + "1"
 
 
+def repair_times(parsed: Parsed) -> None:
+    """Make every span's times usable, counting each repair for the manifest.
+
+    A span without a start time gets the first of: its earliest event; its end (or its
+    earliest child's start, if sooner); its nearest dated ancestor's start; its trace's
+    earliest start; the file's; 0. A span
+    that ends before it starts (clocks stepped back) ends when it starts, and a span
+    that names itself as its parent is a root.
+    """
+    for s in parsed.spans:
+        if s.parent_id == s.span_id:
+            s.parent_id = ""
+            parsed.self_parents += 1
+    undated = [s for s in parsed.spans if not s.dated]
+    if undated:
+        _date_undated(parsed.spans, undated)
+        parsed.undated = len(undated)
+    for s in parsed.spans:
+        if s.end_ns is not None and s.end_ns < s.start_ns:
+            s.end_ns = s.start_ns
+            parsed.ends_before_start += 1
+
+
+def _date_undated(spans: list[SpanRecord], undated: list[SpanRecord]) -> None:
+    by_id = {(s.trace_id, s.span_id): s for s in spans}
+    dated = [s for s in spans if s.dated]
+    first_of_trace: dict[str, int] = {}
+    for s in dated:
+        first_of_trace[s.trace_id] = min(s.start_ns, first_of_trace.get(s.trace_id, s.start_ns))
+    first = min((s.start_ns for s in dated), default=0)
+    first_child: dict[tuple[str, str], int] = {}
+    for s in dated:
+        key = (s.trace_id, s.parent_id)
+        first_child[key] = min(s.start_ns, first_child.get(key, s.start_ns))
+    for s in undated:
+        times = [e["time_ns"] for e in s.events if e["time_ns"] > 0]
+        if times:
+            s.start_ns = min(times)
+        elif s.end_ns is not None:
+            s.start_ns = min(s.end_ns, first_child.get((s.trace_id, s.span_id), s.end_ns))
+        else:
+            ancestor = _dated_ancestor(s, by_id)
+            s.start_ns = (
+                ancestor.start_ns
+                if ancestor is not None
+                else first_of_trace.get(s.trace_id, first)
+            )
+
+
+def _dated_ancestor(
+    s: SpanRecord, by_id: dict[tuple[str, str], SpanRecord]
+) -> SpanRecord | None:
+    seen = {s.span_id}
+    node = by_id.get((s.trace_id, s.parent_id))
+    while node is not None and node.span_id not in seen:  # a cycle ends the walk
+        if node.dated:
+            return node
+        seen.add(node.span_id)
+        node = by_id.get((node.trace_id, node.parent_id))
+    return None
+
+
 def repoint_shared_children(parsed: Parsed) -> None:
     """Children of a shared id on the server's service hang under the server's new id."""
     if not parsed.shared_ids:
@@ -300,12 +371,12 @@ def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
         parent_id = decode_id(parent, 16) or ""
         if not parent_id:
             raise OtlpError(
-                f"{what} has parentSpanId {parent!r}: a span id is 16 hex digits, not all zeros"
+                f"{what} has parentSpanId {shown(parent)}: a span id is 16 hex digits, "
+                "not all zeros"
             )
+    # A zero time is an absent one (OTLP/JSON leaves zero fields out): never 1970.
     start = _nanos(span, ("startTimeUnixNano", "start_time_unix_nano"), what)
-    if start is None:
-        raise OtlpError(f"{what} has no startTimeUnixNano")
-    end = _nanos(span, ("endTimeUnixNano", "end_time_unix_nano"), what) or None
+    end = _nanos(span, ("endTimeUnixNano", "end_time_unix_nano"), what)
     attrs = attribute_map(_list(_field(span, "attributes") or [], place, f"{at}.attributes"))
     status = _field(span, "status") or {}
     code = _field(status, "code") if isinstance(status, dict) else None
@@ -340,13 +411,14 @@ def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
         name=name if isinstance(name, str) else "",
         kind=_kind(kind_value),
         agent=service,
-        start_ns=start,
+        start_ns=start or 0,
         end_ns=end,
         attrs=attrs,
         status_code=code,
         status_message=message if isinstance(message, str) else "",
         links=links,
         exception=_exception(events),
+        dated=start is not None,
         kind_code=_kind_code(kind_value),
         events=events,
         link_refs=refs,
@@ -412,19 +484,37 @@ def _id(span: dict[str, Any], names: tuple[str, str], digits: int, what: str) ->
     if decoded is None:
         noun = "trace" if digits == 32 else "span"
         raise OtlpError(
-            f"{what} has {names[0]} {value!r}: a {noun} id is {digits} hex digits, not all zeros"
+            f"{what} has {names[0]} {shown(value)}: a {noun} id is {digits} hex digits, "
+            "not all zeros"
         )
     return decoded
 
 
+# fixed64: a time past this is no time at all (the year 2554).
+_MAX_NANOS = 2**64
+
+
 def _nanos(span: dict[str, Any], names: tuple[str, str], what: str) -> int | None:
+    """A time in nanoseconds since 1970, None when absent or zero."""
     value = _field(span, *names)
     if value in (None, ""):
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise OtlpError(f"{what} has {names[0]} {value!r}, not an integer") from None
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, float) and not value.is_integer():
+            value = round(value)  # a JSON number written with an exponent
+        nanos = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise OtlpError(
+            f"{what} has {names[0]} {shown(value)}, not an integer number of nanoseconds"
+        ) from None
+    if not 0 <= nanos < _MAX_NANOS:
+        raise OtlpError(
+            f"{what} has {names[0]} {shown(value)}: a time is nanoseconds since 1970, "
+            "from 0 to 2^64"
+        )
+    return nanos or None
 
 
 def _kind(value: Any) -> str:

@@ -88,7 +88,8 @@ def documents(path: Path, max_bytes: int | None = None) -> Iterator[tuple[str, A
             if not _BINARY.intersection(head):
                 yield from ((w, d, "json") for w, d in _json_documents(label, stream))
             else:
-                yield from ((w, d, "protobuf") for w, d in _protobuf_documents(label, stream))
+                messages = _protobuf_documents(label, stream, cap)
+                yield from ((w, d, "protobuf") for w, d in messages)
     except (OSError, EOFError, zlib.error) as exc:
         if gzipped:
             raise OtlpError(f"{label} is a damaged gzip file: {exc}") from None
@@ -176,8 +177,9 @@ def unreadable(exc: BaseException) -> str:
 # -- OTLP protobuf --------------------------------------------------------------------------
 
 
-def _protobuf_documents(label: str, stream: Any) -> Iterator[tuple[str, Any]]:
-    """The requests of a length-prefixed protobuf file, or of one bare request."""
+def _protobuf_documents(label: str, stream: Any, cap: int) -> Iterator[tuple[str, Any]]:
+    """The requests of a length-prefixed protobuf file, or of one bare request; a length
+    prefix claiming more than the import's cap is refused before anything is read."""
     request_type, to_dict, decode_error = _protobuf_api(label)
     head = stream.peek(4)[:4]
     # A bare request starts with field 1 (resource_spans, length-delimited): 0x0a. A
@@ -196,6 +198,11 @@ def _protobuf_documents(label: str, stream: Any) -> Iterator[tuple[str, Any]]:
     while prefix := stream.read(4):
         number += 1
         size = int.from_bytes(prefix.ljust(4, b"\0"), "big")
+        if len(prefix) == 4 and size > cap:
+            raise OtlpError(
+                f"{label} message {number} claims {mib(size)}, more than an import reads "
+                f"({mib(cap)}): the file is not a Collector `format: proto` file, or is damaged"
+            )
         data = stream.read(size)
         if len(prefix) < 4 or len(data) < size:
             raise OtlpError(
