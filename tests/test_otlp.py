@@ -666,7 +666,7 @@ def request_of(*spans: dict[str, Any]) -> dict[str, Any]:
         (
             '{"foo": 1, "bar": 2}',
             "is not a trace this reads: expected OTLP (resourceSpans), Tempo (batches), "
-            "Jaeger (data) or a Zipkin v2 list of spans; found an object with bar, foo",
+            "Jaeger (data) or a Zipkin list of spans; found an object with bar, foo",
         ),
         (
             "[1]",
@@ -708,7 +708,7 @@ def test_json_lines_errors_name_the_line(tmp_path: Path) -> None:
         (good_span(spanId="0" * 16), "has spanId '0000000000000000': a span id is 16 hex digits"),
         (good_span(traceId="ab" * 8), f"has traceId '{'ab' * 8}': a trace id is 32 hex digits"),
         (good_span(parentSpanId="zz"), "has parentSpanId 'zz': a span id is 16 hex digits"),
-        (good_span(startTimeUnixNano=None), "has no startTimeUnixNano"),
+        (good_span(startTimeUnixNano="-1"), "has startTimeUnixNano '-1': a time is nanoseconds"),
         (good_span(startTimeUnixNano="soon"), "has startTimeUnixNano 'soon', not an integer"),
     ],
 )

@@ -306,38 +306,43 @@ def _date_undated(spans: list[SpanRecord], undated: list[SpanRecord]) -> None:
     by_id = {(s.trace_id, s.span_id): s for s in spans}
     dated = [s for s in spans if s.dated]
     first_of_trace: dict[str, int] = {}
-    for s in dated:
-        first_of_trace[s.trace_id] = min(s.start_ns, first_of_trace.get(s.trace_id, s.start_ns))
-    first = min((s.start_ns for s in dated), default=0)
     first_child: dict[tuple[str, str], int] = {}
     for s in dated:
+        first_of_trace[s.trace_id] = min(s.start_ns, first_of_trace.get(s.trace_id, s.start_ns))
         key = (s.trace_id, s.parent_id)
         first_child[key] = min(s.start_ns, first_child.get(key, s.start_ns))
+    first = min((s.start_ns for s in dated), default=0)
+    fixed: set[int] = set()  # ids (id()) of undated spans already given a start
     for s in undated:
-        times = [e["time_ns"] for e in s.events if e["time_ns"] > 0]
-        if times:
-            s.start_ns = min(times)
-        elif s.end_ns is not None:
-            s.start_ns = min(s.end_ns, first_child.get((s.trace_id, s.span_id), s.end_ns))
-        else:
-            ancestor = _dated_ancestor(s, by_id)
-            s.start_ns = (
-                ancestor.start_ns
-                if ancestor is not None
-                else first_of_trace.get(s.trace_id, first)
-            )
+        # Up the ancestors until a span whose start is known or can be told from its own
+        # events or end; every span passed on the way starts then.
+        chain: list[SpanRecord] = []
+        node: SpanRecord | None = s
+        while node is not None and not node.dated and id(node) not in fixed:
+            own = _own_start(node, first_child)
+            if own is not None:
+                node.start_ns = own
+                fixed.add(id(node))
+                break
+            if node in chain:  # a cycle of undated spans
+                node = None
+                break
+            chain.append(node)
+            node = by_id.get((node.trace_id, node.parent_id))
+        base = node.start_ns if node is not None else first_of_trace.get(s.trace_id, first)
+        for n in chain:
+            n.start_ns = base
+            fixed.add(id(n))
 
 
-def _dated_ancestor(
-    s: SpanRecord, by_id: dict[tuple[str, str], SpanRecord]
-) -> SpanRecord | None:
-    seen = {s.span_id}
-    node = by_id.get((s.trace_id, s.parent_id))
-    while node is not None and node.span_id not in seen:  # a cycle ends the walk
-        if node.dated:
-            return node
-        seen.add(node.span_id)
-        node = by_id.get((node.trace_id, node.parent_id))
+def _own_start(s: SpanRecord, first_child: dict[tuple[str, str], int]) -> int | None:
+    """A start told by the span itself: its earliest event, else its end (or its
+    earliest child's start, when sooner)."""
+    times = [e["time_ns"] for e in s.events if e["time_ns"] > 0]
+    if times:
+        return min(times)
+    if s.end_ns is not None:
+        return min(s.end_ns, first_child.get((s.trace_id, s.span_id), s.end_ns))
     return None
 
 

@@ -103,9 +103,7 @@ def batches(doc: Any, place: str, encoding: str) -> Iterator[Batch | OtherSignal
         raise OtlpError(f"{place} is not a trace this reads: {EXPECTED}; found {describe(doc)}")
 
 
-EXPECTED = (
-    "expected OTLP (resourceSpans), Tempo (batches), Jaeger (data) or a Zipkin v2 list of spans"
-)
+EXPECTED = "expected OTLP (resourceSpans), Tempo (batches), Jaeger (data) or a Zipkin list of spans"
 
 
 def _jaeger_response(doc: dict[str, Any], place: str) -> Iterator[Batch]:
@@ -148,7 +146,9 @@ def _list(doc: list[Any], place: str, otlp: str) -> Iterator[Batch | OtherSignal
         raise OtlpError(f"{place} is an empty list: no spans to import")
     first = doc[0]
     if isinstance(first, list):  # Zipkin's /traces: a list of traces
-        yield from _zipkin(place, [span for trace in doc if isinstance(trace, list) for span in trace])
+        yield from _zipkin(
+            place, [span for trace in doc if isinstance(trace, list) for span in trace]
+        )
     elif zipkin.is_span(first):
         yield from _zipkin(place, doc)
     elif jaeger.is_span(first):  # Jaeger spans on their own, each with its process

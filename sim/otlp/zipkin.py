@@ -195,7 +195,9 @@ def _from_v1(span: dict[str, Any]) -> list[dict[str, Any]]:
             core.setdefault(str(value), a)
         else:
             others.append(a)
-    base = {k: span[k] for k in ("traceId", "id", "parentId", "name", "debug") if k in span}
+    base: dict[str, Any] = {
+        k: span[k] for k in ("traceId", "id", "parentId", "name", "debug") if k in span
+    }
     sides: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
     if "cs" in core or "cr" in core:
         sides.append(("CLIENT", core.get("cs"), core.get("cr")))
@@ -207,9 +209,9 @@ def _from_v1(span: dict[str, Any]) -> list[dict[str, Any]]:
         sides.append(("CONSUMER", core["mr"], None))
     if not sides:
         sides.append(("", None, None))
-    out = []
+    out: list[dict[str, Any]] = []
     for i, (kind, begin, end) in enumerate(sides):
-        v2: dict[str, Any] = dict(base)
+        v2 = dict(base)
         if kind:
             v2["kind"] = kind
         mark = begin or end or {}
@@ -217,16 +219,16 @@ def _from_v1(span: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(local, dict):
             v2["localEndpoint"] = local
         start, stop = _micros(mark.get("timestamp")), _micros((end or {}).get("timestamp"))
-        if i == 0 and _micros(span.get("timestamp")):  # the span's own times are the first side's
-            start, stop = _micros(span.get("timestamp")), None
-            duration = _micros(span.get("duration"))
-            v2["duration"] = duration if duration is not None else None
+        duration = None
+        own = _micros(span.get("timestamp"))
+        if i == 0 and own:  # the span's own times are those of its first side
+            start, duration = own, _micros(span.get("duration"))
         if start:
             v2["timestamp"] = start
-            if stop is not None and stop >= start and "duration" not in v2:
-                v2["duration"] = stop - start
-        if v2.get("duration") is None:
-            v2.pop("duration", None)
+            if duration is None and stop is not None and stop >= start:
+                duration = stop - start
+            if duration is not None:
+                v2["duration"] = duration
         if i > 0:
             _second_side(v2, out[0], kind)
         out.append(v2)
