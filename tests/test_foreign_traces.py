@@ -43,7 +43,7 @@ EXPECTED: dict[str, tuple[str, int, set[str], int]] = {
     "jaeger/memory-otel_traces_01.json": ("otlp/json", 4, {"service-x"}, 4),
     "jaeger/otlp2jaeger-in.json": ("otlp/json", 1, {"telemetrygen"}, 0),
     "jaeger/otlp2jaeger-out.json": ("jaeger", 1, {"telemetrygen"}, 0),
-    "jaeger/ui_01.json": ("jaeger", 4, {"service-x", "service-y"}, 0),
+    "jaeger/ui_01.json": ("jaeger", 5, {"service-x", "service-y"}, 1),  # two spans share id 2
     "jaeger/zipkin_01.json": ("zipkin", 1, {"foo"}, 0),
     "jaeger/zipkin_03.json": ("zipkin", 1, {"schemas-service"}, 0),
     "otel-proto/trace.json": ("otlp/json", 1, {"my.service"}, 0),
@@ -308,6 +308,11 @@ WRONG_TYPES = {
         [{"traceId": 5, "id": ["x"], "timestamp": "abc", "duration": {}, "tags": ["x"],
           "annotations": "x", "localEndpoint": "svc", "kind": 3}]
     ),
+    "Zipkin annotations and tags with wrong types": json.dumps(
+        [{"traceId": "4bf92f3577b34da6", "id": "00f067aa0ba902b7", "timestamp": 1700000000000000,
+          "duration": 5, "tags": {"error": None, "x": {"y": 1}},
+          "annotations": [{"timestamp": "x", "value": None}, 5, {"timestamp": 1e400}]}]
+    ),
     "Tempo with wrong types": json.dumps({"batches": [{"scopeSpans": 5}]}),
     "Zipkin v1 with wrong types": json.dumps(
         [{"traceId": "x", "id": 5, "annotations": [{"value": "cs", "timestamp": "x"}],
@@ -395,6 +400,7 @@ CLI_CASES = [
     "truncated", "corrupt", "empty file", "huge span id", "JSON bomb: objects",
     "JSON bomb: attribute values", "not UTF-8", "protobuf: 2 GB length prefix",
     "gzip cut short", "negative time", "Zipkin v1 with wrong types", "Jaeger with wrong types",
+    "protobuf: 4 GB length prefix",
 ]  # fmt: skip
 
 
@@ -424,3 +430,58 @@ def test_cli_import_reads_a_foreign_file_without_saving() -> None:
     assert done.returncode == 0, done.stderr
     assert "imported 2 spans in 1 traces from 2 services (zipkin-v1)" in done.stdout
     assert "not saved" in done.stdout
+
+
+def test_zipkin_spans_in_pieces_and_ids_taken_twice(tmp_path: Path) -> None:
+    """Zipkin Lens' smartthings traces: a late fragment (name only) read before the client
+    and the shared server span of the same id must not hide them; two instances of a
+    service taking the same message under one id are two spans (Zipkin shows both)."""
+    t = T0 // 1000
+
+    def zspan(sid: str, service: str, **kw: Any) -> dict[str, Any]:
+        return {
+            "traceId": TRACE,
+            "id": sid,
+            "name": "post",
+            "localEndpoint": {"serviceName": service},
+        } | kw
+
+    spans = [
+        zspan(B, "api", parentId=A),  # the fragment, first
+        zspan(B, "login", parentId=A, kind="CLIENT", timestamp=t + 10, duration=500),
+        zspan(B, "api", parentId=A, kind="SERVER", shared=True, timestamp=t + 20, duration=400),
+        zspan(C, "pusher", parentId=A, kind="CONSUMER", timestamp=t + 30, duration=5),
+        zspan(C, "pusher", parentId=A, kind="CONSUMER", timestamp=t + 40, duration=5),
+        zspan(C, "pusher", parentId=A, kind="CONSUMER", timestamp=t + 40, duration=5),  # a copy
+        zspan(A, "login", timestamp=t, duration=1000),
+    ]  # fmt: skip
+    path = tmp_path / "pieces.json"
+    path.write_text(json.dumps(spans))
+    run = otlp.import_trace(path)
+    check_sane(run)
+    kinds = sorted(zip(run.spans["agent"], run.spans["kind"], strict=True))
+    assert kinds == [
+        ("api", "server"), ("login", "client"), ("login", "internal"),
+        ("pusher", "consumer"), ("pusher", "consumer"),
+    ]  # fmt: skip
+    assert run.manifest["spans_without_start"] == 0
+    assert (run.manifest["duplicate_spans"], run.manifest["reused_span_ids"]) == (2, 1)
+    assert list(run.messages["kind"][:2]) == ["request", "response"]
+
+
+def test_a_protobuf_nesting_bomb_is_one_sentence(tmp_path: Path) -> None:
+    """Attribute values nested 500 deep in a Collector `format: proto` file."""
+    trace_service = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
+    request = trace_service.ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = bytes.fromhex(TRACE), bytes.fromhex(A), "op"
+    attribute = span.attributes.add()
+    attribute.key, value = "deep", attribute.value
+    for _ in range(500):
+        value = value.array_value.values.add()
+    value.string_value = "bottom"
+    data = request.SerializeToString()
+    path = tmp_path / "deep.pb"
+    path.write_bytes(struct.pack(">I", len(data)) + data)
+    with pytest.raises(otlp.OtlpError, match=r"deep\.pb message 1 is not an OTLP protobuf"):
+        otlp.import_trace(path)

@@ -306,7 +306,7 @@ def _add_interop_verbs(verbs: Any) -> None:
         "file",
         metavar="FILE",
         help="OTLP/JSON (SDK or Collector JSON Lines), OTLP protobuf, a Tempo or Jaeger "
-        "trace-by-id response, Jaeger UI JSON or Zipkin v2 JSON; gzipped or not",
+        "trace-by-id response, Jaeger UI JSON or Zipkin JSON (v2 or v1); gzipped or not",
     )
     imp.add_argument(
         "--out",
@@ -447,7 +447,8 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
         "spans_without_start": "spans had no start time and were dated from their neighbours",
         "ends_before_start": "spans ended before they started and now end when they start",
         "self_parents": "spans named themselves as their parent and are now roots",
-        "duplicate_spans": "spans were in the file twice and were read once",
+        "duplicate_spans": "spans were in the file twice (or in pieces) and were read once",
+        "reused_span_ids": "spans reused another span's id and were given ids of their own",
     }
     for key, what in repairs.items():
         if run.manifest.get(key):

@@ -11,7 +11,7 @@
 
 `import_trace` (also `import_otlp`) reads OTLP/JSON, Collector JSON Lines, OTLP protobuf
 (the Collector's `format: proto` file, or one request), Tempo's and Jaeger's trace-by-id
-responses, Jaeger's UI JSON and Zipkin v2 JSON, gzipped or not. An imported span keeps
+responses, Jaeger's UI JSON and Zipkin JSON (v2 or v1), gzipped or not. An imported span keeps
 what its file said (ids, parent, times, attributes, events, links, resource) and an
 export writes it back so.
 

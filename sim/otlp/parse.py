@@ -132,6 +132,9 @@ class Parsed:
     undated: int = 0
     ends_before_start: int = 0
     self_parents: int = 0
+    reused_ids: int = 0
+    # A span id used by several whole spans: those spans, to tell a copy from another one.
+    reused: dict[str, list[SpanRecord]] = field(default_factory=dict)
     switchboard: bool = False
     format: str = "otlp/json"
     # Distinct resources and scopes by content: a Collector file repeats them per line.
@@ -243,34 +246,76 @@ def _read_request(parsed: Parsed, seen: dict[str, SpanRecord], place: str, resou
 def _add_span(
     parsed: Parsed, seen: dict[str, SpanRecord], record: SpanRecord, place: str, at: str
 ) -> None:
-    """Add a span unless it is a duplicate; give a B3 shared server span its own id."""
+    """Add a span, sorting out a span id met before in the same trace: a B3 shared server
+    span gets its own id; a fragment gives way to the whole span; a copy is dropped; two
+    whole, different spans under one id (instances that took the same message) both stay."""
     first = seen.get(record.span_id)
-    if first is not None and first.trace_id == record.trace_id:
-        if {first.kind, record.kind} != {"client", "server"} or first.agent == record.agent:
-            parsed.duplicates += 1  # the same span exported twice: keep the first
-            return
+    if first is None:
+        _append(parsed, seen, record)
+        return
+    if first.trace_id != record.trace_id:
+        raise OtlpError(
+            f"{place}: {at} reuses span id {record.span_id} of "
+            f"trace {first.trace_id} in trace {record.trace_id}; span ids must be unique"
+        )
+    if {first.kind, record.kind} == {"client", "server"} and first.agent != record.agent:
         # Zipkin's B3 lets a server reuse its client's span id (`shared`); as Jaeger's
         # query service and Tempo do, the server gets an id of its own, child of the
         # client's (its children are re-pointed once every span is read).
         server = record if record.kind == "server" else first
         client = first if server is record else record
-        server.span_id = _unshared_id(server.trace_id, client.span_id)
+        server.span_id = _free_id(seen, _unshared_id(server.trace_id, client.span_id))
         server.parent_id = client.span_id
         parsed.shared_ids += 1
         seen[server.span_id] = server
         seen[client.span_id] = client
         if server is first:
+            _append(parsed, seen, record)
+        else:
             record.order = len(parsed.spans)
             parsed.spans.append(record)
-            return
-    elif first is not None:
-        raise OtlpError(
-            f"{place}: {at} reuses span id {record.span_id} of "
-            f"trace {first.trace_id} in trace {record.trace_id}; span ids must be unique"
-        )
+        return
+    if _completeness(record) > _completeness(first):
+        # Zipkin takes a span in pieces: a late fragment (a name, no times) read first
+        # gives way to the whole span.
+        record.order = first.order
+        parsed.spans[first.order] = record
+        seen[record.span_id] = record
+        parsed.duplicates += 1
+        return
+    copies = parsed.reused.setdefault(record.span_id, [first])
+    same = any(_same(record, other) for other in copies)
+    if same or _completeness(record) < _completeness(first):
+        parsed.duplicates += 1  # the same span exported twice, or a fragment: keep the first
+        return
+    copies.append(record)
+    record.span_id = _free_id(seen, _unshared_id(record.trace_id, record.span_id))
+    parsed.reused_ids += 1
+    _append(parsed, seen, record)
+
+
+def _same(a: SpanRecord, b: SpanRecord) -> bool:
+    return (a.start_ns, a.end_ns, a.name, a.agent) == (b.start_ns, b.end_ns, b.name, b.agent)
+
+
+def _append(parsed: Parsed, seen: dict[str, SpanRecord], record: SpanRecord) -> None:
     seen[record.span_id] = record
     record.order = len(parsed.spans)
     parsed.spans.append(record)
+
+
+def _completeness(s: SpanRecord) -> tuple[bool, bool, bool]:
+    """How much of a span a record holds: a start, an end, a kind."""
+    return (s.dated, s.end_ns is not None, s.kind_code != 0)
+
+
+def _free_id(seen: dict[str, SpanRecord], wanted: str) -> str:
+    """`wanted`, or (when a span already has it) an id derived from it that none has."""
+    candidate, n = wanted, 0
+    while candidate in seen:
+        n += 1
+        candidate = hashlib.sha256(f"{wanted}:{n}".encode()).hexdigest()[:16]
+    return candidate
 
 
 def _unshared_id(trace_id: str, span_id: str) -> str:

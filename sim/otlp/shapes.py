@@ -11,6 +11,7 @@ Recognised, each turned into OTLP/JSON `resourceSpans` for the one reader:
 | `{"data": [trace, ...]}`, one trace, a list of them | Jaeger `GET /api/traces/<id>`, the UI's JSON |
 | one Jaeger span, `[span, ...]` (process inline) | Jaeger's Elasticsearch documents, its anonymizer |
 | `[span, ...]`, `[[span, ...], ...]`, one span | Zipkin v2 `GET /api/v2/trace/<id>`, `/traces` |
+| the same with `binaryAnnotations` | Zipkin v1 (`/api/v1`, Envoy, Finagle), turned into v2 first |
 
 Anything else gets one sentence saying what it looks like and what to download instead.
 """
