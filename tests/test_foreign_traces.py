@@ -485,3 +485,22 @@ def test_a_protobuf_nesting_bomb_is_one_sentence(tmp_path: Path) -> None:
     path.write_bytes(struct.pack(">I", len(data)) + data)
     with pytest.raises(otlp.OtlpError, match=r"deep\.pb message 1 is not an OTLP protobuf"):
         otlp.import_trace(path)
+
+
+def test_a_span_id_in_two_traces_names_two_spans(tmp_path: Path) -> None:
+    """OTLP makes a span id unique within its trace only (Jaeger's and Zipkin's test
+    traces reuse small ids): both traces import whole, each tree as the file gave it."""
+    other = "5" + TRACE[1:]
+    doc = otlp_doc(
+        otlp_span(A), otlp_span(B, A),
+        otlp_span(A, traceId=other, name="again"), otlp_span(B, A, traceId=other, name="child"),
+    )  # fmt: skip
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps(doc))
+    run = otlp.import_trace(path)
+    check_sane(run)
+    spans = run.spans.set_index("name", drop=False)
+    assert len(run.spans) == 4 and run.manifest["reused_span_ids"] == 2
+    assert spans.loc["child", "parent_id"] == spans.loc["again", "span_id"] != A
+    mine = run.spans[run.spans["trace_id"] == TRACE]
+    assert set(mine["span_id"]) == {A, B} and set(mine["parent_id"]) == {"", A}

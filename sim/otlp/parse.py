@@ -134,7 +134,8 @@ class Parsed:
     self_parents: int = 0
     reused_ids: int = 0
     # A span id used by several whole spans: those spans, to tell a copy from another one.
-    reused: dict[str, list[SpanRecord]] = field(default_factory=dict)
+    reused: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
+    taken: dict[str, int] = field(default_factory=dict)  # see `_free_id`
     switchboard: bool = False
     format: str = "otlp/json"
     # Distinct resources and scopes by content: a Collector file repeats them per line.
@@ -177,9 +178,13 @@ def parse_file(path: Path, max_bytes: int | None = None) -> Parsed:
         ) from None
 
 
+# The spans read so far, by (trace id, span id).
+Seen = dict[tuple[str, str], "SpanRecord"]
+
+
 def _parse_file(path: Path, max_bytes: int | None) -> Parsed:
     parsed = Parsed()
-    seen: dict[str, SpanRecord] = {}  # span id -> its span
+    seen: Seen = {}
     other_signals = False
     formats: list[str] = []
     for where, doc, encoding in source.documents(path, max_bytes):
@@ -197,12 +202,13 @@ def _parse_file(path: Path, max_bytes: int | None) -> Parsed:
         extra = " (only metrics or logs)" if other_signals else ""
         raise OtlpError(f"{path} holds no spans{extra}: nothing to import")
     repoint_shared_children(parsed)
+    unique_across_traces(parsed)
     repair_times(parsed)
     parsed.format = "+".join(formats)
     return parsed
 
 
-def _read_request(parsed: Parsed, seen: dict[str, SpanRecord], place: str, resources: list) -> None:
+def _read_request(parsed: Parsed, seen: Seen, place: str, resources: list) -> None:
     for r, rs in enumerate(resources):
         at_r = f"resourceSpans[{r}]"
         rs = _object(rs, place, at_r)
@@ -243,32 +249,27 @@ def _read_request(parsed: Parsed, seen: dict[str, SpanRecord], place: str, resou
                 _add_span(parsed, seen, record, place, f"{at_s}.spans[{k}]")
 
 
-def _add_span(
-    parsed: Parsed, seen: dict[str, SpanRecord], record: SpanRecord, place: str, at: str
-) -> None:
+def _add_span(parsed: Parsed, seen: Seen, record: SpanRecord, place: str, at: str) -> None:
     """Add a span, sorting out a span id met before in the same trace: a B3 shared server
     span gets its own id; a fragment gives way to the whole span; a copy is dropped; two
     whole, different spans under one id (instances that took the same message) both stay."""
-    first = seen.get(record.span_id)
+    first = seen.get((record.trace_id, record.span_id))
     if first is None:
         _append(parsed, seen, record)
         return
-    if first.trace_id != record.trace_id:
-        raise OtlpError(
-            f"{place}: {at} reuses span id {record.span_id} of "
-            f"trace {first.trace_id} in trace {record.trace_id}; span ids must be unique"
-        )
     if {first.kind, record.kind} == {"client", "server"} and first.agent != record.agent:
         # Zipkin's B3 lets a server reuse its client's span id (`shared`); as Jaeger's
         # query service and Tempo do, the server gets an id of its own, child of the
         # client's (its children are re-pointed once every span is read).
         server = record if record.kind == "server" else first
         client = first if server is record else record
-        server.span_id = _free_id(seen, _unshared_id(server.trace_id, client.span_id))
+        server.span_id = _free_id(
+            seen, server.trace_id, _unshared_id(server.trace_id, client.span_id), parsed.taken
+        )
         server.parent_id = client.span_id
         parsed.shared_ids += 1
-        seen[server.span_id] = server
-        seen[client.span_id] = client
+        seen[(server.trace_id, server.span_id)] = server
+        seen[(client.trace_id, client.span_id)] = client
         if server is first:
             _append(parsed, seen, record)
         else:
@@ -280,26 +281,28 @@ def _add_span(
         # gives way to the whole span.
         record.order = first.order
         parsed.spans[first.order] = record
-        seen[record.span_id] = record
+        seen[(record.trace_id, record.span_id)] = record
         parsed.duplicates += 1
         return
-    copies = parsed.reused.setdefault(record.span_id, [first])
-    same = any(_same(record, other) for other in copies)
-    if same or _completeness(record) < _completeness(first):
+    copies = parsed.reused.setdefault(record.span_id, {_identity(first)})
+    if _identity(record) in copies or _completeness(record) < _completeness(first):
         parsed.duplicates += 1  # the same span exported twice, or a fragment: keep the first
         return
-    copies.append(record)
-    record.span_id = _free_id(seen, _unshared_id(record.trace_id, record.span_id))
+    copies.add(_identity(record))
+    record.span_id = _free_id(
+        seen, record.trace_id, _unshared_id(record.trace_id, record.span_id), parsed.taken
+    )
     parsed.reused_ids += 1
     _append(parsed, seen, record)
 
 
-def _same(a: SpanRecord, b: SpanRecord) -> bool:
-    return (a.start_ns, a.end_ns, a.name, a.agent) == (b.start_ns, b.end_ns, b.name, b.agent)
+def _identity(s: SpanRecord) -> tuple[Any, ...]:
+    """What tells two records of one span id apart: a copy has the same."""
+    return (s.start_ns, s.end_ns, s.name, s.agent)
 
 
-def _append(parsed: Parsed, seen: dict[str, SpanRecord], record: SpanRecord) -> None:
-    seen[record.span_id] = record
+def _append(parsed: Parsed, seen: Seen, record: SpanRecord) -> None:
+    seen[(record.trace_id, record.span_id)] = record
     record.order = len(parsed.spans)
     parsed.spans.append(record)
 
@@ -309,12 +312,14 @@ def _completeness(s: SpanRecord) -> tuple[bool, bool, bool]:
     return (s.dated, s.end_ns is not None, s.kind_code != 0)
 
 
-def _free_id(seen: dict[str, SpanRecord], wanted: str) -> str:
-    """`wanted`, or (when a span already has it) an id derived from it that none has."""
-    candidate, n = wanted, 0
-    while candidate in seen:
+def _free_id(seen: Seen, trace_id: str, wanted: str, taken: dict[str, int]) -> str:
+    """`wanted`, or (when a span of the trace already has it) an id derived from it that
+    none has; `taken` counts the derivations made from each id so far."""
+    candidate, n = wanted, taken.get(wanted, 0)
+    while (trace_id, candidate) in seen:
         n += 1
         candidate = hashlib.sha256(f"{wanted}:{n}".encode()).hexdigest()[:16]
+    taken[wanted] = n
     return candidate
 
 
@@ -322,6 +327,28 @@ def _unshared_id(trace_id: str, span_id: str) -> str:
     """The id a shared server span gets: derived, so the same file imports the same."""
     digest = hashlib.sha256(f"{trace_id}:{span_id}:server".encode()).hexdigest()
     return digest[:16] if digest[:16].strip("0") else "0" * 15 + "1"
+
+
+def unique_across_traces(parsed: Parsed) -> None:
+    """A span id is unique within its trace only (OTLP's rule): a span whose id a span of
+    another trace has already gets an id of its own, and its trace's children follow it
+    (a run's spans are keyed by span id alone)."""
+    owner: dict[str, str] = {}
+    renamed: dict[tuple[str, str], str] = {}
+    for s in parsed.spans:
+        if owner.setdefault(s.span_id, s.trace_id) == s.trace_id:
+            continue
+        new, n = s.span_id, 0
+        while new in owner:
+            n += 1
+            new = hashlib.sha256(f"{s.trace_id}:{s.span_id}:{n}".encode()).hexdigest()[:16]
+        renamed[(s.trace_id, s.span_id)] = new
+        owner[new] = s.trace_id
+        s.span_id = new
+        parsed.reused_ids += 1
+    if renamed:
+        for s in parsed.spans:
+            s.parent_id = renamed.get((s.trace_id, s.parent_id), s.parent_id)
 
 
 def repair_times(parsed: Parsed) -> None:
@@ -362,6 +389,7 @@ def _date_undated(spans: list[SpanRecord], undated: list[SpanRecord]) -> None:
         # Up the ancestors until a span whose start is known or can be told from its own
         # events or end; every span passed on the way starts then.
         chain: list[SpanRecord] = []
+        on_chain: set[int] = set()
         node: SpanRecord | None = s
         while node is not None and not node.dated and id(node) not in fixed:
             own = _own_start(node, first_child)
@@ -369,10 +397,11 @@ def _date_undated(spans: list[SpanRecord], undated: list[SpanRecord]) -> None:
                 node.start_ns = own
                 fixed.add(id(node))
                 break
-            if node in chain:  # a cycle of undated spans
+            if id(node) in on_chain:  # a cycle of undated spans
                 node = None
                 break
             chain.append(node)
+            on_chain.add(id(node))
             node = by_id.get((node.trace_id, node.parent_id))
         base = node.start_ns if node is not None else first_of_trace.get(s.trace_id, first)
         for n in chain:
