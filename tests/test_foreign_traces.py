@@ -504,3 +504,51 @@ def test_a_span_id_in_two_traces_names_two_spans(tmp_path: Path) -> None:
     assert spans.loc["child", "parent_id"] == spans.loc["again", "span_id"] != A
     mine = run.spans[run.spans["trace_id"] == TRACE]
     assert set(mine["span_id"]) == {A, B} and set(mine["parent_id"]) == {"", A}
+
+
+def console_span(
+    name: str, span_id: str, parent: str | None, kind: str, start: str, end: str, **kw: Any
+) -> dict[str, Any]:
+    """A span as the Python SDK's ConsoleSpanExporter prints it (`span.to_json()`)."""
+    return {
+        "name": name,
+        "context": {"trace_id": f"0x{TRACE}", "span_id": f"0x{span_id}", "trace_state": "[]"},
+        "kind": f"SpanKind.{kind}",
+        "parent_id": f"0x{parent}" if parent else None,
+        "start_time": f"2026-12-05T09:25:06.{start}Z",
+        "end_time": f"2026-12-05T09:25:06.{end}Z",
+        "status": {"status_code": "UNSET"},
+        "attributes": {},
+        "events": [],
+        "links": [],
+        "resource": {
+            "attributes": {"service.name": "checkout", "telemetry.sdk.language": "python"},
+            "schema_url": "",
+        },
+    } | kw
+
+
+def test_the_python_sdk_console_output(tmp_path: Path) -> None:
+    """What ConsoleSpanExporter prints (pretty objects one after another, children first)
+    imports as the spans it describes; a JSON list of them too."""
+    spans = [
+        console_span("call", B, A, "CLIENT", "297247", "297277", attributes={"peer.service": "db"},
+                     status={"status_code": "ERROR", "description": "boom"}),
+        console_span("GET /cart", A, None, "SERVER", "297089", "297637",
+                     events=[{"name": "hello", "timestamp": "2026-12-05T09:25:06.297129Z", "attributes": {"a": 1}}]),
+    ]  # fmt: skip
+    printed = tmp_path / "console.txt"
+    printed.write_text("".join(json.dumps(s, indent=4) + "\n" for s in spans))
+    listed = tmp_path / "console.json"
+    listed.write_text(json.dumps(spans))
+    for path in (printed, listed):
+        run = otlp.import_trace(path)
+        check_sane(run)
+        assert run.manifest["source"]["format"] == "otel-console"
+        rows = run.spans.set_index("name")
+        assert rows.loc["GET /cart", "kind"] == "server" and rows.loc["call", "kind"] == "client"
+        assert rows.loc["call", "parent_id"] == A and set(rows["agent"]) == {"checkout"}
+        assert (rows.loc["call", "outcome"], rows.loc["call", "error"]) == ("error", "boom")
+        assert rows.loc["call", "start"] == pytest.approx(158e-6)
+        assert rows.loc["GET /cart", "end"] == pytest.approx(548e-6)
+        assert run.manifest["virtual_nodes"] == ["db"]

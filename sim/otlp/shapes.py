@@ -12,6 +12,7 @@ Recognised, each turned into OTLP/JSON `resourceSpans` for the one reader:
 | one Jaeger span, `[span, ...]` (process inline) | Jaeger's Elasticsearch documents, its anonymizer |
 | `[span, ...]`, `[[span, ...], ...]`, one span | Zipkin v2 `GET /api/v2/trace/<id>`, `/traces` |
 | the same with `binaryAnnotations` | Zipkin v1 (`/api/v1`, Envoy, Finagle), turned into v2 first |
+| `{"name", "context": {"trace_id", ...}, ...}`, a list of them | the Python SDK's console exporter |
 
 Anything else gets one sentence saying what it looks like and what to download instead.
 """
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sim.otlp import jaeger, zipkin
+from sim.otlp import console, jaeger, zipkin
 from sim.otlp.common import OtlpError
 
 OTHER_SIGNALS = ("resourceMetrics", "resource_metrics", "resourceLogs", "resource_logs")
@@ -80,6 +81,8 @@ def batches(doc: Any, place: str, encoding: str) -> Iterator[Batch | OtherSignal
         yield from _jaeger_spans([doc], place)
     elif zipkin.is_span(doc):  # one span, as Zipkin's own tools print one
         yield from _zipkin(place, [doc])
+    elif console.is_span(doc):  # one span of the SDK's console exporter
+        yield Batch(place, console.resource_spans([doc]), "otel-console")
     elif isinstance(doc.get("spans"), list) and isinstance(doc.get("process"), dict):
         raise OtlpError(
             f"{place} is a Jaeger Thrift batch (an agent's or client's wire format, not "
@@ -154,6 +157,8 @@ def _list(doc: list[Any], place: str, otlp: str) -> Iterator[Batch | OtherSignal
         yield from _zipkin(place, doc)
     elif jaeger.is_span(first):  # Jaeger spans on their own, each with its process
         yield from _jaeger_spans(doc, place)
+    elif console.is_span(first):
+        yield Batch(place, console.resource_spans(doc), "otel-console")
     elif isinstance(first, dict) and {"parent", "child", "callCount"} <= set(first):
         raise OtlpError(
             f"{place} is a dependency list (Jaeger's or Zipkin's /dependencies): links "

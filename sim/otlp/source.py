@@ -108,9 +108,14 @@ def _json_documents(label: str, stream: Any) -> Iterator[tuple[str, Any]]:
     try:
         doc = _loads(first)
     except json.JSONDecodeError:
-        # Not a document per line: one (pretty-printed) document, read whole.
+        # Not a document per line: one (pretty-printed) document, read whole, or several
+        # one after another (what the Python SDK's console exporter prints).
         rest = stream.read()
-        yield "", _whole(label, b"\n" * (number - 1) + first + b"\n" + rest)
+        whole = _whole(label, b"\n" * (number - 1) + first + b"\n" + rest)
+        if isinstance(whole, _Several):
+            yield from ((f"object {i + 1}", doc) for i, doc in enumerate(whole.documents))
+        else:
+            yield "", whole
         return
     except (RecursionError, ValueError) as exc:
         raise OtlpError(f"{label} {unreadable(exc)}") from None
@@ -158,11 +163,38 @@ def _whole(label: str, raw: bytes) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        several = _concatenated(text) if exc.msg == "Extra data" else None
+        if several is not None:
+            return several
         raise OtlpError(
             f"{label} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except (RecursionError, ValueError) as exc:
         raise OtlpError(f"{label} {unreadable(exc)}") from None
+
+
+class _Several:
+    """JSON documents written one after another in one file."""
+
+    def __init__(self, documents: list[Any]) -> None:
+        self.documents = documents
+
+
+def _concatenated(text: str) -> _Several | None:
+    """The objects of a file that holds several, one after another; None unless every
+    one parses (then the first error is the one to report)."""
+    decoder, at = json.JSONDecoder(), 0
+    documents: list[Any] = []
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return _Several(documents)
+        try:
+            document, at = decoder.raw_decode(text, at)
+        except (json.JSONDecodeError, RecursionError, ValueError):
+            return None
+        documents.append(document)
 
 
 def unreadable(exc: BaseException) -> str:
