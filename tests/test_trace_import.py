@@ -556,9 +556,9 @@ def test_a_truncated_protobuf_file_is_one_sentence(tmp_path: Path) -> None:
         ([{"parent": "frontend", "child": "backend", "callCount": 12}],
          "is a dependency list (Jaeger's or Zipkin's /dependencies): links between services, "
          "not spans"),
-        ([{"traceId": "a", "name": "get", "id": "b", "annotations": [], "binaryAnnotations": []}],
-         "is Zipkin v1 JSON (binaryAnnotations), which is not read: download it from "
-         "Zipkin's /api/v2 instead"),
+        ({"process": {"serviceName": "shop"}, "spans": [{"traceIdLow": 1, "spanId": 2}]},
+         "is a Jaeger Thrift batch (an agent's or client's wire format, not what Jaeger "
+         "serves): download the trace from Jaeger's /api/traces/<traceID>"),
         ([], "is an empty list: no spans to import"),
         ({"trace": {}, "status": "PARTIAL"},
          "is a Tempo v2 trace response with no spans in its trace"),

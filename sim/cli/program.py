@@ -301,14 +301,18 @@ def _add_interop_verbs(verbs: Any) -> None:
         help="file or directory to write; a .zip for csv gives an archive, - prints traces "
         "(default: RUN_DIR/trace.otlp.json, RUN_DIR/trace.jaeger.json or RUN_DIR/csv)",
     )
-    imp = verbs.add_parser("import-otlp", help="read a trace file into a run")
+    imp = verbs.add_parser("import-otlp", aliases=["import"], help="read a trace file into a run")
     imp.add_argument(
         "file",
         metavar="FILE",
         help="OTLP/JSON (SDK or Collector JSON Lines), OTLP protobuf, a Tempo or Jaeger "
-        "trace-by-id response, Jaeger UI JSON or Zipkin v2 JSON; gzipped or not",
+        "trace-by-id response, Jaeger UI JSON or Zipkin JSON (v2 or v1); gzipped or not",
     )
-    imp.add_argument("--out", required=True, metavar="RUN_DIR", help="directory for the run")
+    imp.add_argument(
+        "--out",
+        metavar="RUN_DIR",
+        help="directory for the run (without it the file is read and summed up, not saved)",
+    )
     imp.add_argument("--name", help="the run's name (default: the file's name)")
     imp.add_argument(
         "--max-mb",
@@ -420,7 +424,8 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
 
     try:
         run = otlp.import_otlp(args.file, name=args.name, max_bytes=args.max_mb)
-        otlp.save_run(run, args.out)
+        if args.out:
+            otlp.save_run(run, args.out)
     except otlp.OtlpError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
@@ -438,7 +443,17 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
     unpaired = sum(run.manifest["unpaired_spans"].values())
     if unpaired:
         print(f"{unpaired} spans have no partner span in the file")
-    print(f"saved to {args.out}")
+    repairs = {
+        "spans_without_start": "spans had no start time and were dated from their neighbours",
+        "ends_before_start": "spans ended before they started and now end when they start",
+        "self_parents": "spans named themselves as their parent and are now roots",
+        "duplicate_spans": "spans were in the file twice (or in pieces) and were read once",
+        "reused_span_ids": "spans reused another span's id and were given ids of their own",
+    }
+    for key, what in repairs.items():
+        if run.manifest.get(key):
+            print(f"{run.manifest[key]} {what}")
+    print(f"saved to {args.out}" if args.out else "not saved: give --out RUN_DIR to save the run")
     return 0
 
 
@@ -466,6 +481,7 @@ VERBS = {
     "schema": cmd_schema,
     "export": cmd_export,
     "import-otlp": cmd_import_otlp,
+    "import": cmd_import_otlp,
     "serve-otlp": cmd_serve_otlp,
     "calibrate": cmd_calibrate,
     "sweep": sweeps.cmd_sweep,

@@ -11,7 +11,8 @@
 
 `import_trace` (also `import_otlp`) reads OTLP/JSON, Collector JSON Lines, OTLP protobuf
 (the Collector's `format: proto` file, or one request), Tempo's and Jaeger's trace-by-id
-responses, Jaeger's UI JSON and Zipkin v2 JSON, gzipped or not. An imported span keeps
+responses, Jaeger's UI JSON, Zipkin JSON (v2 or v1) and the Python SDK's console
+output, gzipped or not. An imported span keeps
 what its file said (ids, parent, times, attributes, events, links, resource) and an
 export writes it back so.
 
@@ -20,6 +21,7 @@ export writes it back so.
 - `source`: a file as documents (gzip streamed, JSON, JSON Lines, protobuf);
 - `shapes`: what a document is (OTLP and its Tempo/Jaeger wrappers, Jaeger, Zipkin);
 - `jaeger`, `zipkin`: those formats to OTLP/JSON (and OTLP to Jaeger);
+- `console`: the Python SDK's console exporter output to OTLP/JSON;
 - `parse`: OTLP/JSON read into span records;
 - `infer`: the messages, peers, agents, virtual nodes and queues a trace implies;
 - `importer`: span records as a Run (`import_trace`), and saving it whole (`save_run`).

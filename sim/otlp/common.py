@@ -86,6 +86,21 @@ def pad_trace_id(value: Any) -> str | None:
     return decode_id(value, 32)
 
 
+def pad_span_id(value: Any) -> Any:
+    """A span id of up to 16 hex digits as 16: Jaeger's and Zipkin's older clients print
+    a 64-bit id without its leading zeros (`a68c6983a6d81a2`). Anything else is returned
+    as it is, for the OTLP reader to refuse in a sentence."""
+    if isinstance(value, str) and 0 < len(value) < 16 and _HEX.match(value):
+        return value.lower().zfill(16)
+    return value
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """`value` as a sentence quotes it: its repr, cut short when a file holds a huge one."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 def is_address(value: str) -> bool:
     """Whether `value` is an IP address (with or without a port): never an agent's name."""
     text = value.strip()

@@ -31,7 +31,7 @@ def import_trace(path: str | Path, name: str | None = None, max_bytes: int | Non
     """Read a trace file into a Run; raises OtlpError naming what is wrong and where.
 
     Reads OTLP/JSON (one request, JSON Lines, a list), OTLP protobuf, Tempo's and
-    Jaeger's trace-by-id responses, Jaeger's UI JSON and Zipkin v2 JSON, gzipped or not
+    Jaeger's trace-by-id responses, Jaeger's UI JSON and Zipkin JSON (v2 or v1), gzipped or not
     (`sim.otlp.shapes`). `max_bytes` caps the bytes read, after decompression (default
     `sim.limits.MAX_OTLP_BYTES`, 1 GiB).
     """
@@ -108,6 +108,11 @@ def from_parsed(parsed: Parsed, name: str, file_name: str = "") -> Run:
         "missing_parents": pairs.missing_parents,
         "duplicate_spans": parsed.duplicates,
         "shared_span_ids": parsed.shared_ids,
+        # Times and parents the file gave that could not be used as they were.
+        "spans_without_start": parsed.undated,
+        "ends_before_start": parsed.ends_before_start,
+        "self_parents": parsed.self_parents,
+        "reused_span_ids": parsed.reused_ids,
         "clock_skew_adjusted": inferred.clock_skew_adjusted,
         "versions": versions(),
     }

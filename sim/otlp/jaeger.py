@@ -29,6 +29,7 @@ from sim.otlp.common import (
     any_value,
     attribute_map,
     decode_id,
+    pad_span_id,
     pad_trace_id,
 )
 
@@ -59,10 +60,33 @@ def is_trace(value: Any) -> bool:
     )
 
 
+def is_span(value: Any) -> bool:
+    """Whether `value` looks like one Jaeger span on its own (as Elasticsearch stores it,
+    or in the anonymizer's list of spans): ids, an operation name and, inline, a process."""
+    return (
+        isinstance(value, dict)
+        and "spanID" in value
+        and "traceID" in value
+        and ("operationName" in value or "process" in value)
+    )
+
+
+def traces_of_spans(spans: list[Any]) -> list[dict[str, Any]]:
+    """Jaeger spans on their own (each with its process inline) as traces, by trace id in
+    order of appearance."""
+    traces: dict[str, dict[str, Any]] = {}
+    for span in spans:
+        if is_span(span):
+            key = str(span.get("traceID"))
+            traces.setdefault(key, {"traceID": key, "spans": [], "processes": {}})
+            traces[key]["spans"].append(span)
+    return list(traces.values())
+
+
 def resource_spans(trace: dict[str, Any]) -> list[dict[str, Any]]:
     """One Jaeger trace as OTLP/JSON `resourceSpans` (one resource per process)."""
     processes = trace.get("processes")
-    processes = processes if isinstance(processes, dict) else {}
+    processes = dict(processes) if isinstance(processes, dict) else {}
     groups: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = {}
     for span in trace.get("spans") or []:
         if not isinstance(span, dict):
@@ -70,6 +94,8 @@ def resource_spans(trace: dict[str, Any]) -> list[dict[str, Any]]:
         process = span.get("process")  # older (v1 "embedded") files carry it inline
         key = str(span.get("processID", ""))
         if isinstance(process, dict) and key not in processes:
+            if "processID" not in span:  # spans on their own: one key per process
+                key = json.dumps(process, sort_keys=True, default=str)
             processes[key] = process
         tags = _tags(span.get("tags"))
         scope = (str(tags.get("otel.scope.name") or tags.get("otel.library.name") or ""),
@@ -104,13 +130,16 @@ def _scope(name: str, version: str) -> dict[str, Any]:
 
 def _span(span: dict[str, Any], tags: dict[str, Any]) -> dict[str, Any]:
     trace_id = pad_trace_id(span.get("traceID"))
-    out: dict[str, Any] = {"traceId": trace_id or span.get("traceID"), "spanId": span.get("spanID")}
+    out: dict[str, Any] = {
+        "traceId": trace_id or span.get("traceID"),
+        "spanId": pad_span_id(span.get("spanID")),
+    }
     refs = [r for r in span.get("references") or [] if isinstance(r, dict)]
     parent = _parent(refs, trace_id)
     if parent is None and span.get("parentSpanID"):  # the deprecated field, if set
         parent = {"spanID": span["parentSpanID"]}
     if parent is not None:
-        out["parentSpanId"] = parent.get("spanID")
+        out["parentSpanId"] = pad_span_id(parent.get("spanID"))
     links = []
     for ref in refs:
         if ref is parent:
@@ -119,7 +148,7 @@ def _span(span: dict[str, Any], tags: dict[str, Any]) -> dict[str, Any]:
         links.append(
             {
                 "traceId": pad_trace_id(ref.get("traceID")) or trace_id,
-                "spanId": ref.get("spanID"),
+                "spanId": pad_span_id(ref.get("spanID")),
                 "attributes": _attribute_list({REF_TYPE: ref_type}),
             }
         )

@@ -42,6 +42,7 @@ from sim.otlp.common import (
     attribute_map,
     decode_id,
     is_address,
+    shown,
     span_defaults,
 )
 from sim.otlp.tasks import EVENT as TASK_EVENT
@@ -73,6 +74,9 @@ class SpanRecord:
     status_message: str
     links: list[str]
     exception: str = ""
+    # False when the file gave no start time (OTLP/JSON omits a zero one; Zipkin's
+    # `timestamp` is optional): `date_undated` gives the span one from its neighbours.
+    dated: bool = True
     # What the file said that the contract's columns have no room for, kept so that an
     # export gives it back as it was (`otel_record`).
     kind_code: int = 0
@@ -124,6 +128,14 @@ class Parsed:
     requests: int = 0
     duplicates: int = 0
     shared_ids: int = 0
+    # Repairs made to what a file said, counted for the manifest (see `repair_times`).
+    undated: int = 0
+    ends_before_start: int = 0
+    self_parents: int = 0
+    reused_ids: int = 0
+    # A span id used by several whole spans: those spans, to tell a copy from another one.
+    reused: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
+    taken: dict[str, int] = field(default_factory=dict)  # see `_free_id`
     switchboard: bool = False
     format: str = "otlp/json"
     # Distinct resources and scopes by content: a Collector file repeats them per line.
@@ -166,9 +178,13 @@ def parse_file(path: Path, max_bytes: int | None = None) -> Parsed:
         ) from None
 
 
+# The spans read so far, by (trace id, span id).
+Seen = dict[tuple[str, str], "SpanRecord"]
+
+
 def _parse_file(path: Path, max_bytes: int | None) -> Parsed:
     parsed = Parsed()
-    seen: dict[str, SpanRecord] = {}  # span id -> its span
+    seen: Seen = {}
     other_signals = False
     formats: list[str] = []
     for where, doc, encoding in source.documents(path, max_bytes):
@@ -186,11 +202,13 @@ def _parse_file(path: Path, max_bytes: int | None) -> Parsed:
         extra = " (only metrics or logs)" if other_signals else ""
         raise OtlpError(f"{path} holds no spans{extra}: nothing to import")
     repoint_shared_children(parsed)
+    unique_across_traces(parsed)
+    repair_times(parsed)
     parsed.format = "+".join(formats)
     return parsed
 
 
-def _read_request(parsed: Parsed, seen: dict[str, SpanRecord], place: str, resources: list) -> None:
+def _read_request(parsed: Parsed, seen: Seen, place: str, resources: list) -> None:
     for r, rs in enumerate(resources):
         at_r = f"resourceSpans[{r}]"
         rs = _object(rs, place, at_r)
@@ -231,43 +249,175 @@ def _read_request(parsed: Parsed, seen: dict[str, SpanRecord], place: str, resou
                 _add_span(parsed, seen, record, place, f"{at_s}.spans[{k}]")
 
 
-def _add_span(
-    parsed: Parsed, seen: dict[str, SpanRecord], record: SpanRecord, place: str, at: str
-) -> None:
-    """Add a span unless it is a duplicate; give a B3 shared server span its own id."""
-    first = seen.get(record.span_id)
-    if first is not None and first.trace_id == record.trace_id:
-        if {first.kind, record.kind} != {"client", "server"} or first.agent == record.agent:
-            parsed.duplicates += 1  # the same span exported twice: keep the first
-            return
+def _add_span(parsed: Parsed, seen: Seen, record: SpanRecord, place: str, at: str) -> None:
+    """Add a span, sorting out a span id met before in the same trace: a B3 shared server
+    span gets its own id; a fragment gives way to the whole span; a copy is dropped; two
+    whole, different spans under one id (instances that took the same message) both stay."""
+    first = seen.get((record.trace_id, record.span_id))
+    if first is None:
+        _append(parsed, seen, record)
+        return
+    if {first.kind, record.kind} == {"client", "server"} and first.agent != record.agent:
         # Zipkin's B3 lets a server reuse its client's span id (`shared`); as Jaeger's
         # query service and Tempo do, the server gets an id of its own, child of the
         # client's (its children are re-pointed once every span is read).
         server = record if record.kind == "server" else first
         client = first if server is record else record
-        server.span_id = _unshared_id(server.trace_id, client.span_id)
+        server.span_id = _free_id(
+            seen, server.trace_id, _unshared_id(server.trace_id, client.span_id), parsed.taken
+        )
         server.parent_id = client.span_id
         parsed.shared_ids += 1
-        seen[server.span_id] = server
-        seen[client.span_id] = client
+        seen[(server.trace_id, server.span_id)] = server
+        seen[(client.trace_id, client.span_id)] = client
         if server is first:
+            _append(parsed, seen, record)
+        else:
             record.order = len(parsed.spans)
             parsed.spans.append(record)
-            return
-    elif first is not None:
-        raise OtlpError(
-            f"{place}: {at} reuses span id {record.span_id} of "
-            f"trace {first.trace_id} in trace {record.trace_id}; span ids must be unique"
-        )
-    seen[record.span_id] = record
+        return
+    if _completeness(record) > _completeness(first):
+        # Zipkin takes a span in pieces: a late fragment (a name, no times) read first
+        # gives way to the whole span.
+        record.order = first.order
+        parsed.spans[first.order] = record
+        seen[(record.trace_id, record.span_id)] = record
+        parsed.duplicates += 1
+        return
+    copies = parsed.reused.setdefault(record.span_id, {_identity(first)})
+    if _identity(record) in copies or _completeness(record) < _completeness(first):
+        parsed.duplicates += 1  # the same span exported twice, or a fragment: keep the first
+        return
+    copies.add(_identity(record))
+    record.span_id = _free_id(
+        seen, record.trace_id, _unshared_id(record.trace_id, record.span_id), parsed.taken
+    )
+    parsed.reused_ids += 1
+    _append(parsed, seen, record)
+
+
+def _identity(s: SpanRecord) -> tuple[Any, ...]:
+    """What tells two records of one span id apart: a copy has the same."""
+    return (s.start_ns, s.end_ns, s.name, s.agent)
+
+
+def _append(parsed: Parsed, seen: Seen, record: SpanRecord) -> None:
+    seen[(record.trace_id, record.span_id)] = record
     record.order = len(parsed.spans)
     parsed.spans.append(record)
+
+
+def _completeness(s: SpanRecord) -> tuple[bool, bool, bool]:
+    """How much of a span a record holds: a start, an end, a kind."""
+    return (s.dated, s.end_ns is not None, s.kind_code != 0)
+
+
+def _free_id(seen: Seen, trace_id: str, wanted: str, taken: dict[str, int]) -> str:
+    """`wanted`, or (when a span of the trace already has it) an id derived from it that
+    none has; `taken` counts the derivations made from each id so far."""
+    candidate, n = wanted, taken.get(wanted, 0)
+    while (trace_id, candidate) in seen:
+        n += 1
+        candidate = hashlib.sha256(f"{wanted}:{n}".encode()).hexdigest()[:16]
+    taken[wanted] = n
+    return candidate
 
 
 def _unshared_id(trace_id: str, span_id: str) -> str:
     """The id a shared server span gets: derived, so the same file imports the same."""
     digest = hashlib.sha256(f"{trace_id}:{span_id}:server".encode()).hexdigest()
     return digest[:16] if digest[:16].strip("0") else "0" * 15 + "1"
+
+
+def unique_across_traces(parsed: Parsed) -> None:
+    """A span id is unique within its trace only (OTLP's rule): a span whose id a span of
+    another trace has already gets an id of its own, and its trace's children follow it
+    (a run's spans are keyed by span id alone)."""
+    owner: dict[str, str] = {}
+    renamed: dict[tuple[str, str], str] = {}
+    for s in parsed.spans:
+        if owner.setdefault(s.span_id, s.trace_id) == s.trace_id:
+            continue
+        new, n = s.span_id, 0
+        while new in owner:
+            n += 1
+            new = hashlib.sha256(f"{s.trace_id}:{s.span_id}:{n}".encode()).hexdigest()[:16]
+        renamed[(s.trace_id, s.span_id)] = new
+        owner[new] = s.trace_id
+        s.span_id = new
+        parsed.reused_ids += 1
+    if renamed:
+        for s in parsed.spans:
+            s.parent_id = renamed.get((s.trace_id, s.parent_id), s.parent_id)
+
+
+def repair_times(parsed: Parsed) -> None:
+    """Make every span's times usable, counting each repair for the manifest.
+
+    A span without a start time gets the first of: its earliest event; its end (or its
+    earliest child's start, if sooner); its nearest dated ancestor's start; its trace's
+    earliest start; the file's; 0. A span
+    that ends before it starts (clocks stepped back) ends when it starts, and a span
+    that names itself as its parent is a root.
+    """
+    for s in parsed.spans:
+        if s.parent_id == s.span_id:
+            s.parent_id = ""
+            parsed.self_parents += 1
+    undated = [s for s in parsed.spans if not s.dated]
+    if undated:
+        _date_undated(parsed.spans, undated)
+        parsed.undated = len(undated)
+    for s in parsed.spans:
+        if s.end_ns is not None and s.end_ns < s.start_ns:
+            s.end_ns = s.start_ns
+            parsed.ends_before_start += 1
+
+
+def _date_undated(spans: list[SpanRecord], undated: list[SpanRecord]) -> None:
+    by_id = {(s.trace_id, s.span_id): s for s in spans}
+    dated = [s for s in spans if s.dated]
+    first_of_trace: dict[str, int] = {}
+    first_child: dict[tuple[str, str], int] = {}
+    for s in dated:
+        first_of_trace[s.trace_id] = min(s.start_ns, first_of_trace.get(s.trace_id, s.start_ns))
+        key = (s.trace_id, s.parent_id)
+        first_child[key] = min(s.start_ns, first_child.get(key, s.start_ns))
+    first = min((s.start_ns for s in dated), default=0)
+    fixed: set[int] = set()  # ids (id()) of undated spans already given a start
+    for s in undated:
+        # Up the ancestors until a span whose start is known or can be told from its own
+        # events or end; every span passed on the way starts then.
+        chain: list[SpanRecord] = []
+        on_chain: set[int] = set()
+        node: SpanRecord | None = s
+        while node is not None and not node.dated and id(node) not in fixed:
+            own = _own_start(node, first_child)
+            if own is not None:
+                node.start_ns = own
+                fixed.add(id(node))
+                break
+            if id(node) in on_chain:  # a cycle of undated spans
+                node = None
+                break
+            chain.append(node)
+            on_chain.add(id(node))
+            node = by_id.get((node.trace_id, node.parent_id))
+        base = node.start_ns if node is not None else first_of_trace.get(s.trace_id, first)
+        for n in chain:
+            n.start_ns = base
+            fixed.add(id(n))
+
+
+def _own_start(s: SpanRecord, first_child: dict[tuple[str, str], int]) -> int | None:
+    """A start told by the span itself: its earliest event, else its end (or its
+    earliest child's start, when sooner)."""
+    times = [e["time_ns"] for e in s.events if e["time_ns"] > 0]
+    if times:
+        return min(times)
+    if s.end_ns is not None:
+        return min(s.end_ns, first_child.get((s.trace_id, s.span_id), s.end_ns))
+    return None
 
 
 def repoint_shared_children(parsed: Parsed) -> None:
@@ -300,12 +450,12 @@ def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
         parent_id = decode_id(parent, 16) or ""
         if not parent_id:
             raise OtlpError(
-                f"{what} has parentSpanId {parent!r}: a span id is 16 hex digits, not all zeros"
+                f"{what} has parentSpanId {shown(parent)}: a span id is 16 hex digits, "
+                "not all zeros"
             )
+    # A zero time is an absent one (OTLP/JSON leaves zero fields out): never 1970.
     start = _nanos(span, ("startTimeUnixNano", "start_time_unix_nano"), what)
-    if start is None:
-        raise OtlpError(f"{what} has no startTimeUnixNano")
-    end = _nanos(span, ("endTimeUnixNano", "end_time_unix_nano"), what) or None
+    end = _nanos(span, ("endTimeUnixNano", "end_time_unix_nano"), what)
     attrs = attribute_map(_list(_field(span, "attributes") or [], place, f"{at}.attributes"))
     status = _field(span, "status") or {}
     code = _field(status, "code") if isinstance(status, dict) else None
@@ -340,13 +490,14 @@ def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
         name=name if isinstance(name, str) else "",
         kind=_kind(kind_value),
         agent=service,
-        start_ns=start,
+        start_ns=start or 0,
         end_ns=end,
         attrs=attrs,
         status_code=code,
         status_message=message if isinstance(message, str) else "",
         links=links,
         exception=_exception(events),
+        dated=start is not None,
         kind_code=_kind_code(kind_value),
         events=events,
         link_refs=refs,
@@ -412,19 +563,37 @@ def _id(span: dict[str, Any], names: tuple[str, str], digits: int, what: str) ->
     if decoded is None:
         noun = "trace" if digits == 32 else "span"
         raise OtlpError(
-            f"{what} has {names[0]} {value!r}: a {noun} id is {digits} hex digits, not all zeros"
+            f"{what} has {names[0]} {shown(value)}: a {noun} id is {digits} hex digits, "
+            "not all zeros"
         )
     return decoded
 
 
+# fixed64: a time past this is no time at all (the year 2554).
+_MAX_NANOS = 2**64
+
+
 def _nanos(span: dict[str, Any], names: tuple[str, str], what: str) -> int | None:
+    """A time in nanoseconds since 1970, None when absent or zero."""
     value = _field(span, *names)
     if value in (None, ""):
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise OtlpError(f"{what} has {names[0]} {value!r}, not an integer") from None
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, float) and not value.is_integer():
+            value = round(value)  # a JSON number written with an exponent
+        nanos = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise OtlpError(
+            f"{what} has {names[0]} {shown(value)}, not an integer number of nanoseconds"
+        ) from None
+    if not 0 <= nanos < _MAX_NANOS:
+        raise OtlpError(
+            f"{what} has {names[0]} {shown(value)}: a time is nanoseconds since 1970, "
+            "from 0 to 2^64"
+        )
+    return nanos or None
 
 
 def _kind(value: Any) -> str:

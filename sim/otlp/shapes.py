@@ -9,7 +9,10 @@ Recognised, each turned into OTLP/JSON `resourceSpans` for the one reader:
 | `{"trace": {"resourceSpans": [...]}}` | Tempo `GET /api/v2/traces/<id>` |
 | `{"result": {"resourceSpans": [...]}}` | Jaeger `GET /api/v3/traces/<id>` |
 | `{"data": [trace, ...]}`, one trace, a list of them | Jaeger `GET /api/traces/<id>`, the UI's JSON |
-| `[span, ...]`, `[[span, ...], ...]` | Zipkin v2 `GET /api/v2/trace/<id>`, `/traces` |
+| one Jaeger span, `[span, ...]` (process inline) | Jaeger's Elasticsearch documents, its anonymizer |
+| `[span, ...]`, `[[span, ...], ...]`, one span | Zipkin v2 `GET /api/v2/trace/<id>`, `/traces` |
+| the same with `binaryAnnotations` | Zipkin v1 (`/api/v1`, Envoy, Finagle), turned into v2 first |
+| `{"name", "context": {"trace_id", ...}, ...}`, a list of them | the Python SDK's console exporter |
 
 Anything else gets one sentence saying what it looks like and what to download instead.
 """
@@ -20,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sim.otlp import jaeger, zipkin
+from sim.otlp import console, jaeger, zipkin
 from sim.otlp.common import OtlpError
 
 OTHER_SIGNALS = ("resourceMetrics", "resource_metrics", "resourceLogs", "resource_logs")
@@ -72,6 +75,27 @@ def batches(doc: Any, place: str, encoding: str) -> Iterator[Batch | OtherSignal
         yield from _jaeger_response(doc, place)
     elif jaeger.is_trace(doc):
         yield Batch(place, jaeger.resource_spans(doc), "jaeger")
+    elif jaeger.is_trace(doc.get("data")):  # the UI's state: {"data": trace, "id": ...}
+        yield Batch(place, jaeger.resource_spans(doc["data"]), "jaeger")
+    elif jaeger.is_span(doc):  # one span, as Jaeger's Elasticsearch stores it
+        yield from _jaeger_spans([doc], place)
+    elif zipkin.is_span(doc):  # one span, as Zipkin's own tools print one
+        yield from _zipkin(place, [doc])
+    elif console.is_span(doc):  # one span of the SDK's console exporter
+        yield Batch(place, console.resource_spans([doc]), "otel-console")
+    elif isinstance(doc.get("spans"), list) and isinstance(doc.get("process"), dict):
+        raise OtlpError(
+            f"{place} is a Jaeger Thrift batch (an agent's or client's wire format, not "
+            "what Jaeger serves): download the trace from Jaeger's /api/traces/<traceID>"
+        )
+    elif isinstance(doc.get("spans"), list) and (
+        "processMap" in doc or _is_jaeger_model_span(doc["spans"])
+    ):
+        raise OtlpError(
+            f"{place} is Jaeger's internal model JSON (api_v2 protobuf, ids in base64), "
+            "which is not read: download the trace from Jaeger's /api/traces/<traceID> or "
+            "/api/v3/traces/<traceID>"
+        )
     elif isinstance(doc.get("traces"), list):
         raise OtlpError(
             f"{place} is a Tempo search response (trace ids and matched span summaries, "
@@ -83,9 +107,7 @@ def batches(doc: Any, place: str, encoding: str) -> Iterator[Batch | OtherSignal
         raise OtlpError(f"{place} is not a trace this reads: {EXPECTED}; found {describe(doc)}")
 
 
-EXPECTED = (
-    "expected OTLP (resourceSpans), Tempo (batches), Jaeger (data) or a Zipkin v2 list of spans"
-)
+EXPECTED = "expected OTLP (resourceSpans), Tempo (batches), Jaeger (data) or a Zipkin list of spans"
 
 
 def _jaeger_response(doc: dict[str, Any], place: str) -> Iterator[Batch]:
@@ -103,20 +125,40 @@ def _jaeger_response(doc: dict[str, Any], place: str) -> Iterator[Batch]:
         yield Batch(where, jaeger.resource_spans(trace), "jaeger")
 
 
+def _is_jaeger_model_span(spans: list[Any]) -> bool:
+    first = spans[0] if spans else None
+    return isinstance(first, dict) and "operationName" in first and "spanId" in first
+
+
+def _jaeger_spans(spans: list[Any], place: str) -> Iterator[Batch]:
+    traces = jaeger.traces_of_spans(spans)
+    for i, trace in enumerate(traces):
+        where = place if len(traces) == 1 else f"{place} trace {i}"
+        yield Batch(where, jaeger.resource_spans(trace), "jaeger")
+
+
+def _zipkin(place: str, spans: list[Any]) -> Iterator[Batch]:
+    """Zipkin spans, v2 or v1 (v1 turned into v2 first, as Zipkin's server does)."""
+    if zipkin.is_v1(spans):
+        yield Batch(place, zipkin.resource_spans(zipkin.v2_spans(spans)), "zipkin-v1")
+    else:
+        yield Batch(place, zipkin.resource_spans(spans), "zipkin")
+
+
 def _list(doc: list[Any], place: str, otlp: str) -> Iterator[Batch | OtherSignal]:
     if not doc:
         raise OtlpError(f"{place} is an empty list: no spans to import")
     first = doc[0]
-    if zipkin.is_v1_span(first):
-        raise OtlpError(
-            f"{place} is Zipkin v1 JSON (binaryAnnotations), which is not read: "
-            "download it from Zipkin's /api/v2 instead"
+    if isinstance(first, list):  # Zipkin's /traces: a list of traces
+        yield from _zipkin(
+            place, [span for trace in doc if isinstance(trace, list) for span in trace]
         )
-    if zipkin.is_span(first):
-        yield Batch(place, zipkin.resource_spans(doc), "zipkin")
-    elif isinstance(first, list):  # Zipkin's /traces: a list of traces
-        spans = [span for trace in doc if isinstance(trace, list) for span in trace]
-        yield Batch(place, zipkin.resource_spans(spans), "zipkin")
+    elif zipkin.is_span(first):
+        yield from _zipkin(place, doc)
+    elif jaeger.is_span(first):  # Jaeger spans on their own, each with its process
+        yield from _jaeger_spans(doc, place)
+    elif console.is_span(first):
+        yield Batch(place, console.resource_spans(doc), "otel-console")
     elif isinstance(first, dict) and {"parent", "child", "callCount"} <= set(first):
         raise OtlpError(
             f"{place} is a dependency list (Jaeger's or Zipkin's /dependencies): links "

@@ -88,7 +88,8 @@ def documents(path: Path, max_bytes: int | None = None) -> Iterator[tuple[str, A
             if not _BINARY.intersection(head):
                 yield from ((w, d, "json") for w, d in _json_documents(label, stream))
             else:
-                yield from ((w, d, "protobuf") for w, d in _protobuf_documents(label, stream))
+                messages = _protobuf_documents(label, stream, cap)
+                yield from ((w, d, "protobuf") for w, d in messages)
     except (OSError, EOFError, zlib.error) as exc:
         if gzipped:
             raise OtlpError(f"{label} is a damaged gzip file: {exc}") from None
@@ -107,9 +108,14 @@ def _json_documents(label: str, stream: Any) -> Iterator[tuple[str, Any]]:
     try:
         doc = _loads(first)
     except json.JSONDecodeError:
-        # Not a document per line: one (pretty-printed) document, read whole.
+        # Not a document per line: one (pretty-printed) document, read whole, or several
+        # one after another (what the Python SDK's console exporter prints).
         rest = stream.read()
-        yield "", _whole(label, b"\n" * (number - 1) + first + b"\n" + rest)
+        whole = _whole(label, b"\n" * (number - 1) + first + b"\n" + rest)
+        if isinstance(whole, _Several):
+            yield from ((f"object {i + 1}", doc) for i, doc in enumerate(whole.documents))
+        else:
+            yield "", whole
         return
     except (RecursionError, ValueError) as exc:
         raise OtlpError(f"{label} {unreadable(exc)}") from None
@@ -157,11 +163,38 @@ def _whole(label: str, raw: bytes) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        several = _concatenated(text) if exc.msg == "Extra data" else None
+        if several is not None:
+            return several
         raise OtlpError(
             f"{label} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
     except (RecursionError, ValueError) as exc:
         raise OtlpError(f"{label} {unreadable(exc)}") from None
+
+
+class _Several:
+    """JSON documents written one after another in one file."""
+
+    def __init__(self, documents: list[Any]) -> None:
+        self.documents = documents
+
+
+def _concatenated(text: str) -> _Several | None:
+    """The objects of a file that holds several, one after another; None unless every
+    one parses (then the first error is the one to report)."""
+    decoder, at = json.JSONDecoder(), 0
+    documents: list[Any] = []
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return _Several(documents)
+        try:
+            document, at = decoder.raw_decode(text, at)
+        except (json.JSONDecodeError, RecursionError, ValueError):
+            return None
+        documents.append(document)
 
 
 def unreadable(exc: BaseException) -> str:
@@ -176,8 +209,9 @@ def unreadable(exc: BaseException) -> str:
 # -- OTLP protobuf --------------------------------------------------------------------------
 
 
-def _protobuf_documents(label: str, stream: Any) -> Iterator[tuple[str, Any]]:
-    """The requests of a length-prefixed protobuf file, or of one bare request."""
+def _protobuf_documents(label: str, stream: Any, cap: int) -> Iterator[tuple[str, Any]]:
+    """The requests of a length-prefixed protobuf file, or of one bare request; a length
+    prefix claiming more than the import's cap is refused before anything is read."""
     request_type, to_dict, decode_error = _protobuf_api(label)
     head = stream.peek(4)[:4]
     # A bare request starts with field 1 (resource_spans, length-delimited): 0x0a. A
@@ -196,6 +230,11 @@ def _protobuf_documents(label: str, stream: Any) -> Iterator[tuple[str, Any]]:
     while prefix := stream.read(4):
         number += 1
         size = int.from_bytes(prefix.ljust(4, b"\0"), "big")
+        if len(prefix) == 4 and size > cap:
+            raise OtlpError(
+                f"{label} message {number} claims {mib(size)}, more than an import reads "
+                f"({mib(cap)}): the file is not a Collector `format: proto` file, or is damaged"
+            )
         data = stream.read(size)
         if len(prefix) < 4 or len(data) < size:
             raise OtlpError(
