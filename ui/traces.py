@@ -1,7 +1,7 @@
 """Real traces on the dashboard: a trace file uploaded on the Run page becomes the run
-on screen, read by `sim.otlp.import_trace` (OTLP JSON, JSON Lines or protobuf, Jaeger,
-Zipkin, Tempo; gzipped or not). A file it cannot read gets the importer's one sentence
-and the run on screen stays."""
+on screen, read by `sim.otlp.import_trace` (OTLP JSON, JSON Lines or protobuf, the
+OpenTelemetry SDK's console output, Jaeger, Zipkin v1 or v2, Tempo; gzipped or not). A
+file it cannot read gets the importer's one sentence and the run on screen stays."""
 
 from __future__ import annotations
 
@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 UPLOAD = "trace_upload"  # the file uploader
 ERROR = "trace_upload_error"  # why the last trace file was refused
 MAX_UPLOAD_MB = 200  # Streamlit's own default cap; gzip inflates within the import's cap
-FORMATS = "OTLP JSON, JSON Lines or protobuf, Jaeger, Zipkin or Tempo JSON; gzipped or not"
+FORMATS = (
+    "OTLP JSON, JSON Lines or protobuf, the OpenTelemetry SDK's console output, Jaeger, "
+    "Zipkin (v1 or v2) or Tempo JSON; gzipped or not"
+)
 
 
 def import_bytes(name: str, data: bytes) -> Run:
