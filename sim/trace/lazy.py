@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 
 from sim.metrics import GAVE_UP, SERVERS, breaker_open_time, model_usage, wasted_work
 from sim.trace import streamed
-from sim.trace.run import Run, RunFileError, _first_line, _json_default, _read_table
+from sim.trace.query import Cond, columns_of, expression
+from sim.trace.run import Run, RunFileError, _first_line, _json_default, _read_table, group_counts
 from sim.trace.schema import ADDED_COLUMNS, ADDED_TABLES, COLUMNS, TABLES, conform
 
 # Rows per batch when a table is read a batch at a time.
@@ -129,6 +130,67 @@ class LazyRun(Run):
         if empty:
             table = file.schema_arrow.empty_table()
             yield self._conform(name, table.select(stored or names).to_pandas(), columns)
+
+    def select(
+        self, name: str, columns: list[str] | None = None, where: Cond | None = None
+    ) -> pd.DataFrame:
+        """`Run.select`, reading only the row groups that may match and only `columns`."""
+        if dict.__contains__(self.tables, name) or not self._queryable(name, columns, where):
+            return super().select(name, columns, where)
+        parts = list(self._arrow_batches(name, columns, where))
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        frame = self._conform(name, table.to_pandas(), columns)
+        return frame if columns is None else frame[columns]
+
+    def select_batches(
+        self, name: str, columns: list[str] | None = None, where: Cond | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """`Run.select_batches`: a row group at a time, those that may match only."""
+        if dict.__contains__(self.tables, name) or not self._queryable(name, columns, where):
+            yield from super().select_batches(name, columns, where)
+            return
+        for part in self._arrow_batches(name, columns, where):
+            frame = self._conform(name, part.to_pandas(), columns)
+            yield frame if columns is None else frame[columns]
+
+    def count_where(self, name: str, where: Cond | None = None) -> int:
+        """`Run.count_where`, reading only the columns `where` compares."""
+        if dict.__contains__(self.tables, name) or not self._queryable(name, [], where):
+            return super().count_where(name, where)
+        return self.count(name, None if where is None else expression(where))
+
+    def group_counts(self, name: str, by: list[str], where: Cond | None = None) -> pd.DataFrame:
+        """`Run.group_counts`, a row group at a time."""
+        return group_counts(self.select_batches(name, by, where), by)
+
+    def _queryable(self, name: str, columns: list[str] | None, where: Cond | None) -> bool:
+        # A table or a column added to the contract after the run was saved is not in
+        # its file: such a query reads the table the way `tables` does.
+        if not self._on_disk(name):
+            return False
+        stored = set(pq.ParquetFile(self.directory / f"{name}.parquet").schema_arrow.names)
+        return columns_of(where) <= stored
+
+    def _arrow_batches(
+        self, name: str, columns: list[str] | None, where: Cond | None
+    ) -> Iterator[pa.Table]:
+        """The matching rows a row group at a time, in the file's order (a row group
+        whose statistics rule the condition out is not read); one empty table when
+        nothing matches."""
+        dataset = self.dataset(name)
+        names = dataset.schema.names
+        stored = names if columns is None else [c for c in columns if c in names]
+        flt = None if where is None else expression(where)
+        found = False
+        for fragment in dataset.get_fragments():
+            # In file order: a page's rows come as the in-memory table has them.
+            for group in fragment.split_by_row_group(filter=flt):
+                part = group.to_table(columns=stored, filter=flt)
+                if part.num_rows:
+                    found = True
+                    yield part
+        if not found:
+            yield dataset.schema.empty_table().select(stored)
 
     @staticmethod
     def _conform(name: str, frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
