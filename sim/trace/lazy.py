@@ -157,7 +157,11 @@ class LazyRun(Run):
         """`Run.count_where`, reading only the columns `where` compares."""
         if dict.__contains__(self.tables, name) or not self._queryable(name, [], where):
             return super().count_where(name, where)
-        return self.count(name, None if where is None else expression(where))
+        if where is None:
+            return self.row_count(name)
+        # Row by row, not `count_rows`: pyarrow's count drops the NaN half of a
+        # `Missing` under `Not` (counting every row that holds NaN, not null).
+        return sum(part.num_rows for part in self._arrow_batches(name, [], where))
 
     def group_counts(self, name: str, by: list[str], where: Cond | None = None) -> pd.DataFrame:
         """`Run.group_counts`, a row group at a time."""
