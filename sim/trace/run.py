@@ -135,10 +135,16 @@ class Run:
     # a run read from its files (`LazyRun`) answers them by reading only those rows.
 
     def select(
-        self, name: str, columns: list[str] | None = None, where: Cond | None = None
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        where: Cond | None = None,
+        *,
+        compact: bool = False,
     ) -> pd.DataFrame:
         """The rows of `name` matching `where` (`sim.trace.query`), in the table's order,
-        only `columns` (all when None)."""
+        only `columns` (all when None). `compact`: text columns may come as pandas
+        categories (a run read from its files: millions of rows stay small)."""
         table = self.tables[name]
         if where is not None:
             keep = mask(table, where)
@@ -212,21 +218,25 @@ def group_counts(batches: Iterable[pd.DataFrame], by: list[str]) -> pd.DataFrame
     """`Run.group_counts` of a table read a batch at a time (the batches in order)."""
     parts = []
     offset = 0
+    dtypes: dict[str, Any] = {}
     for batch in batches:
+        dtypes = {c: batch[c].dtype for c in by}
         if len(batch):
             first = np.arange(offset, offset + len(batch), dtype=np.int64)
-            frame = pd.DataFrame({c: batch[c].to_numpy() for c in by} | {"first": first})
+            frame = batch[by].reset_index(drop=True).assign(first=first)
             grouped = frame.groupby(by, sort=False, dropna=False)["first"]
             parts.append(grouped.agg(["min", "size"]).reset_index())
         offset += len(batch)
     if not parts:
-        return pd.DataFrame({**{c: pd.Series(dtype=object) for c in by}, "n": pd.Series(dtype=int)})
+        empty = {c: pd.Series(dtype=dtypes.get(c, object)) for c in by}
+        return pd.DataFrame({**empty, "n": pd.Series(dtype="int64")})
     table = pd.concat(parts, ignore_index=True)
     if len(parts) > 1:
         grouped = table.groupby(by, sort=False, dropna=False)
         table = grouped.agg(min=("min", "min"), size=("size", "sum")).reset_index()
     table = table.sort_values("min", kind="stable").reset_index(drop=True)
-    return table[by].assign(n=table["size"].astype("int64"))
+    # Grouping gives its keys back as objects: as the table had them.
+    return table[by].astype(dtypes).assign(n=table["size"].astype("int64"))
 
 
 class RunFileError(ValueError):

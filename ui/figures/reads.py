@@ -21,10 +21,7 @@ from ui.figures import cascade, overview, replay
 from ui.figures import failures as found
 
 # What the window's thinning reads of each message: the rest is read for drawn rows only.
-WINDOW_COLUMNS = ["seq", "sent_at", "delivered_at", "ended_at", "kind", "outcome", "span_id"]
-# Past this many rows in a window, its columns are read as categories (codes, not
-# strings): the whole run as a window of millions of messages stays small.
-WIDE_WINDOW = 200_000
+WINDOW_COLUMNS = ["seq", "sent_at", "delivered_at", "ended_at", "kind", "outcome"]
 
 
 def filter_cond(filters: replay.Filters) -> q.Cond | None:
@@ -71,16 +68,21 @@ def window(
     """`replay.window(replay.filter_messages(run.messages, filters), ...)`, reading the
     window's thinning columns, then every column of the rows drawn only."""
     where = q.all_of(filter_cond(filters), on_wire(start, end, run.duration))
-    narrow = run.select("messages", WINDOW_COLUMNS, where)
+    if run.count_where("messages", where) <= limit:
+        rows = run.select("messages", None, where)
+        return replay.window(rows, start, end, run.duration, limit)
+    # Thinned: choose the rows from the columns thinning reads (text as categories: the
+    # whole run as a window stays small), then read every column of those rows only.
+    narrow = run.select("messages", WINDOW_COLUMNS, where, compact=True)
+    events = q.AllOf((q.eq("kind", "event"), q.eq("outcome", "delivered")))
+    streams = run.select("messages", ["seq", "span_id"], q.all_of(where, events), compact=True)
+    # Only a stream's events are folded by their span: the others need no span id.
+    narrow["span_id"] = narrow["seq"].map(pd.Series(streams["span_id"].to_numpy(), streams["seq"]))
     win = replay.window(narrow, start, end, run.duration, limit)
     drawn = win.rows["seq"].to_numpy()
-    if len(drawn) == len(narrow):
-        rows = run.select("messages", None, where)
-    else:
-        rows = run.select("messages", None, q.isin("seq", drawn.tolist()))
-    # In the order the thinning left them (by seq when thinned), as from the whole table.
-    at = pd.Index(rows["seq"].to_numpy()).get_indexer(drawn)
-    win.rows = rows.iloc[at]
+    rows = run.select("messages", None, q.isin("seq", drawn.tolist()))
+    # In the order the thinning left them (by seq), as from the whole table.
+    win.rows = rows.iloc[pd.Index(rows["seq"].to_numpy()).get_indexer(drawn)]
     return win
 
 
@@ -289,7 +291,6 @@ def request_spans(run: Run) -> pd.DataFrame:
 
 __all__ = [
     "TRACE_COLUMNS",
-    "WIDE_WINDOW",
     "WINDOW_COLUMNS",
     "breaker_calls",
     "dead_letter_rows",
