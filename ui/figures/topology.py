@@ -273,20 +273,23 @@ def topology(
         *_breaker_legend(states),
     ):
         fig.add_trace(trace)
-    for arrowhead in arrowheads:
-        fig.add_annotation(**arrowhead)
     # Names after the arrowheads, on a white ground: an arrow never hides a name.
-    for name in g.nodes:
-        fig.add_annotation(
-            x=pos[name][0],
-            y=pos[name][1],
-            text=name,
-            showarrow=False,
-            yshift=NODE_SIZE / 2 + 9,
-            bgcolor="rgba(255,255,255,0.85)",
-            font={"size": 12},
-            name=f"{LABEL_PREFIX}{name}",
-        )
+    names = [
+        {
+            "x": pos[name][0],
+            "y": pos[name][1],
+            "text": name,
+            "showarrow": False,
+            "yshift": NODE_SIZE / 2 + 9,
+            "bgcolor": "rgba(255,255,255,0.85)",
+            "font": {"size": 12},
+            "name": f"{LABEL_PREFIX}{name}",
+        }
+        for name in g.nodes
+    ]
+    # All at once: `add_annotation` copies every annotation so far at each call, which
+    # took minutes for a fleet of a thousand agents.
+    fig.update_layout(annotations=[*fig.layout.annotations, *arrowheads, *names])
     for role in sorted({str(g.nodes[n].get("role", "service")) for n in g.nodes}):
         fig.add_trace(
             go.Scatter(
