@@ -205,44 +205,54 @@ def _summary(_run: Run, key: str) -> dict[str, Any]:
 @st.cache_data(max_entries=8, show_spinner=False)
 def event_times(_run: Run, key: str) -> np.ndarray:
     """The run's send/end times in total order (logical time), computed once per run."""
-    from ui import figures
+    from ui.figures import reads
 
-    return figures.event_times(_run.messages, _run.duration)
+    return reads.event_times(_run)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def failures(_run: Run, key: str) -> pd.DataFrame:
     """The run's failures, one row each, with their root-cause sentences (see
     `figures.failures.failure_events`)."""
-    from ui.figures import failures as found
+    from ui.figures import reads
 
-    return found.failure_events(_run.messages, _run.spans, _run.breakers, _run.faults)
+    return reads.failure_events(_run)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def trace_index(_run: Run, key: str) -> pd.DataFrame:
     """One row per trace of the run (see `figures.trace_index`)."""
-    from ui import figures
+    from ui.figures import reads
 
-    return figures.trace_index(_run.spans)
+    return reads.trace_index(_run)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def column_values(_run: Run, key: str, table: str, column: str) -> list[str]:
     """The distinct values of a table's column, sorted (filter options)."""
-    frame = _run.tables[table]
-    if column not in frame.columns or frame.empty:
-        return []
-    return sorted(str(v) for v in frame[column].dropna().unique())
+    from ui.figures import reads
+
+    return reads.values(_run, table, column)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def request_spans(_run: Run, key: str) -> pd.DataFrame:
+    """The spans the Compare page reads: requests, and the calls that failed
+    (see `figures.reads.request_spans`)."""
+    from ui.figures import reads
+
+    return reads.request_spans(_run)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def graph(_run: Run, key: str) -> nx.DiGraph:
     """The run's call graph (see `figures.graph`); shared, never mutated."""
-    from ui import figures
+    from ui.figures import reads
+    from ui.figures.topology import graph_from_counts
 
     channels = [(c.src, c.dst, c.protocol) for c in _scenario(_run).channels]
-    return figures.graph(_run.agents, _run.messages, _run.spans, channels)
+    calls, forward, pairs = reads.graph_counts(_run)
+    return graph_from_counts(_run.agents, calls, forward, pairs, channels)
 
 
 def _scenario(run: Run) -> Scenario:

@@ -278,8 +278,17 @@ def spans_table(spans: pd.DataFrame) -> pd.DataFrame:
     """
     if spans.empty:
         return pd.DataFrame(columns=["outcome", "total"])
-    kinds = sorted(spans["kind"].astype(str).unique())
-    grid = pd.crosstab(spans["outcome"], spans["kind"])
+    counted = spans.groupby(["outcome", "kind"], sort=False).size().rename("n").reset_index()
+    return spans_table_of(counted)
+
+
+def spans_table_of(counts: pd.DataFrame) -> pd.DataFrame:
+    """`spans_table` from spans counted per (outcome, kind) (`outcome, kind, n`, as
+    `Run.group_counts` gives), so the spans themselves need not be read."""
+    if counts.empty or not counts["n"].sum():
+        return pd.DataFrame(columns=["outcome", "total"])
+    kinds = sorted(counts["kind"].astype(str).unique())
+    grid = counts.pivot_table(index="outcome", columns="kind", values="n", aggfunc="sum")
     grid = grid.reindex(index=_ordered(list(grid.index), SPAN_OUTCOMES), columns=kinds)
     grid = grid.fillna(0).astype("int64")
     grid["total"] = grid.sum(axis=1)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 
 from sim.metrics import GAVE_UP, SERVERS, breaker_open_time, model_usage, wasted_work
 from sim.trace import streamed
+from sim.trace.query import Cond, columns_of, expression
 from sim.trace.run import Run, RunFileError, _first_line, _json_default, _read_table
 from sim.trace.schema import ADDED_COLUMNS, ADDED_TABLES, COLUMNS, TABLES, conform
 
@@ -130,6 +132,105 @@ class LazyRun(Run):
             table = file.schema_arrow.empty_table()
             yield self._conform(name, table.select(stored or names).to_pandas(), columns)
 
+    def select(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        where: Cond | None = None,
+        *,
+        compact: bool = False,
+    ) -> pd.DataFrame:
+        """`Run.select`, reading only the row groups that may match and only `columns`
+        (`compact`: text columns as categories, one copy of each distinct value)."""
+        if dict.__contains__(self.tables, name) or not self._queryable(name, columns, where):
+            return super().select(name, columns, where)
+        parts = list(self._arrow_batches(name, columns, where))
+        if compact:
+            parts = [_dictionary_text(part) for part in parts]
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        frame = table.to_pandas()
+        # Categories are kept as they are: the contract's `str` would expand them.
+        order = list(frame.columns)
+        text = [c for c in order if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+        kept = frame[text]
+        frame = self._conform(name, frame.drop(columns=text), columns)
+        frame[text] = kept
+        frame = frame[order + [c for c in frame.columns if c not in order]]
+        return frame if columns is None else frame[columns]
+
+    def select_batches(
+        self, name: str, columns: list[str] | None = None, where: Cond | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """`Run.select_batches`: a row group at a time, those that may match only."""
+        if dict.__contains__(self.tables, name) or not self._queryable(name, columns, where):
+            yield from super().select_batches(name, columns, where)
+            return
+        for part in self._arrow_batches(name, columns, where):
+            frame = self._conform(name, part.to_pandas(), columns)
+            yield frame if columns is None else frame[columns]
+
+    def count_where(self, name: str, where: Cond | None = None) -> int:
+        """`Run.count_where`, reading only the columns `where` compares."""
+        if dict.__contains__(self.tables, name) or not self._queryable(name, [], where):
+            return super().count_where(name, where)
+        if where is None:
+            return self.row_count(name)
+        # Row by row, not `count_rows`: pyarrow's count drops the NaN half of a
+        # `Missing` under `Not` (counting every row that holds NaN, not null).
+        return sum(part.num_rows for part in self._arrow_batches(name, [], where))
+
+    def group_counts(self, name: str, by: list[str], where: Cond | None = None) -> pd.DataFrame:
+        """`Run.group_counts`, grouped by Arrow a row group at a time (only the groups
+        become pandas rows)."""
+        if dict.__contains__(self.tables, name) or not self._queryable(name, by, where):
+            return super().group_counts(name, by, where)
+        parts = []
+        offset = 0
+        for part in self._arrow_batches(name, by, where):
+            first = pa.array(np.arange(offset, offset + part.num_rows, dtype=np.int64))
+            offset += part.num_rows
+            grouped = part.append_column("first", first).group_by(by, use_threads=False)
+            parts.append(grouped.aggregate([("first", "min"), ("first", "count")]))
+        table = pa.concat_tables(parts)
+        first, count = "first_min", "first_count"
+        if len(parts) > 1:  # a group may span row groups: its partial counts add up
+            table = table.group_by(by, use_threads=False).aggregate(
+                [(first, "min"), (count, "sum")]
+            )
+            first, count = f"{first}_min", f"{count}_sum"
+        table = table.take(pc.sort_indices(table[first]))
+        frame = self._conform(name, table.select(by).to_pandas(), by)
+        return frame[by].assign(n=table[count].to_numpy().astype("int64"))
+
+    def _queryable(self, name: str, columns: list[str] | None, where: Cond | None) -> bool:
+        # A table or a column added to the contract after the run was saved is not in
+        # its file: such a query reads the table the way `tables` does.
+        if not self._on_disk(name):
+            return False
+        stored = set(pq.ParquetFile(self.directory / f"{name}.parquet").schema_arrow.names)
+        return columns_of(where) <= stored
+
+    def _arrow_batches(
+        self, name: str, columns: list[str] | None, where: Cond | None
+    ) -> Iterator[pa.Table]:
+        """The matching rows a row group at a time, in the file's order (a row group
+        whose statistics rule the condition out is not read); one empty table when
+        nothing matches."""
+        dataset = self.dataset(name)
+        names = dataset.schema.names
+        stored = names if columns is None else [c for c in columns if c in names]
+        flt = None if where is None else expression(where)
+        found = False
+        for fragment in dataset.get_fragments():
+            # In file order: a page's rows come as the in-memory table has them.
+            for group in fragment.split_by_row_group(filter=flt):
+                part = group.to_table(columns=stored, filter=flt)
+                if part.num_rows:
+                    found = True
+                    yield part
+        if not found:
+            yield dataset.schema.empty_table().select(stored)
+
     @staticmethod
     def _conform(name: str, frame: pd.DataFrame, columns: list[str] | None) -> pd.DataFrame:
         # A column added to the contract after the run was saved reads as its "nothing
@@ -171,6 +272,14 @@ class LazyRun(Run):
         manifest = dict(self.manifest, summary=self.summary())
         (path / "run.json").write_text(json.dumps(manifest, indent=2, default=_json_default))
         return path
+
+
+def _dictionary_text(table: pa.Table) -> pa.Table:
+    """`table` with its text columns dictionary-encoded (pandas categories)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            table = table.set_column(i, field.name, pc.dictionary_encode(table.column(i)))
+    return table
 
 
 def _check_table(path: Path, name: str) -> None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sim._version import __version__
 from sim.metrics import summarize
 from sim.scenario import RECORDED, Scenario
+from sim.trace.query import Cond, mask
 from sim.trace.schema import (
     ADDED_COLUMNS,
     ADDED_TABLES,
@@ -129,6 +131,45 @@ class Run:
         """Rows in the table `name`."""
         return len(self.tables[name])
 
+    # Queries. A page asks for the rows it draws through these, never for a whole table:
+    # a run read from its files (`LazyRun`) answers them by reading only those rows.
+
+    def select(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        where: Cond | None = None,
+        *,
+        compact: bool = False,
+    ) -> pd.DataFrame:
+        """The rows of `name` matching `where` (`sim.trace.query`), in the table's order,
+        only `columns` (all when None). `compact`: text columns may come as pandas
+        categories (a run read from its files: millions of rows stay small)."""
+        table = self.tables[name]
+        if where is not None:
+            keep = mask(table, where)
+            if not keep.all():
+                table = table[keep]
+        return table if columns is None else table[columns]
+
+    def select_batches(
+        self, name: str, columns: list[str] | None = None, where: Cond | None = None
+    ) -> Iterator[pd.DataFrame]:
+        """`select` a batch of rows at a time, in order (here: all at once)."""
+        yield self.select(name, columns, where)
+
+    def count_where(self, name: str, where: Cond | None = None) -> int:
+        """How many rows of `name` match `where`."""
+        if where is None:
+            return self.row_count(name)
+        return int(mask(self.tables[name], where).sum())
+
+    def group_counts(self, name: str, by: list[str], where: Cond | None = None) -> pd.DataFrame:
+        """Rows of `name` matching `where`, counted per distinct value of the `by`
+        columns: the `by` columns and `n`, one row per group in the order of each
+        group's first row."""
+        return group_counts([self.select(name, by, where)], by)
+
     def column_names(self, name: str) -> list[str]:
         """The columns of the table `name`."""
         return [str(column) for column in self.tables[name].columns]
@@ -171,6 +212,31 @@ class Run:
             )
         tables = {name: _read_table(path, name) for name in TABLES}
         return cls(tables, manifest)
+
+
+def group_counts(batches: Iterable[pd.DataFrame], by: list[str]) -> pd.DataFrame:
+    """`Run.group_counts` of a table read a batch at a time (the batches in order)."""
+    parts = []
+    offset = 0
+    dtypes: dict[str, Any] = {}
+    for batch in batches:
+        dtypes = {c: batch[c].dtype for c in by}
+        if len(batch):
+            first = np.arange(offset, offset + len(batch), dtype=np.int64)
+            frame = batch[by].reset_index(drop=True).assign(first=first)
+            grouped = frame.groupby(by, sort=False, dropna=False)["first"]
+            parts.append(grouped.agg(["min", "size"]).reset_index())
+        offset += len(batch)
+    if not parts:
+        empty = {c: pd.Series(dtype=dtypes.get(c, object)) for c in by}
+        return pd.DataFrame({**empty, "n": pd.Series(dtype="int64")})
+    table = pd.concat(parts, ignore_index=True)
+    if len(parts) > 1:
+        grouped = table.groupby(by, sort=False, dropna=False)
+        table = grouped.agg(min=("min", "min"), size=("size", "sum")).reset_index()
+    table = table.sort_values("min", kind="stable").reset_index(drop=True)
+    # Grouping gives its keys back as objects: as the table had them.
+    return table[by].astype(dtypes).assign(n=table["size"].astype("int64"))
 
 
 class RunFileError(ValueError):

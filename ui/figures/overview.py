@@ -9,7 +9,7 @@ makes the box selectable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,12 +78,26 @@ def by_agent(
 ) -> Bins:
     """Messages each agent sent, and the failures at its lifeline (`failures` from
     `failures.failure_events`), per time bin."""
+    return by_agent_batches([messages], failures, agents, duration, bins)
+
+
+def by_agent_batches(
+    messages: Iterable[pd.DataFrame],
+    failures: pd.DataFrame,
+    agents: Sequence[str],
+    duration: float,
+    bins: int = BINS,
+) -> Bins:
+    """`by_agent` of the messages read a batch at a time (`src`, `sent_at` only): counts
+    add up, so a run of millions of messages is never held whole."""
     lanes = list(agents)
     index = {a: i for i, a in enumerate(lanes)}
-    sent = messages["src"].map(index).fillna(-1).to_numpy(dtype=int)
-    traffic, edges = binned(
-        messages["sent_at"].to_numpy(dtype=float), sent, len(lanes), duration, bins
-    )
+    traffic, edges = binned(np.array([]), np.array([], dtype=int), len(lanes), duration, bins)
+    for batch in messages:
+        sent = batch["src"].map(index).fillna(-1).to_numpy(dtype=int)
+        traffic += binned(batch["sent_at"].to_numpy(dtype=float), sent, len(lanes), duration, bins)[
+            0
+        ]
     where = failures["agent"].map(index).fillna(-1).to_numpy(dtype=int)
     failed, _ = binned(failures["time"].to_numpy(dtype=float), where, len(lanes), duration, bins)
     return Bins("agent", tuple(lanes), traffic, failed, edges)
@@ -104,19 +118,41 @@ def by_link(
     """Per link (sender -> receiver, in agent order): the messages sent on it, and its
     failure rate over time, of the calls over it that ended then (client spans, failed
     unless ok) and of the messages on it outside calls (failed when never delivered)."""
-    order = {a: i for i, a in enumerate(agents)}
     calls = spans[(spans["kind"] == "client") & ~spans["outcome"].isin(UNFINISHED)]
     calls = calls[calls["peer"].astype(str) != ""]
-    pairs = pd.concat(
+    links = pd.concat(
         [
             messages[["src", "dst"]].drop_duplicates(),
             calls[["agent", "peer"]]
             .drop_duplicates()
             .rename(columns={"agent": "src", "peer": "dst"}),
         ]
-    ).drop_duplicates()
+    )
+    return by_link_batches(links, lambda: [messages], [calls], agents, duration, bins)
+
+
+# What `by_link_batches` reads of the messages, and of the client spans.
+LINK_MESSAGE_COLUMNS = ["src", "dst", "sent_at", "kind", "outcome"]
+LINK_CALL_COLUMNS = ["agent", "peer", "start", "end", "outcome"]
+
+
+def by_link_batches(
+    links: pd.DataFrame,
+    messages: Callable[[], Iterable[pd.DataFrame]],
+    calls: Iterable[pd.DataFrame],
+    agents: Sequence[str],
+    duration: float,
+    bins: int = BINS,
+) -> Bins:
+    """`by_link` from the run's (`src`, `dst`) links (duplicates allowed), its messages
+    a batch at a time (`messages()` starts a pass over them) and its client calls that
+    ended (not `UNFINISHED`, with a peer) a batch at a time: never a whole table."""
+    order = {a: i for i, a in enumerate(agents)}
     pairs = sorted(
-        ((str(s), str(d)) for s, d in pairs.itertuples(index=False)),
+        (
+            (str(s), str(d))
+            for s, d in links[["src", "dst"]].drop_duplicates().itertuples(index=False)
+        ),
         key=lambda p: (order.get(p[0], len(order)), p[0], order.get(p[1], len(order)), p[1]),
     )
     rows = tuple(link_label(s, d) for s, d in pairs)
@@ -128,25 +164,29 @@ def by_link(
         return index.reindex(keys).fillna(-1).to_numpy(dtype=int)
 
     n = len(rows)
-    traffic, edges = binned(
-        messages["sent_at"].to_numpy(dtype=float),
-        lane_of(messages["src"], messages["dst"]),
-        n,
-        duration,
-        bins,
-    )
-    lanes = lane_of(calls["agent"], calls["peer"])
-    ended = calls["end"].fillna(calls["start"]).to_numpy(dtype=float)
-    bad = ~calls["outcome"].isin(CALL_OK).to_numpy()
-    tried, _ = binned(ended, lanes, n, duration, bins)
-    failed, _ = binned(ended[bad], lanes[bad], n, duration, bins)
-    loose = messages[~messages["kind"].isin(NOT_JUDGED)]
-    if len(loose):
-        where = lane_of(loose["src"], loose["dst"])
-        sent = loose["sent_at"].to_numpy(dtype=float)
-        lost = ~loose["outcome"].isin(NOT_FAILED).to_numpy()
-        tried += binned(sent, where, n, duration, bins)[0]
-        failed += binned(sent[lost], where[lost], n, duration, bins)[0]
+    traffic, edges = binned(np.array([]), np.array([], dtype=int), n, duration, bins)
+    tried, failed = np.zeros_like(traffic), np.zeros_like(traffic)
+    for part in calls:
+        lanes = lane_of(part["agent"], part["peer"])
+        ended = part["end"].fillna(part["start"]).to_numpy(dtype=float)
+        bad = ~part["outcome"].isin(CALL_OK).to_numpy()
+        tried += binned(ended, lanes, n, duration, bins)[0]
+        failed += binned(ended[bad], lanes[bad], n, duration, bins)[0]
+    for batch in messages():
+        traffic += binned(
+            batch["sent_at"].to_numpy(dtype=float),
+            lane_of(batch["src"], batch["dst"]),
+            n,
+            duration,
+            bins,
+        )[0]
+        loose = batch[~batch["kind"].isin(NOT_JUDGED)]
+        if len(loose):
+            where = lane_of(loose["src"], loose["dst"])
+            sent = loose["sent_at"].to_numpy(dtype=float)
+            lost = ~loose["outcome"].isin(NOT_FAILED).to_numpy()
+            tried += binned(sent, where, n, duration, bins)[0]
+            failed += binned(sent[lost], where[lost], n, duration, bins)[0]
     return Bins("link", rows, traffic, failed, edges, tried)
 
 

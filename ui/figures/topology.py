@@ -70,40 +70,79 @@ def graph(
     Edges come from client/producer spans, forward messages and declared `channels`
     (caller, callee, protocol), so a channel that carried nothing still shows.
     """
+    empty_calls = pd.DataFrame(columns=["agent", "peer", "protocol", "n"])
+    calls = empty_calls
+    if spans is not None and not spans.empty:
+        called = spans[spans["kind"].isin(["client", "producer"]) & (spans["peer"] != "")]
+        calls = _counts(called, ["agent", "peer", "protocol"])
+    forward = _counts(messages[messages["kind"].isin(FORWARD_KINDS)], ["src", "dst", "protocol"])
+    return graph_from_counts(agents, calls, forward, _counts(messages, ["src", "dst"]), channels)
+
+
+def _counts(rows: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Rows counted per value of `by` (with `n`), in the order of each group's first row:
+    what `Run.group_counts` gives."""
+    if rows.empty:
+        return pd.DataFrame(columns=[*by, "n"])
+    first = pd.Series(np.arange(len(rows)), index=rows.index)
+    grouped = first.groupby([rows[c] for c in by], sort=False)
+    table = pd.DataFrame({"n": grouped.size(), "first": grouped.min()}).reset_index()
+    return table.sort_values("first", kind="stable")[[*by, "n"]].reset_index(drop=True)
+
+
+def graph_from_counts(
+    agents: pd.DataFrame,
+    calls: pd.DataFrame,
+    forward: pd.DataFrame,
+    pairs: pd.DataFrame,
+    channels: Iterable[tuple[str, str, str]] = (),
+) -> nx.DiGraph:
+    """`graph` from counted rows (`Run.group_counts`, each in first-row order): client
+    and producer calls with a peer per (agent, peer, protocol), forward messages per
+    (src, dst, protocol), every message per (src, dst). An edge's protocol is its most
+    frequent one (the first seen among equals)."""
     g = nx.DiGraph()
     for row in agents.itertuples(index=False):
         g.add_node(str(row.agent), role=str(getattr(row, "role", "service")))
-    pairs: dict[tuple[str, str], dict[str, Any]] = {}
+    edges: dict[tuple[str, str], dict[str, Any]] = {}
 
     def edge(a: str, b: str, protocol: str) -> dict[str, Any]:
-        return pairs.setdefault((a, b), {"protocol": protocol, "messages": 0})
+        return edges.setdefault((a, b), {"protocol": protocol, "messages": 0})
 
     for a, b, protocol in channels:
         edge(str(a), str(b), str(protocol))
-    if spans is not None and not spans.empty:
-        calls = spans[spans["kind"].isin(["client", "producer"]) & (spans["peer"] != "")]
-        for (a, b), protocol in (
-            calls.groupby(["agent", "peer"], sort=True)["protocol"].agg(_mode).items()
-        ):
-            edge(str(a), str(b), str(protocol))["protocol"] = str(protocol)
-    if not messages.empty:
-        forward = messages[messages["kind"].isin(FORWARD_KINDS)]
-        for (a, b), protocol in (
-            forward.groupby(["src", "dst"], sort=True)["protocol"].agg(_mode).items()
-        ):
-            if (b, a) not in pairs:
-                edge(str(a), str(b), str(protocol))
-        counts = messages.groupby(["src", "dst"], sort=True).size()
-        for (a, b), n in counts.items():
-            key = (str(a), str(b)) if (str(a), str(b)) in pairs else (str(b), str(a))
-            if key in pairs:
-                pairs[key]["messages"] += int(n)
-    for (a, b), data in pairs.items():
+    for (a, b), protocol in _modes(calls, ["agent", "peer"]):
+        edge(a, b, protocol)["protocol"] = protocol
+    if len(pairs):
+        for (a, b), protocol in _modes(forward, ["src", "dst"]):
+            if (b, a) not in edges:
+                edge(a, b, protocol)
+        totals = pairs.assign(src=pairs["src"].astype(str), dst=pairs["dst"].astype(str))
+        for (a, b), n in totals.groupby(["src", "dst"], sort=True)["n"].sum().items():
+            key = (str(a), str(b)) if (str(a), str(b)) in edges else (str(b), str(a))
+            if key in edges:
+                edges[key]["messages"] += int(n)
+    for (a, b), data in edges.items():
         for node in (a, b):
             if node not in g:
                 g.add_node(node, role="service")
         g.add_edge(a, b, **data)
     return g
+
+
+def _modes(counts: pd.DataFrame, by: list[str]) -> list[tuple[tuple[str, str], str]]:
+    """Each pair of `by`'s most frequent protocol (the first counted among equals), in
+    sorted pair order."""
+    if counts.empty:
+        return []
+    ranked = counts.assign(order=np.arange(len(counts))).sort_values(
+        ["n", "order"], ascending=[False, True], kind="stable"
+    )
+    best = ranked.drop_duplicates(by)
+    out = [
+        ((str(a), str(b)), str(p)) for a, b, p in best[[*by, "protocol"]].itertuples(index=False)
+    ]
+    return sorted(out, key=lambda item: (item[0][0], item[0][1]))
 
 
 def _mode(values: pd.Series) -> str:
@@ -234,20 +273,23 @@ def topology(
         *_breaker_legend(states),
     ):
         fig.add_trace(trace)
-    for arrowhead in arrowheads:
-        fig.add_annotation(**arrowhead)
     # Names after the arrowheads, on a white ground: an arrow never hides a name.
-    for name in g.nodes:
-        fig.add_annotation(
-            x=pos[name][0],
-            y=pos[name][1],
-            text=name,
-            showarrow=False,
-            yshift=NODE_SIZE / 2 + 9,
-            bgcolor="rgba(255,255,255,0.85)",
-            font={"size": 12},
-            name=f"{LABEL_PREFIX}{name}",
-        )
+    names = [
+        {
+            "x": pos[name][0],
+            "y": pos[name][1],
+            "text": name,
+            "showarrow": False,
+            "yshift": NODE_SIZE / 2 + 9,
+            "bgcolor": "rgba(255,255,255,0.85)",
+            "font": {"size": 12},
+            "name": f"{LABEL_PREFIX}{name}",
+        }
+        for name in g.nodes
+    ]
+    # All at once: `add_annotation` copies every annotation so far at each call, which
+    # took minutes for a fleet of a thousand agents.
+    fig.update_layout(annotations=[*fig.layout.annotations, *arrowheads, *names])
     for role in sorted({str(g.nodes[n].get("role", "service")) for n in g.nodes}):
         fig.add_trace(
             go.Scatter(

@@ -9,6 +9,7 @@ import streamlit as st
 
 from sim import Run
 from ui import figures, state
+from ui.figures import reads
 
 EDGES = "breakers_edges"
 # The settings shown beside a breaker: what decides when it opens and for how long,
@@ -34,7 +35,7 @@ def chart(_run: Run, key: str, edges: tuple[str, ...]) -> go.Figure:
         _run.duration,
         _run.faults,
         edges=list(edges) or None,
-        spans=_run.spans,
+        spans=reads.breaker_calls(_run, windows(_run)),
         windows=windows(_run),
     )
 

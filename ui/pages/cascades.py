@@ -13,6 +13,7 @@ import streamlit as st
 
 from sim import Run
 from ui import figures, state
+from ui.figures import reads
 
 PICK = "cascades_trace"
 SHOW = "cascades_show"
@@ -42,7 +43,7 @@ def candidates(_run: Run, key: str, show: str) -> pd.DataFrame:
 @st.cache_resource(max_entries=32, show_spinner=False)
 def cascade(_run: Run, key: str, trace: str) -> go.Figure:
     """The waterfall of one trace (shared: never mutated)."""
-    spans = _run.spans[_run.spans["correlation_id"] == trace]
+    spans = reads.trace_spans(_run, trace)
     return figures.waterfall(spans, _run.faults, _run.duration, title=f"trace {trace}")
 
 
@@ -153,7 +154,7 @@ trace = top[1].selectbox(
     help="Replay's trace filter picks the same trace.",
 )
 
-spans = run.spans[run.spans["correlation_id"] == trace]
+spans = reads.trace_spans(run, trace)
 st.markdown(describe(spans))
 causes = figures.failures.root_causes(state.failures(run, key), trace)
 if causes:

@@ -79,7 +79,12 @@ def requests_chart(
 ) -> go.Figure:
     """One run's requests over time on the shared axes (shared: never mutated)."""
     return figures.requests_figure(
-        _run.spans, _run.duration, _run.faults, x_range=x_range, y_range=y_range, title=title
+        state.request_spans(_run, key),
+        _run.duration,
+        _run.faults,
+        x_range=x_range,
+        y_range=y_range,
+        title=title,
     )
 
 
@@ -90,8 +95,8 @@ def both_chart(
     """Goodput and p99 of both runs on one time axis (shared: never mutated)."""
     return figures.comparison_figure(
         [
-            (labels[0], _a.spans, _a.duration, _a.faults),
-            (labels[1], _b.spans, _b.duration, _b.faults),
+            (labels[0], state.request_spans(_a, key_a), _a.duration, _a.faults),
+            (labels[1], state.request_spans(_b, key_b), _b.duration, _b.faults),
         ],
         bucket=bucket,
     )
@@ -101,8 +106,12 @@ def both_chart(
 def matches(_a: Run, key_a: str, _b: Run, key_b: str) -> tuple[dict[str, int], pd.DataFrame]:
     """The requests matched across A and B that ended differently, and the counts."""
     return (
-        figures.compare.match_counts(_a.spans, _b.spans),
-        figures.compare.matched_requests(_a.spans, _b.spans),
+        figures.compare.match_counts(
+            state.request_spans(_a, key_a), state.request_spans(_b, key_b)
+        ),
+        figures.compare.matched_requests(
+            state.request_spans(_a, key_a), state.request_spans(_b, key_b)
+        ),
     )
 
 
@@ -159,10 +168,13 @@ def show_difference(run: Run, key: str, other: Run, key_b: str) -> None:
         st.switch_page(state.PAGES["cascades"])
 
 
-def latency_range(*runs: Run) -> tuple[float, float]:
-    """A log10 latency range that holds every request of every run."""
+def latency_range(*runs: tuple[Run, str]) -> tuple[float, float]:
+    """A log10 latency range that holds every request of every run (each with its key)."""
     values = np.concatenate(
-        [figures.requests(r.spans)["latency"].dropna().to_numpy(dtype=float) for r in runs]
+        [
+            figures.requests(state.request_spans(r, k))["latency"].dropna().to_numpy(dtype=float)
+            for r, k in runs
+        ]
     )
     values = values[values > 0]
     if not len(values):
@@ -245,7 +257,7 @@ elif run.name == other.name:
 show_difference(run, key, other, key_b)
 
 longest = float(max(run.duration, other.duration))
-y_range = latency_range(run, other)
+y_range = latency_range((run, key), (other, key_b))
 left, right = st.columns(2)
 with left:
     st.plotly_chart(

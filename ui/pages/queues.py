@@ -9,6 +9,7 @@ import streamlit as st
 
 from sim import Run
 from ui import figures, state
+from ui.figures import reads
 
 NAMES = "queues_names"
 
@@ -44,8 +45,8 @@ def idle(_run: Run, key: str) -> list[str]:
 def has_queue_channel(run: Run) -> bool:
     """True when some channel of the run's scenario goes through a queue."""
     channels = getattr(state.scenario_of(run), "channels", []) or []
-    return any(getattr(c, "protocol", "") == "queue" for c in channels) or bool(
-        (run.messages["protocol"] == "queue").any()
+    return any(getattr(c, "protocol", "") == "queue" for c in channels) or reads.has_protocol(
+        run, "queue"
     )
 
 
@@ -125,7 +126,7 @@ if not topics.empty:
     )
 
 st.markdown("**Dead-letter queue**")
-letters = figures.dead_letters(run.messages, run.spans)
+letters = figures.dead_letters(*reads.dead_letter_rows(run))
 if letters.empty:
     if has_queue_channel(run):
         st.caption(

@@ -17,7 +17,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -25,7 +24,7 @@ from streamlit.delta_generator import DeltaGenerator
 from sim import Run
 from ui import figures, state
 from ui import tasks as task_bands
-from ui.figures import zoom
+from ui.figures import reads, zoom
 from ui.playback import SPEEDS, default_speed, frame_times, speed_label
 
 TICK_S = 1.0  # wall seconds between two frames while playing
@@ -85,7 +84,7 @@ def setup(run: Run, key: str) -> None:
     """Initial widget values for a newly shown run (and only then)."""
     if st.session_state.get(FOR) == key:
         return
-    width = default_width(len(run.messages), run.duration, READABLE)
+    width = default_width(run.row_count("messages"), run.duration, READABLE)
     st.session_state[FOR] = key
     st.session_state[WINDOW] = (0.0, float(width))
     st.session_state[CURSOR] = float(width)
@@ -175,9 +174,9 @@ def on_trace() -> None:
 def view(
     _run: Run, key: str, start: float, end: float, flt: figures.Filters, limit: int
 ) -> figures.Window:
-    """The filtered, thinned messages of a window (shared: never mutated)."""
-    rows = figures.filter_messages(_run.messages, flt)
-    return figures.window(rows, start, end, _run.duration, limit)
+    """The filtered, thinned messages of a window (shared: never mutated); only the
+    window's rows are read."""
+    return reads.window(_run, start, end, flt, limit)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -223,7 +222,7 @@ def trace_extent(run: Run, key: str, trace: str) -> tuple[float, float] | None:
     """The time span of a trace's messages, padded by 5%, or None when it has none."""
     index = state.trace_index(run, key)
     row = index[index["correlation_id"] == trace]
-    rows = run.messages[run.messages["correlation_id"] == trace]
+    rows = reads.trace_extent_rows(run, trace)
     if rows.empty and row.empty:
         return None
     lo = float(rows["sent_at"].min()) if len(rows) else float(row["start"].iloc[0])
@@ -237,12 +236,9 @@ def trace_extent(run: Run, key: str, trace: str) -> tuple[float, float] | None:
 def overview_bins(_run: Run, key: str, by: str) -> figures.overview.Bins:
     """The run's overview counts per agent or per link, binned once per run: moving the
     window redraws the overview from these, never from the messages."""
-    agents = _run.agents["agent"].tolist()
     if by == "link":
-        return figures.overview.by_link(_run.messages, _run.spans, agents, _run.duration)
-    return figures.overview.by_agent(
-        _run.messages, state.failures(_run, key), agents, _run.duration
-    )
+        return reads.overview_by_link(_run)
+    return reads.overview_by_agent(_run, state.failures(_run, key))
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -298,7 +294,7 @@ def show_overview(run: Run, key: str) -> None:
     the window; buttons jump to the first failure, the next failure, fault or breaker
     opening."""
     duration = float(run.duration)
-    big = len(run.messages) >= OVERVIEW_FROM
+    big = run.row_count("messages") >= OVERVIEW_FROM
     with st.expander("Overview of the whole run", expanded=big, icon=":material/grid_on:"):
         cols = st.columns(4)
         cols[0].button(
@@ -385,7 +381,7 @@ def stage(run: Run, key: str) -> None:
         st.session_state[state.TRACE] = ""
     fit(key, trace, fitted)
     lo, hi = fitted if fitted else (start, end)
-    trace_picker(controls[0], trace, trace_options(run.messages, trace, lo, hi))
+    trace_picker(controls[0], trace, trace_options(run, trace, lo, hi))
     flt, limit = filter_widgets(controls[1:], run, key, trace)
     if fitted:
         note, button = st.columns([5, 1], vertical_alignment="center")
@@ -454,11 +450,10 @@ def failure_note(run: Run, key: str) -> None:
         st.rerun()
 
 
-def trace_options(messages: pd.DataFrame, trace: str, lo: float, hi: float) -> list[str]:
+def trace_options(run: Run, trace: str, lo: float, hi: float) -> list[str]:
     """The trace filter's options: all traces (''), the traces sent in [lo, hi] (at most
     300: a run may hold tens of thousands), and the one chosen now."""
-    sent = messages["sent_at"]
-    in_view = messages.loc[(sent >= lo) & (sent <= hi), "correlation_id"].unique()[:300]
+    in_view = reads.traces_sent(run, lo, hi, 300)
     options = ["", *(str(v) for v in in_view if v)]
     if trace and trace not in options:
         options.insert(1, trace)
@@ -712,7 +707,7 @@ def detail(run: Run, key: str, win: figures.Window, cursor: float) -> None:
     with right:
         if seq is not None:
             st.dataframe(
-                figures.message_detail(run.messages, run.spans, int(seq)),
+                reads.message_detail(run, int(seq)),
                 hide_index=True,
                 width="stretch",
                 height=min(38 + 35 * 21, 600),

@@ -22,6 +22,7 @@ from sim.plugins import plugin_roles
 from sim.scenario import Scenario
 from ui import export, knobs, live, state, traces
 from ui import summary as views
+from ui.figures import reads
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,7 @@ def show_outcomes(run: Run, summary: dict[str, Any]) -> None:
         )
     with right:
         st.markdown("**Spans by outcome and kind**")
-        spans = views.spans_table(run.spans)
+        spans = views.spans_table_of(reads.spans_by_outcome_kind(run))
         st.dataframe(
             spans,
             hide_index=True,
