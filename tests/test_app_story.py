@@ -815,6 +815,32 @@ def test_a_box_on_the_overview_is_a_window_of_whole_cells() -> None:
     assert selected_range([]) is None
 
 
+def test_the_overview_box_picks_from_one_row_of_points_per_panel() -> None:
+    # A point per cell made the figure about 25 MB at 1,000 agents; the box spans every
+    # lane ("h"), so one point per time bin and panel selects the same window.
+    from ui.figures import overview
+
+    lanes = tuple(f"agent{i}" for i in range(1000))
+    empty = np.zeros((len(lanes), overview.BINS))
+    counts = overview.Bins(
+        rows=lanes,
+        edges=np.linspace(0, 100, overview.BINS + 1),
+        traffic=empty,
+        failed=empty,
+        by="agent",
+    )
+    fig = overview.figure(counts, 100.0)
+    pickers = [t for t in fig.data if t.name == overview.PICKER]
+    assert [len(t.x) for t in pickers] == [overview.BINS, overview.BINS]
+    assert fig.layout.selectdirection == "h"
+    assert overview.selected_range(
+        [
+            {"x": x, "customdata": c}
+            for x, c in zip(pickers[0].x[:3], pickers[0].customdata[:3], strict=True)
+        ]
+    ) == pytest.approx((0.0, 3 * 100 / overview.BINS))
+
+
 def test_the_link_overview_counts_every_message_and_each_links_failure_rate(chain: Run) -> None:
     from ui.figures import overview
 
