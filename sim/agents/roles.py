@@ -17,6 +17,7 @@ from typing import Any
 
 import simpy
 
+from protocols._mypyc import mypyc_attr
 from protocols.call import Call, CallResult
 from protocols.http import payload_of
 from protocols.kernel import start_soon
@@ -32,6 +33,9 @@ from sim.arrivals import arrival_times
 POISON = "poison"
 
 
+# Subclassed by roles that are not compiled (plugin hosts, the LLM agent, the
+# collaboration's): see protocols._mypyc.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Agent:
     """An agent of the run, on its node, with an HTTP endpoint for its calls."""
 
@@ -183,6 +187,7 @@ class Agent:
         self.node.resume()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Client(Agent):
     """A workload client: sends the scenario's workload streams that start from it."""
 
@@ -302,6 +307,7 @@ class _Arrivals:
         )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Service(Agent):
     """A service: N workers, a service-time distribution, optional downstream calls."""
 
@@ -397,6 +403,7 @@ class Service(Agent):
             job.reply(504 if outcome == "timeout" else 502, f"fan-out {outcome}: {why}")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BrokerAgent(Agent):
     """A message broker: named queues, consumer groups, visibility timers, DLQs."""
 
