@@ -341,7 +341,7 @@ class Service(Agent):
     def _handled(self, job: Job) -> None:
         # The owner's reply, not Job.reply, and payload_of() inline: calls less per request.
         body = job.msg.body
-        if (body.payload if type(body) is HttpRequest else body) == POISON:
+        if (body.payload if isinstance(body, HttpRequest) else body) == POISON:
             job.owner.reply(job, 500, "poison message: the handler failed")
         else:
             job.owner.reply(job, 200)
