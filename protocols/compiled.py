@@ -25,8 +25,8 @@ from functools import cache
 from pathlib import Path
 
 # Repository-relative paths of the compiled modules: the per-message path of a plain
-# request (the kernel, node, call, worker pool, HTTP, network, recorder and the basic
-# roles). A compiled class that interpreted code subclasses (`Call`, `Agent`,
+# request (the kernel, node, call, worker pool, HTTP, network, recorder, the basic
+# roles and the workload's arrival times). A compiled class that interpreted code subclasses (`Call`, `Agent`,
 # `Recorder`) says so with `protocols._mypyc.mypyc_attr`: mypyc forbids it otherwise.
 MODULES = (
     "protocols/kernel.py",
@@ -41,6 +41,7 @@ MODULES = (
     "sim/network.py",
     "sim/trace/recorder.py",
     "sim/agents/roles.py",
+    "sim/arrivals.py",
 )
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".compiled"
