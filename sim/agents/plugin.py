@@ -774,6 +774,12 @@ class _Driver:
     def _end(self) -> None:
         self.alive = False
         self.agent.node.untrack(self.key)
+        job = self.ctx._job
+        if job is not None:
+            # Nothing is left to cancel. The job's hook to this driver (which holds the
+            # context, which holds the job) would otherwise keep the three in a reference
+            # cycle, for the garbage collector to find, once per request.
+            job.on_cancel = None
 
     def _answer(self, result: Any) -> None:
         ctx = self.ctx
