@@ -101,3 +101,19 @@ def test_the_plain_modules_need_no_mypyc() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.split()[-1]) > 0
+
+
+def test_the_message_constructor_takes_every_field_with_its_default() -> None:
+    # Message's __init__ is written out (for mypyc), beside its dataclass fields: a field
+    # added to one only would lose its value in copies (dataclasses.replace) or defaults.
+    import dataclasses
+    import inspect
+
+    from protocols.transport import Message
+
+    fields = [
+        (f.name, f.default if f.default is not dataclasses.MISSING else inspect.Parameter.empty)
+        for f in dataclasses.fields(Message)
+    ]
+    params = list(inspect.signature(Message.__init__).parameters.values())[1:]
+    assert [(p.name, p.default) for p in params] == fields

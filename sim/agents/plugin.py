@@ -164,7 +164,8 @@ class AgentContext:
         agent's `service_time`. Draws come from the agent's service-time stream, and an
         overload fault stretches the work, as for a service. A pause freezes it."""
         agent = self._agent
-        work = agent.draw(seconds)
+        # draw(None), inline: a handler's plain `ctx.work()`, once per request.
+        work = float(agent._service_time()) if seconds is None else agent.draw(seconds)
         faults = agent.ctx.faults
         if faults.overload:
             work *= faults.service_factor(agent.id)
@@ -796,8 +797,12 @@ class _Driver:
                 item = gen.throw(error) if error is not None else gen.send(value)
             except StopIteration as stop:
                 self._end()
-                self._answer(stop.value)
-                self.ctx._finish()
+                ctx = self.ctx
+                # _answer() and _finish()'s test, inline: once per request.
+                if ctx._job is not None and not ctx.responded:
+                    ctx.respond(200, stop.value)
+                if ctx._open or ctx._session is not None:
+                    ctx._finish()
                 return
             except simpy.Interrupt as interrupt:
                 self._end()
