@@ -14,6 +14,7 @@ from typing import Protocol
 
 import simpy
 
+from protocols._mypyc import mypyc_attr
 from protocols.node import Node
 
 # (outcome, status, error): outcome is a spans.outcome value ("ok", "error", "timeout",
@@ -28,6 +29,9 @@ class CallOwner(Protocol):
     pending: dict[str, Call]
 
 
+# Subclassed by other protocols' calls (SSE streams, A2A tasks, MCP tools), which are
+# not compiled.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Call:
     """One call in flight: its key in its owner's `pending`, its span, its result."""
 

@@ -148,6 +148,8 @@ class FastEnvironment(simpy.Environment):
 
 def fast(env: simpy.Environment) -> bool:
     """Whether the shortcuts may be used on `env`."""
+    if type(env) is FastEnvironment:
+        return True  # made by `environment`, only where SimPy has the internals; never plain
     return not getattr(env, _PLAIN, False) and all(hasattr(env, n) for n in _INTERNALS)
 
 
@@ -202,12 +204,12 @@ def start_soon(env: simpy.Environment, callback: Callable[[Any], None]) -> None:
         # of the process ending takes one more, which moves no other event's order.
         env.process(_first_step(callback))
         return
-    begin = simpy.Event(env)
-    # Triggered and urgent, as SimPy's own Initialize event of a process.
-    begin._ok = True
-    begin._value = None
-    begin.callbacks.append(callback)
-    env.schedule(begin, URGENT)
+    # Triggered and urgent, as SimPy's own Initialize event of a process: a Due (see
+    # `scheduler`) put on the heap as env.schedule(event, URGENT) would put an event,
+    # since nothing reads it but the loop (a plugin's request starts here).
+    begin = Due()
+    begin.callbacks = [callback]
+    heappush(env._queue, (env._now, URGENT, next(env._eid), begin))  # type: ignore[misc]
 
 
 def settle(env: simpy.Environment, event: simpy.Event) -> None:

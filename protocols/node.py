@@ -206,7 +206,7 @@ class Node:
         When the work ends and nothing else is due at that instant, the event is
         processed at once (`kernel.settle`) rather than through SimPy's heap.
         """
-        done = self.env.event()
+        done = simpy.Event(self.env)  # env.event(), without its descriptor's call
         if self.up:
             _Work(self, done.succeed, max(seconds, 0.0), done)
         return done

@@ -151,7 +151,8 @@ class WorkerPool:
         ):
             return False  # full()
         self.enqueued += 1
-        if len(running) + self.owed < self.workers and not self.node.paused:
+        # `self.node.paused` without a property call: once per request.
+        if len(running) + self.owed < self.workers and self.node._paused is None:
             # _start(job), inline: once per request.
             job.started = self.node.env.now
             running[id(job)] = job
@@ -165,8 +166,12 @@ class WorkerPool:
         if self.running.pop(id(job), None) is None:
             return
         self.completed += 1
-        if self.queue:  # _hand_over()'s test, inline: most jobs leave an empty queue
-            self._hand_over()
+        if self.queue:
+            # _hand_over(), inline: once per job that leaves others queued.
+            self.owed += 1
+            node = self.node
+            if node.up:
+                node.call_later(0.0, partial(self._handed, node.epoch))
 
     def _hand_over(self) -> None:
         """A worker is free: promise it to the queue's head, which starts from the event

@@ -125,8 +125,10 @@ class Exponential(_Dist):
 
     def sampler(self, rng: random.Random) -> Sampler:
         """A sampler drawing exponential values."""
-        rate, expo = 1.0 / self.mean_, rng.expovariate
-        return lambda: expo(rate)
+        # rng.expovariate(rate), written out (its exact expression, so the same draws):
+        # a Python call less per draw, and services draw one per request.
+        rate, draw, log = 1.0 / self.mean_, rng.random, math.log
+        return lambda: -log(1.0 - draw()) / rate
 
     def mean(self) -> float:
         """The distribution's mean."""

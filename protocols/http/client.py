@@ -106,10 +106,11 @@ class HttpClient:
         call = Call(self, msg_id, span, None, on_done)
         ex = Exchange(call, msg, settings, timeout)
         self._exchanges[msg_id] = ex
-        # Pool.acquire's first step, inline: a kept-alive connection is the common case.
-        conn = pool.fresh_idle() if pool.idle else None
-        if conn is not None:
-            self.send_on(conn, ex)
+        # Pool.acquire's first step, inline, and Pool.fresh_idle's common case in it: the
+        # most recently used idle connection is within its keep-alive.
+        idle = pool.idle
+        if idle and now - idle[-1].idle_since <= settings.keepalive_expiry:
+            self.send_on(idle.pop(), ex)
         else:
             pool.acquire(ex)  # no fresh idle one left: it opens one or queues the call
             if not ex.sent and msg.deadline != math.inf:

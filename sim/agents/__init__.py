@@ -12,6 +12,12 @@
 - `registry`: `ROLES`, every role a scenario may name, assembled in one place.
 """
 
+# A mypyc build of the hot path's modules, when one is built and current (see
+# protocols.compiled), is imported in their place.
+from protocols.compiled import extend as _extend
+
+__path__ = _extend(__path__, __name__)
+
 from sim.agents.collaboration import STEPS, Orchestrator, Registry, Worker
 from sim.agents.context import Context
 from sim.agents.registry import ROLES

@@ -17,8 +17,9 @@ from typing import Any
 
 import simpy
 
+from protocols._mypyc import mypyc_attr
 from protocols.call import Call, CallResult
-from protocols.http import payload_of
+from protocols.http import HttpRequest, payload_of
 from protocols.kernel import start_soon
 from protocols.node import Node
 from protocols.queue import Broker, DeadLetter, QueueSettings
@@ -32,6 +33,9 @@ from sim.arrivals import arrival_times
 POISON = "poison"
 
 
+# Subclassed by roles that are not compiled (plugin hosts, the LLM agent, the
+# collaboration's): see protocols._mypyc.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Agent:
     """An agent of the run, on its node, with an HTTP endpoint for its calls."""
 
@@ -183,6 +187,7 @@ class Agent:
         self.node.resume()
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Client(Agent):
     """A workload client: sends the scenario's workload streams that start from it."""
 
@@ -258,7 +263,7 @@ class _Arrivals:
                 node.call_later(t - now, self._due)
                 return
             upcoming[index] = None
-            if node.paused:
+            if node._paused is not None:  # node.paused, without a property call
                 node.on_unpause(self._unpaused)
                 return
             self._send()
@@ -268,7 +273,7 @@ class _Arrivals:
         if self.epoch != node.epoch:
             return  # the client crashed while it waited
         self.client._upcoming[self.index] = None
-        if node.paused:
+        if node._paused is not None:  # node.paused, without a property call
             # Arrivals during a pause are held and sent when it ends.
             node.on_unpause(self._unpaused)
             return
@@ -302,6 +307,7 @@ class _Arrivals:
         )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Service(Agent):
     """A service: N workers, a service-time distribution, optional downstream calls."""
 
@@ -334,8 +340,9 @@ class Service(Agent):
             self.node.after_work(work, partial(self._handled, job))
 
     def _handled(self, job: Job) -> None:
-        # The owner's reply, not Job.reply: a call less per request.
-        if payload_of(job.msg.body) == POISON:
+        # The owner's reply, not Job.reply, and payload_of() inline: calls less per request.
+        body = job.msg.body
+        if (body.payload if isinstance(body, HttpRequest) else body) == POISON:
             job.owner.reply(job, 500, "poison message: the handler failed")
         else:
             job.owner.reply(job, 200)
@@ -398,6 +405,7 @@ class Service(Agent):
             job.reply(504 if outcome == "timeout" else 502, f"fan-out {outcome}: {why}")
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BrokerAgent(Agent):
     """A message broker: named queues, consumer groups, visibility timers, DLQs."""
 

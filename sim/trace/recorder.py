@@ -14,7 +14,7 @@ import gc
 import itertools
 import math
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableSequence, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 from pandas.arrays import ArrowStringArray
 
+from protocols._mypyc import mypyc_attr
 from protocols.queue.wire import PROTOCOL as QUEUE
 from protocols.queue.wire import Delivery, Publish
 from protocols.transport import Message
@@ -52,6 +53,8 @@ def span_hex(index: int) -> str:
     return f"{index + 1:016x}"
 
 
+# Subclassed by sim.trace.spill's SpillingRecorder, which is not compiled.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Recorder:
     """Collects the rows of the tables while a run goes on."""
 
@@ -70,13 +73,17 @@ class Recorder:
         self._m_cause: list[str] = []
         # Span indexes, unboxed as they come (their int objects would be scattered).
         self._m_span = array("q")
-        self._m_attempt: list[int] = []
+        # Sequences, not lists: SpillingRecorder keeps these four in arrays of machine
+        # ints, and a compiled Recorder checks what its attributes are given.
+        self._m_attempt: MutableSequence[int] = []
         self._m_sent = array("d")
         self._m_delivered = array("d")
         self._m_ended = array("d")
-        self._m_outcome: list[str] = []
+        # A sequence, not a list: a finished SpillingRecorder puts one in its place that
+        # reads every row as ended (see spill.py's `_release`).
+        self._m_outcome: MutableSequence[str] = []
         self._m_size: list[int] = []
-        self._m_dup: list[bool] = []
+        self._m_dup: MutableSequence[int] = []  # bools, or 0 and 1
         self._m_reason: dict[int, str] = {}
         # Queue copies' sparse attributes (see schema.SPARSE_COLUMNS), by seq: the
         # subscription of a topic's copy, the ordering key of a publish or delivery.
@@ -98,10 +105,10 @@ class Recorder:
         self._s_end = array("d")
         self._s_deadline = array("d")
         self._s_wait = array("d")
-        self._s_outcome: list[str] = []
-        self._s_attempts: list[int] = []
+        self._s_outcome: MutableSequence[str] = []  # as `_m_outcome`
+        self._s_attempts: MutableSequence[int] = []
         self._s_error: list[str] = []
-        self._s_status: list[int] = []
+        self._s_status: MutableSequence[int] = []
         # How many of a fan-out's calls answered; other spans have none (-1).
         self._s_answered: dict[int, int] = {}
         # Events an SSE stream never received (they had left the server's replay buffer
@@ -653,7 +660,7 @@ _STR = pd.api.types.pandas_dtype("str")
 _ARROW_STR = isinstance(_STR, pd.StringDtype) and _STR.storage == "pyarrow"
 
 
-def _strings(values: list[str]) -> pd.Series:
+def _strings(values: Sequence[str]) -> pd.Series:
     """A "str" column from a list of strings (what pandas would make of it, faster)."""
     if _ARROW_STR:
         try:
@@ -684,7 +691,7 @@ def _floats(values: array) -> pd.Series:
     return pd.Series(np.frombuffer(values, dtype=np.float64).copy(), copy=False)
 
 
-def _numbers(values: list[Any], dtype: type) -> pd.Series:
+def _numbers(values: Sequence[Any], dtype: type) -> pd.Series:
     """A numeric or bool column from a list of Python numbers."""
     return pd.Series(np.array(values, dtype=dtype), copy=False)
 

@@ -86,10 +86,10 @@ class SpillingRecorder(Recorder):
         # The small numbers that stay in memory, in machine ints rather than a list's
         # 8-byte pointers: 4 bytes an attempt count or status, 1 a duplicate flag. Only
         # `mark_last` reads a copy's attempt and flag back (`Recorder._last_delivered`).
-        self._m_attempt = array("i")  # type: ignore[assignment]
-        self._m_dup = array("b")  # type: ignore[assignment]
-        self._s_attempts = array("i")  # type: ignore[assignment]
-        self._s_status = array("i")  # type: ignore[assignment]
+        self._m_attempt = array("i")
+        self._m_dup = array("b")
+        self._s_attempts = array("i")
+        self._s_status = array("i")
 
     # -- the one hot-path addition: count messages to the next spill -------------------
 
