@@ -676,3 +676,42 @@ def test_the_worked_example_in_the_docs_runs(monkeypatch: pytest.MonkeyPatch,
     summary = run.summary()
     assert summary["success_rate"] > 0.95
     assert summary["exceptions"] > 0  # the tools' 1% of corrupted indexes
+
+
+def test_a_plugin_agents_workers_are_one_pool_over_its_protocols() -> None:
+    # Two clients send at the same instants, one over HTTP and one over WebSocket, to a
+    # plugin agent with one worker and a second of work: the agent serves one request at
+    # a time, so every other request waits (a pool per protocol served two at once).
+    arrivals = {"kind": "constant", "rate": 0.25}
+    scenario = {
+        "name": "one-pool",
+        "seed": 1,
+        "duration": 20,
+        "agents": [
+            {"id": "web", "role": "client"},
+            {"id": "ws", "role": "client"},
+            {
+                "id": "svc",
+                "role": "t-service",
+                "workers": 1,
+                "service_time": {"dist": "constant", "value": 1.0},
+            },
+        ],
+        "channels": [
+            {"from": "web", "to": "svc", "timeout": 60},
+            {"from": "ws", "to": "svc", "timeout": 60, "protocol": "websocket"},
+        ],
+        "network": PERFECT,
+        "workload": [
+            {"from": "web", "to": "svc", "end": 10, "arrivals": arrivals},
+            {"from": "ws", "to": "svc", "end": 10, "arrivals": arrivals},
+        ],
+    }
+    run = sim.run(scenario)
+    served = run.spans[(run.spans["agent"] == "svc") & (run.spans["kind"] == "server")]
+    assert set(served["protocol"]) == {"http", "websocket"}
+    assert (served["outcome"] == "ok").all() and len(served) >= 4
+    waits = sorted(served["wait"].round(6))
+    half = len(waits) // 2
+    assert waits[:half] == [0.0] * half and min(waits[half:]) >= 0.99, waits
+    assert list(run.queues["queue"].unique()) == ["svc.workers"]

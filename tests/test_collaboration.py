@@ -176,8 +176,10 @@ def test_poison_results_are_dead_lettered_while_other_tasks_complete():
 def test_overload_grows_the_queues_and_opens_the_breakers():
     run = collab("overload")
     q, b, s = run.queues, run.breakers, run.spans
-    # Where it saturates: the workers' stream queues fill up to their limit...
-    pools = q[q["queue"].str.endswith(".sse.workers")]
+    # Where it saturates: the workers' queues (one pool over their protocols) fill up to
+    # their limit...
+    pools = q[q["queue"].str.fullmatch(r"(writer|critic)-\d\.workers")]
+    assert pools["queue"].nunique() == 6
     assert pools.groupby("queue")["depth"].max().min() == 4
     # ...they refuse the rest (503), and the orchestrator's breakers to them open.
     streams = s[(s["name"] == "task.run") & (s["protocol"] == "sse") & (s["kind"] == "client")]

@@ -124,13 +124,13 @@ class Endpoints:
 
         return A2aClient(node, lambda dst: channel(dst).a2a, answer_delay, auth_answer)
 
-    def serve(self, protocols: list[str], handler: Handler, shared: bool = False) -> None:
-        """Serve `handler` over each protocol, each with the agent's workers: with
-        `shared`, one pool of them for all the protocols (a service's `workers` are the
-        requests it serves at once, whatever brings them), else a pool per protocol."""
+    def serve(self, protocols: list[str], handler: Handler) -> None:
+        """Serve `handler` over each protocol with the agent's workers, one pool of them
+        for all the protocols: an agent's `workers` are the requests it serves at once,
+        whatever brings them."""
         spec, node = self.spec, self.node
         workers, limit = spec.workers, spec.queue_limit
-        pool = WorkerPool.shared(node, workers, limit) if shared else None
+        pool = WorkerPool.shared(node, workers, limit)
         for protocol in protocols:
             if protocol == "http":
                 server = HttpServer(node, workers, handler, limit, spec.http, pool)

@@ -114,7 +114,8 @@ class LlmAgent(Agent):
             sse.on_hangup = self._hung_up
             # A model's stream carries its tokens, not the server's progress ticks.
             sse.settings = sse.settings.model_copy(update={"progress_interval": None})
-            self._pools.append(sse.pool)
+            if sse.pool is not server.pool:  # one pool serves both (the agent's workers)
+                self._pools.append(sse.pool)
             self._sse = sse
         # When each running request will be answered, by span (concurrency Retry-After).
         self._ends: dict[int, float] = {}

@@ -317,7 +317,7 @@ class Service(Agent):
         super().__init__(ctx, spec)
         self._service_time = spec.service_time.sampler(ctx.streams.get(f"service:{self.id}"))
         # One pool: `workers` are the requests it serves at once over all its protocols.
-        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle, shared=True)
+        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
 
     @property
     def pools(self) -> dict[str, WorkerPool]:
