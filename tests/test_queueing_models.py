@@ -39,7 +39,6 @@ import sim
 from sim.distributions import Lognormal
 from sim.theory import (
     erlang_b,
-    mean_interval,
     mg1_waits,
     mm1_sojourn_tail,
     mmc,
@@ -47,9 +46,8 @@ from sim.theory import (
     mmck_blocking,
     truncated_geometric,
 )
+from tests.test_disciplines import check
 
-LEVEL = 0.95
-MAX_RELATIVE_HALF_WIDTH = 0.05
 BATCHES = 30
 WARMUP = 2.0  # seconds of arrivals left out: the queue starts empty
 DRAIN = 10.0  # seconds after the last arrival, so every request is answered
@@ -89,18 +87,6 @@ def windows(spans: pd.DataFrame, horizon: float) -> list[pd.DataFrame]:
         spans[(spans["start"] >= WARMUP + k * width) & (spans["start"] < WARMUP + (k + 1) * width)]
         for k in range(BATCHES)
     ]
-
-
-def check(name: str, samples: list[float], theory: float) -> None:
-    """The 95% interval of the batch means holds `theory` and is within 5% of it."""
-    ci = mean_interval(samples, level=LEVEL)
-    report = (
-        f"{name}: theory {theory:.6g}, simulated {ci.mean:.6g}, {LEVEL:.0%} CI "
-        f"[{ci.low:.6g}, {ci.high:.6g}], half-width {ci.half_width / theory:.1%} of theory"
-    )
-    print(report)
-    assert theory in ci, report
-    assert ci.half_width < MAX_RELATIVE_HALF_WIDTH * theory, report
 
 
 def served(run: sim.Run, agent: str = "svc") -> pd.DataFrame:
