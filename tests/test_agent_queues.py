@@ -75,6 +75,20 @@ class Picky:
         ctx.durable.setdefault("done", []).append(request.body["n"])
 
 
+class Busy:
+    """Consumes `jobs` and serves requests, a second of work each."""
+
+    def main(self, ctx: sim.AgentContext) -> Any:
+        ctx.consume("jobs", self.take)
+        yield ctx.sleep(0)
+
+    def take(self, ctx: sim.AgentContext, request: sim.Request) -> Any:
+        yield ctx.work(1.0)
+
+    def on_task_run(self, ctx: sim.AgentContext, request: sim.Request) -> Any:
+        yield ctx.work(1.0)
+
+
 class Asker:
     """Request-reply by hand: publish with reply=True, then wait for the reply."""
 
@@ -112,7 +126,7 @@ class Misuser:
         yield ctx.wait_reply("m1")
 
 
-ROLES = {"q-producer": Producer, "q-sink": Sink, "q-feeder": Feeder, "q-picky": Picky,
+ROLES = {"q-producer": Producer, "q-sink": Sink, "q-feeder": Feeder, "q-picky": Picky, "q-busy": Busy,
          "q-asker": Asker, "q-echo": Echo, "q-misuser": Misuser}  # fmt: skip
 
 
@@ -423,3 +437,24 @@ def test_misused_queue_primitives_are_errors_in_the_users_code() -> None:
     assert errors["no.reply"].startswith(
         "raised ValueError: wait_reply() waits for a publish made with reply=True, got 'm1'"
     )
+
+
+def test_what_an_agent_consumes_and_what_it_is_sent_share_its_workers() -> None:
+    # One worker, jobs from its queue every 0.5 s and requests over HTTP every 2 s, a
+    # second of work each: it works on one at a time (the consumed queue had a pool of
+    # its own, so a job and a request were worked on at once).
+    data = jobs_scenario(PERFECT)
+    data["agents"][1] = {"id": "busy", "role": "q-busy", "workers": 1}
+    data["agents"].append({"id": "client", "role": "client"})
+    data["channels"] = [{"from": "client", "to": "busy", "timeout": 100}]
+    data["workload"] = [{"from": "client", "to": "busy", "type": "task.run", "end": 10,
+                         "arrivals": {"kind": "constant", "rate": 0.5}}]  # fmt: skip
+    run = sim.run(data)
+    spans = run.spans[
+        (run.spans["agent"] == "busy") & run.spans["kind"].isin(["server", "consumer"])
+    ]
+    done = spans[spans["outcome"] == "ok"]
+    assert set(done["kind"]) == {"server", "consumer"}
+    # Each took exactly its second of work, ending at `end`: the seconds never overlap.
+    ends = sorted(done["end"])
+    assert pd.Series(ends).diff().min() >= 1.0 - 1e-9

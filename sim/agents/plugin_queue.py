@@ -235,8 +235,9 @@ class PluginQueues:
         def serve(job: Any) -> None:
             agent._handle(job, handler)
 
+        # The agent's one pool: its workers serve what it consumes and what it is sent.
         QueueServer(endpoint, agent.spec.workers, serve, queue=queue, prefetch=prefetch,
-                    settings=settings)  # fmt: skip
+                    settings=settings, pool=agent.endpoints.pools["http"])  # fmt: skip
         return queue
 
     # -- request-reply ------------------------------------------------------------------
