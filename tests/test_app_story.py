@@ -622,7 +622,10 @@ def test_queues_that_never_held_anything_are_not_drawn(poison: Run, boot: Boot) 
     from ui import figures
 
     idle = figures.idle_queues(poison.queues)
-    assert "critic-1.workers" in idle and "orchestrator.results.dlq" not in idle
+    # writer-1 asked over a queue once and had no reply to wait for; the critics' workers
+    # (one pool over their HTTP and SSE) served the streams.
+    assert idle == ["writer-1.replies"]
+    assert "critic-1.workers" not in idle and "orchestrator.results.dlq" not in idle
     at = boot("queues", poison)
     drawn = {t.get("name") for t in charts(at)[0]["data"]}
     assert drawn and not drawn & set(idle)
