@@ -8,6 +8,8 @@ timeout fired, and the work that went on after a caller up the chain had given u
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -29,22 +31,54 @@ def trace_index(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per trace (correlation ID): `correlation_id, start, end, duration, spans,
     outcome` (of its root span), `timeouts` (spans that timed out) and `failed` (spans
     that did not end ok), sorted by start."""
-    columns = ["correlation_id", "start", "end", "duration", "spans", "outcome", "timeouts"]
-    if spans.empty:
-        return pd.DataFrame(columns=[*columns, "failed"])
+    return trace_index_of([trace_part(spans)])
+
+
+def trace_part(spans: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What `trace_index_of` combines from some of a run's spans: their counts and times
+    per trace, and their root spans' outcomes (a batch of rows need not hold whole traces)."""
     # One grouping of plain columns (grouping by another Series was most of the time).
     flags = spans[["correlation_id", "start", "end"]].assign(
         timeouts=spans["outcome"].isin(GAVE_UP).to_numpy(),
         failed=spans["outcome"].isin(FAILED).to_numpy(),
     )
-    table = flags.groupby("correlation_id", sort=False).agg(
+    counts = flags.groupby("correlation_id", sort=False).agg(
         start=("start", "min"),
         end=("end", "max"),
         spans=("start", "size"),
         timeouts=("timeouts", "sum"),
         failed=("failed", "sum"),
     )
-    roots = spans[spans["parent_id"] == ""].drop_duplicates("correlation_id")
+    roots = spans.loc[spans["parent_id"] == "", ["correlation_id", "outcome"]]
+    return counts, roots.drop_duplicates("correlation_id")
+
+
+def trace_index_of(parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> pd.DataFrame:
+    """`trace_index` of spans read in parts (`trace_part` of each, in the table's order),
+    so a run's spans need not be held at once."""
+    columns = ["correlation_id", "start", "end", "duration", "spans", "outcome", "timeouts"]
+    counted, rooted = [], []
+    for counts, roots in parts:
+        if len(counts):
+            counted.append(counts)
+            rooted.append(roots)
+    if not counted:
+        return pd.DataFrame(columns=[*columns, "failed"])
+    if len(counted) == 1:
+        table = counted[0]
+    else:
+        table = (
+            pd.concat(counted)
+            .groupby(level=0, sort=False)
+            .agg(
+                start=("start", "min"),
+                end=("end", "max"),
+                spans=("spans", "sum"),
+                timeouts=("timeouts", "sum"),
+                failed=("failed", "sum"),
+            )
+        )
+    roots = pd.concat(rooted).drop_duplicates("correlation_id")
     table["outcome"] = roots.set_index("correlation_id")["outcome"].reindex(table.index)
     table["outcome"] = table["outcome"].fillna("")
     table["duration"] = table["end"] - table["start"]

@@ -218,7 +218,9 @@ TRACE_COLUMNS = ["correlation_id", "parent_id", "start", "end", "outcome"]
 
 def trace_index(run: Run) -> pd.DataFrame:
     """`cascade.trace_index` of the run's spans, from the columns it reads."""
-    return cascade.trace_index(run.select("spans", TRACE_COLUMNS))
+    return cascade.trace_index_of(
+        cascade.trace_part(batch) for batch in run.select_batches("spans", TRACE_COLUMNS)
+    )
 
 
 def trace_spans(run: Run, trace: str) -> pd.DataFrame:
