@@ -477,6 +477,22 @@ def frame_intervals(page: Any, seconds: float) -> dict[str, Any]:
     }
 
 
+def replay_two_thousand_arrows(page: Any, tmp_path: Path, chain_run: Run) -> int:
+    """Open the chain run tiled twenty times and put Replay's window on 0-180 s of its
+    2,400 (about 2,000 arrows); the arrows drawn once the chart has them."""
+    open_a_saved_run(page, tiled(chain_run, 20).save(tmp_path / "twenty"), "timeout-chain")
+    go_to(page, "replay")
+    click_slider(page, "Window", 0.075)  # 0-180 s of 2,400: about 2,000 arrows
+    page.wait_for_function(
+        f"""() => {plot(page)}._fullData.filter(t => t.mode === 'lines+markers')
+            .reduce((n, t) => n + t.x.length / 3, 0) > 1500""",
+        timeout=LARGE_MS,
+    )
+    wait_idle(page)
+    charts_rendered(page)
+    return arrows_drawn(page)
+
+
 @pytest.mark.skipif(
     not os.environ.get("SWITCHBOARD_MEASURE_PLAYBACK"),
     reason="a measurement (SWITCHBOARD_MEASURE_PLAYBACK=1 pytest -s -m browser -k playback_frame)",
@@ -494,17 +510,7 @@ def test_playback_frame_intervals(page: Any, tmp_path: Path, chain_run: Run) -> 
     assert exceptions(page) == 0
 
     go_to(page, "run")
-    open_a_saved_run(page, tiled(chain_run, 20).save(tmp_path / "twenty"), "timeout-chain")
-    go_to(page, "replay")
-    click_slider(page, "Window", 0.075)  # 0-180 s of 2,400: about 2,000 arrows
-    page.wait_for_function(
-        f"""() => {plot(page)}._fullData.filter(t => t.mode === 'lines+markers')
-            .reduce((n, t) => n + t.x.length / 3, 0) > 1500""",
-        timeout=LARGE_MS,
-    )
-    wait_idle(page)
-    charts_rendered(page)
-    measured["arrows"] = arrows_drawn(page)
+    measured["arrows"] = replay_two_thousand_arrows(page, tmp_path, chain_run)
     measured["2,000 arrows"] = frame_intervals(page, 8.0)
     assert measured["2,000 arrows"]["frames"] >= 2
     assert exceptions(page) == 0
@@ -522,17 +528,7 @@ def test_the_window_plays_in_the_browser_without_a_rerun(
     not asserted."""
     page.wait_for_selector("[data-testid='stMetricValue']")
     wait_idle(page)
-    open_a_saved_run(page, tiled(chain_run, 20).save(tmp_path / "twenty"), "timeout-chain")
-    go_to(page, "replay")
-    click_slider(page, "Window", 0.075)  # 0-180 s of 2,400: about 2,000 arrows
-    page.wait_for_function(
-        f"""() => {plot(page)}._fullData.filter(t => t.mode === 'lines+markers')
-            .reduce((n, t) => n + t.x.length / 3, 0) > 1500""",
-        timeout=LARGE_MS,
-    )
-    wait_idle(page)
-    charts_rendered(page)
-    arrows = arrows_drawn(page)
+    arrows = replay_two_thousand_arrows(page, tmp_path, chain_run)
     # 10x: a frame every 0.2 s of wall time is asked for (at 1x, 400 frames of 0.45 s).
     page.locator("[data-testid='stSelectbox']").filter(has_text="Speed").click()
     page.get_by_role("option", name="10x", exact=True).click()
