@@ -137,16 +137,14 @@ class World:
             now = self.env.now
             for service in self._services:
                 sampled: set[int] = set()
-                for protocol, pool in service.pools.items():
+                for pool in service.pools.values():
                     if id(pool) in sampled:
                         continue  # one pool shared by the agent's protocols
                     sampled.add(id(pool))
-                    # The HTTP pool (the shared one with it) keeps the plain name; others
-                    # say which protocol.
-                    suffix = "workers" if protocol == "http" else f"{protocol}.workers"
+                    # The agent's workers, whatever protocols bring them work.
                     rec.queue_sample(
                         now,
-                        f"{service.id}.{suffix}",
+                        f"{service.id}.workers",
                         pool.depth,
                         pool.busy,
                         enqueued=pool.enqueued,
