@@ -14,6 +14,8 @@ import sim
 from sim.trace import run_digests
 from sim.trace.lazy import LazyRun
 from tests.test_app import button, heading, metrics, scenarios
+from ui import state
+from ui.figures import reads
 
 if TYPE_CHECKING:
     from tests.conftest import Boot
@@ -41,6 +43,14 @@ def test_a_spilled_run_opens_lazily_and_every_page_renders(
         # Each page read the rows it draws, never a whole messages or spans table.
         assert not {"messages", "spans"} & set(run.tables.loaded()), (page, run.tables.loaded())
     assert run_digests(run) == run_digests(spilled)
+    # The tables the pages share across reruns (st.cache_resource) were never changed in
+    # place by the pages that read them.
+    key = state.run_key(run)
+    assert state.trace_index(run, key).equals(reads.trace_index(run))
+    assert state.failures(run, key).equals(reads.failure_events(run))
+    assert state.request_spans(run, key).equals(reads.request_spans(run))
+    shared = state.event_times(run, key)
+    assert not shared.flags.writeable and (shared == reads.event_times(run)).all()
 
 
 def test_a_directory_that_is_not_a_run_says_so(scenarios: Path, tmp_path: Path, boot: Boot) -> None:

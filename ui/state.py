@@ -4,7 +4,11 @@ Session keys: RUN (the Run on screen), RUN_SOURCE (how it was made), TRACE (the 
 chosen on Replay or Cascades, shown on both), CURSOR (Replay's time cursor, Topology's
 starting time). Derived tables are cached with `st.cache_data` and figures with
 `st.cache_resource`, keyed by `run_key(run)`, so a run's tables are read once per session
-and a figure is built once per view, however many reruns ask for it.
+and a figure is built once per view, however many reruns ask for it. The tables that grow
+with the run (one row per trace, per failure, per request; every event time) are cached
+with `st.cache_resource` too: `st.cache_data` keeps them pickled and hands each rerun an
+unpickled copy (on a 10M-message run, 400 MB and half a second per rerun for the trace
+index alone). Those are shared, so their readers never change them in place.
 """
 
 from __future__ import annotations
@@ -202,26 +206,30 @@ def _summary(_run: Run, key: str) -> dict[str, Any]:
 # `_run` is left out of the cache key (leading underscore); `key` (run_key) names it.
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def event_times(_run: Run, key: str) -> np.ndarray:
-    """The run's send/end times in total order (logical time), computed once per run."""
+    """The run's send/end times in total order (logical time), computed once per run
+    (shared, read-only)."""
     from ui.figures import reads
 
-    return reads.event_times(_run)
+    times = reads.event_times(_run)
+    times.flags.writeable = False  # shared by every rerun (see the module's docstring)
+    return times
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def failures(_run: Run, key: str) -> pd.DataFrame:
     """The run's failures, one row each, with their root-cause sentences (see
-    `figures.failures.failure_events`)."""
+    `figures.failures.failure_events`); shared, never changed in place."""
     from ui.figures import reads
 
     return reads.failure_events(_run)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def trace_index(_run: Run, key: str) -> pd.DataFrame:
-    """One row per trace of the run (see `figures.trace_index`)."""
+    """One row per trace of the run (see `figures.trace_index`); shared, never changed
+    in place."""
     from ui.figures import reads
 
     return reads.trace_index(_run)
@@ -235,10 +243,10 @@ def column_values(_run: Run, key: str, table: str, column: str) -> list[str]:
     return reads.values(_run, table, column)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def request_spans(_run: Run, key: str) -> pd.DataFrame:
     """The spans the Compare page reads: requests, and the calls that failed
-    (see `figures.reads.request_spans`)."""
+    (see `figures.reads.request_spans`); shared, never changed in place."""
     from ui.figures import reads
 
     return reads.request_spans(_run)
