@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import simpy
 
 from protocols.journal import Journal
-from protocols.kernel import Later, scheduler, settle
+from protocols.kernel import Fire, Heap, Later, scheduler, settle
 from protocols.transport import Message, Transport
 
 
@@ -104,6 +104,8 @@ class Node:
         self.on_resume: list[Callable[[float, float], None]] = []
         # call_later(delay, callback): a SimPy timeout with a callback, for less.
         self.call_later: Later = scheduler(env)
+        # Puts the hot path's own events (`kernel.Fire`: work done, a hand-over) on the heap.
+        self.heap = Heap(env)
         transport.attach(agent, self.receive, self.bounce)
 
     # -- endpoints and messages -------------------------------------------------------
@@ -352,11 +354,12 @@ class Node:
         event.succeed()
 
 
-class _Work:
+class _Work(Fire):
     """Work in progress on a node: it fires when done, and owes what a pause froze.
 
-    A small object with a bound method rather than a self-referring closure, so that
-    finished work leaves no reference cycle behind.
+    Its own event on the heap (a `kernel.Fire`) rather than a timeout with a callback:
+    no closure, so finished work leaves no reference cycle behind, and no object per
+    piece of work but itself.
     """
 
     __slots__ = ("action", "before", "epoch", "event", "node")
@@ -376,16 +379,16 @@ class _Work:
         self.epoch = node.epoch
         # start(seconds), inline: this runs once per piece of work.
         self.before = node._paused_total if node._paused is None else node.paused_time()
-        node.call_later(seconds, self.fire)
+        node.heap.push(seconds, self)
 
     def start(self, seconds: float) -> None:
         """Spend `seconds` of processing from now."""
         node = self.node
         # Node.paused_time(), inline: this runs once per piece of work.
         self.before = node._paused_total if node._paused is None else node.paused_time()
-        node.call_later(seconds, self.fire)
+        node.heap.push(seconds, self)
 
-    def fire(self, _event: simpy.Event) -> None:
+    def fire(self) -> None:
         """The time is up: finish, or work on for the time a pause took meanwhile."""
         node = self.node
         if self.epoch != node.epoch:

@@ -21,13 +21,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import networkx as nx
 import simpy
 
-from protocols.kernel import scheduler
+from protocols.kernel import Fire, Heap
 from protocols.transport import Bounce, Message, Receiver
 from sim import scenario as sc
 from sim.distributions import Sampler
@@ -117,8 +116,8 @@ class Network:
         self._rec = recorder
         self._faults = faults
         self._is_up = is_up
-        # A timeout with a callback, for less: the network's one event per copy.
-        self._later = scheduler(env)
+        # The network's one event per copy: a `_Delivery` on the heap.
+        self._heap = Heap(env)
         self._links: dict[tuple[str, str], LinkState] = {}
         self._routes: dict[tuple[str, str], list[LinkState] | None] = {}
         # The latency of each route that is one link with latency only (see `send`).
@@ -168,7 +167,7 @@ class Network:
             latency = self._plain.get((msg.src, msg.dst))
             if latency is not None:
                 delay = latency()
-                self._later(delay, partial(self._arrive, seq, msg, delay))
+                self._heap.push(delay, _Delivery(self, seq, msg, delay))
                 return seq
         return self._send(msg, seq, now)
 
@@ -218,8 +217,7 @@ class Network:
                 lambda _e: rec.message_ended(seq, "dropped", now + delay)
             )
         else:
-            # A partial, not a lambda: SimPy calls it straight into _arrive, one frame less.
-            self._later(delay, partial(self._arrive, seq, msg, delay))
+            self._heap.push(delay, _Delivery(self, seq, msg, delay))
         if duplicate and not msg.duplicate:
             self.send(msg.copy(duplicate=True))
         return seq
@@ -260,7 +258,7 @@ class Network:
     def _fault_draw(self, msg: Message) -> float:
         return self._streams.get(f"faults:{msg.src}->{msg.dst}").random()
 
-    def _arrive(self, seq: int, msg: Message, delay: float, _event: object = None) -> None:
+    def _arrive(self, seq: int, msg: Message, delay: float) -> None:
         now = self.env.now
         if self._faults.partitions and self._faults.partitioned(msg.src, msg.dst):
             self._rec.message_ended(seq, "partitioned", now)
@@ -320,3 +318,20 @@ class Network:
         )
         self._links[key] = link
         return link
+
+
+class _Delivery(Fire):
+    """A copy on the wire, due at its receiver: its event on the heap (`kernel.Fire`),
+    carrying what `Network._arrive` needs."""
+
+    __slots__ = ("delay", "msg", "network", "seq")
+
+    def __init__(self, network: Network, seq: int, msg: Message, delay: float) -> None:
+        self.network = network
+        self.seq = seq
+        self.msg = msg
+        self.delay = delay
+
+    def fire(self) -> None:
+        """The copy arrives (or finds its receiver down, or a partition)."""
+        self.network._arrive(self.seq, self.msg, self.delay)

@@ -93,3 +93,39 @@ def test_settle_runs_the_callbacks_now_only_when_nothing_else_is_due() -> None:
     assert ran == [0.0] and queued.triggered and not queued.processed
     env.run()
     assert ran == [0.0, -1.0]
+
+
+def _mark(env: simpy.Environment, log: list[tuple[str, float]], name: str) -> kernel.Due:
+    """A Fire (a bare Due) that notes when it fired."""
+    due = kernel.Due()
+    due.callbacks = [lambda _e: log.append((name, env.now))]
+    return due
+
+
+def _fires(plain: bool, stepped: bool) -> tuple[list[tuple[str, float]], int]:
+    """Fire events and SimPy timeouts due at the same instants: the order they run in,
+    and the id the next event would take."""
+    env = kernel.environment(plain=plain)
+    heap = kernel.Heap(env)
+    log: list[tuple[str, float]] = []
+    for name, delay in (("a", 1.0), ("b", 0.0), ("c", 1.0)):
+        env.timeout(delay).callbacks.append(lambda _e, n=name: log.append((f"t{n}", env.now)))
+        heap.push(delay, _mark(env, log, name))
+    if stepped:
+        while env.peek() < float("inf"):
+            env.step()
+    else:
+        env.run()
+    return log, next(env._eid)
+
+
+def test_fire_events_run_where_simpy_timeouts_would_by_run_and_by_step() -> None:
+    expected = _fires(plain=True, stepped=False)
+    assert expected[0] == [
+        ("tb", 0.0), ("b", 0.0), ("ta", 1.0), ("a", 1.0), ("tc", 1.0), ("c", 1.0),
+    ]  # fmt: skip
+    for plain in (True, False):
+        for stepped in (True, False):
+            assert _fires(plain, stepped) == expected
+    with pytest.raises(ValueError, match="Negative delay"):
+        kernel.Heap(kernel.environment(plain=False)).push(-1.0, _mark(simpy.Environment(), [], "x"))

@@ -20,7 +20,7 @@ import simpy
 from protocols._mypyc import mypyc_attr
 from protocols.call import Call, CallResult
 from protocols.http import HttpRequest, payload_of
-from protocols.kernel import start_soon
+from protocols.kernel import Fire, start_soon
 from protocols.node import Node
 from protocols.queue import Broker, DeadLetter, QueueSettings
 from protocols.resilience import FanOut, Policies, ResilientCaller
@@ -214,7 +214,7 @@ class Client(Agent):
             _Arrivals(self, index, workload, self.ctx.env.now)
 
 
-class _Arrivals:
+class _Arrivals(Fire):
     """One workload stream of a client, from its (re)start until a crash or its end.
 
     Timeouts with callbacks rather than a process: a process resumes through two
@@ -260,7 +260,8 @@ class _Arrivals:
                 continue
             now = env.now
             if t > now:
-                node.call_later(t - now, self._due)
+                # Its own event on the heap (kernel.Fire): `fire` when the arrival is due.
+                node.heap.push(t - now, self)
                 return
             upcoming[index] = None
             if node._paused is not None:  # node.paused, without a property call
@@ -268,7 +269,8 @@ class _Arrivals:
                 return
             self._send()
 
-    def _due(self, _event: simpy.Event) -> None:
+    def fire(self) -> None:
+        """The next arrival is due (unless the client crashed while it waited)."""
         node = self.node
         if self.epoch != node.epoch:
             return  # the client crashed while it waited
