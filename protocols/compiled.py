@@ -26,7 +26,7 @@ from pathlib import Path
 
 # Repository-relative paths of the compiled modules: the per-message path of a plain
 # request (the kernel, node, call, worker pool, HTTP, network, recorder, the basic
-# roles and the workload's arrival times). A compiled class that interpreted code subclasses (`Call`, `Agent`,
+# roles, the workload's arrival times and the draws of latencies and service times). A compiled class that interpreted code subclasses (`Call`, `Agent`,
 # `Recorder`) says so with `protocols._mypyc.mypyc_attr`: mypyc forbids it otherwise.
 MODULES = (
     "protocols/kernel.py",
@@ -42,6 +42,7 @@ MODULES = (
     "sim/trace/recorder.py",
     "sim/agents/roles.py",
     "sim/arrivals.py",
+    "sim/draws.py",
 )
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".compiled"

@@ -199,7 +199,8 @@ class WorkerPool:
         self.owed -= 1
         queue, running = self.queue, self.running
         while queue and len(running) + self.owed < self.workers:
-            job = queue.take(node.env.now)
+            # Fifo.take(), inline for the default order: a Python call less per job.
+            job = queue.popleft() if type(queue) is Fifo else queue.take(node.env.now)
             job.started = node.env.now
             running[id(job)] = job
             self._begin(job)

@@ -29,7 +29,7 @@ import simpy
 from protocols.kernel import Fire, Heap
 from protocols.transport import Bounce, Message, Receiver
 from sim import scenario as sc
-from sim.distributions import Sampler
+from sim.draws import Draw, draw_of
 from sim.faults.state import FaultState
 from sim.streams import Streams
 from sim.trace.recorder import Recorder
@@ -37,11 +37,13 @@ from sim.trace.recorder import Recorder
 
 @dataclass(slots=True)
 class LinkState:
-    """One directed link: its latency sampler, loss, duplication and FIFO serialiser."""
+    """One directed link: its latency draws, loss, duplication and FIFO serialiser."""
 
     src: str
     dst: str
-    latency: Sampler
+    # Compiled draws (sim.draws): the latency sampler's numbers, without a call into the
+    # interpreter per message.
+    latency: Draw
     loss: float
     duplicate: float
     bandwidth: float | None
@@ -121,7 +123,7 @@ class Network:
         self._links: dict[tuple[str, str], LinkState] = {}
         self._routes: dict[tuple[str, str], list[LinkState] | None] = {}
         # The latency of each route that is one link with latency only (see `send`).
-        self._plain: dict[tuple[str, str], Sampler] = {}
+        self._plain: dict[tuple[str, str], Draw] = {}
         # The agents' nodes, when the network is told them: asked for `up` directly.
         self._nodes: Mapping[str, Any] | None = None
         self._receivers: dict[str, Receiver] = {}
@@ -166,7 +168,7 @@ class Network:
             # path below without the steps that would do nothing.
             latency = self._plain.get((msg.src, msg.dst))
             if latency is not None:
-                delay = latency()
+                delay = latency.draw()
                 self._heap.push(delay, _Delivery(self, seq, msg, delay))
                 return seq
         return self._send(msg, seq, now)
@@ -194,10 +196,10 @@ class Network:
         duplicate = False
         if len(route) == 1 and route[0].plain:
             # One link with latency only (the common case): no loop, no draws to skip.
-            delay = route[0].latency()
+            delay = route[0].latency.draw()
             route = ()
         for link in route:
-            hop = link.latency()
+            hop = link.latency.draw()
             if link.bandwidth is not None:
                 start = max(now + delay, link.busy_until)
                 link.busy_until = start + msg.size_bytes / link.bandwidth
@@ -310,7 +312,7 @@ class Network:
         link = LinkState(
             src=src,
             dst=dst,
-            latency=latency.sampler(rng),
+            latency=draw_of(latency, rng),
             loss=loss,
             duplicate=duplicate,
             bandwidth=bandwidth,

@@ -29,6 +29,7 @@ from sim import scenario as sc
 from sim.agents.context import Context
 from sim.agents.endpoints import Endpoints, broker_queues, served_protocols
 from sim.arrivals import arrival_times
+from sim.draws import draw_of
 
 POISON = "poison"
 
@@ -217,8 +218,8 @@ class Client(Agent):
 class _Arrivals(Fire):
     """One workload stream of a client, from its (re)start until a crash or its end.
 
-    Timeouts with callbacks rather than a process: a process resumes through two
-    generator frames per request. It does what the process it replaces did, step for
+    Its own event on the heap (a `kernel.Fire`) rather than a process: a process
+    resumes through two generator frames per request. It does what the process it replaces did, step for
     step and event for event: its first step runs from an urgent event, as a process's
     does, whatever happens before; a crash stops it at its next step (the epoch it began
     in has passed), as the interrupt did a process; a pause holds an arrival on the
@@ -317,7 +318,10 @@ class Service(Agent):
 
     def __init__(self, ctx: Context, spec: sc.Agent) -> None:
         super().__init__(ctx, spec)
-        self._service_time = spec.service_time.sampler(ctx.streams.get(f"service:{self.id}"))
+        # Compiled draws of the service time (sim.draws): the sampler's numbers, without
+        # a call into the interpreter per request.
+        self._work_draw = draw_of(spec.service_time, ctx.streams.get(f"service:{self.id}"))
+        self._service_time = self._work_draw
         # One pool: `workers` are the requests it serves at once over all its protocols.
         self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
 
@@ -331,7 +335,7 @@ class Service(Agent):
         # _injected_error() and _work_time(), with their tests inline: once per request.
         if faults.errors and self._injected_error(job):
             return
-        work = self._service_time()
+        work = self._work_draw.draw()
         if faults.overload:
             work *= faults.service_factor(self.id)
         if self.spec.calls and payload_of(job.msg.body) != POISON:
