@@ -30,6 +30,7 @@ from pathlib import Path
 # `Recorder`) says so with `protocols._mypyc.mypyc_attr`: mypyc forbids it otherwise.
 MODULES = (
     "protocols/kernel.py",
+    "protocols/journal.py",
     "protocols/transport.py",
     "protocols/node.py",
     "protocols/call.py",

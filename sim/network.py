@@ -27,7 +27,7 @@ import networkx as nx
 import simpy
 
 from protocols.kernel import Fire, Heap
-from protocols.transport import Bounce, Message, Receiver
+from protocols.transport import Bounce, Message, Receiver, Transport
 from sim import scenario as sc
 from sim.draws import Draw, draw_of
 from sim.faults.state import FaultState
@@ -98,7 +98,7 @@ class Topology:
             return None
 
 
-class Network:
+class Network(Transport):
     """Carries messages between agents, subject to the links and the active faults."""
 
     def __init__(

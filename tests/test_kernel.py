@@ -10,6 +10,7 @@ import pytest
 import simpy
 
 from protocols import kernel
+from protocols.journal import Journal
 from protocols.node import Node
 from protocols.transport import PerfectTransport
 
@@ -55,7 +56,7 @@ def test_the_fast_run_loop_raises_what_simpy_raises() -> None:
 def _order(plain: bool, busy: bool) -> tuple[list[tuple[str, float]], int]:
     """What a process waiting on work sees, and the id of the next event after it."""
     env = kernel.environment(plain=plain)
-    node = Node("a", env, PerfectTransport(env), None, lambda: "id", None)  # type: ignore[arg-type]
+    node = Node("a", env, PerfectTransport(env), Journal(), lambda: "id", None)  # type: ignore[arg-type]
     log: list[tuple[str, float]] = []
 
     def worker() -> Generator[simpy.Event, Any, None]:

@@ -19,7 +19,7 @@ import simpy
 
 from protocols._mypyc import mypyc_attr
 from protocols.call import Call, CallResult
-from protocols.http import HttpRequest, payload_of
+from protocols.http import HttpClient, HttpRequest, payload_of
 from protocols.kernel import Fire, start_soon
 from protocols.node import Node
 from protocols.queue import Broker, DeadLetter, QueueSettings
@@ -60,6 +60,8 @@ class Agent:
         )
         self._channels: dict[str, sc.Channel] = {}
         self._callers: dict[str, ResilientCaller] = {}
+        # The HTTP client of each callee whose channel is plain HTTP (see `call`).
+        self._http_direct: dict[str, HttpClient] = {}
         self.endpoints = Endpoints(self.node, ctx.scenario, self.channel, spec)
         self.node.on_restart.append(self.start)
 
@@ -104,12 +106,25 @@ class Agent:
         `deadline` is the incoming request's (absolute); the channel's policies decide
         whether it caps this call's timeout.
         """
+        http = self._http_direct.get(dst)
+        if http is not None and deadline == math.inf:
+            # What the plain channel's `direct` below does, called on the HTTP client
+            # itself: compiled, a direct call rather than a generic one of 12 arguments.
+            timeout = self._channels[dst].timeout
+            return http.call(
+                dst, type_, correlation_id, timeout, parent, size_bytes, body, causation_id,
+                on_done, 1, "", None if timeout is not None else math.inf,
+            )  # fmt: skip
         caller = self._callers.get(dst)
         if caller is None:
             caller = self._callers[dst] = self._caller(dst)
         # Making the caller looked the channel up: it is in `_channels` from then on.
-        timeout = self._channels[dst].timeout
+        channel = self._channels[dst]
+        timeout = channel.timeout
         direct = caller.direct
+        if direct is not None and channel.protocol == "http":
+            # `direct` is this client's `call` (Endpoints.attempt): from now on, above.
+            self._http_direct[dst] = self.endpoints.http.client
         if direct is not None and deadline == math.inf:
             # What ResilientCaller.call does for a plain channel, one call frame less: the
             # attempt is the request, and its deadline is its own timeout from now

@@ -24,6 +24,7 @@ import pyarrow as pa
 from pandas.arrays import ArrowStringArray
 
 from protocols._mypyc import mypyc_attr
+from protocols.journal import Journal
 from protocols.queue.wire import PROTOCOL as QUEUE
 from protocols.queue.wire import Delivery, Publish
 from protocols.transport import Message
@@ -55,8 +56,8 @@ def span_hex(index: int) -> str:
 
 # Subclassed by sim.trace.spill's SpillingRecorder, which is not compiled.
 @mypyc_attr(allow_interpreted_subclasses=True)
-class Recorder:
-    """Collects the rows of the tables while a run goes on."""
+class Recorder(Journal):
+    """Collects the rows of the tables while a run goes on (the run's `Journal`)."""
 
     def __init__(self) -> None:
         # messages, column by column (after `_flush_messages`: the sent messages wait
