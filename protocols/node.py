@@ -199,7 +199,7 @@ class Node:
         delays the work in progress by p, as a GC stall does. A node that is down does none.
         """
         if self.up:
-            _Work(self, action, max(seconds, 0.0))
+            Work(self, action, max(seconds, 0.0))
 
     def work_event(self, seconds: float) -> simpy.Event:
         """An event that fires when `seconds` of processing are done (see `after_work`),
@@ -210,7 +210,7 @@ class Node:
         """
         done = simpy.Event(self.env)  # env.event(), without its descriptor's call
         if self.up:
-            _Work(self, done.succeed, max(seconds, 0.0), done)
+            Work(self, done.succeed, max(seconds, 0.0), done)
         return done
 
     def when_running(self, action: Callable[[], object]) -> None:
@@ -354,12 +354,14 @@ class Node:
         event.succeed()
 
 
-class _Work(Fire):
+class Work(Fire):
     """Work in progress on a node: it fires when done, and owes what a pause froze.
 
     Its own event on the heap (a `kernel.Fire`) rather than a timeout with a callback:
     no closure, so finished work leaves no reference cycle behind, and no object per
-    piece of work but itself.
+    piece of work but itself. `Node.after_work` makes one that calls its `action` when
+    done; a compiled role's own kind of work overrides `done` instead (no callable to
+    make and call per request). A node that is down does no work: make none then.
     """
 
     __slots__ = ("action", "before", "epoch", "event", "node")
@@ -401,10 +403,14 @@ class _Work(Fire):
             elif self.event is not None:
                 settle(node.env, self.event)
             else:
-                self.action()
+                self.done()
             return
         more = node.paused_time() - self.before
         if more > 0:
             node.when_running(lambda: self.start(more))
         else:
-            node.when_running(self.action)
+            node.when_running(self.done)
+
+    def done(self) -> None:
+        """The work is done (after any pause it owed): its action."""
+        self.action()

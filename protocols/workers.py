@@ -156,7 +156,10 @@ class WorkerPool:
             # _start(job), inline: once per request.
             job.started = self.node.env.now
             running[id(job)] = job
-            self._begin(job)
+            if self._begins:  # a shared pool: self._begin is _begin_by_owner, called direct
+                self._begin_by_owner(job)
+            else:
+                self._begin(job)
         else:
             self.queue.append(job)
         return True
@@ -203,7 +206,10 @@ class WorkerPool:
             job = queue.popleft() if type(queue) is Fifo else queue.take(node.env.now)
             job.started = node.env.now
             running[id(job)] = job
-            self._begin(job)
+            if self._begins:  # as in `submit`
+                self._begin_by_owner(job)
+            else:
+                self._begin(job)
 
     def _next(self) -> None:
         self.owed -= 1

@@ -27,6 +27,7 @@ import networkx as nx
 import simpy
 
 from protocols.kernel import Fire, Heap
+from protocols.node import Node
 from protocols.transport import Bounce, Message, Receiver, Transport
 from sim import scenario as sc
 from sim.draws import Draw, draw_of
@@ -127,6 +128,8 @@ class Network(Transport):
         # The agents' nodes, when the network is told them: asked for `up` directly.
         self._nodes: Mapping[str, Any] | None = None
         self._receivers: dict[str, Receiver] = {}
+        # The agents whose receiver is their node's `receive` (see `attach`).
+        self._receiving: dict[str, Node] = {}
         self._bounces: dict[str, Bounce] = {}
         self._overrides = {}
         for link in spec.links:
@@ -139,6 +142,12 @@ class Network(Transport):
     def attach(self, agent: str, receive: Receiver, bounce: Bounce | None = None) -> None:
         """Deliver messages addressed to `agent` to `receive`; refusals go to `bounce`."""
         self._receivers[agent] = receive
+        # A node's own `receive` (Node attaches itself so): called on the node, directly.
+        node = getattr(receive, "__self__", None)
+        if isinstance(node, Node) and receive == node.receive:
+            self._receiving[agent] = node
+        else:
+            self._receiving.pop(agent, None)
         if bounce is not None:
             self._bounces[agent] = bounce
 
@@ -271,7 +280,11 @@ class Network(Transport):
             self._bounce(msg, "unavailable", delay)
             return
         self._rec.message_delivered(seq, now)
-        self._receivers[msg.dst](msg)
+        node = self._receiving.get(msg.dst)
+        if node is not None:
+            node.receive(msg)  # compiled: a direct call
+        else:
+            self._receivers[msg.dst](msg)
 
     def _bounce(self, msg: Message, outcome: str, delay: float) -> None:
         bounce = self._bounces.get(msg.src)

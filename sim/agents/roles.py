@@ -12,16 +12,15 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Generator, Iterator
-from functools import partial
 from typing import Any
 
 import simpy
 
 from protocols._mypyc import mypyc_attr
 from protocols.call import Call, CallResult
-from protocols.http import HttpClient, HttpRequest, payload_of
+from protocols.http import HttpClient, HttpRequest, HttpServer, payload_of
 from protocols.kernel import Fire, start_soon
-from protocols.node import Node
+from protocols.node import Node, Work
 from protocols.queue import Broker, DeadLetter, QueueSettings
 from protocols.resilience import FanOut, Policies, ResilientCaller
 from protocols.workers import Job, WorkerPool
@@ -357,16 +356,21 @@ class Service(Agent):
             proc = self.node.spawn(self._serve_with_calls(job, work))
             # A cancelled job stops, and cancels the downstream call it waits on.
             job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
-        else:
-            self.node.after_work(work, partial(self._handled, job))
+        elif self.node.up:
+            # node.after_work(work, partial(self._handled, job)), as a Work of its own.
+            _Serving(self, job, max(work, 0.0))
 
     def _handled(self, job: Job) -> None:
         # The owner's reply, not Job.reply, and payload_of() inline: calls less per request.
         body = job.msg.body
+        status, error = 200, ""
         if (body.payload if isinstance(body, HttpRequest) else body) == POISON:
-            job.owner.reply(job, 500, "poison message: the handler failed")
+            status, error = 500, "poison message: the handler failed"
+        owner = job.owner
+        if isinstance(owner, HttpServer):
+            owner.reply(job, status, error)  # compiled: a direct call
         else:
-            job.owner.reply(job, 200)
+            owner.reply(job, status, error)
 
     def _serve_with_calls(self, job: Job, work: float) -> Generator[simpy.Event, Any, None]:
         node = self.node
@@ -424,6 +428,25 @@ class Service(Agent):
             job.reply(200)
         else:
             job.reply(504 if outcome == "timeout" else 502, f"fan-out {outcome}: {why}")
+
+
+class _Serving(Work):
+    """A service's work on a request (`Service._handle`): when done, it is answered."""
+
+    __slots__ = ("job", "service")
+
+    def __init__(self, service: Service, job: Job, seconds: float) -> None:
+        self.service = service
+        self.job = job
+        super().__init__(service.node, _nothing, seconds)
+
+    def done(self) -> None:
+        """The work is done: answer the request."""
+        self.service._handled(self.job)
+
+
+def _nothing() -> None:
+    """The action of a Work whose `done` does what it does."""
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
