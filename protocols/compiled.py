@@ -3,7 +3,7 @@
 The build is opt-in: `make compiled` (and `make bench`, which runs it first) compiles
 `MODULES` with mypyc into `.compiled/` at the top of the repository, and notes the hash
 of each module's source there. Each package holding one of them (`protocols`,
-`protocols.http`, `sim`, `sim.trace`, `sim.agents`) calls `extend` on its `__path__`
+`protocols.http`, `sim`, `sim.trace`, `sim.agents`, `sim.faults`) calls `extend` on its `__path__`
 first thing, so that its compiled modules are found before their source, but only when
 
 - a build exists and every compiled module's source is unchanged since (a stale build
@@ -41,6 +41,7 @@ MODULES = (
     "protocols/http/server.py",
     "sim/network.py",
     "sim/trace/recorder.py",
+    "sim/faults/state.py",
     "sim/agents/roles.py",
     "sim/arrivals.py",
     "sim/draws.py",

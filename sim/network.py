@@ -19,9 +19,8 @@ Semantics, after Maelstrom's `net.clj`:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import networkx as nx
 import simpy
@@ -126,7 +125,7 @@ class Network(Transport):
         # The latency of each route that is one link with latency only (see `send`).
         self._plain: dict[tuple[str, str], Draw] = {}
         # The agents' nodes, when the network is told them: asked for `up` directly.
-        self._nodes: Mapping[str, Any] | None = None
+        self._nodes: dict[str, Node] | None = None
         self._receivers: dict[str, Receiver] = {}
         # The agents whose receiver is their node's `receive` (see `attach`).
         self._receiving: dict[str, Node] = {}
@@ -233,7 +232,7 @@ class Network(Transport):
             self.send(msg.copy(duplicate=True))
         return seq
 
-    def use_nodes(self, nodes: Mapping[str, Any]) -> None:
+    def use_nodes(self, nodes: dict[str, Node]) -> None:
         """Ask `nodes[agent].up` whether an agent is up (and `.sends` whether what it sends
         goes on the wire), rather than `is_up(agent)`.
 

@@ -12,7 +12,7 @@ import simpy
 from protocols import kernel
 from protocols.journal import Journal
 from protocols.node import Node
-from protocols.transport import PerfectTransport
+from protocols.transport import Message, PerfectTransport, Transport
 
 
 def _clock(plain: bool) -> list[tuple[str, float, float]]:
@@ -130,3 +130,41 @@ def test_fire_events_run_where_simpy_timeouts_would_by_run_and_by_step() -> None
             assert _fires(plain, stepped) == expected
     with pytest.raises(ValueError, match="Negative delay"):
         kernel.Heap(kernel.environment(plain=False)).push(-1.0, _mark(simpy.Environment(), [], "x"))
+
+
+class _Loopback(Transport):
+    """A transport of a test's own: delivers at once, noting what it carried."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.carried: list[str] = []
+        self._receivers: dict[str, Any] = {}
+
+    def attach(self, agent: str, receive: Any, bounce: Any = None) -> None:
+        self._receivers[agent] = receive
+
+    def send(self, msg: Message) -> int:
+        self.carried.append(msg.msg_id)
+        self._receivers[msg.dst](msg)
+        return len(self.carried) - 1
+
+
+def test_a_node_runs_over_a_transport_and_journal_derived_outside_the_hot_path() -> None:
+    # Transport and Journal are classes that compiled code calls directly; a test's or a
+    # plugin's own (interpreted) subclass must still be called.
+    env = kernel.environment(plain=False)
+    transport = _Loopback(env)
+    got: list[str] = []
+    a = Node("a", env, transport, Journal(), lambda: "m1", None)  # type: ignore[arg-type]
+    b = Node("b", env, transport, Journal(), lambda: "m2", None)  # type: ignore[arg-type]
+    b.register("http", _Sink(got))  # type: ignore[arg-type]
+    a.send(Message("m1", "ping", "a", "b"))
+    assert transport.carried == ["m1"] and got == ["m1"]
+
+
+class _Sink:
+    def __init__(self, got: list[str]) -> None:
+        self.got = got
+
+    def on_message(self, msg: Message) -> None:
+        self.got.append(msg.msg_id)

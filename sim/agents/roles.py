@@ -29,6 +29,7 @@ from sim.agents.context import Context
 from sim.agents.endpoints import Endpoints, broker_queues, served_protocols
 from sim.arrivals import arrival_times
 from sim.draws import draw_of
+from sim.faults.state import FaultState
 
 POISON = "poison"
 
@@ -48,6 +49,9 @@ class Agent:
         self.ctx = ctx
         self.spec = spec
         self.id = spec.id
+        # The run's fault state, asked on every request: kept here, typed (compiled, its
+        # fields are read off its struct rather than looked up through the context).
+        self._faults: FaultState = ctx.faults
         self.node = Node(
             spec.id,
             ctx.env,
@@ -67,14 +71,14 @@ class Agent:
     def _work_time(self) -> float:
         """A job's service time, stretched while an `overload` fault holds this agent."""
         work = self._service_time()
-        faults = self.ctx.faults
+        faults = self._faults
         if faults.overload:
             work *= faults.service_factor(self.id)
         return work
 
     def _injected_error(self, job: Job) -> bool:
         """Answer `job` with the error an `error` fault injects now, if one does."""
-        faults = self.ctx.faults
+        faults = self._faults
         status = faults.error_status(self.id) if faults.errors else 0
         if status:
             job.reply(status, f"HTTP {status} (injected)")
@@ -345,7 +349,7 @@ class Service(Agent):
         return self.endpoints.pools
 
     def _handle(self, job: Job) -> None:
-        faults = self.ctx.faults
+        faults = self._faults
         # _injected_error() and _work_time(), with their tests inline: once per request.
         if faults.errors and self._injected_error(job):
             return

@@ -754,10 +754,31 @@ def _ids(ids: pa.Array | np.ndarray, index: array) -> pd.Series:
 
 def _sparse(values: dict[int, str], n: int) -> pd.Series:
     """A string column that is empty but for a few rows."""
+    if _ARROW_STR:
+        try:
+            return _arrow_strings(_sparse_arrow(values, n))
+        except UnicodeEncodeError:
+            pass  # not UTF-8 (a lone surrogate): pandas converts it as it always has
     column = [""] * n
     for index, value in values.items():
         column[index] = value
     return _strings(column)
+
+
+def _sparse_arrow(values: dict[int, str], n: int) -> pa.Array:
+    """The Arrow array of `_sparse`'s column, written as its buffers: the empty rows
+    cost an offset each, not a Python string converted each (three columns of every
+    message are such, and most runs leave them empty)."""
+    rows = sorted(values.items())
+    encoded = [value.encode("utf-8") for _, value in rows]
+    lengths = np.zeros(n, dtype=np.int64)
+    if rows:
+        lengths[[index for index, _ in rows]] = [len(value) for value in encoded]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))
+    )
 
 
 def _sparse_int(values: dict[int, int], n: int) -> pd.Series:
