@@ -84,7 +84,7 @@ class Call:
                 self._event.succeed(self.result)
         return self._event
 
-    def expire(self, _event: simpy.Event | None = None) -> None:
+    def expire(self, _event: object = None) -> None:
         """The timeout fired: the call ends, unless it has already or the caller crashed."""
         if self.result is None and self.epoch == self.owner.node.epoch:
             self.owner.node.when_running(self._timed_out)

@@ -3,7 +3,7 @@
 The build is opt-in: `make compiled` (and `make bench`, which runs it first) compiles
 `MODULES` with mypyc into `.compiled/` at the top of the repository, and notes the hash
 of each module's source there. Each package holding one of them (`protocols`,
-`protocols.http`, `sim`, `sim.trace`, `sim.agents`) calls `extend` on its `__path__`
+`protocols.http`, `sim`, `sim.trace`, `sim.agents`, `sim.faults`) calls `extend` on its `__path__`
 first thing, so that its compiled modules are found before their source, but only when
 
 - a build exists and every compiled module's source is unchanged since (a stale build
@@ -26,10 +26,11 @@ from pathlib import Path
 
 # Repository-relative paths of the compiled modules: the per-message path of a plain
 # request (the kernel, node, call, worker pool, HTTP, network, recorder, the basic
-# roles and the workload's arrival times). A compiled class that interpreted code subclasses (`Call`, `Agent`,
+# roles, the workload's arrival times and the draws of latencies and service times). A compiled class that interpreted code subclasses (`Call`, `Agent`,
 # `Recorder`) says so with `protocols._mypyc.mypyc_attr`: mypyc forbids it otherwise.
 MODULES = (
     "protocols/kernel.py",
+    "protocols/journal.py",
     "protocols/transport.py",
     "protocols/node.py",
     "protocols/call.py",
@@ -40,8 +41,10 @@ MODULES = (
     "protocols/http/server.py",
     "sim/network.py",
     "sim/trace/recorder.py",
+    "sim/faults/state.py",
     "sim/agents/roles.py",
     "sim/arrivals.py",
+    "sim/draws.py",
 )
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".compiled"

@@ -85,6 +85,12 @@ class FastEnvironment(simpy.Environment):
     def step(self) -> None:
         """As `simpy.Environment.step`, keeping `now` in step with `_now`."""
         queue = self._queue
+        if queue and isinstance(queue[0][3], Fire):
+            # SimPy's step reads `callbacks`, which a Fire does without: its own, here.
+            head: Any = heappop(queue)  # a Fire (SimPy's types say Event)
+            self._now = self.now = head[0]
+            head[3].fire()
+            return
         if queue:
             # The clock moves before the callbacks run: SimPy's step pops the event and
             # sets `_now` first.
@@ -122,6 +128,11 @@ class FastEnvironment(simpy.Environment):
                 except IndexError:
                     raise EmptySchedule from None
                 self._now = self.now = now
+                if isinstance(event, Fire):
+                    # One of the hot path's own events: its callback is a method of its
+                    # own, called directly; it cannot fail, nor stop the run.
+                    event.fire()
+                    continue
                 callbacks, event.callbacks = event.callbacks, None
                 try:
                     for callback in callbacks:
@@ -153,7 +164,31 @@ def fast(env: simpy.Environment) -> bool:
     return not getattr(env, _PLAIN, False) and all(hasattr(env, n) for n in _INTERNALS)
 
 
-class Due:
+class Fire:
+    """An event of the hot path's own on a FastEnvironment's heap: it knows what to do
+    when its time comes (`fire`), and carries what that needs.
+
+    The heap entry is the one a SimPy timeout would have had (time, priority, id); only
+    the object differs. `FastEnvironment.run` calls `fire` directly (compiled, a call
+    through the class's table of methods), instead of a list of callbacks each called
+    with the event: no list, bound method or `functools.partial` per event, and no
+    generic call that parses its arguments. Only a FastEnvironment's loop knows a Fire,
+    so `Heap.push` puts one on no other environment's heap: there a SimPy timeout
+    calls `step`, at the same moment.
+    """
+
+    __slots__ = ()
+
+    def fire(self) -> None:
+        """The event's time has come."""
+        raise NotImplementedError
+
+    def step(self, _event: object = None) -> None:
+        """`fire`, as the callback of the SimPy timeout that stands in for the event."""
+        self.fire()
+
+
+class Due(Fire):
     """A bare timeout: what SimPy's loop reads of an event it processes, nothing more.
 
     Made by `scheduler` without `Timeout.__init__` and `Environment.schedule`, two
@@ -166,6 +201,39 @@ class Due:
     # Read by Environment.step for every event (a failed event raises).
     _ok = True
     _value = None
+
+    def fire(self) -> None:
+        """Environment.step for it: its callbacks, each called with it (it cannot fail)."""
+        callbacks, self.callbacks = self.callbacks, None
+        assert callbacks is not None  # on the heap once, so processed once
+        for callback in callbacks:
+            callback(self)
+
+
+class Heap:
+    """Puts `Fire` events on an environment's heap, as `env.timeout(delay)` would put
+    its timeout: the same time, priority and id (taken from the same counter at the
+    same moment), so the order of every event is the same.
+
+    On an environment other than a FastEnvironment (a plain one, or one SimPy's own
+    loop runs), a SimPy timeout stands in for the event and calls its `step`.
+    """
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.native = type(env) is FastEnvironment
+        self.queue = env._queue
+        self.eid = env._eid
+
+    def push(self, delay: float, event: Fire) -> None:
+        """Fire `event` after `delay` (seconds, not negative)."""
+        if not self.native:
+            self.env.timeout(delay).callbacks.append(event.step)
+            return
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        # SimPy types its heap as holding Events; a Fire stands in for one (see above).
+        heappush(self.queue, (self.env._now + delay, NORMAL, next(self.eid), event))  # type: ignore[misc]
 
 
 def scheduler(env: simpy.Environment) -> Later:
@@ -253,7 +321,7 @@ class Timers:
     nothing, as a timeout whose callback finds the call ended.
     """
 
-    def __init__(self, env: simpy.Environment, expire: Callable[[Any, simpy.Event], None]) -> None:
+    def __init__(self, env: simpy.Environment, expire: Callable[[Any, Any], None]) -> None:
         self.env = env
         self._expire = expire
         self._heap: list[Entry] = []
@@ -261,6 +329,8 @@ class Timers:
         self._armed: set[int] = set()
         # A plain environment gets a SimPy timeout per timer.
         self._lazy = fast(env)
+        # A FastEnvironment's loop knows `Fire` events: an armed timer is one (`_Armed`).
+        self._native = type(env) is FastEnvironment
 
     def add(self, delay: float, target: Any) -> None:
         """Set a timer `delay` seconds from now for `target`."""
@@ -282,15 +352,22 @@ class Timers:
 
     def _arm(self, entry: Entry) -> None:
         when, eid, _ = entry
+        self._armed.add(eid)
+        if self._native:
+            armed = _Armed(self, entry)
+            heappush(self.env._queue, (when, NORMAL, eid, armed))  # type: ignore[misc]
+            return
         event = simpy.Event(self.env)
         event._ok = True
         event._value = entry
         event.callbacks.append(self._fire)
-        self._armed.add(eid)
         heappush(self.env._queue, (when, NORMAL, eid, event))
 
     def _fire(self, event: simpy.Event) -> None:
-        entry = event._value
+        self._due(event._value, event)
+
+    def _due(self, entry: Entry, event: object) -> None:
+        """The armed timer of `entry` is due (`event` is what was on the heap for it)."""
         self._armed.discard(entry[1])
         heap = self._heap
         due = None
@@ -309,3 +386,17 @@ class Timers:
             self._arm(heap[0])
         if due is not None and due[2].result is None:
             self._expire(due[2], event)
+
+
+class _Armed(Fire):
+    """The event of an armed timer on a FastEnvironment's heap (see `Timers`)."""
+
+    __slots__ = ("entry", "timers")
+
+    def __init__(self, timers: Timers, entry: Entry) -> None:
+        self.timers = timers
+        self.entry = entry
+
+    def fire(self) -> None:
+        """The timer's time has come."""
+        self.timers._due(self.entry, self)

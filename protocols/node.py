@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import simpy
 
 from protocols.journal import Journal
-from protocols.kernel import Later, scheduler, settle
+from protocols.kernel import Fire, Heap, Later, scheduler, settle
 from protocols.transport import Message, Transport
 
 
@@ -104,6 +104,8 @@ class Node:
         self.on_resume: list[Callable[[float, float], None]] = []
         # call_later(delay, callback): a SimPy timeout with a callback, for less.
         self.call_later: Later = scheduler(env)
+        # Puts the hot path's own events (`kernel.Fire`: work done, a hand-over) on the heap.
+        self.heap = Heap(env)
         transport.attach(agent, self.receive, self.bounce)
 
     # -- endpoints and messages -------------------------------------------------------
@@ -197,7 +199,7 @@ class Node:
         delays the work in progress by p, as a GC stall does. A node that is down does none.
         """
         if self.up:
-            _Work(self, action, max(seconds, 0.0))
+            Work(self, action, max(seconds, 0.0))
 
     def work_event(self, seconds: float) -> simpy.Event:
         """An event that fires when `seconds` of processing are done (see `after_work`),
@@ -208,7 +210,7 @@ class Node:
         """
         done = simpy.Event(self.env)  # env.event(), without its descriptor's call
         if self.up:
-            _Work(self, done.succeed, max(seconds, 0.0), done)
+            Work(self, done.succeed, max(seconds, 0.0), done)
         return done
 
     def when_running(self, action: Callable[[], object]) -> None:
@@ -352,11 +354,14 @@ class Node:
         event.succeed()
 
 
-class _Work:
+class Work(Fire):
     """Work in progress on a node: it fires when done, and owes what a pause froze.
 
-    A small object with a bound method rather than a self-referring closure, so that
-    finished work leaves no reference cycle behind.
+    Its own event on the heap (a `kernel.Fire`) rather than a timeout with a callback:
+    no closure, so finished work leaves no reference cycle behind, and no object per
+    piece of work but itself. `Node.after_work` makes one that calls its `action` when
+    done; a compiled role's own kind of work overrides `done` instead (no callable to
+    make and call per request). A node that is down does no work: make none then.
     """
 
     __slots__ = ("action", "before", "epoch", "event", "node")
@@ -376,16 +381,16 @@ class _Work:
         self.epoch = node.epoch
         # start(seconds), inline: this runs once per piece of work.
         self.before = node._paused_total if node._paused is None else node.paused_time()
-        node.call_later(seconds, self.fire)
+        node.heap.push(seconds, self)
 
     def start(self, seconds: float) -> None:
         """Spend `seconds` of processing from now."""
         node = self.node
         # Node.paused_time(), inline: this runs once per piece of work.
         self.before = node._paused_total if node._paused is None else node.paused_time()
-        node.call_later(seconds, self.fire)
+        node.heap.push(seconds, self)
 
-    def fire(self, _event: simpy.Event) -> None:
+    def fire(self) -> None:
         """The time is up: finish, or work on for the time a pause took meanwhile."""
         node = self.node
         if self.epoch != node.epoch:
@@ -398,10 +403,14 @@ class _Work:
             elif self.event is not None:
                 settle(node.env, self.event)
             else:
-                self.action()
+                self.done()
             return
         more = node.paused_time() - self.before
         if more > 0:
             node.when_running(lambda: self.start(more))
         else:
-            node.when_running(self.action)
+            node.when_running(self.done)
+
+    def done(self) -> None:
+        """The work is done (after any pause it owed): its action."""
+        self.action()

@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 import simpy
+
+from protocols._mypyc import mypyc_attr
 
 
 @dataclass(slots=True, init=False)
@@ -83,25 +85,29 @@ Receiver = Callable[[Message], None]
 Bounce = Callable[[Message, str], None]
 
 
-class Transport(Protocol):
+# A class to derive from rather than a Protocol: compiled, a node's `transport.send` is
+# then a direct call through the class's table of methods, not a generic one (two per
+# request). Interpreted transports (a test's) may derive from it too.
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Transport:
     """What a protocol needs from the network under it."""
 
     env: simpy.Environment
 
     def attach(self, agent: str, receive: Receiver, bounce: Bounce | None = None) -> None:
         """Deliver messages addressed to `agent` to `receive`; refusals go to `bounce`."""
-        ...
+        raise NotImplementedError
 
     def send(self, msg: Message) -> int:
         """Put a message on the wire; returns its sequence number in the trace."""
-        ...
+        raise NotImplementedError
 
     def mark(self, msg: Message, outcome: str, reason: str = "") -> None:
         """Change a delivered message's outcome (`rejected`, `dead_lettered`, ...)."""
-        ...
+        raise NotImplementedError
 
 
-class PerfectTransport:
+class PerfectTransport(Transport):
     """A network that never fails: every message arrives after a fixed latency."""
 
     def __init__(self, env: simpy.Environment, latency: float = 0.0) -> None:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import partial
 from typing import Any, Protocol
 
 from protocols.call import status_outcome
+from protocols.kernel import Fire
 from protocols.node import Node
 from protocols.order import Fifo, JobQueue, QueueOrder, make_queue
 from protocols.transport import Message
@@ -156,7 +156,10 @@ class WorkerPool:
             # _start(job), inline: once per request.
             job.started = self.node.env.now
             running[id(job)] = job
-            self._begin(job)
+            if self._begins:  # a shared pool: self._begin is _begin_by_owner, called direct
+                self._begin_by_owner(job)
+            else:
+                self._begin(job)
         else:
             self.queue.append(job)
         return True
@@ -171,7 +174,7 @@ class WorkerPool:
             self.owed += 1
             node = self.node
             if node.up:
-                node.call_later(0.0, partial(self._handed, node.epoch))
+                node.heap.push(0.0, _Handover(self, node.epoch))
 
     def _hand_over(self) -> None:
         """A worker is free: promise it to the queue's head, which starts from the event
@@ -184,11 +187,11 @@ class WorkerPool:
         # node.after(0.0, self._next), with its callback in `_handed`: once per queued
         # job. A node that is down schedules nothing (drain voids `owed`).
         if node.up:
-            node.call_later(0.0, partial(self._handed, node.epoch))
+            node.heap.push(0.0, _Handover(self, node.epoch))
 
-    def _handed(self, epoch: int, _event: object) -> None:
-        """Node.after's callback for `_next`: dropped if the node crashed since, held
-        while it is paused."""
+    def _handed(self, epoch: int) -> None:
+        """Node.after's callback for `_next` (from a `_Handover`): dropped if the node
+        crashed since, held while it is paused."""
         node = self.node
         if epoch != node.epoch:
             return
@@ -199,10 +202,14 @@ class WorkerPool:
         self.owed -= 1
         queue, running = self.queue, self.running
         while queue and len(running) + self.owed < self.workers:
-            job = queue.take(node.env.now)
+            # Fifo.take(), inline for the default order: a Python call less per job.
+            job = queue.popleft() if type(queue) is Fifo else queue.take(node.env.now)
             job.started = node.env.now
             running[id(job)] = job
-            self._begin(job)
+            if self._begins:  # as in `submit`
+                self._begin_by_owner(job)
+            else:
+                self._begin(job)
 
     def _next(self) -> None:
         self.owed -= 1
@@ -256,6 +263,21 @@ class WorkerPool:
             why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
             count = job.msg.attempt if attempts else None
             node.journal.span_end(job.span, "error", now, error=why, attempts=count)
+
+
+class _Handover(Fire):
+    """A worker freed while jobs were queued, handed to the queue's head from the event
+    loop (`WorkerPool._handed`): the event on the heap is this object itself."""
+
+    __slots__ = ("epoch", "pool")
+
+    def __init__(self, pool: WorkerPool, epoch: int) -> None:
+        self.pool = pool
+        self.epoch = epoch
+
+    def fire(self) -> None:
+        """The hand-over's moment: the queue's head starts, unless the node crashed."""
+        self.pool._handed(self.epoch)
 
 
 def adopted(

@@ -19,18 +19,17 @@ Semantics, after Maelstrom's `net.clj`:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
 
 import networkx as nx
 import simpy
 
-from protocols.kernel import scheduler
-from protocols.transport import Bounce, Message, Receiver
+from protocols.kernel import Fire, Heap
+from protocols.node import Node
+from protocols.transport import Bounce, Message, Receiver, Transport
 from sim import scenario as sc
-from sim.distributions import Sampler
+from sim.draws import Draw, draw_of
 from sim.faults.state import FaultState
 from sim.streams import Streams
 from sim.trace.recorder import Recorder
@@ -38,11 +37,13 @@ from sim.trace.recorder import Recorder
 
 @dataclass(slots=True)
 class LinkState:
-    """One directed link: its latency sampler, loss, duplication and FIFO serialiser."""
+    """One directed link: its latency draws, loss, duplication and FIFO serialiser."""
 
     src: str
     dst: str
-    latency: Sampler
+    # Compiled draws (sim.draws): the latency sampler's numbers, without a call into the
+    # interpreter per message.
+    latency: Draw
     loss: float
     duplicate: float
     bandwidth: float | None
@@ -97,7 +98,7 @@ class Topology:
             return None
 
 
-class Network:
+class Network(Transport):
     """Carries messages between agents, subject to the links and the active faults."""
 
     def __init__(
@@ -117,15 +118,17 @@ class Network:
         self._rec = recorder
         self._faults = faults
         self._is_up = is_up
-        # A timeout with a callback, for less: the network's one event per copy.
-        self._later = scheduler(env)
+        # The network's one event per copy: a `_Delivery` on the heap.
+        self._heap = Heap(env)
         self._links: dict[tuple[str, str], LinkState] = {}
         self._routes: dict[tuple[str, str], list[LinkState] | None] = {}
         # The latency of each route that is one link with latency only (see `send`).
-        self._plain: dict[tuple[str, str], Sampler] = {}
+        self._plain: dict[tuple[str, str], Draw] = {}
         # The agents' nodes, when the network is told them: asked for `up` directly.
-        self._nodes: Mapping[str, Any] | None = None
+        self._nodes: dict[str, Node] | None = None
         self._receivers: dict[str, Receiver] = {}
+        # The agents whose receiver is their node's `receive` (see `attach`).
+        self._receiving: dict[str, Node] = {}
         self._bounces: dict[str, Bounce] = {}
         self._overrides = {}
         for link in spec.links:
@@ -138,6 +141,12 @@ class Network:
     def attach(self, agent: str, receive: Receiver, bounce: Bounce | None = None) -> None:
         """Deliver messages addressed to `agent` to `receive`; refusals go to `bounce`."""
         self._receivers[agent] = receive
+        # A node's own `receive` (Node attaches itself so): called on the node, directly.
+        node = getattr(receive, "__self__", None)
+        if isinstance(node, Node) and receive == node.receive:
+            self._receiving[agent] = node
+        else:
+            self._receiving.pop(agent, None)
         if bounce is not None:
             self._bounces[agent] = bounce
 
@@ -167,8 +176,8 @@ class Network:
             # path below without the steps that would do nothing.
             latency = self._plain.get((msg.src, msg.dst))
             if latency is not None:
-                delay = latency()
-                self._later(delay, partial(self._arrive, seq, msg, delay))
+                delay = latency.draw()
+                self._heap.push(delay, _Delivery(self, seq, msg, delay))
                 return seq
         return self._send(msg, seq, now)
 
@@ -195,10 +204,10 @@ class Network:
         duplicate = False
         if len(route) == 1 and route[0].plain:
             # One link with latency only (the common case): no loop, no draws to skip.
-            delay = route[0].latency()
+            delay = route[0].latency.draw()
             route = ()
         for link in route:
-            hop = link.latency()
+            hop = link.latency.draw()
             if link.bandwidth is not None:
                 start = max(now + delay, link.busy_until)
                 link.busy_until = start + msg.size_bytes / link.bandwidth
@@ -218,13 +227,12 @@ class Network:
                 lambda _e: rec.message_ended(seq, "dropped", now + delay)
             )
         else:
-            # A partial, not a lambda: SimPy calls it straight into _arrive, one frame less.
-            self._later(delay, partial(self._arrive, seq, msg, delay))
+            self._heap.push(delay, _Delivery(self, seq, msg, delay))
         if duplicate and not msg.duplicate:
             self.send(msg.copy(duplicate=True))
         return seq
 
-    def use_nodes(self, nodes: Mapping[str, Any]) -> None:
+    def use_nodes(self, nodes: dict[str, Node]) -> None:
         """Ask `nodes[agent].up` whether an agent is up (and `.sends` whether what it sends
         goes on the wire), rather than `is_up(agent)`.
 
@@ -260,7 +268,7 @@ class Network:
     def _fault_draw(self, msg: Message) -> float:
         return self._streams.get(f"faults:{msg.src}->{msg.dst}").random()
 
-    def _arrive(self, seq: int, msg: Message, delay: float, _event: object = None) -> None:
+    def _arrive(self, seq: int, msg: Message, delay: float) -> None:
         now = self.env.now
         if self._faults.partitions and self._faults.partitioned(msg.src, msg.dst):
             self._rec.message_ended(seq, "partitioned", now)
@@ -271,7 +279,11 @@ class Network:
             self._bounce(msg, "unavailable", delay)
             return
         self._rec.message_delivered(seq, now)
-        self._receivers[msg.dst](msg)
+        node = self._receiving.get(msg.dst)
+        if node is not None:
+            node.receive(msg)  # compiled: a direct call
+        else:
+            self._receivers[msg.dst](msg)
 
     def _bounce(self, msg: Message, outcome: str, delay: float) -> None:
         bounce = self._bounces.get(msg.src)
@@ -312,7 +324,7 @@ class Network:
         link = LinkState(
             src=src,
             dst=dst,
-            latency=latency.sampler(rng),
+            latency=draw_of(latency, rng),
             loss=loss,
             duplicate=duplicate,
             bandwidth=bandwidth,
@@ -320,3 +332,20 @@ class Network:
         )
         self._links[key] = link
         return link
+
+
+class _Delivery(Fire):
+    """A copy on the wire, due at its receiver: its event on the heap (`kernel.Fire`),
+    carrying what `Network._arrive` needs."""
+
+    __slots__ = ("delay", "msg", "network", "seq")
+
+    def __init__(self, network: Network, seq: int, msg: Message, delay: float) -> None:
+        self.network = network
+        self.seq = seq
+        self.msg = msg
+        self.delay = delay
+
+    def fire(self) -> None:
+        """The copy arrives (or finds its receiver down, or a partition)."""
+        self.network._arrive(self.seq, self.msg, self.delay)

@@ -10,8 +10,9 @@ import pytest
 import simpy
 
 from protocols import kernel
+from protocols.journal import Journal
 from protocols.node import Node
-from protocols.transport import PerfectTransport
+from protocols.transport import Message, PerfectTransport, Transport
 
 
 def _clock(plain: bool) -> list[tuple[str, float, float]]:
@@ -55,7 +56,7 @@ def test_the_fast_run_loop_raises_what_simpy_raises() -> None:
 def _order(plain: bool, busy: bool) -> tuple[list[tuple[str, float]], int]:
     """What a process waiting on work sees, and the id of the next event after it."""
     env = kernel.environment(plain=plain)
-    node = Node("a", env, PerfectTransport(env), None, lambda: "id", None)  # type: ignore[arg-type]
+    node = Node("a", env, PerfectTransport(env), Journal(), lambda: "id", None)  # type: ignore[arg-type]
     log: list[tuple[str, float]] = []
 
     def worker() -> Generator[simpy.Event, Any, None]:
@@ -93,3 +94,77 @@ def test_settle_runs_the_callbacks_now_only_when_nothing_else_is_due() -> None:
     assert ran == [0.0] and queued.triggered and not queued.processed
     env.run()
     assert ran == [0.0, -1.0]
+
+
+def _mark(env: simpy.Environment, log: list[tuple[str, float]], name: str) -> kernel.Due:
+    """A Fire (a bare Due) that notes when it fired."""
+    due = kernel.Due()
+    due.callbacks = [lambda _e: log.append((name, env.now))]
+    return due
+
+
+def _fires(plain: bool, stepped: bool) -> tuple[list[tuple[str, float]], int]:
+    """Fire events and SimPy timeouts due at the same instants: the order they run in,
+    and the id the next event would take."""
+    env = kernel.environment(plain=plain)
+    heap = kernel.Heap(env)
+    log: list[tuple[str, float]] = []
+    for name, delay in (("a", 1.0), ("b", 0.0), ("c", 1.0)):
+        env.timeout(delay).callbacks.append(lambda _e, n=name: log.append((f"t{n}", env.now)))
+        heap.push(delay, _mark(env, log, name))
+    if stepped:
+        while env.peek() < float("inf"):
+            env.step()
+    else:
+        env.run()
+    return log, next(env._eid)
+
+
+def test_fire_events_run_where_simpy_timeouts_would_by_run_and_by_step() -> None:
+    expected = _fires(plain=True, stepped=False)
+    assert expected[0] == [
+        ("tb", 0.0), ("b", 0.0), ("ta", 1.0), ("a", 1.0), ("tc", 1.0), ("c", 1.0),
+    ]  # fmt: skip
+    for plain in (True, False):
+        for stepped in (True, False):
+            assert _fires(plain, stepped) == expected
+    with pytest.raises(ValueError, match="Negative delay"):
+        kernel.Heap(kernel.environment(plain=False)).push(-1.0, _mark(simpy.Environment(), [], "x"))
+
+
+class _Loopback(Transport):
+    """A transport of a test's own: delivers at once, noting what it carried."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.carried: list[str] = []
+        self._receivers: dict[str, Any] = {}
+
+    def attach(self, agent: str, receive: Any, bounce: Any = None) -> None:
+        self._receivers[agent] = receive
+
+    def send(self, msg: Message) -> int:
+        self.carried.append(msg.msg_id)
+        self._receivers[msg.dst](msg)
+        return len(self.carried) - 1
+
+
+def test_a_node_runs_over_a_transport_and_journal_derived_outside_the_hot_path() -> None:
+    # Transport and Journal are classes that compiled code calls directly; a test's or a
+    # plugin's own (interpreted) subclass must still be called.
+    env = kernel.environment(plain=False)
+    transport = _Loopback(env)
+    got: list[str] = []
+    a = Node("a", env, transport, Journal(), lambda: "m1", None)  # type: ignore[arg-type]
+    b = Node("b", env, transport, Journal(), lambda: "m2", None)  # type: ignore[arg-type]
+    b.register("http", _Sink(got))  # type: ignore[arg-type]
+    a.send(Message("m1", "ping", "a", "b"))
+    assert transport.carried == ["m1"] and got == ["m1"]
+
+
+class _Sink:
+    def __init__(self, got: list[str]) -> None:
+        self.got = got
+
+    def on_message(self, msg: Message) -> None:
+        self.got.append(msg.msg_id)

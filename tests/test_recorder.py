@@ -226,3 +226,29 @@ def test_a_loop_that_never_lets_time_move_stops_with_one_sentence(monkeypatch):
     # The same design with a delivery limit ends normally, the poison dead-lettered.
     run = sim.run(yaml.safe_load(LOOP.replace("max_deliveries: null", "max_deliveries: 5")))
     assert (run.messages["outcome"] == "dead_lettered").sum() == 1
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, {0: "lost"}, {4: "é ☃ end"}, {1: "a", 3: "", 2: "bc"}, {0: "x", 4: "y"}],
+)
+def test_a_sparse_column_holds_its_rows_and_empty_strings_elsewhere(values: dict) -> None:
+    column = recorder_module._sparse(values, 5)
+    expected = [values.get(i, "") for i in range(5)]
+    assert column.tolist() == expected
+    pd.testing.assert_series_equal(column, recorder_module._strings(expected))
+
+
+def test_a_message_column_of_fields_keeps_each_message_in_its_row() -> None:
+    rec = Recorder()
+    sent = [message(f"m{i}", attempt=i % 3 + 1, duplicate=i % 2 == 1) for i in range(5)]
+    sent[2].span = rec.span_start("task", "client", "broker", "api", "queue", 0.0)
+    for i, msg in enumerate(sent):
+        msg.size_bytes = 100 + i
+        rec.message_sent(msg, float(i))
+    messages = rec.tables()["messages"]
+    assert messages["msg_id"].tolist() == [m.msg_id for m in sent]
+    assert messages["attempt"].tolist() == [m.attempt for m in sent]
+    assert messages["duplicate"].tolist() == [m.duplicate for m in sent]
+    assert messages["size_bytes"].tolist() == [100, 101, 102, 103, 104]
+    assert messages["span_id"].tolist() == ["", "", "0000000000000001", "", ""]

@@ -65,6 +65,7 @@ from sim.agents.plugin_span import Span
 from sim.agents.plugin_stream import PROGRESS, Stream, StreamDesk, emit
 from sim.agents.roles import POISON, Agent
 from sim.distributions import Distribution
+from sim.draws import draw_of
 from sim.plugins import BUILTIN_ROLES, HOSTED_ROLES, PluginRole
 
 # The prefix of a span error that an exception in plugin code caused (the summary
@@ -470,7 +471,8 @@ class PluginAgent(Agent):
         self.rng = ctx.streams.get(f"agent:{self.id}")
         # The service-time stream a built-in service of this id would draw from.
         self._work_rng = ctx.streams.get(f"service:{self.id}")
-        self._service_time = spec.service_time.sampler(self._work_rng)
+        # Compiled draws when built (sim.draws): the sampler's numbers, for less.
+        self._service_time = draw_of(spec.service_time, self._work_rng)
         self._samplers: dict[str, Callable[[], float]] = {}
         self._plugin_peers = {
             a.id

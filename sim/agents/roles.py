@@ -12,16 +12,15 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Generator, Iterator
-from functools import partial
 from typing import Any
 
 import simpy
 
 from protocols._mypyc import mypyc_attr
 from protocols.call import Call, CallResult
-from protocols.http import HttpRequest, payload_of
-from protocols.kernel import start_soon
-from protocols.node import Node
+from protocols.http import HttpClient, HttpRequest, HttpServer, payload_of
+from protocols.kernel import Fire, start_soon
+from protocols.node import Node, Work
 from protocols.queue import Broker, DeadLetter, QueueSettings
 from protocols.resilience import FanOut, Policies, ResilientCaller
 from protocols.workers import Job, WorkerPool
@@ -29,6 +28,8 @@ from sim import scenario as sc
 from sim.agents.context import Context
 from sim.agents.endpoints import Endpoints, broker_queues, served_protocols
 from sim.arrivals import arrival_times
+from sim.draws import draw_of
+from sim.faults.state import FaultState
 
 POISON = "poison"
 
@@ -48,6 +49,9 @@ class Agent:
         self.ctx = ctx
         self.spec = spec
         self.id = spec.id
+        # The run's fault state, asked on every request: kept here, typed (compiled, its
+        # fields are read off its struct rather than looked up through the context).
+        self._faults: FaultState = ctx.faults
         self.node = Node(
             spec.id,
             ctx.env,
@@ -59,20 +63,22 @@ class Agent:
         )
         self._channels: dict[str, sc.Channel] = {}
         self._callers: dict[str, ResilientCaller] = {}
+        # The HTTP client of each callee whose channel is plain HTTP (see `call`).
+        self._http_direct: dict[str, HttpClient] = {}
         self.endpoints = Endpoints(self.node, ctx.scenario, self.channel, spec)
         self.node.on_restart.append(self.start)
 
     def _work_time(self) -> float:
         """A job's service time, stretched while an `overload` fault holds this agent."""
         work = self._service_time()
-        faults = self.ctx.faults
+        faults = self._faults
         if faults.overload:
             work *= faults.service_factor(self.id)
         return work
 
     def _injected_error(self, job: Job) -> bool:
         """Answer `job` with the error an `error` fault injects now, if one does."""
-        faults = self.ctx.faults
+        faults = self._faults
         status = faults.error_status(self.id) if faults.errors else 0
         if status:
             job.reply(status, f"HTTP {status} (injected)")
@@ -103,12 +109,25 @@ class Agent:
         `deadline` is the incoming request's (absolute); the channel's policies decide
         whether it caps this call's timeout.
         """
+        http = self._http_direct.get(dst)
+        if http is not None and deadline == math.inf:
+            # What the plain channel's `direct` below does, called on the HTTP client
+            # itself: compiled, a direct call rather than a generic one of 12 arguments.
+            timeout = self._channels[dst].timeout
+            return http.call(
+                dst, type_, correlation_id, timeout, parent, size_bytes, body, causation_id,
+                on_done, 1, "", None if timeout is not None else math.inf,
+            )  # fmt: skip
         caller = self._callers.get(dst)
         if caller is None:
             caller = self._callers[dst] = self._caller(dst)
         # Making the caller looked the channel up: it is in `_channels` from then on.
-        timeout = self._channels[dst].timeout
+        channel = self._channels[dst]
+        timeout = channel.timeout
         direct = caller.direct
+        if direct is not None and channel.protocol == "http":
+            # `direct` is this client's `call` (Endpoints.attempt): from now on, above.
+            self._http_direct[dst] = self.endpoints.http.client
         if direct is not None and deadline == math.inf:
             # What ResilientCaller.call does for a plain channel, one call frame less: the
             # attempt is the request, and its deadline is its own timeout from now
@@ -214,11 +233,11 @@ class Client(Agent):
             _Arrivals(self, index, workload, self.ctx.env.now)
 
 
-class _Arrivals:
+class _Arrivals(Fire):
     """One workload stream of a client, from its (re)start until a crash or its end.
 
-    Timeouts with callbacks rather than a process: a process resumes through two
-    generator frames per request. It does what the process it replaces did, step for
+    Its own event on the heap (a `kernel.Fire`) rather than a process: a process
+    resumes through two generator frames per request. It does what the process it replaces did, step for
     step and event for event: its first step runs from an urgent event, as a process's
     does, whatever happens before; a crash stops it at its next step (the epoch it began
     in has passed), as the interrupt did a process; a pause holds an arrival on the
@@ -260,7 +279,8 @@ class _Arrivals:
                 continue
             now = env.now
             if t > now:
-                node.call_later(t - now, self._due)
+                # Its own event on the heap (kernel.Fire): `fire` when the arrival is due.
+                node.heap.push(t - now, self)
                 return
             upcoming[index] = None
             if node._paused is not None:  # node.paused, without a property call
@@ -268,7 +288,8 @@ class _Arrivals:
                 return
             self._send()
 
-    def _due(self, _event: simpy.Event) -> None:
+    def fire(self) -> None:
+        """The next arrival is due (unless the client crashed while it waited)."""
         node = self.node
         if self.epoch != node.epoch:
             return  # the client crashed while it waited
@@ -315,7 +336,10 @@ class Service(Agent):
 
     def __init__(self, ctx: Context, spec: sc.Agent) -> None:
         super().__init__(ctx, spec)
-        self._service_time = spec.service_time.sampler(ctx.streams.get(f"service:{self.id}"))
+        # Compiled draws of the service time (sim.draws): the sampler's numbers, without
+        # a call into the interpreter per request.
+        self._work_draw = draw_of(spec.service_time, ctx.streams.get(f"service:{self.id}"))
+        self._service_time = self._work_draw
         # One pool: `workers` are the requests it serves at once over all its protocols.
         self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
 
@@ -325,27 +349,32 @@ class Service(Agent):
         return self.endpoints.pools
 
     def _handle(self, job: Job) -> None:
-        faults = self.ctx.faults
+        faults = self._faults
         # _injected_error() and _work_time(), with their tests inline: once per request.
         if faults.errors and self._injected_error(job):
             return
-        work = self._service_time()
+        work = self._work_draw.draw()
         if faults.overload:
             work *= faults.service_factor(self.id)
         if self.spec.calls and payload_of(job.msg.body) != POISON:
             proc = self.node.spawn(self._serve_with_calls(job, work))
             # A cancelled job stops, and cancels the downstream call it waits on.
             job.on_cancel = lambda: proc.interrupt("cancelled") if proc.is_alive else None
-        else:
-            self.node.after_work(work, partial(self._handled, job))
+        elif self.node.up:
+            # node.after_work(work, partial(self._handled, job)), as a Work of its own.
+            _Serving(self, job, max(work, 0.0))
 
     def _handled(self, job: Job) -> None:
         # The owner's reply, not Job.reply, and payload_of() inline: calls less per request.
         body = job.msg.body
+        status, error = 200, ""
         if (body.payload if isinstance(body, HttpRequest) else body) == POISON:
-            job.owner.reply(job, 500, "poison message: the handler failed")
+            status, error = 500, "poison message: the handler failed"
+        owner = job.owner
+        if isinstance(owner, HttpServer):
+            owner.reply(job, status, error)  # compiled: a direct call
         else:
-            job.owner.reply(job, 200)
+            owner.reply(job, status, error)
 
     def _serve_with_calls(self, job: Job, work: float) -> Generator[simpy.Event, Any, None]:
         node = self.node
@@ -403,6 +432,25 @@ class Service(Agent):
             job.reply(200)
         else:
             job.reply(504 if outcome == "timeout" else 502, f"fan-out {outcome}: {why}")
+
+
+class _Serving(Work):
+    """A service's work on a request (`Service._handle`): when done, it is answered."""
+
+    __slots__ = ("job", "service")
+
+    def __init__(self, service: Service, job: Job, seconds: float) -> None:
+        self.service = service
+        self.job = job
+        super().__init__(service.node, _nothing, seconds)
+
+    def done(self) -> None:
+        """The work is done: answer the request."""
+        self.service._handled(self.job)
+
+
+def _nothing() -> None:
+    """The action of a Work whose `done` does what it does."""
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

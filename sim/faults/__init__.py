@@ -6,6 +6,12 @@
   and records it.
 """
 
+# A mypyc build of the hot path's modules, when one is built and current (see
+# protocols.compiled), is imported in their place (`state` is one).
+from protocols.compiled import extend as _extend
+
+__path__ = _extend(__path__, __name__)
+
 from sim.faults.injection import Injector, Lifecycle, fault_targets
 from sim.faults.state import ErrorBudget, FaultState, LinkEffect, Partition, Scope
 

@@ -15,7 +15,6 @@ import itertools
 import math
 from array import array
 from collections.abc import Iterator, MutableSequence, Sequence
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ import pyarrow as pa
 from pandas.arrays import ArrowStringArray
 
 from protocols._mypyc import mypyc_attr
+from protocols.journal import Journal
 from protocols.queue.wire import PROTOCOL as QUEUE
 from protocols.queue.wire import Delivery, Publish
 from protocols.transport import Message
@@ -55,8 +55,8 @@ def span_hex(index: int) -> str:
 
 # Subclassed by sim.trace.spill's SpillingRecorder, which is not compiled.
 @mypyc_attr(allow_interpreted_subclasses=True)
-class Recorder:
-    """Collects the rows of the tables while a run goes on."""
+class Recorder(Journal):
+    """Collects the rows of the tables while a run goes on (the run's `Journal`)."""
 
     def __init__(self) -> None:
         # messages, column by column (after `_flush_messages`: the sent messages wait
@@ -190,10 +190,38 @@ class Recorder:
         if not msgs:
             return
         self._queue_attributes(msgs, len(self._m_outcome) - len(msgs))
-        # A pass in C per column (map of an attrgetter), rather than a comprehension per
-        # column or one zip(*...) transposing a tuple of every field per message.
-        for column, field in _MESSAGE_COLUMNS:
-            getattr(self, column).extend(map(field, msgs))
+        # One pass over the messages, each field appended to its column: compiled, a
+        # field is read off the Message's struct and appended to a list in C (a map of
+        # an attrgetter per column looked each one up by name). The columns that are
+        # arrays (or may be: a SpillingRecorder's) take theirs in one extend.
+        ids, types, versions, protocols = (
+            self._m_id,
+            self._m_type,
+            self._m_version,
+            self._m_protocol,
+        )
+        kinds, srcs, dsts, corrs = self._m_kind, self._m_src, self._m_dst, self._m_corr
+        causes, sizes = self._m_cause, self._m_size
+        spans: list[int] = []
+        attempts: list[int] = []
+        dups: list[bool] = []
+        for msg in msgs:
+            ids.append(msg.msg_id)
+            types.append(msg.type)
+            versions.append(msg.version)
+            protocols.append(msg.protocol)
+            kinds.append(msg.kind)
+            srcs.append(msg.src)
+            dsts.append(msg.dst)
+            corrs.append(msg.correlation_id)
+            causes.append(msg.causation_id)
+            spans.append(msg.span)
+            attempts.append(msg.attempt)
+            sizes.append(msg.size_bytes)
+            dups.append(msg.duplicate)
+        self._m_span.extend(spans)
+        self._m_attempt.extend(attempts)
+        self._m_dup.extend(dups)
         msgs.clear()
 
     def _queue_attributes(self, msgs: list[Message], base: int) -> None:
@@ -633,16 +661,6 @@ class Recorder:
         return _arrow_strings(pa.chunked_array(arrays, type=pa.large_string()))
 
 
-# The column each field of a Message goes to when `_flush_messages` splits them.
-_MESSAGE_COLUMNS = tuple(
-    (column, attrgetter(field))
-    for column, field in (
-        ("_m_id", "msg_id"), ("_m_type", "type"), ("_m_version", "version"),
-        ("_m_protocol", "protocol"), ("_m_kind", "kind"), ("_m_src", "src"), ("_m_dst", "dst"),
-        ("_m_corr", "correlation_id"), ("_m_cause", "causation_id"), ("_m_span", "span"),
-        ("_m_attempt", "attempt"), ("_m_size", "size_bytes"), ("_m_dup", "duplicate"),
-    )
-)  # fmt: skip
 # Messages between two freezes of the unchanging string columns (see Recorder._freeze).
 CHUNK_ROWS = 16384
 # Messages at one simulated instant that can only be a loop (a burst of a workload is
@@ -736,10 +754,31 @@ def _ids(ids: pa.Array | np.ndarray, index: array) -> pd.Series:
 
 def _sparse(values: dict[int, str], n: int) -> pd.Series:
     """A string column that is empty but for a few rows."""
+    if _ARROW_STR:
+        try:
+            return _arrow_strings(_sparse_arrow(values, n))
+        except UnicodeEncodeError:
+            pass  # not UTF-8 (a lone surrogate): pandas converts it as it always has
     column = [""] * n
     for index, value in values.items():
         column[index] = value
     return _strings(column)
+
+
+def _sparse_arrow(values: dict[int, str], n: int) -> pa.Array:
+    """The Arrow array of `_sparse`'s column, written as its buffers: the empty rows
+    cost an offset each, not a Python string converted each (three columns of every
+    message are such, and most runs leave them empty)."""
+    rows = sorted(values.items())
+    encoded = [value.encode("utf-8") for _, value in rows]
+    lengths = np.zeros(n, dtype=np.int64)
+    if rows:
+        lengths[[index for index, _ in rows]] = [len(value) for value in encoded]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))
+    )
 
 
 def _sparse_int(values: dict[int, int], n: int) -> pd.Series:
