@@ -238,10 +238,14 @@ class WorkerPool:
                 del self.running[id(job)]
             for job in queued:
                 self.queue.remove(job)
-            return running + queued
-        lost = list(self.running.values()) + list(self.queue)
-        self.running.clear()
-        self.queue.clear()
+            lost = running + queued
+        else:
+            lost = list(self.running.values()) + list(self.queue)
+            self.running.clear()
+            self.queue.clear()
+        # They left the pool, as a withdrawn job does: its samples keep enqueued = acked
+        # + queued + at work (a crash had left them counted in, never out).
+        self.completed += len(lost)
         return lost
 
     def crash(self, attempts: bool = False, owner: object = None) -> None:

@@ -1,0 +1,120 @@
+"""Flow invariants of a run's trace: Little's law, conservation, retries, deadlines.
+
+Each function returns a list of sentences, one per violation (empty when it holds), so
+the generated-scenario oracle (tests/test_properties.py) can show what broke.
+
+Little's law holds on every sample path: over a window [0, T], the time-average number
+in a system L = (1/T) * integral of N(t) dt equals lambda * W, with lambda the arrivals
+in the window over T and W their mean time in the system counted up to T (the boundary
+effect: what is still inside at T counts only its time before T). The check builds N(t)
+from the spans' intervals, ties it to the worker pools' own gauges and counters (sampled
+independently by the simulator) at every sample time, and compares both sides.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Times closer than this are the same instant (events at one instant may be sampled in
+# either order).
+EPS = 1e-9
+# Span kinds that hold a worker pool's job: a request, a delivery, a stream.
+HELD = ("server", "consumer")
+
+
+def pool_name(run: Any, agent: str) -> str | None:
+    """The `queues` name of `agent`'s worker pool, if it is sampled."""
+    names = set(run.queues["queue"])
+    for name in (f"{agent}.workers", *(f"{agent}.{p}.workers" for p in ("queue", "sse", "websocket", "a2a", "mcp"))):
+        if name in names:
+            return name
+    return None
+
+
+def pool_jobs(run: Any, agent: str) -> pd.DataFrame:
+    """The spans that held a job in `agent`'s pool: [start, end) with end = inf if open.
+
+    A refused request (accept queue full, rate limited, a replay, a duplicate delivery)
+    has a span that ends where it begins: it never held the pool, and adds nothing to N(t).
+    """
+    s = run.spans
+    mine = s[(s["agent"] == agent) & s["kind"].isin(HELD)]
+    end = mine["end"].fillna(math.inf)
+    return pd.DataFrame({"start": mine["start"], "end": end, "wait": mine["wait"]})
+
+
+def in_system(jobs: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """N(t) at each of `times`: the jobs with start <= t < end."""
+    starts = np.sort(jobs["start"].to_numpy())
+    ends = np.sort(jobs["end"].to_numpy())
+    return np.searchsorted(starts, times, side="right") - np.searchsorted(ends, times, side="right")
+
+
+def clean_times(jobs: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """Which of `times` no job begins or ends at (an instant sampled in either order)."""
+    edges = np.sort(np.concatenate([jobs["start"].to_numpy(), jobs["end"].to_numpy()]))
+    edges = edges[np.isfinite(edges)]
+    if edges.size == 0:
+        return np.ones(times.shape, dtype=bool)
+    i = np.clip(np.searchsorted(edges, times), 1, edges.size - 1)
+    near = np.minimum(np.abs(edges[i] - times), np.abs(edges[i - 1] - times))
+    return near > EPS
+
+
+def integral(jobs: pd.DataFrame, horizon: float) -> float:
+    """The integral of N(t) over [0, horizon], by sweeping N's steps in time order."""
+    starts = jobs["start"].to_numpy()
+    ends = jobs["end"].to_numpy()
+    times = np.concatenate([starts, np.minimum(ends, horizon)])
+    steps = np.concatenate([np.ones(starts.size), -np.ones(ends.size)])
+    order = np.lexsort((steps, times))
+    times, steps = times[order], steps[order]
+    level = np.cumsum(steps)
+    widths = np.diff(np.append(times, horizon))
+    return float(np.sum(level * widths))
+
+
+def littles_law(run: Any) -> list[str]:
+    """Where a pool's gauges disagree with its spans, or L != lambda * W over the run."""
+    problems: list[str] = []
+    horizon = run.duration
+    for agent in sorted(set(run.spans.loc[run.spans["kind"].isin(HELD), "agent"])):
+        name = pool_name(run, agent)
+        if name is None:
+            continue
+        jobs = pool_jobs(run, agent)
+        if jobs.empty:
+            continue
+        # L, by sweeping N(t); lambda * W, by counting arrivals and their sojourns.
+        area = integral(jobs, horizon)
+        arrivals = len(jobs)
+        sojourn = float((jobs["end"].clip(upper=horizon) - jobs["start"]).mean())
+        lam, big_l = arrivals / horizon, area / horizon
+        if not math.isclose(big_l, lam * sojourn, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"{agent}: L = {big_l:.9g} but lambda * W = {lam * sojourn:.9g}")
+        # N(t) against the pool's gauge (queued + at work) at each sample.
+        q = run.queues[run.queues["queue"] == name]
+        times = q["time"].to_numpy(dtype=float)
+        clean = clean_times(jobs, times)
+        counted = in_system(jobs, times)
+        gauge = (q["depth"] + q["in_flight"]).to_numpy()
+        for t, n, g in zip(times[clean], counted[clean], gauge[clean], strict=True):
+            if n != g:
+                problems.append(f"{name} at {t:g}: {g} jobs in the pool, {n} spans in it")
+                break
+    return problems
+
+
+def pool_conservation(run: Any) -> list[str]:
+    """Worker pools whose counters do not add up: enqueued = acked + queued + at work."""
+    q = run.queues[run.queues["queue"].str.endswith(".workers")]
+    bad = q[q["enqueued"] != q["acked"] + q["depth"] + q["in_flight"]]
+    return [
+        f"{r.queue} at {r.time:g}: enqueued {r.enqueued} != acked {r.acked} + queued "
+        f"{r.depth} + at work {r.in_flight}"
+        for r in bad.drop_duplicates("queue").itertuples(index=False)
+    ]
