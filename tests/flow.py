@@ -29,7 +29,10 @@ HELD = ("server", "consumer")
 def pool_name(run: Any, agent: str) -> str | None:
     """The `queues` name of `agent`'s worker pool, if it is sampled."""
     names = set(run.queues["queue"])
-    for name in (f"{agent}.workers", *(f"{agent}.{p}.workers" for p in ("queue", "sse", "websocket", "a2a", "mcp"))):
+    for name in (
+        f"{agent}.workers",
+        *(f"{agent}.{p}.workers" for p in ("queue", "sse", "websocket", "a2a", "mcp")),
+    ):
         if name in names:
             return name
     return None

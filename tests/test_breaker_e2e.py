@@ -1,0 +1,253 @@
+"""The circuit breaker end to end with Resilience4j's defaults, against a reference.
+
+A client calls a service over HTTP through a breaker with every setting at Resilience4j's
+default (failure rate 50%, a COUNT_BASED window of 100 calls, 100 calls minimum, 60 s in
+OPEN, 10 permitted calls in HALF_OPEN, slow calls: 100% over 60 s). The service fails a
+share of requests for a while, then recovers. The reference below is written from
+Resilience4j's documented state machine, apart from `protocols.resilience`: it replays the
+trace's calls in time order, decides which it would have permitted, and must find every
+transition, every rate and every rejection the simulator recorded.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import sim
+
+# Resilience4j's CircuitBreakerConfig defaults.
+FAILURE_RATE = 0.5
+WINDOW = 100
+MIN_CALLS = 100
+OPEN_FOR = 60.0
+HALF_OPEN_CALLS = 10
+SLOW_RATE = 1.0
+SLOW_CALL = 60.0
+
+
+@dataclass
+class Reference:
+    """Resilience4j's CircuitBreakerStateMachine with its defaults, rate mode, count window.
+
+    CLOSED: the last 100 outcomes; once 100 are in, a failure rate >= 50% (or a slow rate
+    >= 100%) opens it. OPEN: refuse for 60 s, then the next call moves it to HALF_OPEN
+    and is permitted. HALF_OPEN: 10 calls are permitted, judged together once all 10 have
+    completed: the same thresholds reopen it, else it closes with an empty window.
+    """
+
+    state: str = "CLOSED"
+    window: deque[tuple[bool, bool]] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    until: float = 0.0
+    permits: int = 0
+    probes: list[tuple[bool, bool]] = field(default_factory=list)
+    moves: list[tuple[float, str, str, float, int]] = field(default_factory=list)
+    rejected: int = 0
+
+    def _go(self, now: float, to: str, outcomes: list[tuple[bool, bool]]) -> None:
+        rate = sum(f for f, _ in outcomes) / len(outcomes) if outcomes else float("nan")
+        self.moves.append((now, self.state, to, rate, len(outcomes)))
+        self.state = to
+        if to == "OPEN":
+            self.until = now + OPEN_FOR
+            # OPEN keeps the metrics of the state it left (its window, or the probes).
+            self.window = deque(outcomes, maxlen=len(outcomes) if outcomes else WINDOW)
+        elif to == "HALF_OPEN":
+            self.permits, self.probes = HALF_OPEN_CALLS, []
+        elif to == "CLOSED":
+            self.window = deque(maxlen=WINDOW)
+
+    def acquire(self, now: float) -> bool:
+        if self.state == "OPEN" and now >= self.until:
+            # The OPEN -> HALF_OPEN row reports the window OPEN kept.
+            self._go(now, "HALF_OPEN", list(self.window))
+        if self.state == "CLOSED":
+            return True
+        if self.state == "HALF_OPEN" and self.permits > 0:
+            self.permits -= 1
+            return True
+        self.rejected += 1
+        return False
+
+    def release(self) -> None:
+        """A permitted call ended without a verdict (it never reached the callee)."""
+        if self.state == "HALF_OPEN":
+            self.permits = min(HALF_OPEN_CALLS, self.permits + 1)
+
+    def record(self, now: float, duration: float, failed: bool) -> None:
+        outcome = (failed, duration > SLOW_CALL)
+        if self.state in ("CLOSED", "OPEN"):
+            self.window.append(outcome)
+            judged = list(self.window)
+            enough = len(judged) >= min(MIN_CALLS, WINDOW)
+            if self.state == "CLOSED" and enough and _tripped(judged):
+                self._go(now, "OPEN", judged)
+            return
+        self.probes.append(outcome)
+        if len(self.probes) == min(MIN_CALLS, HALF_OPEN_CALLS):
+            self._go(now, "OPEN" if _tripped(self.probes) else "CLOSED", self.probes)
+
+
+def _tripped(outcomes: list[tuple[bool, bool]]) -> bool:
+    failed = sum(f for f, _ in outcomes) / len(outcomes)
+    slow = sum(s for _, s in outcomes) / len(outcomes)
+    return failed >= FAILURE_RATE or slow >= SLOW_RATE
+
+
+def scenario(fraction: float, recover_at: float, duration: float = 400.0) -> dict[str, Any]:
+    """A client calling at 5/s a service that answers `fraction` of requests 500 from 10 s
+    until `recover_at`, through a breaker with every default."""
+    return {
+        "name": "breaker-defaults",
+        "seed": 11,
+        "duration": duration,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {
+                "id": "s",
+                "role": "service",
+                "workers": 8,
+                "service_time": {"dist": "exponential", "mean": 0.05},
+            },
+        ],
+        "channels": [{"from": "c", "to": "s", "protocol": "http", "timeout": 5, "breaker": {}}],
+        "workload": [{"from": "c", "to": "s", "arrivals": {"kind": "poisson", "rate": 5}}],
+        "faults": [
+            {
+                "kind": "error",
+                "targets": ["s"],
+                "start": 10,
+                "end": recover_at,
+                "fraction": fraction,
+                "status": 500,
+            }
+        ],
+    }
+
+
+def replay(run: sim.Run) -> Reference:
+    """Feed the run's calls to the reference in time order; assert it permits the calls
+    the simulator let through and refuses those it refused."""
+    s = run.spans
+    calls = s[(s["agent"] == "c") & (s["kind"] == "client")].sort_values("start", kind="stable")
+    ref = Reference()
+    # (end, order, duration, verdict): True failed, False succeeded, None no verdict.
+    ends: list[tuple[float, int, float, bool | None]] = []
+
+    def settle(until: float) -> None:
+        while ends and ends[0][0] <= until:
+            end, _, duration, failed = heapq.heappop(ends)
+            if failed is None:
+                ref.release()
+            else:
+                ref.record(end, duration, failed)
+
+    for order, call in enumerate(calls.itertuples(index=False)):
+        settle(call.start)
+        permitted = ref.acquire(call.start)
+        refused = call.outcome == "rejected" and "circuit breaker" in call.error
+        assert permitted != refused, (call.start, ref.state, call.outcome, call.error)
+        if refused or pd.isna(call.end):
+            continue  # refused, or still open at the end of the run
+        heapq.heappush(ends, (call.end, order, call.end - call.start, judged(call)))
+    settle(float("inf"))
+    return ref
+
+
+def judged(call: Any) -> bool | None:
+    """Resilience4j's verdict on a call: timeouts, 5xx and connection failures fail it, a
+    4xx or an answer succeeds; a call refused before it reached the callee (its pool
+    timed out, its deadline passed) has none."""
+    if call.outcome == "timeout":
+        return True
+    if call.outcome == "error":
+        return bool(call.status == 0 or call.status >= 500)
+    if call.outcome == "ok":
+        return False
+    return None
+
+
+def recorded(run: sim.Run) -> list[tuple[float, str, str, float, int]]:
+    b = run.breakers
+    return list(
+        zip(b["time"], b["from_state"], b["to_state"], b["failure_rate"], b["calls"], strict=True)
+    )
+
+
+def same(
+    got: list[tuple[float, str, str, float, int]], want: list[tuple[float, str, str, float, int]]
+) -> None:
+    assert [m[:3] for m in got] == [m[:3] for m in want]
+    for g, w in zip(got, want, strict=True):
+        assert g[4] == w[4], (g, w)
+        assert g[3] == pytest.approx(w[3], nan_ok=True), (g, w)
+
+
+def test_a_breaker_with_resilience4js_defaults_opens_waits_probes_and_closes() -> None:
+    # 70% of requests fail from 10 s to 150 s: the window fills with 100 calls by about
+    # 20 s and opens; each HALF_OPEN 60 s later sees ~7 of 10 fail until the service has
+    # recovered, then 10 successes close it.
+    run = sim.run(scenario(0.7, recover_at=150))
+    ref = replay(run)
+    moves = recorded(run)
+    same(moves, ref.moves)
+    states = [(f, t) for _, f, t, _, _ in moves]
+    assert states[0] == ("CLOSED", "OPEN")
+    assert states[-1] == ("HALF_OPEN", "CLOSED")
+    opened = moves[0]
+    # Opened at the first call where >= 100 calls were in and >= 50% of them failed.
+    assert opened[4] == 100 and opened[3] >= 0.5
+    # OPEN lasts at least 60 s (the first call after the wait moves it on).
+    for (t0, _, to0, _, _), (t1, from1, _, _, _) in itertools.pairwise(moves):
+        if to0 == "OPEN":
+            assert from1 == "OPEN" and t1 >= t0 + OPEN_FOR
+    # Each HALF_OPEN verdict is over its 10 permitted calls.
+    verdicts = [m for m in moves if m[1] == "HALF_OPEN"]
+    assert verdicts and all(m[4] == HALF_OPEN_CALLS for m in verdicts)
+    # Every refusal is a rejected span that put nothing on the wire.
+    s = run.spans
+    rejected = s[(s["agent"] == "c") & s["error"].str.startswith("circuit breaker")]
+    assert len(rejected) == ref.rejected > 200
+    m = run.messages
+    sent = m[(m["src"] == "c") & (m["kind"] == "request")]
+    assert not sent["span_id"].isin(rejected["span_id"]).any()
+
+
+@pytest.mark.parametrize(("fraction", "opens"), [(0.3, False), (0.5, True), (0.9, True)])
+def test_the_breaker_opens_only_at_a_failure_rate_of_half_over_100_calls(
+    fraction: float, opens: bool
+) -> None:
+    run = sim.run(scenario(fraction, recover_at=120, duration=300))
+    ref = replay(run)
+    same(recorded(run), ref.moves)
+    assert (len(ref.moves) > 0) is opens
+
+
+def test_a_hundred_calls_over_a_minute_open_it_by_the_slow_call_rate() -> None:
+    # From 10 s to 100 s every request takes 65 s (0.05 s x 1,300) and succeeds, on a
+    # pool of 100 connections: the others wait 5 s for one and are refused (no verdict).
+    # Once 100 slow calls are the window, 100% >= 100% opens it; calls let through before
+    # it opened land in the HALF_OPEN window as they finish, as in Resilience4j.
+    sc = scenario(0.0, recover_at=20, duration=300)
+    sc["faults"] = [{"kind": "overload", "targets": ["s"], "start": 10, "end": 100, "factor": 1300}]
+    sc["agents"][1].update(service_time={"dist": "constant", "value": 0.05}, workers=600)
+    sc["channels"][0]["timeout"] = None
+    run = sim.run(sc)
+    ref = replay(run)
+    same(recorded(run), ref.moves)
+    b = run.breakers
+    assert b["reason"].iloc[0] == (
+        "slow-call rate 100.0% >= 100% (calls over 60 s) over the last 100 calls"
+    )
+    assert b["slow_rate"].iloc[0] == 1.0 and b["failure_rate"].iloc[0] == 0.0
+    assert [(f, t) for f, t in zip(b["from_state"], b["to_state"], strict=True)] == [
+        ("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")
+    ]  # fmt: skip
+    refused = run.spans["error"].str.startswith("no free connection")
+    assert refused.sum() > 100  # pool timeouts: no verdict, never counted
