@@ -121,3 +121,79 @@ def pool_conservation(run: Any) -> list[str]:
         f"{r.depth} + at work {r.in_flight}"
         for r in bad.drop_duplicates("queue").itertuples(index=False)
     ]
+
+
+# A request's end may trail an instant by float rounding.
+SLACK = 1e-6
+
+
+def retries_within_max(run: Any) -> list[str]:
+    """Requests that made more attempts than their channel's retry policy allows."""
+    s = run.spans
+    problems: list[str] = []
+    for channel in run.scenario.channels:
+        retry = getattr(channel, "retry", None)
+        most = retry.max_attempts if retry is not None else 1
+        calls = s[(s["agent"] == channel.src) & (s["peer"] == channel.dst)]
+        calls = calls[calls["kind"].isin(["client", "producer"])]
+        # A retrying request's span holds its attempts as children of its own kind.
+        attempts = calls[calls["parent_id"].isin(calls["span_id"])]
+        per = attempts.groupby("parent_id").size()
+        for parent, n in per[per > most].head(3).items():
+            problems.append(f"{channel.src} -> {channel.dst}: {parent} made {n} attempts > {most}")
+        # An SSE stream counts its reconnections in `attempts`, not retries.
+        counted = calls[(calls["protocol"] != "sse") & ~calls["span_id"].isin(attempts["span_id"])]
+        over = counted[counted["attempts"] > most]
+        for row in over.head(3).itertuples(index=False):
+            problems.append(
+                f"{channel.src} -> {channel.dst}: {row.span_id} counts {row.attempts} attempts"
+                f" > {most}"
+            )
+    return problems
+
+
+def sends_past_deadline(run: Any) -> list[str]:
+    """Requests put on the wire by a call after that call's deadline had passed."""
+    m, s = run.messages, run.spans
+    sent = m[m["kind"].isin(["request", "publish"]) & ~m["duplicate"] & (m["span_id"] != "")]
+    # A call's own sends; a consumer publishing its reply is not a call.
+    callers = s.loc[s["kind"].isin(["client", "producer"]), "span_id"]
+    sent = sent[sent["span_id"].isin(callers)]
+    deadline = sent["span_id"].map(s.set_index("span_id")["deadline"]).astype("float64")
+    late = sent[deadline.notna() & (sent["sent_at"] > deadline + SLACK)]
+    return [
+        f"{r.src} -> {r.dst}: {r.msg_id} ({r.kind}, attempt {r.attempt}) sent at {r.sent_at:.6f}"
+        f" past its call's deadline {d:.6f}"
+        for r, d in zip(late.head(3).itertuples(index=False), deadline[late.index], strict=False)
+    ]
+
+
+def work_past_cancel(run: Any) -> list[str]:
+    """Handlers that went on after their caller's cancel reached them.
+
+    An HTTP cancel (`http.cancel`, sent when a call with `cancel_on_timeout` times out)
+    names the request; once it is delivered, the request's server span must have ended
+    (it ends `cancelled` then, freeing its worker), and nothing under that span may put a
+    new request on the wire.
+    """
+    m, s = run.messages, run.spans
+    cancels = m[(m["type"] == "http.cancel") & (m["outcome"] == "delivered")]
+    if cancels.empty:
+        return []
+    requests = m[(m["kind"] == "request") & ~m["duplicate"]].drop_duplicates("msg_id")
+    sender = requests.set_index("msg_id")["span_id"]
+    servers = s[s["kind"] == "server"]
+    by_parent = servers.drop_duplicates("parent_id").set_index("parent_id")
+    problems: list[str] = []
+    for cancel in cancels.itertuples(index=False):
+        caller = sender.get(cancel.causation_id)
+        if caller is None or caller not in by_parent.index:
+            continue
+        server = by_parent.loc[caller]
+        end = math.inf if pd.isna(server["end"]) else server["end"]
+        if end > cancel.delivered_at + SLACK:
+            problems.append(
+                f"{server['agent']}: {server['span_id']} ran to {end:.6f} ({server['outcome']})"
+                f" past the cancel delivered at {cancel.delivered_at:.6f}"
+            )
+    return problems[:3]

@@ -63,3 +63,47 @@ def test_a_crash_takes_its_lost_jobs_out_of_the_pools_counts() -> None:
     assert flow.pool_conservation(run) == []
     last = run.queues[run.queues["queue"] == "s.workers"].iloc[-1]
     assert last["enqueued"] == last["acked"] + last["depth"] + last["in_flight"]
+
+
+def queue_call_partitioned(timeout: float) -> dict[str, Any]:
+    """A client publishing a request a second to a service over a queue, cut off from the
+    broker by a partition from 0.5 s to 20 s: every publish and re-publish is lost."""
+    return {
+        "name": "publish-while-partitioned",
+        "seed": 1,
+        "duration": 30,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {"id": "s", "role": "service", "service_time": {"dist": "constant", "value": 0.01}},
+            {"id": "mq", "role": "broker", "queue": {"flavour": "sqs"}},
+        ],
+        "channels": [
+            {
+                "from": "c",
+                "to": "s",
+                "protocol": "queue",
+                "timeout": timeout,
+                "queue": {"broker": "mq", "request_queue": "s.in"},
+            }
+        ],
+        "workload": [{"from": "c", "to": "s", "arrivals": {"kind": "constant", "rate": 1}}],
+        "faults": [{"kind": "partition", "targets": ["c"], "start": 0.5, "end": 20}],
+    }
+
+
+def test_a_publisher_stops_resending_a_request_once_its_deadline_has_passed() -> None:
+    # Found by the fuzzer (shrunk): a call over a queue times out at 0.875 s, but its
+    # publisher re-sent the publish after the 5 s confirm timeout (attempt 2 at 6 s) and
+    # again at 11 s, for a request nobody waited for: the consumer would work on it.
+    run = sim.run(queue_call_partitioned(timeout=0.875))
+    assert flow.sends_past_deadline(run) == []
+    m = run.messages
+    publishes = m[(m["src"] == "c") & (m["kind"] == "publish")]
+    assert (publishes["attempt"] == 1).all()
+    # With a deadline past the confirm timeout, the re-sends go out as before (at-least-
+    # once): 5 s after the first send, and 10 s after, while the deadline allows.
+    run = sim.run(queue_call_partitioned(timeout=12))
+    m = run.messages
+    again = m[(m["src"] == "c") & (m["kind"] == "publish") & (m["correlation_id"] == "c-2")]
+    assert again["attempt"].tolist() == [1, 2, 3]
+    assert flow.sends_past_deadline(run) == []
