@@ -100,9 +100,25 @@ def _tripped(outcomes: list[tuple[bool, bool]]) -> bool:
     return failed >= FAILURE_RATE or slow >= SLOW_RATE
 
 
-def scenario(fraction: float, recover_at: float, duration: float = 400.0) -> dict[str, Any]:
+def scenario(
+    fraction: float,
+    recover_at: float,
+    duration: float = 400.0,
+    protocol: str = "http",
+    retry: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A client calling at 5/s a service that answers `fraction` of requests 500 from 10 s
-    until `recover_at`, through a breaker with every default."""
+    until `recover_at`, through a breaker with every default, over `protocol`."""
+    channel: dict[str, Any] = {
+        "from": "c", "to": "s", "protocol": protocol, "timeout": 5, "breaker": {}
+    }  # fmt: skip
+    agents: list[dict[str, Any]] = []
+    if protocol == "queue":
+        # The consumer answers a failure (else RabbitMQ requeues it until it succeeds).
+        channel["queue"] = {"broker": "mq", "request_queue": "s.in", "on_error": "reply"}
+        agents.append({"id": "mq", "role": "broker", "queue": {"flavour": "rabbitmq"}})
+    if retry is not None:
+        channel["retry"] = retry
     return {
         "name": "breaker-defaults",
         "seed": 11,
@@ -115,8 +131,9 @@ def scenario(fraction: float, recover_at: float, duration: float = 400.0) -> dic
                 "workers": 8,
                 "service_time": {"dist": "exponential", "mean": 0.05},
             },
+            *agents,
         ],
-        "channels": [{"from": "c", "to": "s", "protocol": "http", "timeout": 5, "breaker": {}}],
+        "channels": [channel],
         "workload": [{"from": "c", "to": "s", "arrivals": {"kind": "poisson", "rate": 5}}],
         "faults": [
             {
@@ -131,11 +148,34 @@ def scenario(fraction: float, recover_at: float, duration: float = 400.0) -> dic
     }
 
 
+def acquisitions(run: sim.Run) -> pd.DataFrame:
+    """Each time the client asked its breaker to let a call go: `at`, `end` (NaN: still
+    open), the span's `outcome`, `status` and `error`.
+
+    Without retries a request's span is its one attempt. With them, each attempt is a
+    child span, and a retry the breaker refused ends the request's span (rejected) with
+    no child: that refusal happened at the request's end.
+    """
+    s = run.spans
+    calls = s[(s["agent"] == "c") & s["kind"].isin(["client", "producer"])]
+    attempts = calls[calls["parent_id"].isin(calls["span_id"])]
+    requests = calls[~calls["span_id"].isin(attempts["span_id"])]
+    parents = requests["span_id"].isin(attempts["parent_id"])
+    refused = requests["error"].str.startswith("circuit breaker")
+    single, retried = requests[~parents], requests[parents & refused]
+    rows = [
+        single.assign(at=single["start"]),
+        attempts.assign(at=attempts["start"]),
+        # A refused retry: the request ends where the breaker refused it.
+        retried.assign(at=retried["end"]),
+    ]
+    found = pd.concat(rows)[["at", "start", "end", "outcome", "status", "error"]]
+    return found.sort_values("at", kind="stable").reset_index(drop=True)
+
+
 def replay(run: sim.Run) -> Reference:
     """Feed the run's calls to the reference in time order; assert it permits the calls
     the simulator let through and refuses those it refused."""
-    s = run.spans
-    calls = s[(s["agent"] == "c") & (s["kind"] == "client")].sort_values("start", kind="stable")
     ref = Reference()
     # (end, order, duration, verdict): True failed, False succeeded, None no verdict.
     ends: list[tuple[float, int, float, bool | None]] = []
@@ -148,11 +188,11 @@ def replay(run: sim.Run) -> Reference:
             else:
                 ref.record(end, duration, failed)
 
-    for order, call in enumerate(calls.itertuples(index=False)):
-        settle(call.start)
-        permitted = ref.acquire(call.start)
-        refused = call.outcome == "rejected" and "circuit breaker" in call.error
-        assert permitted != refused, (call.start, ref.state, call.outcome, call.error)
+    for order, call in enumerate(acquisitions(run).itertuples(index=False)):
+        settle(call.at)
+        permitted = ref.acquire(call.at)
+        refused = call.outcome == "rejected" and call.error.startswith("circuit breaker")
+        assert permitted != refused, (call.at, ref.state, call.outcome, call.error)
         if refused or pd.isna(call.end):
             continue  # refused, or still open at the end of the run
         heapq.heappush(ends, (call.end, order, call.end - call.start, judged(call)))
@@ -251,3 +291,22 @@ def test_a_hundred_calls_over_a_minute_open_it_by_the_slow_call_rate() -> None:
     ]  # fmt: skip
     refused = run.spans["error"].str.startswith("no free connection")
     assert refused.sum() > 100  # pool timeouts: no verdict, never counted
+
+
+@pytest.mark.parametrize("protocol", ["http", "queue", "sse", "websocket"])
+@pytest.mark.parametrize(
+    "retry", [None, {"max_attempts": 3, "backoff": "exponential", "base": 0.2}]
+)
+def test_the_breaker_judges_every_attempt_over_every_protocol(
+    protocol: str, retry: dict[str, Any] | None
+) -> None:
+    # Each attempt asks the breaker; a retry it refuses ends its request, rejected.
+    run = sim.run(scenario(0.7, recover_at=150, duration=300, protocol=protocol, retry=retry))
+    ref = replay(run)
+    moves = recorded(run)
+    same(moves, ref.moves)
+    assert [(f, t) for _, f, t, _, _ in moves][:3] == [
+        ("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "OPEN")
+    ]  # fmt: skip
+    assert moves[-1][1:3] == ("HALF_OPEN", "CLOSED")
+    assert ref.rejected > 100
