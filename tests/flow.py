@@ -197,3 +197,40 @@ def work_past_cancel(run: Any) -> list[str]:
                 f" past the cancel delivered at {cancel.delivered_at:.6f}"
             )
     return problems[:3]
+
+
+def pool_waits_below_its_size(run: Any) -> list[str]:
+    """HTTP calls that waited for a connection while their caller held fewer calls to the
+    callee in flight than its pool's size (a connection that never came back)."""
+    s = run.spans
+    calls = s[(s["kind"] == "client") & (s["protocol"] == "http")]
+    # A retrying request's span holds its attempts: only attempts take connections.
+    calls = calls[~calls["span_id"].isin(calls["parent_id"])]
+    problems: list[str] = []
+    for (agent, peer), mine in calls.groupby(["agent", "peer"], sort=True):
+        waited = mine[(mine["wait"] > SLACK) | mine["error"].str.contains("pool timeout")]
+        if waited.empty:
+            continue
+        size = http_pool_size(run, str(agent), str(peer))
+        starts = np.sort(mine["start"].to_numpy())
+        ends = np.sort(mine["end"].fillna(math.inf).to_numpy())
+        for row in waited.head(20).itertuples(index=False):
+            # Calls in flight when this one began (it among them).
+            busy = np.searchsorted(starts, row.start, "right") - np.searchsorted(
+                ends, row.start, "right"
+            )
+            if busy <= size:
+                problems.append(
+                    f"{agent} -> {peer}: {row.span_id} waited {row.wait:.6f} s for a connection"
+                    f" with {busy - 1} other calls in flight (pool of {size})"
+                )
+                break
+    return problems
+
+
+def http_pool_size(run: Any, agent: str, peer: str) -> int:
+    """The connections `agent` may hold to `peer` (httpx's max_connections)."""
+    for channel in run.scenario.channels:
+        if channel.src == agent and channel.dst == peer and channel.protocol == "http":
+            return int(channel.http.max_connections)
+    return 100

@@ -6,6 +6,7 @@ The generated-scenario oracle (tests/test_properties.py) runs the same checks
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -107,3 +108,134 @@ def test_a_publisher_stops_resending_a_request_once_its_deadline_has_passed() ->
     again = m[(m["src"] == "c") & (m["kind"] == "publish") & (m["correlation_id"] == "c-2")]
     assert again["attempt"].tolist() == [1, 2, 3]
     assert flow.sends_past_deadline(run) == []
+
+
+def cancelling(cancel: bool) -> dict[str, Any]:
+    """A client calling, at 20/s for 200 s, a service of 50 workers (so nothing queues)
+    whose exponential service time (mean 0.5 s) often outlasts the 0.4 s timeout, over a
+    network with no latency (so the cancel reaches the server exactly at the timeout)."""
+    return {
+        "name": "cancel-on-timeout",
+        "seed": 5,
+        "duration": 200,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {
+                "id": "s",
+                "role": "service",
+                "workers": 50,
+                "service_time": {"dist": "exponential", "mean": 0.5},
+            },
+        ],
+        "channels": [
+            {
+                "from": "c",
+                "to": "s",
+                "protocol": "http",
+                "timeout": 0.4,
+                "deadline": {"cancel_on_timeout": cancel},
+            }
+        ],
+        "network": {"default": {"latency": {"dist": "constant", "value": 0.0}}},
+        "workload": [{"from": "c", "to": "s", "arrivals": {"kind": "poisson", "rate": 20}}],
+    }
+
+
+def test_a_cancelled_request_frees_its_worker_at_the_timeout() -> None:
+    # Busy time per request is min(service, timeout): E = m (1 - exp(-tau / m)) for an
+    # exponential service of mean m = 0.5 and tau = 0.4 (0.2753 s), against m = 0.5 s
+    # of work when nobody cancels (the wasted work shows).
+    mean, tau = 0.5, 0.4
+    run = sim.run(cancelling(True))
+    assert flow.work_past_cancel(run) == [] and flow.littles_law(run) == []
+    s = run.spans
+    # (The few still at work when the run ends are left out.)
+    served = s[(s["agent"] == "s") & (s["kind"] == "server") & (s["outcome"] != "open")]
+    busy = served["end"] - served["start"] - served["wait"]
+    cancelled = served["outcome"] == "cancelled"
+    # Exactly at the timeout for every cancelled request, within it for every other.
+    assert cancelled.sum() > 1000
+    assert busy[cancelled].to_numpy() == pytest.approx(tau, abs=1e-9)
+    assert (busy[~cancelled] < tau).all()
+    timed_out = s[(s["agent"] == "c") & (s["outcome"] == "timeout")]
+    assert len(timed_out) == cancelled.sum()
+    # The share cut short is P(S > tau) = exp(-tau / m), and the mean busy time per
+    # request m (1 - exp(-tau / m)), each within 4 standard errors of 4,000 requests.
+    n = len(served)
+    share = math.exp(-tau / mean)
+    assert cancelled.mean() == pytest.approx(share, abs=4 * math.sqrt(share * (1 - share) / n))
+    expected = mean * (1 - math.exp(-tau / mean))
+    assert busy.mean() == pytest.approx(expected, abs=4 * busy.std() / math.sqrt(n))
+    # Without cancellation the server works out every request: mean m, past the timeout.
+    run = sim.run(cancelling(False))
+    s = run.spans
+    served = s[(s["agent"] == "s") & (s["kind"] == "server") & (s["outcome"] != "open")]
+    busy = served["end"] - served["start"] - served["wait"]
+    assert (served["outcome"] == "ok").all()
+    assert busy.mean() == pytest.approx(mean, abs=4 * busy.std() / math.sqrt(len(served)))
+
+
+def chain(propagate: bool) -> dict[str, Any]:
+    """a -> b -> c over HTTP, every hop cancelling on timeout: a gives up after 0.4 s, b's
+    own timeout to c is 10 s (capped by a's deadline only when it propagates)."""
+    return {
+        "name": "cancel-chain",
+        "seed": 5,
+        "duration": 100,
+        "agents": [
+            {"id": "a", "role": "client"},
+            {
+                "id": "b",
+                "role": "service",
+                "workers": 50,
+                "service_time": {"dist": "exponential", "mean": 0.1},
+                "calls": ["c"],
+            },
+            {
+                "id": "c",
+                "role": "service",
+                "workers": 50,
+                "service_time": {"dist": "exponential", "mean": 0.5},
+            },
+        ],
+        "channels": [
+            {
+                "from": "a",
+                "to": "b",
+                "protocol": "http",
+                "timeout": 0.4,
+                "deadline": {"cancel_on_timeout": True},
+            },
+            {
+                "from": "b",
+                "to": "c",
+                "protocol": "http",
+                "timeout": 10,
+                "deadline": {"cancel_on_timeout": True, "propagate": propagate},
+            },
+        ],
+        "network": {"default": {"latency": {"dist": "constant", "value": 0.0}}},
+        "workload": [{"from": "a", "to": "b", "arrivals": {"kind": "poisson", "rate": 10}}],
+    }
+
+
+@pytest.mark.parametrize("propagate", [True, False])
+def test_a_cancelled_call_gives_its_connection_back(propagate: bool) -> None:
+    # b's handler is cancelled when a times out, and it cancels its call to c. Without
+    # propagation that call had not timed out itself: its connection stayed busy for
+    # ever, and once 100 had leaked (httpx's pool size) every later call to c waited for
+    # one until a gave up: 183 requests reached c for 987 calls.
+    run = sim.run(chain(propagate))
+    s, m = run.spans, run.messages
+    calls = s[(s["agent"] == "b") & (s["kind"] == "client") & (s["start"] < 99)]
+    sent = m[(m["src"] == "b") & (m["kind"] == "request")]
+    assert calls["span_id"].isin(sent["span_id"]).all()
+    assert (calls["wait"] == 0).all()
+    assert flow.pool_waits_below_its_size(run) == []
+    # c stops work on each call b cancelled, when b's cancel reaches it.
+    assert flow.work_past_cancel(run) == []
+    cancelled = calls[calls["outcome"] == "cancelled"]
+    if not propagate:
+        assert len(cancelled) > 500
+    served = s[(s["agent"] == "c") & (s["kind"] == "server")]
+    assert cancelled["span_id"].isin(served["parent_id"]).all()
