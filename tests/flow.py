@@ -141,8 +141,13 @@ def retries_within_max(run: Any) -> list[str]:
         per = attempts.groupby("parent_id").size()
         for parent, n in per[per > most].head(3).items():
             problems.append(f"{channel.src} -> {channel.dst}: {parent} made {n} attempts > {most}")
-        # An SSE stream counts its reconnections in `attempts`, not retries.
-        counted = calls[(calls["protocol"] != "sse") & ~calls["span_id"].isin(attempts["span_id"])]
+        # An SSE stream and a WebSocket connection count their reconnections in
+        # `attempts`: not retries.
+        counted = calls[
+            (calls["protocol"] != "sse")
+            & ~calls["name"].isin(["ws.connection", "ws.session"])
+            & ~calls["span_id"].isin(attempts["span_id"])
+        ]
         over = counted[counted["attempts"] > most]
         for row in over.head(3).itertuples(index=False):
             problems.append(
@@ -153,12 +158,17 @@ def retries_within_max(run: Any) -> list[str]:
 
 
 def sends_past_deadline(run: Any) -> list[str]:
-    """Requests put on the wire by a call after that call's deadline had passed."""
+    """Requests put on the wire by a call after that call's deadline had passed: one deadline
+    covers every attempt and every re-send (gRPC), a request past it has nobody waiting."""
     m, s = run.messages, run.spans
     sent = m[m["kind"].isin(["request", "publish"]) & ~m["duplicate"] & (m["span_id"] != "")]
     # A call's own sends; a consumer publishing its reply is not a call.
     callers = s.loc[s["kind"].isin(["client", "producer"]), "span_id"]
     sent = sent[sent["span_id"].isin(callers)]
+    # A WebSocket message once written is TCP's to deliver: it retransmits the segment
+    # (the same msg_id, attempt + 1) whatever the caller does; only the first send counts.
+    tcp = sent["protocol"] == "websocket"
+    sent = sent[~tcp | ~sent.duplicated(["msg_id", "kind"])]
     deadline = sent["span_id"].map(s.set_index("span_id")["deadline"]).astype("float64")
     late = sent[deadline.notna() & (sent["sent_at"] > deadline + SLACK)]
     return [
@@ -234,3 +244,20 @@ def http_pool_size(run: Any, agent: str, peer: str) -> int:
         if channel.src == agent and channel.dst == peer and channel.protocol == "http":
             return int(channel.http.max_connections)
     return 100
+
+
+# Every flow check, by name: each returns its violations as sentences.
+CHECKS = {
+    "littles_law": littles_law,
+    "pool_conservation": pool_conservation,
+    "retries_within_max": retries_within_max,
+    "sends_past_deadline": sends_past_deadline,
+    "work_past_cancel": work_past_cancel,
+    "pool_waits_below_its_size": pool_waits_below_its_size,
+}
+
+
+def flow_violations(run: Any) -> dict[str, list[str]]:
+    """The flow checks that failed on `run`, with their first violations."""
+    found = {name: check(run) for name, check in CHECKS.items()}
+    return {name: problems for name, problems in found.items() if problems}

@@ -2,8 +2,11 @@
 
 The oracle is the project's own checks (`sim.checks.violations`) plus accounting: the
 trace contract's invariants (`tests.test_accounting.check_accounting`), every call with a
-deadline ends by it, nothing is sent by or delivered to a crashed agent, and each
-broker's own counts agree with themselves and with the trace.
+deadline ends by it, nothing is sent by or delivered to a crashed agent, each broker's
+own counts agree with themselves and with the trace, and the flow checks of
+tests/flow.py: Little's law with each worker pool's gauges matching its spans, pool
+conservation, retries within max_attempts, nothing sent past its call's deadline, no
+handler outliving its cancel, no call waiting for a connection below its pool's size.
 
 `make test` runs a bounded number of examples; `make fuzz` runs many more
 (`SWITCHBOARD_FUZZ_EXAMPLES`, default 2,000) with a random seed each time, and prints a
@@ -25,6 +28,7 @@ from hypothesis import strategies as st
 
 import sim
 from sim.checks import asleep_at_deadline, violations
+from tests.flow import flow_violations
 from tests.test_accounting import FAULT_KINDS, arrivals, check_accounting, distributions, faults
 
 PROTOCOLS = ["http", "queue", "sse", "websocket"]
@@ -323,6 +327,9 @@ def judge(run: Any) -> None:
     late = calls_past_their_deadline(run)
     assert late.empty, late.head(5).to_dict("records")
     assert not broker_disagreements(run), broker_disagreements(run)
+    # Little's law and the pools' gauges, conservation, retries, deadlines, cancels.
+    flows = flow_violations(run)
+    assert not flows, flows
 
 
 @settings(
