@@ -310,3 +310,57 @@ def test_the_breaker_judges_every_attempt_over_every_protocol(
     ]  # fmt: skip
     assert moves[-1][1:3] == ("HALF_OPEN", "CLOSED")
     assert ref.rejected > 100
+
+
+def test_a_caller_that_crashes_with_its_probe_in_flight_restarts_with_a_closed_breaker() -> None:
+    # The breaker opens on the callee's errors (0-2.3 s) and half-opens at 2.4 s with one
+    # permitted call, which takes 1 s; the caller crashes at 3 s with it in flight. The
+    # probe never ended, so its permit never came back: HALF_OPEN refused every call for
+    # the rest of the run (270 of them) though the callee had long recovered. A restarted
+    # process builds its breakers anew (Resilience4j's state lives in memory).
+    sc = {
+        "name": "crash-in-half-open",
+        "seed": 1,
+        "duration": 30,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {
+                "id": "s",
+                "role": "service",
+                "workers": 20,
+                "service_time": {"dist": "constant", "value": 1.0},
+            },
+        ],
+        "channels": [
+            {
+                "from": "c",
+                "to": "s",
+                "protocol": "http",
+                "timeout": 5,
+                "breaker": {"window": 4, "min_calls": 4, "open_for": 2, "half_open_calls": 1},
+            }
+        ],
+        "workload": [{"from": "c", "to": "s", "arrivals": {"kind": "constant", "rate": 10}}],
+        "faults": [
+            {
+                "kind": "error",
+                "targets": ["s"],
+                "start": 0,
+                "end": 2.3,
+                "fraction": 1.0,
+                "status": 500,
+            },
+            {"kind": "crash", "targets": ["c"], "start": 3.0, "end": 3.5},
+        ],
+    }
+    run = sim.run(sc)
+    b = run.breakers
+    assert list(zip(b["time"], b["from_state"], b["to_state"], strict=True)) == [
+        (pytest.approx(0.302), "CLOSED", "OPEN"),
+        (pytest.approx(2.4), "OPEN", "HALF_OPEN"),
+        (3.0, "HALF_OPEN", "CLOSED"),
+    ]
+    assert b["reason"].iloc[-1] == "the caller crashed: it restarts with a new breaker"
+    s = run.spans
+    later = s[(s["agent"] == "c") & (s["kind"] == "client") & (s["start"] > 3.5)]
+    assert len(later) > 250 and not (later["outcome"] == "rejected").any()
