@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tests.breaker_reference import Reference, acquisitions, replay
+
 # Times closer than this are the same instant (events at one instant may be sampled in
 # either order).
 EPS = 1e-9
@@ -246,6 +248,72 @@ def http_pool_size(run: Any, agent: str, peer: str) -> int:
     return 100
 
 
+def breakers_agree(run: Any) -> list[str]:
+    """Breakers whose decisions or transitions differ from the reference's
+    (tests/breaker_reference.py) replaying the same calls.
+
+    A channel where a call began at the very instant another ended (or the caller
+    crashed) is left out: which of the two the breaker saw first is the event loop's
+    order, which the trace does not record.
+    """
+    problems: list[str] = []
+    for channel in run.scenario.channels:
+        settings = getattr(channel, "breaker", None)
+        if settings is None or settings.mode != "rate" or settings.window_type != "count":
+            continue
+        if channel.throttle is not None or settings.automatic_transition:
+            continue
+        if settings.max_half_open > 0 or settings.open_for_multiplier != 1:
+            continue
+        crashes = [
+            f.start for f in run.scenario.faults if f.kind == "crash" and channel.src in f.targets
+        ]
+        calls = acquisitions(run, channel.src, channel.dst)
+        if _ties(calls, crashes):
+            continue
+        ref = Reference(
+            failure_rate=settings.failure_rate,
+            window_size=settings.window,
+            min_calls=settings.min_calls,
+            open_for=settings.open_for,
+            half_open_calls=settings.half_open_calls,
+            slow_rate=settings.slow_rate,
+            slow_call=settings.slow_call,
+        )
+        found = replay(run, channel.src, channel.dst, ref, crashes)
+        if not found:
+            b = run.breakers
+            mine = b[(b["agent"] == channel.src) & (b["target"] == channel.dst)]
+            got = list(zip(mine["time"], mine["from_state"], mine["to_state"], strict=True))
+            want = [(t, f, to) for t, f, to, _, _ in ref.moves]
+            if len(got) != len(want) or any(
+                g[1:] != w[1:] or abs(g[0] - w[0]) > EPS for g, w in zip(got, want, strict=True)
+            ):
+                found = [f"{channel.src} -> {channel.dst}: transitions {got[:6]} != {want[:6]}"]
+        problems += found
+    return problems
+
+
+def _ties(calls: pd.DataFrame, crashes: list[float]) -> bool:
+    """Whether the breaker's order of events is hidden by the trace: a call began at the
+    instant another ended (or the caller crashed), or two calls ended at one instant
+    (answers on one connection, in the order the server wrote them)."""
+    starts = calls["at"].to_numpy()
+    if starts.size == 0:
+        return False
+    refused = calls["error"].str.startswith("circuit breaker").to_numpy()
+    judged = calls[~refused & calls["end"].notna()]
+    ends = np.sort(judged["end"].to_numpy())
+    if ends.size > 1 and (np.diff(ends) <= EPS).any():
+        return True
+    # Ends within EPS of each start, less the call's own (one may end where it began).
+    near = np.searchsorted(ends, starts + EPS, "right") - np.searchsorted(ends, starts - EPS)
+    own = ~refused & ((calls["end"] - calls["at"]).abs().to_numpy() <= EPS)
+    if (near - own > 0).any():
+        return True
+    return any(abs(start - crash) <= EPS for start in starts for crash in crashes)
+
+
 # Every flow check, by name: each returns its violations as sentences.
 CHECKS = {
     "littles_law": littles_law,
@@ -254,6 +322,7 @@ CHECKS = {
     "sends_past_deadline": sends_past_deadline,
     "work_past_cancel": work_past_cancel,
     "pool_waits_below_its_size": pool_waits_below_its_size,
+    "breakers_agree": breakers_agree,
 }
 
 

@@ -3,7 +3,8 @@
 A client calls a service over HTTP through a breaker with every setting at Resilience4j's
 default (failure rate 50%, a COUNT_BASED window of 100 calls, 100 calls minimum, 60 s in
 OPEN, 10 permitted calls in HALF_OPEN, slow calls: 100% over 60 s). The service fails a
-share of requests for a while, then recovers. The reference below is written from
+share of requests for a while, then recovers. The reference (tests/breaker_reference.py)
+is written from
 Resilience4j's documented state machine, apart from `protocols.resilience`: it replays the
 trace's calls in time order, decides which it would have permitted, and must find every
 transition, every rate and every rejection the simulator recorded.
@@ -11,93 +12,18 @@ transition, every rate and every rejection the simulator recorded.
 
 from __future__ import annotations
 
-import heapq
 import itertools
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
 import pytest
 
 import sim
+from tests import breaker_reference
+from tests.breaker_reference import Reference
 
 # Resilience4j's CircuitBreakerConfig defaults.
-FAILURE_RATE = 0.5
-WINDOW = 100
-MIN_CALLS = 100
 OPEN_FOR = 60.0
 HALF_OPEN_CALLS = 10
-SLOW_RATE = 1.0
-SLOW_CALL = 60.0
-
-
-@dataclass
-class Reference:
-    """Resilience4j's CircuitBreakerStateMachine with its defaults, rate mode, count window.
-
-    CLOSED: the last 100 outcomes; once 100 are in, a failure rate >= 50% (or a slow rate
-    >= 100%) opens it. OPEN: refuse for 60 s, then the next call moves it to HALF_OPEN
-    and is permitted. HALF_OPEN: 10 calls are permitted, judged together once all 10 have
-    completed: the same thresholds reopen it, else it closes with an empty window.
-    """
-
-    state: str = "CLOSED"
-    window: deque[tuple[bool, bool]] = field(default_factory=lambda: deque(maxlen=WINDOW))
-    until: float = 0.0
-    permits: int = 0
-    probes: list[tuple[bool, bool]] = field(default_factory=list)
-    moves: list[tuple[float, str, str, float, int]] = field(default_factory=list)
-    rejected: int = 0
-
-    def _go(self, now: float, to: str, outcomes: list[tuple[bool, bool]]) -> None:
-        rate = sum(f for f, _ in outcomes) / len(outcomes) if outcomes else float("nan")
-        self.moves.append((now, self.state, to, rate, len(outcomes)))
-        self.state = to
-        if to == "OPEN":
-            self.until = now + OPEN_FOR
-            # OPEN keeps the metrics of the state it left (its window, or the probes).
-            self.window = deque(outcomes, maxlen=len(outcomes) if outcomes else WINDOW)
-        elif to == "HALF_OPEN":
-            self.permits, self.probes = HALF_OPEN_CALLS, []
-        elif to == "CLOSED":
-            self.window = deque(maxlen=WINDOW)
-
-    def acquire(self, now: float) -> bool:
-        if self.state == "OPEN" and now >= self.until:
-            # The OPEN -> HALF_OPEN row reports the window OPEN kept.
-            self._go(now, "HALF_OPEN", list(self.window))
-        if self.state == "CLOSED":
-            return True
-        if self.state == "HALF_OPEN" and self.permits > 0:
-            self.permits -= 1
-            return True
-        self.rejected += 1
-        return False
-
-    def release(self) -> None:
-        """A permitted call ended without a verdict (it never reached the callee)."""
-        if self.state == "HALF_OPEN":
-            self.permits = min(HALF_OPEN_CALLS, self.permits + 1)
-
-    def record(self, now: float, duration: float, failed: bool) -> None:
-        outcome = (failed, duration > SLOW_CALL)
-        if self.state in ("CLOSED", "OPEN"):
-            self.window.append(outcome)
-            judged = list(self.window)
-            enough = len(judged) >= min(MIN_CALLS, WINDOW)
-            if self.state == "CLOSED" and enough and _tripped(judged):
-                self._go(now, "OPEN", judged)
-            return
-        self.probes.append(outcome)
-        if len(self.probes) == min(MIN_CALLS, HALF_OPEN_CALLS):
-            self._go(now, "OPEN" if _tripped(self.probes) else "CLOSED", self.probes)
-
-
-def _tripped(outcomes: list[tuple[bool, bool]]) -> bool:
-    failed = sum(f for f, _ in outcomes) / len(outcomes)
-    slow = sum(s for _, s in outcomes) / len(outcomes)
-    return failed >= FAILURE_RATE or slow >= SLOW_RATE
 
 
 def scenario(
@@ -148,69 +74,12 @@ def scenario(
     }
 
 
-def acquisitions(run: sim.Run) -> pd.DataFrame:
-    """Each time the client asked its breaker to let a call go: `at`, `end` (NaN: still
-    open), the span's `outcome`, `status` and `error`.
-
-    Without retries a request's span is its one attempt. With them, each attempt is a
-    child span, and a retry the breaker refused ends the request's span (rejected) with
-    no child: that refusal happened at the request's end.
-    """
-    s = run.spans
-    calls = s[(s["agent"] == "c") & s["kind"].isin(["client", "producer"])]
-    attempts = calls[calls["parent_id"].isin(calls["span_id"])]
-    requests = calls[~calls["span_id"].isin(attempts["span_id"])]
-    parents = requests["span_id"].isin(attempts["parent_id"])
-    refused = requests["error"].str.startswith("circuit breaker")
-    single, retried = requests[~parents], requests[parents & refused]
-    rows = [
-        single.assign(at=single["start"]),
-        attempts.assign(at=attempts["start"]),
-        # A refused retry: the request ends where the breaker refused it.
-        retried.assign(at=retried["end"]),
-    ]
-    found = pd.concat(rows)[["at", "start", "end", "outcome", "status", "error"]]
-    return found.sort_values("at", kind="stable").reset_index(drop=True)
-
-
 def replay(run: sim.Run) -> Reference:
-    """Feed the run's calls to the reference in time order; assert it permits the calls
-    the simulator let through and refuses those it refused."""
+    """Feed the client's calls to a breaker with Resilience4j's defaults; assert it
+    permits the calls the simulator let through and refuses those it refused."""
     ref = Reference()
-    # (end, order, duration, verdict): True failed, False succeeded, None no verdict.
-    ends: list[tuple[float, int, float, bool | None]] = []
-
-    def settle(until: float) -> None:
-        while ends and ends[0][0] <= until:
-            end, _, duration, failed = heapq.heappop(ends)
-            if failed is None:
-                ref.release()
-            else:
-                ref.record(end, duration, failed)
-
-    for order, call in enumerate(acquisitions(run).itertuples(index=False)):
-        settle(call.at)
-        permitted = ref.acquire(call.at)
-        refused = call.outcome == "rejected" and call.error.startswith("circuit breaker")
-        assert permitted != refused, (call.at, ref.state, call.outcome, call.error)
-        if refused or pd.isna(call.end):
-            continue  # refused, or still open at the end of the run
-        heapq.heappush(ends, (call.end, order, call.end - call.start, judged(call)))
-    settle(float("inf"))
+    assert breaker_reference.replay(run, "c", "s", ref) == []
     return ref
-
-
-def judged(call: Any) -> bool | None:
-    """Resilience4j's verdict on a call: timeouts, 5xx and connection failures fail it, a
-    4xx or an answer succeeds; a call refused before it reached the callee (its pool
-    timed out, its deadline passed) has none."""
-    if call.outcome == "timeout":
-        return True
-    if call.outcome == "error":
-        return bool(call.status == 0 or call.status >= 500)
-    if call.outcome == "ok":
-        return False
-    return None
 
 
 def recorded(run: sim.Run) -> list[tuple[float, str, str, float, int]]:
