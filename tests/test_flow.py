@@ -239,3 +239,32 @@ def test_a_cancelled_call_gives_its_connection_back(propagate: bool) -> None:
         assert len(cancelled) > 500
     served = s[(s["agent"] == "c") & (s["kind"] == "server")]
     assert cancelled["span_id"].isin(served["parent_id"]).all()
+
+
+def test_a_stream_does_not_reconnect_past_its_deadline() -> None:
+    # Found by the fuzzer (a pause over an SSE client). Two streams break when their
+    # server crashes (1.2 s) and wait the 3 s retry delay to reconnect, but their client
+    # is paused from 1.5 s to 10 s: on waking it ran the overdue reconnects first and
+    # sent two GETs at 10 s for streams whose 5 s timeouts had passed at 5 and 6 s (the
+    # server opened streams for them with nobody reading).
+    scenario = {
+        "name": "sse-pause",
+        "seed": 1,
+        "duration": 20,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {"id": "s", "role": "service", "service_time": {"dist": "constant", "value": 4.0}},
+        ],
+        "channels": [{"from": "c", "to": "s", "protocol": "sse", "timeout": 5}],
+        "workload": [{"from": "c", "to": "s", "arrivals": {"kind": "constant", "rate": 1}}],
+        "faults": [
+            {"kind": "crash", "targets": ["s"], "start": 1.2, "end": 1.3},
+            {"kind": "pause", "targets": ["c"], "start": 1.5, "end": 10},
+        ],
+    }
+    run = sim.run(scenario)
+    assert flow.sends_past_deadline(run) == []
+    s = run.spans
+    first = s[(s["kind"] == "client") & s["correlation_id"].isin(["c-1", "c-2"])]
+    assert first["outcome"].tolist() == ["timeout", "timeout"]
+    assert first["attempts"].tolist() == [1, 1]
