@@ -257,9 +257,12 @@ class WorkerPool:
         node = self.node
         now = node.env.now
         for job in self.drain(owner):
-            why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
+            queued = math.isnan(job.started)
+            why = "crashed while queued" if queued else "crashed while serving"
             count = job.msg.attempt if attempts else None
-            node.journal.span_end(job.span, "error", now, error=why, attempts=count)
+            # One lost while queued waited until the crash.
+            wait = now - job.arrived if queued else job.wait
+            node.journal.span_end(job.span, "error", now, error=why, wait=wait, attempts=count)
 
 
 def adopted(

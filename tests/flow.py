@@ -111,7 +111,36 @@ def littles_law(run: Any) -> list[str]:
             if n != g:
                 problems.append(f"{name} at {t:g}: {g} jobs in the pool, {n} spans in it")
                 break
+        problems += _queued_matches_waits(run, agent, name, q)
     return problems
+
+
+def _queued_matches_waits(run: Any, agent: str, name: str, q: pd.DataFrame) -> list[str]:
+    """The pool's queue (`depth`) at each sample against the spans still waiting then.
+
+    A server span waits from its start for `wait` seconds, then works. A queue consumer's
+    `wait` also counts its time on the broker, before its span began, so an agent that
+    consumes is left out.
+    """
+    s = run.spans
+    mine = s[(s["agent"] == agent) & s["kind"].isin(HELD)]
+    if mine.empty or (mine["kind"] != "server").any():
+        return []
+    # A span still open has recorded no wait (queued or at work, it is not known): only
+    # the samples before the first of them are judged.
+    still = mine.loc[mine["outcome"] == "open", "start"]
+    if not still.empty:
+        q = q[q["time"] < still.min()]
+        mine = mine[mine["outcome"] != "open"]
+    queued = pd.DataFrame({"start": mine["start"], "end": mine["start"] + mine["wait"]})
+    times = q["time"].to_numpy(dtype=float)
+    clean = clean_times(queued, times) & clean_times(pool_jobs(run, agent), times)
+    counted = in_system(queued, times)
+    depth = q["depth"].to_numpy()
+    for t, n, d in zip(times[clean], counted[clean], depth[clean], strict=True):
+        if n != d:
+            return [f"{name} at {t:g}: {d} jobs queued, {n} spans waiting"]
+    return []
 
 
 def pool_conservation(run: Any) -> list[str]:

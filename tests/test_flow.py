@@ -268,3 +268,63 @@ def test_a_stream_does_not_reconnect_past_its_deadline() -> None:
     first = s[(s["kind"] == "client") & s["correlation_id"].isin(["c-1", "c-2"])]
     assert first["outcome"].tolist() == ["timeout", "timeout"]
     assert first["attempts"].tolist() == [1, 1]
+
+
+def test_a_request_ended_while_queued_or_serving_records_the_time_it_waited() -> None:
+    # Two workers at 5/s of 0.5 s jobs (rho 1.25): a queue builds; callers give up after
+    # 1 s and cancel, and the service crashes at 30.5 s. A request cancelled or lost in
+    # the crash recorded a wait of 0 however long it had queued, so the pool's queue at
+    # 30 s held 6 jobs where the spans' waits said 4.
+    scenario = {
+        "name": "queued-and-cancelled",
+        "seed": 2,
+        "duration": 60,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {
+                "id": "s",
+                "role": "service",
+                "workers": 2,
+                "service_time": {"dist": "exponential", "mean": 0.5},
+            },
+        ],
+        "channels": [
+            {
+                "from": "c",
+                "to": "s",
+                "protocol": "http",
+                "timeout": 1.0,
+                "deadline": {"cancel_on_timeout": True},
+            }
+        ],
+        "network": {"default": {"latency": {"dist": "exponential", "mean": 0.002}}},
+        "workload": [{"from": "c", "to": "s", "arrivals": {"kind": "poisson", "rate": 5}}],
+        "faults": [{"kind": "crash", "targets": ["s"], "start": 30.5, "end": 31}],
+    }
+    run = sim.run(scenario)
+    assert flow.littles_law(run) == []
+    s = run.spans
+    served = s[(s["agent"] == "s") & (s["kind"] == "server")]
+    queued = served[served["error"] == "crashed while queued"]
+    assert len(queued) > 0
+    assert (queued["wait"] == queued["end"] - queued["start"]).all()
+    closed = served[served["outcome"] != "open"]
+    assert (closed["wait"] <= closed["end"] - closed["start"] + 1e-12).all()
+    # One worker kept busy by a second client's 2 s jobs: the first client's requests,
+    # cancelled after 0.4 s, are all cancelled before a worker takes them, and waited
+    # all their lives.
+    scenario["agents"][1].update(workers=1, service_time={"dist": "constant", "value": 2.0})
+    scenario["agents"].append({"id": "d", "role": "client"})
+    scenario["channels"][0]["timeout"] = 0.4
+    scenario["channels"].append({"from": "d", "to": "s", "protocol": "http", "timeout": 10})
+    scenario["workload"] = [
+        {"from": "d", "to": "s", "arrivals": {"kind": "constant", "rate": 0.5}},
+        {"from": "c", "to": "s", "arrivals": {"kind": "constant", "rate": 2}, "start": 0.1},
+    ]
+    scenario["faults"] = []
+    run = sim.run(scenario)
+    assert flow.littles_law(run) == []
+    s = run.spans
+    cancelled = s[(s["agent"] == "s") & (s["outcome"] == "cancelled")]
+    never_worked = cancelled[cancelled["wait"] == cancelled["end"] - cancelled["start"]]
+    assert len(never_worked) > 50

@@ -121,12 +121,14 @@ class HttpServer:
             return
         job.cancelled = True
         node = self.node
+        now = node.env.now
+        # One cancelled before a worker took it waited all its life.
         node.journal.span_end(
             job.span,
             "cancelled",
-            node.env.now,
+            now,
             why,
-            wait=None if math.isnan(job.started) else job.wait,
+            wait=now - job.arrived if math.isnan(job.started) else job.wait,
         )
         self.pool.withdraw(job)
         key = job.msg.idempotency_key
