@@ -105,8 +105,9 @@ class Reference:
 
 
 def acquisitions(run: Any, agent: str, peer: str) -> pd.DataFrame:
-    """Each time `agent` asked its breaker to let a call to `peer` go: `at`, the attempt's
-    `start` and `end` (NaN: still open), `outcome`, `status` and `error`.
+    """Each time `agent` asked its breaker to let a call to `peer` go: `at`, the span and
+    whether it is a refused `retry`, the attempt's `start` and `end` (NaN: still open),
+    `outcome`, `status` and `error`.
 
     Without retries a request's span is its one attempt. With them, each attempt is a
     child span, and a retry the breaker refused ends the request's span (rejected) with
@@ -123,13 +124,16 @@ def acquisitions(run: Any, agent: str, peer: str) -> pd.DataFrame:
     before = requests["error"].str.startswith("the deadline passed before the call could start")
     single, retried = requests[~parents & ~before], requests[parents & refused]
     rows = [
-        single.assign(at=single["start"]),
-        attempts.assign(at=attempts["start"]),
+        single.assign(at=single["start"], retry=False),
+        attempts.assign(at=attempts["start"], retry=False),
         # A refused retry: the request ends where the breaker refused it.
-        retried.assign(at=retried["end"]),
+        retried.assign(at=retried["end"], retry=True),
     ]
-    found = pd.concat(rows)[["at", "start", "end", "outcome", "status", "error"]]
-    return found.sort_values("at", kind="stable").reset_index(drop=True)
+    columns = ["at", "span_id", "retry", "start", "end", "outcome", "status", "error"]
+    found = pd.concat(rows)[columns]
+    # At one instant, spans begun in the order their calls asked (ids grow); a refused
+    # retry's span began long before (`retry`: its place at that instant is unknown).
+    return found.sort_values(["at", "span_id"], kind="stable").reset_index(drop=True)
 
 
 def judged(call: Any) -> bool | None:

@@ -209,13 +209,24 @@ def sends_past_deadline(run: Any) -> list[str]:
     ]
 
 
+def awake_at(run: Any, agent: str, t: float) -> float:
+    """When `agent` can act on what reached it at `t`: then, or when the pause it is in
+    ends (a paused process reads its messages on waking)."""
+    for fault in run.scenario.faults:
+        if fault.kind == "pause" and agent in fault.targets and fault.start <= t:
+            end = run.duration if fault.end is None else fault.end
+            if t < end:
+                t = end
+    return t
+
+
 def work_past_cancel(run: Any) -> list[str]:
     """Handlers that went on after their caller's cancel reached them.
 
     An HTTP cancel (`http.cancel`, sent when a call with `cancel_on_timeout` times out)
-    names the request; once it is delivered, the request's server span must have ended
-    (it ends `cancelled` then, freeing its worker), and nothing under that span may put a
-    new request on the wire.
+    names the request; once it is delivered (and the server runs: a paused one reads it
+    on waking), the request's server span must have ended (it ends `cancelled` then,
+    freeing its worker), or end as the request arrives, if the cancel overtook it.
     """
     m, s = run.messages, run.spans
     cancels = m[(m["type"] == "http.cancel") & (m["outcome"] == "delivered")]
@@ -232,7 +243,9 @@ def work_past_cancel(run: Any) -> list[str]:
             continue
         server = by_parent.loc[caller]
         end = math.inf if pd.isna(server["end"]) else server["end"]
-        if end > cancel.delivered_at + SLACK:
+        # A cancel that overtook its request stops it when it arrives.
+        heard = max(awake_at(run, str(server["agent"]), cancel.delivered_at), server["start"])
+        if end > heard + SLACK:
             problems.append(
                 f"{server['agent']}: {server['span_id']} ran to {end:.6f} ({server['outcome']})"
                 f" past the cancel delivered at {cancel.delivered_at:.6f}"
@@ -325,11 +338,18 @@ def breakers_agree(run: Any) -> list[str]:
 
 def _ties(calls: pd.DataFrame, crashes: list[float]) -> bool:
     """Whether the breaker's order of events is hidden by the trace: a call began at the
-    instant another ended (or the caller crashed), or two calls ended at one instant
-    (answers on one connection, in the order the server wrote them)."""
+    instant another ended (or the caller crashed), two calls ended at one instant
+    (answers on one connection, in the order the server wrote them), or a refused retry
+    asked at the instant another call did. (Calls asking at one instant otherwise asked
+    in the order their spans began.)"""
     starts = calls["at"].to_numpy()
     if starts.size == 0:
         return False
+    # Calls asking at one instant with a refused retry among them: its place is unknown.
+    same = np.diff(starts) <= EPS
+    retry = calls["retry"].to_numpy()
+    if (same & (retry[1:] | retry[:-1])).any():
+        return True
     refused = calls["error"].str.startswith("circuit breaker").to_numpy()
     judged = calls[~refused & calls["end"].notna()]
     ends = np.sort(judged["end"].to_numpy())

@@ -328,3 +328,45 @@ def test_a_request_ended_while_queued_or_serving_records_the_time_it_waited() ->
     cancelled = s[(s["agent"] == "s") & (s["outcome"] == "cancelled")]
     never_worked = cancelled[cancelled["wait"] == cancelled["end"] - cancelled["start"]]
     assert len(never_worked) > 50
+
+
+def test_a_cancel_that_overtakes_its_request_stops_it_on_arrival() -> None:
+    # Messages take 0-0.3 s each, independently: a caller that gives up after 0.2 s sends
+    # its cancel, which often arrives before the request. The server ignored a cancel for
+    # a request it did not hold, then worked on the request when it came (found by the
+    # fuzzer: s0 served 0.19 s of work cancelled 0.015 s before it arrived).
+    scenario = {
+        "name": "cancel-overtakes",
+        "seed": 4,
+        "duration": 60,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {
+                "id": "s",
+                "role": "service",
+                "workers": 50,
+                "service_time": {"dist": "constant", "value": 0.5},
+            },
+        ],
+        "channels": [
+            {
+                "from": "c",
+                "to": "s",
+                "protocol": "http",
+                "timeout": 0.2,
+                "deadline": {"cancel_on_timeout": True},
+            }
+        ],
+        "network": {"default": {"latency": {"dist": "uniform", "low": 0.0, "high": 0.3}}},
+        "workload": [{"from": "c", "to": "s", "arrivals": {"kind": "poisson", "rate": 10}}],
+    }
+    run = sim.run(scenario)
+    assert flow.work_past_cancel(run) == []
+    s = run.spans
+    early = s[s["error"].str.endswith("cancelled it before it arrived")]
+    assert len(early) > 10
+    # No work, no answer: it ends as it arrives.
+    assert (early["end"] == early["start"]).all()
+    m = run.messages
+    answers = m[(m["kind"] == "response") & m["span_id"].isin(early["span_id"])]
+    assert answers.empty

@@ -60,6 +60,22 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
             "open_for": draw(st.floats(0.5, 5.0)),
             "half_open_calls": draw(st.integers(1, 3)),
         }
+        if draw(st.integers(0, 3)) == 0:
+            # Resilience4j's other knobs: a time window, a timer out of OPEN, a bounded
+            # HALF_OPEN, a growing OPEN wait, consecutive mode (Envoy's outlier check).
+            channel["breaker"].update(
+                draw(
+                    st.sampled_from(
+                        [
+                            {"window_type": "time"},
+                            {"automatic_transition": True},
+                            {"max_half_open": 1.0},
+                            {"open_for_multiplier": 2.0, "open_for_max": 8.0},
+                            {"mode": "consecutive", "consecutive_failures": 3},
+                        ]
+                    )
+                )
+            )
     if "retry" in channel and draw(st.booleans()):
         channel["budget"] = {"kind": "ratio", "ratio": draw(st.floats(0.0, 0.5))}
     if draw(st.booleans()):
@@ -183,6 +199,19 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "calls": calls,
             "http": {"dedupe": draw(st.booleans())},
         }
+        if draw(st.integers(0, 3)) == 0:
+            # A server that refuses past a rate (429 + Retry-After) or drops expired work.
+            agent["http"].update(
+                draw(
+                    st.sampled_from(
+                        [
+                            {"rate_limit": 5.0, "burst": 3},
+                            {"drop_expired": True},
+                            {"drop_expired": True, "drop_margin": 0.05},
+                        ]
+                    )
+                )
+            )
         if draw(st.booleans()):
             agent["queue_limit"] = draw(st.integers(0, 5))
         agents.append(agent)
