@@ -245,10 +245,14 @@ class WorkerPool:
                 del self.running[id(job)]
             for job in queued:
                 self.queue.remove(job)
-            return running + queued
-        lost = list(self.running.values()) + list(self.queue)
-        self.running.clear()
-        self.queue.clear()
+            lost = running + queued
+        else:
+            lost = list(self.running.values()) + list(self.queue)
+            self.running.clear()
+            self.queue.clear()
+        # They left the pool, as a withdrawn job does: its samples keep enqueued = acked
+        # + queued + at work (a crash had left them counted in, never out).
+        self.completed += len(lost)
         return lost
 
     def crash(self, attempts: bool = False, owner: object = None) -> None:
@@ -260,9 +264,12 @@ class WorkerPool:
         node = self.node
         now = node.env.now
         for job in self.drain(owner):
-            why = "crashed while queued" if math.isnan(job.started) else "crashed while serving"
+            queued = math.isnan(job.started)
+            why = "crashed while queued" if queued else "crashed while serving"
             count = job.msg.attempt if attempts else None
-            node.journal.span_end(job.span, "error", now, error=why, attempts=count)
+            # One lost while queued waited until the crash.
+            wait = now - job.arrived if queued else job.wait
+            node.journal.span_end(job.span, "error", now, error=why, wait=wait, attempts=count)
 
 
 class _Handover(Fire):

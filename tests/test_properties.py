@@ -2,8 +2,11 @@
 
 The oracle is the project's own checks (`sim.checks.violations`) plus accounting: the
 trace contract's invariants (`tests.test_accounting.check_accounting`), every call with a
-deadline ends by it, nothing is sent by or delivered to a crashed agent, and each
-broker's own counts agree with themselves and with the trace.
+deadline ends by it, nothing is sent by or delivered to a crashed agent, each broker's
+own counts agree with themselves and with the trace, and the flow checks of
+tests/flow.py: Little's law with each worker pool's gauges matching its spans, pool
+conservation, retries within max_attempts, nothing sent past its call's deadline, no
+handler outliving its cancel, no call waiting for a connection below its pool's size.
 
 `make test` runs a bounded number of examples; `make fuzz` runs many more
 (`SWITCHBOARD_FUZZ_EXAMPLES`, default 2,000) with a random seed each time, and prints a
@@ -25,6 +28,7 @@ from hypothesis import strategies as st
 
 import sim
 from sim.checks import asleep_at_deadline, violations
+from tests.flow import flow_violations
 from tests.test_accounting import FAULT_KINDS, arrivals, check_accounting, distributions, faults
 
 PROTOCOLS = ["http", "queue", "sse", "websocket"]
@@ -56,6 +60,22 @@ def policies(draw: st.DrawFn) -> dict[str, Any]:
             "open_for": draw(st.floats(0.5, 5.0)),
             "half_open_calls": draw(st.integers(1, 3)),
         }
+        if draw(st.integers(0, 3)) == 0:
+            # Resilience4j's other knobs: a time window, a timer out of OPEN, a bounded
+            # HALF_OPEN, a growing OPEN wait, consecutive mode (Envoy's outlier check).
+            channel["breaker"].update(
+                draw(
+                    st.sampled_from(
+                        [
+                            {"window_type": "time"},
+                            {"automatic_transition": True},
+                            {"max_half_open": 1.0},
+                            {"open_for_multiplier": 2.0, "open_for_max": 8.0},
+                            {"mode": "consecutive", "consecutive_failures": 3},
+                        ]
+                    )
+                )
+            )
     if "retry" in channel and draw(st.booleans()):
         channel["budget"] = {"kind": "ratio", "ratio": draw(st.floats(0.0, 0.5))}
     if draw(st.booleans()):
@@ -179,6 +199,19 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             "calls": calls,
             "http": {"dedupe": draw(st.booleans())},
         }
+        if draw(st.integers(0, 3)) == 0:
+            # A server that refuses past a rate (429 + Retry-After) or drops expired work.
+            agent["http"].update(
+                draw(
+                    st.sampled_from(
+                        [
+                            {"rate_limit": 5.0, "burst": 3},
+                            {"drop_expired": True},
+                            {"drop_expired": True, "drop_margin": 0.05},
+                        ]
+                    )
+                )
+            )
         if draw(st.booleans()):
             agent["queue_limit"] = draw(st.integers(0, 5))
         agents.append(agent)
@@ -323,6 +356,9 @@ def judge(run: Any) -> None:
     late = calls_past_their_deadline(run)
     assert late.empty, late.head(5).to_dict("records")
     assert not broker_disagreements(run), broker_disagreements(run)
+    # Little's law and the pools' gauges, conservation, retries, deadlines, cancels.
+    flows = flow_violations(run)
+    assert not flows, flows
 
 
 @settings(

@@ -310,7 +310,20 @@ class HttpClient:
             conn.pool.discard(conn)
 
     def cancel(self, dst: str, request_id: str, correlation_id: str = "", span: int = -1) -> None:
-        """Tell `dst` to stop working on request `request_id` (the caller gave up)."""
+        """Tell `dst` to stop working on request `request_id` (the caller gave up).
+
+        A request on the wire loses its connection, as httpx closes one whose request
+        was cancelled mid-flight (no answer will come to give it back); one still
+        waiting for a connection leaves the queue.
+        """
+        ex = self._exchanges.pop(request_id, None)
+        if ex is not None:
+            if ex.waiting:
+                self.pool(ex.msg.dst).waiting.remove(ex)
+                ex.waiting = False
+            conn = self.connections.get(ex.msg.body.conn) if ex.sent else None
+            if conn is not None and conn.exchange is ex:
+                conn.pool.discard(conn)
         node = self.node
         node.send(
             Message(

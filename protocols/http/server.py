@@ -9,6 +9,8 @@ Idempotency-Key semantics.
   key is processed; a retry while the original is in flight gets 409; a retry after it
   completed gets the stored result replayed, without running the handler again. The
   store lives in memory: a crash forgets it.
+- A cancel (`http.cancel`, the caller gave up) takes its request out of the queue or
+  frees its worker; one that overtook its request on the network stops it on arrival.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ from protocols.transport import Message
 from protocols.workers import Job, WorkerPool, adopted
 
 IN_FLIGHT = -1
+# Seconds a cancel is kept for a request that has not arrived: far longer than any
+# request lags behind the cancel sent after it.
+CANCEL_TTL = 60.0
+# Cancels kept before the expired ones are swept out.
+CANCELS_KEPT = 1024
 
 # A check a server's owner makes of each request before it queues (an LLM provider's
 # limits): given the request, its span and the time, (status, why, retry_after, data);
@@ -96,6 +103,10 @@ class HttpServer:
         self.jobs: dict[str, Job] = {}
         # Idempotency key -> (status, or IN_FLIGHT; time the stored result expires).
         self.results: dict[str, tuple[int, float]] = {}
+        # Cancels of requests not (or no longer) held, by message id -> when forgotten:
+        # a cancel that overtook its request on the network stops it when it arrives, as
+        # the connection's close would (TCP keeps a connection's bytes in order).
+        self.cancelled: dict[str, float] = {}
         self._tokens = float(self.settings.burst)
         self._refilled = 0.0
         self.admit: Admit | None = None
@@ -118,15 +129,19 @@ class HttpServer:
         """Stop work on a request: out of the queue, or its worker freed; no answer."""
         job = self.jobs.pop(msg_id, None)
         if job is None or job.cancelled:
+            if job is None:
+                self._remember_cancel(msg_id)
             return
         job.cancelled = True
         node = self.node
+        now = node.env.now
+        # One cancelled before a worker took it waited all its life.
         node.journal.span_end(
             job.span,
             "cancelled",
-            node.env.now,
+            now,
             why,
-            wait=None if math.isnan(job.started) else job.wait,
+            wait=now - job.arrived if math.isnan(job.started) else job.wait,
         )
         self.pool.withdraw(job)
         key = job.msg.idempotency_key
@@ -152,6 +167,12 @@ class HttpServer:
             deadline if deadline != math.inf else math.nan,
         )  # fmt: skip
         settings = self.settings
+        if self.cancelled and msg.msg_id in self.cancelled:
+            # Its caller cancelled it before it arrived: no work, and no answer.
+            node.journal.span_end(
+                span, "cancelled", now, f"{msg.src} cancelled it before it arrived"
+            )
+            return
         if settings.rate_limit is not None and not self._admit(now):
             wait = (1.0 - self._tokens) / settings.rate_limit
             self._refuse(msg, span, 429, "rate limited", wait)
@@ -220,6 +241,15 @@ class HttpServer:
         node.transport.send(node.answer(msg, HttpResponse(status, 0.0), RESPONSE_BYTES, span))
         self.pool.done(job)
 
+    def _remember_cancel(self, msg_id: str) -> None:
+        """Keep a cancel for a request not held (overtaken, or answered already) a while."""
+        now = self.node.env.now
+        cancelled = self.cancelled
+        if len(cancelled) >= CANCELS_KEPT:
+            for key in [k for k, until in cancelled.items() if until <= now]:
+                del cancelled[key]
+        cancelled[msg_id] = now + CANCEL_TTL
+
     def _admit(self, now: float) -> bool:
         rate, burst = self.settings.rate_limit or math.inf, self.settings.burst
         self._tokens = min(burst, self._tokens + (now - self._refilled) * rate)
@@ -247,5 +277,6 @@ class HttpServer:
         self.pool.crash(owner=self)
         self.connections.clear()
         self.results.clear()
+        self.cancelled.clear()
         self.jobs.clear()
         self._tokens = float(self.settings.burst)

@@ -5,8 +5,9 @@ They live on the agent's `QueueEndpoint` (see `endpoint`), which they know only 
 
 - a `Publisher`: each publish waits for the broker's confirm; if none comes within the
   confirm timeout (it was lost, or the broker refused or never got the publish), the
-  publish is sent again with the same msg_id, up to `publish_attempts` sends. A lost
-  confirm therefore leaves two copies in the broker: at-least-once, from the start.
+  publish is sent again with the same msg_id, up to `publish_attempts` sends and never
+  past the message's deadline. A lost confirm therefore leaves two copies in the broker:
+  at-least-once, from the start.
 - `Consumer`s, one per queue it reads: a consumer subscribes with its prefetch and
   re-subscribes every heartbeat (so a restarted broker learns of it again; after a
   refusal it reconnects sooner, after `reconnect_delay`), and settles
@@ -159,6 +160,12 @@ class Publisher:
             why = out.refused or "no confirm"
             if out.on_confirm is not None:
                 out.on_confirm(False, f"publish failed after {sent.attempt} attempts: {why}")
+            return
+        if self.node.env.now >= sent.deadline:
+            # Nobody waits for it any more (one deadline covers every attempt, as in
+            # gRPC): a re-send would only make its consumer work for nothing. Its call
+            # ends by its own timer, at that deadline.
+            del self.unconfirmed[sent.msg_id]
             return
         # Same message id, next attempt: if only the confirm was lost, a duplicate.
         self.republished += 1

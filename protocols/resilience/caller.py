@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from protocols.call import Call, CallResult, abort_all
 from protocols.node import Node
 from protocols.resilience.backoff import RetryPolicy, RetrySettings
-from protocols.resilience.breaker import BreakerSettings, CircuitBreaker, verdict
+from protocols.resilience.breaker import BreakerSettings, CircuitBreaker, State, verdict
 from protocols.resilience.budget import (
     AdaptiveThrottle,
     AdaptiveThrottleSettings,
@@ -413,5 +413,15 @@ class ResilientCaller:
         return call
 
     def reset(self) -> None:
-        """The caller crashed: requests in flight end in error (their attempts too)."""
+        """The caller crashed: requests in flight end in error (their attempts too).
+
+        Its breaker's state lived in the process's memory (Resilience4j's does): the
+        restarted process has a new one, CLOSED with an empty window. Kept, a breaker
+        HALF_OPEN with its probes lost in the crash would never get their permits back
+        and refuse every call for ever. A state an operator set (FORCED_OPEN, DISABLED)
+        stays until the operator's window ends.
+        """
         abort_all(self)
+        breaker = self.policies.breaker
+        if breaker is not None and breaker.state in (State.CLOSED, State.OPEN, State.HALF_OPEN):
+            breaker.reset(self.node.env.now, "the caller crashed: it restarts with a new breaker")

@@ -315,8 +315,16 @@ class SseStream:
         )
 
     def _reconnect(self) -> None:
-        if self.state == WAITING:
-            self.connect(self.node.new_id())
+        if self.state != WAITING:
+            return
+        if self.node.env.now >= self.deadline:
+            # Past the stream's deadline (a client waking from a pause runs its overdue
+            # reconnect before its overdue timeout): nobody would read the stream it
+            # opens. Its timer ends the call; one with none ends here.
+            if self.call.timeout is None:
+                self.call.end(("timeout", 0, "the deadline passed before it could reconnect"))
+            return
+        self.connect(self.node.new_id())
 
     # -- what arrives ---------------------------------------------------------------------
 
