@@ -810,7 +810,8 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
 
     seen: dict[tuple[Any, Any], int] = {}
     for i, channel in enumerate(_list(data.get("channels"))):
-        if isinstance(channel, dict) and isinstance(channel.get("from"), str):
+        # Only names can pair up: a list or mapping in `to` is pydantic's to report.
+        if isinstance(channel, dict) and _are_names(channel.get("from"), channel.get("to")):
             pair = (channel.get("from"), channel.get("to"))
             if pair in seen:
                 errors.append(
@@ -1026,7 +1027,9 @@ def _breaker_action_errors(data: dict[str, Any], roles: dict[str, Any]) -> list[
     breakers = {
         (channel.get("from"), channel.get("to"))
         for channel in _list(data.get("channels"))
-        if isinstance(channel, dict) and channel.get("breaker") is not None
+        if isinstance(channel, dict)
+        and channel.get("breaker") is not None
+        and _are_names(channel.get("from"), channel.get("to"))
     }
     errors: list[tuple[str, str]] = []
     for i, fault in enumerate(_list(data.get("faults"))):
@@ -1088,6 +1091,11 @@ def _check_window(
     end = item.get(end_key)
     if _is_number(start) and _is_number(end) and end < start:
         errors.append((f"{path}.{end_key}", window_message(what, start, end)))
+
+
+def _are_names(*values: Any) -> bool:
+    """Whether every value is a string, as an agent's name must be (and hashable)."""
+    return all(isinstance(value, str) for value in values)
 
 
 def _is_number(value: Any) -> TypeGuard[float]:
