@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from sim import sizing
-from sim.scenario import Scenario, reference_errors
+from sim.scenario import Scenario, quoted, reference_errors
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -311,28 +311,31 @@ def _reference_errors(data: dict[str, Any], refused: bool) -> list[tuple[str, st
         return []
 
 
-# A value the user wrote, quoted back in a sentence, is cut to this many characters, and
-# a number of more digits than this is said in scientific notation: a 5,000-character
-# name or a 400-digit number makes a line no one reads.
-_QUOTE_CHARS = 40
+# A number of more digits than this is said in scientific notation, and a part of a
+# field's path longer than _PART_CHARS is cut (a name the user wrote is cut where it is
+# quoted, by `sim.scenario.quoted`): a 400-digit number or a 5,000-character key makes a
+# line no one reads.
 _DIGITS = 40
-_LONG_QUOTE = re.compile(rf"'([^'\n]{{{_QUOTE_CHARS + 1},}})'")
-_LONG_NUMBER = re.compile(rf"(?<![\w.])-?\d{{{_DIGITS + 1},}}(?!\w)")
+_PART_CHARS = 40
+_LONG_NUMBER = re.compile(
+    rf"(?<![\w.,])-?(?:\d{{{_DIGITS + 1},}}|\d{{1,3}}(?:,\d{{3}}){{{_DIGITS // 3},}})(?![\w,])"
+)
 
 
 def _line(label: str, where: str, what: str) -> str:
     """One problem's sentence, with long values the user wrote shortened."""
-    return f"{label}: {_shorten(where)}: {_shorten(what)}"
+    parts = [p if len(p) <= _PART_CHARS else p[: _PART_CHARS - 3] + "..." for p in where.split(".")]
+    return f"{label}: {'.'.join(parts)}: {_shorten(what)}"
 
 
 def _shorten(text: str) -> str:
-    """`text` with each long quoted value cut and each long number in scientific form."""
-    text = _LONG_QUOTE.sub(lambda m: f"'{m.group(1)[: _QUOTE_CHARS - 3]}...'", text)
+    """`text` with each long number in scientific notation."""
     return _LONG_NUMBER.sub(lambda m: _scientific(m.group(0)), text)
 
 
 def _scientific(digits: str) -> str:
     """An integer's digits in scientific notation, three significant figures."""
+    digits = digits.replace(",", "")  # 1,000,000 as the caps write it
     value = int(digits)
     if abs(value) < 10**300:
         return f"{float(value):.3g}"
@@ -486,12 +489,13 @@ def _describe(err: Any, data: Any) -> tuple[str, str]:
         parent, name = loc[:-1], str(loc[-1])
         hint = difflib.get_close_matches(name, _fields_at(parent, data), n=1)
         suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-        return path, f"unknown field '{name}'{suggestion}"
+        return path, f"unknown field {quoted(name)}{suggestion}"
     if kind == "missing":
         return path, "required field is missing"
     if kind == "union_tag_invalid":
         key = str(ctx.get("discriminator", "kind")).strip("'")
-        return path, f"unknown {key} '{ctx.get('tag')}'; expected one of {ctx.get('expected_tags')}"
+        tag = quoted(ctx.get("tag"))
+        return path, f"unknown {key} {tag}; expected one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
         key = str(ctx.get("discriminator", "kind")).strip("'")
         tags = _tags_at(loc, key)

@@ -55,9 +55,25 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+def quoted(value: Any) -> str:
+    """A name the user wrote, quoted back in a sentence: cut to 40 characters (a name
+    of thousands of characters makes a line no one reads)."""
+    text = str(value)
+    return f"'{text if len(text) <= 40 else text[:37] + '...'}'"
+
+
 def window_message(what: str, start: float, end: float) -> str:
     """The sentence for a window that ends before it starts (one wording everywhere)."""
-    return f"{what} ends at {end:g}, before it starts at {start:g}"
+    return f"{what} ends at {_g(end)}, before it starts at {_g(start)}"
+
+
+def _g(value: float) -> str:
+    """A number as `:g` shows it; an integer past what a float holds (read raw from a
+    file, before pydantic refuses it) keeps its digits instead of overflowing."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        return str(value)
 
 
 # --- agents and channels -------------------------------------------------------------
@@ -217,7 +233,7 @@ class Agent(Model):
         hint = difflib.get_close_matches(value, known, n=1)
         guess = f"; did you mean '{hint[0]}'?" if hint else ""
         raise ValueError(
-            f"unknown role '{value}'{guess} (roles: {', '.join(known)}, or one a plugin "
+            f"unknown role {quoted(value)}{guess} (roles: {', '.join(known)}, or one a plugin "
             "module registers: --plugin MODULE)"
         )
 
@@ -761,13 +777,13 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
     for i, agent in enumerate(_list(agents)):
         if isinstance(agent, dict) and isinstance(agent.get("id"), str):
             if agent["id"] in roles:
-                errors.append((f"agents.{i}.id", f"duplicate agent id '{agent['id']}'"))
+                errors.append((f"agents.{i}.id", f"duplicate agent id {quoted(agent['id'])}"))
             else:
                 roles[agent["id"]] = agent.get("role", "service")
 
     def check(path: str, value: Any) -> None:
         if isinstance(value, str) and roles and value not in roles:
-            errors.append((path, f"unknown agent '{value}'"))
+            errors.append((path, f"unknown agent {quoted(value)}"))
 
     for i, agent in enumerate(_list(agents)):
         if isinstance(agent, dict):
@@ -799,7 +815,10 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
             broker = queue.get("broker", "broker") if isinstance(queue, dict) else "broker"
             if broker not in brokers:
                 errors.append(
-                    (f"channels.{i}.queue.broker", f"no broker agent '{broker}' (role: broker)")
+                    (
+                        f"channels.{i}.queue.broker",
+                        f"no broker agent {quoted(broker)} (role: broker)",
+                    )
                 )
     network = data.get("network")
     links = network.get("links") if isinstance(network, dict) else None
@@ -817,7 +836,7 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
                 errors.append(
                     (
                         f"channels.{i}",
-                        f"a second channel from '{pair[0]}' to '{pair[1]}' "
+                        f"a second channel from {quoted(pair[0])} to {quoted(pair[1])} "
                         f"(channels.{seen[pair]} already sets it)",
                     )
                 )
@@ -870,8 +889,8 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
                 errors.append(
                     (
                         f"{section}.{i}.start",
-                        f"{what} starts at {start:g} s, when the run has ended "
-                        f"(duration {duration:g} s)",
+                        f"{what} starts at {_g(start)} s, when the run has ended "
+                        f"(duration {_g(duration)} s)",
                     )
                 )
     if data.get("allow_call_cycles") is not True:
@@ -1039,7 +1058,7 @@ def _breaker_action_errors(data: dict[str, Any], roles: dict[str, Any]) -> list[
         unknown = False
         for key, value in (("agent", agent), ("peer", peer)):
             if isinstance(value, str) and roles and value not in roles:
-                errors.append((f"faults.{i}.{key}", f"unknown agent '{value}'"))
+                errors.append((f"faults.{i}.{key}", f"unknown agent {quoted(value)}"))
                 unknown = True
         known = isinstance(agent, str) and isinstance(peer, str) and not unknown
         if known and (agent, peer) not in breakers:

@@ -105,7 +105,6 @@ def errors_shown(page: Any) -> list[str]:
     return page.locator("[data-testid='stAlertContentError']").all_inner_texts()
 
 
-
 def pick_and_run(page: Any, name: str) -> None:
     """Pick a built-in scenario, run it, wait until its summary is on screen."""
     scenario = loading.load(name)
