@@ -43,6 +43,11 @@ def profile_fields(name: str, tier: str | None) -> dict[str, Any]:
     profile = known[name]
     tiers = profile.get("tiers", {})
     chosen = tier if tier is not None else profile.get("default_tier")
+    if chosen is not None and not isinstance(chosen, str):
+        # A list or mapping cannot name a tier (nor be looked up among them).
+        raise FieldError(
+            "tier", f"must name one of the tiers of model '{name}': {', '.join(tiers)}"
+        )
     if chosen is not None and chosen not in tiers:
         raise FieldError(
             "tier", f"model '{name}' has no tier '{chosen}'; known: {', '.join(tiers)}"

@@ -270,3 +270,28 @@ def test_a_run_json_with_a_field_of_the_wrong_type_is_one_sentence(
 
 def test_a_valid_scenario_is_still_a_scenario() -> None:
     assert isinstance(loading.validate(basic(), "basic.yaml"), Scenario)
+
+
+@pytest.mark.parametrize("tier", [["tier-1"], {"name": "tier-1"}])
+def test_a_model_tier_that_is_not_a_name_is_one_sentence(tier: Any) -> None:
+    # Was TypeError: unhashable type (looked up among the profile's tiers).
+    data = loading.read_data(loading.builtin_path("llm-pipeline"))
+    llm = next(a for a in data["agents"] if a.get("role") == "llm")
+    index = data["agents"].index(llm)
+    llm["llm"]["tier"] = tier
+    said = problems(data)
+    assert said == [
+        f"agents.{index}.llm.tier: must name one of the tiers of model "
+        f"'{llm['llm']['model']}': start, tier-1"
+    ]
+
+
+def test_a_timeout_below_the_clock_resolution_times_every_call_out() -> None:
+    # Was NameError in the call path: the attempt ended (its deadline already passed)
+    # before the caller had its Call to cancel downstream work with.
+    data = loading.read_data(loading.builtin_path("timeout-cascade"))
+    data["channels"][0]["timeout"] = 1e-300
+    run = sim.run(data)
+    first_hop = run.spans[(run.spans["agent"] == data["channels"][0]["from"])]
+    assert len(first_hop) > 0
+    assert set(first_hop["outcome"]) == {"timeout"}
