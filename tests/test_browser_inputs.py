@@ -25,6 +25,7 @@ import tests.test_browser as tb
 from sim import loading
 from tests.test_browser import (
     PAGES,
+    charts_rendered,
     exceptions,
     go_to,
     heading,
@@ -52,29 +53,32 @@ WALKED = (
     else COMPACT
 )
 
-# Console errors that are the browser's, not the app's: Chromium without a GPU says so
-# when plotly asks for WebGL, and a favicon or a font it could not fetch is not a page
-# failing. Anything else logged at error level is the app's.
-NOISE = (
-    "WebGL",
-    "GPU stall",
-    "favicon",
-    "Failed to load resource",
-    "GroupMarkerNotSet",
-)
+# Console errors that are the browser's, not the app's. Seen on these machines: the
+# page icon that Streamlit fetches from fonts.gstatic.com ("Failed to load resource:
+# net::ERR_NAME_NOT_RESOLVED": no internet here); the others are what Chromium without a
+# GPU may say when plotly asks for WebGL. A resource of the app's own server that fails
+# to load is not noise.
+NOISE = ("WebGL", "GPU stall", "GroupMarkerNotSet")
 
 
 class Console:
     """Error-level console messages and uncaught page errors of one tab."""
 
-    def __init__(self, page: Any) -> None:
+    def __init__(self, page: Any, server: str) -> None:
+        self.server = server
         self.errors: list[str] = []
+        self.ignored: list[str] = []  # the browser's noise, kept to be looked at
         page.on("console", self._message)
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
 
     def _message(self, message: Any) -> None:
-        if message.type == "error" and not any(n in message.text for n in NOISE):
-            self.errors.append(message.text)
+        if message.type != "error":
+            return
+        url = (message.location or {}).get("url", "")
+        elsewhere = url.startswith("http") and not url.startswith(self.server)
+        fetched = "Failed to load resource" in message.text and elsewhere
+        noise = fetched or any(n in message.text for n in NOISE)
+        (self.ignored if noise else self.errors).append(f"{message.text} ({url})")
 
 
 @pytest.fixture
@@ -84,7 +88,7 @@ def page(browser: Any, server: str) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 2200})
     tab = context.new_page()
     tab.set_default_timeout(tb.PAGE_MS)
-    tab.console = Console(tab)
+    tab.console = Console(tab, server)
     tab.goto(server)
     try:
         yield tab
@@ -135,10 +139,14 @@ def test_every_page_on_a_builtin_scenario(page: Any, name: str) -> None:
     no_failure_shown(page, f"{name}: run")
     assert errors_shown(page) == [], name
     for where in PAGES:
-        go_to(page, where, tb.LARGE_MS)
+        go_to(page, where, tb.LARGE_MS)  # waits until every chart has drawn its SVG
         no_failure_shown(page, f"{name}: {where}")
+        if where in ("replay", "topology"):  # drawn for any run
+            assert charts_rendered(page) >= 1, (name, where)
     go_to(page, "run")
     no_failure_shown(page, f"{name}: back on run")
+    hosts = sorted({line.rsplit("(", 1)[-1].split("/")[2] for line in page.console.ignored})
+    print(f"\n{name}: {len(page.console.ignored)} console errors of the browser's ignored {hosts}")
 
 
 def open_editor(page: Any) -> None:
