@@ -94,12 +94,29 @@ def builtin_path(name: str) -> Path:
     return SCENARIO_DIR / f"{name}.yaml"
 
 
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False for a path the system cannot even look up (a name past
+    255 bytes raises ENAMETOOLONG rather than answering)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """`path.is_dir()`, False for a path the system cannot even look up."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def resolve(source: str | Path) -> Path:
     """The file a CLI argument names: a path, or else a built-in scenario's name."""
     path = Path(source)
-    if path.is_file():
+    if is_file(path):
         return path
-    if isinstance(source, str) and builtin_path(source).is_file():
+    if isinstance(source, str) and is_file(builtin_path(source)):
         return builtin_path(source)
     if not str(source).strip():
         # Path("") is the current folder: say what is missing, not "is a directory".
@@ -107,7 +124,7 @@ def resolve(source: str | Path) -> Path:
             ["the scenario's name is empty: give a scenario file or a built-in scenario's "
              "name (see 'python -m sim list')"]
         )  # fmt: skip
-    if path.is_dir():
+    if is_dir(path):
         raise ScenarioError([f"{source}: is a directory, not a scenario file"])
     if isinstance(source, Path) or "/" in source or path.suffix in (".yaml", ".yml", ".json"):
         raise ScenarioError([f"{source}: no such file"])
@@ -115,7 +132,7 @@ def resolve(source: str | Path) -> Path:
     guess = f"; did you mean '{hint[0]}'?" if hint else ""
     raise ScenarioError(
         [
-            f"no scenario file or built-in scenario named '{source}'{guess} "
+            f"no scenario file or built-in scenario named {quoted(source)}{guess} "
             "(see 'python -m sim list')"
         ]
     )

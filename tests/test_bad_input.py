@@ -295,3 +295,41 @@ def test_a_timeout_below_the_clock_resolution_times_every_call_out() -> None:
     first_hop = run.spans[(run.spans["agent"] == data["channels"][0]["from"])]
     assert len(first_hop) > 0
     assert set(first_hop["outcome"]) == {"timeout"}
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (["run", "A" * 300], "no scenario file or built-in scenario named 'AAAA"),
+        (["validate", "A" * 300], "no scenario file or built-in scenario named 'AAAA"),
+        (["sweep", "A" * 300], "no sweep file or built-in sweep named 'AAAA"),
+        (["export", "A" * 300, "--format", "csv"], "error: no run at AAAA"),
+    ],
+)
+def test_a_name_too_long_for_the_file_system_is_one_sentence(
+    capsys: pytest.CaptureFixture[str], args: list[str], sentence: str
+) -> None:
+    # Was "internal error: OSError: [Errno 36] File name too long" (exit 1).
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(sentence) and len(err.splitlines()) == 1
+    assert "internal error" not in err and len(err) < 400
+
+
+def test_a_saved_run_path_too_long_to_look_up_is_one_sentence() -> None:
+    with pytest.raises(RunFileError, match="cannot be read"):
+        LazyRun.open("A" * 300)
+
+
+def test_a_scaled_sweep_value_too_large_for_a_float_is_one_sentence() -> None:
+    # Was OverflowError in expand(): value * scale.
+    from sim.sweeps import spec
+
+    data = loading.read_data(spec.resolve_sweep("protocols-under-load"))
+    scaled = next(i for i, axis in enumerate(data["axes"]) if axis.get("scale"))
+    data["axes"][scaled]["values"][0] = 10**400
+    with pytest.raises(loading.ScenarioError) as caught:
+        spec.load_spec(data)
+    assert caught.value.lines == [
+        f"sweep: axes.{scaled}: a scaled value must be a finite number (below 1.8e308)"
+    ]

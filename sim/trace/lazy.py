@@ -96,7 +96,11 @@ class LazyRun(Run):
         not one: no run.json, or a table missing, unreadable or short of its columns;
         only the files' footers are read)."""
         path = Path(directory)
-        if not (path / "run.json").is_file():
+        try:
+            found = (path / "run.json").is_file()
+        except OSError as exc:  # a name too long to look up, a folder not readable
+            raise RunFileError(f"{path} cannot be read ({exc.strerror or exc})") from None
+        if not found:
             raise RunFileError(f"{path} holds no run.json, so it is not a saved run")
         try:
             manifest = json.loads((path / "run.json").read_text(encoding="utf-8"))
