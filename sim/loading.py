@@ -353,11 +353,11 @@ def _shorten(text: str) -> str:
 def _scientific(digits: str) -> str:
     """An integer's digits in scientific notation, three significant figures."""
     digits = digits.replace(",", "")  # 1,000,000 as the caps write it
-    value = int(digits)
-    if abs(value) < 10**300:
-        return f"{float(value):.3g}"
-    # Past what a float holds: round the leading digits by hand.
     sign, body = ("-", digits[1:]) if digits.startswith("-") else ("", digits)
+    if len(body) < 300:
+        return f"{float(int(digits)):.3g}"
+    # Past what a float holds (or int() reads: 4,300 digits): round the leading digits
+    # by hand.
     lead = round(int(body[:4]) / 10)  # three figures, rounded on the fourth
     exponent = len(body) - 1 + (lead >= 1000)
     lead = lead // 10 if lead >= 1000 else lead

@@ -40,7 +40,7 @@ from protocols.resilience import (
 )
 from protocols.sse import SseSettings
 from protocols.websocket import WebSocketSettings
-from sim.distributions import Constant, Distribution, FieldError
+from sim.distributions import Constant, Distribution, FieldError, quoted
 from sim.llm_settings import LlmSettings
 from sim.plugins import BUILTIN_ROLES, describe_settings_error, plugin_role, plugin_roles
 
@@ -53,13 +53,6 @@ class Model(BaseModel):
     """Base of every scenario model: unknown fields are errors, aliases allowed."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def quoted(value: Any) -> str:
-    """A name the user wrote, quoted back in a sentence: cut to 40 characters (a name
-    of thousands of characters makes a line no one reads)."""
-    text = str(value)
-    return f"'{text if len(text) <= 40 else text[:37] + '...'}'"
 
 
 def window_message(what: str, start: float, end: float) -> str:

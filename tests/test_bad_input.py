@@ -333,3 +333,23 @@ def test_a_scaled_sweep_value_too_large_for_a_float_is_one_sentence() -> None:
     assert caught.value.lines == [
         f"sweep: axes.{scaled}: a scaled value must be a finite number (below 1.8e308)"
     ]
+
+
+def test_model_settings_of_the_wrong_shape_are_one_short_sentence_each() -> None:
+    # Was TypeError: unhashable type (a retry preset looked up among the presets), and a
+    # 5,000-character model name or tier echoed whole.
+    data = loading.read_data(loading.builtin_path("llm-pipeline"))
+    models = [i for i, a in enumerate(data["agents"]) if a.get("role") == "llm"]
+    data["agents"][models[0]]["llm"]["model"] = "1" * 5000
+    data["agents"][models[1]]["llm"]["tier"] = "A" * 5000
+    retrying = next(i for i, c in enumerate(data["channels"]) if "retry" in c)
+    data["channels"][retrying]["retry"]["preset"] = []
+    said = problems(data)
+    assert (
+        f"channels.{retrying}.retry.preset: must be 'openai-sdk' or 'anthropic-sdk', "
+        + ("got a list")
+        in said
+    )
+    assert any(f"unknown model profile '{'1' * 37}...'" in line for line in said)
+    assert any(f"has no tier '{'A' * 37}...'" in line for line in said)
+    assert all(len(line) < 200 for line in said)
