@@ -23,6 +23,13 @@ Sampler = Callable[[], float]
 Z99 = 2.3263478740408408
 
 
+def quoted(value: object) -> str:
+    """A name the user wrote, quoted back in a sentence: cut to 40 characters (a name
+    of thousands of characters makes a line no one reads)."""
+    text = str(value)
+    return f"'{text if len(text) <= 40 else text[:37] + '...'}'"
+
+
 class FieldError(ValueError):
     """A whole-model check that fails because of one field: error reports name `field`.
 

@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocols.llm import LlmLimits, LlmPrices, Provider
-from sim.distributions import Constant, Distribution, FieldError
+from sim.distributions import Constant, Distribution, FieldError, quoted
 
 PROFILES_FILE = Path(__file__).resolve().parent / "presets" / "llm-models.yaml"
 
@@ -39,13 +39,20 @@ def profile_fields(name: str, tier: str | None) -> dict[str, Any]:
     """The settings a profile gives (its `tier`'s limits, or its default tier's)."""
     known = profiles()
     if name not in known:
-        raise FieldError("model", f"unknown model profile '{name}'; known: {', '.join(known)}")
+        raise FieldError(
+            "model", f"unknown model profile {quoted(name)}; known: {', '.join(known)}"
+        )
     profile = known[name]
     tiers = profile.get("tiers", {})
     chosen = tier if tier is not None else profile.get("default_tier")
+    if chosen is not None and not isinstance(chosen, str):
+        # A list or mapping cannot name a tier (nor be looked up among them).
+        raise FieldError(
+            "tier", f"must name one of the tiers of model '{name}': {', '.join(tiers)}"
+        )
     if chosen is not None and chosen not in tiers:
         raise FieldError(
-            "tier", f"model '{name}' has no tier '{chosen}'; known: {', '.join(tiers)}"
+            "tier", f"model '{name}' has no tier {quoted(chosen)}; known: {', '.join(tiers)}"
         )
     limits = dict(tiers.get(chosen, {})) if chosen is not None else {}
     for key in ("context_window", "context_counts_max_tokens"):

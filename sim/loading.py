@@ -10,6 +10,7 @@ import difflib
 import functools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from sim import sizing
-from sim.scenario import Scenario, reference_errors
+from sim.scenario import Scenario, quoted, reference_errors
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -93,14 +94,37 @@ def builtin_path(name: str) -> Path:
     return SCENARIO_DIR / f"{name}.yaml"
 
 
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False for a path the system cannot even look up (a name past
+    255 bytes raises ENAMETOOLONG rather than answering)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
+def is_dir(path: Path) -> bool:
+    """`path.is_dir()`, False for a path the system cannot even look up."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def resolve(source: str | Path) -> Path:
     """The file a CLI argument names: a path, or else a built-in scenario's name."""
     path = Path(source)
-    if path.is_file():
+    if is_file(path):
         return path
-    if isinstance(source, str) and builtin_path(source).is_file():
+    if isinstance(source, str) and is_file(builtin_path(source)):
         return builtin_path(source)
-    if path.is_dir():
+    if not str(source).strip():
+        # Path("") is the current folder: say what is missing, not "is a directory".
+        raise ScenarioError(
+            ["the scenario's name is empty: give a scenario file or a built-in scenario's "
+             "name (see 'python -m sim list')"]
+        )  # fmt: skip
+    if is_dir(path):
         raise ScenarioError([f"{source}: is a directory, not a scenario file"])
     if isinstance(source, Path) or "/" in source or path.suffix in (".yaml", ".yml", ".json"):
         raise ScenarioError([f"{source}: no such file"])
@@ -108,16 +132,57 @@ def resolve(source: str | Path) -> Path:
     guess = f"; did you mean '{hint[0]}'?" if hint else ""
     raise ScenarioError(
         [
-            f"no scenario file or built-in scenario named '{source}'{guess} "
+            f"no scenario file or built-in scenario named {quoted(source)}{guess} "
             "(see 'python -m sim list')"
         ]
     )
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _UniqueKeys:
+    """A safe loader's mappings refuse a key written twice.
+
+    YAML forbids it, yet PyYAML keeps the last value silently: a second `duration:` at
+    the end of a file would quietly replace the first. Keys merged in with `<<` may be
+    overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)  # type: ignore[attr-defined]
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:
+                    continue  # an unhashable key: the constructor says so below
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found the key '{key}' twice; a key may appear once in a mapping",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep)  # type: ignore[misc]
+
+
+class _SafeLoader(_UniqueKeys, yaml.SafeLoader):
+    """`yaml.SafeLoader`, refusing duplicate keys."""
+
+
 # libyaml's parser, when PyYAML was built with it: three times faster on a large file
 # (3.7 MB: 11 s instead of 35 s). Its error messages differ, so a file it refuses is
 # parsed again by the pure-Python parser, whose wording the hints below know.
-_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", None)
+_FAST_LOADER: Any = (
+    type("_FastSafeLoader", (_UniqueKeys, yaml.CSafeLoader), {})
+    if hasattr(yaml, "CSafeLoader")
+    else None
+)
 
 
 def parse_text(text: str, label: str) -> Any:
@@ -128,7 +193,7 @@ def parse_text(text: str, label: str) -> Any:
         except (yaml.YAMLError, RecursionError, ValueError):
             pass  # said below, in the pure-Python parser's words
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SafeLoader)  # a SafeLoader: safe
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}: " if mark is not None else ""
@@ -140,6 +205,7 @@ def parse_text(text: str, label: str) -> Any:
         if exc.problem and exc.context and opened is not None and opened.line != mark.line:
             context = f" ({exc.context} that starts on line {opened.line + 1})"
         hint = next((h for key, h in _YAML_HINTS.items() if key in problem), "")
+        problem = _shorten(problem)  # it may quote a key of thousands of characters
         raise ScenarioError([f"{label}: {line}invalid YAML: {problem}{context}{hint}"]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError([f"{label}: invalid YAML: {exc}"]) from None
@@ -153,17 +219,38 @@ def read_data(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError([f"{path}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise ScenarioError(
+            [f"{path}: is not UTF-8 text (a binary file, or another encoding), so it cannot "
+             "be a scenario file"]
+        ) from None  # fmt: skip
+    except OSError as exc:
         raise ScenarioError([f"{path}: cannot be read ({exc.__class__.__name__})"]) from None
     if path.suffix == ".json":
         try:
-            return json.loads(text)
+            return json.loads(text, object_pairs_hook=_unique_pairs)
         except json.JSONDecodeError as exc:
             msg = exc.msg[:1].lower() + exc.msg[1:]
             raise ScenarioError([f"{path}: line {exc.lineno}: invalid JSON: {msg}"]) from None
+        except _DuplicateKey as exc:
+            raise ScenarioError([f"{path}: invalid JSON: {exc}"]) from None
         except (RecursionError, ValueError) as exc:
             raise ScenarioError([f"{path}: {_unreadable(exc)}"]) from None
     return parse_text(text, str(path))
+
+
+class _DuplicateKey(ValueError):
+    """A JSON object names one member twice."""
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members, refusing a name given twice (the last would win)."""
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise _DuplicateKey(f"found the key '{key}' twice in one object")
+        mapping[key] = value
+    return mapping
 
 
 def _unreadable(exc: BaseException) -> str:
@@ -193,8 +280,8 @@ def validate(data: Any, label: str) -> Scenario:
     # million items would make every later pass hang.
     early = sizing.raw_problems(data)
     if early:
-        raise ScenarioError([f"{label}: {where}: {what}" for where, what in early])
-    problems: list[tuple[str, str]] = non_finite(data)
+        raise ScenarioError([_line(label, where, what) for where, what in early])
+    problems: list[tuple[str, str]] = non_finite(data) + _bools_for_numbers(data)
     said = set(problems)  # a set beside the list: a file may have thousands of problems
     scenario = None
     try:
@@ -213,7 +300,7 @@ def validate(data: Any, label: str) -> Scenario:
             if problem not in said:
                 problems.append(problem)
                 said.add(problem)
-    for problem in reference_errors(data):
+    for problem in _reference_errors(data, refused=scenario is None):
         if problem not in said:
             problems.append(problem)
             said.add(problem)
@@ -221,8 +308,60 @@ def validate(data: Any, label: str) -> Scenario:
         problems.extend(_over_caps(scenario))
     if problems or scenario is None:
         problems.sort(key=_file_order(data))
-        raise ScenarioError([f"{label}: {where}: {what}" for where, what in problems])
+        raise ScenarioError([_line(label, where, what) for where, what in problems])
     return scenario
+
+
+def _reference_errors(data: dict[str, Any], refused: bool) -> list[tuple[str, str]]:
+    """`reference_errors`, which walks the raw data whatever its shape.
+
+    When pydantic has refused the data, a walker meeting a shape it did not expect (a
+    list where a name belongs) finds nothing pydantic has not already said; a crash
+    there must not hide what pydantic said. On data pydantic accepted it is a bug, and
+    raises.
+    """
+    try:
+        return reference_errors(data)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+        if not refused:
+            raise
+        return []
+
+
+# A number of more digits than this is said in scientific notation, and a part of a
+# field's path longer than _PART_CHARS is cut (a name the user wrote is cut where it is
+# quoted, by `sim.scenario.quoted`): a 400-digit number or a 5,000-character key makes a
+# line no one reads.
+_DIGITS = 40
+_PART_CHARS = 40
+_LONG_NUMBER = re.compile(
+    rf"(?<![\w.,])-?(?:\d{{{_DIGITS + 1},}}|\d{{1,3}}(?:,\d{{3}}){{{_DIGITS // 3},}})(?![\w,])"
+)
+
+
+def _line(label: str, where: str, what: str) -> str:
+    """One problem's sentence, with long values the user wrote shortened."""
+    parts = [p if len(p) <= _PART_CHARS else p[: _PART_CHARS - 3] + "..." for p in where.split(".")]
+    return f"{label}: {'.'.join(parts)}: {_shorten(what)}"
+
+
+def _shorten(text: str) -> str:
+    """`text` with each long number in scientific notation."""
+    return _LONG_NUMBER.sub(lambda m: _scientific(m.group(0)), text)
+
+
+def _scientific(digits: str) -> str:
+    """An integer's digits in scientific notation, three significant figures."""
+    digits = digits.replace(",", "")  # 1,000,000 as the caps write it
+    sign, body = ("-", digits[1:]) if digits.startswith("-") else ("", digits)
+    if len(body) < 300:
+        return f"{float(int(digits)):.3g}"
+    # Past what a float holds (or int() reads: 4,300 digits): round the leading digits
+    # by hand.
+    lead = round(int(body[:4]) / 10)  # three figures, rounded on the fourth
+    exponent = len(body) - 1 + (lead >= 1000)
+    lead = lead // 10 if lead >= 1000 else lead
+    return f"{sign}{lead / 100:.3g}e+{exponent}"
 
 
 def _over_caps(scenario: Scenario) -> list[tuple[str, str]]:
@@ -251,6 +390,29 @@ def non_finite(data: Any, where: str = "") -> list[tuple[str, str]]:
             found.extend(non_finite(value, f"{where}.{index}" if where else str(index)))
     elif isinstance(data, float) and not math.isfinite(data):
         found.append((where, f"must be a finite number, got {data}"))
+    return found
+
+
+def _bools_for_numbers(data: Any) -> list[tuple[str, str]]:
+    """Every true or false where the format wants a number, as (path, problem).
+
+    Pydantic reads `true` as 1 for a number (`seed: true` would run with seed 1); a
+    scenario author who wrote it meant something else, so it is refused.
+    """
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[list[Any], Any]] = [([], data)]
+    while stack:
+        loc, node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(([*loc, key], value) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend(([*loc, i], value) for i, value in enumerate(node))
+        elif isinstance(node, bool):
+            types = {leaf.get("type") for n in _schema_at(loc, data) for leaf in _leaves(n)}
+            if types and types <= {"number", "integer", "null"} and types - {"null"}:
+                kind = "a number" if "number" in types else "a whole number"
+                where = ".".join(str(part) for part in loc)
+                found.append((where, f"must be {kind}, got {_show(node)}"))
     return found
 
 
@@ -344,12 +506,13 @@ def _describe(err: Any, data: Any) -> tuple[str, str]:
         parent, name = loc[:-1], str(loc[-1])
         hint = difflib.get_close_matches(name, _fields_at(parent, data), n=1)
         suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-        return path, f"unknown field '{name}'{suggestion}"
+        return path, f"unknown field {quoted(name)}{suggestion}"
     if kind == "missing":
         return path, "required field is missing"
     if kind == "union_tag_invalid":
         key = str(ctx.get("discriminator", "kind")).strip("'")
-        return path, f"unknown {key} '{ctx.get('tag')}'; expected one of {ctx.get('expected_tags')}"
+        tag = quoted(ctx.get("tag"))
+        return path, f"unknown {key} {tag}; expected one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
         key = str(ctx.get("discriminator", "kind")).strip("'")
         tags = _tags_at(loc, key)
@@ -359,6 +522,9 @@ def _describe(err: Any, data: Any) -> tuple[str, str]:
         return path, _bounds_message(loc, data, kind, ctx) + got
     if kind == "literal_error":
         return path, f"must be {ctx.get('expected')}{got}"
+    if kind in ("float_type", "float_parsing") and _is_int(err.get("input")):
+        # A whole number is a number: this one is past what a float holds (~1.8e308).
+        return path, f"is too large a number{got}"
     if kind in _TYPE_MESSAGES:
         return path, _TYPE_MESSAGES[kind] + got
     if kind == "string_pattern_mismatch":
@@ -377,6 +543,10 @@ def _describe(err: Any, data: Any) -> tuple[str, str]:
         return path, str(error) if error is not None else err["msg"]
     msg = err["msg"]
     return path, (msg[0].lower() + msg[1:] if msg else kind) + got
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _show(value: Any) -> str:

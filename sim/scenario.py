@@ -40,7 +40,7 @@ from protocols.resilience import (
 )
 from protocols.sse import SseSettings
 from protocols.websocket import WebSocketSettings
-from sim.distributions import Constant, Distribution, FieldError
+from sim.distributions import Constant, Distribution, FieldError, quoted
 from sim.llm_settings import LlmSettings
 from sim.plugins import BUILTIN_ROLES, describe_settings_error, plugin_role, plugin_roles
 
@@ -57,7 +57,16 @@ class Model(BaseModel):
 
 def window_message(what: str, start: float, end: float) -> str:
     """The sentence for a window that ends before it starts (one wording everywhere)."""
-    return f"{what} ends at {end:g}, before it starts at {start:g}"
+    return f"{what} ends at {_g(end)}, before it starts at {_g(start)}"
+
+
+def _g(value: float) -> str:
+    """A number as `:g` shows it; an integer past what a float holds (read raw from a
+    file, before pydantic refuses it) keeps its digits instead of overflowing."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        return str(value)
 
 
 # --- agents and channels -------------------------------------------------------------
@@ -217,7 +226,7 @@ class Agent(Model):
         hint = difflib.get_close_matches(value, known, n=1)
         guess = f"; did you mean '{hint[0]}'?" if hint else ""
         raise ValueError(
-            f"unknown role '{value}'{guess} (roles: {', '.join(known)}, or one a plugin "
+            f"unknown role {quoted(value)}{guess} (roles: {', '.join(known)}, or one a plugin "
             "module registers: --plugin MODULE)"
         )
 
@@ -761,13 +770,13 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
     for i, agent in enumerate(_list(agents)):
         if isinstance(agent, dict) and isinstance(agent.get("id"), str):
             if agent["id"] in roles:
-                errors.append((f"agents.{i}.id", f"duplicate agent id '{agent['id']}'"))
+                errors.append((f"agents.{i}.id", f"duplicate agent id {quoted(agent['id'])}"))
             else:
                 roles[agent["id"]] = agent.get("role", "service")
 
     def check(path: str, value: Any) -> None:
         if isinstance(value, str) and roles and value not in roles:
-            errors.append((path, f"unknown agent '{value}'"))
+            errors.append((path, f"unknown agent {quoted(value)}"))
 
     for i, agent in enumerate(_list(agents)):
         if isinstance(agent, dict):
@@ -799,7 +808,10 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
             broker = queue.get("broker", "broker") if isinstance(queue, dict) else "broker"
             if broker not in brokers:
                 errors.append(
-                    (f"channels.{i}.queue.broker", f"no broker agent '{broker}' (role: broker)")
+                    (
+                        f"channels.{i}.queue.broker",
+                        f"no broker agent {quoted(broker)} (role: broker)",
+                    )
                 )
     network = data.get("network")
     links = network.get("links") if isinstance(network, dict) else None
@@ -810,13 +822,14 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
 
     seen: dict[tuple[Any, Any], int] = {}
     for i, channel in enumerate(_list(data.get("channels"))):
-        if isinstance(channel, dict) and isinstance(channel.get("from"), str):
+        # Only names can pair up: a list or mapping in `to` is pydantic's to report.
+        if isinstance(channel, dict) and _are_names(channel.get("from"), channel.get("to")):
             pair = (channel.get("from"), channel.get("to"))
             if pair in seen:
                 errors.append(
                     (
                         f"channels.{i}",
-                        f"a second channel from '{pair[0]}' to '{pair[1]}' "
+                        f"a second channel from {quoted(pair[0])} to {quoted(pair[1])} "
                         f"(channels.{seen[pair]} already sets it)",
                     )
                 )
@@ -869,8 +882,8 @@ def reference_errors(data: Any) -> list[tuple[str, str]]:
                 errors.append(
                     (
                         f"{section}.{i}.start",
-                        f"{what} starts at {start:g} s, when the run has ended "
-                        f"(duration {duration:g} s)",
+                        f"{what} starts at {_g(start)} s, when the run has ended "
+                        f"(duration {_g(duration)} s)",
                     )
                 )
     if data.get("allow_call_cycles") is not True:
@@ -1026,7 +1039,9 @@ def _breaker_action_errors(data: dict[str, Any], roles: dict[str, Any]) -> list[
     breakers = {
         (channel.get("from"), channel.get("to"))
         for channel in _list(data.get("channels"))
-        if isinstance(channel, dict) and channel.get("breaker") is not None
+        if isinstance(channel, dict)
+        and channel.get("breaker") is not None
+        and _are_names(channel.get("from"), channel.get("to"))
     }
     errors: list[tuple[str, str]] = []
     for i, fault in enumerate(_list(data.get("faults"))):
@@ -1036,7 +1051,7 @@ def _breaker_action_errors(data: dict[str, Any], roles: dict[str, Any]) -> list[
         unknown = False
         for key, value in (("agent", agent), ("peer", peer)):
             if isinstance(value, str) and roles and value not in roles:
-                errors.append((f"faults.{i}.{key}", f"unknown agent '{value}'"))
+                errors.append((f"faults.{i}.{key}", f"unknown agent {quoted(value)}"))
                 unknown = True
         known = isinstance(agent, str) and isinstance(peer, str) and not unknown
         if known and (agent, peer) not in breakers:
@@ -1088,6 +1103,11 @@ def _check_window(
     end = item.get(end_key)
     if _is_number(start) and _is_number(end) and end < start:
         errors.append((f"{path}.{end_key}", window_message(what, start, end)))
+
+
+def _are_names(*values: Any) -> bool:
+    """Whether every value is a string, as an agent's name must be (and hashable)."""
+    return all(isinstance(value, str) for value in values)
 
 
 def _is_number(value: Any) -> TypeGuard[float]:

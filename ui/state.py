@@ -180,6 +180,17 @@ def current_run() -> Run:
     return run
 
 
+# The shortest time axis a page draws: a trace of one instant (an imported span of no
+# length) still gets sliders, whose two ends must differ.
+AXIS_MIN_S = 0.001
+
+
+def axis_end(run: Run) -> float:
+    """Where a page's time axis and sliders end: the run's duration, at least
+    `AXIS_MIN_S`."""
+    return max(float(run.duration), AXIS_MIN_S)
+
+
 def heading(run: Run) -> str:
     """`scenario · seed N` for the Run on screen (`name · imported trace` for a trace)."""
     source = st.session_state.get(RUN_SOURCE, {})

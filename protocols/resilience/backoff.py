@@ -135,7 +135,12 @@ class RetrySettings(BaseModel):
     @classmethod
     def _preset(cls, data: Any) -> Any:
         # The preset's values first, what the file sets over them.
-        if isinstance(data, dict) and data.get("preset") in PRESETS:
+        # Only a name can be a preset: a list or mapping there is the field's error.
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("preset"), str)
+            and data["preset"] in PRESETS
+        ):
             return {**PRESETS[data["preset"]], **data}
         return data
 

@@ -223,19 +223,23 @@ class ResilientCaller:
             if p.budget is not None:
                 p.budget.on_request(now)
             started = now
+            # The attempt may end before it returns (a deadline that has already passed:
+            # a timeout below the clock's resolution), with nothing sent to cancel.
+            single: Call | None = None
 
             def done(result: CallResult) -> None:
                 self._learn(result, node.env.now - started)
-                if result[0] == "timeout":
+                if result[0] == "timeout" and single is not None:
                     self._cancel_downstream(single)
                 if on_done is not None:
                     on_done(result)
 
-            single = self.attempt_fn(
+            attempt = self.attempt_fn(
                 p.dst, type_, correlation_id, hop.timeout, parent, size_bytes, body,
                 causation_id, done, 1, "", hop.deadline,
             )  # fmt: skip
-            return single
+            single = attempt
+            return attempt
         request = Request()
         request.type, request.correlation_id, request.parent = type_, correlation_id, parent
         request.size_bytes, request.body, request.causation_id = size_bytes, body, causation_id

@@ -460,9 +460,9 @@ def cmd_import_otlp(args: argparse.Namespace) -> int:
 def _load_run(path: Path) -> Any:
     from sim.trace.run import Run, RunFileError
 
-    if not path.is_dir():
+    if not loading.is_dir(path):
         raise UserError(f"no run at {path}: there is no such directory")
-    if not (path / "run.json").is_file():
+    if not loading.is_file(path / "run.json"):
         raise UserError(f"no run at {path}: it has no run.json (save one with run --out)")
     try:
         return Run.load(path)

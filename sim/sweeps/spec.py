@@ -26,6 +26,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,18 @@ from sim import loading
 from sim._version import __version__
 from sim.limits import MAX_SWEEP_RUNS
 from sim.loading import ScenarioError
+from sim.scenario import quoted
 
 SWEEP_DIR = loading.SCENARIO_DIR / "sweeps"
 Scalar = str | int | float | bool
+
+
+def _finite(value: Any) -> bool:
+    """Whether a number is finite as a float (an int of 400 digits is not)."""
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 class Axis(BaseModel):
@@ -71,6 +81,9 @@ class Axis(BaseModel):
             isinstance(v, bool) or not isinstance(v, int | float) for v in self.values or []
         ):
             raise ValueError("scale applies to numeric values only")
+        if self.scale is not None and not all(_finite(v) for v in self.values or []):
+            # Scaled, a 400-digit integer overflows a float; inf or nan sets nothing.
+            raise ValueError("a scaled value must be a finite number (below 1.8e308)")
         # expand() sets every run's seed after the overrides, so an axis over the seed
         # would be silently ignored; replications are how a sweep varies it.
         paths = [self.path] if isinstance(self.path, str) else list(self.path or [])
@@ -172,16 +185,16 @@ def builtin_sweeps() -> list[str]:
 def resolve_sweep(source: str | Path) -> Path:
     """The sweep file a name or path designates."""
     path = Path(source)
-    if path.is_file():
+    if loading.is_file(path):
         return path
     builtin = SWEEP_DIR / f"{source}.yaml"
-    if isinstance(source, str) and builtin.is_file():
+    if isinstance(source, str) and loading.is_file(builtin):
         return builtin
-    if path.is_dir():
+    if loading.is_dir(path):
         raise ScenarioError([f"{source}: is a directory, not a sweep file"])
     known = ", ".join(builtin_sweeps()) or "none"
     raise ScenarioError(
-        [f"no sweep file or built-in sweep named '{source}' (built-in sweeps: {known})"]
+        [f"no sweep file or built-in sweep named {quoted(source)} (built-in sweeps: {known})"]
     )
 
 
@@ -226,7 +239,7 @@ def scenario_path(spec: SweepSpec, label: str | None = None) -> Path:
     An unknown one is blamed on `label` (the sweep file), else on the sweep's name.
     """
     beside = Path(spec.base_dir or ".") / spec.scenario
-    if beside.is_file():
+    if loading.is_file(beside):
         return beside
     try:
         return loading.resolve(spec.scenario)

@@ -28,7 +28,14 @@ import pyarrow.parquet as pq
 from sim.metrics import GAVE_UP, SERVERS, breaker_open_time, model_usage, wasted_work
 from sim.trace import streamed
 from sim.trace.query import Cond, columns_of, expression
-from sim.trace.run import Run, RunFileError, _first_line, _json_default, _read_table
+from sim.trace.run import (
+    Run,
+    RunFileError,
+    _first_line,
+    _json_default,
+    _read_table,
+    check_manifest,
+)
 from sim.trace.schema import ADDED_COLUMNS, ADDED_TABLES, COLUMNS, TABLES, conform
 
 # Rows per batch when a table is read a batch at a time.
@@ -89,7 +96,11 @@ class LazyRun(Run):
         not one: no run.json, or a table missing, unreadable or short of its columns;
         only the files' footers are read)."""
         path = Path(directory)
-        if not (path / "run.json").is_file():
+        try:
+            found = (path / "run.json").is_file()
+        except OSError as exc:  # a name too long to look up, a folder not readable
+            raise RunFileError(f"{path} cannot be read ({exc.strerror or exc})") from None
+        if not found:
             raise RunFileError(f"{path} holds no run.json, so it is not a saved run")
         try:
             manifest = json.loads((path / "run.json").read_text(encoding="utf-8"))
@@ -97,6 +108,7 @@ class LazyRun(Run):
             raise RunFileError(f"{path} holds no readable run.json ({exc})") from None
         if not isinstance(manifest, dict):
             raise RunFileError(f"{path / 'run.json'} must hold a JSON object")
+        check_manifest(manifest, path / "run.json")
         for name in TABLES:
             _check_table(path, name)
         return cls(path, manifest)

@@ -8,6 +8,7 @@ reads it (the dashboard, notebooks, checks). On disk a run is a directory: `run.
 from __future__ import annotations
 
 import json
+import math
 import platform
 from collections.abc import Iterable, Iterator
 from functools import cached_property
@@ -210,6 +211,7 @@ class Run:
                 f"{manifest_file} must hold a JSON object (the run's manifest), "
                 f"not {type(manifest).__name__}"
             )
+        check_manifest(manifest, manifest_file)
         tables = {name: _read_table(path, name) for name in TABLES}
         return cls(tables, manifest)
 
@@ -241,6 +243,24 @@ def group_counts(batches: Iterable[pd.DataFrame], by: list[str]) -> pd.DataFrame
 
 class RunFileError(ValueError):
     """A saved run that cannot be read; the message is one sentence saying why."""
+
+
+def check_manifest(manifest: dict[str, Any], file: Path) -> None:
+    """`RunFileError` when a run.json's fields that every reader uses have the wrong
+    type: a duration that is not a number of seconds (every time axis is built on it),
+    a seed that is not a whole number."""
+    duration = manifest.get("duration", 0.0)
+    number = isinstance(duration, int | float) and not isinstance(duration, bool)
+    if not number or not math.isfinite(duration) or duration < 0:
+        raise RunFileError(
+            f"{file}: duration must be the run's length in seconds, a number of 0 or more, "
+            f"not {json.dumps(duration)[:40]}"
+        )
+    seed = manifest.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise RunFileError(
+            f"{file}: seed must be a whole number of 0 or more, not {json.dumps(seed)[:40]}"
+        )
 
 
 def _read_table(path: Path, name: str) -> pd.DataFrame:

@@ -207,7 +207,9 @@ if SCENARIO not in st.session_state or st.session_state[SCENARIO] not in names:
     # By default B is A's scenario with the next seed: how much of a difference is noise.
     st.session_state[SCENARIO] = run.name if run.name in names else (names[0] if names else "")
 if SEED not in st.session_state:
-    st.session_state[SEED] = int(run.manifest.get("seed", 0)) + 1
+    # An imported trace has no seed (None): B starts from seed 1 then.
+    seed_a = run.manifest.get("seed")
+    st.session_state[SEED] = (seed_a if isinstance(seed_a, int) else 0) + 1
 source = st.segmented_control(
     "Run B", ("scenario", "saved run"), key=SOURCE, persist_state="session", default="scenario"
 )

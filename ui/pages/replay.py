@@ -84,7 +84,7 @@ def setup(run: Run, key: str) -> None:
     """Initial widget values for a newly shown run (and only then)."""
     if st.session_state.get(FOR) == key:
         return
-    width = default_width(run.row_count("messages"), run.duration, READABLE)
+    width = default_width(run.row_count("messages"), state.axis_end(run), READABLE)
     st.session_state[FOR] = key
     st.session_state[WINDOW] = (0.0, float(width))
     st.session_state[CURSOR] = float(width)
@@ -226,10 +226,10 @@ def trace_extent(run: Run, key: str, trace: str) -> tuple[float, float] | None:
     if rows.empty and row.empty:
         return None
     lo = float(rows["sent_at"].min()) if len(rows) else float(row["start"].iloc[0])
-    ends = figures.end_times(rows, run.duration) if len(rows) else row["end"]
+    ends = figures.end_times(rows, state.axis_end(run)) if len(rows) else row["end"]
     hi = float(max(ends.max(), row["end"].max() if len(row) else lo))
     pad = max((hi - lo) * 0.05, 0.01)
-    return max(0.0, lo - pad), min(run.duration, hi + pad)
+    return max(0.0, lo - pad), min(state.axis_end(run), hi + pad)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -271,7 +271,7 @@ def jump(kind: str, duration: float, first: bool = False) -> None:
 def apply_overview(run: Run) -> None:
     """A box dragged on the overview (below the diagram) sets the window, before the
     sliders and the diagram are drawn."""
-    duration = float(run.duration)
+    duration = state.axis_end(run)
     picked = st.session_state.get(OVERVIEW)
     try:
         points = picked["selection"]["points"] if picked is not None else []
@@ -293,7 +293,7 @@ def show_overview(run: Run, key: str) -> None:
     """The whole run per agent, traffic and failures over time; drag a box on it to set
     the window; buttons jump to the first failure, the next failure, fault or breaker
     opening."""
-    duration = float(run.duration)
+    duration = state.axis_end(run)
     big = run.row_count("messages") >= OVERVIEW_FROM
     with st.expander("Overview of the whole run", expanded=big, icon=":material/grid_on:"):
         cols = st.columns(4)
@@ -366,7 +366,7 @@ def fit(key: str, trace: str, fitted: tuple[float, float] | None) -> None:
 
 def stage(run: Run, key: str) -> None:
     """The part that reruns on every tick: sliders, diagram, selection."""
-    duration = float(run.duration)
+    duration = state.axis_end(run)
     if st.session_state.get(PLAYING) and not advance(duration, wall_elapsed()):
         st.rerun()  # the end of the run: rerun the page so the timer stops
     apply_zoom(run, key)
@@ -410,7 +410,7 @@ def apply_zoom(run: Run, key: str) -> None:
     st.session_state[ZOOM_SEEN] = span
     logical = st.session_state.get(TIME, "physical") == "logical"
     events = state.event_times(run, key) if logical else None
-    duration = float(run.duration)
+    duration = state.axis_end(run)
     picked = zoom.window_of(event, events, duration, slider_step(duration))
     if picked is None:
         return

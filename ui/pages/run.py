@@ -20,6 +20,7 @@ from sim import Run, loading
 from sim.otlp import otlp_json
 from sim.plugins import plugin_roles
 from sim.scenario import Scenario
+from sim.trace.run import RunFileError
 from ui import export, knobs, live, state, traces
 from ui import summary as views
 from ui.figures import reads
@@ -34,6 +35,7 @@ ORIGIN = "scenario_origin"  # {"label": file name, "text": its text as loaded}
 UPLOAD = "upload"  # the file uploader
 UPLOAD_ERROR = "upload_error"  # why the last upload was refused
 OPEN_PATH = "open_path"  # a saved run directory to open
+ERROR_OF = "run_error_of"  # "open" when ui.state's ERROR is a saved run's that did not open
 KNOBS_OPEN = 12  # more knobs than this start folded: they would push the results off screen
 
 
@@ -218,6 +220,7 @@ def run_scenario(
     keep the previous Run."""
     scenario = scenario.model_copy(update={"seed": seed})
     name = scenario.name
+    st.session_state.pop(ERROR_OF, None)
     try:
         run = state.simulate(scenario, f"{name} (seed {seed})", where)
     except loading.ScenarioError as exc:
@@ -237,8 +240,12 @@ def open_saved(path: str) -> None:
     folder = Path(path).expanduser()
     try:
         run = state.open_saved(folder)
+    except RunFileError as exc:  # the folder is not a saved run: its one sentence
+        st.session_state[state.ERROR] = f"Not opened: {exc}."
+        st.session_state[ERROR_OF] = "open"
     except Exception as exc:
         st.session_state[state.ERROR] = views.error_text(exc, f"Opening {folder}")
+        st.session_state[ERROR_OF] = "open"
     else:
         seed = run.manifest.get("seed", 0)
         state.store(run, {"scenario": run.name, "seed": seed, "label": folder.name})
@@ -434,7 +441,10 @@ with results:
     # The run on screen is drawn before a new one starts (below), so pressing Stop
     # during a run leaves it on screen; the new one replaces it once it is done.
     progress = st.container()
-    if state.ERROR in st.session_state and not problems:
+    # A failed run of the editor's text gives way to the text's own problems once it is
+    # edited; a saved run that would not open is news whatever the editor holds.
+    opening = st.session_state.get(ERROR_OF) == "open"
+    if state.ERROR in st.session_state and (opening or not problems):
         st.error(st.session_state[state.ERROR], icon=":material/error:")
     show_summary()
 

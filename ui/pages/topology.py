@@ -41,7 +41,7 @@ def edges_table(run: Run, key: str, time: float) -> pd.DataFrame:
 
 run = state.current_run()
 key = state.run_key(run)
-duration = float(run.duration)
+duration = state.axis_end(run)
 cursor = float(min(max(st.session_state.get(state.CURSOR, 0.0), 0.0), duration))
 if st.session_state.get(FOR) != (key, cursor) or TIME not in st.session_state:
     # A new run, or a cursor moved on Replay since this page last showed: start there.
