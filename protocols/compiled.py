@@ -43,6 +43,7 @@ MODULES = (
     "sim/trace/recorder.py",
     "sim/faults/state.py",
     "sim/agents/roles.py",
+    "sim/agents/plugin_driver.py",
     "sim/arrivals.py",
     "sim/draws.py",
 )
