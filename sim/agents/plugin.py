@@ -34,7 +34,6 @@ import simpy
 from pydantic import BaseModel, TypeAdapter
 
 from protocols.call import Call, CallResult
-from protocols.http import HttpRequest
 from protocols.queue import Deduper, QueueServer
 from protocols.resilience import FanOut, FanOutSettings, Policies
 from protocols.schemas import Rejected, SchemaRegistry, default_registry
@@ -56,11 +55,12 @@ from sim.agents.endpoints import served_protocols
 from sim.agents.plugin_calls import NO_BODY as _NO_BODY
 from sim.agents.plugin_calls import CallEvent, Wrapped
 from sim.agents.plugin_driver import Driver as _Driver
+from sim.agents.plugin_driver import Serve as _Serve
 from sim.agents.plugin_queue import PluginQueues, PublishEvent
 from sim.agents.plugin_session import Session, SessionDesk
 from sim.agents.plugin_span import Span
 from sim.agents.plugin_stream import PROGRESS, Stream, StreamDesk, emit
-from sim.agents.roles import POISON, Agent
+from sim.agents.roles import Agent
 from sim.distributions import Distribution
 from sim.draws import draw_of
 from sim.plugins import BUILTIN_ROLES, HOSTED_ROLES, PluginRole
@@ -483,7 +483,9 @@ class PluginAgent(Agent):
         self._requests = itertools.count(1)
         self._queues: PluginQueues | None = None
         self._schemas: SchemaRegistry | None = None
-        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
+        # Its handling of each job, compiled when built (sim.agents.plugin_driver).
+        self._serve = _Serve(self, AgentContext)
+        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._serve)
         self.node.on_crash.append(self._forget)
         self.stream_desk = StreamDesk(self)
         self.session_desk = SessionDesk(self, self._serve_session)
@@ -643,42 +645,21 @@ class PluginAgent(Agent):
 
     def _handle(self, job: Job, code: Callable[..., Any] | None = None) -> None:
         # `code`: a consumed queue's own handler, in place of the one for the type.
-        # _injected_error()'s test and payload_of(), inline: once per request.
-        if self.ctx.faults.errors and self._injected_error(job):
+        self._serve(job, code)
+
+    def _poisoned(self, job: Job, request: Request, reply: str | None) -> None:
+        """A poison message reached it (`Serve`)."""
+        poisoned = getattr(self.behaviour, "on_poison", None)
+        if callable(poisoned):
+            # The role says how its handler fails on it.
+            driver = _Driver(self, poisoned, AgentContext(self, job, request, reply),
+                             job.msg.type, (request,))  # fmt: skip
+            job.on_cancel = driver.cancel
             return
-        msg = job.msg
-        body = msg.body
-        if isinstance(body, HttpRequest):
-            body = body.payload
-        reply = None
-        if isinstance(body, Wrapped):
-            body, reply = body.data, body.reply
-        # Request(...) without the frozen dataclass's object.__setattr__ per field (eight
-        # calls per request): the same fields, in the same order, in its __dict__.
-        request = object.__new__(Request)
-        request.__dict__.update(type=msg.type, body=body, src=msg.src, protocol=msg.protocol,
-                                correlation_id=msg.correlation_id, msg_id=msg.msg_id,
-                                deadline=msg.deadline, version=msg.version)  # fmt: skip
-        if body == POISON:
-            poisoned = getattr(self.behaviour, "on_poison", None)
-            if callable(poisoned):
-                # The role says how its handler fails on it.
-                driver = _Driver(self, poisoned, AgentContext(self, job, request, reply),
-                                 msg.type, (request,))  # fmt: skip
-                job.on_cancel = driver.cancel
-                return
-            # A poison message: its handler works as long as a service's would, then
-            # fails (as the built-in service's does), without running the role's code.
-            work = self._work_time()
-            self.node.after_work(work, lambda: job.reply(500, POISONED))
-            return
-        handler = code if code is not None else self._handler(msg.type)
-        if handler is None:
-            job.reply(501, f"role '{self.role}' has no handler for '{msg.type}'")
-            return
-        driver = _Driver(self, handler, AgentContext(self, job, request, reply), msg.type,
-                         (request,))  # fmt: skip
-        job.on_cancel = driver.cancel
+        # A poison message: its handler works as long as a service's would, then
+        # fails (as the built-in service's does), without running the role's code.
+        work = self._work_time()
+        self.node.after_work(work, lambda: job.reply(500, POISONED))
 
     def _raised(self, ctx: AgentContext, exc: Exception, what: str) -> None:
         """Plugin code raised: its request answers 500 (or, answered already or in

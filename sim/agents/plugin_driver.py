@@ -21,10 +21,17 @@ from typing import Any
 import simpy
 from simpy.core import URGENT
 
+from protocols.http.wire import HttpRequest
 from protocols.kernel import Fire, start_soon
 from protocols.node import Node
-from sim.agents.api import CallError
+from protocols.workers import Job
+from sim.agents.api import CallError, Request
+from sim.agents.plugin_calls import Wrapped
 from sim.agents.plugin_host import Raising
+from sim.agents.roles import POISON, Agent
+
+# Not in an agent's cache of handlers by type yet (None there: the type has none).
+_UNKNOWN: Any = object()
 
 
 class Driver(Fire):
@@ -190,12 +197,14 @@ class Driver(Fire):
 
     def _resume(self, event: simpy.Event) -> None:
         self.target = self.waiter = None
-        if not event.ok:
+        # event.ok and event.value, without their properties' Python calls: it has been
+        # processed (this is its callback), so both are set.
+        if not event._ok:
             # An event of the code's own failed: its error is raised where it waits.
             event.defused = True
-            self._step(None, event.value)
+            self._step(None, event._value)
             return
-        value = event.value
+        value = event._value
         if self.node._paused is not None:
             self._hold(event, value)
             return
@@ -220,3 +229,50 @@ class Driver(Fire):
 
         self.target, self.waiter = pause, unpaused
         pause.callbacks.append(unpaused)
+
+
+class Serve:
+    """A plugin agent's handling of a job its worker pool starts (`PluginAgent._handle`):
+    the request its code sees, a context bound to it, and a `Driver` that runs the
+    handler for its type (`code`: a consumed queue's own handler instead). A poison
+    message and a type without a handler go back to the agent."""
+
+    def __init__(self, agent: Any, context: Callable[..., Any]) -> None:
+        self.agent = agent
+        self.base: Agent = agent
+        # AgentContext (sim.agents.plugin, which imports this module).
+        self.context = context
+        self.handlers: dict[str, Callable[..., Any] | None] = agent._handlers
+
+    def __call__(self, job: Job, code: Callable[..., Any] | None = None) -> None:
+        """Serve `job`."""
+        agent = self.agent
+        # _injected_error()'s test and payload_of(), inline: once per request.
+        if self.base._faults.errors and self.base._injected_error(job):
+            return
+        msg = job.msg
+        body = msg.body
+        if isinstance(body, HttpRequest):
+            body = body.payload
+        reply = None
+        if isinstance(body, Wrapped):
+            body, reply = body.data, body.reply
+        # Request(...) without the frozen dataclass's object.__setattr__ per field (eight
+        # calls per request): the same fields, in the same order, in its __dict__.
+        request: Any = object.__new__(Request)
+        request.__dict__.update(type=msg.type, body=body, src=msg.src, protocol=msg.protocol,
+                                correlation_id=msg.correlation_id, msg_id=msg.msg_id,
+                                deadline=msg.deadline, version=msg.version)  # fmt: skip
+        if body == POISON:
+            agent._poisoned(job, request, reply)
+            return
+        # _handler()'s cache, inline: once per request.
+        handler = code if code is not None else self.handlers.get(msg.type, _UNKNOWN)
+        if handler is _UNKNOWN:
+            handler = agent._handler(msg.type)
+        if handler is None:
+            job.reply(501, f"role '{agent.role}' has no handler for '{msg.type}'")
+            return
+        driver = Driver(agent, handler, self.context(agent, job, request, reply), msg.type,
+                        (request,))  # fmt: skip
+        job.on_cancel = driver.cancel
