@@ -26,7 +26,8 @@ from pathlib import Path
 
 # Repository-relative paths of the compiled modules: the per-message path of a plain
 # request (the kernel, node, call, worker pool, HTTP, network, recorder, the basic
-# roles, the workload's arrival times and the draws of latencies and service times). A compiled class that interpreted code subclasses (`Call`, `Agent`,
+# roles, the driver of a plugin role's code, the workload's arrival times and the draws of
+# latencies and service times). A compiled class that interpreted code subclasses (`Call`, `Agent`,
 # `Recorder`) says so with `protocols._mypyc.mypyc_attr`: mypyc forbids it otherwise.
 MODULES = (
     "protocols/kernel.py",
@@ -43,6 +44,7 @@ MODULES = (
     "sim/trace/recorder.py",
     "sim/faults/state.py",
     "sim/agents/roles.py",
+    "sim/agents/plugin_driver.py",
     "sim/arrivals.py",
     "sim/draws.py",
 )

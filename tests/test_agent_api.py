@@ -715,3 +715,39 @@ def test_a_plugin_agents_workers_are_one_pool_over_its_protocols() -> None:
     half = len(waits) // 2
     assert waits[:half] == [0.0] * half and min(waits[half:]) >= 0.99, waits
     assert list(run.queues["queue"].unique()) == ["svc.workers"]
+
+
+class Keeper:
+    """Keeps each Request it is handed, to compare with one its constructor builds."""
+
+    def on_request(self, ctx: sim.AgentContext, request: sim.Request) -> Any:
+        ctx.durable.setdefault("requests", []).append(request)
+        yield ctx.work(0.01)
+
+
+def test_a_handlers_request_is_the_frozen_dataclass_its_constructor_builds() -> None:
+    register_role("t-keeper", Keeper)
+    try:
+        data = {
+            "name": "keeper",
+            "seed": 3,
+            "duration": 3,
+            "agents": [{"id": "client", "role": "client"}, {"id": "k", "role": "t-keeper"}],
+            "network": PERFECT,
+            "workload": [{"from": "client", "to": "k", "type": "ping",
+                          "arrivals": {"kind": "constant", "rate": 2}}],
+        }  # fmt: skip
+        world = World(loading.validate(data, "keeper"))
+        world.run()
+        agents: Any = world.agents
+        kept = agents["k"].durable["requests"]
+    finally:
+        unregister_role("t-keeper")
+    assert len(kept) == 6
+    for request in kept:
+        fields = {name: getattr(request, name) for name in sim.Request.__dataclass_fields__}
+        built = sim.Request(**fields)
+        assert request == built and repr(request) == repr(built) and hash(request) == hash(built)
+        assert type(request) is sim.Request and request.type == "ping" and request.src == "client"
+        with pytest.raises(AttributeError):  # dataclasses.FrozenInstanceError
+            request.type = "other"  # type: ignore[misc]

@@ -21,23 +21,19 @@ puts the body under it, and the caller takes it when its call ends.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import json
 import math
 import os
 import random
 import traceback
-from collections.abc import Callable, Generator, Iterable
-from types import GeneratorType
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import simpy
 from pydantic import BaseModel, TypeAdapter
 
 from protocols.call import Call, CallResult
-from protocols.http import HttpRequest
-from protocols.kernel import start_soon
 from protocols.queue import Deduper, QueueServer
 from protocols.resilience import FanOut, FanOutSettings, Policies
 from protocols.schemas import Rejected, SchemaRegistry, default_registry
@@ -58,12 +54,13 @@ from sim.agents.context import Context
 from sim.agents.endpoints import served_protocols
 from sim.agents.plugin_calls import NO_BODY as _NO_BODY
 from sim.agents.plugin_calls import CallEvent, Wrapped
-from sim.agents.plugin_host import Raising
+from sim.agents.plugin_driver import Driver as _Driver
+from sim.agents.plugin_driver import Serve as _Serve
 from sim.agents.plugin_queue import PluginQueues, PublishEvent
 from sim.agents.plugin_session import Session, SessionDesk
 from sim.agents.plugin_span import Span
 from sim.agents.plugin_stream import PROGRESS, Stream, StreamDesk, emit
-from sim.agents.roles import POISON, Agent
+from sim.agents.roles import Agent
 from sim.distributions import Distribution
 from sim.draws import draw_of
 from sim.plugins import BUILTIN_ROLES, HOSTED_ROLES, PluginRole
@@ -166,7 +163,7 @@ class AgentContext:
         overload fault stretches the work, as for a service. A pause freezes it."""
         agent = self._agent
         # draw(None), inline: a handler's plain `ctx.work()`, once per request.
-        work = float(agent._service_time()) if seconds is None else agent.draw(seconds)
+        work = float(agent._work_draw.draw()) if seconds is None else agent.draw(seconds)
         faults = agent.ctx.faults
         if faults.overload:
             work *= faults.service_factor(agent.id)
@@ -472,7 +469,8 @@ class PluginAgent(Agent):
         # The service-time stream a built-in service of this id would draw from.
         self._work_rng = ctx.streams.get(f"service:{self.id}")
         # Compiled draws when built (sim.draws): the sampler's numbers, for less.
-        self._service_time = draw_of(spec.service_time, self._work_rng)
+        self._work_draw = draw_of(spec.service_time, self._work_rng)
+        self._service_time = self._work_draw
         self._samplers: dict[str, Callable[[], float]] = {}
         self._plugin_peers = {
             a.id
@@ -485,7 +483,9 @@ class PluginAgent(Agent):
         self._requests = itertools.count(1)
         self._queues: PluginQueues | None = None
         self._schemas: SchemaRegistry | None = None
-        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._handle)
+        # Its handling of each job, compiled when built (sim.agents.plugin_driver).
+        self._serve = _Serve(self, AgentContext)
+        self.endpoints.serve(served_protocols(ctx.scenario, self.id), self._serve)
         self.node.on_crash.append(self._forget)
         self.stream_desk = StreamDesk(self)
         self.session_desk = SessionDesk(self, self._serve_session)
@@ -645,38 +645,21 @@ class PluginAgent(Agent):
 
     def _handle(self, job: Job, code: Callable[..., Any] | None = None) -> None:
         # `code`: a consumed queue's own handler, in place of the one for the type.
-        # _injected_error()'s test and payload_of(), inline: once per request.
-        if self.ctx.faults.errors and self._injected_error(job):
+        self._serve(job, code)
+
+    def _poisoned(self, job: Job, request: Request, reply: str | None) -> None:
+        """A poison message reached it (`Serve`)."""
+        poisoned = getattr(self.behaviour, "on_poison", None)
+        if callable(poisoned):
+            # The role says how its handler fails on it.
+            driver = _Driver(self, poisoned, AgentContext(self, job, request, reply),
+                             job.msg.type, (request,))  # fmt: skip
+            job.on_cancel = driver.cancel
             return
-        msg = job.msg
-        body = msg.body
-        if isinstance(body, HttpRequest):
-            body = body.payload
-        reply = None
-        if isinstance(body, Wrapped):
-            body, reply = body.data, body.reply
-        request = Request(msg.type, body, msg.src, msg.protocol, msg.correlation_id,
-                          msg.msg_id, msg.deadline, msg.version)  # fmt: skip
-        if body == POISON:
-            poisoned = getattr(self.behaviour, "on_poison", None)
-            if callable(poisoned):
-                # The role says how its handler fails on it.
-                driver = _Driver(self, poisoned, AgentContext(self, job, request, reply),
-                                 msg.type, (request,))  # fmt: skip
-                job.on_cancel = driver.cancel
-                return
-            # A poison message: its handler works as long as a service's would, then
-            # fails (as the built-in service's does), without running the role's code.
-            work = self._work_time()
-            self.node.after_work(work, lambda: job.reply(500, POISONED))
-            return
-        handler = code if code is not None else self._handler(msg.type)
-        if handler is None:
-            job.reply(501, f"role '{self.role}' has no handler for '{msg.type}'")
-            return
-        driver = _Driver(self, handler, AgentContext(self, job, request, reply), msg.type,
-                         (request,))  # fmt: skip
-        job.on_cancel = driver.cancel
+        # A poison message: its handler works as long as a service's would, then
+        # fails (as the built-in service's does), without running the role's code.
+        work = self._work_time()
+        self.node.after_work(work, lambda: job.reply(500, POISONED))
 
     def _raised(self, ctx: AgentContext, exc: Exception, what: str) -> None:
         """Plugin code raised: its request answers 500 (or, answered already or in
@@ -699,181 +682,3 @@ class PluginAgent(Agent):
         if self.ctx.strict and self.ctx.failure is None:
             self.ctx.failure = exc
             raise exc
-
-
-class _Driver:
-    """Runs a handler's (or `main`'s) code as a SimPy process on the agent's node would,
-    without the process: its first step from an urgent event, each next one from the
-    callback of the event it yielded, a crash or a cancellation raising simpy.Interrupt
-    in it from an urgent event, all at the moments a process would (so every trace is
-    the same), but without a Process, its Initialize and end events and three generator
-    frames per step; a request is served at a built-in service's cost.
-
-    What it does with the code: the value each event fires with goes back into it; a
-    call's CallError is raised where it waits; a failed event of its own raises its
-    error there; anything but an event raises a TypeError there; after each event it
-    waits out a pause. It answers a request with the code's return value, records its
-    exception (`PluginAgent._raised`), and cancels its calls when it is cancelled.
-    """
-
-    __slots__ = ("agent", "alive", "args", "code", "ctx", "gen", "key", "target", "waiter",
-                 "what")  # fmt: skip
-
-    def __init__(self, agent: PluginAgent, code: Callable[..., Any], ctx: AgentContext,
-                 what: str, args: tuple[Any, ...]) -> None:  # fmt: skip
-        self.agent = agent
-        self.code = code
-        self.ctx = ctx
-        self.what = what
-        self.args = args
-        self.gen: Generator[Any, Any, Any] | None = None
-        self.alive = True
-        # The event it waits on and the callback it left there (an interrupt takes it back).
-        self.target: simpy.Event | None = None
-        self.waiter: Callable[[Any], None] | None = None
-        self.key = agent.node.track(self)
-        start_soon(agent.ctx.env, self._start)
-
-    @property
-    def is_alive(self) -> bool:
-        """Whether the code has not ended."""
-        return self.alive
-
-    def interrupt(self, cause: Any = None) -> None:
-        """Raise simpy.Interrupt(cause) in the code, from an urgent event, as SimPy's
-        Process.interrupt does."""
-        if self.alive:
-            start_soon(self.agent.ctx.env, lambda _event: self._interrupted(cause))
-
-    def cancel(self) -> None:
-        """The caller cancelled the request: stop the code and cancel its calls."""
-        self.interrupt("cancelled")
-
-    def _interrupted(self, cause: Any) -> None:
-        if not self.alive:
-            return  # it ended before the interrupt came
-        target, waiter = self.target, self.waiter
-        if target is not None and waiter is not None and target.callbacks is not None:
-            target.callbacks.remove(waiter)
-        self.target = self.waiter = None
-        self._step(None, simpy.Interrupt(cause))
-
-    def _start(self, _event: Any) -> None:
-        try:
-            result = self.code(self.ctx, *self.args)
-        except Exception as exc:
-            self._end()
-            self.agent._raised(self.ctx, exc, self.what)
-            self.ctx._finish()
-            return
-        if isinstance(result, GeneratorType):  # inspect.isgenerator(), a call less
-            self.gen = result
-            self._step(None, None)
-        else:
-            self._end()
-            self._answer(result)
-            self.ctx._finish()
-
-    def _end(self) -> None:
-        self.alive = False
-        self.agent.node.untrack(self.key)
-        job = self.ctx._job
-        if job is not None:
-            # Nothing is left to cancel. The job's hook to this driver (which holds the
-            # context, which holds the job) would otherwise keep the three in a reference
-            # cycle, for the garbage collector to find, once per request.
-            job.on_cancel = None
-
-    def _answer(self, result: Any) -> None:
-        ctx = self.ctx
-        if ctx._job is not None and not ctx.responded:
-            ctx.respond(200, result)
-
-    def _step(self, value: Any, error: BaseException | None) -> None:
-        """Resume the code with `value` (or raise `error` in it) until it waits on an
-        event that has not fired yet, or ends."""
-        gen = self.gen
-        assert gen is not None
-        while True:
-            try:
-                item = gen.throw(error) if error is not None else gen.send(value)
-            except StopIteration as stop:
-                self._end()
-                ctx = self.ctx
-                # _answer() and _finish()'s test, inline: once per request.
-                if ctx._job is not None and not ctx.responded:
-                    ctx.respond(200, stop.value)
-                if ctx._open or ctx._session is not None:
-                    ctx._finish()
-                return
-            except simpy.Interrupt as interrupt:
-                self._end()
-                if interrupt.cause == "cancelled":
-                    self.ctx._cancel_calls()
-                return  # a crash: the endpoints already recorded what it lost
-            except Exception as exc:
-                self._end()
-                self.agent._raised(self.ctx, exc, self.what)
-                self.ctx._finish()
-                return
-            if not isinstance(item, simpy.Event):
-                hint = " (use 'yield from' for a helper generator)"
-                hint = hint if inspect.isgenerator(item) else ""
-                value, error = (
-                    None,
-                    TypeError(
-                        f"a handler yields what ctx gives (work, sleep, call, fanout) or a "
-                        f"SimPy event, not {item!r}{hint}"
-                    ),
-                )
-                continue
-            callbacks = item.callbacks
-            if callbacks is not None:
-                self.target, self.waiter = item, self._resume
-                callbacks.append(self._resume)
-                return
-            # It has fired and been processed already: its outcome at once, as a process
-            # takes it.
-            if not item.ok:
-                item.defused = True
-                value, error = None, item.value
-                continue
-            value = item.value
-            if self.agent.node.paused:
-                self._hold(item, value)
-                return
-            if isinstance(item, Raising) and isinstance(value, CallError):
-                value, error = None, value
-
-    def _resume(self, event: simpy.Event) -> None:
-        self.target = self.waiter = None
-        if not event.ok:
-            # An event of the code's own failed: its error is raised where it waits.
-            event.defused = True
-            self._step(None, event.value)
-            return
-        value = event.value
-        if self.agent.node.paused:
-            self._hold(event, value)
-            return
-        if isinstance(event, Raising) and isinstance(value, CallError):
-            self._step(None, value)
-        else:
-            self._step(value, None)
-
-    def _hold(self, event: simpy.Event, value: Any) -> None:
-        """Wait while the node is paused, on the pause's event, then go on with `value`."""
-        pause = self.agent.node._paused
-        assert pause is not None
-
-        def unpaused(_pause: Any) -> None:
-            self.target = self.waiter = None
-            if self.agent.node.paused:
-                self._hold(event, value)  # another pause began meanwhile
-            elif isinstance(event, Raising) and isinstance(value, CallError):
-                self._step(None, value)
-            else:
-                self._step(value, None)
-
-        self.target, self.waiter = pause, unpaused
-        pause.callbacks.append(unpaused)
