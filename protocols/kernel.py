@@ -280,6 +280,12 @@ def start_soon(env: simpy.Environment, callback: Callable[[Any], None]) -> None:
     heappush(env._queue, (env._now, URGENT, next(env._eid), begin))  # type: ignore[misc]
 
 
+def outcome(event: Event) -> tuple[bool, Any]:
+    """A processed event's `(ok, value)`, as `event.ok` and `event.value` give them,
+    without their properties' Python calls (a plugin handler's resume reads it per step)."""
+    return event._ok, event._value
+
+
 def settle(env: simpy.Environment, event: simpy.Event) -> None:
     """Succeed `event` (with None); process it at once when nothing could run before it.
 

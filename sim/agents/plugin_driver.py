@@ -22,7 +22,7 @@ import simpy
 from simpy.core import URGENT
 
 from protocols.http.wire import HttpRequest
-from protocols.kernel import Fire, start_soon
+from protocols.kernel import Fire, outcome, start_soon
 from protocols.node import Node
 from protocols.workers import Job
 from sim.agents.api import CallError, Request
@@ -197,14 +197,13 @@ class Driver(Fire):
 
     def _resume(self, event: simpy.Event) -> None:
         self.target = self.waiter = None
-        # event.ok and event.value, without their properties' Python calls: it has been
-        # processed (this is its callback), so both are set.
-        if not event._ok:
+        # It has been processed (this is its callback), so its outcome is set.
+        ok, value = outcome(event)
+        if not ok:
             # An event of the code's own failed: its error is raised where it waits.
             event.defused = True
-            self._step(None, event._value)
+            self._step(None, value)
             return
-        value = event._value
         if self.node._paused is not None:
             self._hold(event, value)
             return
