@@ -356,12 +356,14 @@ def test_a_saved_run_opens_and_downloads_are_offered(
     at = boot()
     assert len(at.get("download_button")) == 3  # the run, the trace as CSV and as OTLP
 
-    at.text_input(key="open_path").input(str(saved)).run()
+    at.text_input(key="open_path").input(str(saved))  # held by the form until submitted
     button(at, "Open run").click().run()
     assert not at.exception and not at.error
     assert heading(at) == "faulty · seed 7"
 
-    at.text_input(key="open_path").input(str(tmp_path / "nothing")).run()
+    at.text_input(key="open_path").input(
+        str(tmp_path / "nothing")
+    )  # held by the form until submitted
     button(at, "Open run").click().run()
     assert len(at.error) == 1 and "no run.json" in at.error[0].value
     assert heading(at) == "faulty · seed 7"
@@ -635,7 +637,7 @@ def test_compare_loads_a_saved_run(chain: Run, tmp_path: Path, boot: Boot) -> No
     saved = chain.save(tmp_path / "chain")
     at = boot("compare")
     at.button_group(key="compare_source").set_value("saved run").run()
-    at.text_input(key="compare_path").input(str(saved)).run()
+    at.text_input(key="compare_path").input(str(saved))  # held by the form until submitted
     button(at, "Load B").click().run()
 
     assert not at.exception and not at.error

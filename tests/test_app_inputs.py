@@ -54,7 +54,7 @@ def button(at: AppTest, label: str) -> Any:
 
 
 def open_run(at: AppTest, folder: Path) -> None:
-    at.text_input(key="open_path").input(str(folder)).run()
+    at.text_input(key="open_path").input(str(folder))  # held by the form until submitted
     button(at, "Open run").click().run()
 
 

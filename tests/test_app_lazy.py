@@ -28,7 +28,9 @@ def test_a_spilled_run_opens_lazily_and_every_page_renders(
 ) -> None:
     spilled = sim.run("faulty", spill=tmp_path / "faulty-run")
     at = boot()
-    at.text_input(key="open_path").input(str(tmp_path / "faulty-run")).run()
+    at.text_input(key="open_path").input(
+        str(tmp_path / "faulty-run")
+    )  # held by the form until submitted
     button(at, "Open run").click().run()
     assert not at.exception and not at.error
     assert heading(at) == "faulty · seed 7"
@@ -57,7 +59,7 @@ def test_a_directory_that_is_not_a_run_says_so(scenarios: Path, tmp_path: Path, 
     saved = sim.run("faulty").save(tmp_path / "broken-run")
     (saved / "spans.parquet").write_text("not parquet")
     at = boot()
-    at.text_input(key="open_path").input(str(saved)).run()
+    at.text_input(key="open_path").input(str(saved))  # held by the form until submitted
     button(at, "Open run").click().run()
     assert (
         len(at.error) == 1 and "spans.parquet is not a readable Parquet file" in at.error[0].value

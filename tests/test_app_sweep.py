@@ -40,7 +40,7 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def open_dir(at: AppTest, folder: Path | str) -> AppTest:
     """Open a sweep directory through the text input."""
     at.button_group(key="sweep_source").set_value("saved sweep").run()
-    at.text_input(key="sweep_path").input(str(folder)).run()
+    at.text_input(key="sweep_path").input(str(folder))  # held by the form until submitted
     return button(at, "Open sweep").click().run()
 
 

@@ -257,7 +257,6 @@ def open_saved(page: Page, folder: Path) -> None:
     if not field.is_visible():
         expander.locator("summary").click()
     field.fill(str(folder))
-    field.press("Enter")
     page.get_by_role("button", name="Open run", exact=True).click()
     page.wait_for_function(
         "() => { const e = document.querySelector(\"[data-testid='stHeading'] h3\");"

@@ -194,32 +194,38 @@ def controls() -> None:
         if follow is not None:
             status(follow)
             return
-        where, go = st.columns([4, 1], vertical_alignment="bottom")
-        where.text_input(
-            "Receiver output file",
-            key=PATH,
-            persist_state="session",
-            placeholder="traces.jsonl",
-            help="The file `python -m sim serve-otlp --out FILE` appends to (or any trace "
-            "file that grows), on the machine that serves this page.",
-        )
-        go.button("Follow file", on_click=on_follow, icon=":material/sensors:", width="stretch")
-        port, start = st.columns([4, 1], vertical_alignment="bottom")
-        port.number_input(
-            "Or start a receiver here, on port",
-            min_value=0,
-            max_value=65535,
-            value=DEFAULT_PORT,
-            step=1,
-            format="%d",
-            key=PORT,
-            persist_state="session",
-            help="OTLP/HTTP on 127.0.0.1 (no authentication: loopback only), 4318 by "
-            "default; 0 picks any free port. It runs until Stop or until this session ends.",
-        )
-        start.button(
-            "Start receiver", on_click=on_start, icon=":material/podcasts:", width="stretch"
-        )
+        # Forms: Enter in a field acts as its button, and a click cannot be lost to the
+        # rerun the field would otherwise start on Enter.
+        with st.form("follow_file", border=False):
+            where, go = st.columns([4, 1], vertical_alignment="bottom")
+            where.text_input(
+                "Receiver output file",
+                key=PATH,
+                persist_state="session",
+                placeholder="traces.jsonl",
+                help="The file `python -m sim serve-otlp --out FILE` appends to (or any trace "
+                "file that grows), on the machine that serves this page.",
+            )
+            go.form_submit_button(
+                "Follow file", on_click=on_follow, icon=":material/sensors:", width="stretch"
+            )
+        with st.form("start_receiver", border=False):
+            port, start = st.columns([4, 1], vertical_alignment="bottom")
+            port.number_input(
+                "Or start a receiver here, on port",
+                min_value=0,
+                max_value=65535,
+                value=DEFAULT_PORT,
+                step=1,
+                format="%d",
+                key=PORT,
+                persist_state="session",
+                help="OTLP/HTTP on 127.0.0.1 (no authentication: loopback only), 4318 by "
+                "default; 0 picks any free port. It runs until Stop or until this session ends.",
+            )
+            start.form_submit_button(
+                "Start receiver", on_click=on_start, icon=":material/podcasts:", width="stretch"
+            )
         if NOTE in st.session_state:
             st.warning(st.session_state[NOTE], icon=":material/block:")
 

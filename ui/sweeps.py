@@ -283,7 +283,7 @@ def source_picker() -> None:
 
 def saved_picker(saved: list[str]) -> None:
     """Open a saved sweep: picked from those under SWEEPS_DIR, or any directory typed in."""
-    pick, where, go = st.columns([2, 3, 1], vertical_alignment="bottom")
+    pick, where = st.columns([2, 4], vertical_alignment="bottom")
     pick.selectbox(
         "Saved sweeps",
         saved,
@@ -294,15 +294,19 @@ def saved_picker(saved: list[str]) -> None:
         disabled=not saved,
         help="Sweeps saved by `python -m sim sweep` or run on this page. Picking one opens it.",
     )
-    path = where.text_input(
-        "Sweep directory",
-        key=PATH,
-        persist_state="session",
-        placeholder="runs/sweeps/my-sweep",
-        help="Any directory written by `python -m sim sweep --out DIR` or "
-        "`sim.sweeps.save(rows, DIR)`: sweep.json and rows.parquet.",
-    )
-    if go.button("Open sweep", icon=":material/folder_open:", width="stretch") and path:
+    # A form inside the column: Enter opens, and the click cannot be lost to a field rerun.
+    with where.form("open_sweep", border=False):
+        field, go = st.columns([3, 1], vertical_alignment="bottom")
+        path = field.text_input(
+            "Sweep directory",
+            key=PATH,
+            persist_state="session",
+            placeholder="runs/sweeps/my-sweep",
+            help="Any directory written by `python -m sim sweep --out DIR` or "
+            "`sim.sweeps.save(rows, DIR)`: sweep.json and rows.parquet.",
+        )
+        opened = go.form_submit_button("Open sweep", icon=":material/folder_open:", width="stretch")
+    if opened and path:
         open_sweep(path)
 
 

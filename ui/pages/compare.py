@@ -213,18 +213,22 @@ if SEED not in st.session_state:
 source = st.segmented_control(
     "Run B", ("scenario", "saved run"), key=SOURCE, persist_state="session", default="scenario"
 )
-cols = st.columns([3, 1, 1], vertical_alignment="bottom")
 if source == "saved run":
-    path = cols[0].text_input(
-        "Run directory",
-        key=PATH,
-        persist_state="session",
-        placeholder="runs/my-run",
-        help="A directory written by `python -m sim run --out` or Run.save().",
-    )
-    if cols[2].button("Load B", icon=":material/folder_open:", width="stretch") and path:
+    # A form: Enter loads, and the button's click cannot be lost to the field's own rerun.
+    with st.form("load_b", border=False):
+        cols = st.columns([3, 1, 1], vertical_alignment="bottom")
+        path = cols[0].text_input(
+            "Run directory",
+            key=PATH,
+            persist_state="session",
+            placeholder="runs/my-run",
+            help="A directory written by `python -m sim run --out` or Run.save().",
+        )
+        load = cols[2].form_submit_button("Load B", icon=":material/folder_open:", width="stretch")
+    if load and path:
         load_other(path)
 else:
+    cols = st.columns([3, 1, 1], vertical_alignment="bottom")
     name = cols[0].selectbox("Scenario for B", names, key=SCENARIO, persist_state="session")
     seed = cols[1].number_input(
         "Seed for B", min_value=0, step=1, format="%d", key=SEED, persist_state="session"
