@@ -121,12 +121,24 @@ def open_a_saved_run(page: Any, folder: Path, name: str) -> None:
         expander.locator("summary").click()
     field.fill(str(folder))
     field.press("Enter")  # the field and its button are a form: Enter opens the run
-    page.wait_for_function(
-        "n => { const e = document.querySelector(\"[data-testid='stHeading'] h3\");"
-        " return e && e.innerText.startsWith(n); }",
-        arg=name,
-        timeout=LARGE_MS,
-    )
+    try:
+        page.wait_for_function(
+            "n => { const e = document.querySelector(\"[data-testid='stHeading'] h3\");"
+            " return e && e.innerText.startsWith(n); }",
+            arg=name,
+            timeout=LARGE_MS,
+        )
+    except PlaywrightTimeout:
+        # Say what the page showed instead, so a failure in CI can be read from its log.
+        app = page.locator("[data-testid='stApp']")
+        shown = {
+            "heading": page.locator("[data-testid='stHeading'] h3").first.inner_text(),
+            "alerts": page.locator("[data-testid='stAlertContainer']").all_inner_texts(),
+            "script": app.get_attribute("data-test-script-state"),
+            "connection": app.get_attribute("data-test-connection-state"),
+            "field": field.input_value(),
+        }
+        raise AssertionError(f"{folder} did not open: the page shows {shown}") from None
     wait_idle(page, LARGE_MS)
     assert exceptions(page) == 0
 
