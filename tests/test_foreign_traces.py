@@ -318,7 +318,21 @@ WRONG_TYPES = {
         [{"traceId": "x", "id": 5, "annotations": [{"value": "cs", "timestamp": "x"}],
           "binaryAnnotations": [{"key": 5}, "x", {"key": "sa", "endpoint": "x"}]}]
     ),
+    # Found by mutating the foreign files field by field (a crash each, before).
+    "Zipkin v1 annotation value a list": json.dumps(
+        [{"traceId": "4bf92f3577b34da6", "id": "00f067aa0ba902b7", "name": "get",
+          "annotations": [{"value": ["cs"], "timestamp": 1700000000000000},
+                          {"value": "cr", "timestamp": 1700000000000500}],
+          "binaryAnnotations": []}]
+    ),
 }  # fmt: skip
+
+
+def jaeger_ui_01(**fields: Any) -> str:
+    """Jaeger's ui_01.json with these fields of its first span changed."""
+    doc = json.loads((FOREIGN / "jaeger" / "ui_01.json").read_text())
+    doc["spans"][0].update(fields)
+    return json.dumps(doc)
 
 
 def bad_files() -> dict[str, bytes]:
@@ -332,6 +346,42 @@ def bad_files() -> dict[str, bytes]:
         "wrong type: time": json.dumps(otlp_doc(otlp_span(A, start=None, startTimeUnixNano=[1]))),
         "wrong type: bool time": json.dumps(
             otlp_doc(otlp_span(A, start=None, startTimeUnixNano=True))
+        ),
+        "link attributes not a list": json.dumps(
+            otlp_doc(otlp_span(A, links=[{"traceId": TRACE, "spanId": A, "attributes": 5}]))
+        ),
+        "int attribute past int64": json.dumps(
+            otlp_doc(
+                otlp_span(A, kind=3),
+                otlp_span(
+                    B,
+                    A,
+                    kind=2,
+                    attributes=[
+                        {"key": "http.response.body.size", "value": {"intValue": str(2**70)}}
+                    ],
+                ),
+            )
+        ),
+        "flags infinite": json.dumps(otlp_doc(otlp_span(A, flags=float("inf")))),
+        "Zipkin status code of 20 digits": json.dumps(
+            [
+                {
+                    "traceId": "4bf92f3577b34da6",
+                    "id": "00f067aa0ba902b7",
+                    "name": "get",
+                    "kind": "SERVER",
+                    "timestamp": 1700000000000000,
+                    "duration": 5,
+                    "localEndpoint": {"serviceName": "a"},
+                    "tags": {"http.status_code": 12345678901234567890},
+                }
+            ]
+        ),
+        "Jaeger references not a list": jaeger_ui_01(references=True),
+        "Jaeger flags infinite": jaeger_ui_01(flags=float("inf")),
+        "infinite int attribute": json.dumps(
+            otlp_doc(otlp_span(A, attributes=[{"key": "n", "value": {"intValue": float("inf")}}]))
         ),
         "NaN time": GOOD.replace(f'"{T0}"', "NaN", 1),
         "negative time": json.dumps(otlp_doc(otlp_span(A, start=-5, end=10))),

@@ -157,17 +157,23 @@ def from_any_value(value: Any) -> Any:
     return None
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def _int(text: Any) -> int | None:
+    # OTLP's intValue is an int64: a value past it (or infinite) is not one, so it is missing
+    # rather than an overflow in a table column later.
     try:
-        return int(text)
-    except (TypeError, ValueError):
+        value = int(text)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return value if _INT64[0] <= value <= _INT64[1] else None
 
 
 def _float(text: Any) -> float | None:
     try:
         return float(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -199,9 +205,12 @@ _ANY_VALUE_READERS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
 )
 
 
-def attribute_map(attributes: Iterable[Any]) -> dict[str, Any]:
-    """OTLP's list of KeyValue as a dict; entries without a string key are skipped."""
+def attribute_map(attributes: Iterable[Any] | Any) -> dict[str, Any]:
+    """OTLP's list of KeyValue as a dict; entries without a string key are skipped, and
+    anything but a list (a bad file's number or string) is no attributes."""
     out: dict[str, Any] = {}
+    if not isinstance(attributes, list):
+        return out
     for item in attributes:
         if isinstance(item, dict) and isinstance(item.get("key"), str):
             out[item["key"]] = from_any_value(item.get("value"))

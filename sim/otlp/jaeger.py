@@ -134,7 +134,8 @@ def _span(span: dict[str, Any], tags: dict[str, Any]) -> dict[str, Any]:
         "traceId": trace_id or span.get("traceID"),
         "spanId": pad_span_id(span.get("spanID")),
     }
-    refs = [r for r in span.get("references") or [] if isinstance(r, dict)]
+    listed = span.get("references")
+    refs = [r for r in listed if isinstance(r, dict)] if isinstance(listed, list) else []
     parent = _parent(refs, trace_id)
     if parent is None and span.get("parentSpanID"):  # the deprecated field, if set
         parent = {"spanID": span["parentSpanID"]}
@@ -232,7 +233,7 @@ def _tags(tags: Any) -> dict[str, Any]:
         elif kind == "float64":
             try:
                 value = float(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # a 400-digit integer
                 value = None
         elif not isinstance(value, str):
             value = "" if value is None else str(value)
@@ -246,7 +247,7 @@ def _int(value: Any) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         return None
 
 

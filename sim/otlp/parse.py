@@ -510,7 +510,7 @@ def _read_span(span: Any, service: str, place: str, at: str) -> SpanRecord:
 def _int_or(value: Any, default: int) -> int:
     try:
         return int(value) if value is not None and not isinstance(value, bool) else default
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         return default
 
 
@@ -821,12 +821,17 @@ def _coerce(value: Any, dtype: str, default: Any) -> Any:
         return default
     try:
         if dtype.startswith(("int", "uint")):
-            return int(value) if not isinstance(value, float) or value.is_integer() else default
+            if isinstance(value, float) and not value.is_integer():
+                return default
+            number = int(value)
+            # A column holds 64 bits: a bigger number in a bad file does not fit, like a
+            # fraction.
+            return number if -(2**63) <= number < 2**63 else default
         if dtype.startswith("float"):
             return float(value)
         if dtype == "bool":
             return value if isinstance(value, bool) else default
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return default
     return str(value)
 
@@ -840,18 +845,20 @@ def _number(value: Any, default: float) -> float:
 def _attempts(a: dict[str, Any]) -> int:
     for key, extra in (("switchboard.attempts", 0), ("http.request.resend_count", 1)):
         value = a.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and value < 2**63 - 1:
             return max(1, value + extra)
     return 1
 
 
 def _status(a: dict[str, Any]) -> int:
+    # A status code has three digits (gRPC's fewer): anything longer in a bad file is none,
+    # not a number the int64 column cannot hold.
     for key in ("switchboard.status", "http.response.status_code", "http.status_code"):
         value = a.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, str) and value.isdigit():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value if 0 <= value < 1000 else 0
     return 0
 
 

@@ -191,7 +191,7 @@ def _from_v1(span: dict[str, Any]) -> list[dict[str, Any]]:
     others: list[dict[str, Any]] = []
     for a in _annotations(span):
         value = a.get("value")
-        if value in _CORE and _micros(a.get("timestamp")) is not None:
+        if isinstance(value, str) and value in _CORE and _micros(a.get("timestamp")) is not None:
             core.setdefault(str(value), a)
         else:
             others.append(a)
