@@ -374,3 +374,27 @@ def test_model_settings_of_the_wrong_shape_are_one_short_sentence_each() -> None
     assert any(f"unknown model profile '{'1' * 37}...'" in line for line in said)
     assert any(f"has no tier '{'A' * 37}...'" in line for line in said)
     assert all(len(line) < 200 for line in said)
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["run", "basic", "--out", ""], "--out"),
+        (["run", "basic", "--out", "  "], "--out"),
+        (["run", "basic", "--spill", ""], "--spill"),
+        (["export", "RUN", "--format", "csv", "--out", ""], "--out"),
+        (["sweep", "protocols-under-load", "--out", ""], "--out"),
+    ],
+)
+def test_an_empty_path_option_is_refused_not_read_as_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    args: list[str], option: str,
+) -> None:  # fmt: skip
+    # Was `run --out ""` saving to runs/NAME-seedN, silently: "" read as "not given".
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"error: {option} is empty: give it a path, or leave {option} out to use its default"
+    )
+    assert not (tmp_path / "runs").exists()
