@@ -302,9 +302,14 @@ def on_the_wire(flavour: str, visibility: float, latency: float) -> dict[str, An
             {"id": "mq", "role": "broker", "queue": {"flavour": flavour}},
         ],
         "channels": [
-            {"from": "client", "to": "api", "protocol": "queue", "timeout": None,
-             "queue": {"broker": "mq", "max_deliveries": 1, "visibility_timeout": visibility}},
-        ],  # fmt: skip
+            {
+                "from": "client",
+                "to": "api",
+                "protocol": "queue",
+                "timeout": None,
+                "queue": {"broker": "mq", "max_deliveries": 1, "visibility_timeout": visibility},
+            },
+        ],
         "network": {"default": {"latency": {"dist": "constant", "value": latency}}},
         "workload": [
             {"from": "client", "to": "api", "arrivals": {"kind": "poisson", "rate": 20.0}}
