@@ -289,6 +289,25 @@ def test_a_run_json_with_a_field_of_the_wrong_type_is_one_sentence(
         assert sentence in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_run_json_without_a_duration_is_one_sentence(
+    saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Was read as a run of 0 s: a summary with every rate 0 (goodput, throughput).
+    broken = Run.load(saved).save(tmp_path / "broken")
+    manifest = json.loads((broken / "run.json").read_text())
+    del manifest["duration"]
+    (broken / "run.json").write_text(json.dumps(manifest))
+    for read in (LazyRun.open, Run.load):
+        with pytest.raises(RunFileError) as caught:
+            read(broken)
+        said = str(caught.value)
+        assert "has no duration (the run's length in seconds)" in said and "\n" not in said
+    assert main(["export", str(broken), "--format", "csv"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "has no duration" in err
+    assert not (broken / "csv").exists()
+
+
 def test_a_valid_scenario_is_still_a_scenario() -> None:
     assert isinstance(loading.validate(basic(), "basic.yaml"), Scenario)
 
