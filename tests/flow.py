@@ -290,6 +290,21 @@ def http_pool_size(run: Any, agent: str, peer: str) -> int:
     return 100
 
 
+def cancelled_waits(run: Any) -> list[str]:
+    """Cancelled requests whose `wait` is not the time they waited before a worker took
+    them: a number from 0 to the span's length (all of it when cancelled while queued),
+    whatever the protocol (HTTP, MCP, A2A, a queue's consumer)."""
+    s = run.spans
+    cancelled = s[(s["outcome"] == "cancelled") & (s["kind"] == "server")]
+    life = cancelled["end"] - cancelled["start"]
+    bad = cancelled[~((cancelled["wait"] >= 0) & (cancelled["wait"] <= life + SLACK))]
+    return [
+        f"{r.agent}: {r.span_id} ({r.protocol} {r.name}) cancelled after {r.end - r.start:.6f} s"
+        f" records a wait of {r.wait}"
+        for r in bad.head(3).itertuples(index=False)
+    ]
+
+
 def breakers_agree(run: Any) -> list[str]:
     """Breakers whose decisions or transitions differ from the reference's
     (tests/breaker_reference.py) replaying the same calls.
@@ -372,7 +387,10 @@ CHECKS = {
     "work_past_cancel": work_past_cancel,
     "pool_waits_below_its_size": pool_waits_below_its_size,
     "breakers_agree": breakers_agree,
+    "cancelled_waits": cancelled_waits,
 }
+# The checks that also hold on every built-in scenario (tests/test_accounting.py).
+BUILTIN_CHECKS = ("cancelled_waits",)
 
 
 def flow_violations(run: Any) -> dict[str, list[str]]:

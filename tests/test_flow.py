@@ -370,3 +370,40 @@ def test_a_cancel_that_overtakes_its_request_stops_it_on_arrival() -> None:
     m = run.messages
     answers = m[(m["kind"] == "response") & m["span_id"].isin(early["span_id"])]
     assert answers.empty
+
+
+def test_an_mcp_call_cancelled_while_queued_waited_until_its_cancel() -> None:
+    # One worker kept busy by `d`'s 20 s tool calls; `c` asks every 2 s and gives up
+    # after 3 s (2025-11-25 sends notifications/cancelled), so its calls are cancelled
+    # in the queue. Their spans recorded a NaN wait (no worker ever took them), where
+    # HTTP's record the time they waited.
+    scenario = {
+        "name": "mcp-cancelled-in-queue",
+        "seed": 4,
+        "duration": 120,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {"id": "d", "role": "client"},
+            {"id": "tools", "role": "service", "workers": 1,
+             "service_time": {"dist": "constant", "value": 20.0}},
+        ],
+        "channels": [
+            {"from": "c", "to": "tools", "protocol": "mcp", "timeout": 3,
+             "mcp": {"revision": "2025-11-25"}},
+            {"from": "d", "to": "tools", "protocol": "mcp", "timeout": 200,
+             "mcp": {"revision": "2025-11-25"}},
+        ],
+        "network": {"default": {"latency": {"dist": "constant", "value": 0.01}}},
+        "workload": [
+            {"from": "d", "to": "tools", "arrivals": {"kind": "constant", "rate": 0.05}},
+            {"from": "c", "to": "tools", "arrivals": {"kind": "constant", "rate": 0.5},
+             "start": 1},
+        ],
+    }  # fmt: skip
+    run = sim.run(scenario)
+    s = run.spans
+    cancelled = s[(s["agent"] == "tools") & (s["outcome"] == "cancelled")]
+    in_queue = cancelled[cancelled["wait"] == cancelled["end"] - cancelled["start"]]
+    assert len(in_queue) > 20
+    assert flow.cancelled_waits(run) == []
+    assert flow.littles_law(run) == []
