@@ -305,6 +305,135 @@ def cancelled_waits(run: Any) -> list[str]:
     ]
 
 
+def budgets_after_restart(run: Any) -> list[str]:
+    """Retry budgets and adaptive throttles that refused after a caller's restart sooner
+    than a fresh one could have.
+
+    Both live in the caller's process (Finagle's RetryBudget, the AWS SDKs' retry quota,
+    gRPC's retry throttling, the SRE book's client-side throttle): a crash loses them and
+    the restarted process starts with a full budget and an empty history, as its breaker
+    does. So, counting only what happened since the restart, a refusal needs:
+
+    - token bucket: the retries granted since, at their costs, to have spent more than
+      `capacity` less the refused retry's cost;
+    - gRPC throttle: at least `max_tokens / 2` failed attempts since;
+    - ratio budget: at least `min_retries_per_second * ttl` retries granted since;
+    - adaptive throttle: more attempts asked since than K times the ones accepted (ok)
+      within its window.
+
+    The counts are upper bounds where that makes the test a necessary condition (a
+    failed attempt whose request went on counts as a granted retry).
+    """
+    s = run.spans
+    problems: list[str] = []
+    for channel in run.scenario.channels:
+        budget, throttle = channel.budget, channel.throttle
+        if budget is None and throttle is None:
+            continue
+        restarts = sorted(
+            (end, start)
+            for agent, start, end in _crashes(run)
+            if agent == channel.src and end < run.duration
+        )
+        if not restarts:
+            continue
+        calls = s[(s["agent"] == channel.src) & (s["peer"] == channel.dst)]
+        calls = calls[calls["kind"] == "client"]
+        attempts = calls[calls["parent_id"].isin(calls["span_id"])]
+        requests = calls[~calls["span_id"].isin(attempts["span_id"])]
+        downs = sorted(start for agent, start, _ in _crashes(run) if agent == channel.src)
+        for up, _ in restarts:
+            until = next((d for d in downs if d > up + EPS), math.inf)
+            mine = requests[(requests["start"] >= up - EPS) & (requests["start"] < until)]
+            tried = attempts[attempts["parent_id"].isin(mine["span_id"])]
+            if budget is not None:
+                problems += _budget_refusals(channel, budget, mine, tried, up)
+            if throttle is not None:
+                problems += _throttle_refusals(channel, throttle, mine, tried, up)
+    return problems[:3]
+
+
+def _crashes(run: Any) -> list[tuple[str, float, float]]:
+    """(agent, down at, up again at) of every crash; up is inf without a restart."""
+    found = []
+    for fault in run.scenario.faults:
+        if fault.kind == "crash":
+            end = math.inf if fault.end is None else fault.end
+            found += [(agent, fault.start, end) for agent in fault.targets]
+    return found
+
+
+def _granted(requests: pd.DataFrame, attempts: pd.DataFrame) -> pd.DataFrame:
+    """The failed attempts after which a retry was (or may have been) granted, with
+    `at`, when: those followed by another attempt, or whose request went on after them
+    or ended with no time left to retry (granted, then given up)."""
+    failed = attempts[attempts["outcome"] != "ok"].copy()
+    if failed.empty:
+        return failed.assign(at=[])
+    by_request = requests.set_index("span_id")
+    last = attempts.groupby("parent_id")["start"].max()
+    end = failed["parent_id"].map(by_request["end"]).astype("float64").fillna(math.inf)
+    error = failed["parent_id"].map(by_request["error"]).fillna("")
+    followed = failed["start"] < failed["parent_id"].map(last) - EPS
+    went_on = end > failed["end"] + EPS
+    no_time = error.str.endswith("no time left to retry")
+    return failed[followed | went_on | no_time].assign(at=failed["end"])
+
+
+def _budget_refusals(
+    channel: Any, budget: Any, requests: pd.DataFrame, attempts: pd.DataFrame, up: float
+) -> list[str]:
+    refused = requests[requests["error"].str.contains("retry refused: ", regex=False)]
+    if refused.empty:
+        return []
+    first = refused.sort_values("end").iloc[0]
+    t = float(first["end"])
+    granted = _granted(requests, attempts)
+    granted = granted[granted["at"] <= t + EPS]
+    name = f"{channel.src} -> {channel.dst}"
+    told = f"{name}: retry refused at {t:.6f}, {t - up:.6f} s after its restart"
+    if budget.kind == "token_bucket":
+        costs = np.where(granted["outcome"] == "timeout", budget.timeout_cost, budget.retry_cost)
+        spent = int(costs.sum())
+        own = attempts[attempts["parent_id"] == first["span_id"]]
+        timed_out = not own.empty and own.sort_values("start").iloc[-1]["outcome"] == "timeout"
+        need = budget.timeout_cost if timed_out else budget.retry_cost
+        if spent <= budget.capacity - need:
+            return [f"{told}: a fresh bucket of {budget.capacity} held {need} after {spent} spent"]
+    elif budget.kind == "grpc":
+        failures = int(((attempts["outcome"] != "ok") & (attempts["end"] <= t + EPS)).sum())
+        if failures < budget.max_tokens / 2:
+            return [f"{told}: a fresh gRPC throttle needs {budget.max_tokens / 2:g} failures,"
+                    f" there were {failures}"]  # fmt: skip
+    else:
+        floor = budget.min_retries_per_second * budget.ttl
+        if (budget.ratio > 0 or floor > 0) and len(granted) < floor:
+            return [f"{told}: a fresh ratio budget allows {floor} retries, {len(granted)} made"]
+    return []
+
+
+def _throttle_refusals(
+    channel: Any, throttle: Any, requests: pd.DataFrame, attempts: pd.DataFrame, up: float
+) -> list[str]:
+    # What the throttle was asked about: each attempt of a retrying request, each call
+    # that is its own attempt, each request refused whole.
+    leaves = pd.concat([attempts, requests[~requests["span_id"].isin(attempts["parent_id"])]])
+    throttled = requests[requests["error"].str.startswith("throttled locally")]
+    for row in throttled.sort_values("end").itertuples(index=False):
+        t = float(row.end)
+        asked = int((leaves["start"] < t + EPS).sum()) - int(row.span_id in set(leaves["span_id"]))
+        since = max(up, t - throttle.window + throttle.window / throttle.slices)
+        accepted = leaves[
+            (leaves["outcome"] == "ok") & (leaves["end"] >= since) & (leaves["end"] < t - EPS)
+        ]
+        if asked <= throttle.k * len(accepted):
+            return [
+                f"{channel.src} -> {channel.dst}: throttled at {t:.6f}, {t - up:.6f} s after its"
+                f" restart, with {asked} attempts asked since and {len(accepted)} accepted"
+            ]
+    return []
+
+
 def breakers_agree(run: Any) -> list[str]:
     """Breakers whose decisions or transitions differ from the reference's
     (tests/breaker_reference.py) replaying the same calls.
@@ -388,9 +517,10 @@ CHECKS = {
     "pool_waits_below_its_size": pool_waits_below_its_size,
     "breakers_agree": breakers_agree,
     "cancelled_waits": cancelled_waits,
+    "budgets_after_restart": budgets_after_restart,
 }
 # The checks that also hold on every built-in scenario (tests/test_accounting.py).
-BUILTIN_CHECKS = ("cancelled_waits",)
+BUILTIN_CHECKS = ("cancelled_waits", "budgets_after_restart")
 
 
 def flow_violations(run: Any) -> dict[str, list[str]]:
