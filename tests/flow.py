@@ -1,5 +1,10 @@
 """Flow invariants of a run's trace: Little's law, conservation, retries, deadlines.
 
+Little's law is checked on the worker pools (`littles_law`) and on the broker queues
+(`broker_littles_law`, from the messages alone); `cancelled_waits` and
+`budgets_after_restart` check a cancelled request's wait and a restarted caller's retry
+budget and throttle.
+
 Each function returns a list of sentences, one per violation (empty when it holds), so
 the generated-scenario oracle (tests/test_properties.py) can show what broke.
 
@@ -434,6 +439,160 @@ def _throttle_refusals(
     return []
 
 
+def broker_littles_law(run: Any) -> list[str]:
+    """Little's law on each broker request queue, from the messages, against the
+    broker's own samples.
+
+    A stored message is in its queue (ready or in flight) from the moment its publish
+    reaches the broker until the broker takes an ack of its current delivery, or parks
+    it (its dead-lettered row). From the messages alone: A(t) publishes in, D(t) acks
+    taken and dead letters out, N(t) = A(t) - D(t); at every sample N(t) must be the
+    queue's depth + in_flight, A(t) its `enqueued`, D(t) its `acked` + `dead_lettered`;
+    and over [0, T], L = (1/T) * integral of N equals lambda * W, with lambda = A(T) / T
+    and W the mean time in the queue counted up to T (a message still queued at T
+    counts its time until T).
+
+    An ack is taken when it reaches the broker while its delivery is still the current
+    one (no newer delivery sent, its visibility timeout not run out) and none before it
+    was. Judged where the messages say all that: request queues of plain (not topic,
+    not FIFO) SQS, RabbitMQ and Redis Streams channels (Pub/Sub extends its leases)
+    whose every message was stored once (a re-sent or duplicated publish stores a second
+    copy under the same msg_id), in runs with no pause or partition and no crash of the
+    broker (or of a RabbitMQ consumer): those make acks stale in ways the trace does not
+    show (a connection declared lost, a broker's requeue on restart).
+    """
+    scenario = run.scenario
+    if any(f.kind in ("pause", "partition") for f in scenario.faults):
+        return []
+    crashed = {a for f in scenario.faults if f.kind == "crash" for a in f.targets}
+    queues = run.queues
+    m = run.messages
+    spans = run.spans.set_index("span_id")
+    problems: list[str] = []
+    judged: set[str] = set()
+    for channel in scenario.channels:
+        if channel.protocol != "queue":
+            continue
+        settings = scenario.queue_settings(channel)
+        name = settings.requests_of(channel.dst)
+        if name in judged or settings.topic is not None or settings.fifo:
+            continue
+        if settings.flavour not in ("sqs", "rabbitmq", "redis-streams"):
+            continue
+        if settings.broker in crashed or (
+            settings.flavour == "rabbitmq" and channel.dst in crashed
+        ):
+            continue
+        samples = queues[queues["queue"] == name]
+        if samples.empty:
+            continue
+        judged.add(name)
+        producers = {
+            c.src
+            for c in scenario.channels
+            if c.protocol == "queue" and scenario.queue_settings(c).requests_of(c.dst) == name
+        }
+        problems += _queue_flow(run, m, spans, name, producers, channel.dst, settings, samples)
+    return problems[:3]
+
+
+def _queue_flow(
+    run: Any,
+    m: pd.DataFrame,
+    spans: pd.DataFrame,
+    name: str,
+    producers: set[str],
+    consumer: str,
+    settings: Any,
+    samples: pd.DataFrame,
+) -> list[str]:
+    """`broker_littles_law` on queue `name`, consumed by `consumer`."""
+    broker = settings.broker
+    publishes = m[(m["kind"] == "publish") & (m["dst"] == broker) & m["src"].isin(producers)]
+    publishes = publishes[publishes["outcome"] == "delivered"]
+    peer = publishes["span_id"].map(spans["peer"])
+    kind = publishes["span_id"].map(spans["kind"])
+    publishes = publishes[(kind == "producer") & (peer == consumer)]
+    if publishes["msg_id"].duplicated().any():
+        return []  # two copies under one msg_id: whose ack is whose is not in the trace
+    ids = set(publishes["msg_id"])
+    arrivals = np.sort(publishes["delivered_at"].to_numpy(dtype=float))
+    copies = m[(m["kind"] == "deliver") & (m["dst"] == consumer) & m["msg_id"].isin(ids)]
+    parked = copies[copies["outcome"] == "dead_lettered"]["ended_at"].to_numpy(float)
+    # The broker's deliveries (a network duplicate is another copy of one, same tag).
+    deliveries = copies[~copies["duplicate"]]
+    acks = m[
+        (m["kind"] == "ack")
+        & (m["src"] == consumer)
+        & (m["dst"] == broker)
+        & (m["outcome"] == "delivered")
+        & m["causation_id"].isin(ids)
+    ]
+    taken = _acks_taken(acks, deliveries, settings.visibility_timeout)
+    departures = np.sort(np.concatenate([taken, parked]))
+    times = samples["time"].to_numpy(dtype=float)
+    edges = np.concatenate([arrivals, departures])
+    clean = clean_times(pd.DataFrame({"start": edges, "end": edges}), times)
+    came = np.searchsorted(arrivals, times, side="right")
+    went = np.searchsorted(departures, times, side="right")
+    problems: list[str] = []
+    for t, a, d, row in zip(
+        times[clean], came[clean], went[clean], samples[clean].itertuples(index=False), strict=True
+    ):
+        held = row.depth + row.in_flight
+        if (a, d, a - d) != (row.enqueued, row.acked + row.dead_lettered, held):
+            problems.append(
+                f"{name} at {t:g}: the messages say {a} in, {d} out, {a - d} held; the broker"
+                f" {row.enqueued} in, {row.acked + row.dead_lettered} out, {held} held"
+            )
+            break
+    # Little's law over [0, T]: the integral of N against lambda * W, W counted up to T.
+    if departures.size > arrivals.size:
+        return [*problems, f"{name}: {departures.size} left, only {arrivals.size} came in"]
+    if problems or not arrivals.size:
+        return problems
+    horizon = run.duration
+    jobs = pd.DataFrame({"start": arrivals, "end": _fifo_ends(arrivals, departures, horizon)})
+    big_l = integral(jobs, horizon) / horizon
+    lam = arrivals.size / horizon
+    sojourn = float((jobs["end"] - jobs["start"]).mean())
+    if not math.isclose(big_l, lam * sojourn, rel_tol=1e-9, abs_tol=1e-9):
+        problems.append(f"{name}: L = {big_l:.9g} but lambda * W = {lam * sojourn:.9g}")
+    return problems
+
+
+def _fifo_ends(arrivals: np.ndarray, departures: np.ndarray, horizon: float) -> np.ndarray:
+    """Each arrival's departure paired in order (any pairing gives the same integral),
+    `horizon` for those still inside at the end."""
+    ends = np.full(arrivals.size, horizon)
+    ends[: departures.size] = np.minimum(departures, horizon)
+    return np.maximum(ends, arrivals)
+
+
+def _acks_taken(acks: pd.DataFrame, deliveries: pd.DataFrame, visibility: float) -> np.ndarray:
+    """When the broker took each ack it took (see `broker_littles_law`)."""
+    taken: list[float] = []
+    by_msg = {k: g.sort_values("sent_at") for k, g in deliveries.groupby("msg_id")}
+    for msg_id, mine in acks.sort_values("delivered_at").groupby("causation_id", sort=False):
+        sent = by_msg.get(msg_id)
+        if sent is None:
+            continue
+        done = False  # an ack taken: the message has left
+        for ack in mine.itertuples(index=False):
+            at = ack.delivered_at
+            before = sent[sent["sent_at"] <= at + EPS]
+            if before.empty or done:
+                continue
+            current = before.iloc[-1]
+            if int(current["attempt"]) != ack.attempt:
+                continue  # of an earlier delivery, redelivered since
+            if at > current["sent_at"] + visibility + EPS:
+                continue  # its visibility timeout ran out first: it was requeued
+            done = True
+            taken.append(float(at))
+    return np.array(taken, dtype=float)
+
+
 def breakers_agree(run: Any) -> list[str]:
     """Breakers whose decisions or transitions differ from the reference's
     (tests/breaker_reference.py) replaying the same calls.
@@ -518,9 +677,10 @@ CHECKS = {
     "breakers_agree": breakers_agree,
     "cancelled_waits": cancelled_waits,
     "budgets_after_restart": budgets_after_restart,
+    "broker_littles_law": broker_littles_law,
 }
 # The checks that also hold on every built-in scenario (tests/test_accounting.py).
-BUILTIN_CHECKS = ("cancelled_waits", "budgets_after_restart")
+BUILTIN_CHECKS = ("cancelled_waits", "budgets_after_restart", "broker_littles_law")
 
 
 def flow_violations(run: Any) -> dict[str, list[str]]:
