@@ -69,6 +69,12 @@ class Job:
         """Time spent queued before a worker took it."""
         return self.started - self.arrived
 
+    def waited(self, now: float) -> float:
+        """Its wait when it ends at `now`, taken or not: one cancelled (or lost) before a
+        worker took it waited all its life."""
+        started = self.started
+        return now - self.arrived if started != started else started - self.arrived
+
 
 class WorkerPool:
     """N workers serving queued jobs in arrival order (or `order`); `begin` is called as

@@ -281,7 +281,7 @@ def validate(data: Any, label: str) -> Scenario:
     early = sizing.raw_problems(data)
     if early:
         raise ScenarioError([_line(label, where, what) for where, what in early])
-    problems: list[tuple[str, str]] = non_finite(data) + _bools_for_numbers(data)
+    problems: list[tuple[str, str]] = non_finite(data) + _not_numbers(data)
     said = set(problems)  # a set beside the list: a file may have thousands of problems
     scenario = None
     try:
@@ -295,9 +295,11 @@ def validate(data: Any, label: str) -> Scenario:
                 problems.append(problem)
                 said.add(problem)
     if scenario is not None:
-        # Strings pydantic read as numbers ("inf", "nan") are only infinite once read.
+        # Strings pydantic read as numbers ("inf", "nan") are only infinite once read
+        # (each is said once already: a string where a number belongs).
+        where_said = {where for where, _ in problems}
         for problem in non_finite(scenario.model_dump(mode="python", by_alias=True)):
-            if problem not in said:
+            if problem not in said and problem[0] not in where_said:
                 problems.append(problem)
                 said.add(problem)
     for problem in _reference_errors(data, refused=scenario is None):
@@ -393,11 +395,14 @@ def non_finite(data: Any, where: str = "") -> list[tuple[str, str]]:
     return found
 
 
-def _bools_for_numbers(data: Any) -> list[tuple[str, str]]:
-    """Every true or false where the format wants a number, as (path, problem).
+def _not_numbers(data: Any) -> list[tuple[str, str]]:
+    """Every true, false or string where the format wants a number, as (path, problem).
 
-    Pydantic reads `true` as 1 for a number (`seed: true` would run with seed 1); a
-    scenario author who wrote it meant something else, so it is refused.
+    Pydantic reads `true` as 1 for a number (`seed: true` would run with seed 1), and a
+    string of digits as its number (`timeout: "5"`). The format's times and counts are
+    numbers (DESIGN.md: all times are simulated seconds, floats); an author who quoted
+    one may have meant something else, so it is refused rather than read. (A string
+    that is no number at all, "5s", gets pydantic's own sentence.)
     """
     found: list[tuple[str, str]] = []
     stack: list[tuple[list[Any], Any]] = [([], data)]
@@ -407,13 +412,27 @@ def _bools_for_numbers(data: Any) -> list[tuple[str, str]]:
             stack.extend(([*loc, key], value) for key, value in node.items())
         elif isinstance(node, list):
             stack.extend(([*loc, i], value) for i, value in enumerate(node))
-        elif isinstance(node, bool):
+        elif isinstance(node, bool) or (isinstance(node, str) and _reads_as_number(node)):
             types = {leaf.get("type") for n in _schema_at(loc, data) for leaf in _leaves(n)}
             if types and types <= {"number", "integer", "null"} and types - {"null"}:
                 kind = "a number" if "number" in types else "a whole number"
                 where = ".".join(str(part) for part in loc)
-                found.append((where, f"must be {kind}, got {_show(node)}"))
+                if isinstance(node, bool):
+                    found.append((where, f"must be {kind}, got {_show(node)}"))
+                else:
+                    found.append(
+                        (where, f"must be {kind}, got the string {_show(node)} (write it unquoted)")
+                    )
     return found
+
+
+def _reads_as_number(text: str) -> bool:
+    """Whether pydantic would read `text` as a number ("5", " 1e3", "inf")."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _file_order(data: dict[str, Any]) -> Any:

@@ -126,6 +126,8 @@ class World:
         wall = time.perf_counter() - started
         manifest = manifest_for(self.scenario, wall)
         manifest["kernel"] = "fast" if kernel.fast(self.env) else "plain"
+        # A broker's verdict on a copy still on the wire is given now.
+        self.recorder.settle_verdicts()
         if isinstance(self.recorder, SpillingRecorder):
             return self.recorder.finish(manifest)
         return Run(self.recorder.tables(), manifest)

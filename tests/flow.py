@@ -1,5 +1,10 @@
 """Flow invariants of a run's trace: Little's law, conservation, retries, deadlines.
 
+Little's law is checked on the worker pools (`littles_law`) and on the broker queues
+(`broker_littles_law`, from the messages alone); `cancelled_waits` and
+`budgets_after_restart` check a cancelled request's wait and a restarted caller's retry
+budget and throttle.
+
 Each function returns a list of sentences, one per violation (empty when it holds), so
 the generated-scenario oracle (tests/test_properties.py) can show what broke.
 
@@ -290,6 +295,304 @@ def http_pool_size(run: Any, agent: str, peer: str) -> int:
     return 100
 
 
+def cancelled_waits(run: Any) -> list[str]:
+    """Cancelled requests whose `wait` is not the time they waited before a worker took
+    them: a number from 0 to the span's length (all of it when cancelled while queued),
+    whatever the protocol (HTTP, MCP, A2A, a queue's consumer)."""
+    s = run.spans
+    cancelled = s[(s["outcome"] == "cancelled") & (s["kind"] == "server")]
+    life = cancelled["end"] - cancelled["start"]
+    bad = cancelled[~((cancelled["wait"] >= 0) & (cancelled["wait"] <= life + SLACK))]
+    return [
+        f"{r.agent}: {r.span_id} ({r.protocol} {r.name}) cancelled after {r.end - r.start:.6f} s"
+        f" records a wait of {r.wait}"
+        for r in bad.head(3).itertuples(index=False)
+    ]
+
+
+def budgets_after_restart(run: Any) -> list[str]:
+    """Retry budgets and adaptive throttles that refused after a caller's restart sooner
+    than a fresh one could have.
+
+    Both live in the caller's process (Finagle's RetryBudget, the AWS SDKs' retry quota,
+    gRPC's retry throttling, the SRE book's client-side throttle): a crash loses them and
+    the restarted process starts with a full budget and an empty history, as its breaker
+    does. So, counting only what happened since the restart, a refusal needs:
+
+    - token bucket: the retries granted since, at their costs, to have spent more than
+      `capacity` less the refused retry's cost;
+    - gRPC throttle: at least `max_tokens / 2` failed attempts since;
+    - ratio budget: at least `min_retries_per_second * ttl` retries granted since;
+    - adaptive throttle: more attempts asked since than K times the ones accepted (ok)
+      within its window.
+
+    The counts are upper bounds where that makes the test a necessary condition (a
+    failed attempt whose request went on counts as a granted retry).
+    """
+    s = run.spans
+    problems: list[str] = []
+    for channel in run.scenario.channels:
+        budget, throttle = channel.budget, channel.throttle
+        if budget is None and throttle is None:
+            continue
+        restarts = sorted(
+            (end, start)
+            for agent, start, end in _crashes(run)
+            if agent == channel.src and end < run.duration
+        )
+        if not restarts:
+            continue
+        calls = s[(s["agent"] == channel.src) & (s["peer"] == channel.dst)]
+        calls = calls[calls["kind"] == "client"]
+        attempts = calls[calls["parent_id"].isin(calls["span_id"])]
+        requests = calls[~calls["span_id"].isin(attempts["span_id"])]
+        downs = sorted(start for agent, start, _ in _crashes(run) if agent == channel.src)
+        for up, _ in restarts:
+            until = next((d for d in downs if d > up + EPS), math.inf)
+            mine = requests[(requests["start"] >= up - EPS) & (requests["start"] < until)]
+            tried = attempts[attempts["parent_id"].isin(mine["span_id"])]
+            if budget is not None:
+                problems += _budget_refusals(channel, budget, mine, tried, up)
+            if throttle is not None:
+                problems += _throttle_refusals(channel, throttle, mine, tried, up)
+    return problems[:3]
+
+
+def _crashes(run: Any) -> list[tuple[str, float, float]]:
+    """(agent, down at, up again at) of every crash; up is inf without a restart."""
+    found = []
+    for fault in run.scenario.faults:
+        if fault.kind == "crash":
+            end = math.inf if fault.end is None else fault.end
+            found += [(agent, fault.start, end) for agent in fault.targets]
+    return found
+
+
+def _granted(requests: pd.DataFrame, attempts: pd.DataFrame) -> pd.DataFrame:
+    """The failed attempts after which a retry was (or may have been) granted, with
+    `at`, when: those followed by another attempt, or whose request went on after them
+    or ended with no time left to retry (granted, then given up)."""
+    failed = attempts[attempts["outcome"] != "ok"].copy()
+    if failed.empty:
+        return failed.assign(at=[])
+    by_request = requests.set_index("span_id")
+    last = attempts.groupby("parent_id")["start"].max()
+    end = failed["parent_id"].map(by_request["end"]).astype("float64").fillna(math.inf)
+    error = failed["parent_id"].map(by_request["error"]).fillna("")
+    followed = failed["start"] < failed["parent_id"].map(last) - EPS
+    went_on = end > failed["end"] + EPS
+    no_time = error.str.endswith("no time left to retry")
+    return failed[followed | went_on | no_time].assign(at=failed["end"])
+
+
+def _budget_refusals(
+    channel: Any, budget: Any, requests: pd.DataFrame, attempts: pd.DataFrame, up: float
+) -> list[str]:
+    refused = requests[requests["error"].str.contains("retry refused: ", regex=False)]
+    if refused.empty:
+        return []
+    first = refused.sort_values("end").iloc[0]
+    t = float(first["end"])
+    granted = _granted(requests, attempts)
+    granted = granted[granted["at"] <= t + EPS]
+    name = f"{channel.src} -> {channel.dst}"
+    told = f"{name}: retry refused at {t:.6f}, {t - up:.6f} s after its restart"
+    if budget.kind == "token_bucket":
+        costs = np.where(granted["outcome"] == "timeout", budget.timeout_cost, budget.retry_cost)
+        spent = int(costs.sum())
+        own = attempts[attempts["parent_id"] == first["span_id"]]
+        timed_out = not own.empty and own.sort_values("start").iloc[-1]["outcome"] == "timeout"
+        need = budget.timeout_cost if timed_out else budget.retry_cost
+        if spent <= budget.capacity - need:
+            return [f"{told}: a fresh bucket of {budget.capacity} held {need} after {spent} spent"]
+    elif budget.kind == "grpc":
+        failures = int(((attempts["outcome"] != "ok") & (attempts["end"] <= t + EPS)).sum())
+        if failures < budget.max_tokens / 2:
+            return [f"{told}: a fresh gRPC throttle needs {budget.max_tokens / 2:g} failures,"
+                    f" there were {failures}"]  # fmt: skip
+    else:
+        floor = budget.min_retries_per_second * budget.ttl
+        if (budget.ratio > 0 or floor > 0) and len(granted) < floor:
+            return [f"{told}: a fresh ratio budget allows {floor} retries, {len(granted)} made"]
+    return []
+
+
+def _throttle_refusals(
+    channel: Any, throttle: Any, requests: pd.DataFrame, attempts: pd.DataFrame, up: float
+) -> list[str]:
+    # What the throttle was asked about: each attempt of a retrying request, each call
+    # that is its own attempt, each request refused whole.
+    leaves = pd.concat([attempts, requests[~requests["span_id"].isin(attempts["parent_id"])]])
+    throttled = requests[requests["error"].str.startswith("throttled locally")]
+    for row in throttled.sort_values("end").itertuples(index=False):
+        t = float(row.end)
+        asked = int((leaves["start"] < t + EPS).sum()) - int(row.span_id in set(leaves["span_id"]))
+        since = max(up, t - throttle.window + throttle.window / throttle.slices)
+        accepted = leaves[
+            (leaves["outcome"] == "ok") & (leaves["end"] >= since) & (leaves["end"] < t - EPS)
+        ]
+        if asked <= throttle.k * len(accepted):
+            return [
+                f"{channel.src} -> {channel.dst}: throttled at {t:.6f}, {t - up:.6f} s after its"
+                f" restart, with {asked} attempts asked since and {len(accepted)} accepted"
+            ]
+    return []
+
+
+def broker_littles_law(run: Any) -> list[str]:
+    """Little's law on each broker request queue, from the messages, against the
+    broker's own samples.
+
+    A stored message is in its queue (ready or in flight) from the moment its publish
+    reaches the broker until the broker takes an ack of its current delivery, or parks
+    it (its dead-lettered row). From the messages alone: A(t) publishes in, D(t) acks
+    taken and dead letters out, N(t) = A(t) - D(t); at every sample N(t) must be the
+    queue's depth + in_flight, A(t) its `enqueued`, D(t) its `acked` + `dead_lettered`;
+    and over [0, T], L = (1/T) * integral of N equals lambda * W, with lambda = A(T) / T
+    and W the mean time in the queue counted up to T (a message still queued at T
+    counts its time until T).
+
+    An ack is taken when it reaches the broker while its delivery is still the current
+    one (no newer delivery sent, its visibility timeout not run out) and none before it
+    was. Judged where the messages say all that: request queues of plain (not topic,
+    not FIFO) SQS, RabbitMQ and Redis Streams channels (Pub/Sub extends its leases)
+    whose every message was stored once (a re-sent or duplicated publish stores a second
+    copy under the same msg_id), in runs with no pause or partition and no crash of the
+    broker (or of a RabbitMQ consumer): those make acks stale in ways the trace does not
+    show (a connection declared lost, a broker's requeue on restart).
+    """
+    scenario = run.scenario
+    if any(f.kind in ("pause", "partition") for f in scenario.faults):
+        return []
+    crashed = {a for f in scenario.faults if f.kind == "crash" for a in f.targets}
+    queues = run.queues
+    m = run.messages
+    spans = run.spans.set_index("span_id")
+    problems: list[str] = []
+    judged: set[str] = set()
+    for channel in scenario.channels:
+        if channel.protocol != "queue":
+            continue
+        settings = scenario.queue_settings(channel)
+        name = settings.requests_of(channel.dst)
+        if name in judged or settings.topic is not None or settings.fifo:
+            continue
+        if settings.flavour not in ("sqs", "rabbitmq", "redis-streams"):
+            continue
+        if settings.broker in crashed or (
+            settings.flavour == "rabbitmq" and channel.dst in crashed
+        ):
+            continue
+        samples = queues[queues["queue"] == name]
+        if samples.empty:
+            continue
+        judged.add(name)
+        producers = {
+            c.src
+            for c in scenario.channels
+            if c.protocol == "queue" and scenario.queue_settings(c).requests_of(c.dst) == name
+        }
+        problems += _queue_flow(run, m, spans, name, producers, channel.dst, settings, samples)
+    return problems[:3]
+
+
+def _queue_flow(
+    run: Any,
+    m: pd.DataFrame,
+    spans: pd.DataFrame,
+    name: str,
+    producers: set[str],
+    consumer: str,
+    settings: Any,
+    samples: pd.DataFrame,
+) -> list[str]:
+    """`broker_littles_law` on queue `name`, consumed by `consumer`."""
+    broker = settings.broker
+    publishes = m[(m["kind"] == "publish") & (m["dst"] == broker) & m["src"].isin(producers)]
+    publishes = publishes[publishes["outcome"] == "delivered"]
+    peer = publishes["span_id"].map(spans["peer"])
+    kind = publishes["span_id"].map(spans["kind"])
+    publishes = publishes[(kind == "producer") & (peer == consumer)]
+    if publishes["msg_id"].duplicated().any():
+        return []  # two copies under one msg_id: whose ack is whose is not in the trace
+    ids = set(publishes["msg_id"])
+    arrivals = np.sort(publishes["delivered_at"].to_numpy(dtype=float))
+    copies = m[(m["kind"] == "deliver") & (m["dst"] == consumer) & m["msg_id"].isin(ids)]
+    parked = copies[copies["outcome"] == "dead_lettered"]["ended_at"].to_numpy(float)
+    # The broker's deliveries (a network duplicate is another copy of one, same tag).
+    deliveries = copies[~copies["duplicate"]]
+    acks = m[
+        (m["kind"] == "ack")
+        & (m["src"] == consumer)
+        & (m["dst"] == broker)
+        & (m["outcome"] == "delivered")
+        & m["causation_id"].isin(ids)
+    ]
+    taken = _acks_taken(acks, deliveries, settings.visibility_timeout)
+    departures = np.sort(np.concatenate([taken, parked]))
+    times = samples["time"].to_numpy(dtype=float)
+    edges = np.concatenate([arrivals, departures])
+    clean = clean_times(pd.DataFrame({"start": edges, "end": edges}), times)
+    came = np.searchsorted(arrivals, times, side="right")
+    went = np.searchsorted(departures, times, side="right")
+    problems: list[str] = []
+    for t, a, d, row in zip(
+        times[clean], came[clean], went[clean], samples[clean].itertuples(index=False), strict=True
+    ):
+        held = row.depth + row.in_flight
+        if (a, d, a - d) != (row.enqueued, row.acked + row.dead_lettered, held):
+            problems.append(
+                f"{name} at {t:g}: the messages say {a} in, {d} out, {a - d} held; the broker"
+                f" {row.enqueued} in, {row.acked + row.dead_lettered} out, {held} held"
+            )
+            break
+    # Little's law over [0, T]: the integral of N against lambda * W, W counted up to T.
+    if departures.size > arrivals.size:
+        return [*problems, f"{name}: {departures.size} left, only {arrivals.size} came in"]
+    if problems or not arrivals.size:
+        return problems
+    horizon = run.duration
+    jobs = pd.DataFrame({"start": arrivals, "end": _fifo_ends(arrivals, departures, horizon)})
+    big_l = integral(jobs, horizon) / horizon
+    lam = arrivals.size / horizon
+    sojourn = float((jobs["end"] - jobs["start"]).mean())
+    if not math.isclose(big_l, lam * sojourn, rel_tol=1e-9, abs_tol=1e-9):
+        problems.append(f"{name}: L = {big_l:.9g} but lambda * W = {lam * sojourn:.9g}")
+    return problems
+
+
+def _fifo_ends(arrivals: np.ndarray, departures: np.ndarray, horizon: float) -> np.ndarray:
+    """Each arrival's departure paired in order (any pairing gives the same integral),
+    `horizon` for those still inside at the end."""
+    ends = np.full(arrivals.size, horizon)
+    ends[: departures.size] = np.minimum(departures, horizon)
+    return np.maximum(ends, arrivals)
+
+
+def _acks_taken(acks: pd.DataFrame, deliveries: pd.DataFrame, visibility: float) -> np.ndarray:
+    """When the broker took each ack it took (see `broker_littles_law`)."""
+    taken: list[float] = []
+    by_msg = {k: g.sort_values("sent_at") for k, g in deliveries.groupby("msg_id")}
+    for msg_id, mine in acks.sort_values("delivered_at").groupby("causation_id", sort=False):
+        sent = by_msg.get(msg_id)
+        if sent is None:
+            continue
+        done = False  # an ack taken: the message has left
+        for ack in mine.itertuples(index=False):
+            at = ack.delivered_at
+            before = sent[sent["sent_at"] <= at + EPS]
+            if before.empty or done:
+                continue
+            current = before.iloc[-1]
+            if int(current["attempt"]) != ack.attempt:
+                continue  # of an earlier delivery, redelivered since
+            if at > current["sent_at"] + visibility + EPS:
+                continue  # its visibility timeout ran out first: it was requeued
+            done = True
+            taken.append(float(at))
+    return np.array(taken, dtype=float)
+
+
 def breakers_agree(run: Any) -> list[str]:
     """Breakers whose decisions or transitions differ from the reference's
     (tests/breaker_reference.py) replaying the same calls.
@@ -372,7 +675,12 @@ CHECKS = {
     "work_past_cancel": work_past_cancel,
     "pool_waits_below_its_size": pool_waits_below_its_size,
     "breakers_agree": breakers_agree,
+    "cancelled_waits": cancelled_waits,
+    "budgets_after_restart": budgets_after_restart,
+    "broker_littles_law": broker_littles_law,
 }
+# The checks that also hold on every built-in scenario (tests/test_accounting.py).
+BUILTIN_CHECKS = ("cancelled_waits", "budgets_after_restart", "broker_littles_law")
 
 
 def flow_violations(run: Any) -> dict[str, list[str]]:

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sim
+from tests import flow
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
@@ -171,6 +172,8 @@ def test_builtin_scenario_accounts_for_every_message(path: Path) -> None:
     run = sim.run(path)
     assert len(run.messages) > 0
     check_accounting(run)
+    found = {name: flow.CHECKS[name](run) for name in flow.BUILTIN_CHECKS}
+    assert not any(found.values()), found
 
 
 def test_there_are_builtin_scenarios() -> None:

@@ -7,6 +7,7 @@ import random
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+import sim
 from protocols.resilience import (
     AdaptiveThrottle,
     AdaptiveThrottleSettings,
@@ -20,6 +21,7 @@ from protocols.resilience import (
     backend_accepted,
     make_budget,
 )
+from tests import flow
 
 
 def all_failing(budget, requests: int, rate: float, retries_each: int = 2) -> int:
@@ -264,3 +266,67 @@ def test_budget_settings_choose_the_budget_by_kind():
         adapter.validate_python({"kind": "leaky"})
     with pytest.raises(ValidationError):
         adapter.validate_python({"kind": "token_bucket", "cost": 5})
+
+
+def drained_then_restarted(policy: dict) -> dict:
+    """A client whose every call fails (503, retried) for 40 s, so its retry budget or
+    throttle is spent within 10 s; the client crashes at 10 s and restarts at 12 s."""
+    channel = {
+        "from": "c", "to": "s", "protocol": "http", "timeout": 2,
+        "retry": {"max_attempts": 3, "backoff": "constant", "base": 0.1, "jitter": "none"},
+        "http": {"idempotency_key": True}, **policy,
+    }  # fmt: skip
+    return {
+        "name": "budget-across-restart",
+        "seed": 1,
+        "duration": 40,
+        "agents": [
+            {"id": "c", "role": "client"},
+            {
+                "id": "s",
+                "role": "service",
+                "workers": 4,
+                "service_time": {"dist": "constant", "value": 0.01},
+            },
+        ],
+        "channels": [channel],
+        "network": {"default": {"latency": {"dist": "constant", "value": 0.005}}},
+        "workload": [{"from": "c", "to": "s", "arrivals": {"kind": "constant", "rate": 5}}],
+        "faults": [
+            {
+                "kind": "error",
+                "targets": ["s"],
+                "fraction": 1.0,
+                "status": 503,
+                "start": 0,
+                "end": 40,
+            },
+            {"kind": "crash", "targets": ["c"], "start": 10, "end": 12},
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"budget": {"kind": "token_bucket", "capacity": 50}},
+        {"budget": {"kind": "grpc"}},
+        {"throttle": {"k": 2.0}},
+    ],
+    ids=["token_bucket", "grpc", "adaptive_throttle"],
+)
+def test_a_restarted_caller_starts_with_a_fresh_budget_and_throttle(policy: dict) -> None:
+    # They live in the caller's process, as its breaker does: a crash loses them. They
+    # were kept, so the first call after the restart found the bucket empty ("0 of 50
+    # tokens left"), the gRPC tokens at 0, the throttle's 60 refusals still counted.
+    run = sim.run(drained_then_restarted(policy))
+    s = run.spans
+    requests = s[(s["agent"] == "c") & (s["parent_id"] == "")].sort_values("start")
+    before = requests[requests["start"] < 10]
+    first = requests[requests["start"] >= 12].iloc[0]
+    # Spent before the crash...
+    assert before["error"].str.contains("retry refused|throttled locally").any()
+    # ...fresh after it: the first call is let through (and, with a budget, retried).
+    assert first["attempts"] >= (1 if "throttle" in policy else 2), first["error"]
+    assert "retry refused" not in first["error"] and first["outcome"] != "rejected"
+    assert flow.budgets_after_restart(run) == []

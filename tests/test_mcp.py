@@ -136,6 +136,24 @@ def test_2025_a_timeout_sends_notifications_cancelled_which_stops_the_work() -> 
     assert w.spans("server").outcome.tolist() == ["cancelled"]
 
 
+def test_a_call_cancelled_while_queued_waited_until_its_cancel() -> None:
+    # Five calls on four workers: the fifth queues until its client gives up at 10 s and
+    # cancels it. Was a NaN wait (its start minus its arrival, never started); HTTP
+    # records the time it waited, and so does MCP now.
+    w = World(work=100.0)
+    for at in (1.0, 1.0, 1.0, 1.0):
+        w.call_at(at, timeout=30.0)
+    w.call_at(1.5, timeout=10.0)
+    w.h.run(200)
+    servers = w.spans("server")
+    assert servers.outcome.tolist() == ["cancelled"] * 5
+    assert servers["wait"].notna().all()
+    queued = servers[servers["start"] == servers["start"].max()].iloc[0]
+    assert queued["end"] == pytest.approx(11.51)
+    assert queued["wait"] == pytest.approx(queued["end"] - queued["start"])
+    assert (servers.loc[servers.index != queued.name, "wait"] == 0.0).all()
+
+
 def test_2026_has_no_initialize_and_no_session() -> None:
     w = World(revision="2026-07-28")
     w.call_at(0)

@@ -4,9 +4,11 @@ The oracle is the project's own checks (`sim.checks.violations`) plus accounting
 trace contract's invariants (`tests.test_accounting.check_accounting`), every call with a
 deadline ends by it, nothing is sent by or delivered to a crashed agent, each broker's
 own counts agree with themselves and with the trace, and the flow checks of
-tests/flow.py: Little's law with each worker pool's gauges matching its spans, pool
-conservation, retries within max_attempts, nothing sent past its call's deadline, no
-handler outliving its cancel, no call waiting for a connection below its pool's size.
+tests/flow.py: Little's law with each worker pool's gauges matching its spans, and on
+each broker queue from its messages, pool conservation, retries within max_attempts,
+nothing sent past its call's deadline, no handler outliving its cancel, no call waiting
+for a connection below its pool's size, a cancelled request's wait, a restarted caller's
+fresh retry budget and throttle.
 
 `make test` runs a bounded number of examples; `make fuzz` runs many more
 (`SWITCHBOARD_FUZZ_EXAMPLES`, default 2,000) with a random seed each time, and prints a

@@ -3,8 +3,9 @@
 A row's outcome is set when its copy ends (delivered, dropped, ...); the one change
 allowed after that is a receiver's verdict on a delivered copy (rejected, dead-lettered,
 expired), and nothing changes a verdict. `mark_last` (the broker's dead letters) gives
-the verdict to the last delivered copy, never to one still on the wire; when none of the
-broker's deliveries arrived, to the last of them.
+the verdict to the last delivered copy; when the delivery the broker gave up on is still
+on the wire, to that copy when it arrives or is lost (or at the run's end); when none of
+the broker's deliveries arrived, to the last of them.
 """
 
 from __future__ import annotations
@@ -252,3 +253,89 @@ def test_a_message_column_of_fields_keeps_each_message_in_its_row() -> None:
     assert messages["duplicate"].tolist() == [m.duplicate for m in sent]
     assert messages["size_bytes"].tolist() == [100, 101, 102, 103, 104]
     assert messages["span_id"].tolist() == ["", "", "0000000000000001", "", ""]
+
+
+def test_a_dead_letter_of_a_delivery_still_on_the_wire_waits_for_that_copy():
+    rec = Recorder()
+    # Three messages, each delivered once and parked (limit 1) while its copy travels.
+    arrives, lost, stays = (rec.message_sent(message(m), 0.0) for m in ("m1", "m2", "m3"))
+    for msg_id, seq in (("m1", arrives), ("m2", lost), ("m3", stays)):
+        assert rec.mark_last(msg_id, "dead_lettered", 0.5, "limit 1 reached", 1, seq)
+    # The DLQ's own delivery of m1 (attempt 1 afresh) is not the parked copy.
+    dlq = rec.message_sent(message("m1"), 0.5)
+    rec.message_delivered(arrives, 0.7)
+    rec.message_ended(lost, "unavailable", 0.8, "api is down")
+    rec.message_delivered(dlq, 0.9)
+    # A receiver's verdict on the parked copy after it arrived changes nothing.
+    rec.message_ended(arrives, "rejected", 1.0, "unreadable")
+    rec.settle_verdicts()  # the run's end
+    m = rec.tables()["messages"]
+    assert m["outcome"].tolist() == ["dead_lettered"] * 3 + ["delivered"]
+    # Each ends when the broker gave up on it; its arrival or loss is kept.
+    assert m["ended_at"].tolist()[:3] == [0.5, 0.5, 0.5]
+    assert m["delivered_at"].iloc[0] == 0.7 and m["delivered_at"].iloc[1:3].isna().all()
+    assert m["reason"].tolist()[:3] == [
+        "limit 1 reached; this delivery arrived at 0.700000 s, after that",
+        "limit 1 reached; this delivery never arrived (unavailable: api is down)",
+        "limit 1 reached; this delivery was still on the wire at the run's end",
+    ]
+
+
+def on_the_wire(flavour: str, visibility: float, latency: float) -> dict[str, Any]:
+    """A scenario whose broker parks messages whose delivery copy has not arrived yet.
+
+    With RabbitMQ the consumer is down: the first refused delivery that comes back
+    loses its connection, and every unacked delivery (those still travelling too) fails
+    at a delivery limit of 1. With SQS the visibility timeout (`visibility`) is shorter
+    than the way to the consumer (`latency`), so each delivery's last receive runs out
+    while it travels.
+    """
+    crash = [{"kind": "crash", "start": 0.0, "targets": ["api"]}] if flavour == "rabbitmq" else []
+    return {
+        "name": f"{flavour}-parks-a-copy-on-the-wire",
+        "seed": 5,
+        "duration": 6.0,
+        "sample_interval": 0.25,
+        "agents": [
+            {"id": "client", "role": "client"},
+            {"id": "api", "role": "service", "service_time": {"dist": "constant", "value": 0.01}},
+            {"id": "mq", "role": "broker", "queue": {"flavour": flavour}},
+        ],
+        "channels": [
+            {
+                "from": "client",
+                "to": "api",
+                "protocol": "queue",
+                "timeout": None,
+                "queue": {"broker": "mq", "max_deliveries": 1, "visibility_timeout": visibility},
+            },
+        ],
+        "network": {"default": {"latency": {"dist": "constant", "value": latency}}},
+        "workload": [
+            {"from": "client", "to": "api", "arrivals": {"kind": "poisson", "rate": 20.0}}
+        ],
+        "faults": crash,
+    }
+
+
+@pytest.mark.parametrize(
+    ("flavour", "visibility", "latency"), [("rabbitmq", 2.0, 0.03), ("sqs", 0.5, 0.8)]
+)
+def test_every_dead_letter_of_a_copy_still_on_the_wire_is_a_row(flavour, visibility, latency):
+    world = World(loading.validate(on_the_wire(flavour, visibility, latency), "scenario"))
+    run = world.run()
+    broker = world.agents["mq"].broker  # type: ignore[attr-defined]
+    m = run.messages
+    parked = m[m["outcome"] == "dead_lettered"]
+    assert len(broker.dead_letters) >= 2
+    assert len(parked) == len(broker.dead_letters)
+    assert (parked["kind"] == "deliver").all()
+    # The broker's counts at its last sample agree with the rows parked by then.
+    queues = run.queues[~run.queues["queue"].str.endswith(".workers")]
+    last = queues[queues["time"] == queues["time"].max()]
+    by_then = parked[parked["ended_at"] <= last["time"].max()]
+    assert int(last["dead_lettered"].sum()) == len(by_then)
+    # Some were parked while their copy travelled (each delivery takes `latency`).
+    travelling = parked[parked["ended_at"] < parked["sent_at"] + latency - 1e-9]
+    assert not travelling.empty
+    assert travelling["reason"].str.contains("never arrived|arrived at|still on the wire").all()

@@ -651,13 +651,15 @@ def test_every_number_in_a_scenario_is_finite() -> None:
         "endless.yaml: agents.1.service_time.mean: must be a finite number, got nan",
         "endless.yaml: workload.0.arrivals.rate: must be a finite number, got inf",
     ]
-    # A string that only becomes infinite when read as a number.
+    # A string that would only become infinite when read as a number: a string where a
+    # number belongs is refused as such, once.
     text = INFINITE_TEXT.replace(".inf", "'inf'").replace("mean: .nan", "mean: 1")
     with pytest.raises(ScenarioError) as err:
         loading.from_text(text, "endless.yaml")
     assert err.value.lines == [
-        "endless.yaml: duration: must be a finite number, got inf",
-        "endless.yaml: workload.0.arrivals.rate: must be a finite number, got inf",
+        "endless.yaml: duration: must be a number, got the string 'inf' (write it unquoted)",
+        "endless.yaml: workload.0.arrivals.rate: must be a number, got the string 'inf' "
+        "(write it unquoted)",
     ]
 
 

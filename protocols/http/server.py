@@ -135,14 +135,7 @@ class HttpServer:
         job.cancelled = True
         node = self.node
         now = node.env.now
-        # One cancelled before a worker took it waited all its life.
-        node.journal.span_end(
-            job.span,
-            "cancelled",
-            now,
-            why,
-            wait=now - job.arrived if math.isnan(job.started) else job.wait,
-        )
+        node.journal.span_end(job.span, "cancelled", now, why, wait=job.waited(now))
         self.pool.withdraw(job)
         key = job.msg.idempotency_key
         if key:

@@ -382,7 +382,8 @@ class McpServer:
             return
         stream.done = True
         node = self.node
-        node.journal.span_end(job.span, "cancelled", node.env.now, error=why, wait=job.wait)
+        now = node.env.now
+        node.journal.span_end(job.span, "cancelled", now, error=why, wait=job.waited(now))
         job.cancelled = True
         self.pool.withdraw(job)
         if job.on_cancel is not None:

@@ -336,7 +336,7 @@ class Broker:
         queue.in_flight[tag] = m
         sub.unacked[tag] = None
         self._arm(queue, tag, visibility)
-        node.send(
+        m.sent = node.send(
             Message(
                 msg_id=m.msg_id,
                 type=m.type,
@@ -435,6 +435,8 @@ class Broker:
         if m.ordering_key:
             queue.busy_keys.discard(m.ordering_key)  # its key flows again
         deliveries = m.deliveries
+        # The delivery given up on (the DLQ's own delivery of `m`, below, is a new one).
+        delivery = m.sent
         dlq_name = ""
         dead_letter_topic = queue.settings.dead_letter_topic
         if dead_letter_topic is not None and not queue.is_dlq:
@@ -451,7 +453,7 @@ class Broker:
             self._dispatch(dlq)
         record = DeadLetter(
             m.msg_id, queue.name, dlq_name, deliveries, reason, now, m.type, m.producer,
-            m.correlation_id,
+            m.correlation_id, delivery,
         )  # fmt: skip
         self.dead_letters.append(record)
         journal = self.node.journal

@@ -40,6 +40,7 @@ class Stored:
     idempotency_key: str = ""  # the publish's (its msg_id is the key when none)
     ordering_key: str = ""  # its ordering key or FIFO message group ("": unordered)
     topic: str = ""  # the topic it was copied from into a subscription ("": published to a queue)
+    sent: int = -1  # the trace seq of its latest delivery's copy (-1: none, or not traced)
 
 
 @dataclass(slots=True, frozen=True)
@@ -55,6 +56,9 @@ class DeadLetter:
     type: str = ""
     producer: str = ""
     correlation_id: str = ""
+    # The trace seq of the delivery the broker gave up on (-1: none): its copy may still
+    # be on the wire when the broker parks the message.
+    delivery: int = -1
 
 
 @dataclass(slots=True, eq=False)

@@ -82,6 +82,7 @@ class Policies:
         self.dst = dst
         self.rng = rng
         self.retry = RetryPolicy(retry) if retry is not None else None
+        self._budget_settings, self._throttle_settings = budget, throttle
         self.budget: RetryBudget | None = make_budget(budget) if budget is not None else None
         self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None
         self.deadline = deadline or DeadlineSettings()
@@ -98,6 +99,16 @@ class Policies:
             and self.throttle is None
             and not self.deadline.cancel_on_timeout
         )
+
+    def renew(self) -> None:
+        """The caller restarts as a new process: a fresh retry budget (a full bucket, an
+        empty window) and throttle (no history). Both live in the process's memory, as
+        the breaker does (Finagle's RetryBudget, the AWS SDKs' retry quota, gRPC's
+        retry throttling, the SRE book's client-side throttle are per client object)."""
+        if self._budget_settings is not None:
+            self.budget = make_budget(self._budget_settings)
+        if self._throttle_settings is not None:
+            self.throttle = AdaptiveThrottle(self._throttle_settings)
 
     def _transition(
         self,
@@ -423,9 +434,11 @@ class ResilientCaller:
         restarted process has a new one, CLOSED with an empty window. Kept, a breaker
         HALF_OPEN with its probes lost in the crash would never get their permits back
         and refuse every call for ever. A state an operator set (FORCED_OPEN, DISABLED)
-        stays until the operator's window ends.
+        stays until the operator's window ends. Its retry budget and throttle lived
+        there too: new ones (`Policies.renew`).
         """
         abort_all(self)
+        self.policies.renew()
         breaker = self.policies.breaker
         if breaker is not None and breaker.state in (State.CLOSED, State.OPEN, State.HALF_OPEN):
             breaker.reset(self.node.env.now, "the caller crashed: it restarts with a new breaker")

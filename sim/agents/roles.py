@@ -472,5 +472,6 @@ class BrokerAgent(Agent):
         # and the reason says so: nobody can inspect or redrive it.
         reason = letter.reason if letter.dlq else f"{letter.reason}; dropped: no dead-letter queue"
         self.ctx.recorder.mark_last(
-            letter.msg_id, "dead_lettered", self.ctx.env.now, reason, letter.deliveries
-        )
+            letter.msg_id, "dead_lettered", self.ctx.env.now, reason, letter.deliveries,
+            letter.delivery,
+        )  # fmt: skip

@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        _refuse_empty_paths(args)
         _load_plugins(getattr(args, "plugins", []))
         return VERBS[args.verb](args)
     except ScenarioError as exc:
@@ -145,6 +146,21 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+# The options that name a file or directory, by their attribute.
+PATH_OPTIONS = {"out": "--out", "spill": "--spill", "sweep_dir": "--sweep"}
+
+
+def _refuse_empty_paths(args: argparse.Namespace) -> None:
+    """One sentence for an option given an empty path (`--out ""`): read as "not given",
+    it would silently write to the default place (runs/...) instead of where was meant."""
+    for attribute, option in PATH_OPTIONS.items():
+        value = getattr(args, attribute, None)
+        if isinstance(value, str) and not value.strip():
+            raise UserError(
+                f"{option} is empty: give it a path, or leave {option} out to use its default"
+            )
 
 
 def _load_plugins(modules: list[str]) -> None:

@@ -92,6 +92,11 @@ class Recorder(Journal):
         # The subscription whose copy of a msg_id the next dead letter of it is about
         # (`dead_letter_copy`), taken by `mark_last`.
         self._dead_copy: dict[str, str] = {}
+        # Verdicts on copies still on the wire, by seq: (outcome, time, reason). A broker
+        # may give up on a message whose latest delivery has not arrived yet (its
+        # consumer's connection was declared lost, its visibility timeout ran out first);
+        # the copy's row takes the verdict when it arrives or is lost, or at the run's end.
+        self._verdicts: dict[int, tuple[str, float, str]] = {}
         # spans: parent .. deadline wait in `_s_fixed` until a flush (see span_start)
         self._s_fixed: list[tuple[Any, ...]] = []
         self._s_parent = array("q")
@@ -267,6 +272,8 @@ class Recorder(Journal):
         self._m_delivered[seq] = now
         self._m_ended[seq] = now
         self._m_outcome[seq] = "delivered"
+        if self._verdicts:
+            self._verdict_due(seq, now)
 
     def message_ended(self, seq: int, outcome: str, now: float, reason: str = "") -> None:
         """The copy `seq` ended (`dropped`, `partitioned`, `rejected`, ...) at `now`.
@@ -283,19 +290,30 @@ class Recorder(Journal):
         self._m_outcome[seq] = outcome
         if reason:
             self._m_reason[seq] = reason
+        if self._verdicts:
+            self._verdict_due(seq, now)
 
     def mark_last(
-        self, msg_id: str, outcome: str, now: float, reason: str = "", attempt: int = 0
+        self,
+        msg_id: str,
+        outcome: str,
+        now: float,
+        reason: str = "",
+        attempt: int = 0,
+        delivery: int = -1,
     ) -> bool:
         """Give the last delivered copy of `msg_id` a receiver's verdict (a dead letter).
 
-        The copy is the last one that reached its receiver and has no verdict yet: never
-        a copy still on the wire (a network duplicate, or the DLQ's own delivery), whose
-        arrival would overwrite the verdict. With `attempt` (the broker's delivery
-        count), a delivered copy of that attempt comes first; an original before its
-        network duplicate. When no delivery ever arrived (each was lost, or refused by
-        a receiver that was down), the last broker delivery that ended so is marked
-        instead, its reason saying how it ended. Returns whether a copy was marked.
+        The copy is the last one that reached its receiver and has no verdict yet. With
+        `attempt` (the broker's delivery count), a delivered copy of that attempt comes
+        first; an original before its network duplicate. When that attempt's copy is
+        still on the wire (`delivery`, its seq: the broker gave up before it arrived),
+        the verdict waits for it (`_verdicts`): it takes it when it arrives or is lost,
+        or at the run's end, so its own arrival or loss is still recorded. Otherwise
+        any earlier delivered copy is marked. When no delivery ever arrived (each was
+        lost, or refused by a receiver that was down), the last broker delivery that
+        ended so is marked instead, its reason saying how it ended. Returns whether a
+        copy was (or will be) marked.
 
         It scans back from the end: it is for rare events, not the hot path.
         """
@@ -303,6 +321,14 @@ class Recorder(Journal):
         # A topic's copies share the msg_id: only the named subscription's are this one's.
         subscription = self._dead_copy.pop(msg_id, None)
         found = self._last_delivered(msg_id, attempt, subscription) if attempt else -1
+        if (
+            found < 0
+            and 0 <= delivery < len(self._m_outcome)
+            and self._m_outcome[delivery] == "in_flight"
+            and delivery not in self._verdicts
+        ):
+            self._verdicts[delivery] = (outcome, now, reason)
+            return True
         if found < 0:
             found = self._last_delivered(msg_id, 0, subscription)
         if found >= 0:
@@ -322,6 +348,35 @@ class Recorder(Journal):
             f"{reason}; this delivery never arrived ({lost}{': ' + why if why else ''})"
         )
         return True
+
+    def _verdict_due(self, seq: int, now: float) -> None:
+        """Give copy `seq`, which just ended at `now`, the verdict waiting for it, if any.
+
+        Its end is when the verdict was given (the broker gave up then), before it
+        arrived; its reason says how it ended meanwhile.
+        """
+        verdict = self._verdicts.pop(seq, None)
+        if verdict is None:
+            return
+        outcome, at, reason = verdict
+        how = self._m_outcome[seq]
+        if how == "delivered":
+            note = f"this delivery arrived at {now:.6f} s, after that"
+        else:
+            why = self._m_reason.get(seq, "")
+            note = f"this delivery never arrived ({how}{': ' + why if why else ''})"
+        self._m_ended[seq] = at
+        self._m_outcome[seq] = outcome
+        self._m_reason[seq] = f"{reason}; {note}" if reason else note
+
+    def settle_verdicts(self) -> None:
+        """The run ended: each copy a verdict still waits for takes it (still on the wire)."""
+        for seq, (outcome, at, reason) in sorted(self._verdicts.items()):
+            note = "this delivery was still on the wire at the run's end"
+            self._m_ended[seq] = at
+            self._m_outcome[seq] = outcome
+            self._m_reason[seq] = f"{reason}; {note}" if reason else note
+        self._verdicts.clear()
 
     def dead_letter_copy(self, msg_id: str, subscription: str) -> None:
         """The next `mark_last` of `msg_id` is of its copy in `subscription`."""

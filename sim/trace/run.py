@@ -248,8 +248,15 @@ class RunFileError(ValueError):
 def check_manifest(manifest: dict[str, Any], file: Path) -> None:
     """`RunFileError` when a run.json's fields that every reader uses have the wrong
     type: a duration that is not a number of seconds (every time axis is built on it),
-    a seed that is not a whole number."""
-    duration = manifest.get("duration", 0.0)
+    a seed that is not a whole number; no duration at all (read as 0 s, every rate of
+    the summary would be nonsense, and nothing in the trace says how long the run was:
+    its last event is not its end)."""
+    if "duration" not in manifest:
+        raise RunFileError(
+            f"{file} has no duration (the run's length in seconds), so its rates and time "
+            "axes cannot be computed: it was not written by Switchboard, or was edited"
+        )
+    duration = manifest["duration"]
     number = isinstance(duration, int | float) and not isinstance(duration, bool)
     if not number or not math.isfinite(duration) or duration < 0:
         raise RunFileError(
