@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from protocols.transport import Message
 from sim.trace.lazy import LazyRun
-from sim.trace.recorder import NAN, Recorder, _span_ids
+from sim.trace.recorder import NAN, Recorder, _ended, _span_ids
 from sim.trace.run import _json_default
 from sim.trace.schema import (
     AGENT_COLUMNS,
@@ -274,7 +274,7 @@ class SpillingRecorder(Recorder):
             part = pq.read_table(self.raw / f"messages-{number:06d}.parquet")
             columns = {name: part[name] for name in part.column_names}
             columns["delivered_at"] = _doubles(self._m_delivered, lo, hi)
-            columns["ended_at"] = _doubles(self._m_ended, lo, hi)
+            columns["ended_at"] = pa.array(_ended(self._m_delivered, self._m_ended, lo, hi))
             columns["outcome"] = pa.array(self._m_outcome[lo:hi], type=_STRING)
             columns["reason"] = _sparse_strings(reasons, lo, hi)
             columns["subscription"] = _sparse_strings(subscriptions, lo, hi)
