@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from protocols.call import status_outcome
 from protocols.http.settings import HttpServerSettings
@@ -36,7 +36,7 @@ from protocols.node import Node
 from protocols.transport import Message
 from protocols.workers import Job, WorkerPool, adopted
 
-IN_FLIGHT = -1
+IN_FLIGHT: Final = -1
 # Seconds a cancel is kept for a request that has not arrived: far longer than any
 # request lags behind the cancel sent after it.
 CANCEL_TTL = 60.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import Any, Final
 
 import simpy
 
@@ -31,7 +31,7 @@ from sim.arrivals import arrival_times
 from sim.draws import draw_of
 from sim.faults.state import FaultState
 
-POISON = "poison"
+POISON: Final = "poison"
 
 
 # Subclassed by roles that are not compiled (plugin hosts, the LLM agent, the
