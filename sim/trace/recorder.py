@@ -15,7 +15,7 @@ import itertools
 import math
 from array import array
 from collections.abc import Iterator, MutableSequence, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -149,6 +149,9 @@ class Recorder(Journal):
         # from all over memory (and they would hold it until then).
         self._chunks: dict[str, list[pa.Array]] = {name: [] for name in _CHUNKED}
         self._chunk_rows = CHUNK_ROWS if _ARROW_STR else math.inf
+        # CHUNK_ROWS, read per message: an attribute (compiled, a field) rather than the
+        # module's global (a dict lookup), read when made (a test makes it smaller).
+        self._flush_rows: int = CHUNK_ROWS
         # Chunks of messages flushed since simulated time last moved (see _stalled).
         self._still = 0
         self._still_at = NAN
@@ -166,27 +169,27 @@ class Recorder(Journal):
         outcomes.append("in_flight")
         if len(outcomes) > self._m_room:
             self._grow_messages()
-        if len(pending) >= CHUNK_ROWS:
+        if len(pending) >= self._flush_rows:
             self._stalled(now)
             self._flush_messages()
-            if self._chunk_rows <= CHUNK_ROWS:
+            if self._chunk_rows <= self._flush_rows:
                 self._freeze()
         return len(outcomes) - 1
 
     def _grow_messages(self) -> None:
-        """Room for CHUNK_ROWS more messages in the columns grown ahead."""
+        """Room for _BLOCK more messages in the columns grown ahead."""
         self._m_delivered.extend(_NANS)
         self._m_ended.extend(_NANS)
-        self._m_room += CHUNK_ROWS
+        self._m_room += _BLOCK
 
     def _grow_spans(self) -> None:
-        """Room for CHUNK_ROWS more spans in the columns grown ahead (each one's default)."""
+        """Room for _BLOCK more spans in the columns grown ahead (each one's default)."""
         self._s_end.extend(_NANS)
         self._s_wait.extend(_ZEROS)
         _grow(self._s_attempts, 1)
-        self._s_error.extend([""] * CHUNK_ROWS)
+        self._s_error.extend([""] * _BLOCK)
         _grow(self._s_status, 0)
-        self._s_room += CHUNK_ROWS
+        self._s_room += _BLOCK
 
     def _stalled(self, now: float) -> None:
         """Stop a run that sends without end at one instant (checked once per chunk).
@@ -747,16 +750,17 @@ def _ended(delivered: array, ended: array, lo: int, hi: int) -> np.ndarray:
 
 
 # A block of the defaults of the columns grown ahead (Recorder._grow_messages, _grow_spans).
-_NANS = array("d", [NAN]) * CHUNK_ROWS
-_ZEROS = array("d", [0.0]) * CHUNK_ROWS
+_BLOCK: Final = 16384
+_NANS: Final = array("d", [NAN]) * _BLOCK
+_ZEROS: Final = array("d", [0.0]) * _BLOCK
 
 
 def _grow(values: MutableSequence[int], default: int) -> None:
-    """CHUNK_ROWS more rows of `default` at the end of `values` (a list, or an array)."""
+    """_BLOCK more rows of `default` at the end of `values` (a list, or an array)."""
     if isinstance(values, array):
-        values.extend(array(values.typecode, [default]) * CHUNK_ROWS)
+        values.extend(array(values.typecode, [default]) * _BLOCK)
     else:
-        values.extend([default] * CHUNK_ROWS)
+        values.extend([default] * _BLOCK)
 
 
 def _append_numbers(values: array, new: Sequence[Any]) -> None:
