@@ -43,6 +43,9 @@ Later = Callable[[float, Callable[[Any], None]], None]
 # than a lookup in the module's dict at every use; once or twice per event.
 heappush: Final = heapq.heappush
 heappop: Final = heapq.heappop
+# `next` too: compiled, a call of it on an iterator of unknown type looks it up in the
+# builtins module every time.
+next_of: Final = next
 NORMAL: Final = simpy.core.NORMAL
 URGENT: Final = simpy.core.URGENT
 
@@ -256,7 +259,7 @@ class Heap:
         if delay < 0:
             raise ValueError(f"Negative delay {delay}")
         # SimPy types its heap as holding Events; a Fire stands in for one (see above).
-        heappush(self.queue, (self.clock.now + delay, NORMAL, next(self.eid), event))  # type: ignore[misc]
+        heappush(self.queue, (self.clock.now + delay, NORMAL, next_of(self.eid), event))  # type: ignore[misc]
 
 
 def scheduler(env: simpy.Environment) -> Later:
@@ -282,7 +285,7 @@ def scheduler(env: simpy.Environment) -> Later:
         event.callbacks = [callback]
         # SimPy types its heap as holding Events; a Due stands in for one, with all
         # that Environment.step reads of it (no cast: a call per event is the cost saved).
-        heappush(queue, (env._now + delay, NORMAL, next(eid), event))  # type: ignore[misc]
+        heappush(queue, (env._now + delay, NORMAL, next_of(eid), event))  # type: ignore[misc]
 
     return later
 
@@ -300,7 +303,7 @@ def start_soon(env: simpy.Environment, callback: Callable[[Any], None]) -> None:
     # since nothing reads it but the loop (a plugin's request starts here).
     begin = Due()
     begin.callbacks = [callback]
-    heappush(env._queue, (env._now, URGENT, next(env._eid), begin))  # type: ignore[misc]
+    heappush(env._queue, (env._now, URGENT, next_of(env._eid), begin))  # type: ignore[misc]
 
 
 def outcome(event: Event) -> tuple[bool, Any]:
@@ -330,7 +333,7 @@ def settle(env: simpy.Environment, event: simpy.Event) -> None:
         return
     event._ok = True
     event._value = None
-    next(env._eid)  # the id env.schedule would have taken, so later ones stay the same
+    next_of(env._eid)  # the id env.schedule would have taken, so later ones stay the same
     # Environment.step for it (an event that succeeded cannot fail).
     callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
     for callback in callbacks:
@@ -371,7 +374,7 @@ class Timers:
             raise ValueError(f"Negative delay {delay}")
         # SimPy's private clock and counter of event ids (`now` is a property over the
         # former): the time and id env.timeout(delay) would take.
-        entry = (env._now + delay, next(env._eid), target)
+        entry = (env._now + delay, next_of(env._eid), target)
         heap = self._heap
         heappush(heap, entry)
         # By event id (unique), not identity: compiled (mypyc), a tuple is boxed anew
