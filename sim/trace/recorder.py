@@ -115,10 +115,12 @@ class Recorder(Journal):
         self._s_wait = array("d")
         self._s_outcome: MutableSequence[str] = []  # as `_m_outcome`
         self._s_attempts: MutableSequence[int] = []
-        self._s_error: list[str] = []
+        # A span's error, by span: most spans have none (the empty string, in the table),
+        # so a row's is kept only when there is one (made a column as `_m_reason` is).
+        self._s_error: dict[int, str] = {}
         self._s_status: MutableSequence[int] = []
-        # Rows that `_s_end` .. `_s_status` have room for: grown ahead with each one's
-        # default, a block at a time (`_grow_spans`), as `_m_delivered` is.
+        # Rows that `_s_end`, `_s_wait`, `_s_attempts` and `_s_status` have room for:
+        # grown ahead with each one's default, a block at a time (`_grow_spans`).
         self._s_room = 0
         # How many of a fan-out's calls answered; other spans have none (-1).
         self._s_answered: dict[int, int] = {}
@@ -187,7 +189,6 @@ class Recorder(Journal):
         self._s_end.extend(_NANS)
         self._s_wait.extend(_ZEROS)
         _grow(self._s_attempts, 1)
-        self._s_error.extend([""] * _BLOCK)
         _grow(self._s_status, 0)
         self._s_room += _BLOCK
 
@@ -461,7 +462,7 @@ class Recorder(Journal):
         )
         outcomes = self._s_outcome
         outcomes.append("open")
-        # end, wait, attempts, error and status: their defaults are there already.
+        # end, wait, attempts and status: their defaults are there already.
         if len(outcomes) > self._s_room:
             self._grow_spans()
         return len(outcomes) - 1
@@ -483,7 +484,8 @@ class Recorder(Journal):
             return
         self._s_outcome[span] = outcome
         self._s_end[span] = end
-        self._s_error[span] = error
+        if error:
+            self._s_error[span] = error
         if wait is not None:
             self._s_wait[span] = wait
         if attempts is not None:
@@ -630,7 +632,7 @@ class Recorder(Journal):
                 "wait": _floats(self._s_wait, k),
                 "outcome": _strings(self._s_outcome),
                 "attempts": _numbers(self._s_attempts[:k], np.int64),
-                "error": _strings(self._s_error[:k]),
+                "error": _sparse(self._s_error, k),
                 "status": _numbers(self._s_status[:k], np.int64),
                 "answered": _sparse_int(self._s_answered, k),
                 "lost_events": _sparse_int(self._s_lost, k),
