@@ -106,7 +106,7 @@ class Call:
         node = owner.node
         # Positional: once per call, and keywords cost more.
         node.journal.span_end(
-            self.span, result[0], node.env.now, result[2], self.queued, self.attempts, result[1]
+            self.span, result[0], node.now(), result[2], self.queued, self.attempts, result[1]
         )
         # Dropped once told: a callback that refers back to this call (most do) would
         # otherwise keep both alive in a reference cycle.
@@ -121,7 +121,7 @@ class Call:
         if self.result is None:
             self.result = ("error", 0, why)
             node = self.owner.node
-            node.journal.span_end(self.span, "error", node.env.now, error=why)
+            node.journal.span_end(self.span, "error", node.now(), error=why)
 
 
 def abort_all(owner: CallOwner, why: str = "caller crashed") -> None:
@@ -156,7 +156,7 @@ def start_call_span(
 ) -> tuple[int, float]:  # fmt: skip
     """Start a caller's span now; return it and the call's absolute deadline: `deadline`
     if given, else now + `timeout`, NaN when there is neither."""
-    now = node.env.now
+    now = node.now()
     if deadline is None:
         deadline = now + timeout if timeout is not None else math.nan
     span = node.journal.span_start(

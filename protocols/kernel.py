@@ -23,20 +23,31 @@ event goes on SimPy's heap, with that id, before its time comes, so nothing move
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Callable, Generator
 from functools import partial
-from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Final
 
 import simpy
-from simpy.core import NORMAL, URGENT, EmptySchedule, StopSimulation
+import simpy.core
+from simpy.core import EmptySchedule, StopSimulation
 from simpy.events import Event, EventPriority
 
 # (when, SimPy event id, target): the target's `result` is not None once the timer is moot.
 Entry = tuple[float, int, Any]
 # Schedules `callback(event)` after a delay (see `scheduler`).
 Later = Callable[[float, Callable[[Any], None]], None]
+
+# Final, so that compiled they are constants (the functions: static references) rather
+# than a lookup in the module's dict at every use; once or twice per event.
+heappush: Final = heapq.heappush
+heappop: Final = heapq.heappop
+# `next` too: compiled, a call of it on an iterator of unknown type looks it up in the
+# builtins module every time.
+next_of: Final = next
+NORMAL: Final = simpy.core.NORMAL
+URGENT: Final = simpy.core.URGENT
 
 # The private names the fast path reads; a SimPy without them gets the plain path.
 _INTERNALS = ("_now", "_eid", "_queue")
@@ -61,6 +72,16 @@ def environment(plain: bool | None = None) -> simpy.Environment:
     return FastEnvironment()
 
 
+class Clock:
+    """A FastEnvironment's time, for compiled code: a field read, where the environment's
+    `now` (an attribute of an interpreted class) is a lookup in its `__dict__`."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+
 class FastEnvironment(simpy.Environment):
     """SimPy's environment with `run`'s loop over `step` written out in one frame, and
     its clock readable without a property call.
@@ -81,6 +102,8 @@ class FastEnvironment(simpy.Environment):
     def __init__(self, initial_time: float = 0) -> None:
         super().__init__(initial_time)
         self.now = initial_time
+        # `now` again, set with it: what `Heap.push` reads.
+        self.clock = Clock(initial_time)
 
     def step(self) -> None:
         """As `simpy.Environment.step`, keeping `now` in step with `_now`."""
@@ -88,17 +111,17 @@ class FastEnvironment(simpy.Environment):
         if queue and isinstance(queue[0][3], Fire):
             # SimPy's step reads `callbacks`, which a Fire does without: its own, here.
             head: Any = heappop(queue)  # a Fire (SimPy's types say Event)
-            self._now = self.now = head[0]
+            self._now = self.now = self.clock.now = head[0]
             head[3].fire()
             return
         if queue:
             # The clock moves before the callbacks run: SimPy's step pops the event and
             # sets `_now` first.
-            self.now = queue[0][0]
+            self.now = self.clock.now = queue[0][0]
         try:
             super().step()  # EmptySchedule when the queue is empty
         finally:
-            self.now = self._now
+            self.now = self.clock.now = self._now
 
     def run(self, until: float | Event | None = None) -> Any:
         """As `simpy.Environment.run` (see there)."""
@@ -117,6 +140,7 @@ class FastEnvironment(simpy.Environment):
                 return until.value
             until.callbacks.append(StopSimulation.callback)
         queue = self._queue
+        clock = self.clock
         # Any: a Due, a SimPy event, or whatever stands in for one (see `Due`).
         event: Any
         callbacks: Any
@@ -127,7 +151,7 @@ class FastEnvironment(simpy.Environment):
                     now, _, _, event = heappop(queue)
                 except IndexError:
                     raise EmptySchedule from None
-                self._now = self.now = now
+                self._now = self.now = clock.now = now
                 if isinstance(event, Fire):
                     # One of the hot path's own events: its callback is a method of its
                     # own, called directly; it cannot fail, nor stop the run.
@@ -224,6 +248,8 @@ class Heap:
         self.native = type(env) is FastEnvironment
         self.queue = env._queue
         self.eid = env._eid
+        # Read only when `native` (a FastEnvironment's own clock).
+        self.clock: Clock = env.clock if isinstance(env, FastEnvironment) else Clock(0.0)
 
     def push(self, delay: float, event: Fire) -> None:
         """Fire `event` after `delay` (seconds, not negative)."""
@@ -233,7 +259,7 @@ class Heap:
         if delay < 0:
             raise ValueError(f"Negative delay {delay}")
         # SimPy types its heap as holding Events; a Fire stands in for one (see above).
-        heappush(self.queue, (self.env._now + delay, NORMAL, next(self.eid), event))  # type: ignore[misc]
+        heappush(self.queue, (self.clock.now + delay, NORMAL, next_of(self.eid), event))  # type: ignore[misc]
 
 
 def scheduler(env: simpy.Environment) -> Later:
@@ -259,7 +285,7 @@ def scheduler(env: simpy.Environment) -> Later:
         event.callbacks = [callback]
         # SimPy types its heap as holding Events; a Due stands in for one, with all
         # that Environment.step reads of it (no cast: a call per event is the cost saved).
-        heappush(queue, (env._now + delay, NORMAL, next(eid), event))  # type: ignore[misc]
+        heappush(queue, (env._now + delay, NORMAL, next_of(eid), event))  # type: ignore[misc]
 
     return later
 
@@ -277,7 +303,7 @@ def start_soon(env: simpy.Environment, callback: Callable[[Any], None]) -> None:
     # since nothing reads it but the loop (a plugin's request starts here).
     begin = Due()
     begin.callbacks = [callback]
-    heappush(env._queue, (env._now, URGENT, next(env._eid), begin))  # type: ignore[misc]
+    heappush(env._queue, (env._now, URGENT, next_of(env._eid), begin))  # type: ignore[misc]
 
 
 def outcome(event: Event) -> tuple[bool, Any]:
@@ -307,7 +333,7 @@ def settle(env: simpy.Environment, event: simpy.Event) -> None:
         return
     event._ok = True
     event._value = None
-    next(env._eid)  # the id env.schedule would have taken, so later ones stay the same
+    next_of(env._eid)  # the id env.schedule would have taken, so later ones stay the same
     # Environment.step for it (an event that succeeded cannot fail).
     callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
     for callback in callbacks:
@@ -348,7 +374,7 @@ class Timers:
             raise ValueError(f"Negative delay {delay}")
         # SimPy's private clock and counter of event ids (`now` is a property over the
         # former): the time and id env.timeout(delay) would take.
-        entry = (env._now + delay, next(env._eid), target)
+        entry = (env._now + delay, next_of(env._eid), target)
         heap = self._heap
         heappush(heap, entry)
         # By event id (unique), not identity: compiled (mypyc), a tuple is boxed anew

@@ -160,7 +160,7 @@ class WorkerPool:
         # `self.node.paused` without a property call: once per request.
         if len(running) + self.owed < self.workers and self.node._paused is None:
             # _start(job), inline: once per request.
-            job.started = self.node.env.now
+            job.started = self.node.now()
             running[id(job)] = job
             if self._begins:  # a shared pool: self._begin is _begin_by_owner, called direct
                 self._begin_by_owner(job)
@@ -209,8 +209,8 @@ class WorkerPool:
         queue, running = self.queue, self.running
         while queue and len(running) + self.owed < self.workers:
             # Fifo.take(), inline for the default order: a Python call less per job.
-            job = queue.popleft() if type(queue) is Fifo else queue.take(node.env.now)
-            job.started = node.env.now
+            job = queue.popleft() if type(queue) is Fifo else queue.take(node.now())
+            job.started = node.now()
             running[id(job)] = job
             if self._begins:  # as in `submit`
                 self._begin_by_owner(job)
@@ -221,10 +221,10 @@ class WorkerPool:
         self.owed -= 1
         queue = self.queue
         while queue and len(self.running) + self.owed < self.workers:
-            self._start(queue.take(self.node.env.now))
+            self._start(queue.take(self.node.now()))
 
     def _start(self, job: Job) -> None:
-        job.started = self.node.env.now
+        job.started = self.node.now()
         self.running[id(job)] = job
         self._begin(job)
 
@@ -268,7 +268,7 @@ class WorkerPool:
         the job (a queue delivery's count). With `owner`, only that server's jobs.
         """
         node = self.node
-        now = node.env.now
+        now = node.now()
         for job in self.drain(owner):
             queued = math.isnan(job.started)
             why = "crashed while queued" if queued else "crashed while serving"
@@ -324,5 +324,5 @@ def end_span(
     given, overrides the one the status gives. Returns the span's outcome and error."""
     judged, error = status_outcome(status, error)
     outcome = outcome or judged
-    node.journal.span_end(job.span, outcome, node.env.now, error, wait=job.wait, status=status)
+    node.journal.span_end(job.span, outcome, node.now(), error, wait=job.wait, status=status)
     return outcome, error

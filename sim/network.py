@@ -150,6 +150,11 @@ class Network(Transport):
         if bounce is not None:
             self._bounces[agent] = bounce
 
+    def _now(self) -> float:
+        """`env.now`, read as `Node.now` reads it."""
+        heap = self._heap
+        return heap.clock.now if heap.native else self.env.now
+
     def send(self, msg: Message) -> int:
         """Put a copy on the wire; returns its seq. Its fate is decided here or at delivery.
 
@@ -166,7 +171,7 @@ class Network(Transport):
         elif not self._is_up(msg.src):
             msg.seq = -1
             return -1
-        now = self.env.now
+        now = self._now()
         seq = self._rec.message_sent(msg, now)
         msg.seq = seq
         faults = self._faults
@@ -269,7 +274,7 @@ class Network(Transport):
         return self._streams.get(f"faults:{msg.src}->{msg.dst}").random()
 
     def _arrive(self, seq: int, msg: Message, delay: float) -> None:
-        now = self.env.now
+        now = self._now()
         if self._faults.partitions and self._faults.partitioned(msg.src, msg.dst):
             self._rec.message_ended(seq, "partitioned", now)
             return

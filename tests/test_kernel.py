@@ -168,3 +168,20 @@ class _Sink:
 
     def on_message(self, msg: Message) -> None:
         self.got.append(msg.msg_id)
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_a_node_reads_the_time_of_its_environment_through_run_and_step(plain: bool) -> None:
+    # Node.now reads a FastEnvironment's own clock (kernel.Clock), set with its `_now`.
+    env = kernel.environment(plain=plain)
+    node = Node("a", env, _Loopback(env), Journal(), lambda: "m1", None)  # type: ignore[arg-type]
+    seen: list[tuple[float, float]] = []
+    for delay in (1.0, 2.5, 4.0):
+        env.timeout(delay).callbacks.append(lambda _e: seen.append((node.now(), env.now)))
+    env.run(until=2.0)
+    seen.append((node.now(), env.now))
+    env.step()
+    seen.append((node.now(), env.now))
+    env.run()
+    seen.append((node.now(), env.now))
+    assert [now for now, _ in seen] == [t for _, t in seen] == [1.0, 2.0, 2.0, 2.5, 4.0, 4.0]

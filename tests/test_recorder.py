@@ -339,3 +339,40 @@ def test_every_dead_letter_of_a_copy_still_on_the_wire_is_a_row(flavour, visibil
     travelling = parked[parked["ended_at"] < parked["sent_at"] + latency - 1e-9]
     assert not travelling.empty
     assert travelling["reason"].str.contains("never arrived|arrived at|still on the wire").all()
+
+
+def test_rows_past_a_block_of_defaults_keep_their_times_outcomes_and_errors() -> None:
+    # A row's defaults (a copy's delivery and end, a span's end, wait, attempts, error
+    # and status) are laid down a block at a time ahead of the rows: rows on both sides
+    # of a block's edge read as written, and a delivered copy ends when it arrived
+    # unless a verdict ended it later.
+    rec = Recorder()
+    n = 16384 + 3
+    seqs = [rec.message_sent(message(f"m{i}"), float(i)) for i in range(n)]
+    spans = [rec.span_start("task", "client", "a", "b", "http", float(i)) for i in range(n)]
+    edge = [16382, 16383, 16384, 16385]
+    for i in edge:
+        rec.message_delivered(seqs[i], i + 0.5)
+    rec.message_ended(seqs[16384], "rejected", 16400.0)
+    rec.message_ended(seqs[16386], "dropped", 16390.0)
+    rec.span_end(spans[16383], "error", 16383.5, "HTTP 500", wait=0.25, status=500)
+    rec.span_end(spans[16384], "ok", 16384.5, status=200)
+    tables = rec.tables()
+    m = tables["messages"].set_index("seq")
+    assert len(m) == n
+    assert m.loc[edge, "delivered_at"].tolist() == [i + 0.5 for i in edge]
+    assert m.loc[edge, "ended_at"].tolist() == [16382.5, 16383.5, 16400.0, 16385.5]
+    assert m.loc[edge, "outcome"].tolist() == ["delivered", "delivered", "rejected", "delivered"]
+    assert m.loc[16386, "outcome"] == "dropped" and m.loc[16386, "ended_at"] == 16390.0
+    assert pd.isna(m.loc[16386, "delivered_at"]) and pd.isna(m.loc[0, "ended_at"])
+    s = tables["spans"]
+    assert len(s) == n
+    row = s.iloc[16383]
+    assert (row["outcome"], row["end"], row["error"], row["wait"], row["status"]) == (
+        "error", 16383.5, "HTTP 500", 0.25, 500,
+    )  # fmt: skip
+    row = s.iloc[16384]
+    assert (row["outcome"], row["error"], row["status"], row["attempts"]) == ("ok", "", 200, 1)
+    last = s.iloc[-1]
+    assert (last["outcome"], last["error"], last["wait"], last["status"]) == ("open", "", 0.0, 0)
+    assert pd.isna(last["end"]) and last["attempts"] == 1

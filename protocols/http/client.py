@@ -86,7 +86,7 @@ class HttpClient:
         result; code in a process yields `call.wait()` instead.
         """
         node = self.node
-        now = node.env.now
+        now = node.now()
         pool = self._pools.get(dst) or self.pool(dst)
         settings = pool.settings
         if deadline is None:
@@ -124,7 +124,7 @@ class HttpClient:
         call = ex.call
         if ex.sent or call.result is not None:
             return
-        now = self.node.env.now
+        now = self.node.now()
         dst = ex.msg.dst
         if ex.waiting:
             self.pool(dst).waiting.remove(ex)
@@ -211,7 +211,7 @@ class HttpClient:
         """
         msg = ex.msg
         node = self.node
-        now = node.env.now
+        now = node.now()
         if msg.deadline <= now:
             self._deadline_passed(ex)
             conn.exchange = None

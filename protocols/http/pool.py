@@ -98,7 +98,7 @@ class Pool:
         else:
             node = self.client.node
             ex.waiting = True
-            ex.queued_at = node.env.now
+            ex.queued_at = node.now()
             self.waiting.append(ex)
             node.after(self.settings.pool_timeout, lambda: self._pool_timeout(ex))
 
@@ -113,7 +113,7 @@ class Pool:
                 return
         if len(self.idle) < self.settings.max_keepalive:
             conn.state = "idle"
-            conn.idle_since = self.client.node.env.now
+            conn.idle_since = self.client.node.now()
             self.idle.append(conn)
         else:
             self.discard(conn)
@@ -137,7 +137,7 @@ class Pool:
     def fresh_idle(self) -> Connection | None:
         """The most recently used idle connection still within its keep-alive, if any
         (those past it are closed on the way)."""
-        now = self.client.node.env.now
+        now = self.client.node.now()
         expiry = self.settings.keepalive_expiry
         while self.idle:
             conn = self.idle.pop()  # the most recently used: it is the least likely stale
@@ -152,7 +152,7 @@ class Pool:
             return
         self.waiting.remove(ex)
         ex.waiting = False
-        waited = self.client.node.env.now - (ex.queued_at or 0.0)
+        waited = self.client.node.now() - (ex.queued_at or 0.0)
         self.client.forget(ex)
         ex.call.queued = waited
         ex.call.end(("rejected", 0, f"no free connection within {waited:g} s (pool timeout)"))

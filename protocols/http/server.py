@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from protocols.call import status_outcome
 from protocols.http.settings import HttpServerSettings
@@ -36,7 +36,7 @@ from protocols.node import Node
 from protocols.transport import Message
 from protocols.workers import Job, WorkerPool, adopted
 
-IN_FLIGHT = -1
+IN_FLIGHT: Final = -1
 # Seconds a cancel is kept for a request that has not arrived: far longer than any
 # request lags behind the cancel sent after it.
 CANCEL_TTL = 60.0
@@ -134,7 +134,7 @@ class HttpServer:
             return
         job.cancelled = True
         node = self.node
-        now = node.env.now
+        now = node.now()
         node.journal.span_end(job.span, "cancelled", now, why, wait=job.waited(now))
         self.pool.withdraw(job)
         key = job.msg.idempotency_key
@@ -152,7 +152,7 @@ class HttpServer:
         if (msg.src, body.conn) not in self.connections:
             send_control(node, msg, RST)
             return
-        now = node.env.now
+        now = node.now()
         # server_span(), inline: once per request.
         deadline = msg.deadline
         span = node.journal.span_start(
@@ -197,7 +197,7 @@ class HttpServer:
     def begin(self, job: Job) -> None:
         """A worker took the job: drop it if its deadline passed (when set), else handle."""
         settings = self.settings
-        if settings.drop_expired and job.msg.deadline <= self.node.env.now + settings.drop_margin:
+        if settings.drop_expired and job.msg.deadline <= self.node.now() + settings.drop_margin:
             self.finish(job, 504, "deadline exceeded before work began", "deadline_exceeded")
             return
         self._handler(job)
@@ -209,13 +209,13 @@ class HttpServer:
         node = self.node
         msg = job.msg
         key = msg.idempotency_key or msg.msg_id
-        node.journal.effect(node.env.now, node.id, key, msg.msg_id, msg.correlation_id)
+        node.journal.effect(node.now(), node.id, key, msg.msg_id, msg.correlation_id)
         self.finish(job, status, error)
 
     def finish(self, job: Job, status: int, error: str = "", outcome: str = "") -> None:
         """Close the job's span, store its result for its key, answer, free the worker."""
         node = self.node
-        now = node.env.now
+        now = node.now()
         # end_span() and status_outcome(), inline: once per request.
         if 200 <= status < 300:
             judged = "ok"
@@ -236,7 +236,7 @@ class HttpServer:
 
     def _remember_cancel(self, msg_id: str) -> None:
         """Keep a cancel for a request not held (overtaken, or answered already) a while."""
-        now = self.node.env.now
+        now = self.node.now()
         cancelled = self.cancelled
         if len(cancelled) >= CANCELS_KEPT:
             for key in [k for k, until in cancelled.items() if until <= now]:
@@ -255,12 +255,12 @@ class HttpServer:
     def _refuse(
         self, msg: Message, span: int, status: int, why: str, retry_after: float = 0.0
     ) -> None:
-        now = self.node.env.now
+        now = self.node.now()
         self.node.journal.span_end(span, "rejected", now, error=why, status=status)
         send_response(self.node, msg, status, span, retry_after)
 
     def _replay(self, msg: Message, span: int, status: int) -> None:
-        now = self.node.env.now
+        now = self.node.now()
         outcome, _ = status_outcome(status)
         self.node.journal.span_end(span, outcome, now, error="replayed", status=status)
         send_response(self.node, msg, status, span)

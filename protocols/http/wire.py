@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from protocols.handshake import Handshake
 
-PROTOCOL = "http"
-RESPONSE_BYTES = 256
+# Final: compiled, a constant in the code that uses it, not a lookup in a module dict.
+PROTOCOL: Final = "http"
+RESPONSE_BYTES: Final = 256
 # A TCP segment or a TLS flight of the handshake: headers only.
-CONTROL_BYTES = 64
+CONTROL_BYTES: Final = 64
 
 # Handshake messages: the client sends the first of each pair, the server answers.
 SYN, SYN_ACK = "tcp.syn", "tcp.syn-ack"
 TLS_HELLO, TLS_DONE = "tls.client-hello", "tls.server-finished"
 HANDSHAKE = Handshake((SYN, SYN_ACK), (TLS_HELLO, TLS_DONE))
-RST = "tcp.rst"
+RST: Final = "tcp.rst"
 # The caller gave up on a request (its causation id) and asks the server to stop.
-CANCEL = "http.cancel"
+CANCEL: Final = "http.cancel"
 
 
 class HttpRequest:

@@ -22,7 +22,7 @@ import simpy
 from simpy.core import URGENT
 
 from protocols.http.wire import HttpRequest
-from protocols.kernel import Fire, outcome, start_soon
+from protocols.kernel import Fire, next_of, outcome, start_soon
 from protocols.node import Node
 from protocols.workers import Job
 from sim.agents.api import CallError, Request
@@ -70,7 +70,7 @@ class Driver(Fire):
             # SimPy's Initialize event of a process would take.
             env: Any = heap.env
             # SimPy types its heap as holding Events; a Fire stands in for one (kernel).
-            heappush(heap.queue, (env._now, URGENT, next(heap.eid), self))  # type: ignore[misc]
+            heappush(heap.queue, (env._now, URGENT, next_of(heap.eid), self))  # type: ignore[misc]
         else:
             start_soon(node.env, self.step)
 

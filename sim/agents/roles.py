@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import Any, Final
 
 import simpy
 
@@ -31,7 +31,9 @@ from sim.arrivals import arrival_times
 from sim.draws import draw_of
 from sim.faults.state import FaultState
 
-POISON = "poison"
+POISON: Final = "poison"
+# Compiled, a static (the builtin `next` is looked up in the builtins module at each use).
+next_of: Final = next
 
 
 # Subclassed by roles that are not compiled (plugin hosts, the LLM agent, the
@@ -263,21 +265,21 @@ class _Arrivals(Fire):
 
     def _next(self) -> None:
         """Send the arrivals that are due, until one is in the future: wait for it."""
-        env, node = self.env, self.node
+        node = self.node
         client, index = self.client, self.index
         upcoming = client._upcoming
         while True:
             # The next arrival outlives a crash that stops the wait for it.
             t = upcoming[index]
             if t is None:
-                t = next(client._schedules[index], None)
+                t = next_of(client._schedules[index], None)
                 if t is None:
                     return
                 upcoming[index] = t
             if t < self.since:
                 upcoming[index] = None  # it fell while the client was down
                 continue
-            now = env.now
+            now = node.now()
             if t > now:
                 # Its own event on the heap (kernel.Fire): `fire` when the arrival is due.
                 node.heap.push(t - now, self)
@@ -303,7 +305,7 @@ class _Arrivals(Fire):
         client.call(
             workload.dst,
             workload.type,
-            f"{client.id}-{next(client._requests)}",
+            f"{client.id}-{next_of(client._requests)}",
             size_bytes=workload.size_bytes,
         )
         self._next()
@@ -323,7 +325,7 @@ class _Arrivals(Fire):
         client.call(
             workload.dst,
             workload.type,
-            f"{client.id}-{next(client._requests)}",
+            f"{client.id}-{next_of(client._requests)}",
             size_bytes=workload.size_bytes,
         )
 

@@ -15,7 +15,7 @@ import itertools
 import math
 from array import array
 from collections.abc import Iterator, MutableSequence, Sequence
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -77,8 +77,16 @@ class Recorder(Journal):
         # ints, and a compiled Recorder checks what its attributes are given.
         self._m_attempt: MutableSequence[int] = []
         self._m_sent = array("d")
+        # The send times since the last flush (moved into `_m_sent` in one go then: an
+        # array's append parses its argument, a list's does not).
+        self._m_sent_new: list[float] = []
+        # These two are grown ahead (`_grow_messages`), NaN a block at a time: a row's
+        # defaults are not appended one by one. A delivered copy's end is its delivery
+        # unless a verdict ended it later: only the delivery is written (see `_ended`).
         self._m_delivered = array("d")
         self._m_ended = array("d")
+        # Rows the columns grown ahead have room for.
+        self._m_room = 0
         # A sequence, not a list: a finished SpillingRecorder puts one in its place that
         # reads every row as ended (see spill.py's `_release`).
         self._m_outcome: MutableSequence[str] = []
@@ -112,8 +120,13 @@ class Recorder(Journal):
         self._s_wait = array("d")
         self._s_outcome: MutableSequence[str] = []  # as `_m_outcome`
         self._s_attempts: MutableSequence[int] = []
-        self._s_error: list[str] = []
+        # A span's error, by span: most spans have none (the empty string, in the table),
+        # so a row's is kept only when there is one (made a column as `_m_reason` is).
+        self._s_error: dict[int, str] = {}
         self._s_status: MutableSequence[int] = []
+        # Rows that `_s_end`, `_s_wait`, `_s_attempts` and `_s_status` have room for:
+        # grown ahead with each one's default, a block at a time (`_grow_spans`).
+        self._s_room = 0
         # How many of a fan-out's calls answered; other spans have none (-1).
         self._s_answered: dict[int, int] = {}
         # Events an SSE stream never received (they had left the server's replay buffer
@@ -143,6 +156,9 @@ class Recorder(Journal):
         # from all over memory (and they would hold it until then).
         self._chunks: dict[str, list[pa.Array]] = {name: [] for name in _CHUNKED}
         self._chunk_rows = CHUNK_ROWS if _ARROW_STR else math.inf
+        # CHUNK_ROWS, read per message: an attribute (compiled, a field) rather than the
+        # module's global (a dict lookup), read when made (a test makes it smaller).
+        self._flush_rows: int = CHUNK_ROWS
         # Chunks of messages flushed since simulated time last moved (see _stalled).
         self._still = 0
         self._still_at = NAN
@@ -155,17 +171,31 @@ class Recorder(Journal):
         # into columns every CHUNK_ROWS copies: one append here instead of thirteen.
         pending = self._m_msgs
         pending.append(msg)
-        self._m_sent.append(now)
-        self._m_delivered.append(NAN)
-        self._m_ended.append(NAN)
+        self._m_sent_new.append(now)
         outcomes = self._m_outcome
         outcomes.append("in_flight")
-        if len(pending) >= CHUNK_ROWS:
+        if len(outcomes) > self._m_room:
+            self._grow_messages()
+        if len(pending) >= self._flush_rows:
             self._stalled(now)
             self._flush_messages()
-            if self._chunk_rows <= CHUNK_ROWS:
+            if self._chunk_rows <= self._flush_rows:
                 self._freeze()
         return len(outcomes) - 1
+
+    def _grow_messages(self) -> None:
+        """Room for _BLOCK more messages in the columns grown ahead."""
+        self._m_delivered.extend(_NANS)
+        self._m_ended.extend(_NANS)
+        self._m_room += _BLOCK
+
+    def _grow_spans(self) -> None:
+        """Room for _BLOCK more spans in the columns grown ahead (each one's default)."""
+        self._s_end.extend(_NANS)
+        self._s_wait.extend(_ZEROS)
+        _grow(self._s_attempts, 1)
+        _grow(self._s_status, 0)
+        self._s_room += _BLOCK
 
     def _stalled(self, now: float) -> None:
         """Stop a run that sends without end at one instant (checked once per chunk).
@@ -194,6 +224,8 @@ class Recorder(Journal):
         msgs = self._m_msgs
         if not msgs:
             return
+        _append_numbers(self._m_sent, self._m_sent_new)
+        self._m_sent_new.clear()
         self._queue_attributes(msgs, len(self._m_outcome) - len(msgs))
         # One pass over the messages, each field appended to its column: compiled, a
         # field is read off the Message's struct and appended to a list in C (a map of
@@ -224,7 +256,7 @@ class Recorder(Journal):
             attempts.append(msg.attempt)
             sizes.append(msg.size_bytes)
             dups.append(msg.duplicate)
-        self._m_span.extend(spans)
+        _append_numbers(self._m_span, spans)
         self._m_attempt.extend(attempts)
         self._m_dup.extend(dups)
         msgs.clear()
@@ -254,23 +286,23 @@ class Recorder(Journal):
         parents, corrs, names, kinds, agents, peers, protocols, starts, deadlines = zip(
             *fixed, strict=True
         )
-        self._s_parent.extend(parents)
+        _append_numbers(self._s_parent, parents)
         self._s_corr.extend(corrs)
         self._s_name.extend(names)
         self._s_kind.extend(kinds)
         self._s_agent.extend(agents)
         self._s_peer.extend(peers)
         self._s_protocol.extend(protocols)
-        self._s_start.extend(starts)
-        self._s_deadline.extend(deadlines)
+        _append_numbers(self._s_start, starts)
+        _append_numbers(self._s_deadline, deadlines)
         fixed.clear()
 
     def message_delivered(self, seq: int, now: float) -> None:
         """The copy `seq` reached its destination (ignored if it has already ended)."""
         if self._m_outcome[seq] != "in_flight":
             return  # a copy ends once: a later delivery must not undo its outcome
+        # Its end is its delivery (`_ended`), until a verdict ends it later.
         self._m_delivered[seq] = now
-        self._m_ended[seq] = now
         self._m_outcome[seq] = "delivered"
         if self._verdicts:
             self._verdict_due(seq, now)
@@ -483,13 +515,12 @@ class Recorder(Journal):
         self._s_fixed.append(
             (parent, correlation_id, name, kind, agent, peer, protocol, start, deadline)
         )
-        self._s_end.append(NAN)
-        self._s_wait.append(0.0)
-        self._s_outcome.append("open")
-        self._s_attempts.append(1)
-        self._s_error.append("")
-        self._s_status.append(0)
-        return len(self._s_outcome) - 1
+        outcomes = self._s_outcome
+        outcomes.append("open")
+        # end, wait, attempts and status: their defaults are there already.
+        if len(outcomes) > self._s_room:
+            self._grow_spans()
+        return len(outcomes) - 1
 
     def span_end(
         self,
@@ -508,7 +539,8 @@ class Recorder(Journal):
             return
         self._s_outcome[span] = outcome
         self._s_end[span] = end
-        self._s_error[span] = error
+        if error:
+            self._s_error[span] = error
         if wait is not None:
             self._s_wait[span] = wait
         if attempts is not None:
@@ -627,8 +659,8 @@ class Recorder(Journal):
                 "span_id": _ids(ids, self._m_span),
                 "attempt": _numbers(self._m_attempt, np.int64),
                 "sent_at": _floats(self._m_sent),
-                "delivered_at": _floats(self._m_delivered),
-                "ended_at": _floats(self._m_ended),
+                "delivered_at": _floats(self._m_delivered, n),
+                "ended_at": pd.Series(_ended(self._m_delivered, self._m_ended, 0, n), copy=False),
                 "outcome": _strings(self._m_outcome),
                 "size_bytes": _numbers(self._m_size, np.int64),
                 "duplicate": _numbers(self._m_dup, np.bool_),
@@ -650,13 +682,13 @@ class Recorder(Journal):
                 "peer": frozen("_s_peer"),
                 "protocol": frozen("_s_protocol"),
                 "start": _floats(self._s_start),
-                "end": _floats(self._s_end),
+                "end": _floats(self._s_end, k),
                 "deadline": _floats(self._s_deadline),
-                "wait": _floats(self._s_wait),
+                "wait": _floats(self._s_wait, k),
                 "outcome": _strings(self._s_outcome),
-                "attempts": _numbers(self._s_attempts, np.int64),
-                "error": _strings(self._s_error),
-                "status": _numbers(self._s_status, np.int64),
+                "attempts": _numbers(self._s_attempts[:k], np.int64),
+                "error": _sparse(self._s_error, k),
+                "status": _numbers(self._s_status[:k], np.int64),
                 "answered": _sparse_int(self._s_answered, k),
                 "lost_events": _sparse_int(self._s_lost, k),
                 **_usage_columns(self._s_usage, k),
@@ -759,9 +791,43 @@ def _arrow_strings(arrow: pa.Array | pa.ChunkedArray) -> pd.Series:
     return pd.Series(ArrowStringArray(arrow, dtype=_STR), copy=False)
 
 
-def _floats(values: array) -> pd.Series:
-    """A float column from an array of doubles."""
-    return pd.Series(np.frombuffer(values, dtype=np.float64).copy(), copy=False)
+def _floats(values: array, n: int = -1) -> pd.Series:
+    """A float column from an array of doubles (its first `n`, when given)."""
+    column = np.frombuffer(values, dtype=np.float64)
+    return pd.Series((column if n < 0 else column[:n]).copy(), copy=False)
+
+
+def _ended(delivered: array, ended: array, lo: int, hi: int) -> np.ndarray:
+    """The `ended_at` of messages lo..hi: a delivered copy that no verdict ended later
+    ended when it was delivered (`message_delivered` writes only the delivery)."""
+    at = np.frombuffer(ended, dtype=np.float64)[lo:hi].copy()
+    unset = np.isnan(at)
+    at[unset] = np.frombuffer(delivered, dtype=np.float64)[lo:hi][unset]
+    return at
+
+
+# A block of the defaults of the columns grown ahead (Recorder._grow_messages, _grow_spans).
+_BLOCK: Final = 16384
+_NANS: Final = array("d", [NAN]) * _BLOCK
+_ZEROS: Final = array("d", [0.0]) * _BLOCK
+
+
+def _grow(values: MutableSequence[int], default: int) -> None:
+    """_BLOCK more rows of `default` at the end of `values` (a list, or an array)."""
+    if isinstance(values, array):
+        values.extend(array(values.typecode, [default]) * _BLOCK)
+    else:
+        values.extend([default] * _BLOCK)
+
+
+def _append_numbers(values: array, new: Sequence[Any]) -> None:
+    """Append the numbers `new` to the array `values`: converted by numpy in one pass
+    when there are many (an array's extend parses them one by one)."""
+    if len(new) < 64:
+        values.extend(new)
+        return
+    dtype = np.float64 if values.typecode == "d" else np.int64
+    values.frombytes(np.array(new, dtype=dtype).tobytes())
 
 
 def _numbers(values: Sequence[Any], dtype: type) -> pd.Series:

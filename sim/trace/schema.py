@@ -9,6 +9,9 @@ run's manifest.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 import pandas as pd
 
 # The tables of a run, in the order they are saved and shown.
@@ -178,8 +181,29 @@ DTYPES: dict[str, dict[str, str]] = {
 
 def conform(name: str, table: pd.DataFrame) -> pd.DataFrame:
     """Give a table its contract's dtypes (extra columns keep theirs)."""
-    types = {c: t for c, t in DTYPES[name].items() if c in table.columns}
-    return table.astype(types)
+    # Only the columns that lack theirs: `astype` of a column to the dtype it has still
+    # costs (a string column is checked again), and the recorder's tables come typed.
+    dtypes = DTYPES[name]
+    if not len(table) and list(table.columns) == list(dtypes):
+        # An empty table of the contract's columns (a run without breakers, faults...):
+        # converting its no rows costs as much as thousands, every run.
+        return _empty(name).copy()
+    types = {c: t for c, t in dtypes.items() if c in table.columns}
+    if not table.columns.is_unique:
+        return table.astype(types)
+    have = table.dtypes
+    types = {c: t for c, t in types.items() if have[c] != _pandas_dtype(t)}
+    return table.astype(types) if types else table
+
+
+@cache
+def _empty(name: str) -> pd.DataFrame:
+    return pd.DataFrame(columns=list(DTYPES[name])).astype(DTYPES[name])
+
+
+@cache
+def _pandas_dtype(name: str) -> Any:
+    return pd.api.types.pandas_dtype(name)
 
 
 # The columns of each table, in order.

@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from protocols.transport import Message
 from sim.trace.lazy import LazyRun
-from sim.trace.recorder import NAN, Recorder, _span_ids
+from sim.trace.recorder import NAN, Recorder, _ended, _span_ids
 from sim.trace.run import _json_default
 from sim.trace.schema import (
     AGENT_COLUMNS,
@@ -274,7 +274,7 @@ class SpillingRecorder(Recorder):
             part = pq.read_table(self.raw / f"messages-{number:06d}.parquet")
             columns = {name: part[name] for name in part.column_names}
             columns["delivered_at"] = _doubles(self._m_delivered, lo, hi)
-            columns["ended_at"] = _doubles(self._m_ended, lo, hi)
+            columns["ended_at"] = pa.array(_ended(self._m_delivered, self._m_ended, lo, hi))
             columns["outcome"] = pa.array(self._m_outcome[lo:hi], type=_STRING)
             columns["reason"] = _sparse_strings(reasons, lo, hi)
             columns["subscription"] = _sparse_strings(subscriptions, lo, hi)
@@ -290,6 +290,7 @@ class SpillingRecorder(Recorder):
         path = self.directory / "spans.parquet"
         writer: pq.ParquetWriter | None = None
         answered, lost = _Sparse(self._s_answered), _Sparse(self._s_lost)
+        errors = _Sparse(self._s_error)
         usage, first_token = _Sparse(self._s_usage), _Sparse(self._s_first_token)
         for number, (_m_lo, _m_hi, lo, hi) in enumerate(self._parts):
             part = pq.read_table(self.raw / f"spans-{number:06d}.parquet")
@@ -299,7 +300,7 @@ class SpillingRecorder(Recorder):
             columns["wait"] = _doubles(self._s_wait, lo, hi)
             columns["outcome"] = pa.array(self._s_outcome[lo:hi], type=_STRING)
             columns["attempts"] = _machine_ints(self._s_attempts, lo, hi)
-            columns["error"] = pa.array(self._s_error[lo:hi], type=_STRING)
+            columns["error"] = _sparse_strings(errors, lo, hi)
             columns["status"] = _machine_ints(self._s_status, lo, hi)
             columns["answered"] = _sparse_ints(answered, lo, hi)
             columns["lost_events"] = _sparse_ints(lost, lo, hi)
