@@ -539,9 +539,23 @@ def test_the_window_plays_in_the_browser_without_a_rerun(
     page.wait_for_selector("[data-testid='stMetricValue']")
     wait_idle(page)
     arrows = replay_two_thousand_arrows(page, tmp_path, chain_run)
+    # The Play button's frame duration: the speed picked reaches the chart through it.
+    frame_ms = f"""() => {{ const gd = {plot(page)};
+        const menus = (gd && gd.layout.updatemenus) || [];
+        for (const m of menus) for (const b of m.buttons || [])
+            if (b.label === 'Play window') return b.args[1].frame.duration;
+        return null; }}"""
+    before = page.evaluate(frame_ms)
     # 10x: a frame every 0.2 s of wall time is asked for (at 1x, 400 frames of 0.45 s).
     page.locator("[data-testid='stSelectbox']").filter(has_text="Speed").click()
     page.get_by_role("option", name="10x", exact=True).click()
+    # Wait for the 10x chart itself: the 1x chart has its frames too, and marking it while
+    # the rerun that replaces it has yet to start would lose the mark to that rerun.
+    page.wait_for_function(
+        f"before => {{ const ms = ({frame_ms})(); return ms !== null && ms !== before; }}",
+        arg=before,
+        timeout=LARGE_MS,
+    )
     page.wait_for_function(f"() => ({plot(page)}._transitionData._frames || []).length > 50")
     wait_idle(page)
     charts_rendered(page)
