@@ -434,6 +434,12 @@ def bad_files() -> dict[str, bytes]:
 def test_malformed_input_is_one_sentence_or_a_sane_run(tmp_path: Path, case: str) -> None:
     path = tmp_path / "trace.json"
     path.write_bytes(bad_files()[case])
+    imports_sanely(path)
+
+
+def imports_sanely(path: Path) -> None:
+    """What importing a bad file must do: an OtlpError of one line that names the file,
+    or a run `check_sane` accepts."""
     try:
         run = otlp.import_trace(path)
     except otlp.OtlpError as exc:

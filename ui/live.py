@@ -24,6 +24,7 @@ from sim import Run
 from sim.otlp import OtlpError, import_trace
 from sim.otlp.receiver import DEFAULT_PORT, Receiver
 from ui import state, traces
+from ui.path_form import path_form
 
 FOLLOW = "live_follow"  # the Follow under way, if any
 PATH = "live_path"  # the file path typed
@@ -194,21 +195,19 @@ def controls() -> None:
         if follow is not None:
             status(follow)
             return
-        # Forms: Enter in a field acts as its button, and a click cannot be lost to the
-        # rerun the field would otherwise start on Enter.
-        with st.form("follow_file", border=False):
-            where, go = st.columns([4, 1], vertical_alignment="bottom")
-            where.text_input(
-                "Receiver output file",
-                key=PATH,
-                persist_state="session",
-                placeholder="traces.jsonl",
-                help="The file `python -m sim serve-otlp --out FILE` appends to (or any trace "
-                "file that grows), on the machine that serves this page.",
-            )
-            go.form_submit_button(
-                "Follow file", on_click=on_follow, icon=":material/sensors:", width="stretch"
-            )
+        # Forms (ui.path_form): Enter in a field acts as its button, and a click cannot be
+        # lost to the rerun the field would otherwise start on Enter.
+        path_form(
+            "follow_file",
+            "Receiver output file",
+            PATH,
+            "Follow file",
+            placeholder="traces.jsonl",
+            help="The file `python -m sim serve-otlp --out FILE` appends to (or any trace "
+            "file that grows), on the machine that serves this page.",
+            icon=":material/sensors:",
+            on_click=on_follow,
+        )
         with st.form("start_receiver", border=False):
             port, start = st.columns([4, 1], vertical_alignment="bottom")
             port.number_input(

@@ -26,6 +26,7 @@ from sim.loading import ScenarioError
 from sim.sweeps.spec import builtin_sweeps, expand, load_spec
 from ui import summary as views
 from ui.figures import sweep as charts
+from ui.path_form import path_form
 
 log = logging.getLogger(__name__)
 
@@ -294,19 +295,18 @@ def saved_picker(saved: list[str]) -> None:
         disabled=not saved,
         help="Sweeps saved by `python -m sim sweep` or run on this page. Picking one opens it.",
     )
-    # A form inside the column: Enter opens, and the click cannot be lost to a field rerun.
-    with where.form("open_sweep", border=False):
-        field, go = st.columns([3, 1], vertical_alignment="bottom")
-        path = field.text_input(
+    with where:
+        path = path_form(
+            "open_sweep",
             "Sweep directory",
-            key=PATH,
-            persist_state="session",
+            PATH,
+            "Open sweep",
             placeholder="runs/sweeps/my-sweep",
             help="Any directory written by `python -m sim sweep --out DIR` or "
             "`sim.sweeps.save(rows, DIR)`: sweep.json and rows.parquet.",
+            widths=(3, 1),
         )
-        opened = go.form_submit_button("Open sweep", icon=":material/folder_open:", width="stretch")
-    if opened and path:
+    if path:
         open_sweep(path)
 
 

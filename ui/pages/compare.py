@@ -18,6 +18,7 @@ import sim
 from sim import Run, loading
 from ui import advisor, figures, knobs, state, sweeps
 from ui import summary as views
+from ui.path_form import path_form
 
 log = logging.getLogger(__name__)
 
@@ -214,18 +215,16 @@ source = st.segmented_control(
     "Run B", ("scenario", "saved run"), key=SOURCE, persist_state="session", default="scenario"
 )
 if source == "saved run":
-    # A form: Enter loads, and the button's click cannot be lost to the field's own rerun.
-    with st.form("load_b", border=False):
-        cols = st.columns([3, 1, 1], vertical_alignment="bottom")
-        path = cols[0].text_input(
-            "Run directory",
-            key=PATH,
-            persist_state="session",
-            placeholder="runs/my-run",
-            help="A directory written by `python -m sim run --out` or Run.save().",
-        )
-        load = cols[2].form_submit_button("Load B", icon=":material/folder_open:", width="stretch")
-    if load and path:
+    path = path_form(
+        "load_b",
+        "Run directory",
+        PATH,
+        "Load B",
+        placeholder="runs/my-run",
+        help="A directory written by `python -m sim run --out` or Run.save().",
+        widths=(3, 1, 1),  # as Run B's row below: the field, the seed's place, the button
+    )
+    if path:
         load_other(path)
 else:
     cols = st.columns([3, 1, 1], vertical_alignment="bottom")

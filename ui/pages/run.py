@@ -24,6 +24,7 @@ from sim.trace.run import RunFileError
 from ui import export, knobs, live, state, traces
 from ui import summary as views
 from ui.figures import reads
+from ui.path_form import path_form
 
 log = logging.getLogger(__name__)
 
@@ -494,20 +495,16 @@ with st.expander("Scenario file", expanded=editor_open, icon=":material/edit_not
             st.success(f"{label}: valid.", icon=":material/check_circle:")
 
 with st.expander("Open a saved run", icon=":material/folder_open:"):
-    # A form, so typing the path and pressing Enter (or the button) is one rerun: a click
-    # landing while the field's own rerun ran could be lost, and the run never opened.
-    with st.form("open_saved_run", border=False):
-        where, go = st.columns([4, 1], vertical_alignment="bottom")
-        path = where.text_input(
-            "Run directory",
-            key=OPEN_PATH,
-            persist_state="session",
-            placeholder="runs/my-run",
-            help="A directory written by `python -m sim run --out DIR` or `Run.save(DIR)`, "
-            "on the machine that serves this page.",
-        )
-        opened = go.form_submit_button("Open run", icon=":material/folder_open:", width="stretch")
-    if opened and path:
+    path = path_form(
+        "open_saved_run",
+        "Run directory",
+        OPEN_PATH,
+        "Open run",
+        placeholder="runs/my-run",
+        help="A directory written by `python -m sim run --out DIR` or `Run.save(DIR)`, "
+        "on the machine that serves this page.",
+    )
+    if path:
         open_saved(path)
         st.rerun()  # the summary above shows the run just opened
     traces.upload()  # a real system's trace file, imported
