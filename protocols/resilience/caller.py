@@ -83,8 +83,9 @@ class Policies:
         self.rng = rng
         self.retry = RetryPolicy(retry) if retry is not None else None
         self._budget_settings, self._throttle_settings = budget, throttle
-        self.budget: RetryBudget | None = make_budget(budget) if budget is not None else None
-        self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None
+        self.budget: RetryBudget | None = None
+        self.throttle: AdaptiveThrottle | None = None
+        self.renew()  # the first ones, as a restart makes them
         self.deadline = deadline or DeadlineSettings()
         self.idempotent = idempotent
         self.breaker: CircuitBreaker | None = None
@@ -105,10 +106,9 @@ class Policies:
         empty window) and throttle (no history). Both live in the process's memory, as
         the breaker does (Finagle's RetryBudget, the AWS SDKs' retry quota, gRPC's
         retry throttling, the SRE book's client-side throttle are per client object)."""
-        if self._budget_settings is not None:
-            self.budget = make_budget(self._budget_settings)
-        if self._throttle_settings is not None:
-            self.throttle = AdaptiveThrottle(self._throttle_settings)
+        budget, throttle = self._budget_settings, self._throttle_settings
+        self.budget = make_budget(budget) if budget is not None else None
+        self.throttle = AdaptiveThrottle(throttle) if throttle is not None else None
 
     def _transition(
         self,

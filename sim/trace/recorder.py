@@ -390,25 +390,27 @@ class Recorder(Journal):
         verdict = self._verdicts.pop(seq, None)
         if verdict is None:
             return
-        outcome, at, reason = verdict
         how = self._m_outcome[seq]
         if how == "delivered":
             note = f"this delivery arrived at {now:.6f} s, after that"
         else:
             why = self._m_reason.get(seq, "")
             note = f"this delivery never arrived ({how}{': ' + why if why else ''})"
-        self._m_ended[seq] = at
-        self._m_outcome[seq] = outcome
-        self._m_reason[seq] = f"{reason}; {note}" if reason else note
+        self._give_verdict(seq, verdict, note)
 
     def settle_verdicts(self) -> None:
         """The run ended: each copy a verdict still waits for takes it (still on the wire)."""
-        for seq, (outcome, at, reason) in sorted(self._verdicts.items()):
-            note = "this delivery was still on the wire at the run's end"
-            self._m_ended[seq] = at
-            self._m_outcome[seq] = outcome
-            self._m_reason[seq] = f"{reason}; {note}" if reason else note
+        for seq, verdict in sorted(self._verdicts.items()):
+            self._give_verdict(seq, verdict, "this delivery was still on the wire at the run's end")
         self._verdicts.clear()
+
+    def _give_verdict(self, seq: int, verdict: tuple[str, float, str], note: str) -> None:
+        """Copy `seq` ends with the broker's verdict, when it was given; `note` says what
+        became of the copy itself."""
+        outcome, at, reason = verdict
+        self._m_ended[seq] = at
+        self._m_outcome[seq] = outcome
+        self._m_reason[seq] = f"{reason}; {note}" if reason else note
 
     def dead_letter_copy(self, msg_id: str, subscription: str) -> None:
         """The next `mark_last` of `msg_id` is of its copy in `subscription`."""
